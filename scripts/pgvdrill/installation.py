@@ -7,6 +7,7 @@ import importlib.util
 import os
 import re
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,18 @@ class Installation:
     def tool(self, name: str) -> Path:
         """Path of a program in this installation, or a `ConfigError` naming where we looked."""
         return runner.which(name, self.bindir)
+
+    def run_tool(
+        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
+        timeout: float = 3600, dbname: str | None = None,
+        stdout: str | os.PathLike[str] | None = None, check: bool = True,
+        env: Mapping[str, str] | None = None, hint: str = "",
+    ) -> runner.Result:
+        """Run a client tool with no connection settings of its own (`dbname` passes through
+        as PGDATABASE for tools that connect through the environment)."""
+        extra = {**({"PGDATABASE": dbname} if dbname else {}), **(env or {})}
+        return runner.run([self.tool(tool), *args], timeout=timeout, stdout=stdout,
+                          env=extra, check=check, hint=hint)
 
     def sharedir(self) -> Path:
         return Path(runner.run([self.tool("pg_config"), "--sharedir"]).stdout.strip())

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 import psycopg
 
 from pgvdrill.runner import Result
 
 ConfigValue = str | int | float | bool
+
+
+class ToolRunner(Protocol):
+    """Runs client tools of one PostgreSQL version (a cluster, or an installation alone)."""
+
+    def run_tool(
+        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
+        timeout: float = 3600, dbname: str | None = None,
+        stdout: str | os.PathLike[str] | None = None, check: bool = True,
+        env: Mapping[str, str] | None = None, hint: str = "",
+    ) -> Result: ...
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,7 @@ class Cluster(abc.ABC):
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
         timeout: float = 3600, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None, hint: str = "",
     ) -> Result:
         """Run a client tool of this server's version, connected to this server."""
 
@@ -129,15 +140,16 @@ class Cluster(abc.ABC):
     def destroy(self) -> None:
         """Stop the server (if running) and remove everything it owned."""
 
-    def connect(self, dbname: str | None = None, **kwargs: object) -> psycopg.Connection:
-        """A psycopg connection (autocommit by default)."""
-        kwargs.setdefault("autocommit", True)
-        return psycopg.connect(self.conninfo.dsn(dbname), **kwargs)  # type: ignore[arg-type]
+    def connect(
+        self, dbname: str | None = None, *, autocommit: bool = True
+    ) -> psycopg.Connection[tuple[Any, ...]]:
+        """A psycopg connection to `dbname` (the default database when None)."""
+        return psycopg.connect(self.conninfo.dsn(dbname), autocommit=autocommit)
 
     def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]:
         """Run one statement; its rows (none for a statement without a result)."""
         with self.connect(dbname) as conn:
-            cur = conn.execute(sql)  # type: ignore[call-overload]
+            cur = conn.execute(sql)
             return cur.fetchall() if cur.description else []
 
     def __enter__(self) -> Self:
@@ -158,11 +170,19 @@ class Backend(abc.ABC):
         """A new, stopped cluster copied from the initdb template (or a named saved one)."""
 
     @abc.abstractmethod
-    def save_template(self, cluster: Cluster, template: str) -> None:
-        """Keep a stopped cluster's data directory as a template others can be copied from."""
+    def has_template(self, template: str) -> bool: ...
 
     @abc.abstractmethod
-    def has_template(self, template: str) -> bool: ...
+    def ensure_template(self, template: str, build: Callable[[Cluster], None]) -> None:
+        """Build the named template once (a started cluster handed to `build`, then saved)."""
+
+    @abc.abstractmethod
+    def tools(self) -> ToolRunner:
+        """Client tools of the backend's version, for work that needs no server."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the backend holds (work directories)."""
 
     @abc.abstractmethod
     def pgvector_version(self) -> str | None:

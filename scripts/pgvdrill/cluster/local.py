@@ -16,7 +16,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -165,11 +165,11 @@ class LocalCluster(Cluster):
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
         timeout: float = 3600, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None, hint: str = "",
     ) -> runner.Result:
         return runner.run(
             [self.installation.tool(tool), *args], timeout=timeout, stdout=stdout,
-            env={**self.conninfo.env(dbname), **(env or {})}, check=check,
+            env={**self.conninfo.env(dbname), **(env or {})}, check=check, hint=hint,
         )
 
     def _server_tool(
@@ -229,13 +229,38 @@ class LocalBackend(Backend):
         self.installation = installation
         self.major = installation.major
         self.server_user = osuser.server_user()
-        self.workdir = _private_dir(workdir, self.server_user)
+        self.workdir = _session_dir(workdir, self.server_user)
         key = hashlib.sha256(f"{installation.bindir}|{installation.version}".encode())
         self.cache_dir = cache_dir / f"pg{installation.version}-{key.hexdigest()[:12]}"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
 
     def pgvector_version(self) -> str | None:
         return self.installation.pgvector_version()
+
+    def tools(self) -> Installation:
+        return self.installation
+
+    def close(self) -> None:
+        """Remove this backend's work directory (its clusters must be destroyed first)."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def ensure_template(self, template: str, build: Callable[[Cluster], None]) -> None:
+        """Build the named template once: a started cluster given to `build`, then saved.
+
+        Parallel workers wait on a file lock; the first one builds, the others reuse it.
+        """
+        with open(self.cache_dir / f".{template}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.has_template(template):
+                return
+            cluster = self.create(f"build-{template}"[:40])
+            try:
+                cluster.start()
+                build(cluster)
+                cluster.stop()
+                self._save_template(cluster, template)
+            finally:
+                cluster.destroy()
 
     def create(self, name: str, *, template: str | None = None, port: int | None = None
                ) -> LocalCluster:
@@ -250,10 +275,7 @@ class LocalBackend(Backend):
             os.chown(directory / "pgpass", 0, 0)  # read by root's clients only
         return LocalCluster(name, directory, self.installation, self.server_user, port)
 
-    def save_template(self, cluster: Cluster, template: str) -> None:
-        assert isinstance(cluster, LocalCluster)
-        if cluster.is_running():
-            raise DrillError(f"cannot save running cluster {cluster.name} as a template")
+    def _save_template(self, cluster: LocalCluster, template: str) -> None:
         target = self._template_dir(template, must_exist=False)
         staging = target.parent / f".{target.parent.name}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -306,12 +328,12 @@ class LocalBackend(Backend):
         shutil.rmtree(build, ignore_errors=True)
 
 
-def _private_dir(workdir: Path, server_user: str | None) -> Path:
-    """A work directory the server user may enter, created if needed."""
+def _session_dir(workdir: Path, server_user: str | None) -> Path:
+    """A new directory below `workdir` for this backend's clusters, enterable by the server."""
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=workdir)  # noqa: SIM115
-        probe.close()
+        session = Path(tempfile.mkdtemp(prefix="pgvdrill-", dir=workdir))
+        session.chmod(0o711)
     except OSError as exc:
         raise ConfigError(
             f"cannot write to the work directory {workdir}: {exc.strerror}",
@@ -324,4 +346,4 @@ def _private_dir(workdir: Path, server_user: str | None) -> Path:
                     f"the server user {server_user!r} cannot enter {path}",
                     f"use a work directory outside {path}, e.g. under /var/tmp",
                 )
-    return workdir
+    return session

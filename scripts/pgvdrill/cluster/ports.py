@@ -51,7 +51,7 @@ def lease(port: int | None = None) -> PortLease:
             continue
         if port_is_free(candidate):
             with contextlib.suppress(PermissionError):  # other users may lease it later
-                os.chmod(lock.name, 0o666)
+                os.chmod(lock.name, 0o666)  # noqa: S103
             return PortLease(candidate, lock)
         lock.close()
         if port is not None:

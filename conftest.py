@@ -1,0 +1,8 @@
+"""Registers pgvdrill's pytest plugins; each fixtures/ module owns its options and fixtures."""
+
+pytest_plugins = [
+    "fixtures.options",
+    "fixtures.clusters",
+    "fixtures.datasets",
+    "fixtures.reporting",
+]

@@ -1,0 +1,42 @@
+"""Choosing a backend by name: `embedded` (the default) or `system` (a --pg-bin dir)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pgvdrill import installation, osuser
+from pgvdrill.cluster.local import LocalBackend
+from pgvdrill.errors import ConfigError
+
+BACKENDS = ("embedded", "system")
+
+
+def default_workdir() -> Path:
+    """Root of cluster directories: /var/tmp as root (the server user must enter it)."""
+    return Path("/var/tmp" if os.geteuid() == 0 else tempfile.gettempdir())  # noqa: S108
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pgvdrill"
+
+
+def make_backend(
+    name: str = "embedded", *, pg_bin: Path | None = None, workdir: Path | None = None,
+    cache_dir: Path | None = None,
+) -> LocalBackend:
+    """A backend by name; raises `ConfigError` with what to do when it cannot be used."""
+    if name == "embedded":
+        inst = installation.embedded(osuser.server_user())
+    elif name == "system":
+        if pg_bin is None:
+            raise ConfigError("the system backend needs --pg-bin",
+                              "pass the bin directory of a PostgreSQL installation, "
+                              "e.g. --pg-bin /usr/lib/postgresql/17/bin")
+        inst = installation.from_bindir(pg_bin)
+    else:
+        raise ConfigError(f"unknown backend {name!r}", f"choose one of: {', '.join(BACKENDS)}")
+    return LocalBackend(inst, workdir or default_workdir(), cache_dir or default_cache_dir(),
+                        name=name)

@@ -1,0 +1,178 @@
+"""The `pgvdrill` command.
+
+Exit codes: 0 success, 1 verification failed, 2 bad input or configuration,
+3 an external tool failed, 4 a backup is broken, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pgvdrill import __version__, report
+from pgvdrill.backends import BACKENDS, make_backend
+from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
+from pgvdrill.drill import DrillPlan, run_plan
+from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.logical.archive import inspect
+from pgvdrill.logical.dump import DUMP_SETTINGS
+from pgvdrill.logical.restore import RESTORE_SETTINGS
+
+DRILL_EXAMPLES = """examples:
+  pgvdrill drill                                  # embedded PostgreSQL 18 + pgvector, 2000 x 64
+  pgvdrill drill --rows 100000 --dim 768          # a larger dataset
+  pgvdrill drill --dataset real                   # the shipped real MiniLM embeddings
+  pgvdrill drill --dataset-file vectors.npy --dump custom-z9 --restore parallel-j2
+  pgvdrill drill --backend system --pg-bin /usr/lib/postgresql/17/bin
+"""
+
+
+def _choices(value: str, known: dict[str, object], what: str) -> list[str]:
+    names = [v for v in value.split(",") if v]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown) or '(none)'}; known: {', '.join(known)}")
+    return names
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return number
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return number
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default="embedded",
+                        help="where scratch servers run (default: embedded)")
+    parser.add_argument("--pg-bin", type=Path, help="PostgreSQL bin dir for --backend system")
+    parser.add_argument("--workdir", type=Path,
+                        help="where scratch clusters live (default: /var/tmp as root, else TMPDIR)")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="where initdb and dataset templates are kept "
+                             "(default: ~/.cache/pgvdrill)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pgvdrill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pgvdrill {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every command run")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    drill = sub.add_parser(
+        "drill", help="back up a dataset every configured way, restore, verify, time",
+        description="Load a dataset into a throw-away source server, dump it with each "
+                    "--dump setting, restore each dump with each --restore setting into a "
+                    "scratch server, verify the result against the source and write "
+                    "reports/<run-id>/drill.json.",
+        epilog=DRILL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_backend_options(drill)
+    drill.add_argument("--dataset", choices=("generated", "real"), default="generated",
+                       help="generated vectors (default) or the shipped real embeddings")
+    drill.add_argument("--dataset-file", type=Path,
+                       help="load vectors from a .npy, .parquet or ann-benchmarks .hdf5 file")
+    drill.add_argument("--rows", type=_positive, default=2000, help="rows (default 2000)")
+    drill.add_argument("--dim", type=_positive, default=64, help="dimension (default 64)")
+    drill.add_argument("--kind", choices=("gaussian", "clustered"), default="gaussian")
+    drill.add_argument("--seed", type=int, default=7)
+    drill.add_argument("--dump", default=",".join(DUMP_SETTINGS),
+                       type=lambda v: _choices(v, dict(DUMP_SETTINGS), "dump setting"),
+                       help=f"comma-separated dump settings (default: all: "
+                            f"{', '.join(DUMP_SETTINGS)})")
+    drill.add_argument("--restore", default=",".join(RESTORE_SETTINGS),
+                       type=lambda v: _choices(v, dict(RESTORE_SETTINGS), "restore setting"),
+                       help=f"comma-separated restore settings (default: all: "
+                            f"{', '.join(RESTORE_SETTINGS)})")
+    drill.add_argument("--recall-threshold", type=_fraction, default=0.9,
+                       help="minimum ANN recall@10 after restore (default 0.9)")
+    drill.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                       help="where reports/<run-id>/ is written (default ./reports)")
+
+    verify = sub.add_parser(
+        "verify", help="check a pg_dump archive without restoring it",
+        description="Check that a dump exists, is not empty, its table of contents parses "
+                    "and every data block reads back. Exit 4 if it is broken.",
+        epilog="example:\n  pgvdrill verify /backup/postgres/full_backup_20251101.dump",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_backend_options(verify)
+    verify.add_argument("path", type=Path, help="a custom-format file or directory-format dir")
+    return parser
+
+
+def _dataset(args: argparse.Namespace) -> Dataset:
+    if args.dataset_file is not None:
+        return from_file(args.dataset_file)
+    if args.dataset == "real":
+        return real_dataset()
+    return generate(DatasetSpec(rows=args.rows, dim=args.dim, kind=args.kind, seed=args.seed))
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    run_dir = report.new_run_dir(args.reports_dir)
+    data = _dataset(args)
+    plan = DrillPlan(data, [DUMP_SETTINGS[n] for n in args.dump],
+                     [RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
+    backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
+                           cache_dir=args.cache_dir)
+    started = datetime.now(UTC)
+    try:
+        result = run_plan(backend, plan, run_dir / "artifacts", _say)
+    finally:
+        backend.close()
+    path = report.write_json(run_dir / "drill.json", {
+        "run_id": run_dir.name, "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(), "environment": report.environment(),
+        **result.as_dict()})
+    failed = result.failed
+    _say(f"{'FAILED' if failed else 'ok'}: {len(result.drills)} drill(s), "
+         f"{len(failed)} failed; report: {path}")
+    return 1 if failed else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
+                           cache_dir=args.cache_dir)
+    try:
+        archive = inspect(backend.tools(), args.path)
+    finally:
+        backend.close()
+    _say(f"ok: {archive.path} ({archive.format}, {archive.size_bytes} bytes, "
+         f"{len(archive.toc)} items, sha256 {archive.sha256})")
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    commands = {"drill": cmd_drill, "verify": cmd_verify}
+    try:
+        return commands[args.command](args)
+    except DrillError as exc:
+        kind = "error" if isinstance(exc, ConfigError) else type(exc).__name__
+        print(f"pgvdrill: {kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pgvdrill: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

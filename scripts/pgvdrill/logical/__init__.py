@@ -1,0 +1,1 @@
+"""Logical backups (pg_dump) and restores (pg_restore)."""

@@ -1,0 +1,133 @@
+"""What a pg_dump archive holds, checked before anything is restored from it.
+
+An archive passes when it exists, is not empty, its table of contents parses
+(`pg_restore -l`) and every data block can be read back (`pg_restore -f /dev/null`),
+which catches truncation and gzip corruption without a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgvdrill.cluster.base import ToolRunner
+from pgvdrill.errors import BackupError, ToolError
+
+# pg_dump's object descriptions, longest first so that "TABLE DATA" wins over "TABLE".
+_DESCS = sorted(
+    """ACCESS METHOD|ACL|AGGREGATE|BLOB|BLOB METADATA|BLOBS|CAST|CHECK CONSTRAINT|COLLATION|
+    COMMENT|CONSTRAINT|CONVERSION|DATABASE|DATABASE PROPERTIES|DEFAULT|DEFAULT ACL|DOMAIN|
+    ENCODING|EVENT TRIGGER|EXTENSION|FK CONSTRAINT|FOREIGN DATA WRAPPER|FOREIGN SERVER|
+    FOREIGN TABLE|FUNCTION|INDEX|INDEX ATTACH|LARGE OBJECT|MATERIALIZED VIEW|
+    MATERIALIZED VIEW DATA|OPERATOR|OPERATOR CLASS|OPERATOR FAMILY|POLICY|PROCEDURE|
+    PROCEDURAL LANGUAGE|PUBLICATION|PUBLICATION TABLE|PUBLICATION TABLES IN SCHEMA|
+    ROW SECURITY|RULE|SCHEMA|SEARCHPATH|SECURITY LABEL|SEQUENCE|SEQUENCE OWNED BY|
+    SEQUENCE SET|SERVER|STATISTICS|STATISTICS DATA|STDSTRINGS|SUBSCRIPTION|
+    SUBSCRIPTION TABLE|TABLE|TABLE ATTACH|TABLE DATA|TEXT SEARCH CONFIGURATION|
+    TEXT SEARCH DICTIONARY|TEXT SEARCH PARSER|TEXT SEARCH TEMPLATE|TRANSFORM|TRIGGER|TYPE|
+    USER MAPPING|VIEW""".replace("\n", "").split("|"),
+    key=len, reverse=True,
+)
+_DESCS = [d.strip() for d in _DESCS]
+_LINE = re.compile(r"^(\d+); (\d+) (\d+) (.*)$")
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """One item of an archive's table of contents, identified as pg_restore lists it."""
+
+    dump_id: int
+    desc: str
+    schema: str  # "-" when the object has none
+    name: str
+    owner: str
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.desc, self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A checked pg_dump artifact."""
+
+    path: Path
+    format: str
+    size_bytes: int
+    sha256: str
+    toc: tuple[TocEntry, ...]
+
+    def entries(self, desc: str) -> list[TocEntry]:
+        return [e for e in self.toc if e.desc == desc]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": str(self.path), "format": self.format, "size_bytes": self.size_bytes,
+                "sha256": self.sha256, "toc_items": len(self.toc)}
+
+
+def parse_toc(listing: str) -> tuple[TocEntry, ...]:
+    """Parse `pg_restore -l` output into entries (comment lines are skipped)."""
+    entries = []
+    for line in listing.splitlines():
+        match = _LINE.match(line)
+        if match is None:
+            continue
+        rest = match.group(4)
+        desc = next((d for d in _DESCS if rest == d or rest.startswith(d + " ")), None)
+        if desc is None:
+            raise BackupError(f"unknown item in archive listing: {line!r}")
+        tokens = rest[len(desc):].split()
+        schema = tokens[0] if tokens else "-"
+        owner = tokens[-1] if len(tokens) >= 3 else ""
+        name = " ".join(tokens[1:-1] if len(tokens) >= 3 else tokens[1:])
+        entries.append(TocEntry(int(match.group(1)), desc, schema, name, owner))
+    return tuple(entries)
+
+
+def inspect(tools: ToolRunner, path: Path) -> Archive:
+    """Check the archive at `path` and return what it holds; `BackupError` if it is broken."""
+    if not path.exists():
+        raise BackupError(f"backup {path} does not exist", "check the path and the backup job")
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    size = sum(f.stat().st_size for f in files)
+    if size == 0:
+        raise BackupError(f"backup {path} is empty", "the dump did not complete: take it again")
+    digest = hashlib.sha256()
+    for file in files:
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    if path.is_file() and not _starts_with(path, b"PGDMP"):
+        _check_plain(path)
+        return Archive(path, "plain", size, digest.hexdigest(), ())
+    fmt = "directory" if path.is_dir() else "custom"
+    hint = f"{path} is damaged (truncated or corrupted): restore from another backup"
+    try:
+        listing = tools.run_tool("pg_restore", ["--list", path], hint=hint).stdout
+        tools.run_tool("pg_restore", ["--file", "/dev/null", path], hint=hint)
+    except ToolError as exc:
+        raise BackupError(f"backup {path} cannot be read:\n{exc.message}", hint) from exc
+    toc = parse_toc(listing)
+    if not toc:
+        raise BackupError(f"backup {path} lists no objects", hint)
+    return Archive(path, fmt, size, digest.hexdigest(), toc)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(magic)) == magic
+
+
+def _check_plain(path: Path) -> None:
+    """A plain SQL dump is complete only if it ends with pg_dump's closing comment."""
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 4096))
+        tail = fh.read()
+    if b"-- PostgreSQL database dump complete" not in tail:
+        raise BackupError(
+            f"backup {path} is neither a pg_dump archive nor a complete plain SQL dump "
+            "(no PGDMP header, no closing 'dump complete' comment)",
+            "the file is truncated or corrupted: restore from another backup",
+        )

@@ -1,0 +1,55 @@
+"""Source clusters holding a dataset: loaded once into a template, then copied."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from psycopg import sql
+
+from pgvdrill import dataset
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.dataset import Dataset, populate
+from pgvdrill.errors import ConfigError
+
+SOURCE_DB = "vector_db"  # the runbook's database name
+
+
+def require_pgvector(backend: Backend) -> str:
+    """The pgvector version the backend's servers offer, or a `ConfigError` saying how to fix."""
+    version = backend.pgvector_version()
+    if version is None:
+        raise ConfigError(
+            f"the {backend.name} backend's PostgreSQL {backend.major} has no pgvector extension",
+            "install pgvector for that server (e.g. the postgresql-NN-pgvector package) or use "
+            "the embedded backend",
+        )
+    return version
+
+
+def _loader_digest() -> str:
+    """Changes whenever the dataset code does, so a cached template is never stale."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(dataset.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def dataset_template(backend: Backend, data: Dataset) -> tuple[str, float]:
+    """Name of the template holding `data` in SOURCE_DB, and the seconds spent loading it now
+    (0.0 when it was already cached)."""
+    require_pgvector(backend)
+    name = f"dataset-{data.spec.key()}-{_loader_digest()}"
+    started = time.monotonic()
+
+    def build(cluster: Cluster) -> None:
+        with cluster.connect() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SOURCE_DB)))
+        with cluster.connect(SOURCE_DB) as conn:
+            populate(conn, data)
+            conn.execute("CHECKPOINT")
+
+    cached = backend.has_template(name)
+    backend.ensure_template(name, build)
+    return name, 0.0 if cached else time.monotonic() - started
