@@ -4,5 +4,6 @@ pytest_plugins = [
     "fixtures.options",
     "fixtures.clusters",
     "fixtures.datasets",
+    "fixtures.backups",
     "fixtures.reporting",
 ]

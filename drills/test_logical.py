@@ -9,29 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
+from fixtures.options import DrillOptions
 from pgvdrill.cluster import Cluster
 from pgvdrill.drill import LogicalDrill, restore_and_verify
-from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting, dump
+from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting
 from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot
-
-from fixtures.options import DrillOptions
-
-
-@pytest.fixture(scope="session")
-def dumps(source: Cluster, tmp_path_factory: pytest.TempPathFactory
-          ) -> Callable[[DumpSetting], DumpResult]:
-    """Each dump setting's archive of the source, taken once per session."""
-    taken: dict[str, DumpResult] = {}
-    outdir = tmp_path_factory.mktemp("dumps")
-
-    def get(setting: DumpSetting) -> DumpResult:
-        if setting.name not in taken:
-            taken[setting.name] = dump(source, SOURCE_DB, setting, outdir)
-        return taken[setting.name]
-
-    return get
 
 
 @pytest.mark.parametrize("restore_setting", RESTORE_SETTINGS.values(), ids=lambda s: s.name)

@@ -78,11 +78,11 @@ def parse_toc(listing: str) -> tuple[TocEntry, ...]:
         desc = next((d for d in _DESCS if rest == d or rest.startswith(d + " ")), None)
         if desc is None:
             raise BackupError(f"unknown item in archive listing: {line!r}")
-        tokens = rest[len(desc):].split()
-        schema = tokens[0] if tokens else "-"
-        owner = tokens[-1] if len(tokens) >= 3 else ""
-        name = " ".join(tokens[1:-1] if len(tokens) >= 3 else tokens[1:])
-        entries.append(TocEntry(int(match.group(1)), desc, schema, name, owner))
+        # "<desc> <schema> <name> <owner>": names may hold spaces, an empty owner leaves a
+        # trailing space (pg_restore prints the four fields separated by single spaces)
+        schema, _, remainder = rest[len(desc) + 1:].partition(" ")
+        name, _, owner = remainder.rpartition(" ") if " " in remainder else (remainder, "", "")
+        entries.append(TocEntry(int(match.group(1)), desc, schema or "-", name, owner))
     return tuple(entries)
 
 
