@@ -1,0 +1,40 @@
+"""Datasets for the drills: seeded or from files, loaded into a pgvector schema.
+
+    data = generate(DatasetSpec(rows=2000, dim=64))   # or from_file(path), real_dataset()
+    populate(conn, data)                              # schema, binary COPY, indexes
+"""
+
+from pgvdrill.dataset.data import AccountBehaviors, Dataset, Documents, ProductEmbeddings
+from pgvdrill.dataset.files import from_file
+from pgvdrill.dataset.generate import generate
+from pgvdrill.dataset.load import load, populate
+from pgvdrill.dataset.real import real_dataset
+from pgvdrill.dataset.schema import (
+    BTREE_INDEXES,
+    TABLES,
+    VECTOR_INDEXES,
+    create_indexes,
+    create_schema,
+    ivfflat_lists,
+)
+from pgvdrill.dataset.spec import DatasetSpec, K
+
+__all__ = [
+    "BTREE_INDEXES",
+    "TABLES",
+    "VECTOR_INDEXES",
+    "AccountBehaviors",
+    "Dataset",
+    "DatasetSpec",
+    "Documents",
+    "K",
+    "ProductEmbeddings",
+    "create_indexes",
+    "create_schema",
+    "from_file",
+    "generate",
+    "ivfflat_lists",
+    "load",
+    "populate",
+    "real_dataset",
+]
