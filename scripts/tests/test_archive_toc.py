@@ -1,4 +1,5 @@
 """Parsing pg_restore's listing into object identities."""
+# ruff: noqa: W291  (pg_restore ends a line with a space when an item has no owner)
 
 from __future__ import annotations
 
