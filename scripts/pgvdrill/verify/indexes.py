@@ -1,0 +1,65 @@
+"""Index health in the target: valid and ready flags, and btree amcheck."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from pgvdrill.verify.schema import SchemaFacts
+from pgvdrill.verify.session import STABLE_SETTINGS, set_local
+
+
+def validity_problems(facts: SchemaFacts) -> list[str]:
+    """Indexes not valid (unusable by queries) or not ready (not maintained by writes)."""
+    problems = []
+    for key, index in sorted(facts.indexes.items()):
+        flags = [f for f, ok in (("indisvalid", index.valid), ("indisready", index.ready))
+                 if not ok]
+        if flags:
+            problems.append(f"index {key} on {index.table} is not valid and ready: "
+                            + ", ".join(f"{f}=false" for f in flags))
+    return problems
+
+
+def amcheck(conn: psycopg.Connection, facts: SchemaFacts) -> tuple[list[str], dict[str, str]]:
+    """bt_index_check(heapallindexed => true) on every valid btree index of `facts`.
+
+    Runs in a transaction that is rolled back, so an amcheck extension created for the
+    check is gone again afterwards. Returns the problems and a verdict per index.
+    """
+    wanted = {k for k, i in facts.indexes.items() if i.method == "btree" and i.valid}
+    results: dict[str, str] = {}
+    problems: list[str] = []
+    with conn.transaction(force_rollback=True):
+        schema = _amcheck_schema(conn)
+        if schema is None:
+            try:
+                with conn.transaction():
+                    conn.execute("CREATE EXTENSION amcheck")
+            except psycopg.Error as exc:
+                problems.append(f"amcheck is not available, btree indexes unchecked: "
+                                f"{exc.diag.message_primary or exc}")
+                return problems, results
+            schema = _amcheck_schema(conn)
+        assert schema is not None
+        check = sql.SQL("SELECT {}.bt_index_check(%s::regclass, true)").format(
+            sql.Identifier(schema))
+        set_local(conn, STABLE_SETTINGS)
+        for key in sorted(wanted):
+            try:
+                with conn.transaction():
+                    conn.execute(check, (key,))
+                results[key] = "ok"
+            except psycopg.Error as exc:
+                message = exc.diag.message_primary or str(exc)
+                results[key] = message
+                problems.append(f"index {key} on {facts.indexes[key].table} fails amcheck: "
+                                f"{message}")
+    return problems, results
+
+
+def _amcheck_schema(conn: psycopg.Connection) -> str | None:
+    row = conn.execute(
+        "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'").fetchone()
+    return None if row is None else str(row[0])

@@ -1,0 +1,68 @@
+"""The outcome of a verification: named checks, each with the problems it found."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+from pgvdrill.errors import VerificationError
+
+
+@dataclass
+class Check:
+    """One check: `problems` name the object that differs and how; empty means it passed."""
+
+    name: str
+    ok: bool
+    problems: list[str]
+    seconds: float
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Verification:
+    """Every check run by `verify()`; it passes only if every check passed."""
+
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def problems(self) -> list[str]:
+        return [f"{c.name}: {p}" for c in self.checks for p in c.problems]
+
+    def raise_for_problems(self) -> None:
+        if not self.ok:
+            raise VerificationError(self.problems())
+
+    def as_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+    def check(self, name: str) -> Check:
+        """The check called `name` (KeyError if it did not run)."""
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+
+@contextmanager
+def timed(name: str, into: list[Check]) -> Iterator[Check]:
+    """A check whose `problems`/`details` the block fills; appended with its duration."""
+    check = Check(name, True, [], 0.0)
+    start = time.monotonic()
+    yield check
+    check.seconds = round(time.monotonic() - start, 3)
+    check.ok = not check.problems
+    into.append(check)
+
+
+def run_check(name: str, fn: Callable[[Check], None]) -> Check:
+    """Run `fn` on a fresh check and time it."""
+    checks: list[Check] = []
+    with timed(name, checks) as check:
+        fn(check)
+    return checks[0]

@@ -1,0 +1,73 @@
+"""How verification talks to a server: stable settings and properly quoted names."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+
+# Output that must not depend on the session: every deparsed name is schema-qualified
+# (search_path is pg_catalog only) and values print the same way on both servers.
+STABLE_SETTINGS = {
+    "search_path": "pg_catalog",
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, YMD",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "1",
+    "bytea_output": "hex",
+    "jit": "off",
+}
+
+
+@contextmanager
+def reading(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """A repeatable-read, read-only transaction with `STABLE_SETTINGS`, rolled back at the end.
+
+    Inside a transaction the caller already opened, a savepoint instead (the caller's
+    isolation level then applies).
+    """
+    fresh = conn.info.transaction_status == TransactionStatus.IDLE
+    with conn.transaction(force_rollback=True):
+        if fresh:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        set_local(conn, STABLE_SETTINGS)
+        yield conn
+
+
+def set_local(conn: psycopg.Connection, settings: dict[str, str]) -> None:
+    """SET LOCAL each setting (until the end of the current transaction)."""
+    for name, value in settings.items():
+        conn.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
+
+
+def ident(schema: str, name: str) -> sql.Identifier:
+    return sql.Identifier(schema, name)
+
+
+_NAME_PART = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([^".\s]+))\s*')
+
+
+def parse_table_name(text: str) -> tuple[str, str]:
+    """(schema, table) of a name as SQL reads it: `items`, `app.items`, `"My Schema"."T"`.
+
+    Unquoted parts fold to lower case; a bare name is in `public`.
+    """
+    parts: list[str] = []
+    pos = 0
+    while True:
+        match = _NAME_PART.match(text, pos)
+        if match is None:
+            raise ValueError(f"not a table name: {text!r}")
+        quoted, bare = match.groups()
+        parts.append(quoted.replace('""', '"') if quoted is not None else bare.lower())
+        pos = match.end()
+        if pos == len(text):
+            break
+        if text[pos] != "." or len(parts) == 2:
+            raise ValueError(f"not a table name: {text!r}")
+        pos += 1
+    return ("public", parts[0]) if len(parts) == 1 else (parts[0], parts[1])

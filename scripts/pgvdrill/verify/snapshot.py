@@ -1,0 +1,65 @@
+"""What verification knows about one database, taken once and reusable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import psycopg
+
+from pgvdrill.verify import ann
+from pgvdrill.verify.fingerprint import Content, read_content
+from pgvdrill.verify.schema import SchemaFacts, read_schema
+from pgvdrill.verify.session import parse_table_name, reading
+
+
+@dataclass(frozen=True)
+class AnnBaseline:
+    """An index's query set and what the index answered with it when the snapshot was taken."""
+
+    index: ann.VectorIndex
+    queries: tuple[str, ...]
+    result: ann.AnnResult
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Schema facts, exact row counts, content fingerprints and ANN baselines of one
+    database, all read in one repeatable-read transaction."""
+
+    schema: SchemaFacts
+    contents: dict[str, Content]  # plain tables only
+    ann: dict[str, AnnBaseline]
+    scope: frozenset[tuple[str, str]] | None
+    seconds: float
+
+
+def table_scope(tables: Collection[str] | None) -> frozenset[tuple[str, str]] | None:
+    """(schema, name) pairs of table names given as `items` or `schema.items`."""
+    return None if tables is None else frozenset(parse_table_name(t) for t in tables)
+
+
+def snapshot(conn: psycopg.Connection, *, tables: Collection[str] | None = None,
+             queries_per_index: int = 20, k: int = ann.K) -> Snapshot:
+    """Snapshot a database: its schema, counts and fingerprints, and per vector index a
+    deterministic query set with the recall, plan and answers measured for it."""
+    start = time.monotonic()
+    scope = table_scope(tables)
+    with reading(conn):
+        facts, contents = read_facts(conn, scope)
+        baselines = {}
+        for key, index in ann.vector_indexes(conn).items():
+            if index.table in facts.tables:
+                queries = tuple(ann.sample_queries(conn, index, queries_per_index))
+                baselines[key] = AnnBaseline(index, queries, ann.measure(conn, index, queries, k))
+    return Snapshot(facts, contents, baselines, scope, round(time.monotonic() - start, 3))
+
+
+def read_facts(conn: psycopg.Connection, scope: frozenset[tuple[str, str]] | None
+               ) -> tuple[SchemaFacts, dict[str, Content]]:
+    """Schema facts and contents of the tables in `scope` (inside `session.reading`)."""
+    facts = read_schema(conn).restricted(scope)
+    contents = {key: read_content(conn, table) for key, table in sorted(facts.tables.items())
+                if table.kind == "r"}
+    return facts, contents

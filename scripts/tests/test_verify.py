@@ -1,0 +1,290 @@
+"""verify/ against a real server: an identical copy passes, and every kind of damage a
+broken backup or restore can do is reported with the object that differs."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from pgvdrill import installation, osuser
+from pgvdrill.cluster.base import Cluster
+from pgvdrill.cluster.local import LocalBackend
+from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
+from pgvdrill.verify.schema import compare_extensions
+
+WORK = Path("/var/tmp/pgvdrill-vf-work")
+CACHE = Path("/var/tmp/pgvdrill-vf-cache")
+ROWS = 1500
+CLUSTER_ROWS = 2000
+_names = itertools.count()
+
+SCHEMA = """
+CREATE EXTENSION vector;
+CREATE TABLE items (
+    id bigserial PRIMARY KEY, label text NOT NULL, score float8, created timestamptz,
+    emb vector(16), half halfvec(16), sparse sparsevec(50));
+CREATE SCHEMA "App Data";
+CREATE TABLE "App Data"."Clustered" (id int PRIMARY KEY, v vector(64));
+CREATE TABLE events (at timestamptz, payload jsonb);
+"""
+INDEXES = """
+CREATE INDEX items_emb_hnsw ON items USING hnsw (emb vector_cosine_ops);
+CREATE INDEX items_emb_l2 ON items USING hnsw (emb vector_l2_ops) WITH (m = 8);
+CREATE INDEX items_half_hnsw ON items USING hnsw (half halfvec_l2_ops);
+CREATE INDEX items_sparse_hnsw ON items USING hnsw (sparse sparsevec_l2_ops);
+CREATE INDEX items_label ON items (label);
+CREATE INDEX "Clustered_ivf" ON "App Data"."Clustered" USING ivfflat (v vector_l2_ops)
+    WITH (lists = 20);
+"""
+
+
+def vec(values: np.ndarray) -> str:
+    """A vector literal that round-trips exactly (shortest repr of each float32/16)."""
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
+def load(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(42)
+    conn.execute(SCHEMA)
+    emb = rng.normal(size=(ROWS, 16)).astype(np.float32)
+    emb[5, 0] = 0.0  # a zero component to flip to -0.0
+    half = rng.normal(size=(ROWS, 16)).astype(np.float16)
+    with conn.cursor().copy(
+            "COPY items (label, score, created, emb, half, sparse) FROM STDIN") as copy:
+        for i in range(ROWS):
+            null = i % 97 == 3
+            sparse = {int(j): float(rng.normal()) for j in rng.choice(50, 4, replace=False)}
+            copy.write_row((f"item {i}", float(rng.normal()), f"2025-01-01 00:00:{i % 60}+00",
+                            None if null else vec(emb[i]), None if null else vec(half[i]),
+                            "{" + ",".join(f"{j + 1}:{v}" for j, v in sparse.items()) + "}/50"))
+    # clustered data: an IVFFlat index built after loading finds the clusters, one built
+    # on the empty table has random centres that cut every cluster apart
+    centres = rng.random((20, 64))
+    clustered = (centres[rng.integers(0, 20, CLUSTER_ROWS)]
+                 + 0.1 * rng.normal(size=(CLUSTER_ROWS, 64))).astype(np.float32)
+    with conn.cursor().copy('COPY "App Data"."Clustered" FROM STDIN') as copy:
+        for i, v in enumerate(clustered):
+            copy.write_row((i, vec(v)))
+    conn.execute("INSERT INTO events SELECT '2025-01-01'::timestamptz + i * interval '1 h',"
+                 " jsonb_build_object('i', i) FROM generate_series(1, 50) i")
+    conn.execute(INDEXES)
+    conn.execute("VACUUM ANALYZE")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Cluster]:
+    backend = LocalBackend(installation.embedded(osuser.server_user()), WORK, CACHE)
+    with backend.cluster("vf") as cluster:
+        cluster.query("CREATE DATABASE src")
+        with cluster.connect("src") as conn:
+            load(conn)
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def source(server: Cluster) -> Snapshot:
+    with server.connect("src") as conn:
+        return snapshot(conn)
+
+
+@pytest.fixture
+def target(server: Cluster) -> Iterator[psycopg.Connection]:
+    """A fresh copy of the source database (CREATE DATABASE ... TEMPLATE src)."""
+    name = f"tgt{next(_names)}"
+    server.query(f"CREATE DATABASE {name} TEMPLATE src")
+    with server.connect(name) as conn:
+        yield conn
+    server.query(f"DROP DATABASE {name}")
+
+
+@pytest.fixture
+def source_conn(server: Cluster, target: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    with server.connect("src") as conn:  # after the clone: a template must be idle
+        yield conn
+
+
+def failing(result: Verification) -> dict[str, list[str]]:
+    return {c.name: c.problems for c in result.checks if c.problems}
+
+
+def test_identical_copy_passes(target: psycopg.Connection, source_conn: psycopg.Connection
+                               ) -> None:
+    result = verify(source_conn, target)
+    assert failing(result) == {}
+    result.raise_for_problems()
+    names = [c.name for c in result.checks]
+    assert names == ["row_counts", "fingerprints", "schema", "extensions", "index_validity",
+                     "ann_recall", "planner", "amcheck"]
+    recall = result.check("ann_recall").details
+    assert set(recall) == {"public.items_emb_hnsw", "public.items_emb_l2",
+                           "public.items_half_hnsw", "public.items_sparse_hnsw",
+                           '"App Data"."Clustered_ivf"'}
+    ivf = recall['"App Data"."Clustered_ivf"']
+    assert isinstance(ivf, dict)
+    assert ivf["queries"] == 20 and ivf["target"] == ivf["source"]
+    assert result.as_dict()["ok"] is True
+
+
+def test_snapshot_is_reusable_and_leaves_no_amcheck(source: Snapshot,
+                                                    target: psycopg.Connection) -> None:
+    result = verify(source, target)
+    assert failing(result) == {}
+    amcheck = result.check("amcheck").details
+    assert amcheck == {"public.items_pkey": "ok", "public.items_label": "ok",
+                       '"App Data"."Clustered_pkey"': "ok"}
+    assert target.execute("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'"
+                          ).fetchone() == (0,)
+
+
+def test_deleted_row(source: Snapshot, target: psycopg.Connection,
+                     source_conn: psycopg.Connection) -> None:
+    target.execute("DELETE FROM items WHERE id = 17")
+    problems = failing(verify(source, target, source_conn=source_conn))
+    assert problems["row_counts"] == ["table public.items has 1499 rows in the target, "
+                                      "1500 in the source (1 fewer)"]
+    assert problems["fingerprints"] == ["table public.items: content differs; first "
+                                        "differing rows: id=17 missing in the target"]
+
+
+def _set_component(conn: psycopg.Connection, column: str, row: int, change: object) -> None:
+    text = conn.execute(f"SELECT {column}::text FROM items WHERE id = %s", (row,)).fetchone()
+    assert text is not None
+    values = np.array(text[0][1:-1].split(","),
+                      dtype=np.float16 if column == "half" else np.float32)
+    values[3 if change == "ulp" else 0] = (
+        np.nextafter(values[3], values.dtype.type(np.inf)) if change == "ulp"
+        else values.dtype.type(change))
+    conn.execute(f"UPDATE items SET {column} = %s WHERE id = %s", (vec(values), row))
+
+
+@pytest.mark.parametrize(("column", "row", "change"), [
+    ("emb", 40, "ulp"), ("half", 40, "ulp"), ("emb", 6, -0.0)])
+def test_one_component_changed(source: Snapshot, target: psycopg.Connection,
+                               source_conn: psycopg.Connection, column: str, row: int,
+                               change: object) -> None:
+    _set_component(target, column, row, change)
+    problems = failing(verify(source, target, source_conn=source_conn))
+    assert problems == {"fingerprints": [f"table public.items: content differs; first "
+                                         f"differing rows: id={row} changed"]}
+
+
+def test_without_source_conn_rows_are_not_named(source: Snapshot,
+                                                 target: psycopg.Connection) -> None:
+    target.execute("UPDATE events SET payload = '{}' WHERE at = '2025-01-01 05:00+00'")
+    target.execute("UPDATE items SET score = score + 1 WHERE id = 3")
+    assert failing(verify(source, target))["fingerprints"] == [
+        "table public.events: content differs (no primary key to name the rows)",
+        "table public.items: content differs in 1 of 256 key buckets (pass source_conn to "
+        "name the rows)"]
+
+
+def test_dropped_index_and_table(source: Snapshot, target: psycopg.Connection) -> None:
+    target.execute("DROP INDEX items_emb_l2; DROP TABLE events")
+    problems = failing(verify(source, target))
+    assert problems == {"schema": ["table public.events is missing in the target",
+                                   "index public.items_emb_l2 on public.items is missing in "
+                                   "the target"]}
+
+
+def test_invalid_hnsw_index(source: Snapshot, target: psycopg.Connection) -> None:
+    target.execute("UPDATE pg_index SET indisvalid = false"
+                   " WHERE indexrelid = 'items_emb_hnsw'::regclass")
+    problems = failing(verify(source, target))
+    assert problems["index_validity"] == [
+        "index public.items_emb_hnsw on public.items is not valid and ready: indisvalid=false"]
+    assert problems["ann_recall"] == [
+        "index public.items_emb_hnsw on public.items: recall@10 not measured in the target, "
+        "the planner does not use the index"]
+    assert problems["planner"][0].startswith(
+        "index public.items_emb_hnsw on public.items is not used for ORDER BY emb <=> $q "
+        "LIMIT 10 even with enable_seqscan=off (plan: Limit > Sort > Seq Scan on items")
+    assert set(problems) == {"index_validity", "ann_recall", "planner"}
+
+
+def test_changed_index_definition(source: Snapshot, target: psycopg.Connection) -> None:
+    target.execute("DROP INDEX items_emb_l2;"
+                   " CREATE INDEX items_emb_l2 ON items USING hnsw (emb vector_l2_ops)"
+                   " WITH (m = 12)")
+    assert failing(verify(source, target)) == {"schema": [
+        'index public.items_emb_l2 on public.items differs: source "CREATE INDEX items_emb_l2'
+        " ON items USING hnsw (emb public.vector_l2_ops) WITH (m='8')\", target \"CREATE "
+        "INDEX items_emb_l2 ON items USING hnsw (emb public.vector_l2_ops) WITH (m='12')\""]}
+
+
+def test_ivfflat_built_before_its_data(source: Snapshot, target: psycopg.Connection) -> None:
+    target.execute("""
+        CREATE TABLE keep AS SELECT * FROM "App Data"."Clustered";
+        TRUNCATE "App Data"."Clustered";
+        DROP INDEX "App Data"."Clustered_ivf";
+        CREATE INDEX "Clustered_ivf" ON "App Data"."Clustered" USING ivfflat (v vector_l2_ops)
+            WITH (lists = 20);
+        INSERT INTO "App Data"."Clustered" SELECT * FROM keep ORDER BY id;
+        DROP TABLE keep""")
+    result = verify(source, target)
+    problems = failing(result)
+    assert list(problems) == ["ann_recall"]
+    figures = result.check("ann_recall").details['"App Data"."Clustered_ivf"']
+    assert isinstance(figures, dict)
+    assert figures["source"] >= 0.9 and figures["target"] < 0.75, figures
+    assert problems["ann_recall"] == [
+        f'index "App Data"."Clustered_ivf" on "App Data"."Clustered": recall@10 is '
+        f'{figures["target"]:.2f} in the target and {figures["source"]:.2f} in the source '
+        f"(required >= 0.85 = min(0.90, source) - 0.05; settings hnsw.ef_search=40, "
+        f"hnsw.iterative_scan=off, ivfflat.probes=1, ivfflat.iterative_scan=off)"]
+
+
+def test_sequence_and_constraint(source: Snapshot, target: psycopg.Connection) -> None:
+    target.execute("SELECT nextval('items_id_seq'); ALTER TABLE items ADD CHECK (score < 100)")
+    problems = failing(verify(source, target))["schema"]
+    assert problems == [
+        "constraint items_score_check on public.items exists only in the target",
+        "sequence public.items_id_seq last value differs: source 1500, target 1501"]
+
+
+def test_missing_extension(server: Cluster) -> None:
+    server.query("CREATE DATABASE plain")
+    try:
+        with server.connect("src") as src, server.connect("plain") as tgt:
+            problems = failing(verify(src, tgt))
+    finally:
+        server.query("DROP DATABASE plain")
+    assert "extension vector 0.8.6 is missing in the target" in problems["extensions"]
+    assert "table public.items is missing in the target" in problems["schema"]
+
+
+def test_extension_versions_compare(source: Snapshot) -> None:
+    older = {**source.schema.extensions, "vector": "0.7.0"}
+    target = type(source.schema)(**{**source.schema.__dict__, "extensions": older})
+    assert compare_extensions(source.schema, target) == [
+        "extension vector version differs: source 0.8.6, target 0.7.0"]
+
+
+def test_partial_restore_scope(server: Cluster, source: Snapshot,
+                               target: psycopg.Connection) -> None:
+    target.execute("DROP TABLE events; DELETE FROM \"App Data\".\"Clustered\" WHERE id = 1")
+    assert failing(verify(source, target, tables=["items"])) == {}
+    problems = failing(verify(source, target, tables=['"App Data"."Clustered"', "events"]))
+    assert problems["schema"] == ["table public.events is missing in the target"]
+    assert problems["row_counts"] == ['table "App Data"."Clustered" has 1999 rows in the '
+                                      'target, 2000 in the source (1 fewer)']
+
+
+def test_same_ann_answers(server: Cluster, target: psycopg.Connection,
+                          source_conn: psycopg.Connection) -> None:
+    check = same_ann_answers(source_conn, target)
+    assert check.ok, check.problems
+    assert len(check.details) == 5
+    target.execute("DROP INDEX items_emb_hnsw;"
+                   " CREATE INDEX items_emb_hnsw ON items USING hnsw (emb vector_cosine_ops)"
+                   " WITH (m = 4, ef_construction = 8)")
+    target.execute("SET hnsw.ef_search = 10")  # also changes the answers of the others
+    check = same_ann_answers(source_conn, target, tables=["items"])
+    assert "public.items_emb_hnsw" in check.details
+    assert check.problems[0].startswith(
+        "index public.items_emb_hnsw on public.items: ")
+    assert "k-NN answers differ; first, query" in check.problems[0]
