@@ -16,6 +16,7 @@ from pgvdrill.cluster.base import Cluster
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
 from pgvdrill.verify.schema import compare_extensions
+from pgvdrill.verify.session import parse_table_name
 
 WORK = Path("/var/tmp/pgvdrill-vf-work")
 CACHE = Path("/var/tmp/pgvdrill-vf-cache")
@@ -272,6 +273,9 @@ def test_partial_restore_scope(server: Cluster, source: Snapshot,
     assert problems["schema"] == ["table public.events is missing in the target"]
     assert problems["row_counts"] == ['table "App Data"."Clustered" has 1999 rows in the '
                                       'target, 2000 in the source (1 fewer)']
+    assert failing(verify(source, target, tables=["ITEMS"])) == {}  # folds to items
+    assert failing(verify(source, target, tables=['"Items"']))["schema"] == [
+        "table public.Items was asked for but does not exist in the source"]
 
 
 def test_same_ann_answers(server: Cluster, target: psycopg.Connection,
@@ -288,3 +292,16 @@ def test_same_ann_answers(server: Cluster, target: psycopg.Connection,
     assert check.problems[0].startswith(
         "index public.items_emb_hnsw on public.items: ")
     assert "k-NN answers differ; first, query" in check.problems[0]
+
+
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("items", ("public", "items")), ("App.Items", ("app", "items")),
+    ('"My Schema"."T.x"', ("My Schema", "T.x")), ('"a""b"', ("public", 'a"b'))])
+def test_parse_table_name(text: str, parsed: tuple[str, str]) -> None:
+    assert parse_table_name(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["", "a.b.c", "a..b", '"open'])
+def test_parse_table_name_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="not a table name"):
+        parse_table_name(text)

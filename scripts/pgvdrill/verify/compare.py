@@ -37,6 +37,8 @@ def verify(
         source_conn = source_conn or source
         source = snapshot(source, tables=tables, queries_per_index=queries_per_index)
     scope = table_scope(tables) if tables is not None else source.scope
+    if scope is not None and source.scope is not None and not scope <= source.scope:
+        raise ValueError(f"tables {sorted(tables or ())} are not all in the snapshot's scope")
     partial = scope is not None
     src_facts = source.schema.restricted(scope)
     checks: list[Check] = []
@@ -52,6 +54,7 @@ def verify(
     fingerprints.details["scan_seconds"] = round(scan_seconds, 3)  # row counts included
     checks.append(fingerprints)
     with timed("schema", checks) as check:
+        check.problems += _unknown_tables(scope, src_facts)
         check.problems += compare_schema(src_facts, tgt_facts, partial=partial,
                                          sequence_slack=sequence_slack)
         check.details = {"tables": len(tgt_facts.tables), "indexes": len(tgt_facts.indexes),
@@ -67,6 +70,14 @@ def verify(
         check.problems, results = amcheck(target, tgt_facts)
         check.details = dict(results)
     return Verification(checks)
+
+
+def _unknown_tables(scope: frozenset[tuple[str, str]] | None, facts: SchemaFacts
+                    ) -> list[str]:
+    """Tables asked for that the source does not have: nothing would check them."""
+    known = {(t.schema, t.name) for t in facts.tables.values()}
+    return [f"table {schema}.{name} was asked for but does not exist in the source"
+            for schema, name in sorted((scope or set()) - known)]
 
 
 def _count_problems(check: Check, source: Snapshot,
