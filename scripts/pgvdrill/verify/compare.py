@@ -125,11 +125,14 @@ def _ann_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
             base = source.ann[key].result
             src_recall = threshold if base.recall is None else base.recall
             required = round(min(threshold, src_recall) - tolerance, 4)
-            recall.details[key] = {"target": result.recall, "source": base.recall,
-                                   "required": required, "settings": result.settings,
-                                   "queries": len(source.ann[key].queries)}
+            figures: dict[str, object] = {
+                "target": result.recall, "source": base.recall, "required": required,
+                "settings": result.settings, "queries": len(source.ann[key].queries)}
+            recall.details[key] = figures
             where = f"index {key} on {indexes[key].table}"
-            if result.recall is None:
+            if result.recall is None and not base.uses_index:
+                figures["note"] = "not measured: neither side's planner uses this index"
+            elif result.recall is None:
                 recall.problems.append(f"{where}: recall@{ann.K} not measured in the target, "
                                        "the planner does not use the index")
             elif result.recall < required:
