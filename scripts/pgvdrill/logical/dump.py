@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from pgvdrill.cluster import Cluster
+from pgvdrill.errors import BackupError
 from pgvdrill.logical.archive import Archive, inspect
 
 Format = Literal["custom", "directory", "plain"]
@@ -60,7 +61,11 @@ class DumpResult:
 
 def dump(cluster: Cluster, dbname: str, setting: DumpSetting, outdir: Path) -> DumpResult:
     """Run pg_dump with `setting` into `outdir`, then inspect the archive it wrote."""
+    outdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = outdir / setting.artifact_name(dbname)
+    if target.exists():
+        raise BackupError(f"{target} already exists", "pgvdrill never overwrites a backup: "
+                          "move it away or choose another directory")
     started = time.monotonic()
     cluster.run_tool("pg_dump", setting.argv(dbname, target),
                      hint=f"pg_dump of {dbname} failed; the archive {target} is incomplete")

@@ -1,0 +1,88 @@
+"""The verification must fail when a restore is wrong, naming what differs.
+
+Each case restores a good dump, damages the restored database in one small way, and
+checks that verification reports it with the object's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+from pgvdrill.cluster import Cluster
+from pgvdrill.dataset import VECTOR_INDEXES
+from pgvdrill.drill import restore_and_verify
+from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting
+from pgvdrill.logical.restore import RESTORE_SETTINGS
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.verify import Snapshot, verify
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+HNSW_COSINE = next(name for name, (table, _, opclass) in VECTOR_INDEXES.items()
+                   if table == "documents" and opclass == "vector_cosine_ops")
+
+
+def first_id(conn: Conn, table: str) -> int:
+    row = conn.execute(f"SELECT min(id) FROM {table} WHERE embedding IS NOT NULL").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def delete_one_row(conn: Conn) -> str:
+    conn.execute("DELETE FROM documents WHERE id = %s", [first_id(conn, "documents")])
+    return "documents"
+
+
+def change_one_ulp(conn: Conn) -> str:
+    register_vector(conn)
+    row_id = first_id(conn, "documents")
+    row = conn.execute("SELECT embedding FROM documents WHERE id = %s", [row_id]).fetchone()
+    assert row is not None
+    vector = row[0].to_numpy().copy()
+    vector[3] = np.nextafter(vector[3], np.float32(np.inf))
+    conn.execute("UPDATE documents SET embedding = %s WHERE id = %s", [vector, row_id])
+    return "documents"
+
+
+def drop_index(conn: Conn) -> str:
+    conn.execute(f"DROP INDEX {HNSW_COSINE}")
+    return HNSW_COSINE
+
+
+def invalidate_hnsw(conn: Conn) -> str:
+    conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass",
+                 [HNSW_COSINE])
+    return HNSW_COSINE
+
+
+def drop_table(conn: Conn) -> str:
+    conn.execute("DROP TABLE account_behaviors CASCADE")
+    return "account_behaviors"
+
+
+@pytest.fixture
+def restored(dumps: Callable[[DumpSetting], DumpResult], target: Cluster,
+             source_snapshot: Snapshot) -> Cluster:
+    """A verified restore of the source, ready to be damaged."""
+    drill = restore_and_verify(dumps(DUMP_SETTINGS["custom-z1"]), target, SOURCE_DB,
+                               RESTORE_SETTINGS["fresh"], source_snapshot)
+    drill.verification.raise_for_problems()
+    return target
+
+
+@pytest.mark.parametrize("damage", [delete_one_row, change_one_ulp, drop_index,
+                                    invalidate_hnsw, drop_table], ids=lambda f: f.__name__)
+def test_verification_names_the_damage(
+    restored: Cluster, source_snapshot: Snapshot, damage: Callable[[Conn], str]
+) -> None:
+    with restored.connect(SOURCE_DB) as conn:
+        damaged = damage(conn)
+        outcome = verify(source_snapshot, conn)
+
+    assert not outcome.ok
+    assert any(damaged in problem for problem in outcome.problems()), outcome.problems()
