@@ -139,9 +139,10 @@ def run_plan(
                                            recall_threshold=plan.recall_threshold)
                 drop_database(target, dbname)
                 drills.append(drill)
-                progress(f"  restore {rsetting.name}: {drill.restore.seconds:.2f}s, verify: "
-                         + ("ok" if drill.ok else "FAILED\n    "
-                            + "\n    ".join(drill.verification.problems())))
+                progress(f"  restore {rsetting.name}: {drill.restore.seconds:.2f}s; verify "
+                         + drill.verification.summary())
+                for problem in drill.verification.problems():
+                    progress(f"    - {problem}")
         server = {"backend": backend.name, "major": backend.major,
                   "version": source.query("SHOW server_version")[0][0],
                   "pgvector": backend.pgvector_version()}

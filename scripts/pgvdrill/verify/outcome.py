@@ -31,6 +31,19 @@ class Verification:
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
 
+    @property
+    def seconds(self) -> float:
+        return round(sum(check.seconds for check in self.checks), 3)
+
+    def summary(self) -> str:
+        """One line: verdict, checks, time, and the lowest ANN recall measured."""
+        recalls = [float(f["target"]) for c in self.checks if c.name == "ann_recall"
+                   for f in c.details.values()
+                   if isinstance(f, dict) and isinstance(f.get("target"), float)]
+        lowest = f", lowest recall@10 {min(recalls):.2f}" if recalls else ""
+        verdict = "ok" if self.ok else f"FAILED ({len(self.problems())} problems)"
+        return f"{verdict}: {len(self.checks)} checks in {self.seconds:.1f}s{lowest}"
+
     def problems(self) -> list[str]:
         return [f"{c.name}: {p}" for c in self.checks for p in c.problems]
 
