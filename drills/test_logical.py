@@ -12,6 +12,7 @@ import pytest
 
 from fixtures.options import DrillOptions
 from pgvdrill.cluster import Cluster
+from pgvdrill.dataset import Dataset
 from pgvdrill.drill import LogicalDrill, restore_and_verify
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting
 from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting
@@ -23,14 +24,14 @@ from pgvdrill.verify import Snapshot
 @pytest.mark.parametrize("dump_setting", DUMP_SETTINGS.values(), ids=lambda s: s.name)
 def test_logical_full_drill(
     dumps: Callable[[DumpSetting], DumpResult], target: Cluster, source_snapshot: Snapshot,
-    options: DrillOptions, dump_setting: DumpSetting, restore_setting: RestoreSetting,
-    record_drill: Callable[[LogicalDrill], None],
+    options: DrillOptions, dataset: Dataset, dump_setting: DumpSetting,
+    restore_setting: RestoreSetting, record_drill: Callable[[LogicalDrill], None],
 ) -> None:
     dumped = dumps(dump_setting)
     assert dumped.archive.entries("TABLE DATA"), "the dump holds no table data"
 
     drill = restore_and_verify(dumped, target, SOURCE_DB, restore_setting, source_snapshot,
-                               recall_threshold=options.recall_threshold)
+                               data=dataset, recall_threshold=options.recall_threshold)
     record_drill(drill)
 
     drill.verification.raise_for_problems()

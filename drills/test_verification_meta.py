@@ -15,12 +15,13 @@ import pytest
 from pgvector.psycopg import register_vector
 
 from pgvdrill.cluster import Cluster
-from pgvdrill.dataset import VECTOR_INDEXES
+from pgvdrill.dataset import VECTOR_INDEXES, Dataset
 from pgvdrill.drill import restore_and_verify
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting
 from pgvdrill.logical.restore import RESTORE_SETTINGS
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, verify
+from pgvdrill.verify.ground_truth import ground_truth_check
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 HNSW_COSINE = next(name for name, (table, _, opclass) in VECTOR_INDEXES.items()
@@ -86,3 +87,19 @@ def test_verification_names_the_damage(
 
     assert not outcome.ok
     assert any(damaged in problem for problem in outcome.problems()), outcome.problems()
+
+
+def test_ground_truth_check_catches_consistent_damage(
+    restored: Cluster, dataset: Dataset
+) -> None:
+    """Vectors changed on both sides alike would fool a source-vs-target comparison; the
+    dataset's own ground truth does not move with them."""
+    with restored.connect(SOURCE_DB) as conn:
+        assert ground_truth_check(conn, dataset.queries, dataset.ground_truth).ok
+        # every vector moves to the next row: same vectors, wrong documents
+        conn.execute("UPDATE documents d SET embedding = n.embedding FROM documents n"
+                     " WHERE n.id = d.id + 1")
+        check = ground_truth_check(conn, dataset.queries, dataset.ground_truth)
+
+    assert not check.ok
+    assert "public.documents: exact search" in check.problems[0]

@@ -21,6 +21,7 @@ from pgvdrill.logical.dump import DumpResult, DumpSetting, dump
 from pgvdrill.logical.restore import RestoreResult, RestoreSetting, create_database, restore
 from pgvdrill.source import SOURCE_DB, dataset_template
 from pgvdrill.verify import Snapshot, Verification, snapshot, verify
+from pgvdrill.verify.ground_truth import ground_truth_check
 
 
 @dataclass
@@ -47,9 +48,10 @@ class LogicalDrill:
 
 def restore_and_verify(
     dumped: DumpResult, target: Cluster, dbname: str, setting: RestoreSetting,
-    source: Snapshot, *, recall_threshold: float = 0.9,
+    source: Snapshot, *, data: Dataset | None = None, recall_threshold: float = 0.9,
 ) -> LogicalDrill:
-    """Restore an already checked dump into `dbname` on `target` and verify it."""
+    """Restore an already checked dump into `dbname` on `target` and verify it against the
+    source's snapshot (and, given the dataset, against its ground truth)."""
     create_database(target, dbname)
     if setting.clean:
         # the runbook's overwrite: restore over a database that has since diverged
@@ -59,6 +61,9 @@ def restore_and_verify(
     restored = restore(target, dumped.archive, dbname, setting)
     with target.connect(dbname) as conn:
         verification = verify(source, conn, recall_threshold=recall_threshold)
+        if data is not None:
+            verification.checks.append(ground_truth_check(
+                conn, data.queries, data.ground_truth, threshold=recall_threshold))
     return LogicalDrill(dumped, restored, verification)
 
 
@@ -136,6 +141,7 @@ def run_plan(
             for rsetting in plan.restore_settings:
                 dbname = f"restored_{setting.name}_{rsetting.name}".replace("-", "_")
                 drill = restore_and_verify(dumped, target, dbname, rsetting, snap,
+                                           data=plan.data,
                                            recall_threshold=plan.recall_threshold)
                 drop_database(target, dbname)
                 drills.append(drill)
