@@ -1,7 +1,8 @@
 """The `pgvdrill` command.
 
 Exit codes: 0 success, 1 verification failed, 2 bad input or configuration,
-3 an external tool failed, 4 a backup is broken, 130 interrupted.
+3 an external tool failed, 4 a backup is broken, 5 a restore cannot succeed (the target
+or the dump lacks something: pgvector, roles, the extension), 130 interrupted.
 """
 
 from __future__ import annotations

@@ -46,6 +46,12 @@ class BackupError(DrillError):
     exit_code = 4
 
 
+class RestoreError(DrillError):
+    """A restore cannot succeed or failed; the hint says what the target or dump lacks."""
+
+    exit_code = 5
+
+
 class VerificationError(DrillError):
     """A restored database differs from its source; `problems` names every difference."""
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from pgvdrill.cluster import Cluster
+from pgvdrill.errors import ToolError
+from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import Archive
 
 
@@ -68,7 +70,12 @@ def restore(cluster: Cluster, archive: Archive, dbname: str, setting: RestoreSet
     else:
         args = setting.argv(dbname, archive)
         tool = "pg_restore"
+    with cluster.connect(dbname) as conn:
+        diagnose.preflight(conn, archive)
     started = time.monotonic()
-    cluster.run_tool(tool, args, stdout="/dev/null",
-                     hint=f"restoring {archive.path} into {dbname} failed; see the error above")
+    try:
+        cluster.run_tool(tool, args, stdout="/dev/null",
+                         hint=f"restoring {archive.path} into {dbname} failed; see the error")
+    except ToolError as exc:
+        raise diagnose.explain(exc) or exc from exc
     return RestoreResult(setting, dbname, time.monotonic() - started)
