@@ -222,13 +222,15 @@ def _read_sequences(conn: psycopg.Connection, tables: dict[int, str]) -> dict[st
 
 
 def compare_schema(
-    source: SchemaFacts, target: SchemaFacts, *, partial: bool = False, sequence_slack: int = 0
+    source: SchemaFacts, target: SchemaFacts, *, partial: bool = False,
+    sequence_slack: int | None = 0
 ) -> list[str]:
     """Differences in tables, columns, indexes, constraints and sequences.
 
     `partial`: the target may hold more than the (restricted) source; only what the
     source has is required. `sequence_slack`: how far a target sequence may run ahead
-    of the source (a physical copy replays the value WAL-logged up to 32 calls ahead).
+    of the source (a physical copy replays the value WAL-logged up to 32 calls ahead);
+    None compares no sequence values (a schema-only restore leaves them at their start).
     """
     problems: list[str] = []
     problems += _presence(source.tables, target.tables, partial, lambda k, _: f"table {k}")
@@ -306,10 +308,12 @@ def _columns(source: Table, target: Table) -> list[str]:
     return sorted(problems)
 
 
-def _sequence(source: Sequence, target: Sequence, slack: int) -> list[str]:
+def _sequence(source: Sequence, target: Sequence, slack: int | None) -> list[str]:
     if source.definition != target.definition:
         return [f"sequence {source.key} differs: source {source.definition}, "
                 f"target {target.definition}"]
+    if slack is None:
+        return []
     s = (source.last_value, source.is_called)
     t = (target.last_value, target.is_called)
     ahead = 0 <= target.last_value - source.last_value <= slack and target.is_called
