@@ -10,18 +10,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psycopg
 from psycopg import sql
 
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.dataset import Dataset
+from pgvdrill.errors import ConfigError
+from pgvdrill.logical.archive import Archive
 from pgvdrill.logical.dump import DumpResult, DumpSetting, dump
-from pgvdrill.logical.restore import RestoreResult, RestoreSetting, create_database, restore
+from pgvdrill.logical.pairing import (
+    expected_tables,
+    finish,
+    prepare,
+    refusal,
+    user_tables,
+)
+from pgvdrill.logical.restore import RestoreResult, RestoreSetting, restore
 from pgvdrill.source import SOURCE_DB, dataset_template
-from pgvdrill.verify import Snapshot, Verification, snapshot, verify
+from pgvdrill.verify import Check, Snapshot, Verification, snapshot, verify
 from pgvdrill.verify.ground_truth import ground_truth_check
+from pgvdrill.verify.outcome import run_check
 
 
 @dataclass
@@ -49,40 +57,58 @@ class LogicalDrill:
 def restore_and_verify(
     dumped: DumpResult, target: Cluster, dbname: str, setting: RestoreSetting,
     source: Snapshot, *, data: Dataset | None = None, recall_threshold: float = 0.9,
+    schema_source: Archive | None = None,
 ) -> LogicalDrill:
-    """Restore an already checked dump into `dbname` on `target` and verify it against the
-    source's snapshot (and, given the dataset, against its ground truth)."""
-    create_database(target, dbname)
-    if setting.clean:
-        # the runbook's overwrite: restore over a database that has since diverged
-        restore(target, dumped.archive, dbname, RestoreSetting("seed"))
-        with target.connect(dbname) as conn:
-            diverge(conn)
-    restored = restore(target, dumped.archive, dbname, setting)
+    """Prepare `dbname` on `target` as `setting` needs, restore the checked dump (timed),
+    and verify: the restored tables against the source's snapshot, that exactly those
+    tables arrived, that tables already there are unchanged, and (given the dataset) the
+    ground truth."""
+    archive = dumped.archive
+    reason = refusal(dumped.setting, setting)
+    if reason is not None:
+        raise ConfigError(f"restore {setting.name!r} cannot take dump "
+                          f"{dumped.setting.name!r}: {reason}")
+    restored_tables = expected_tables(archive, setting)
+    if not restored_tables:
+        raise ConfigError(f"dump {dumped.setting.name!r} holds none of {setting.tables}")
+    prepare(target, dbname, archive, setting, schema_source)
     with target.connect(dbname) as conn:
-        verification = verify(source, conn, recall_threshold=recall_threshold)
-        if data is not None:
+        present = user_tables(conn)
+        before = snapshot(conn, tables=_names(present)) if present else None
+    restored = finish(target, dbname, archive, setting, schema_source,
+                      restore(target, archive, dbname, setting))
+    content = setting.section != "schema" and bool(archive.entries("TABLE DATA"))
+    source_tables = {(t.schema, t.name) for t in source.schema.tables.values()}
+    scope = None if source_tables <= set(restored_tables) else _names(restored_tables)
+    with target.connect(dbname) as conn:
+        verification = verify(source, conn, tables=scope, recall_threshold=recall_threshold,
+                              content=content)
+        verification.checks.append(run_check("arrived", lambda c: c.problems.extend(
+            _arrival_problems(user_tables(conn), restored_tables, present, setting))))
+        if before is not None and setting.prepare == "other-tables":
+            untouched = verify(before, conn, tables=_names(present),
+                               recall_threshold=recall_threshold)
+            verification.checks.append(Check(
+                "untouched", untouched.ok, untouched.problems(), untouched.seconds))
+        if data is not None and content and ("public", "documents") in restored_tables:
             verification.checks.append(ground_truth_check(
                 conn, data.queries, data.ground_truth, threshold=recall_threshold))
     return LogicalDrill(dumped, restored, verification)
 
 
-def diverge(conn: psycopg.Connection[Any]) -> None:
-    """Make a restored database differ from its dump: delete rows, drop an index."""
-    tables = conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-    ).fetchall()
-    for schema, table in tables:
-        conn.execute(sql.SQL("DELETE FROM {} WHERE random() < 0.1").format(
-            sql.Identifier(schema, table)))
-    index = conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE NOT i.indisprimary AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-        " ORDER BY 2 LIMIT 1").fetchone()
-    if index is not None:
-        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(*index)))
+def _names(tables: list[tuple[str, str]]) -> list[str]:
+    return ['"{}"."{}"'.format(s.replace('"', '""'), t.replace('"', '""')) for s, t in tables]
+
+
+def _arrival_problems(now: list[tuple[str, str]], restored: list[tuple[str, str]],
+                      present: list[tuple[str, str]], setting: RestoreSetting) -> list[str]:
+    """Exactly the intended tables arrived; nothing else appeared or vanished."""
+    expected = set(restored) | set(present)
+    problems = [f"table {s}.{t} was to be restored but is missing"
+                for s, t in sorted(expected - set(now))]
+    problems += [f"table {s}.{t} appeared although restore {setting.name!r} does not "
+                 "restore it" for s, t in sorted(set(now) - expected)]
+    return problems
 
 
 def drop_database(cluster: Cluster, dbname: str) -> None:

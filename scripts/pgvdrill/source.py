@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from pgvdrill import dataset
@@ -14,6 +16,29 @@ from pgvdrill.dataset import Dataset, populate
 from pgvdrill.errors import ConfigError
 
 SOURCE_DB = "vector_db"  # the runbook's database name
+
+
+NEIGHBOURS_SQL = """
+CREATE TABLE documents_chunks (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    document_id bigint NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+    chunk_no int NOT NULL,
+    embedding vector({dim})
+);
+INSERT INTO documents_chunks (document_id, chunk_no, embedding)
+    SELECT id, 1, embedding FROM documents WHERE id % 4 = 0 AND embedding IS NOT NULL;
+CREATE INDEX documents_chunks_document_id_idx ON documents_chunks (document_id);
+CREATE SCHEMA archive;
+CREATE TABLE archive.documents_2024 (LIKE public.documents INCLUDING ALL);
+INSERT INTO archive.documents_2024 SELECT * FROM public.documents WHERE id % 10 = 0;
+ANALYZE documents_chunks, archive.documents_2024;
+"""
+
+
+def add_neighbours(conn: psycopg.Connection[Any], dim: int) -> None:
+    """What the runbook's partial dumps select among: a second table matching
+    'documents*' (with an identity sequence and a foreign key), and a second schema."""
+    conn.execute(NEIGHBOURS_SQL.format(dim=dim).encode())
 
 
 def require_pgvector(backend: Backend) -> str:
@@ -48,6 +73,7 @@ def dataset_template(backend: Backend, data: Dataset) -> tuple[str, float]:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SOURCE_DB)))
         with cluster.connect(SOURCE_DB) as conn:
             populate(conn, data)
+            add_neighbours(conn, data.spec.dim)
             conn.execute("CHECKPOINT")
 
     cached = backend.has_template(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,28 +63,80 @@ class Archive:
     def entries(self, desc: str) -> list[TocEntry]:
         return [e for e in self.toc if e.desc == desc]
 
+    def tables(self) -> list[tuple[str, str]]:
+        """(schema, table) of every table the archive defines or holds data of."""
+        return sorted({(e.schema, e.name) for e in self.toc
+                       if e.desc in ("TABLE", "TABLE DATA")})
+
+    def objects_of_tables(self, tools: ToolRunner, tables: Iterable[str]) -> set[int]:
+        """Dump ids of the tables' own items: definition, data, indexes, constraints,
+        sequences, defaults, triggers (found from the archive's SQL, no server needed)."""
+        wanted = {qualified(t) for t in tables}
+        owner = _table_of_items(tools.run_tool(
+            "pg_restore", ["--schema-only", "--file", "-", str(self.path)]).stdout)
+        ids = set()
+        for e in self.toc:
+            table = ((e.schema, e.name) if e.desc in ("TABLE", "TABLE DATA") else
+                     (e.schema, e.name.split(" ", 1)[0]) if "CONSTRAINT" in e.desc else
+                     owner.get((e.schema, e.name.split(" ", 1)[0])))
+            if table in wanted:
+                ids.add(e.dump_id)
+        return ids
+
     def as_dict(self) -> dict[str, object]:
         return {"path": str(self.path), "format": self.format, "size_bytes": self.size_bytes,
                 "sha256": self.sha256, "toc_items": len(self.toc)}
 
 
+_IDENT = r'(?:"(?:[^"]|"")+"|[\w$]+)'
+_HEADER = re.compile(r"^-- Name: (.*?); Type: (.*?); Schema: (.*?); Owner:", re.M)
+_TARGET = re.compile(rf"(?:\bON|ALTER TABLE|OWNED BY)\s+(?:ONLY\s+)?({_IDENT})\.({_IDENT})")
+
+
+def _unquote(ident: str) -> str:
+    return ident[1:-1].replace('""', '"') if ident.startswith('"') else ident
+
+
+def qualified(name: str) -> tuple[str, str]:
+    """(schema, table) of `table` or `schema.table` (public when unqualified)."""
+    schema, dot, table = name.rpartition(".")
+    return (schema if dot else "public", table)
+
+
+def _table_of_items(script: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(schema, item name) -> (schema, table) for the indexes, triggers, sequences and
+    defaults in a schema-only SQL script, read from the statement under each header."""
+    owner: dict[tuple[str, str], tuple[str, str]] = {}
+    headers = list(_HEADER.finditer(script))
+    for header, following in zip(headers, [*headers[1:], None], strict=True):
+        body = script[header.end():following.start() if following else len(script)]
+        target = _TARGET.search(body)
+        if target:
+            name = header.group(1).split(" ", 1)[0]
+            owner[(header.group(3), name)] = (_unquote(target.group(1)),
+                                              _unquote(target.group(2)))
+    return owner
+
+
 def parse_toc(listing: str) -> tuple[TocEntry, ...]:
     """Parse `pg_restore -l` output into entries (comment lines are skipped)."""
-    entries = []
-    for line in listing.splitlines():
-        match = _LINE.match(line)
-        if match is None:
-            continue
-        rest = match.group(4)
-        desc = next((d for d in _DESCS if rest == d or rest.startswith(d + " ")), None)
-        if desc is None:
-            raise BackupError(f"unknown item in archive listing: {line!r}")
-        # "<desc> <schema> <name> <owner>": names may hold spaces, an empty owner leaves a
-        # trailing space (pg_restore prints the four fields separated by single spaces)
-        schema, _, remainder = rest[len(desc) + 1:].partition(" ")
-        name, _, owner = remainder.rpartition(" ") if " " in remainder else (remainder, "", "")
-        entries.append(TocEntry(int(match.group(1)), desc, schema or "-", name, owner))
-    return tuple(entries)
+    return tuple(e for e in map(entry_of, listing.splitlines()) if e is not None)
+
+
+def entry_of(line: str) -> TocEntry | None:
+    """The entry a `pg_restore -l` line lists; None for comments and blank lines."""
+    match = _LINE.match(line)
+    if match is None:
+        return None
+    rest = match.group(4)
+    desc = next((d for d in _DESCS if rest == d or rest.startswith(d + " ")), None)
+    if desc is None:
+        raise BackupError(f"unknown item in archive listing: {line!r}")
+    # "<desc> <schema> <name> <owner>": names may hold spaces, an empty owner leaves a
+    # trailing space (pg_restore prints the four fields separated by single spaces)
+    schema, _, remainder = rest[len(desc) + 1:].partition(" ")
+    name, _, owner = remainder.rpartition(" ") if " " in remainder else (remainder, "", "")
+    return TocEntry(int(match.group(1)), desc, schema or "-", name, owner)
 
 
 def inspect(tools: ToolRunner, path: Path) -> Archive:
@@ -101,7 +154,7 @@ def inspect(tools: ToolRunner, path: Path) -> Archive:
                 digest.update(block)
     if path.is_file() and not _starts_with(path, b"PGDMP"):
         _check_plain(path)
-        return Archive(path, "plain", size, digest.hexdigest(), ())
+        return Archive(path, "plain", size, digest.hexdigest(), _plain_toc(path))
     fmt = "directory" if path.is_dir() else "custom"
     hint = f"{path} is damaged (truncated or corrupted): restore from another backup"
     try:
@@ -118,6 +171,22 @@ def inspect(tools: ToolRunner, path: Path) -> Archive:
 def _starts_with(path: Path, magic: bytes) -> bool:
     with path.open("rb") as fh:
         return fh.read(len(magic)) == magic
+
+
+_PLAIN_ITEM = re.compile(
+    r"^-- (?:Data for )?Name: (.*?); Type: (.*?); Schema: (.*?); Owner: ?(.*?)\s*$")
+
+
+def _plain_toc(path: Path) -> tuple[TocEntry, ...]:
+    """The items of a plain SQL dump, from the comment pg_dump writes above each one."""
+    entries: list[TocEntry] = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            match = _PLAIN_ITEM.match(line) if line.startswith("-- ") else None
+            if match:
+                name, desc, schema, owner = match.groups()
+                entries.append(TocEntry(len(entries) + 1, desc, schema, name, owner))
+    return tuple(entries)
 
 
 def _check_plain(path: Path) -> None:

@@ -1,16 +1,37 @@
-"""pg_restore settings and the restore step."""
+"""pg_restore settings and the restore step: whole, by table, by section, data or schema only.
+
+A restore setting says how pg_restore runs and what the target database must hold first
+(`prepare`); the drill prepares it, this module runs the timed restore.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from psycopg import sql
 
 from pgvdrill.cluster import Cluster
-from pgvdrill.errors import ToolError
+from pgvdrill.errors import ConfigError, ToolError
 from pgvdrill.logical import diagnose
-from pgvdrill.logical.archive import Archive
+from pgvdrill.logical.archive import Archive, entry_of, qualified
+from pgvdrill.logical.selection import Section
+
+# What the target database holds before the timed restore:
+#   empty         a new database
+#   extension     a new database with CREATE EXTENSION vector (what -t/-n dumps need)
+#   diverged      the archive restored earlier, then changed (rows deleted, an index dropped)
+#   schema        the whole schema, tables empty (the runbook's schema-only-then-data flow)
+#   pre-data      tables without indexes; post-data follows the data as a timed phase
+#   other-tables  every table of the archive except the ones this setting restores
+Prepare = Literal["empty", "extension", "diverged", "schema", "pre-data", "other-tables"]
+SECTIONS = ("pre-data", "data", "post-data")
+TABLE_OBJECTS = ("TABLE", "TABLE DATA", "INDEX", "CONSTRAINT", "FK CONSTRAINT",
+                 "SEQUENCE", "SEQUENCE SET", "SEQUENCE OWNED BY", "DEFAULT", "TRIGGER",
+                 "COMMENT", "ACL")
 
 
 @dataclass(frozen=True)
@@ -18,28 +39,63 @@ class RestoreSetting:
     """One way to run pg_restore."""
 
     name: str
-    clean: bool = False  # --clean --if-exists over an existing database (the runbook's overwrite)
+    clean: bool = False  # --clean --if-exists (the runbook's overwrite)
     jobs: int = 1
+    tables: tuple[str, ...] = ()  # only these tables ...
+    table_objects: bool = True  # ... with their indexes and constraints (False: plain -t)
+    section: Section = "all"  # --data-only / --schema-only
+    sectioned: bool = False  # pre-data, data, post-data as three timed runs
+    prepare: Prepare = "empty"
     description: str = ""
 
-    def argv(self, dbname: str, archive: Archive) -> list[str]:
+    def base_argv(self, dbname: str) -> list[str]:
         args = ["--dbname", dbname, "--exit-on-error", "--no-password"]
         if self.clean:
             args += ["--clean", "--if-exists"]
         if self.jobs > 1:
             args += ["--jobs", str(self.jobs)]
-        return [*args, str(archive.path)]
+        args += {"all": [], "data": ["--data-only"], "schema": ["--schema-only"]}[self.section]
+        if self.tables and not self.table_objects:
+            args += [f"--table={t}" for t in self.tables]
+        return args
 
 
-RESTORE_SETTINGS: dict[str, RestoreSetting] = {
-    s.name: s
-    for s in [
-        RestoreSetting("fresh", description="into a new, empty database"),
-        RestoreSetting("clean", clean=True,
-                       description="--clean --if-exists over an existing, diverged database"),
-        RestoreSetting("parallel-j2", jobs=2, description="into a new database with -j 2"),
-    ]
-}
+def _settings(*settings: RestoreSetting) -> dict[str, RestoreSetting]:
+    return {s.name: s for s in settings}
+
+
+RESTORE_SETTINGS = _settings(
+    RestoreSetting("fresh", description="into a new, empty database, one job"),
+    RestoreSetting("clean", clean=True, prepare="diverged",
+                   description="--clean --if-exists over an existing, diverged database"),
+    RestoreSetting("parallel-j2", jobs=2, description="into a new database with -j 2"),
+)
+PARTIAL_RESTORE_SETTINGS = _settings(
+    RestoreSetting("table-runbook", tables=("documents",), table_objects=False,
+                   prepare="extension",
+                   description="the runbook's pg_restore -t documents: table and data only, "
+                               "its indexes and constraints are left behind"),
+    RestoreSetting("table", tables=("documents",),
+                   description="documents with its indexes and constraints (a -L list), "
+                               "into an empty database"),
+    RestoreSetting("table-into-existing", tables=("product_embeddings",),
+                   prepare="other-tables",
+                   description="product_embeddings into a database that holds the other "
+                               "tables"),
+    RestoreSetting("tables-j2", tables=("documents", "account_behaviors"), jobs=2,
+                   description="two tables with their indexes, -j 2"),
+    RestoreSetting("schema-only", section="schema", description="--schema-only"),
+    RestoreSetting("sectioned", sectioned=True,
+                   description="--section pre-data, data, post-data, each timed"),
+    RestoreSetting("data-into-schema", section="data", prepare="pre-data",
+                   description="--data-only into tables without indexes, then post-data"),
+    RestoreSetting("data-runbook", section="data", prepare="schema",
+                   description="the runbook's --schema-only restore, then --data-only: "
+                               "indexes exist before their data"),
+    RestoreSetting("scoped", prepare="extension",
+                   description="a -t/-n dump into a database with CREATE EXTENSION vector"),
+)
+ALL_RESTORE_SETTINGS = {**RESTORE_SETTINGS, **PARTIAL_RESTORE_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -47,35 +103,93 @@ class RestoreResult:
     setting: RestoreSetting
     dbname: str
     seconds: float
+    phases: dict[str, float]
 
     def as_dict(self) -> dict[str, object]:
         return {"setting": self.setting.name, "description": self.setting.description,
-                "database": self.dbname, "seconds": round(self.seconds, 3)}
+                "database": self.dbname, "seconds": round(self.seconds, 3),
+                "phases": {k: round(v, 3) for k, v in self.phases.items()}}
 
 
-def create_database(cluster: Cluster, dbname: str) -> None:
-    """An empty database from template0, as pg_restore into a fresh database expects."""
+def create_database(cluster: Cluster, dbname: str, *, extension: bool = False) -> None:
+    """An empty database from template0 (with pgvector created in it when `extension`)."""
     with cluster.connect() as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
             sql.Identifier(dbname)))
+    if extension:
+        with cluster.connect(dbname) as conn:
+            conn.execute("CREATE EXTENSION vector")
 
 
-def restore(cluster: Cluster, archive: Archive, dbname: str, setting: RestoreSetting
-            ) -> RestoreResult:
-    """Restore `archive` into `dbname` (which must exist) with `setting`."""
-    if archive.format == "plain":
-        args = ["--dbname", dbname, "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--quiet",
-                "--file", str(archive.path)]
-        tool = "psql"
-    else:
-        args = setting.argv(dbname, archive)
-        tool = "pg_restore"
+def table_list(cluster: Cluster, archive: Archive, tables: tuple[str, ...], *,
+               exclude: bool = False) -> Path:
+    """A pg_restore -L list of `tables` with their dependent objects (or, with `exclude`,
+    of everything else), taken from the archive's own listing."""
+    listing = cluster.run_tool("pg_restore", ["--list", str(archive.path)]).stdout
+    owned = archive.objects_of_tables(cluster, tables)
+    schemas = {qualified(t)[0] for t in tables}
+    keep = []
+    for line in listing.splitlines():
+        entry = entry_of(line)
+        if entry is None:
+            continue
+        shared = entry.desc not in TABLE_OBJECTS  # extensions, schemas, types
+        needed = (entry.dump_id in owned or entry.desc == "EXTENSION"
+                  or (entry.desc == "SCHEMA" and entry.name in schemas))
+        if (entry.dump_id not in owned or shared) if exclude else needed:
+            keep.append(line)
+    with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as fh:
+        fh.write("\n".join(keep) + "\n")
+    return Path(fh.name)
+
+
+def _without_schemas(cluster: Cluster, archive: Archive, dbname: str) -> Path:
+    """The archive's listing less the CREATE SCHEMA items of schemas the target already
+    has: a -n public dump re-creates public, which every database holds (and which the
+    extension pgvector lives in must keep)."""
+    with cluster.connect(dbname) as conn:
+        existing = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")}
+    listing = cluster.run_tool("pg_restore", ["--list", str(archive.path)]).stdout
+    keep = [line for line in listing.splitlines()
+            if (e := entry_of(line)) is None or e.desc != "SCHEMA" or e.name not in existing]
+    with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as fh:
+        fh.write("\n".join(keep) + "\n")
+    return Path(fh.name)
+
+
+def restore(cluster: Cluster, archive: Archive, dbname: str, setting: RestoreSetting,
+            *, sections: tuple[str, ...] | None = None) -> RestoreResult:
+    """Restore `archive` into `dbname` (which must exist) with `setting`; `sections`
+    overrides which sections run (each timed as its own phase)."""
     with cluster.connect(dbname) as conn:
         diagnose.preflight(conn, archive)
-    started = time.monotonic()
-    try:
-        cluster.run_tool(tool, args, stdout="/dev/null",
-                         hint=f"restoring {archive.path} into {dbname} failed; see the error")
-    except ToolError as exc:
-        raise diagnose.explain(exc) or exc from exc
-    return RestoreResult(setting, dbname, time.monotonic() - started)
+    if archive.format == "plain":
+        if setting != RESTORE_SETTINGS["fresh"]:
+            raise ConfigError(f"a plain SQL dump restores only with psql ('fresh'), "
+                              f"not {setting.name!r}")
+        args = ["--dbname", dbname, "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--quiet",
+                "--file", str(archive.path)]
+        return _timed(cluster, "psql", {"restore": args}, setting, dbname, archive)
+    base = setting.base_argv(dbname)
+    if setting.tables and setting.table_objects:
+        base += ["--use-list", str(table_list(cluster, archive, setting.tables))]
+    elif setting.prepare == "extension":
+        base += ["--use-list", str(_without_schemas(cluster, archive, dbname))]
+    runs = sections or (SECTIONS if setting.sectioned else ())
+    commands = ({s: [*base, f"--section={s}", str(archive.path)] for s in runs} if runs
+                else {"restore": [*base, str(archive.path)]})
+    return _timed(cluster, "pg_restore", commands, setting, dbname, archive)
+
+
+def _timed(cluster: Cluster, tool: str, commands: dict[str, list[str]],
+           setting: RestoreSetting, dbname: str, archive: Archive) -> RestoreResult:
+    phases: dict[str, float] = {}
+    for phase, args in commands.items():
+        started = time.monotonic()
+        try:
+            cluster.run_tool(tool, args, stdout="/dev/null",
+                             hint=f"restoring {archive.path} into {dbname} failed")
+        except ToolError as exc:
+            raise diagnose.explain(exc) or exc from exc
+        phases[phase] = time.monotonic() - started
+    return RestoreResult(setting, dbname, sum(phases.values()), phases)

@@ -20,7 +20,7 @@ def verify(
     source_conn: psycopg.Connection | None = None,
     tables: Collection[str] | None = None,
     recall_threshold: float = 0.9, recall_tolerance: float = 0.05,
-    queries_per_index: int = 20, sequence_slack: int = 0,
+    queries_per_index: int = 20, sequence_slack: int = 0, content: bool = True,
 ) -> Verification:
     """Compare `target` with `source` (a live connection or an earlier `snapshot()`).
 
@@ -31,7 +31,8 @@ def verify(
     min(recall_threshold, source recall) - recall_tolerance. `sequence_slack`: how far
     target sequences may be ahead (32 after physical restores, whose WAL replay restores
     the value logged ahead). With a Snapshot, differing rows are named only when
-    `source_conn` is given.
+    `source_conn` is given. `content=False` (schema-only restores) replaces the content
+    checks with one that every table is empty.
     """
     if isinstance(source, psycopg.Connection):
         source_conn = source_conn or source
@@ -39,7 +40,6 @@ def verify(
     scope = table_scope(tables) if tables is not None else source.scope
     if scope is not None and source.scope is not None and not scope <= source.scope:
         raise ValueError(f"tables {sorted(tables or ())} are not all in the snapshot's scope")
-    partial = scope is not None
     src_facts = source.schema.restricted(scope)
     checks: list[Check] = []
 
@@ -47,12 +47,32 @@ def verify(
     with reading(target):
         tgt_facts, tgt_contents = read_facts(target, scope)
     scan_seconds = time.monotonic() - scan_started
+    if not content:
+        checks.append(run_check("empty_tables", lambda c: c.problems.extend(
+            f"table {key} has {facts.rows} rows; a schema-only restore leaves it empty"
+            for key, facts in sorted(tgt_contents.items()) if facts.rows)))
+        _schema_checks(checks, source, src_facts, tgt_facts, scope, sequence_slack=None)
+        return Verification(checks)
     checks.append(run_check("row_counts", lambda c: _count_problems(c, source, tgt_contents)))
     fingerprints = run_check("fingerprints", lambda c: _fingerprint_problems(
         c, source, src_facts, tgt_contents, source_conn, target))
     fingerprints.seconds = round(fingerprints.seconds + scan_seconds, 3)
     fingerprints.details["scan_seconds"] = round(scan_seconds, 3)  # row counts included
     checks.append(fingerprints)
+    _schema_checks(checks, source, src_facts, tgt_facts, scope, sequence_slack=sequence_slack)
+    _ann_checks(checks, source, src_facts, target, recall_threshold, recall_tolerance)
+    with timed("amcheck", checks) as check:
+        check.problems, results = amcheck(target, tgt_facts)
+        check.details = dict(results)
+    return Verification(checks)
+
+
+def _schema_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
+                   tgt_facts: SchemaFacts, scope: frozenset[tuple[str, str]] | None, *,
+                   sequence_slack: int | None) -> None:
+    """schema, extensions and index_validity; `sequence_slack=None` ignores sequence values
+    (a schema-only restore leaves sequences at their start)."""
+    partial = scope is not None
     with timed("schema", checks) as check:
         check.problems += _unknown_tables(scope, src_facts)
         check.problems += compare_schema(src_facts, tgt_facts, partial=partial,
@@ -65,11 +85,6 @@ def verify(
         check.details = dict(tgt_facts.extensions)
     with timed("index_validity", checks) as check:
         check.problems += validity_problems(tgt_facts)
-    _ann_checks(checks, source, src_facts, target, recall_threshold, recall_tolerance)
-    with timed("amcheck", checks) as check:
-        check.problems, results = amcheck(target, tgt_facts)
-        check.details = dict(results)
-    return Verification(checks)
 
 
 def _unknown_tables(scope: frozenset[tuple[str, str]] | None, facts: SchemaFacts
