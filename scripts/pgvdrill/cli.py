@@ -20,8 +20,8 @@ from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dat
 from pgvdrill.drill import DrillPlan, run_plan
 from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import inspect
-from pgvdrill.logical.dump import DUMP_SETTINGS
-from pgvdrill.logical.restore import RESTORE_SETTINGS
+from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
+from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 
 DRILL_EXAMPLES = """examples:
   pgvdrill drill                                  # embedded PostgreSQL 18 + pgvector, 2000 x 64
@@ -33,7 +33,7 @@ DRILL_EXAMPLES = """examples:
 
 
 def _choices(value: str, known: dict[str, object], what: str) -> list[str]:
-    names = [v for v in value.split(",") if v]
+    names = list(known) if value == "all" else [v for v in value.split(",") if v]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
@@ -90,17 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--kind", choices=("gaussian", "clustered"), default="gaussian")
     drill.add_argument("--seed", type=int, default=7)
     drill.add_argument("--dump", default=",".join(DUMP_SETTINGS),
-                       type=lambda v: _choices(v, dict(DUMP_SETTINGS), "dump setting"),
-                       help=f"comma-separated dump settings (default: all: "
-                            f"{', '.join(DUMP_SETTINGS)})")
+                       type=lambda v: _choices(v, dict(ALL_DUMP_SETTINGS), "dump setting"),
+                       help=f"comma-separated dump settings, 'all' for every one (default: "
+                            f"{','.join(DUMP_SETTINGS)}; see pgvdrill settings)")
     drill.add_argument("--restore", default=",".join(RESTORE_SETTINGS),
-                       type=lambda v: _choices(v, dict(RESTORE_SETTINGS), "restore setting"),
-                       help=f"comma-separated restore settings (default: all: "
-                            f"{', '.join(RESTORE_SETTINGS)})")
+                       type=lambda v: _choices(v, dict(ALL_RESTORE_SETTINGS),
+                                               "restore setting"),
+                       help=f"comma-separated restore settings, 'all' for every one "
+                            f"(default: {','.join(RESTORE_SETTINGS)}); pairings a dump "
+                            "cannot feed are skipped with the reason")
     drill.add_argument("--recall-threshold", type=_fraction, default=0.9,
                        help="minimum ANN recall@10 after restore (default 0.9)")
     drill.add_argument("--reports-dir", type=Path, default=Path("reports"),
                        help="where reports/<run-id>/ is written (default ./reports)")
+
+    sub.add_parser("settings", help="list the dump and restore settings with what they do")
 
     verify = sub.add_parser(
         "verify", help="check a pg_dump archive without restoring it",
@@ -124,8 +128,8 @@ def _dataset(args: argparse.Namespace) -> Dataset:
 def cmd_drill(args: argparse.Namespace) -> int:
     run_dir = report.new_run_dir(args.reports_dir)
     data = _dataset(args)
-    plan = DrillPlan(data, [DUMP_SETTINGS[n] for n in args.dump],
-                     [RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
+    plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump],
+                     [ALL_RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
     backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
                            cache_dir=args.cache_dir)
     started = datetime.now(UTC)
@@ -155,6 +159,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    _say("dump settings (--dump):")
+    for dump_setting in ALL_DUMP_SETTINGS.values():
+        _say(f"  {dump_setting.name:16} {dump_setting.description}")
+    _say("restore settings (--restore):")
+    for restore_setting in ALL_RESTORE_SETTINGS.values():
+        _say(f"  {restore_setting.name:20} {restore_setting.description}")
+    return 0
+
+
 def _say(line: str) -> None:
     print(line, flush=True)
 
@@ -163,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    commands = {"drill": cmd_drill, "verify": cmd_verify}
+    commands = {"drill": cmd_drill, "verify": cmd_verify, "settings": cmd_settings}
     try:
         return commands[args.command](args)
     except DrillError as exc:

@@ -15,9 +15,9 @@ from psycopg import sql
 
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.dataset import Dataset
-from pgvdrill.errors import ConfigError
+from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import Archive
-from pgvdrill.logical.dump import DumpResult, DumpSetting, dump
+from pgvdrill.logical.dump import PARTIAL_DUMP_SETTINGS, DumpResult, DumpSetting, dump
 from pgvdrill.logical.pairing import (
     expected_tables,
     finish,
@@ -31,6 +31,8 @@ from pgvdrill.verify import Check, Snapshot, Verification, snapshot, verify
 from pgvdrill.verify.ground_truth import ground_truth_check
 from pgvdrill.verify.outcome import run_check
 
+SCHEMA_ONLY = PARTIAL_DUMP_SETTINGS["schema-only"]
+
 
 @dataclass
 class LogicalDrill:
@@ -42,11 +44,17 @@ class LogicalDrill:
 
     @property
     def ok(self) -> bool:
-        return self.verification.ok
+        return self.verification.ok and not self.dump.toc_problems
 
     @property
     def name(self) -> str:
         return f"logical:{self.dump.setting.name}->{self.restore.setting.name}"
+
+    def summary(self) -> str:
+        return f"{self.restore.seconds:.2f}s; verify {self.verification.summary()}"
+
+    def problems(self) -> list[str]:
+        return [*self.dump.toc_problems, *self.verification.problems()]
 
     def as_dict(self) -> dict[str, object]:
         return {"drill": self.name, "kind": "logical", "ok": self.ok,
@@ -128,14 +136,42 @@ class DrillPlan:
 
 
 @dataclass
+class FailedDrill:
+    """A pairing whose restore could not run or failed (e.g. the target lacks pgvector)."""
+
+    dump: DumpResult
+    setting: RestoreSetting
+    error: DrillError
+    ok = False
+
+    @property
+    def name(self) -> str:
+        return f"logical:{self.dump.setting.name}->{self.setting.name}"
+
+    def summary(self) -> str:
+        return f"FAILED: {self.error.message.splitlines()[0]}"
+
+    def problems(self) -> list[str]:
+        return [str(self.error)]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"drill": self.name, "kind": "logical", "ok": False,
+                "backup": self.dump.as_dict(), "restore": {"setting": self.setting.name},
+                "error": str(self.error)}
+
+
+Drill = LogicalDrill | FailedDrill
+
+
+@dataclass
 class PlanResult:
-    drills: list[LogicalDrill]
+    drills: list[Drill]
     server: dict[str, object]
     dataset: dict[str, object]
     seconds: float
 
     @property
-    def failed(self) -> list[LogicalDrill]:
+    def failed(self) -> list[Drill]:
         return [d for d in self.drills if not d.ok]
 
     def as_dict(self) -> dict[str, object]:
@@ -152,28 +188,44 @@ def run_plan(
     template, load_seconds = dataset_template(backend, plan.data)
     progress(f"dataset {plan.data.spec.key()}: "
              + (f"loaded in {load_seconds:.1f}s" if load_seconds else "cached template"))
-    drills: list[LogicalDrill] = []
+    drills: list[Drill] = []
     with backend.cluster("source", template=template) as source, \
             backend.cluster("target") as target:
         with source.connect(SOURCE_DB) as conn:
             snapshot_started = time.monotonic()
             snap = snapshot(conn)
         progress(f"source snapshot: {time.monotonic() - snapshot_started:.1f}s")
+        taken: dict[str, DumpResult] = {}
+
+        def dumped_with(setting: DumpSetting) -> DumpResult:
+            if setting.name not in taken:
+                taken[setting.name] = dump(source, SOURCE_DB, setting, outdir)
+            return taken[setting.name]
+
         for setting in plan.dump_settings:
-            dumped = dump(source, SOURCE_DB, setting, outdir)
+            dumped = dumped_with(setting)
             progress(f"backup {setting.name}: {dumped.seconds:.2f}s, "
                      f"{dumped.archive.size_bytes / 1e6:.1f} MB, "
-                     f"{len(dumped.archive.toc)} TOC items")
+                     f"{len(dumped.archive.toc)} TOC items"
+                     + "".join(f"\n  - {p}" for p in dumped.toc_problems))
             for rsetting in plan.restore_settings:
+                reason = refusal(setting, rsetting)
+                if reason is not None:
+                    progress(f"  restore {rsetting.name}: not applicable ({reason})")
+                    continue
+                schema_source = (dumped_with(SCHEMA_ONLY).archive
+                                 if setting.selection.section == "data" else None)
                 dbname = f"restored_{setting.name}_{rsetting.name}".replace("-", "_")
-                drill = restore_and_verify(dumped, target, dbname, rsetting, snap,
-                                           data=plan.data,
-                                           recall_threshold=plan.recall_threshold)
+                try:
+                    drill: Drill = restore_and_verify(
+                        dumped, target, dbname, rsetting, snap, data=plan.data,
+                        recall_threshold=plan.recall_threshold, schema_source=schema_source)
+                except DrillError as exc:
+                    drill = FailedDrill(dumped, rsetting, exc)
                 drop_database(target, dbname)
                 drills.append(drill)
-                progress(f"  restore {rsetting.name}: {drill.restore.seconds:.2f}s; verify "
-                         + drill.verification.summary())
-                for problem in drill.verification.problems():
+                progress(f"  restore {rsetting.name}: {drill.summary()}")
+                for problem in drill.problems():
                     progress(f"    - {problem}")
         server = {"backend": backend.name, "major": backend.major,
                   "version": source.query("SHOW server_version")[0][0],

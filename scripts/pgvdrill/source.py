@@ -54,9 +54,10 @@ def require_pgvector(backend: Backend) -> str:
 
 
 def _loader_digest() -> str:
-    """Changes whenever the dataset code does, so a cached template is never stale."""
+    """Changes whenever the dataset code or this module does, so a cached template is never
+    stale."""
     digest = hashlib.sha256()
-    for path in sorted(Path(dataset.__file__).parent.glob("*.py")):
+    for path in [*sorted(Path(dataset.__file__).parent.glob("*.py")), Path(__file__)]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 

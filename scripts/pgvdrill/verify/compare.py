@@ -45,7 +45,7 @@ def verify(
 
     scan_started = time.monotonic()
     with reading(target):
-        tgt_facts, tgt_contents = read_facts(target, scope)
+        tgt_facts, tgt_contents = read_facts(target, scope, keys=src_facts)
     scan_seconds = time.monotonic() - scan_started
     if not content:
         checks.append(run_check("empty_tables", lambda c: c.problems.extend(

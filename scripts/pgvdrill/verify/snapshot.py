@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 
 from pgvdrill.verify import ann
 from pgvdrill.verify.fingerprint import Content, read_content
-from pgvdrill.verify.schema import SchemaFacts, read_schema
+from pgvdrill.verify.schema import SchemaFacts, Table, read_schema
 from pgvdrill.verify.session import parse_table_name, reading
 
 
@@ -56,10 +56,24 @@ def snapshot(conn: psycopg.Connection, *, tables: Collection[str] | None = None,
     return Snapshot(facts, contents, baselines, scope, round(time.monotonic() - start, 3))
 
 
-def read_facts(conn: psycopg.Connection, scope: frozenset[tuple[str, str]] | None
-               ) -> tuple[SchemaFacts, dict[str, Content]]:
-    """Schema facts and contents of the tables in `scope` (inside `session.reading`)."""
+def read_facts(conn: psycopg.Connection, scope: frozenset[tuple[str, str]] | None,
+               keys: SchemaFacts | None = None) -> tuple[SchemaFacts, dict[str, Content]]:
+    """Schema facts and contents of the tables in `scope` (inside `session.reading`).
+
+    `keys`: the source's facts, whose primary keys bucket the rows, so that a target
+    that lost its primary key still fingerprints comparably (and the loss shows as a
+    schema difference, not as changed content).
+    """
     facts = read_schema(conn).restricted(scope)
-    contents = {key: read_content(conn, table) for key, table in sorted(facts.tables.items())
-                if table.kind == "r"}
+    contents = {key: read_content(conn, _keyed(table, keys))
+                for key, table in sorted(facts.tables.items()) if table.kind == "r"}
     return facts, contents
+
+
+def _keyed(table: Table, keys: SchemaFacts | None) -> Table:
+    source = keys.tables.get(table.key) if keys is not None else None
+    if source is None or source.primary_key == table.primary_key:
+        return table
+    if not {c.name for c in table.columns} >= set(source.primary_key):
+        return table
+    return replace(table, primary_key=source.primary_key)
