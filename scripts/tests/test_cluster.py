@@ -114,3 +114,22 @@ def test_system_server_without_pgvector_is_refused(tmp_path: Path) -> None:
             require_pgvector(system)
     finally:
         system.close()
+
+
+def test_adopt_a_base_backup(cluster: LocalCluster, local_backend: LocalBackend) -> None:
+    cluster.query("CREATE TABLE t AS SELECT generate_series(1, 100) AS i")
+    copy = local_backend.workdir / "copy"
+    cluster.run_tool("pg_basebackup", ["-D", copy, "-Fp", "-X", "stream", "-c", "fast"])
+    restored = local_backend.adopt("restored", copy)
+    try:
+        restored.start()
+        assert count_rows(restored) == 100
+        assert not copy.exists()
+    finally:
+        restored.destroy()
+
+
+def test_adopt_refuses_what_is_not_a_data_directory(local_backend: LocalBackend,
+                                                    tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a PostgreSQL data directory"):
+        local_backend.adopt("nothing", tmp_path)

@@ -173,6 +173,11 @@ class Backend(abc.ABC):
     def has_template(self, template: str) -> bool: ...
 
     @abc.abstractmethod
+    def adopt(self, name: str, datadir: Path) -> Cluster:
+        """A stopped cluster over an existing data directory (e.g. a restored base backup),
+        which it takes over."""
+
+    @abc.abstractmethod
     def ensure_template(self, template: str, build: Callable[[Cluster], None]) -> None:
         """Build the named template once (a started cluster handed to `build`, then saved)."""
 

@@ -274,6 +274,22 @@ class LocalBackend(Backend):
             os.chown(directory / "pgpass", 0, 0)  # read by root's clients only
         return LocalCluster(name, directory, self.installation, self.server_user, port)
 
+    def adopt(self, name: str, datadir: Path) -> LocalCluster:
+        """A stopped cluster over an existing data directory (a restored base backup):
+        moved into a new cluster directory, given to the server user, mode 0700. The
+        password file is the initdb template's, whose roles every pgvdrill cluster shares."""
+        if not (datadir / "PG_VERSION").is_file():
+            raise ConfigError(f"{datadir} is not a PostgreSQL data directory (no PG_VERSION)",
+                              "restore the base backup into it first")
+        directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+        shutil.move(str(datadir), directory / "data")
+        (directory / "data").chmod(0o700)
+        shutil.copy2(self._initdb_template().parent / "pgpass", directory / "pgpass")
+        osuser.chown_tree(directory, self.server_user)
+        if self.server_user:
+            os.chown(directory / "pgpass", 0, 0)
+        return LocalCluster(name, directory, self.installation, self.server_user)
+
     def _save_template(self, cluster: LocalCluster, template: str) -> None:
         """Copy a stopped cluster into the cache; a half-written copy never carries the name."""
         final = self._template_dir(template, must_exist=False).parent
