@@ -19,6 +19,7 @@ from pgvdrill.logical.restore import (
     create_database,
     restore,
     table_list,
+    use_list,
 )
 
 Table = tuple[str, str]
@@ -72,9 +73,9 @@ def prepare(target: Cluster, dbname: str, archive: Archive, setting: RestoreSett
         restore(target, schema, dbname, seed, sections=sections)
     elif setting.prepare == "other-tables":
         others = table_list(target, archive, setting.tables, exclude=True)
-        args = ["--dbname", dbname, "--exit-on-error", "--use-list", str(others),
-                str(archive.path)]
-        target.run_tool("pg_restore", args, stdout="/dev/null")
+        with use_list(others) as list_args:
+            target.run_tool("pg_restore", ["--dbname", dbname, "--exit-on-error", *list_args,
+                                           str(archive.path)], stdout="/dev/null")
 
 
 def finish(target: Cluster, dbname: str, archive: Archive, setting: RestoreSetting,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -122,7 +124,7 @@ def create_database(cluster: Cluster, dbname: str, *, extension: bool = False) -
 
 
 def table_list(cluster: Cluster, archive: Archive, tables: tuple[str, ...], *,
-               exclude: bool = False) -> Path:
+               exclude: bool = False) -> list[str]:
     """A pg_restore -L list of `tables` with their dependent objects (or, with `exclude`,
     of everything else), taken from the archive's own listing."""
     listing = cluster.run_tool("pg_restore", ["--list", str(archive.path)]).stdout
@@ -138,23 +140,27 @@ def table_list(cluster: Cluster, archive: Archive, tables: tuple[str, ...], *,
                   or (entry.desc == "SCHEMA" and entry.name in schemas))
         if (entry.dump_id not in owned or shared) if exclude else needed:
             keep.append(line)
-    with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as fh:
-        fh.write("\n".join(keep) + "\n")
-    return Path(fh.name)
+    return keep
 
 
-def _without_schemas(cluster: Cluster, archive: Archive, dbname: str) -> Path:
+def _without_schemas(cluster: Cluster, archive: Archive, dbname: str) -> list[str]:
     """The archive's listing less the CREATE SCHEMA items of schemas the target already
     has: a -n public dump re-creates public, which every database holds (and which the
     extension pgvector lives in must keep)."""
     with cluster.connect(dbname) as conn:
         existing = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")}
     listing = cluster.run_tool("pg_restore", ["--list", str(archive.path)]).stdout
-    keep = [line for line in listing.splitlines()
+    return [line for line in listing.splitlines()
             if (e := entry_of(line)) is None or e.desc != "SCHEMA" or e.name not in existing]
-    with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as fh:
-        fh.write("\n".join(keep) + "\n")
-    return Path(fh.name)
+
+
+@contextmanager
+def use_list(lines: list[str]) -> Iterator[list[str]]:
+    """pg_restore arguments for a -L list of `lines`, in a file removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="pgvdrill-list-") as tmp:
+        path = Path(tmp) / "restore.list"
+        path.write_text("\n".join(lines) + "\n")
+        yield ["--use-list", str(path)]
 
 
 def restore(cluster: Cluster, archive: Archive, dbname: str, setting: RestoreSetting,
@@ -170,15 +176,18 @@ def restore(cluster: Cluster, archive: Archive, dbname: str, setting: RestoreSet
         args = ["--dbname", dbname, "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--quiet",
                 "--file", str(archive.path)]
         return _timed(cluster, "psql", {"restore": args}, setting, dbname, archive)
-    base = setting.base_argv(dbname)
-    if setting.tables and setting.table_objects:
-        base += ["--use-list", str(table_list(cluster, archive, setting.tables))]
-    elif setting.prepare == "extension":
-        base += ["--use-list", str(_without_schemas(cluster, archive, dbname))]
-    runs = sections or (SECTIONS if setting.sectioned else ())
-    commands = ({s: [*base, f"--section={s}", str(archive.path)] for s in runs} if runs
-                else {"restore": [*base, str(archive.path)]})
-    return _timed(cluster, "pg_restore", commands, setting, dbname, archive)
+    listing = (table_list(cluster, archive, setting.tables)
+               if setting.tables and setting.table_objects else
+               _without_schemas(cluster, archive, dbname) if setting.prepare == "extension"
+               else None)
+    lister: AbstractContextManager[list[str]] = (
+        use_list(listing) if listing is not None else nullcontext([]))
+    with lister as list_args:
+        base = [*setting.base_argv(dbname), *list_args]
+        runs = sections or (SECTIONS if setting.sectioned else ())
+        commands = ({s: [*base, f"--section={s}", str(archive.path)] for s in runs} if runs
+                    else {"restore": [*base, str(archive.path)]})
+        return _timed(cluster, "pg_restore", commands, setting, dbname, archive)
 
 
 def _timed(cluster: Cluster, tool: str, commands: dict[str, list[str]],
