@@ -22,6 +22,7 @@ from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
+from pgvdrill.wal import walcmd
 
 DRILL_EXAMPLES = """examples:
   pgvdrill drill                                  # embedded PostgreSQL 18 + pgvector, 2000 x 64
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_backend_options(verify)
     verify.add_argument("path", type=Path, help="a custom-format file or directory-format dir")
+
+    walcmd.add_archive_parser(sub)
+    walcmd.add_restore_parser(sub)
     return parser
 
 
@@ -177,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    commands = {"drill": cmd_drill, "verify": cmd_verify, "settings": cmd_settings}
+    commands = {"drill": cmd_drill, "verify": cmd_verify, "settings": cmd_settings,
+                **walcmd.COMMANDS}
     try:
         return commands[args.command](args)
     except DrillError as exc:

@@ -1,0 +1,101 @@
+"""Continuous archiving on a cluster: archive directories, the archive_command and
+restore_command pgvdrill's servers run, and waiting until a segment is archived."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pgvdrill
+from pgvdrill import osuser, runner
+from pgvdrill.cluster import Cluster
+from pgvdrill.errors import BackupError, ConfigError
+
+WALCMD = "pgvdrill.wal.walcmd"
+SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
+
+
+def make_archive_dir(path: Path, server_user: str | None) -> Path:
+    """Create an empty archive directory the server's OS user owns (mode 0700)."""
+    path.mkdir(mode=0o700, parents=True)
+    osuser.chown_tree(path, server_user)
+    return path
+
+
+@functools.cache
+def python_for(server_user: str | None) -> tuple[str, str]:
+    """(interpreter, PYTHONPATH) with which `server_user` can import pgvdrill.wal.walcmd:
+    this interpreter, else a system python3 (walcmd needs only the standard library)."""
+    package_root = str(Path(pgvdrill.__file__).resolve().parent.parent)
+    tried = []
+    candidates = (sys.executable, shutil.which("python3"), *SYSTEM_PYTHONS)
+    for python in dict.fromkeys(p for p in candidates if p):
+        try:
+            result = runner.run([python, "-c", f"import {WALCMD}"], user=server_user,
+                                env={"PYTHONPATH": package_root}, check=False, timeout=60)
+        except OSError as exc:  # not executable by that user
+            tried.append(f"{python}: {exc.strerror}")
+            continue
+        if result.returncode == 0:
+            return python, package_root
+        tried.append(f"{python}: {result.stderr.strip().splitlines()[-1:] or 'failed'}")
+    raise ConfigError(
+        f"the server's OS user {server_user or '(current)'} cannot run {WALCMD} "
+        f"from {package_root}; tried {'; '.join(tried)}",
+        "install pgvdrill where that user can read it (e.g. into a system-wide Python)")
+
+
+def archive_command(dest: Path, server_user: str | None) -> str:
+    """An archive_command running `archive-wal` into `dest`, checked to work for the
+    server's OS user: the interpreter and package are usable and `dest` is writable."""
+    python, root = python_for(server_user)
+    probe = runner.run(["test", "-d", dest, "-a", "-w", dest], user=server_user,
+                       check=False, timeout=30)
+    if probe.returncode != 0:
+        raise ConfigError(f"the archive directory {dest} is not a directory the server's OS "
+                          f"user {server_user or '(current)'} can write to",
+                          "create it and give it to that user (chown), or choose another")
+    return (f"PYTHONPATH={shlex.quote(root)} {shlex.quote(python)} -m {WALCMD} "
+            f"archive-wal %p %f --dest {shlex.quote(str(dest))}")
+
+
+def restore_command(source: Path, server_user: str | None, *, partial: bool = False) -> str:
+    """A restore_command running `restore-wal` from `source` (see walcmd.restore_wal)."""
+    python, root = python_for(server_user)
+    return (f"PYTHONPATH={shlex.quote(root)} {shlex.quote(python)} -m {WALCMD} "
+            f"restore-wal %f %p --source {shlex.quote(str(source))}"
+            + (" --partial" if partial else ""))
+
+
+def switch_and_wait(cluster: Cluster, archive: Path, timeout: float = 60) -> str:
+    """Close the current segment (pg_switch_wal) and wait until it is in `archive`;
+    returns its name."""
+    segment = str(cluster.query("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
+    wait_archived(cluster, archive, segment, timeout)
+    return segment
+
+
+def wait_archived(cluster: Cluster, archive: Path, name: str, timeout: float = 60) -> None:
+    """Wait until `archive/name` exists (archive-wal links a file there only once it is
+    durable); on timeout, `BackupError` with the archiver's statistics."""
+    deadline = time.monotonic() + timeout
+    while not (archive / name).exists():
+        if time.monotonic() > deadline:
+            last, failed, failures = cluster.query(
+                "SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver"
+            )[0]
+            raise BackupError(
+                f"{name} was not archived into {archive} within {timeout:.0f}s (last "
+                f"archived {last}, last failed {failed}, {failures} failure(s))",
+                "read the server log for archive_command's error output")
+        time.sleep(0.05)
+
+
+def hand_to_server(directory: Path, server_user: str | None) -> None:
+    """Give a directory a client tool wrote as us (pg_receivewal's) to the server's OS
+    user, so that its restore_command can read it."""
+    osuser.chown_tree(directory, server_user)
