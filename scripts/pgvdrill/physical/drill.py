@@ -1,0 +1,197 @@
+"""Physical drills: base backup -> pg_verifybackup -> restore into a fresh data directory
+-> start (WAL replay) -> verify against the source, with identical ANN answers."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.dataset import Dataset
+from pgvdrill.errors import DrillError
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
+from pgvdrill.physical.backup import base_backup
+from pgvdrill.physical.restore import unpack
+from pgvdrill.physical.verifybackup import BackupCheck, check_backup
+from pgvdrill.source import SOURCE_DB, dataset_template
+from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
+
+SEQUENCE_SLACK = 32  # WAL replay restores sequences at the value logged ahead
+
+
+@dataclass
+class RestorePhases:
+    """Seconds per restore phase: unpack (extract, copy or combine), start to ready (WAL
+    replay included), verification."""
+
+    unpack_step: str
+    unpack: float
+    start: float
+    verify: float
+
+    @property
+    def seconds(self) -> float:
+        return self.unpack + self.start + self.verify
+
+    def as_dict(self) -> dict[str, object]:
+        return {"seconds": round(self.seconds, 3), "unpack_step": self.unpack_step,
+                "unpack_seconds": round(self.unpack, 3), "start_seconds": round(self.start, 3),
+                "verify_seconds": round(self.verify, 3)}
+
+
+@dataclass
+class PhysicalDrill:
+    """The outcome of one base backup -> restore -> verify drill."""
+
+    backup: BaseBackup
+    checks: list[BackupCheck]  # pg_verifybackup of the backup (and its parent); none for
+    phases: RestorePhases      # a low-level copy, which has no manifest
+    verification: Verification
+
+    @property
+    def ok(self) -> bool:
+        return self.verification.ok
+
+    @property
+    def name(self) -> str:
+        return f"physical:{self.backup.setting.name}"
+
+    def summary(self) -> str:
+        p = self.phases
+        return (f"{p.unpack_step} {p.unpack:.2f}s, start {p.start:.2f}s; verify "
+                f"{self.verification.summary()}")
+
+    def problems(self) -> list[str]:
+        return self.verification.problems()
+
+    def as_dict(self) -> dict[str, object]:
+        return {"drill": self.name, "kind": "physical", "ok": self.ok,
+                "backup": {**self.backup.as_dict(),
+                           "verifybackup": [c.as_dict() for c in self.checks]},
+                "restore": self.phases.as_dict(), "verification": self.verification.as_dict()}
+
+
+def restore_and_verify(backend: Backend, backup: BaseBackup, source: Cluster,
+                       source_snapshot: Snapshot, *, recall_threshold: float = 0.9
+                       ) -> PhysicalDrill:
+    """Check `backup` with pg_verifybackup, restore it into a fresh data directory, start
+    it and verify it against the source (its snapshot, and the live source for identical
+    ANN answers). The restored cluster is destroyed afterwards."""
+    chain = [b for b in (backup.parent, backup) if b is not None and b.manifest is not None]
+    checks = [check_backup(backend.tools(), b.path) for b in chain]
+    with tempfile.TemporaryDirectory(prefix="restore-", dir=backup.path.parent) as tmp:
+        unpacked = unpack(backend.tools(), backup, Path(tmp) / "data")
+        if unpacked.step == "combine":
+            checks.append(check_backup(backend.tools(), unpacked.datadir))
+        cluster = backend.adopt(f"restored-{backup.setting.name}", unpacked.datadir)
+    try:
+        started = time.monotonic()
+        cluster.start()
+        start_seconds = time.monotonic() - started
+        started = time.monotonic()
+        with cluster.connect(SOURCE_DB) as conn, source.connect(SOURCE_DB) as src:
+            verification = verify(source_snapshot, conn, source_conn=src,
+                                  recall_threshold=recall_threshold,
+                                  sequence_slack=SEQUENCE_SLACK)
+            verification.checks.append(same_ann_answers(src, conn))
+        phases = RestorePhases(unpacked.step, unpacked.seconds, start_seconds,
+                               time.monotonic() - started)
+    finally:
+        cluster.destroy()
+    return PhysicalDrill(backup, checks, phases, verification)
+
+
+CHANGES_SQL = """
+UPDATE documents SET title = title || ' (changed)', embedding = embedding + embedding
+    WHERE id % 25 = 0;
+INSERT INTO documents (id, title, body, metadata, created_at, embedding, embedding_half)
+    SELECT id + (SELECT max(id) FROM documents), title, body, metadata, now(),
+           embedding, embedding_half FROM documents WHERE id % 20 = 1;
+DELETE FROM account_behaviors WHERE id % 40 = 0;
+"""
+
+
+def change_source(source: Cluster) -> None:
+    """Updates, inserts (vector indexes included) and deletes between a full backup and an
+    incremental one, so the incremental has something to carry."""
+    with source.connect(SOURCE_DB) as conn:
+        conn.execute(CHANGES_SQL.encode())
+
+
+def incremental_backup(source: Cluster, outdir: Path, parent: BaseBackup, *,
+                       fast_checkpoint: bool = False) -> BaseBackup:
+    """Change the source, then take an incremental backup on top of `parent`."""
+    change_source(source)
+    return base_backup(source, BASE_BACKUP_SETTINGS["incremental"], outdir / "incremental",
+                       parent=parent, fast_checkpoint=fast_checkpoint)
+
+
+def run_physical(backend: Backend, data: Dataset, settings: list[BaseBackupSetting],
+                 outdir: Path, progress: Callable[[str], None], *,
+                 recall_threshold: float = 0.9, fast_checkpoint: bool = False
+                 ) -> list[PhysicalDrill | PhysicalFailure]:
+    """Each setting's drill on a source holding `data` (summarize_wal on, for incremental
+    backups, which change the source and so run last)."""
+    template, _ = dataset_template(backend, data)
+    drills: list[PhysicalDrill | PhysicalFailure] = []
+    ordered = sorted(settings, key=lambda s: s.method == "incremental")
+    with backend.cluster("physical-source", template=template) as source:
+        source.configure(summarize_wal=True)
+        source.stop()
+        source.start()
+        parent = (base_backup(source, BASE_BACKUP_SETTINGS["plain"], outdir / "incr-full",
+                              fast_checkpoint=fast_checkpoint)
+                  if any(s.method == "incremental" for s in settings) else None)
+        with source.connect(SOURCE_DB) as conn:
+            snap = snapshot(conn)
+        for setting in ordered:
+            try:
+                if setting.method == "incremental":
+                    assert parent is not None
+                    backup = incremental_backup(source, outdir, parent,
+                                                fast_checkpoint=fast_checkpoint)
+                    with source.connect(SOURCE_DB) as conn:
+                        snap = snapshot(conn)
+                else:
+                    backup = base_backup(source, setting, outdir / setting.name,
+                                         fast_checkpoint=fast_checkpoint)
+                files = backup.files()
+                progress(f"base backup {setting.name}: {backup.seconds:.2f}s, "
+                         f"{backup.size_bytes / 1e6:.1f} MB, WAL {backup.start_lsn} to "
+                         f"{backup.end_lsn}, "
+                         + (", ".join(files) if len(files) <= 4 else "a data directory"))
+                drill: PhysicalDrill | PhysicalFailure = restore_and_verify(
+                    backend, backup, source, snap, recall_threshold=recall_threshold)
+            except DrillError as exc:
+                drill = PhysicalFailure(setting, exc)
+            drills.append(drill)
+            progress(f"  restore {setting.name}: {drill.summary()}")
+            for problem in drill.problems():
+                progress(f"    - {problem}")
+    return drills
+
+
+@dataclass
+class PhysicalFailure:
+    """A physical drill whose backup, check or restore failed outright."""
+
+    setting: BaseBackupSetting
+    error: DrillError
+    ok = False
+
+    @property
+    def name(self) -> str:
+        return f"physical:{self.setting.name}"
+
+    def summary(self) -> str:
+        return f"FAILED: {self.error.message.splitlines()[0]}"
+
+    def problems(self) -> list[str]:
+        return [str(self.error)]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"drill": self.name, "kind": "physical", "ok": False,
+                "backup": {"setting": self.setting.name}, "error": str(self.error)}
