@@ -22,6 +22,7 @@ from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
+from pgvdrill.physical import physcmd
 from pgvdrill.wal import walcmd
 
 DRILL_EXAMPLES = """examples:
@@ -30,6 +31,7 @@ DRILL_EXAMPLES = """examples:
   pgvdrill drill --dataset real                   # the shipped real MiniLM embeddings
   pgvdrill drill --dataset-file vectors.npy --dump custom-z9 --restore parallel-j2
   pgvdrill drill --backend system --pg-bin /usr/lib/postgresql/17/bin
+  pgvdrill drill --no-logical --physical all      # every base backup form, restored
 """
 
 
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="minimum ANN recall@10 after restore (default 0.9)")
     drill.add_argument("--reports-dir", type=Path, default=Path("reports"),
                        help="where reports/<run-id>/ is written (default ./reports)")
+    physcmd.add_drill_options(drill)
 
     sub.add_parser("settings", help="list the dump and restore settings with what they do")
 
@@ -118,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     walcmd.add_archive_parser(sub)
     walcmd.add_restore_parser(sub)
+    physcmd.add_verify_backup_parser(sub, _add_backend_options)
     return parser
 
 
@@ -132,22 +136,23 @@ def _dataset(args: argparse.Namespace) -> Dataset:
 def cmd_drill(args: argparse.Namespace) -> int:
     run_dir = report.new_run_dir(args.reports_dir)
     data = _dataset(args)
-    plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump],
+    plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump] if args.logical else [],
                      [ALL_RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
     backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
                            cache_dir=args.cache_dir)
     started = datetime.now(UTC)
     try:
         result = run_plan(backend, plan, run_dir / "artifacts", _say)
+        physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", _say)
     finally:
         backend.close()
     path = report.write_json(run_dir / "drill.json", {
         "run_id": run_dir.name, "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(), "environment": report.environment(),
-        **result.as_dict()})
-    failed = result.failed
-    _say(f"{'FAILED' if failed else 'ok'}: {len(result.drills)} drill(s), "
-         f"{len(failed)} failed; report: {path}")
+        **result.as_dict(), "physical": [d.as_dict() for d in physical]})
+    failed = len(result.failed) + sum(not d.ok for d in physical)
+    _say(f"{'FAILED' if failed else 'ok'}: {len(result.drills) + len(physical)} drill(s), "
+         f"{failed} failed; report: {path}")
     return 1 if failed else 0
 
 
@@ -170,6 +175,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     _say("restore settings (--restore):")
     for restore_setting in ALL_RESTORE_SETTINGS.values():
         _say(f"  {restore_setting.name:20} {restore_setting.description}")
+    physcmd.list_settings(_say)
     return 0
 
 
@@ -182,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     commands = {"drill": cmd_drill, "verify": cmd_verify, "settings": cmd_settings,
+                "verify-backup": lambda a: physcmd.cmd_verify_backup(a, _say),
                 **walcmd.COMMANDS}
     try:
         return commands[args.command](args)

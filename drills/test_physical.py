@@ -1,0 +1,299 @@
+"""Physical drills: every base-backup form restored into a fresh data directory, started,
+verified against the source and answering ANN queries exactly like it; incremental vs full;
+the low-level API; the runbook's outdated steps; tampered backups; unsafe targets.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.clusters import shared_tmp
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.errors import BackupError, ConfigError, RestoreError
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
+from pgvdrill.physical.backup import base_backup
+from pgvdrill.physical.drill import (
+    SEQUENCE_SLACK,
+    PhysicalDrill,
+    incremental_backup,
+    restore_and_verify,
+)
+from pgvdrill.physical.restore import restore_base_backup, unpack
+from pgvdrill.physical.runbook import runbook_recovery_conf, runbook_start_backup
+from pgvdrill.physical.unpack import extract
+from pgvdrill.physical.verifybackup import check_backup
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.verify import Snapshot, same_ann_answers, snapshot, verify
+
+FULL_SETTINGS = [s for s in BASE_BACKUP_SETTINGS.values() if s.method != "incremental"]
+RUNBOOK = "tar-gz"  # taken as the runbook writes it: no --checkpoint=fast
+
+
+@pytest.fixture(scope="module")
+def physical_source(backend: Backend, source_template: str) -> Iterator[Cluster]:
+    """A source of our own (base backups checkpoint and write WAL), summarize_wal on."""
+    with backend.cluster("physical-source", template=source_template) as cluster:
+        cluster.configure(summarize_wal=True)
+        cluster.stop()
+        cluster.start()
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def physical_snapshot(physical_source: Cluster) -> Snapshot:
+    with physical_source.connect(SOURCE_DB) as conn:
+        return snapshot(conn)
+
+
+@pytest.fixture(scope="module")
+def backups(physical_source: Cluster, tmp_path_factory: pytest.TempPathFactory
+            ) -> Callable[[BaseBackupSetting], BaseBackup]:
+    """Each setting's base backup of the physical source, taken once. Read-only: a test
+    that damages one copies it first."""
+    taken: dict[str, BaseBackup] = {}
+    outdir = tmp_path_factory.mktemp("base-backups")
+
+    def get(setting: BaseBackupSetting) -> BaseBackup:
+        if setting.name not in taken:
+            taken[setting.name] = base_backup(physical_source, setting, outdir / setting.name,
+                                              fast_checkpoint=setting.name != RUNBOOK)
+        return taken[setting.name]
+
+    return get
+
+
+@pytest.mark.parametrize("setting", FULL_SETTINGS, ids=lambda s: s.name)
+def test_physical_restore(
+    backend: Backend, backups: Callable[[BaseBackupSetting], BaseBackup],
+    physical_source: Cluster, physical_snapshot: Snapshot, setting: BaseBackupSetting,
+    record_drill: Callable[[PhysicalDrill], None],
+) -> None:
+    """Backup, pg_verifybackup, restore into a fresh directory, WAL replay, verification:
+    counts, bit-exact content, schema, valid indexes, amcheck, recall, same ANN answers."""
+    backup = backups(setting)
+
+    drill = restore_and_verify(backend, backup, physical_source, physical_snapshot)
+    record_drill(drill)
+
+    drill.verification.raise_for_problems()
+    assert drill.verification.check("ann_answers").details, "no vector index was compared"
+    assert len(drill.checks) == (0 if setting.method == "low-level" else 1)
+    assert backup.end_lsn and backup.start_lsn and backup.size_bytes > 0
+
+
+def test_physical_runbook_tar_gz_streams_wal_by_default(
+    backups: Callable[[BaseBackupSetting], BaseBackup]
+) -> None:
+    """The runbook's first form has no -X: pg_basebackup streams WAL anyway (pg_wal.tar.gz)
+    and the backup is self-contained."""
+    assert backups(BASE_BACKUP_SETTINGS[RUNBOOK]).files() == [
+        "backup_manifest", "base.tar.gz", "pg_wal.tar.gz"]
+
+
+def test_physical_incremental_equals_full_at_the_same_point(
+    backend: Backend, make_cluster: Callable[..., Cluster], source_template: str,
+    tmp_path: Path, record_drill: Callable[[PhysicalDrill], None],
+) -> None:
+    """A full backup, changes, an incremental backup and a full one right after it: the
+    combined incremental restores to exactly what the full backup restores to."""
+    source = make_cluster("incr-source", template=source_template)
+    source.configure(summarize_wal=True)
+    source.stop()
+    source.start()
+    full = base_backup(source, BASE_BACKUP_SETTINGS["plain"], tmp_path / "full",
+                       fast_checkpoint=True)
+    incremental = incremental_backup(source, tmp_path, full, fast_checkpoint=True)
+    full_now = base_backup(source, BASE_BACKUP_SETTINGS["plain"], tmp_path / "full-now",
+                           fast_checkpoint=True)
+    with source.connect(SOURCE_DB) as conn:
+        changed = snapshot(conn)
+
+    drill = restore_and_verify(backend, incremental, source, changed)
+    record_drill(drill)
+
+    drill.verification.raise_for_problems()
+    assert [c.format for c in drill.checks] == ["plain", "plain", "plain"]  # full, incr, combined
+    assert incremental.size_bytes < full_now.size_bytes / 2
+    combined = restore_base_backup(backend, incremental, "combined")
+    from_full = restore_base_backup(backend, full_now, "from-full")
+    try:
+        combined.start()
+        from_full.start()
+        with combined.connect(SOURCE_DB) as c, from_full.connect(SOURCE_DB) as f:
+            verify(f, c, sequence_slack=SEQUENCE_SLACK).raise_for_problems()
+            answers = same_ann_answers(f, c)
+            assert answers.ok, answers.problems
+    finally:
+        combined.destroy()
+        from_full.destroy()
+
+
+def test_physical_low_level_copy_has_the_backup_label(
+    backups: Callable[[BaseBackupSetting], BaseBackup], physical_source: Cluster
+) -> None:
+    """pg_backup_stop's label is in the copy, the server is out of backup mode, and the
+    temporary slot that held the WAL is gone."""
+    backup = backups(BASE_BACKUP_SETTINGS["low-level"])
+
+    label = (backup.path / "backup_label").read_text()
+    assert "LABEL: pgvdrill low-level" in label
+    assert f"START WAL LOCATION: {backup.start_lsn} " in label
+    assert not (backup.path / "postmaster.pid").exists()
+    assert physical_source.query("SELECT count(*) FROM pg_replication_slots") == [(0,)]
+    physical_source.query("SELECT pg_backup_start('again', true)")  # ends with the session
+
+
+def test_physical_runbook_pg_start_backup_is_reported_as_removed(
+    physical_source: Cluster
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        runbook_start_backup(physical_source)
+
+    message = str(caught.value)
+    assert "function pg_start_backup(unknown) does not exist" in message
+    assert "removed in PostgreSQL 15" in message and "pg_backup_start" in message
+
+
+def test_physical_runbook_recovery_conf_is_rejected(
+    backend: Backend, backups: Callable[[BaseBackupSetting], BaseBackup]
+) -> None:
+    """The runbook's recovery.conf in a restored base backup: the server refuses to start,
+    and pgvdrill says so with the server's own words and the PostgreSQL 12+ way."""
+    cluster = restore_base_backup(backend, backups(BASE_BACKUP_SETTINGS["plain"]), "recconf")
+    try:
+        with pytest.raises(RestoreError) as caught:
+            runbook_recovery_conf(cluster, {
+                "restore_command": "cp /backup/wal/%f %p",
+                "recovery_target_time": "2025-11-01 10:00:00",
+                "recovery_target_action": "promote"})
+
+        message = str(caught.value)
+        assert 'using recovery command file "recovery.conf" is not supported' in message
+        assert "recovery.signal" in message
+        assert not cluster.is_running()
+    finally:
+        cluster.destroy()
+
+
+def _relation_file(source: Cluster) -> str:
+    """The data file of the documents table, relative to the data directory."""
+    return str(source.query("SELECT pg_relation_filepath('documents')", SOURCE_DB)[0][0])
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+TAMPERING: dict[str, Callable[[Path], None]] = {
+    "changed": _flip,
+    "truncated": _truncate,
+    "missing": Path.unlink,
+    "extra": lambda path: path.with_name("99999").write_bytes(b"\0" * 8192),
+}
+
+
+@pytest.mark.parametrize("how", TAMPERING)
+def test_physical_tampered_plain_backup_is_broken(
+    backups: Callable[[BaseBackupSetting], BaseBackup], physical_source: Cluster,
+    backend: Backend, tmp_path: Path, how: str,
+) -> None:
+    good = backups(BASE_BACKUP_SETTINGS["plain"])
+    copy = Path(shutil.copytree(good.path, tmp_path / "plain"))
+    relfile = _relation_file(physical_source)
+    TAMPERING[how](copy / relfile)
+    named = relfile if how != "extra" else str(Path(relfile).with_name("99999"))
+
+    with pytest.raises(BackupError, match=f"is broken .*{named}"):
+        check_backup(backend.tools(), copy)
+
+
+@pytest.mark.parametrize("archive", ["base.tar.gz", "pg_wal.tar.gz"])
+def test_physical_truncated_tar_backup_is_broken(
+    backups: Callable[[BaseBackupSetting], BaseBackup], backend: Backend, tmp_path: Path,
+    archive: str,
+) -> None:
+    """pg_wal.tar.gz is in no manifest: pg_verifybackup -n passes it, the WAL parse does not."""
+    copy = Path(shutil.copytree(backups(BASE_BACKUP_SETTINGS[RUNBOOK]).path, tmp_path / "t"))
+    _truncate(copy / archive)
+
+    with pytest.raises(BackupError, match=r"is broken|cannot extract"):
+        check_backup(backend.tools(), copy)
+    if archive == "pg_wal.tar.gz":
+        backend.tools().run_tool("pg_verifybackup", ["--no-parse-wal", copy])
+
+
+def test_physical_refuses_a_non_empty_target(
+    backend: Backend, backups: Callable[[BaseBackupSetting], BaseBackup], tmp_path: Path
+) -> None:
+    backup = backups(BASE_BACKUP_SETTINGS["tar-stream"])
+    target = tmp_path / "pgdata"
+    target.mkdir()
+    (target / "PG_VERSION").write_text("17\n")
+
+    with pytest.raises(RestoreError, match="is not empty"):
+        unpack(backend.tools(), backup, target)
+    assert (target / "PG_VERSION").read_text() == "17\n"
+    unpack(backend.tools(), backup, target, force=True)
+    assert (target / "PG_VERSION").read_text().strip() == str(backend.major)
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/escape"])
+def test_physical_unsafe_tar_member_is_refused(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / "base.tar"
+    with tarfile.open(archive, "w") as tar:
+        member = tarfile.TarInfo(name)
+        member.size = 2
+        tar.addfile(member, io.BytesIO(b"x\n"))
+
+    with pytest.raises(BackupError, match="a path outside the data directory"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escape").exists()
+
+
+def _pgvdrill(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pgvdrill.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_physical_cli_verify_backup(
+    backups: Callable[[BaseBackupSetting], BaseBackup], tmp_path: Path
+) -> None:
+    good = backups(BASE_BACKUP_SETTINGS["server-gzip"]).path
+    result = _pgvdrill("verify-backup", good, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ok:" in result.stdout
+
+    copy = Path(shutil.copytree(good, tmp_path / "broken"))
+    _truncate(copy / "base.tar.gz")
+    result = _pgvdrill("verify-backup", copy, cwd=tmp_path)
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr and "base.tar.gz" in result.stderr
+
+
+def test_physical_cli_drill(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                            worker_id: str) -> None:
+    """`pgvdrill drill --no-logical --physical ...`: the same drill from the command line."""
+    cache = shared_tmp(tmp_path_factory, worker_id) / "pgvdrill-cache"
+    result = _pgvdrill("drill", "--no-logical", "--physical", "low-level", "--fast-checkpoint",
+                       "--cache-dir", cache, "--reports-dir", tmp_path / "reports", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "restore low-level: copy" in result.stdout
+    report = json.loads(next((tmp_path / "reports").glob("*/drill.json")).read_text())
+    assert [(d["drill"], d["ok"]) for d in report["physical"]] == [("physical:low-level", True)]
+    assert report["drills"] == []

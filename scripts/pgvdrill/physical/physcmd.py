@@ -1,0 +1,78 @@
+"""The CLI's physical parts: `pgvdrill drill --physical ...` and `pgvdrill verify-backup`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from pgvdrill.backends import make_backend
+from pgvdrill.cluster import Backend
+from pgvdrill.dataset import Dataset
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
+from pgvdrill.physical.drill import PhysicalDrill, PhysicalFailure, run_physical
+from pgvdrill.physical.verifybackup import check_backup
+
+
+def _settings(value: str) -> list[str]:
+    names = list(BASE_BACKUP_SETTINGS) if value == "all" else [v for v in value.split(",") if v]
+    unknown = [n for n in names if n not in BASE_BACKUP_SETTINGS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown base backup setting {', '.join(unknown) or '(none)'}; known: "
+            f"{', '.join(BASE_BACKUP_SETTINGS)}")
+    return names
+
+
+def add_drill_options(drill: argparse.ArgumentParser) -> None:
+    drill.add_argument("--physical", type=_settings, default=[],
+                       help="also run physical drills (base backup, pg_verifybackup, restore, "
+                            "WAL replay, verification, same ANN answers) for these comma-"
+                            f"separated settings, or 'all': {', '.join(BASE_BACKUP_SETTINGS)}")
+    drill.add_argument("--fast-checkpoint", action="store_true",
+                       help="physical backups start with --checkpoint=fast instead of the "
+                            "runbook's spread checkpoint")
+    drill.add_argument("--logical", action=argparse.BooleanOptionalAction, default=True,
+                       help="run the logical dump/restore drills (default; --no-logical "
+                            "runs only --physical ones)")
+
+
+def run_drills(args: argparse.Namespace, backend: Backend, data: Dataset, outdir: Path,
+               say: Callable[[str], None]) -> list[PhysicalDrill | PhysicalFailure]:
+    """The physical drills `args.physical` asks for (none when it is empty)."""
+    if not args.physical:
+        return []
+    return run_physical(backend, data, [BASE_BACKUP_SETTINGS[n] for n in args.physical],
+                        outdir / "physical", say, recall_threshold=args.recall_threshold,
+                        fast_checkpoint=args.fast_checkpoint)
+
+
+def list_settings(say: Callable[[str], None]) -> None:
+    say("base backup settings (--physical):")
+    for setting in BASE_BACKUP_SETTINGS.values():
+        say(f"  {setting.name:16} {setting.description}")
+
+
+def add_verify_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                             add_backend_options: Callable[[argparse.ArgumentParser], None]
+                             ) -> None:
+    parser = sub.add_parser(
+        "verify-backup", help="check a base backup with pg_verifybackup without restoring it",
+        description="Check every file of a pg_basebackup backup (plain or tar) against its "
+                    "backup_manifest and parse the WAL it needs. Exit 4 if it is broken.",
+        epilog="example:\n  pgvdrill verify-backup /backup/postgres/physical_backup_20251101",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_backend_options(parser)
+    parser.add_argument("path", type=Path, help="the directory pg_basebackup -D wrote")
+
+
+def cmd_verify_backup(args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
+                           cache_dir=args.cache_dir)
+    try:
+        checked = check_backup(backend.tools(), args.path)
+    finally:
+        backend.close()
+    say(f"ok: {checked.path} ({checked.format} base backup, every file matches its manifest, "
+        f"WAL parsed; {checked.seconds:.2f}s)")
+    return 0
