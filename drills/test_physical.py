@@ -222,6 +222,24 @@ def test_physical_tampered_plain_backup_is_broken(
         check_backup(backend.tools(), copy)
 
 
+@pytest.mark.parametrize("remove_manifest", [False, True])
+def test_physical_drill_refuses_a_tampered_backup(
+    backups: Callable[[BaseBackupSetting], BaseBackup], physical_source: Cluster,
+    physical_snapshot: Snapshot, backend: Backend, tmp_path: Path, remove_manifest: bool,
+) -> None:
+    """The drill checks before it restores; a backup without its manifest is not waved
+    through unchecked."""
+    good = backups(BASE_BACKUP_SETTINGS["plain"])
+    copy = Path(shutil.copytree(good.path, tmp_path / "plain"))
+    _flip(copy / _relation_file(physical_source))
+    if remove_manifest:
+        (copy / "backup_manifest").unlink()
+    tampered = BaseBackup(good.setting, copy, good.seconds, good.wal)
+
+    with pytest.raises(BackupError, match="backup_manifest" if remove_manifest else "checksum"):
+        restore_and_verify(backend, tampered, physical_source, physical_snapshot)
+
+
 @pytest.mark.parametrize("archive", ["base.tar.gz", "pg_wal.tar.gz"])
 def test_physical_truncated_tar_backup_is_broken(
     backups: Callable[[BaseBackupSetting], BaseBackup], backend: Backend, tmp_path: Path,

@@ -47,8 +47,8 @@ class PhysicalDrill:
     """The outcome of one base backup -> restore -> verify drill."""
 
     backup: BaseBackup
-    checks: list[BackupCheck]  # pg_verifybackup of the backup (and its parent); none for
-    phases: RestorePhases      # a low-level copy, which has no manifest
+    checks: list[BackupCheck]  # pg_verifybackup of the backup (its parent, the combined
+    phases: RestorePhases      # result); none for a low-level copy, which has no manifest
     verification: Verification
 
     @property
@@ -80,7 +80,8 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Cluster,
     """Check `backup` with pg_verifybackup, restore it into a fresh data directory, start
     it and verify it against the source (its snapshot, and the live source for identical
     ANN answers). The restored cluster is destroyed afterwards."""
-    chain = [b for b in (backup.parent, backup) if b is not None and b.manifest is not None]
+    chain = [b for b in (backup.parent, backup)
+             if b is not None and b.setting.method != "low-level"]
     checks = [check_backup(backend.tools(), b.path) for b in chain]
     with tempfile.TemporaryDirectory(prefix="restore-", dir=backup.path.parent) as tmp:
         unpacked = unpack(backend.tools(), backup, Path(tmp) / "data")
