@@ -6,4 +6,5 @@ pytest_plugins = [
     "fixtures.datasets",
     "fixtures.backups",
     "fixtures.reporting",
+    "fixtures.wal",
 ]

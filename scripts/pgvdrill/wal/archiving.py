@@ -13,6 +13,7 @@ from pathlib import Path
 import pgvdrill
 from pgvdrill import osuser, runner
 from pgvdrill.cluster import Cluster
+from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import BackupError, ConfigError
 
 WALCMD = "pgvdrill.wal.walcmd"
@@ -99,3 +100,12 @@ def hand_to_server(directory: Path, server_user: str | None) -> None:
     """Give a directory a client tool wrote as us (pg_receivewal's) to the server's OS
     user, so that its restore_command can read it."""
     osuser.chown_tree(directory, server_user)
+
+
+def enable_archiving(cluster: Cluster, archive: Path, server_user: str | None,
+                     **settings: ConfigValue) -> None:
+    """archive_mode on with archive-wal into `archive` (plus `settings`), then restart."""
+    cluster.configure(archive_mode="on", archive_command=archive_command(archive, server_user),
+                      **settings)
+    cluster.stop()
+    cluster.start()

@@ -1,0 +1,237 @@
+"""Continuous archiving and point-in-time recovery, as the runbook's section 3 does it
+(restore a base backup, restore_command, a recovery target, recovery.signal), with the
+recovery settings in an included file rather than a rewritten postgresql.conf.
+
+One primary archives with `pgvdrill archive-wal`; markers 1-3 are committed before the
+base backup, 4-12 after it (a restore point after 9). Every drill restores a copy of the
+backup, recovers to a target and checks the boundary exactly: markers committed before the
+target present with their vectors, those after absent, the HNSW index answering like exact
+search over the expected markers.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pgvdrill import osuser
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.errors import RestoreError
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.verify import Snapshot, snapshot, verify
+from pgvdrill.wal.archiving import (
+    enable_archiving,
+    make_archive_dir,
+    restore_command,
+    switch_and_wait,
+)
+from pgvdrill.wal.basebackup import take_base_backup
+from pgvdrill.wal.continuity import check_continuity
+from pgvdrill.wal.markers import Marker, MarkerWriter, boundary_problems
+from pgvdrill.wal.names import Segment, format_lsn
+from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover, resume
+
+BEFORE_BACKUP = 3
+MARKERS = 12
+RESTORE_POINT = ("pitr_after_9", 9)
+Restore = Callable[[Path, str], tuple[Cluster, float]]
+
+
+@dataclass
+class Archived:
+    """The primary's archive, its base backup, and the markers around it."""
+
+    archive: Path
+    backup: Path
+    backup_seconds: float
+    markers: list[Marker]
+    at_backup: Snapshot  # vector_db when the backup was taken
+
+    def upto(self, last: int) -> tuple[list[Marker], list[Marker]]:
+        """(markers 1..last, the rest)."""
+        return self.markers[:last], self.markers[last:]
+
+
+@pytest.fixture(scope="module")
+def archived(backend: Backend, source_template: str, wal_workdir: Path) -> Iterator[Archived]:
+    primary = backend.create("pitr-primary", template=source_template)
+    try:
+        primary.start()
+        archive = make_archive_dir(wal_workdir / "archive", osuser.server_user())
+        enable_archiving(primary, archive, osuser.server_user(), track_commit_timestamp=True)
+        with primary.connect(SOURCE_DB) as conn, primary.connect() as wal_conn:
+            writer = MarkerWriter(conn, wal_conn)
+            writer.create()
+            for i in range(1, BEFORE_BACKUP + 1):
+                writer.write(i)
+            at_backup = snapshot(conn)
+            seconds = take_base_backup(primary, wal_workdir / "base")
+            for i in range(BEFORE_BACKUP + 1, MARKERS + 1):
+                writer.write(i)
+                if i == RESTORE_POINT[1]:
+                    wal_conn.execute("SELECT pg_create_restore_point(%s)", (RESTORE_POINT[0],))
+        switch_and_wait(primary, archive)
+        primary.stop()
+        yield Archived(archive, wal_workdir / "base", seconds, writer.written, at_backup)
+    finally:
+        primary.destroy()
+
+
+@dataclass
+class PitrDrill:
+    """One recovery: what it aimed at, its phases, and the boundary check."""
+
+    name: str
+    backup_seconds: float
+    copy_seconds: float
+    recovery: Recovery
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        total = self.copy_seconds + self.recovery.start_to_ready
+        return {"drill": f"pitr {self.name}", "backup": {"seconds": round(self.backup_seconds, 3)},
+                "restore": {"seconds": round(total, 3), "copy_seconds": round(self.copy_seconds, 3),
+                            **self.recovery.as_dict()},
+                "problems": self.problems}
+
+
+def drill(archived: Archived, restore: Restore, target: Target, name: str,
+          expected: int) -> tuple[Cluster, PitrDrill]:
+    """Restore the base backup, recover it to `target`, check markers 1..expected."""
+    cluster, copy_seconds = restore(archived.backup, name)
+    recovery = recover(cluster, target, restore_command(archived.archive, osuser.server_user()),
+                       BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
+    result = PitrDrill(target.describe(), archived.backup_seconds, copy_seconds, recovery)
+    if recovery.state != "shut down":
+        with cluster.connect(SOURCE_DB) as conn:
+            result.problems = boundary_problems(conn, *archived.upto(expected))
+    return cluster, result
+
+
+TARGETS = [  # (id, target from the markers, markers expected)
+    ("time-inclusive", lambda m: Target("time", m[5].commit_time.isoformat()), 6),
+    ("time-exclusive", lambda m: Target("time", m[5].commit_time.isoformat(), False), 5),
+    ("xid-inclusive", lambda m: Target("xid", str(m[6].xid)), 7),
+    ("xid-exclusive", lambda m: Target("xid", str(m[6].xid), False), 6),
+    ("lsn-inclusive", lambda m: Target("lsn", format_lsn(m[7].commit_lsn)), 8),
+    ("lsn-exclusive", lambda m: Target("lsn", format_lsn(m[7].commit_lsn), False), 7),
+    ("name", lambda m: Target("name", RESTORE_POINT[0]), RESTORE_POINT[1]),
+    ("end-of-archive", lambda m: Target("end"), MARKERS),
+]
+
+
+@pytest.mark.parametrize(("make_target", "expected"), [t[1:] for t in TARGETS],
+                         ids=[t[0] for t in TARGETS])
+def test_pitr_target(archived: Archived, restore_backup: Restore,
+                     make_target: Callable[[list[Marker]], Target], expected: int,
+                     record_drill: Callable[[PitrDrill], None]) -> None:
+    target = make_target(archived.markers)
+
+    _, result = drill(archived, restore_backup, target, "pitr", expected)
+    record_drill(result)
+
+    assert result.recovery.state == "promoted"
+    assert result.problems == []
+    assert result.recovery.timeline == 2
+
+
+def test_pitr_immediate_restores_the_dataset_as_it_was_at_the_backup(
+        archived: Archived, restore_backup: Restore, record_drill: Callable[[PitrDrill], None]
+) -> None:
+    """recovery_target = 'immediate' ends at the backup's consistent point: vector_db
+    equals the primary's snapshot from then, vector indexes and all."""
+    cluster, result = drill(archived, restore_backup, Target("immediate"), "pitr", BEFORE_BACKUP)
+    record_drill(result)
+
+    with cluster.connect(SOURCE_DB) as conn:
+        verify(archived.at_backup, conn, sequence_slack=32).raise_for_problems()
+
+
+def test_pitr_pause_then_resume(archived: Archived, restore_backup: Restore,
+                                record_drill: Callable[[PitrDrill], None]) -> None:
+    target = Target("xid", str(archived.markers[4].xid), action="pause")
+
+    cluster, result = drill(archived, restore_backup, target, "pitr-pause", 5)
+    record_drill(result)
+
+    assert result.recovery.state == "paused"
+    assert cluster.query("SELECT pg_is_wal_replay_paused(), pg_is_in_recovery()") == \
+        [(True, True)]
+    assert result.problems == []  # read-only, at the target
+    resume(cluster)
+    with cluster.connect(SOURCE_DB) as conn:
+        assert boundary_problems(conn, *archived.upto(5)) == []
+        conn.execute("INSERT INTO pitr_markers VALUES (100, now(), pg_current_xact_id(), "
+                     "'[0,0,0,0,0,0,0,1]')")  # promoted: writable
+
+
+def test_pitr_shutdown_then_recover_further(archived: Archived, restore_backup: Restore,
+                                            record_drill: Callable[[PitrDrill], None]) -> None:
+    """recovery_target_action = 'shutdown' stops the server at the target; started again
+    with a later target, recovery goes on from there."""
+    first = Target("xid", str(archived.markers[3].xid), action="shutdown")
+
+    cluster, result = drill(archived, restore_backup, first, "pitr-shutdown", 4)
+
+    assert result.recovery.state == "shut down"
+    assert not cluster.is_running()
+    further = recover(cluster, Target("xid", str(archived.markers[9].xid)),
+                      restore_command(archived.archive, osuser.server_user()),
+                      BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
+    record_drill(PitrDrill(f"{first.describe()}; then {further.target.describe()}",
+                           archived.backup_seconds, result.copy_seconds, further))
+    assert further.state == "promoted"
+    with cluster.connect(SOURCE_DB) as conn:
+        assert boundary_problems(conn, *archived.upto(10)) == []
+
+
+@pytest.mark.parametrize("beyond", ["time", "lsn"])
+def test_pitr_target_the_archive_cannot_reach_fails_clearly(
+        archived: Archived, restore_backup: Restore, beyond: str) -> None:
+    last = archived.markers[-1]
+    target = Target("time", (last.commit_time + timedelta(days=1)).isoformat()) \
+        if beyond == "time" else Target("lsn", format_lsn(last.commit_lsn + 2**30))
+    cluster, _ = restore_backup(archived.backup, "pitr-unreachable")
+
+    with pytest.raises(RestoreError, match="ends before the target") as failure:
+        recover(cluster, target, restore_command(archived.archive, osuser.server_user()),
+                BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
+
+    assert "recovery ended before configured recovery target was reached" in str(failure.value)
+    assert not cluster.is_running()
+
+
+@pytest.mark.parametrize("early", ["time", "lsn"])
+def test_pitr_target_before_the_backup_end_is_refused(
+        archived: Archived, restore_backup: Restore, early: str) -> None:
+    cluster, _ = restore_backup(archived.backup, "pitr-early")
+    point = BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive)
+    assert point.end_time is not None, "the archive has the backup's .backup history file"
+    target = Target("time", archived.markers[0].commit_time.isoformat()) \
+        if early == "time" else Target("lsn", format_lsn(point.start_lsn))
+
+    with pytest.raises(RestoreError, match="before the base backup"):
+        recover(cluster, target, restore_command(archived.archive, osuser.server_user()), point)
+
+    assert not cluster.is_running()
+    assert "recovery.signal" not in cluster.list_dir()  # refused before touching anything
+
+
+def test_pitr_archive_is_continuous_and_a_gap_is_named(archived: Archived, wal_workdir: Path
+                                                       ) -> None:
+    with_gap = wal_workdir / "archive-with-gap"
+    shutil.copytree(archived.archive, with_gap)
+    backup = BackupPoint.of((archived.backup / "backup_manifest").read_bytes())
+    last = archived.markers[-1].commit_lsn
+    missing = Segment.containing(archived.markers[6].commit_lsn, backup.timeline).name
+
+    check_continuity(archived.archive, backup.start_lsn, backup.timeline,
+                     target_lsn=last).require()
+    (with_gap / missing).unlink()
+    gap = check_continuity(with_gap, backup.start_lsn, backup.timeline, target_lsn=last).gap
+    assert gap is not None and gap.startswith(f"segment {missing} is missing: recovery beyond")

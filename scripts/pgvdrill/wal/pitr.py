@@ -1,0 +1,247 @@
+"""Point-in-time recovery: a restored base backup (a stopped cluster) plus a WAL archive,
+recovered to a target and timed.
+
+Recovery settings go into pgvdrill's included conf file (`Cluster.configure`) next to a
+`recovery.signal`; postgresql.conf is never written (the runbook's `cat > postgresql.conf`
+step replaces the user's whole configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+
+from pgvdrill.cluster import Cluster
+from pgvdrill.cluster.base import ConfigValue
+from pgvdrill.errors import DrillError, RestoreError
+from pgvdrill.wal.names import DEFAULT_SEGMENT_SIZE, Segment, format_lsn, parse_lsn
+
+TargetKind = Literal["time", "xid", "lsn", "name", "immediate", "end"]
+Action = Literal["promote", "pause", "shutdown"]
+
+NOT_REACHED = "recovery ended before configured recovery target was reached"
+BEFORE_CONSISTENT = "requested recovery stop point is before consistent recovery point"
+SHUTDOWN_AT_TARGET = "shutdown at recovery target"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where recovery stops (`end`: the end of the archived WAL) and what it does there."""
+
+    kind: TargetKind
+    value: str = ""
+    inclusive: bool = True
+    action: Action = "promote"
+    timeline: str = "latest"
+
+    def settings(self) -> dict[str, ConfigValue]:
+        settings: dict[str, ConfigValue] = {"recovery_target_timeline": self.timeline}
+        if self.kind == "immediate":
+            settings["recovery_target"] = "immediate"
+        elif self.kind != "end":
+            settings[f"recovery_target_{self.kind}"] = self.value
+            settings["recovery_target_inclusive"] = self.inclusive
+        if self.kind != "end":
+            settings["recovery_target_action"] = self.action
+        return settings
+
+    def describe(self) -> str:
+        if self.kind in ("immediate", "end"):
+            point = "the backup's consistent point" if self.kind == "immediate" \
+                else "the end of the archive"
+        else:
+            point = (f"recovery_target_{self.kind} = {self.value!r} "
+                     f"({'inclusive' if self.inclusive else 'exclusive'})")
+        return f"{point}, then {self.action}, timeline {self.timeline}"
+
+
+@dataclass(frozen=True)
+class BackupPoint:
+    """Where a base backup's WAL starts and where it becomes consistent."""
+
+    start_lsn: int
+    timeline: int
+    end_lsn: int
+    end_time: datetime | None  # from the archive's .backup history file, when present
+
+    @classmethod
+    def of(cls, manifest: bytes, archive: Path | None = None,
+           segment_size: int = DEFAULT_SEGMENT_SIZE) -> BackupPoint:
+        """From a base backup's backup_manifest (its text), and its STOP TIME from the
+        .backup history file in `archive` when that has one."""
+        ranges = json.loads(manifest)["WAL-Ranges"]
+        first, last = ranges[-1], ranges[0]
+        start, timeline = parse_lsn(first["Start-LSN"]), int(first["Timeline"])
+        end_time = None
+        history = archive / (f"{Segment.containing(start, timeline, segment_size).name}."
+                             f"{start % segment_size:08X}.backup") if archive else None
+        if history is not None and history.is_file():
+            match = re.search(r"^STOP TIME: (.+) (\S+)$", history.read_text(), re.M)
+            if match and match.group(2) in ("UTC", "GMT"):  # else: a zone abbreviation
+                end_time = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(
+                    tzinfo=UTC)
+        return cls(start, timeline, parse_lsn(last["End-LSN"]), end_time)
+
+
+def refuse_before_backup_end(target: Target, point: BackupPoint) -> None:
+    """`RestoreError` for a target that lies before the backup became consistent: its WAL
+    replay cannot stop earlier than the end of the backup."""
+    if target.kind == "lsn" and parse_lsn(target.value) < point.end_lsn:
+        earlier = f"LSN {target.value} is before the base backup's end LSN " \
+                  f"{format_lsn(point.end_lsn)}"
+    elif target.kind == "time" and point.end_time is not None and \
+            datetime.fromisoformat(target.value) < point.end_time:
+        earlier = f"time {target.value} is before the base backup ended " \
+                  f"({point.end_time.isoformat()})"
+    else:
+        return
+    raise RestoreError(
+        f"recovery target {earlier}: a base backup is consistent only from its end on, so "
+        "it cannot be recovered to an earlier point",
+        "use a base backup taken before the target, or a target after the backup's end")
+
+
+@dataclass
+class Recovery:
+    """What a recovery did and how long it took."""
+
+    target: Target
+    state: Literal["promoted", "paused", "shut down"]
+    start_to_ready: float  # start until promoted or paused (or the server stopped)
+    start_lsn: int
+    replayed_to: int | None  # last WAL record replayed (None after a shutdown)
+    replay_seconds: float | None  # the server's own "redo done ... elapsed" figure
+    timeline: int | None  # after promotion
+    segment_size: int = DEFAULT_SEGMENT_SIZE
+    details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def replayed_bytes(self) -> int | None:
+        return None if self.replayed_to is None else self.replayed_to - self.start_lsn
+
+    @property
+    def segments(self) -> int | None:
+        if self.replayed_to is None:
+            return None
+        return self.replayed_to // self.segment_size - self.start_lsn // self.segment_size + 1
+
+    def as_dict(self) -> dict[str, object]:
+        rate = None
+        if self.replayed_bytes is not None and self.replay_seconds:
+            rate = round(self.replayed_bytes / self.replay_seconds / 2**20, 1)
+        return {"target": {**asdict(self.target), "describe": self.target.describe()},
+                "state": self.state, "start_to_ready_seconds": round(self.start_to_ready, 3),
+                "wal_replay": {
+                    "from": format_lsn(self.start_lsn),
+                    "to": None if self.replayed_to is None else format_lsn(self.replayed_to),
+                    "segments": self.segments, "bytes": self.replayed_bytes,
+                    "seconds": self.replay_seconds, "mib_per_second": rate},
+                "timeline": self.timeline, **self.details}
+
+
+def recover(cluster: Cluster, target: Target, restore_command: str, point: BackupPoint,
+            *, timeout: float = 600) -> Recovery:
+    """Recover the stopped `cluster` (a restored base backup) to `target` from the archive
+    `restore_command` reads, and wait until it is promoted, paused or shut down there.
+
+    Raises `RestoreError` when the target is before the backup's end, or when the archive
+    ends before the target (never a silent partial recovery)."""
+    refuse_before_backup_end(target, point)
+    cluster.configure(restore_command=restore_command, log_min_messages="log",
+                      **target.settings())
+    cluster.write_file("recovery.signal", b"")
+    started = time.monotonic()
+    try:
+        cluster.start(timeout=timeout)
+    except DrillError as exc:
+        if not (target.action == "shutdown" and _shut_down_at_target(cluster)):
+            raise _recovery_failure(target, cluster.server_log(200)) or exc from exc
+        state: Literal["promoted", "paused", "shut down"] = "shut down"
+    else:
+        state = _wait_for_target(cluster, target, started + timeout)
+    seconds = time.monotonic() - started
+    if state == "shut down":
+        return Recovery(target, state, seconds, point.start_lsn, None,
+                        _replay_seconds(cluster.server_log(200)), None)
+    replayed = cluster.query("SELECT pg_last_wal_replay_lsn()::text")[0][0]
+    timeline = None
+    if state == "promoted":
+        name = cluster.query("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+        timeline = int(str(name)[:8], 16)
+    return Recovery(target, state, seconds, point.start_lsn,
+                    parse_lsn(str(replayed)) if replayed else None,
+                    _replay_seconds(cluster.server_log(200)), timeline)
+
+
+def _wait_for_target(cluster: Cluster, target: Target, deadline: float
+                     ) -> Literal["promoted", "paused", "shut down"]:
+    while True:
+        try:
+            in_recovery, pause = cluster.query(
+                "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() "
+                "THEN pg_get_wal_replay_pause_state() END")[0]
+        except psycopg.OperationalError:
+            if cluster.is_running() and target.action != "shutdown":
+                raise
+            in_recovery, pause = True, None  # the server went away: see below
+        if target.action == "shutdown" and _shut_down_at_target(cluster):
+            return "shut down"
+        if not in_recovery:
+            return "promoted"
+        if target.action == "pause" and pause == "paused":
+            return "paused"
+        if time.monotonic() > deadline or not cluster.is_running():
+            failure = _recovery_failure(target, cluster.server_log(200))
+            raise failure or RestoreError(
+                f"recovery to {target.describe()} did not finish in time",
+                "read the server log; the archive may be slow or the target far away")
+        time.sleep(0.05)
+
+
+def resume(cluster: Cluster, timeout: float = 60) -> None:
+    """End a recovery paused at its target (pg_wal_replay_resume) and wait for promotion."""
+    cluster.query("SELECT pg_wal_replay_resume()")
+    deadline = time.monotonic() + timeout
+    while cluster.query("SELECT pg_is_in_recovery()")[0][0]:
+        if time.monotonic() > deadline:
+            raise RestoreError(f"server {cluster.name} still in recovery {timeout:.0f}s after "
+                               "pg_wal_replay_resume()", "read the server log")
+        time.sleep(0.05)
+
+
+def _shut_down_at_target(cluster: Cluster) -> bool:
+    """The server stopped itself at its target (recovery_target_action = shutdown)."""
+    deadline = time.monotonic() + 30
+    while cluster.is_running() and SHUTDOWN_AT_TARGET in cluster.server_log(200):
+        if time.monotonic() > deadline:
+            raise RestoreError(f"server {cluster.name} reached its target but did not stop",
+                               "read the server log")
+        time.sleep(0.05)
+    return not cluster.is_running() and SHUTDOWN_AT_TARGET in cluster.server_log(200)
+
+
+def _recovery_failure(target: Target, log: str) -> RestoreError | None:
+    if NOT_REACHED in log:
+        return RestoreError(
+            f"recovery to {target.describe()} failed: the archive's WAL ends before the "
+            f"target (PostgreSQL: {NOT_REACHED!r})",
+            "the archive lacks WAL up to the target: check it with pgvdrill's continuity "
+            "check, restore the missing segments, or choose an earlier target")
+    if BEFORE_CONSISTENT in log:
+        return RestoreError(
+            f"recovery to {target.describe()} failed: the target lies before the base "
+            f"backup became consistent (PostgreSQL: {BEFORE_CONSISTENT!r})",
+            "use a base backup taken before the target")
+    return None
+
+
+def _replay_seconds(log: str) -> float | None:
+    found = re.findall(r"redo done at .*elapsed: ([0-9.]+) s", log)
+    return float(found[-1]) if found else None
