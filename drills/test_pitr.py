@@ -25,6 +25,7 @@ from pgvdrill.errors import RestoreError
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot, verify
 from pgvdrill.wal.archiving import (
+    archive_command,
     enable_archiving,
     make_archive_dir,
     restore_command,
@@ -235,3 +236,45 @@ def test_pitr_archive_is_continuous_and_a_gap_is_named(archived: Archived, wal_w
     (with_gap / missing).unlink()
     gap = check_continuity(with_gap, backup.start_lsn, backup.timeline, target_lsn=last).gap
     assert gap is not None and gap.startswith(f"segment {missing} is missing: recovery beyond")
+
+
+def test_pitr_timeline_latest_follows_an_earlier_promotion(
+        archived: Archived, restore_backup: Restore, wal_workdir: Path,
+        record_drill: Callable[[PitrDrill], None]) -> None:
+    """An earlier PITR promoted at marker 6 onto timeline 2 and committed markers 101-103
+    there, archiving into the same archive. Restores from the same base backup then follow
+    timeline 2 ('latest'), recover to a point on it (across the switch), or stay on
+    timeline 1 ('current'), whose markers 7-12 are still in the archive."""
+    user = osuser.server_user()
+    archive = wal_workdir / "archive-timelines"
+    shutil.copytree(archived.archive, archive)
+    osuser.chown_tree(archive, user)
+    fetch = restore_command(archive, user)
+    point = BackupPoint.of((archived.backup / "backup_manifest").read_bytes(), archive)
+    before, after = archived.upto(6)
+
+    promoted, _ = restore_backup(archived.backup, "pitr-tl2")
+    promoted.configure(archive_mode="on", archive_command=archive_command(archive, user),
+                       track_commit_timestamp=True)
+    assert recover(promoted, Target("xid", str(before[-1].xid)), fetch, point).timeline == 2
+    with promoted.connect(SOURCE_DB) as conn, promoted.connect() as wal_conn:
+        writer = MarkerWriter(conn, wal_conn, seed=5)
+        branch = [writer.write(i) for i in (101, 102, 103)]
+    switch_and_wait(promoted, archive)
+    promoted.stop()
+    assert check_continuity(archive, point.start_lsn, point.timeline).gap is None
+
+    for name, target, present, absent in [
+        ("latest", Target("end"), before + branch, after),
+        ("across", Target("xid", str(branch[1].xid)), before + branch[:2], after + branch[2:]),
+        ("current", Target("end", timeline="current"), archived.markers, branch),
+    ]:
+        cluster, copy_seconds = restore_backup(archived.backup, f"pitr-{name}")
+        recovery = recover(cluster, target, fetch, point)
+        with cluster.connect(SOURCE_DB) as conn:
+            result = PitrDrill(target.describe(), archived.backup_seconds, copy_seconds,
+                               recovery, boundary_problems(conn, present, absent))
+        record_drill(result)
+        assert result.problems == [], name
+        assert recovery.timeline == 3, name  # 2 is taken, even when branching from 1
+        cluster.destroy()
