@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pgvdrill.dataset import DatasetSpec, K, generate, ivfflat_lists
-from pgvdrill.dataset.generate import MAX_FEATURES, SPARSE_DIM
+from pgvdrill.dataset.generate import MAX_FEATURES, SPARSE_DIM, behavior_segments
 from pgvdrill.dataset.truth import exact_top_k
 from pgvdrill.errors import ConfigError
 
@@ -114,5 +114,17 @@ def test_exact_top_k_breaks_ties_by_id_and_needs_k_rows() -> None:
 
 
 def test_ivfflat_lists() -> None:
-    assert [ivfflat_lists(n) for n in (0, 999, 5000, 1_000_000, 4_000_000)] == [1, 1, 5, 1000,
-                                                                                2000]
+    """At least 25 lists (30 rows a list at most), rows / 1000 from 25k rows, sqrt beyond 1M."""
+    sizes = (0, 59, 300, 950, 5000, 40_000, 1_000_000, 4_000_000)
+    assert [ivfflat_lists(n) for n in sizes] == [1, 1, 10, 25, 25, 40, 1000, 2000]
+
+
+def test_behaviours_cluster_in_more_segments_than_lists() -> None:
+    """Each behaviour's nearest neighbour is far closer than a typical other behaviour, and
+    the segments outnumber the IVFFlat lists (k-means groups segments, never splits one)."""
+    behaviors = generate(DatasetSpec(rows=2000)).account_behaviors
+    vectors = behaviors.behaviors[behaviors.has_behavior]
+    dist = np.linalg.norm(vectors[:200, None] - vectors[None], axis=2)
+    dist[np.arange(200), np.arange(200)] = np.inf
+    assert np.median(dist.min(axis=1)) < 0.55 * np.median(dist[np.isfinite(dist)])
+    assert behavior_segments(len(vectors)) == 40 > ivfflat_lists(len(vectors)) == 25

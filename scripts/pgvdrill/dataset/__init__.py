@@ -6,7 +6,7 @@
 
 from pgvdrill.dataset.data import AccountBehaviors, Dataset, Documents, ProductEmbeddings
 from pgvdrill.dataset.files import from_file
-from pgvdrill.dataset.generate import generate
+from pgvdrill.dataset.generate import generate, ivfflat_lists
 from pgvdrill.dataset.load import load, populate
 from pgvdrill.dataset.real import real_dataset
 from pgvdrill.dataset.schema import (
@@ -15,7 +15,6 @@ from pgvdrill.dataset.schema import (
     VECTOR_INDEXES,
     create_indexes,
     create_schema,
-    ivfflat_lists,
 )
 from pgvdrill.dataset.spec import DatasetSpec, K
 

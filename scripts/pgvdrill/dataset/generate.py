@@ -3,11 +3,18 @@
 Each part draws from its own random stream (seed, part), so the tables are independent
 of each other and a file dataset gets the same companion tables as a generated one.
 Sizes: account_behaviors has rows // 2 rows, product_embeddings rows // 4 (at least 1).
+
+Behaviour vectors cluster (accounts fall into behaviour segments): non-negative
+features in [0, 1), one segment centre per ~1.6 IVFFlat lists plus Gaussian spread. An
+IVFFlat index built on the data finds the segments (recall@10 near 1 with probes=1);
+one built on an empty table has random centres in the same unit cube, which cut the
+segments apart (recall about half): the pitfall of a schema-first restore shows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import isqrt
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +38,8 @@ BEHAVIOR_NULL_FRACTION = 0.05
 SPARSE_DIM = 1000
 MAX_FEATURES = 8  # non-zeros per sparse feature vector: 1..MAX_FEATURES
 CLUSTER_SPREAD = 0.6  # expected norm of a point's offset from its (unit) cluster centre
+BEHAVIOR_SPREAD = 0.2  # per-feature standard deviation around a behaviour segment's centre
+MIN_LISTS = 25  # IVFFlat lists on small tables: fewer would make search (nearly) exact
 
 
 def generate(spec: DatasetSpec) -> Dataset:
@@ -96,11 +105,29 @@ def _normalise(vectors: Floats) -> Floats:
     return vectors
 
 
+def ivfflat_lists(rows: int) -> int:
+    """IVFFlat lists for `rows` vectors: pgvector's advice (rows / 1000 up to a million
+    rows, sqrt(rows) beyond), but at least MIN_LISTS (and at least 30 rows a list), so
+    that an index built without its data answers measurably worse than one built after."""
+    if rows > 1_000_000:
+        return isqrt(rows)
+    return max(1, rows // 1000, min(MIN_LISTS, rows // 30))
+
+
+def behavior_segments(rows: int) -> int:
+    """Segment centres behaviour vectors cluster around: more than the index's lists, so
+    that k-means groups whole segments instead of splitting one."""
+    return max(2, ivfflat_lists(rows) * 8 // 5)
+
+
 def _account_behaviors(spec: DatasetSpec) -> AccountBehaviors:
     rng = _stream(spec.seed, "account_behaviors")
     n = max(1, spec.rows // 2)
     present = rng.random(n) >= BEHAVIOR_NULL_FRACTION
+    centres = rng.random((behavior_segments(n), BEHAVIOR_DIM), dtype=np.float32)
     behaviors = rng.standard_normal((n, BEHAVIOR_DIM), dtype=np.float32)
+    behaviors *= np.float32(BEHAVIOR_SPREAD)
+    behaviors += centres[rng.integers(len(centres), size=n)]
     behaviors[~present] = 0.0
     return AccountBehaviors(
         ids=np.arange(1, n + 1, dtype=np.int64),
