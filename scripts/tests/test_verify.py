@@ -235,8 +235,10 @@ def test_ivfflat_built_before_its_data(source: Snapshot, target: psycopg.Connect
     assert problems["ann_recall"] == [
         f'index "App Data"."Clustered_ivf" on "App Data"."Clustered": recall@10 is '
         f'{figures["target"]:.2f} in the target and {figures["source"]:.2f} in the source '
-        f"(required >= 0.85 = min(0.90, source) - 0.05; settings hnsw.ef_search=40, "
-        f"hnsw.iterative_scan=off, ivfflat.probes=1, ivfflat.iterative_scan=off)"]
+        f"(required >= 0.81 = min(0.90, source) - 0.09; settings hnsw.ef_search=40, "
+        f"hnsw.iterative_scan=off, ivfflat.probes=1, ivfflat.iterative_scan=off); an "
+        f"IVFFlat index built before its data (a schema-only restore, then the data) has "
+        f'random centres: REINDEX INDEX "App Data"."Clustered_ivf" after loading']
 
 
 def test_sequence_and_constraint(source: Snapshot, target: psycopg.Connection) -> None:
@@ -245,6 +247,26 @@ def test_sequence_and_constraint(source: Snapshot, target: psycopg.Connection) -
     assert problems == [
         "constraint items_score_check on public.items exists only in the target",
         "sequence public.items_id_seq last value differs: source 1500, target 1501"]
+
+
+def test_owners_and_grants(server: Cluster, source: Snapshot, target: psycopg.Connection
+                           ) -> None:
+    server.query("DO $$ BEGIN IF to_regrole('vf_owner') IS NULL THEN CREATE ROLE vf_owner;"
+                 " CREATE ROLE vf_reader; END IF; END $$")
+    target.execute("""
+        ALTER TABLE items OWNER TO vf_owner;
+        GRANT SELECT ON "App Data"."Clustered" TO vf_reader WITH GRANT OPTION;
+        GRANT USAGE ON SCHEMA "App Data" TO PUBLIC;
+        REVOKE TRUNCATE ON events FROM postgres""")
+    assert failing(verify(source, target)) == {"schema": [
+        'schema "App Data" privileges differ: granted only in the target: USAGE to PUBLIC',
+        "sequence public.items_id_seq is owned by vf_owner in the target, postgres in the "
+        "source",
+        'table "App Data"."Clustered" privileges differ: granted only in the target: '
+        "SELECT to vf_reader with grant option",
+        "table public.events privileges differ: granted only in the source: TRUNCATE to "
+        "postgres",
+        "table public.items is owned by vf_owner in the target, postgres in the source"]}
 
 
 def test_missing_extension(server: Cluster) -> None:

@@ -167,7 +167,7 @@ def _ann_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
                     f"{where}: recall@{ann.K} is {result.recall:.2f} in the target and "
                     f"{_fmt(base.recall)} in the source (required >= {required:.2f} = "
                     f"min({threshold:.2f}, source) - {margin:.2f}; settings "
-                    f"{_settings(result.settings)})")
+                    f"{_settings(result.settings)})" + _recall_hint(indexes[key]))
     with timed("planner", checks) as planner:
         for key, result in results.items():
             base = source.ann[key].result
@@ -180,6 +180,14 @@ def _ann_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
                     f"index {key} on {indexes[key].table} is not used for "
                     f"{indexes[key].describe()} even with enable_seqscan=off "
                     f"(plan: {result.plan})")
+
+
+def _recall_hint(index: ann.VectorIndex) -> str:
+    """What to do about an index whose recall fell, when the cause is a known one."""
+    if index.method != "ivfflat":
+        return ""
+    return ("; an IVFFlat index built before its data (a schema-only restore, then the "
+            f"data) has random centres: REINDEX INDEX {index.key} after loading")
 
 
 def same_ann_answers(source: psycopg.Connection, target: psycopg.Connection, *,

@@ -1,5 +1,5 @@
 """Schema facts of one database (tables, columns, indexes, constraints, sequences,
-extensions) read from the catalog, and their comparison.
+extensions, owners and privileges) read from the catalog, and their comparison.
 
 Facts are keyed by schema-qualified names as `format('%I.%I')` prints them
 (`public.items`, `"My Schema"."T"`). Objects belonging to extensions and system
@@ -9,11 +9,12 @@ schemas are left out.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import psycopg
 
+from pgvdrill.verify import privileges as privs
 from pgvdrill.verify.session import ident
 
 K = TypeVar("K")
@@ -100,18 +101,22 @@ class SchemaFacts:
     constraints: dict[tuple[str, str], Constraint]
     sequences: dict[str, Sequence]
     extensions: dict[str, str]  # name -> version
+    privileges: dict[str, privs.Privileges] = field(default_factory=dict)  # by label
 
     def restricted(self, scope: Collection[tuple[str, str]] | None) -> SchemaFacts:
         """Only the tables in `scope` ((schema, name) pairs) and what belongs to them."""
         if scope is None:
             return self
         tables = {k: t for k, t in self.tables.items() if (t.schema, t.name) in scope}
+        sequences = {k: s for k, s in self.sequences.items() if s.owner in tables}
         return replace(
             self,
             tables=tables,
             indexes={k: i for k, i in self.indexes.items() if i.table in tables},
             constraints={k: c for k, c in self.constraints.items() if c.table in tables},
-            sequences={k: s for k, s in self.sequences.items() if s.owner in tables},
+            sequences=sequences,
+            privileges=privs.restricted(self.privileges, tables, sequences,
+                                        {t.schema for t in tables.values()}),
         )
 
 
@@ -192,7 +197,8 @@ def read_schema(conn: psycopg.Connection) -> SchemaFacts:
             constraints[(table, name)] = Constraint(table, name, definition)
 
     return SchemaFacts(tables, indexes, constraints, _read_sequences(conn, by_oid),
-                       dict(conn.execute("SELECT extname::text, extversion FROM pg_extension")))
+                       dict(conn.execute("SELECT extname::text, extversion FROM pg_extension")),
+                       privs.read_privileges(conn))
 
 
 def _read_sequences(conn: psycopg.Connection, tables: dict[int, str]) -> dict[str, Sequence]:
@@ -225,7 +231,7 @@ def compare_schema(
     source: SchemaFacts, target: SchemaFacts, *, partial: bool = False,
     sequence_slack: int | None = 0
 ) -> list[str]:
-    """Differences in tables, columns, indexes, constraints and sequences.
+    """Differences in tables, columns, indexes, constraints, sequences, owners and grants.
 
     `partial`: the target may hold more than the (restricted) source; only what the
     source has is required. `sequence_slack`: how far a target sequence may run ahead
@@ -254,7 +260,7 @@ def compare_schema(
                           lambda k, _: f"sequence {k}")
     for name in sorted(source.sequences.keys() & target.sequences.keys()):
         problems += _sequence(source.sequences[name], target.sequences[name], sequence_slack)
-    return problems
+    return problems + privs.compare_privileges(source.privileges, target.privileges)
 
 
 def compare_extensions(source: SchemaFacts, target: SchemaFacts, *, partial: bool = False
