@@ -32,25 +32,32 @@ def preflight(conn: psycopg.Connection, archive: Archive) -> None:
         )
 
 
+# Known errors and what to do; a hint's {0} is the pattern's first group.
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r'type "(?:public\.)?(vector|halfvec|sparsevec)" does not exist'),
-     "the dump holds tables with pgvector columns but no CREATE EXTENSION vector (pg_dump "
-     "leaves extensions out of -t/-n dumps): run CREATE EXTENSION vector in the target "
-     "database first, or dump with --extension=vector"),
+     "the dump holds tables with pgvector columns ({0}) but no CREATE EXTENSION vector "
+     "(pg_dump leaves extensions out of -t/-n dumps): run CREATE EXTENSION vector in the "
+     "target database first, or dump with --extension=vector"),
     (re.compile(r'extension "vector" is not available|could not open extension control '
                 r'file ".*vector\.control"'),
      "install pgvector on the target server before restoring"),
     (re.compile(r'role "([^"]+)" does not exist'),
-     "objects in the dump belong to roles the target server lacks: restore the globals "
-     "first (pg_dumpall --globals-only on the source, psql -f on the target), or restore "
-     "with --no-owner --no-acl and re-grant"),
+     "objects in the dump belong to role {0}, which the target server lacks: restore the "
+     "source's globals first (pg_dumpall --globals-only on the source, psql -f on the "
+     "target: pgvdrill.logical.globals), or restore with --no-owner --no-acl and re-grant"),
+    (re.compile(r'schema "([^"]+)" already exists'),
+     "a -n dump creates schema {0}, which the target database already has (every new "
+     "database has public): leave the SCHEMA item out with a -L list (pg_restore -l, "
+     "delete the line, pg_restore -L; pgvdrill's 'scoped' restore does this), and run "
+     "CREATE EXTENSION vector first (-n dumps leave it out)"),
 ]
 
 
 def explain(error: ToolError) -> RestoreError | None:
-    """A `RestoreError` with what to do, when `error` is one of the known pitfalls."""
-    for pattern, hint in _PATTERNS:
-        match = pattern.search(error.stderr)
-        if match:
-            return RestoreError(f"restore failed: {match.group(0)}\n{error.message}", hint)
-    return None
+    """A `RestoreError` with what to do, when `error` shows known pitfalls (each named)."""
+    found = [(match.group(0), hint.format(*match.groups()))
+             for pattern, hint in _PATTERNS if (match := pattern.search(error.stderr))]
+    if not found:
+        return None
+    return RestoreError(f"restore failed: {'; '.join(m for m, _ in found)}\n{error.message}",
+                        "; also: ".join(h for _, h in found))

@@ -1,0 +1,41 @@
+"""diagnose.explain: pg_restore's errors of the known pitfalls, each turned into what to do."""
+
+from __future__ import annotations
+
+from pgvdrill.errors import ToolError
+from pgvdrill.logical.diagnose import explain
+
+
+def failed(stderr: str) -> ToolError:
+    return ToolError(["pg_restore", "--dbname", "vector_db", "x.dump"], 1, stderr)
+
+
+def test_unknown_errors_are_left_alone() -> None:
+    assert explain(failed("pg_restore: error: could not open input file")) is None
+
+
+def test_missing_role_is_named_with_globals_first() -> None:
+    explained = explain(failed(
+        'pg_restore: error: could not execute query: ERROR:  role "app owner" does not exist\n'
+        'Command was: ALTER SCHEMA app OWNER TO "app owner";'))
+
+    assert explained is not None
+    assert explained.message.startswith('restore failed: role "app owner" does not exist\n')
+    assert explained.hint.startswith("objects in the dump belong to role app owner, which the "
+                                     "target server lacks: restore the source's globals first")
+
+
+def test_every_pitfall_of_a_restore_that_went_on_is_named() -> None:
+    explained = explain(failed(
+        'pg_restore: error: could not execute query: ERROR:  schema "public" already exists\n'
+        'pg_restore: error: could not execute query: ERROR:  type "public.halfvec" does not '
+        "exist\npg_restore: warning: errors ignored on restore: 2"))
+
+    assert explained is not None
+    assert explained.message.splitlines()[0] == (
+        'restore failed: type "public.halfvec" does not exist; schema "public" already exists')
+    first, second = explained.hint.split("; also: ")
+    assert first.startswith("the dump holds tables with pgvector columns (halfvec) but no "
+                            "CREATE EXTENSION vector")
+    assert second.startswith("a -n dump creates schema public, which the target database "
+                             "already has")
