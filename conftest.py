@@ -3,6 +3,7 @@
 pytest_plugins = [
     "fixtures.options",
     "fixtures.clusters",
+    "fixtures.installations",
     "fixtures.datasets",
     "fixtures.backups",
     "fixtures.reporting",
