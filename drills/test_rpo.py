@@ -1,0 +1,172 @@
+"""RPO, measured rather than claimed (the runbook promises < 1 min with WAL archiving).
+
+A writer commits timestamped rows with vectors continuously; the primary is destroyed
+(SIGKILL, data directory removed); a base backup is recovered with the surviving WAL.
+RPO = the last acknowledged commit's timestamp minus the last recovered one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+from pgvdrill import osuser
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.wal.archiving import (
+    enable_archiving,
+    hand_to_server,
+    make_archive_dir,
+    restore_command,
+)
+from pgvdrill.wal.basebackup import take_base_backup
+from pgvdrill.wal.continuity import check_continuity
+from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover
+from pgvdrill.wal.receiver import Receiver
+
+ARCHIVE_TIMEOUT = 2  # seconds
+WRITE_SECONDS = 5.0
+Restore = Callable[[Path, str], tuple[Cluster, float]]
+
+
+class Writer(threading.Thread):
+    """Commits one row (id, clock_timestamp(), vector) per transaction until stopped or the
+    server dies; remembers the last acknowledged commit."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        super().__init__(daemon=True)
+        self.dsn = cluster.conninfo.dsn(SOURCE_DB)
+        self.acknowledged: tuple[int, datetime] | None = None
+        self.stopping = threading.Event()
+        self.error: Exception | None = None
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE rpo_writes (id int PRIMARY KEY, "
+                         "ts timestamptz NOT NULL, embedding vector(8) NOT NULL)")
+
+    def run(self) -> None:
+        rng = np.random.default_rng(3)
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                register_vector(conn)
+                i = 0
+                while not self.stopping.is_set():
+                    i += 1
+                    row = conn.execute(
+                        "INSERT INTO rpo_writes VALUES (%s, clock_timestamp(), %s) RETURNING ts",
+                        (i, rng.standard_normal(8).astype(np.float32))).fetchone()
+                    assert row is not None
+                    self.acknowledged = (i, row[0])  # the commit returned: acknowledged
+                    time.sleep(0.01)
+        except psycopg.OperationalError as exc:  # the primary was killed
+            self.error = exc
+
+
+@dataclass
+class RpoDrill:
+    mode: str
+    rpo_seconds: float
+    acknowledged: tuple[int, datetime]
+    recovered: tuple[int, datetime]
+    recovery: Recovery
+    copy_seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"drill": f"rpo {self.mode}", "rpo_seconds": round(self.rpo_seconds, 3),
+                "last_acknowledged": {"id": self.acknowledged[0],
+                                      "ts": self.acknowledged[1].isoformat()},
+                "last_recovered": {"id": self.recovered[0], "ts": self.recovered[1].isoformat()},
+                "restore": {"seconds": round(self.copy_seconds + self.recovery.start_to_ready, 3),
+                            "copy_seconds": round(self.copy_seconds, 3),
+                            **self.recovery.as_dict()}}
+
+
+@pytest.fixture
+def primary(backend: Backend, source_template: str) -> Iterator[LocalCluster]:
+    cluster = backend.create("rpo-primary", template=source_template)
+    assert isinstance(cluster, LocalCluster)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def destroy_while_writing(primary: LocalCluster) -> tuple[int, datetime]:
+    """Run the writer, then SIGKILL the primary and remove its data directory; the last
+    acknowledged commit."""
+    writer = Writer(primary)
+    writer.start()
+    time.sleep(WRITE_SECONDS)
+    primary.crash("kill")
+    shutil.rmtree(primary.datadir)
+    writer.stopping.set()
+    writer.join(30)
+    assert writer.acknowledged is not None, writer.error
+    return writer.acknowledged
+
+
+def recover_and_measure(mode: str, restore: Restore, backup: Path, wal: Path, *,
+                        partial: bool, acknowledged: tuple[int, datetime]) -> RpoDrill:
+    """Recover the base backup with all WAL in `wal`; check the recovered rows are a prefix
+    of the committed ones; the measured RPO."""
+    point = BackupPoint.of((backup / "backup_manifest").read_bytes())
+    check_continuity(wal, point.start_lsn, point.timeline, partial=partial).require()
+    cluster, copy_seconds = restore(backup, f"rpo-{mode}")
+    recovery = recover(cluster, Target("end"), restore_command(wal, osuser.server_user(),
+                                                                partial=partial), point)
+    rows = cluster.query("SELECT count(*), max(id), max(ts) FROM rpo_writes", SOURCE_DB)
+    count, last_id, last_ts = rows[0]
+    assert count == last_id, f"recovered rows are not a prefix: {count} rows, max id {last_id}"
+    assert isinstance(last_id, int) and isinstance(last_ts, datetime)
+    rpo = (acknowledged[1] - last_ts).total_seconds()
+    return RpoDrill(mode, rpo, acknowledged, (last_id, last_ts), recovery, copy_seconds)
+
+
+def test_rpo_archive_command_is_bounded_by_archive_timeout(
+        primary: LocalCluster, restore_backup: Restore, wal_workdir: Path,
+        record_drill: Callable[[RpoDrill], None]) -> None:
+    archive = make_archive_dir(wal_workdir / "rpo-archive", osuser.server_user())
+    enable_archiving(primary, archive, osuser.server_user(), archive_timeout=ARCHIVE_TIMEOUT)
+    take_base_backup(primary, wal_workdir / "rpo-archive-base")
+
+    acknowledged = destroy_while_writing(primary)
+    result = recover_and_measure("archive_command, archive_timeout 2s", restore_backup,
+                                 wal_workdir / "rpo-archive-base", archive, partial=False,
+                                 acknowledged=acknowledged)
+    record_drill(result)
+
+    assert result.recovered[0] > 0, "nothing written after the backup was recovered"
+    assert 0 <= result.rpo_seconds <= ARCHIVE_TIMEOUT + 1.5  # a switch, then archiving
+
+
+def test_rpo_synchronous_pg_receivewal_loses_no_acknowledged_commit(
+        primary: LocalCluster, restore_backup: Restore, wal_workdir: Path,
+        record_drill: Callable[[RpoDrill], None]) -> None:
+    received = wal_workdir / "rpo-receivewal"
+    receiver = Receiver(primary, received, synchronous=True).start()
+    try:
+        take_base_backup(primary, wal_workdir / "rpo-sync-base")
+        acknowledged = destroy_while_writing(primary)
+    finally:
+        receiver.stop()
+    hand_to_server(received, osuser.server_user())
+    assert any(p.name.endswith(".partial") for p in received.iterdir())
+
+    result = recover_and_measure("pg_receivewal --synchronous", restore_backup,
+                                 wal_workdir / "rpo-sync-base", received, partial=True,
+                                 acknowledged=acknowledged)
+    record_drill(result)
+
+    assert result.recovered[0] >= acknowledged[0], "an acknowledged commit was lost"
+    assert result.rpo_seconds <= 0
