@@ -136,12 +136,13 @@ def test_logical_pitfall_ivfflat_built_before_its_data_loses_recall(
     normal.verification.raise_for_problems()
     figures = schema_first.verification.check("ann_recall").details[IVFFLAT]
     assert isinstance(figures, dict)
+    threshold = options.recall_threshold
     assert {c.name: c.problems for c in schema_first.verification.checks if c.problems} == {
         "ann_recall": [
             f"index {IVFFLAT} on public.account_behaviors: recall@10 is "
             f"{figures['target']:.2f} in the target and {figures['source']:.2f} in the source "
-            f"(required >= {figures['required']:.2f} = min(0.90, source) - "
-            f"{min(0.9, figures['source']) - figures['required']:.2f}; settings "
+            f"(required >= {figures['required']:.2f} = min({threshold:.2f}, source) - "
+            f"{min(threshold, figures['source']) - figures['required']:.2f}; settings "
             "hnsw.ef_search=40, hnsw.iterative_scan=off, ivfflat.probes=1, "
             "ivfflat.iterative_scan=off); an IVFFlat index built before its data (a "
             "schema-only restore, then the data) has random centres: REINDEX INDEX "
