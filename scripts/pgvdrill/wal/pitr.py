@@ -188,6 +188,10 @@ def _wait_for_target(cluster: Cluster, target: Target, deadline: float
                 "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() "
                 "THEN pg_get_wal_replay_pause_state() END")[0]
         except psycopg.OperationalError:
+            failure = _recovery_failure(target, cluster.server_log(200))
+            if failure is not None:  # the server is on its way down after a FATAL
+                _wait_stopped(cluster)
+                raise failure from None
             if cluster.is_running() and target.action != "shutdown":
                 raise
             in_recovery, pause = True, None  # the server went away: see below
@@ -202,6 +206,12 @@ def _wait_for_target(cluster: Cluster, target: Target, deadline: float
             raise failure or RestoreError(
                 f"recovery to {target.describe()} did not finish in time",
                 "read the server log; the archive may be slow or the target far away")
+        time.sleep(0.05)
+
+
+def _wait_stopped(cluster: Cluster, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while cluster.is_running() and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
