@@ -22,6 +22,8 @@ import pytest
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.errors import RestoreError
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
+from pgvdrill.physical.backup import base_backup
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot, verify
 from pgvdrill.wal.archiving import (
@@ -31,7 +33,6 @@ from pgvdrill.wal.archiving import (
     restore_command,
     switch_and_wait,
 )
-from pgvdrill.wal.basebackup import take_base_backup
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.markers import Marker, MarkerWriter, boundary_problems
 from pgvdrill.wal.names import Segment, format_lsn
@@ -40,7 +41,7 @@ from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover, resume
 BEFORE_BACKUP = 3
 MARKERS = 12
 RESTORE_POINT = ("pitr_after_9", 9)
-Restore = Callable[[Path, str], tuple[Cluster, float]]
+Restore = Callable[[BaseBackup, str], tuple[Cluster, float]]
 
 
 @dataclass
@@ -48,10 +49,13 @@ class Archived:
     """The primary's archive, its base backup, and the markers around it."""
 
     archive: Path
-    backup: Path
-    backup_seconds: float
+    backup: BaseBackup
     markers: list[Marker]
     at_backup: Snapshot  # vector_db when the backup was taken
+
+    @property
+    def backup_seconds(self) -> float:
+        return self.backup.seconds
 
     def upto(self, last: int) -> tuple[list[Marker], list[Marker]]:
         """(markers 1..last, the rest)."""
@@ -71,14 +75,15 @@ def archived(backend: Backend, source_template: str, wal_workdir: Path) -> Itera
             for i in range(1, BEFORE_BACKUP + 1):
                 writer.write(i)
             at_backup = snapshot(conn)
-            seconds = take_base_backup(primary, wal_workdir / "base")
+            backup = base_backup(primary, BASE_BACKUP_SETTINGS["plain"], wal_workdir / "base",
+                                 fast_checkpoint=True)
             for i in range(BEFORE_BACKUP + 1, MARKERS + 1):
                 writer.write(i)
                 if i == RESTORE_POINT[1]:
                     wal_conn.execute("SELECT pg_create_restore_point(%s)", (RESTORE_POINT[0],))
         switch_and_wait(primary, archive)
         primary.stop()
-        yield Archived(archive, wal_workdir / "base", seconds, writer.written, at_backup)
+        yield Archived(archive, backup, writer.written, at_backup)
     finally:
         primary.destroy()
 
@@ -227,7 +232,7 @@ def test_pitr_archive_is_continuous_and_a_gap_is_named(archived: Archived, wal_w
                                                        ) -> None:
     with_gap = wal_workdir / "archive-with-gap"
     shutil.copytree(archived.archive, with_gap)
-    backup = BackupPoint.of((archived.backup / "backup_manifest").read_bytes())
+    backup = BackupPoint.of((archived.backup.path / "backup_manifest").read_bytes())
     last = archived.markers[-1].commit_lsn
     missing = Segment.containing(archived.markers[6].commit_lsn, backup.timeline).name
 
@@ -250,7 +255,7 @@ def test_pitr_timeline_latest_follows_an_earlier_promotion(
     shutil.copytree(archived.archive, archive)
     osuser.chown_tree(archive, user)
     fetch = restore_command(archive, user)
-    point = BackupPoint.of((archived.backup / "backup_manifest").read_bytes(), archive)
+    point = BackupPoint.of((archived.backup.path / "backup_manifest").read_bytes(), archive)
     before, after = archived.upto(6)
 
     promoted, _ = restore_backup(archived.backup, "pitr-tl2")

@@ -23,6 +23,8 @@ from pgvector.psycopg import register_vector
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
+from pgvdrill.physical.backup import base_backup
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import (
     enable_archiving,
@@ -30,14 +32,13 @@ from pgvdrill.wal.archiving import (
     make_archive_dir,
     restore_command,
 )
-from pgvdrill.wal.basebackup import take_base_backup
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover
 from pgvdrill.wal.receiver import Receiver
 
 ARCHIVE_TIMEOUT = 2  # seconds
 WRITE_SECONDS = 5.0
-Restore = Callable[[Path, str], tuple[Cluster, float]]
+Restore = Callable[[BaseBackup, str], tuple[Cluster, float]]
 
 
 class Writer(threading.Thread):
@@ -116,11 +117,16 @@ def destroy_while_writing(primary: LocalCluster) -> tuple[int, datetime]:
     return writer.acknowledged
 
 
-def recover_and_measure(mode: str, restore: Restore, backup: Path, wal: Path, *,
+def take_base_backup(cluster: Cluster, dest: Path) -> BaseBackup:
+    """The plain base backup (-Fp -X stream, fast checkpoint) recoveries start from."""
+    return base_backup(cluster, BASE_BACKUP_SETTINGS["plain"], dest, fast_checkpoint=True)
+
+
+def recover_and_measure(mode: str, restore: Restore, backup: BaseBackup, wal: Path, *,
                         partial: bool, acknowledged: tuple[int, datetime]) -> RpoDrill:
     """Recover the base backup with all WAL in `wal`; check the recovered rows are a prefix
     of the committed ones; the measured RPO."""
-    point = BackupPoint.of((backup / "backup_manifest").read_bytes())
+    point = BackupPoint.of((backup.path / "backup_manifest").read_bytes())
     check_continuity(wal, point.start_lsn, point.timeline, partial=partial).require()
     cluster, copy_seconds = restore(backup, f"rpo-{mode}")
     recovery = recover(cluster, Target("end"), restore_command(wal, osuser.server_user(),
@@ -138,11 +144,11 @@ def test_rpo_archive_command_is_bounded_by_archive_timeout(
         record_drill: Callable[[RpoDrill], None]) -> None:
     archive = make_archive_dir(wal_workdir / "rpo-archive", osuser.server_user())
     enable_archiving(primary, archive, osuser.server_user(), archive_timeout=ARCHIVE_TIMEOUT)
-    take_base_backup(primary, wal_workdir / "rpo-archive-base")
+    backup = take_base_backup(primary, wal_workdir / "rpo-archive-base")
 
     acknowledged = destroy_while_writing(primary)
     result = recover_and_measure("archive_command, archive_timeout 2s", restore_backup,
-                                 wal_workdir / "rpo-archive-base", archive, partial=False,
+                                 backup, archive, partial=False,
                                  acknowledged=acknowledged)
     record_drill(result)
 
@@ -156,7 +162,7 @@ def test_rpo_synchronous_pg_receivewal_loses_no_acknowledged_commit(
     received = wal_workdir / "rpo-receivewal"
     receiver = Receiver(primary, received, synchronous=True).start()
     try:
-        take_base_backup(primary, wal_workdir / "rpo-sync-base")
+        backup = take_base_backup(primary, wal_workdir / "rpo-sync-base")
         acknowledged = destroy_while_writing(primary)
     finally:
         receiver.stop()
@@ -164,7 +170,7 @@ def test_rpo_synchronous_pg_receivewal_loses_no_acknowledged_commit(
     assert any(p.name.endswith(".partial") for p in received.iterdir())
 
     result = recover_and_measure("pg_receivewal --synchronous", restore_backup,
-                                 wal_workdir / "rpo-sync-base", received, partial=True,
+                                 backup, received, partial=True,
                                  acknowledged=acknowledged)
     record_drill(result)
 

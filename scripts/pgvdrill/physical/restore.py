@@ -56,12 +56,19 @@ def restore_base_backup(backend: Backend, backup: BaseBackup, name: str, *,
                         into: Path | None = None, force: bool = False) -> Cluster:
     """Unpack `backup` into `into` (default: a new directory beside the backup) and adopt it
     as a stopped cluster `name`: add recovery settings, then start it."""
+    return restore_base_backup_timed(backend, backup, name, into=into, force=force)[0]
+
+
+def restore_base_backup_timed(backend: Backend, backup: BaseBackup, name: str, *,
+                              into: Path | None = None, force: bool = False
+                              ) -> tuple[Cluster, Unpacked]:
+    """`restore_base_backup`, with how the data directory was made and how long it took."""
     made = into is None
     datadir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=backup.path.parent)) \
         if into is None else into
     try:
-        unpack(backend.tools(), backup, datadir, force=force)
-        return backend.adopt(name, datadir)
+        unpacked = unpack(backend.tools(), backup, datadir, force=force)
+        return backend.adopt(name, datadir), unpacked
     except BaseException:
         if made:
             shutil.rmtree(datadir, ignore_errors=True)
