@@ -11,128 +11,49 @@ search over the expected markers.
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import subprocess
+import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from fixtures.clusters import shared_tmp
 from pgvdrill import osuser
-from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.cluster import Backend
 from pgvdrill.errors import RestoreError
-from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
-from pgvdrill.physical.backup import base_backup
 from pgvdrill.source import SOURCE_DB
-from pgvdrill.verify import Snapshot, snapshot, verify
+from pgvdrill.verify import verify
 from pgvdrill.wal.archiving import (
     archive_command,
-    enable_archiving,
-    make_archive_dir,
     restore_command,
     switch_and_wait,
 )
 from pgvdrill.wal.continuity import check_continuity
+from pgvdrill.wal.drill import (
+    BEFORE_BACKUP,
+    TARGETS,
+    Archived,
+    PitrDrill,
+    Restore,
+    archive_markers,
+)
+from pgvdrill.wal.drill import pitr_drill as drill
 from pgvdrill.wal.markers import Marker, MarkerWriter, boundary_problems
 from pgvdrill.wal.names import Segment, format_lsn
-from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover, resume
-
-BEFORE_BACKUP = 3
-MARKERS = 12
-RESTORE_POINT = ("pitr_after_9", 9)
-Restore = Callable[[BaseBackup, str], tuple[Cluster, float]]
-
-
-@dataclass
-class Archived:
-    """The primary's archive, its base backup, and the markers around it."""
-
-    archive: Path
-    backup: BaseBackup
-    markers: list[Marker]
-    at_backup: Snapshot  # vector_db when the backup was taken
-
-    @property
-    def backup_seconds(self) -> float:
-        return self.backup.seconds
-
-    def upto(self, last: int) -> tuple[list[Marker], list[Marker]]:
-        """(markers 1..last, the rest)."""
-        return self.markers[:last], self.markers[last:]
+from pgvdrill.wal.pitr import BackupPoint, Target, recover, resume
 
 
 @pytest.fixture(scope="module")
-def archived(backend: Backend, source_template: str, wal_workdir: Path) -> Iterator[Archived]:
-    primary = backend.create("pitr-primary", template=source_template)
-    try:
-        primary.start()
-        archive = make_archive_dir(wal_workdir / "archive", osuser.server_user())
-        enable_archiving(primary, archive, osuser.server_user(), track_commit_timestamp=True)
-        with primary.connect(SOURCE_DB) as conn, primary.connect() as wal_conn:
-            writer = MarkerWriter(conn, wal_conn)
-            writer.create()
-            for i in range(1, BEFORE_BACKUP + 1):
-                writer.write(i)
-            at_backup = snapshot(conn)
-            backup = base_backup(primary, BASE_BACKUP_SETTINGS["plain"], wal_workdir / "base",
-                                 fast_checkpoint=True)
-            for i in range(BEFORE_BACKUP + 1, MARKERS + 1):
-                writer.write(i)
-                if i == RESTORE_POINT[1]:
-                    wal_conn.execute("SELECT pg_create_restore_point(%s)", (RESTORE_POINT[0],))
-        switch_and_wait(primary, archive)
-        primary.stop()
-        yield Archived(archive, backup, writer.written, at_backup)
-    finally:
-        primary.destroy()
+def archived(backend: Backend, source_template: str, wal_workdir: Path) -> Archived:
+    return archive_markers(backend, source_template, wal_workdir)
 
 
-@dataclass
-class PitrDrill:
-    """One recovery: what it aimed at, its phases, and the boundary check."""
-
-    name: str
-    backup_seconds: float
-    copy_seconds: float
-    recovery: Recovery
-    problems: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        total = self.copy_seconds + self.recovery.start_to_ready
-        return {"drill": f"pitr {self.name}", "backup": {"seconds": round(self.backup_seconds, 3)},
-                "restore": {"seconds": round(total, 3), "copy_seconds": round(self.copy_seconds, 3),
-                            **self.recovery.as_dict()},
-                "problems": self.problems}
-
-
-def drill(archived: Archived, restore: Restore, target: Target, name: str,
-          expected: int) -> tuple[Cluster, PitrDrill]:
-    """Restore the base backup, recover it to `target`, check markers 1..expected."""
-    cluster, copy_seconds = restore(archived.backup, name)
-    recovery = recover(cluster, target, restore_command(archived.archive, osuser.server_user()),
-                       BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
-    result = PitrDrill(target.describe(), archived.backup_seconds, copy_seconds, recovery)
-    if recovery.state != "shut down":
-        with cluster.connect(SOURCE_DB) as conn:
-            result.problems = boundary_problems(conn, *archived.upto(expected))
-    return cluster, result
-
-
-TARGETS = [  # (id, target from the markers, markers expected)
-    ("time-inclusive", lambda m: Target("time", m[5].commit_time.isoformat()), 6),
-    ("time-exclusive", lambda m: Target("time", m[5].commit_time.isoformat(), False), 5),
-    ("xid-inclusive", lambda m: Target("xid", str(m[6].xid)), 7),
-    ("xid-exclusive", lambda m: Target("xid", str(m[6].xid), False), 6),
-    ("lsn-inclusive", lambda m: Target("lsn", format_lsn(m[7].commit_lsn)), 8),
-    ("lsn-exclusive", lambda m: Target("lsn", format_lsn(m[7].commit_lsn), False), 7),
-    ("name", lambda m: Target("name", RESTORE_POINT[0]), RESTORE_POINT[1]),
-    ("end-of-archive", lambda m: Target("end"), MARKERS),
-]
-
-
-@pytest.mark.parametrize(("make_target", "expected"), [t[1:] for t in TARGETS],
-                         ids=[t[0] for t in TARGETS])
+@pytest.mark.parametrize(("make_target", "expected"), list(TARGETS.values()),
+                         ids=list(TARGETS))
 def test_pitr_target(archived: Archived, restore_backup: Restore,
                      make_target: Callable[[list[Marker]], Target], expected: int,
                      record_drill: Callable[[PitrDrill], None]) -> None:
@@ -283,3 +204,36 @@ def test_pitr_timeline_latest_follows_an_earlier_promotion(
         assert result.problems == [], name
         assert recovery.timeline == 3, name  # 2 is taken, even when branching from 1
         cluster.destroy()
+
+
+def test_pitr_cli_drill(wal_workdir: Path, tmp_path: Path,
+                        tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+    """`pgvdrill drill --no-logical --pitr lsn,immediate`: the same PITR drills (archive,
+    base backup, markers, recovery, exact boundary) from the command line."""
+    cache = shared_tmp(tmp_path_factory, worker_id) / "pgvdrill-cache"
+    result = subprocess.run(
+        [sys.executable, "-m", "pgvdrill.cli", "drill", "--no-logical", "--pitr", "lsn,immediate",
+         "--workdir", str(wal_workdir), "--cache-dir", str(cache),
+         "--reports-dir", str(tmp_path / "reports")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("pitr base backup plain: ") for line in lines), result.stdout
+    for kind, expected in (("lsn", 8), ("immediate", BEFORE_BACKUP)):
+        assert any(line.startswith(f"  pitr {kind} (markers 1-{expected} expected): restore ")
+                   and "WAL replay" in line and line.endswith("boundary ok")
+                   for line in lines), result.stdout
+    assert lines[-1].startswith("ok: 2 drill(s), 0 failed; report: ")
+    report = json.loads(next((tmp_path / "reports").glob("*/drill.json")).read_text())
+    assert report["drills"] == [] and report["physical"] == []
+    assert [(d["target_kind"], d["ok"], d["problems"]) for d in report["pitr"]] == \
+        [("lsn", True, []), ("immediate", True, [])]
+    for drill_report in report["pitr"]:
+        restore = drill_report["restore"]
+        assert restore["state"] == "promoted" and restore["timeline"] == 2
+        assert restore["seconds"] >= restore["copy_seconds"] > 0
+        assert drill_report["backup"]["seconds"] > 0
+    assert report["pitr"][0]["restore"]["target"]["kind"] == "lsn"
+    assert report["pitr"][1]["restore"]["target"]["kind"] == "immediate"
+    assert [p.name for p in wal_workdir.iterdir() if p.name.startswith("pgvdrill-pitr-")] == []

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgvdrill import __version__, report
-from pgvdrill.backends import BACKENDS, make_backend
+from pgvdrill.backends import BACKENDS, default_workdir, make_backend
+from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
 from pgvdrill.drill import DrillPlan, run_plan
 from pgvdrill.errors import ConfigError, DrillError
@@ -23,7 +24,10 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.physical import physcmd
+from pgvdrill.source import dataset_template
 from pgvdrill.wal import walcmd
+from pgvdrill.wal.drill import KINDS as PITR_KINDS
+from pgvdrill.wal.drill import PitrResult, run_pitr
 
 DRILL_EXAMPLES = """examples:
   pgvdrill drill                                  # embedded PostgreSQL 18 + pgvector, 2000 x 64
@@ -32,6 +36,7 @@ DRILL_EXAMPLES = """examples:
   pgvdrill drill --dataset-file vectors.npy --dump custom-z9 --restore parallel-j2
   pgvdrill drill --backend system --pg-bin /usr/lib/postgresql/17/bin
   pgvdrill drill --no-logical --physical all      # every base backup form, restored
+  pgvdrill drill --no-logical --pitr all          # archive, base backup, PITR to each target
 """
 
 
@@ -107,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--reports-dir", type=Path, default=Path("reports"),
                        help="where reports/<run-id>/ is written (default ./reports)")
     physcmd.add_drill_options(drill)
+    drill.add_argument("--pitr", default=[],
+                       type=lambda v: _choices(v, dict(PITR_KINDS), "PITR target kind"),
+                       help="also run point-in-time recovery drills (archive-wal archiving, "
+                            "a plain base backup, the marker workload, recovery to each "
+                            "target, the marker boundary checked exactly) for these comma-"
+                            f"separated target kinds, or 'all': {', '.join(PITR_KINDS)}")
 
     sub.add_parser("settings", help="list the dump and restore settings with what they do")
 
@@ -144,16 +155,28 @@ def cmd_drill(args: argparse.Namespace) -> int:
     try:
         result = run_plan(backend, plan, run_dir / "artifacts", _say)
         physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", _say)
+        pitr = _run_pitr(args, backend, data)
     finally:
         backend.close()
     path = report.write_json(run_dir / "drill.json", {
         "run_id": run_dir.name, "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(), "environment": report.environment(),
-        **result.as_dict(), "physical": [d.as_dict() for d in physical]})
-    failed = len(result.failed) + sum(not d.ok for d in physical)
-    _say(f"{'FAILED' if failed else 'ok'}: {len(result.drills) + len(physical)} drill(s), "
+        **result.as_dict(), "physical": [d.as_dict() for d in physical],
+        "pitr": [d.as_dict() for d in pitr]})
+    failed = len(result.failed) + sum(not d.ok for d in physical) + sum(not d.ok for d in pitr)
+    count = len(result.drills) + len(physical) + len(pitr)
+    _say(f"{'FAILED' if failed else 'ok'}: {count} drill(s), "
          f"{failed} failed; report: {path}")
     return 1 if failed else 0
+
+
+def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset) -> list[PitrResult]:
+    """The PITR drills `args.pitr` asks for (none when it is empty), on a primary copied
+    from the dataset's template."""
+    if not args.pitr:
+        return []
+    template, _ = dataset_template(backend, data)
+    return run_pitr(backend, template, args.pitr, args.workdir or default_workdir(), _say)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -1,0 +1,214 @@
+"""PITR drills, shared by `pytest drills -k pitr` and `pgvdrill drill --pitr`.
+
+One primary archives with `pgvdrill archive-wal`; markers 1-3 are committed before a plain
+base backup, 4-12 after it (a restore point after 9). Each drill restores the backup,
+recovers it to a target and checks the marker boundary exactly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgvdrill import osuser
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.errors import DrillError
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
+from pgvdrill.physical.backup import base_backup
+from pgvdrill.physical.restore import restore_base_backup_timed
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.verify import Snapshot, snapshot
+from pgvdrill.wal.archiving import (
+    enable_archiving,
+    make_archive_dir,
+    restore_command,
+    switch_and_wait,
+)
+from pgvdrill.wal.markers import Marker, MarkerWriter, boundary_problems
+from pgvdrill.wal.names import format_lsn
+from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover
+
+BEFORE_BACKUP = 3
+MARKERS = 12
+RESTORE_POINT = ("pitr_after_9", 9)
+Restore = Callable[[BaseBackup, str], tuple[Cluster, float]]
+TargetCase = tuple[Callable[[list[Marker]], Target], int]  # target from the markers, expected
+
+TARGETS: dict[str, TargetCase] = {
+    "time-inclusive": (lambda m: Target("time", m[5].commit_time.isoformat()), 6),
+    "time-exclusive": (lambda m: Target("time", m[5].commit_time.isoformat(), False), 5),
+    "xid-inclusive": (lambda m: Target("xid", str(m[6].xid)), 7),
+    "xid-exclusive": (lambda m: Target("xid", str(m[6].xid), False), 6),
+    "lsn-inclusive": (lambda m: Target("lsn", format_lsn(m[7].commit_lsn)), 8),
+    "lsn-exclusive": (lambda m: Target("lsn", format_lsn(m[7].commit_lsn), False), 7),
+    "name": (lambda m: Target("name", RESTORE_POINT[0]), RESTORE_POINT[1]),
+    "end-of-archive": (lambda m: Target("end"), MARKERS),
+}
+IMMEDIATE: TargetCase = (lambda m: Target("immediate"), BEFORE_BACKUP)
+KINDS: dict[str, TargetCase] = {  # `pgvdrill drill --pitr`: one target per kind
+    "time": TARGETS["time-inclusive"], "xid": TARGETS["xid-inclusive"],
+    "lsn": TARGETS["lsn-inclusive"], "name": TARGETS["name"], "immediate": IMMEDIATE,
+}
+
+
+@dataclass
+class Archived:
+    """The primary's archive, its base backup, and the markers around it."""
+
+    archive: Path
+    backup: BaseBackup
+    markers: list[Marker]
+    at_backup: Snapshot  # vector_db when the backup was taken
+
+    @property
+    def backup_seconds(self) -> float:
+        return self.backup.seconds
+
+    def upto(self, last: int) -> tuple[list[Marker], list[Marker]]:
+        """(markers 1..last, the rest)."""
+        return self.markers[:last], self.markers[last:]
+
+
+def archive_markers(backend: Backend, template: str, workdir: Path) -> Archived:
+    """A primary from `template` archiving into `workdir`/archive: markers, a plain base
+    backup into `workdir`/base, more markers and a restore point, the last segment
+    archived. The primary is destroyed afterwards."""
+    primary = backend.create("pitr-primary", template=template)
+    try:
+        primary.start()
+        archive = make_archive_dir(workdir / "archive", osuser.server_user())
+        enable_archiving(primary, archive, osuser.server_user(), track_commit_timestamp=True)
+        with primary.connect(SOURCE_DB) as conn, primary.connect() as wal_conn:
+            writer = MarkerWriter(conn, wal_conn)
+            writer.create()
+            for i in range(1, BEFORE_BACKUP + 1):
+                writer.write(i)
+            at_backup = snapshot(conn)
+            backup = base_backup(primary, BASE_BACKUP_SETTINGS["plain"], workdir / "base",
+                                 fast_checkpoint=True)
+            for i in range(BEFORE_BACKUP + 1, MARKERS + 1):
+                writer.write(i)
+                if i == RESTORE_POINT[1]:
+                    wal_conn.execute("SELECT pg_create_restore_point(%s)", (RESTORE_POINT[0],))
+        switch_and_wait(primary, archive)
+        primary.stop()
+        return Archived(archive, backup, writer.written, at_backup)
+    finally:
+        primary.destroy()
+
+
+@dataclass
+class PitrDrill:
+    """One recovery: what it aimed at, its phases, and the boundary check."""
+
+    name: str
+    backup_seconds: float
+    copy_seconds: float
+    recovery: Recovery
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.recovery.state == "promoted" and not self.problems
+
+    @property
+    def restore_seconds(self) -> float:
+        return self.copy_seconds + self.recovery.start_to_ready
+
+    def summary(self) -> str:
+        replay = self.recovery.replay_seconds
+        return (f"restore {self.restore_seconds:.2f}s (copy {self.copy_seconds:.2f}s, start to "
+                f"{self.recovery.state} {self.recovery.start_to_ready:.2f}s, WAL replay "
+                f"{'-' if replay is None else f'{replay:.2f}'}s), boundary "
+                f"{'ok' if not self.problems else 'WRONG'}")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"drill": f"pitr {self.name}", "backup": {"seconds": round(self.backup_seconds, 3)},
+                "restore": {"seconds": round(self.restore_seconds, 3),
+                            "copy_seconds": round(self.copy_seconds, 3),
+                            **self.recovery.as_dict()},
+                "problems": self.problems}
+
+
+def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
+               expected: int) -> tuple[Cluster, PitrDrill]:
+    """Restore the base backup, recover it to `target`, check markers 1..expected."""
+    cluster, copy_seconds = restore(archived.backup, name)
+    recovery = recover(cluster, target, restore_command(archived.archive, osuser.server_user()),
+                       BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
+    result = PitrDrill(target.describe(), archived.backup_seconds, copy_seconds, recovery)
+    if recovery.state != "shut down":
+        with cluster.connect(SOURCE_DB) as conn:
+            result.problems = boundary_problems(conn, *archived.upto(expected))
+    return cluster, result
+
+
+@dataclass
+class PitrResult:
+    """One `--pitr` kind's outcome for the CLI report: the drill, or the error it hit."""
+
+    kind: str
+    drill: PitrDrill | None = None
+    error: DrillError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.drill is not None and self.drill.ok
+
+    def summary(self) -> str:
+        if self.drill is None:
+            return f"FAILED: {self.error.message.splitlines()[0] if self.error else '?'}"
+        return self.drill.summary()
+
+    def problems(self) -> list[str]:
+        return self.drill.problems if self.drill is not None else [str(self.error)]
+
+    def as_dict(self) -> dict[str, object]:
+        details = self.drill.as_dict() if self.drill is not None \
+            else {"drill": f"pitr {self.kind}", "error": str(self.error)}
+        return {**details, "kind": "pitr", "target_kind": self.kind, "ok": self.ok}
+
+
+def run_pitr(backend: Backend, template: str, kinds: list[str], workdir: Path,
+             progress: Callable[[str], None]) -> list[PitrResult]:
+    """Archive the marker workload on a primary from `template`, then for each of `kinds`
+    (keys of KINDS) restore the base backup, recover to that target and check the marker
+    boundary. Backups and archive live in a scratch directory below `workdir` (which the
+    server's OS user can enter), removed afterwards."""
+    scratch = Path(tempfile.mkdtemp(prefix="pgvdrill-pitr-", dir=workdir))
+    scratch.chmod(0o711)
+    try:
+        archived = archive_markers(backend, template, scratch)
+        progress(f"pitr base backup plain: {archived.backup_seconds:.2f}s, markers "
+                 f"1-{BEFORE_BACKUP} before it, {BEFORE_BACKUP + 1}-{MARKERS} after "
+                 f"(restore point {RESTORE_POINT[0]!r} after {RESTORE_POINT[1]})")
+
+        restored: list[Cluster] = []
+
+        def restore(backup: BaseBackup, name: str) -> tuple[Cluster, float]:
+            cluster, unpacked = restore_base_backup_timed(backend, backup, name)
+            restored.append(cluster)
+            return cluster, unpacked.seconds
+
+        results: list[PitrResult] = []
+        for kind in kinds:
+            make_target, expected = KINDS[kind]
+            result = PitrResult(kind)
+            try:
+                _, result.drill = pitr_drill(archived, restore, make_target(archived.markers),
+                                             f"pitr-{kind}", expected)
+            except DrillError as exc:
+                result.error = exc
+            finally:
+                while restored:
+                    restored.pop().destroy()
+            results.append(result)
+            progress(f"  pitr {kind} (markers 1-{expected} expected): {result.summary()}")
+            for problem in result.problems():
+                progress(f"    - {problem}")
+        return results
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
