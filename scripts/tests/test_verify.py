@@ -4,6 +4,7 @@ broken backup or restore can do is reported with the object that differs."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,14 +232,17 @@ def test_ivfflat_built_before_its_data(source: Snapshot, target: psycopg.Connect
     assert list(problems) == ["ann_recall"]
     figures = result.check("ann_recall").details['"App Data"."Clustered_ivf"']
     assert isinstance(figures, dict)
-    assert figures["source"] >= 0.9 and figures["target"] < 0.75, figures
-    assert problems["ann_recall"] == [
-        f'index "App Data"."Clustered_ivf" on "App Data"."Clustered": recall@10 is '
-        f'{figures["target"]:.2f} in the target and {figures["source"]:.2f} in the source '
-        f"(required >= 0.81 = min(0.90, source) - 0.09; settings hnsw.ef_search=40, "
-        f"hnsw.iterative_scan=off, ivfflat.probes=1, ivfflat.iterative_scan=off); an "
-        f"IVFFlat index built before its data (a schema-only restore, then the data) has "
-        f'random centres: REINDEX INDEX "App Data"."Clustered_ivf" after loading']
+    # pgvector picks an empty table's centres at random, and k-means samples at random:
+    # assert the verdict and the message, not exact figures
+    assert figures["target"] < figures["required"] < figures["source"], figures
+    [message] = problems["ann_recall"]
+    assert re.fullmatch(
+        r'index "App Data"\."Clustered_ivf" on "App Data"\."Clustered": recall@10 is '
+        r"0\.\d\d in the target and (0\.\d\d|1\.00) in the source \(required >= 0\.\d\d = "
+        r"min\(0\.90, source\) - 0\.\d\d; settings hnsw\.ef_search=40, "
+        r"hnsw\.iterative_scan=off, ivfflat\.probes=1, ivfflat\.iterative_scan=off\); an "
+        r"IVFFlat index built before its data \(a schema-only restore, then the data\) has "
+        r'random centres: REINDEX INDEX "App Data"\."Clustered_ivf" after loading', message)
 
 
 def test_sequence_and_constraint(source: Snapshot, target: psycopg.Connection) -> None:
