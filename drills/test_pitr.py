@@ -139,7 +139,8 @@ def test_pitr_target_before_the_backup_end_is_refused(
     cluster, _ = restore_backup(archived.backup, "pitr-early")
     point = BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive)
     assert point.end_time is not None, "the archive has the backup's .backup history file"
-    target = Target("time", archived.markers[0].commit_time.isoformat()) \
+    # the .backup file's STOP TIME has whole seconds: a second before it is surely earlier
+    target = Target("time", (point.end_time - timedelta(seconds=1)).isoformat()) \
         if early == "time" else Target("lsn", format_lsn(point.start_lsn))
 
     with pytest.raises(RestoreError, match="before the base backup"):

@@ -92,7 +92,9 @@ class BackupPoint:
 
 def refuse_before_backup_end(target: Target, point: BackupPoint) -> None:
     """`RestoreError` for a target that lies before the backup became consistent: its WAL
-    replay cannot stop earlier than the end of the backup."""
+    replay cannot stop earlier than the end of the backup. LSNs are exact; the backup's
+    end time is known to the second (the .backup file's STOP TIME), so a time target in
+    that same second is left to PostgreSQL."""
     if target.kind == "lsn" and parse_lsn(target.value) < point.end_lsn:
         earlier = f"LSN {target.value} is before the base backup's end LSN " \
                   f"{format_lsn(point.end_lsn)}"
