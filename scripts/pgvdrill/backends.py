@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from argparse import Namespace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pgvdrill import installation, osuser
@@ -40,3 +43,14 @@ def make_backend(
         raise ConfigError(f"unknown backend {name!r}", f"choose one of: {', '.join(BACKENDS)}")
     return LocalBackend(inst, workdir or default_workdir(), cache_dir or default_cache_dir(),
                         name=name)
+
+
+@contextmanager
+def backend_for(args: Namespace) -> Iterator[LocalBackend]:
+    """The backend a command's --backend/--pg-bin/--workdir/--cache-dir name, closed after."""
+    backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
+                           cache_dir=args.cache_dir)
+    try:
+        yield backend
+    finally:
+        backend.close()

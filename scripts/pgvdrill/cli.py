@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgvdrill import __version__, report
-from pgvdrill.backends import BACKENDS, default_workdir, make_backend
+from pgvdrill.backends import BACKENDS, backend_for, default_workdir
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
 from pgvdrill.drill import DrillPlan, run_plan
@@ -149,15 +149,11 @@ def cmd_drill(args: argparse.Namespace) -> int:
     data = _dataset(args)
     plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump] if args.logical else [],
                      [ALL_RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
-    backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
-                           cache_dir=args.cache_dir)
     started = datetime.now(UTC)
-    try:
+    with backend_for(args) as backend:
         result = run_plan(backend, plan, run_dir / "artifacts", _say)
         physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", _say)
         pitr = _run_pitr(args, backend, data)
-    finally:
-        backend.close()
     path = report.write_json(run_dir / "drill.json", {
         "run_id": run_dir.name, "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(), "environment": report.environment(),
@@ -180,12 +176,8 @@ def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset) -> list
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
-                           cache_dir=args.cache_dir)
-    try:
+    with backend_for(args) as backend:
         archive = inspect(backend.tools(), args.path)
-    finally:
-        backend.close()
     _say(f"ok: {archive.path} ({archive.format}, {archive.size_bytes} bytes, "
          f"{len(archive.toc)} items, sha256 {archive.sha256})")
     return 0

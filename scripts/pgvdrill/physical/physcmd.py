@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from pgvdrill.backends import make_backend
+from pgvdrill.backends import backend_for
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
@@ -67,12 +67,8 @@ def add_verify_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def cmd_verify_backup(args: argparse.Namespace, say: Callable[[str], None]) -> int:
-    backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
-                           cache_dir=args.cache_dir)
-    try:
+    with backend_for(args) as backend:
         checked = check_backup(backend.tools(), args.path)
-    finally:
-        backend.close()
     say(f"ok: {checked.path} ({checked.format} base backup, every file matches its manifest, "
         f"WAL parsed; {checked.seconds:.2f}s)")
     return 0
