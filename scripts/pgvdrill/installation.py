@@ -80,12 +80,13 @@ def embedded(server_user: str | None) -> Installation:
         )
     package_dir = Path(spec.origin).resolve().parent
     bindir = package_dir / "pginstall" / "bin"
-    if server_user is not None and not _world_traversable(bindir):
+    if server_user is not None and not world_traversable(bindir):
         bindir = _shared_copy(package_dir)
     return from_bindir(bindir)
 
 
-def _world_traversable(path: Path) -> bool:
+def world_traversable(path: Path) -> bool:
+    """Whether every directory down to `path` lets other users through."""
     return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
 
 

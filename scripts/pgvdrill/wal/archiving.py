@@ -4,9 +4,11 @@ restore_command pgvdrill's servers run, and waiting until a segment is archived.
 from __future__ import annotations
 
 import functools
+import hashlib
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from pgvdrill import osuser, runner
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.installation import SHARED_INSTALL_ROOT, world_traversable
 
 WALCMD = "pgvdrill.wal.walcmd"
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
@@ -32,6 +35,8 @@ def python_for(server_user: str | None) -> tuple[str, str]:
     """(interpreter, PYTHONPATH) with which `server_user` can import pgvdrill.wal.walcmd:
     this interpreter, else a system python3 (walcmd needs only the standard library)."""
     package_root = str(Path(pgvdrill.__file__).resolve().parent.parent)
+    if server_user is not None and not world_traversable(Path(package_root)):
+        package_root = str(shared_walcmd())
     tried = []
     candidates = (sys.executable, shutil.which("python3"), *SYSTEM_PYTHONS)
     for python in dict.fromkeys(p for p in candidates if p):
@@ -48,6 +53,31 @@ def python_for(server_user: str | None) -> tuple[str, str]:
         f"the server's OS user {server_user or '(current)'} cannot run {WALCMD} "
         f"from {package_root}; tried {'; '.join(tried)}",
         "install pgvdrill where that user can read it (e.g. into a system-wide Python)")
+
+
+# walcmd and the standard-library-only modules it imports, relative to the package root
+WALCMD_FILES = ("pgvdrill/__init__.py", "pgvdrill/errors.py", "pgvdrill/wal/__init__.py",
+                "pgvdrill/wal/names.py", "pgvdrill/wal/walcmd.py")
+
+
+def shared_walcmd() -> Path:
+    """A world-readable copy of walcmd and its imports, for a server user who cannot enter
+    the directory pgvdrill is installed in (a checkout under /root, say)."""
+    root = Path(pgvdrill.__file__).resolve().parent.parent
+    digest = hashlib.sha256(b"".join((root / f).read_bytes() for f in WALCMD_FILES))
+    target = SHARED_INSTALL_ROOT / f"walcmd-{digest.hexdigest()[:12]}"
+    if not (target / WALCMD_FILES[-1]).is_file():
+        staging = Path(tempfile.mkdtemp(prefix=".walcmd-", dir=SHARED_INSTALL_ROOT))
+        for name in WALCMD_FILES:
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / name, staging / name)
+        for path in [staging, *staging.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        try:
+            staging.rename(target)
+        except OSError:  # another worker published the same copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def archive_command(dest: Path, server_user: str | None) -> str:
