@@ -315,3 +315,7 @@ def test_physical_cli_drill(tmp_path: Path, tmp_path_factory: pytest.TempPathFac
     report = json.loads(next((tmp_path / "reports").glob("*/drill.json")).read_text())
     assert [(d["drill"], d["ok"]) for d in report["physical"]] == [("physical:low-level", True)]
     assert report["drills"] == []
+    run_dir = next((tmp_path / "reports").glob("*/drill.json")).parent
+    assert "physical:low-level" in (run_dir / "report.md").read_text()
+    assert ('pgvdrill_drill_success{kind="physical",backup="low-level",restore="copy"} 1'
+            in (run_dir / "metrics.prom").read_text())

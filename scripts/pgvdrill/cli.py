@@ -8,6 +8,7 @@ or the dump lacks something: pgvector, roles, the extension), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.physical import physcmd
+from pgvdrill.report_views import write_views
 from pgvdrill.source import dataset_template
 from pgvdrill.wal import walcmd
 from pgvdrill.wal.drill import KINDS as PITR_KINDS
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load a dataset into a throw-away source server, dump it with each "
                     "--dump setting, restore each dump with each --restore setting into a "
                     "scratch server, verify the result against the source and write "
-                    "reports/<run-id>/drill.json.",
+                    "reports/<run-id>/drill.json, report.md and metrics.prom.",
         epilog=DRILL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_backend_options(drill)
     drill.add_argument("--dataset", choices=("generated", "real"), default="generated",
@@ -154,11 +156,13 @@ def cmd_drill(args: argparse.Namespace) -> int:
         result = run_plan(backend, plan, run_dir / "artifacts", _say)
         physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", _say)
         pitr = _run_pitr(args, backend, data)
-    path = report.write_json(run_dir / "drill.json", {
+    payload: dict[str, object] = {
         "run_id": run_dir.name, "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(), "environment": report.environment(),
         **result.as_dict(), "physical": [d.as_dict() for d in physical],
-        "pitr": [d.as_dict() for d in pitr]})
+        "pitr": [d.as_dict() for d in pitr]}
+    path = report.write_json(run_dir / "drill.json", payload)
+    write_views(run_dir, json.loads(path.read_text()))
     failed = len(result.failed) + sum(not d.ok for d in physical) + sum(not d.ok for d in pitr)
     count = len(result.drills) + len(physical) + len(pitr)
     _say(f"{'FAILED' if failed else 'ok'}: {count} drill(s), "
