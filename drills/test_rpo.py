@@ -37,7 +37,7 @@ from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover
 from pgvdrill.wal.receiver import Receiver
 
 ARCHIVE_TIMEOUT = 2  # seconds
-WRITE_SECONDS = 5.0
+WRITE_SECONDS = 8.0  # longer than the RPO bound, so an unbounded RPO shows
 Restore = Callable[[BaseBackup, str], tuple[Cluster, float]]
 
 
@@ -153,7 +153,9 @@ def test_rpo_archive_command_is_bounded_by_archive_timeout(
     record_drill(result)
 
     assert result.recovered[0] > 0, "nothing written after the backup was recovered"
-    assert 0 <= result.rpo_seconds <= ARCHIVE_TIMEOUT + 1.5  # a switch, then archiving
+    # a switch, then archiving: the bound leaves room for a loaded machine (the measured
+    # figure is in the report); without archive_timeout the RPO would be the whole run
+    assert 0 <= result.rpo_seconds <= ARCHIVE_TIMEOUT + 3 < WRITE_SECONDS
 
 
 def test_rpo_synchronous_pg_receivewal_loses_no_acknowledged_commit(
