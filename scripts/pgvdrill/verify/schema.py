@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -244,18 +244,12 @@ def compare_schema(
         problems += _columns(source.tables[key], target.tables[key])
     problems += _presence(source.indexes, target.indexes, partial,
                           lambda k, i: f"index {k} on {i.table}")
-    for key in sorted(source.indexes.keys() & target.indexes.keys()):
-        s_index, t_index = source.indexes[key], target.indexes[key]
-        if s_index.definition != t_index.definition:
-            problems.append(f"index {key} on {s_index.table} differs: source "
-                            f'"{s_index.definition}", target "{t_index.definition}"')
+    problems += _definitions(source.indexes, target.indexes,
+                             lambda k, i: f"index {k} on {i.table}")
     problems += _presence(source.constraints, target.constraints, partial,
                           lambda _, c: f"constraint {c.name} on {c.table}")
-    for pair in sorted(source.constraints.keys() & target.constraints.keys()):
-        s_con, t_con = source.constraints[pair], target.constraints[pair]
-        if s_con.definition != t_con.definition:
-            problems.append(f"constraint {s_con.name} on {s_con.table} differs: source "
-                            f'"{s_con.definition}", target "{t_con.definition}"')
+    problems += _definitions(source.constraints, target.constraints,
+                             lambda _, c: f"constraint {c.name} on {c.table}")
     problems += _presence(source.sequences, target.sequences, partial,
                           lambda k, _: f"sequence {k}")
     for name in sorted(source.sequences.keys() & target.sequences.keys()):
@@ -312,6 +306,18 @@ def _columns(source: Table, target: Table) -> list[str]:
     if not problems and [c.name for c in source.columns] != [c.name for c in target.columns]:
         problems.append(f"columns of table {source.key} are in another order in the target")
     return sorted(problems)
+
+
+Defined = TypeVar("Defined", Index, Constraint)
+
+
+def _definitions(source: Mapping[Any, Defined], target: Mapping[Any, Defined],
+                 label: Callable[[Any, Defined], str]) -> list[str]:
+    """Objects on both sides whose `definition` differs, each named by `label`."""
+    return [f'{label(key, source[key])} differs: source "{source[key].definition}", '
+            f'target "{target[key].definition}"'
+            for key in sorted(source.keys() & target.keys())
+            if source[key].definition != target[key].definition]
 
 
 def _sequence(source: Sequence, target: Sequence, slack: int | None) -> list[str]:
