@@ -84,8 +84,8 @@ def test_partial_sectioned_restore_times_each_section(
 ) -> None:
     result = drill(FULL, PARTIAL_RESTORE_SETTINGS["sectioned"])
 
-    assert list(result.restore.phases) == ["pre-data", "data", "post-data"]
-    assert all(seconds > 0 for seconds in result.restore.phases.values())
+    assert [p.phase for p in result.restore.phases] == ["pre-data", "data", "post-data"]
+    assert all(p.seconds > 0 for p in result.restore.phases)
     result.verification.raise_for_problems()
 
 

@@ -123,6 +123,13 @@ class Cluster(abc.ABC):
     def server_log(self, lines: int = 40) -> str:
         """The tail of the server log."""
 
+    @abc.abstractmethod
+    def log_position(self) -> int:
+        """A mark in the server log; `log_since` returns what was written after it."""
+
+    @abc.abstractmethod
+    def log_since(self, position: int) -> str: ...
+
     # file operations on the data directory
     @abc.abstractmethod
     def read_file(self, relpath: str) -> bytes: ...

@@ -28,6 +28,7 @@ from pgvdrill.cluster.base import Backend, Cluster, ClusterSettings, ConfigValue
 from pgvdrill.cluster.ports import PortLease, lease
 from pgvdrill.errors import ConfigError, DrillError, ToolError
 from pgvdrill.installation import Installation
+from pgvdrill.statement_log import PREFIX as STATEMENT_LOG_PREFIX
 
 INCLUDED_CONF = "pgvdrill.conf"
 SUPERUSER = "postgres"
@@ -39,6 +40,7 @@ BASE_SETTINGS: dict[str, ConfigValue] = {
     "fsync": True,
     "logging_collector": False,
     "log_min_messages": "warning",
+    "log_line_prefix": STATEMENT_LOG_PREFIX,  # epoch, pid, application: statement timings
 }
 
 
@@ -186,6 +188,20 @@ class LocalCluster(Cluster):
         except FileNotFoundError:
             return f"(no server log at {self.logfile})"
         return "\n".join(text.splitlines()[-lines:])
+
+    def log_position(self) -> int:
+        try:
+            return self.logfile.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, position: int) -> str:
+        try:
+            with self.logfile.open("rb") as handle:
+                handle.seek(position)
+                return handle.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     # data directory files
     def _path(self, relpath: str) -> Path:

@@ -21,6 +21,7 @@ from pgvdrill.logical.restore import (
     table_list,
     use_list,
 )
+from pgvdrill.timing import Phase
 
 Table = tuple[str, str]
 
@@ -85,8 +86,9 @@ def finish(target: Cluster, dbname: str, archive: Archive, setting: RestoreSetti
         return restored
     post = restore(target, _schema_source(archive, schema_source), dbname,
                    RESTORE_SETTINGS["fresh"], sections=("post-data",))
-    phases = {"data": restored.seconds, **post.phases}
-    return RestoreResult(setting, dbname, sum(phases.values()), phases)
+    return RestoreResult(setting, dbname, restored.seconds + post.seconds,
+                         (Phase("data", restored.seconds), *post.phases),
+                         restored.items + post.items)
 
 
 def _schema_source(archive: Archive, schema_source: Archive | None) -> Archive:

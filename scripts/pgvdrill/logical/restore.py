@@ -16,11 +16,13 @@ from typing import Literal
 
 from psycopg import sql
 
+from pgvdrill import statement_log
 from pgvdrill.cluster import Cluster
 from pgvdrill.errors import ConfigError, ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import Archive, entry_of, qualified
 from pgvdrill.logical.selection import Section
+from pgvdrill.timing import Item, Phase
 
 # What the target database holds before the timed restore:
 #   empty         a new database
@@ -49,6 +51,8 @@ class RestoreSetting:
     sectioned: bool = False  # pre-data, data, post-data as three timed runs
     prepare: Prepare = "empty"
     description: str = ""
+    # settings for each pg_restore connection (PGOPTIONS), e.g. maintenance_work_mem
+    session: tuple[tuple[str, str], ...] = ()
 
     def base_argv(self, dbname: str) -> list[str]:
         args = ["--dbname", dbname, "--exit-on-error", "--no-password"]
@@ -105,12 +109,17 @@ class RestoreResult:
     setting: RestoreSetting
     dbname: str
     seconds: float
-    phases: dict[str, float]
+    phases: tuple[Phase, ...]  # consecutive, adding up to `seconds`
+    items: tuple[Item, ...] = ()  # per table and index, from the server's statement log
 
     def as_dict(self) -> dict[str, object]:
         return {"setting": self.setting.name, "description": self.setting.description,
                 "database": self.dbname, "seconds": round(self.seconds, 3),
-                "phases": {k: round(v, 3) for k, v in self.phases.items()}}
+                **({"session": dict(self.setting.session)} if self.setting.session else {})}
+
+    def phase(self, name: str) -> float:
+        """Seconds spent in phase `name` (0 when the restore had no such phase)."""
+        return sum(p.seconds for p in self.phases if p.phase == name)
 
 
 def create_database(cluster: Cluster, dbname: str, *, extension: bool = False) -> None:
@@ -192,13 +201,24 @@ def restore(cluster: Cluster, archive: Archive, dbname: str, setting: RestoreSet
 
 def _timed(cluster: Cluster, tool: str, commands: dict[str, list[str]],
            setting: RestoreSetting, dbname: str, archive: Archive) -> RestoreResult:
-    phases: dict[str, float] = {}
+    """Run each command, timed; a whole restore is split into phases by the server's
+    statement log (data loads, then builds), section runs are one phase each."""
+    tag = statement_log.new_tag("restore")
+    env = statement_log.tagged_env(tag, setting.session)
+    mark = cluster.log_position()
+    runs: list[Phase] = []
+    started = time.time()
     for phase, args in commands.items():
-        started = time.monotonic()
+        begun = time.monotonic()
         try:
-            cluster.run_tool(tool, args, stdout="/dev/null",
+            cluster.run_tool(tool, args, stdout="/dev/null", env=env,
                              hint=f"restoring {archive.path} into {dbname} failed")
         except ToolError as exc:
             raise diagnose.explain(exc) or exc from exc
-        phases[phase] = time.monotonic() - started
-    return RestoreResult(setting, dbname, sum(phases.values()), phases)
+        runs.append(Phase(phase, time.monotonic() - begun))
+    seconds = sum(p.seconds for p in runs)
+    logged = statement_log.statements(cluster.log_since(mark), tag)
+    phases = (statement_log.phases(logged, started, started + seconds)
+              if list(commands) == ["restore"] else runs)
+    return RestoreResult(setting, dbname, seconds, tuple(phases),
+                         tuple(statement_log.items(logged)))
