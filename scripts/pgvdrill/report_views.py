@@ -1,6 +1,7 @@
-"""Human and monitoring views of a run's drill.json: report.md and metrics.prom.
+"""The views of a run's report.json: report.md, report.html, junit.xml and metrics.prom.
 
-Pure functions of the payload dict (see reports/README.md); `write_views` writes the files.
+Pure functions of the payload (schema pgvdrill.report/2, see reports/README.md);
+`write_views` writes the files.
 """
 
 from __future__ import annotations
@@ -9,154 +10,96 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-Payload = Mapping[str, Any]
-
-#: payload keys holding drill lists, in report order
-SECTIONS = ("drills", "physical", "pitr")
-
-
-@dataclass(frozen=True)
-class DrillRow:
-    """One drill flattened for the views; None means the figure was not recorded."""
-
-    name: str
-    kind: str
-    backup: str
-    restore: str
-    backup_seconds: float | None
-    size_bytes: int | None
-    restore_seconds: float | None
-    ok: bool
-    problems: tuple[str, ...]
-
-
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _problems(drill: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every problem a drill entry records: its error, TOC problems, failed checks."""
-    found: list[str] = []
-    if drill.get("error"):
-        found.append(str(drill["error"]))
-    found += [str(p) for p in _map(drill.get("backup")).get("toc_problems") or []]
-    found += [str(p) for p in drill.get("problems") or []]
-    for check in _map(drill.get("verification")).get("checks") or []:
-        check = _map(check)
-        name = check.get("name", "check")
-        listed = [f"{name}: {p}" for p in check.get("problems") or []]
-        if not listed and check.get("ok") is False:
-            listed = [f"{name}: failed"]
-        found += listed
-    if not found and drill.get("ok") is not True:
-        found.append("not verified (no problem recorded)")
-    return tuple(found)
-
-
-def rows(payload: Payload) -> list[DrillRow]:
-    """The logical, physical and PITR drills of a payload, in that order."""
-    out: list[DrillRow] = []
-    for section in SECTIONS:
-        for entry in payload.get(section) or []:
-            drill = _map(entry)
-            backup, restore = _map(drill.get("backup")), _map(drill.get("restore"))
-            kind = str(drill.get("kind") or section.rstrip("s"))
-            size = _num(backup.get("size_bytes"))
-            out.append(DrillRow(
-                name=str(drill.get("drill", "?")),
-                kind=kind,
-                backup=str(backup.get("setting") or ("base" if kind == "pitr" else "unknown")),
-                restore=str(restore.get("setting") or drill.get("target_kind")
-                            or restore.get("unpack_step") or "unknown"),
-                backup_seconds=_num(backup.get("seconds")),
-                size_bytes=None if size is None else int(size),
-                restore_seconds=_num(restore.get("seconds")),
-                ok=drill.get("ok") is True,
-                problems=_problems(drill),
-            ))
-    return out
-
+from pgvdrill.report_html import html
+from pgvdrill.report_junit import FailOn, junit
+from pgvdrill.report_model import (
+    Bench,
+    Drill,
+    Payload,
+    bench,
+    counts,
+    drills,
+    facts,
+    figure,
+    num,
+    run_ok,
+    secs,
+    size,
+    summary,
+    unix_time,
+)
 
 # -- Markdown -------------------------------------------------------------------------------
+
 
 def _cell(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _secs(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def _size(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+def _timings(drill: Drill) -> list[str]:
+    lines = [f"### {_cell(drill.name)}", "", f"Restore (RTO) {secs(drill.restore_seconds)} s.",
+             "", "| step | name | seconds | size |", "|---|---|---:|---:|"]
+    lines += [_row("phase", p.name, secs(p.seconds), "-") for p in drill.phases]
+    lines += [_row(i.phase, i.name, secs(i.seconds), size(i.bytes)) for i in drill.items]
+    return [*lines, ""]
+
+
+def _bench(section: Bench) -> list[str]:
+    lines = ["## Benchmark", "", "| mode | kind | size | source | seconds | bytes |",
+             "|---|---|---|---:|---:|---:|"]
+    lines += [_row(r.mode, r.kind, r.size_key, size(r.source_bytes), secs(r.seconds),
+                   size(r.bytes)) for r in section.runs]
+    lines += ["", "| ratio | what | size | a | a s | b | b s | a / b |",
+              "|---|---|---|---|---:|---|---:|---:|"]
+    lines += [_row(r.name, r.what, r.size_key, r.a, secs(r.a_seconds), r.b, secs(r.b_seconds),
+                   "-" if r.ratio is None else f"{r.ratio:.2f}") for r in section.ratios]
+    return [*lines, ""]
 
 
 def markdown(payload: Payload) -> str:
-    """A Markdown report: run facts, one table row per drill, problems per drill, totals."""
-    env, server, dataset = (_map(payload.get(k)) for k in ("environment", "server", "dataset"))
-    drills = rows(payload)
-    failed = [d for d in drills if not d.ok]
-    verdict = "ok" if payload.get("ok") is True and not failed else "FAILED"
-    lines = [
-        f"# pgvdrill run {payload.get('run_id', '?')}: {verdict}",
-        "",
-        f"- When: {payload.get('started', '?')} to {payload.get('finished', '?')} (UTC)",
-        f"- Host: {env.get('host', '?')} ({env.get('platform', '?')}, "
-        f"{env.get('cpus', '?')} CPUs, Python {env.get('python', '?')})",
-        f"- Server: PostgreSQL {server.get('version', '?')} ({server.get('backend', '?')}), "
-        f"pgvector {server.get('pgvector', '?')}",
-        f"- Dataset: {dataset.get('key', '?')} "
-        f"(load {_secs(_num(dataset.get('load_seconds')))} s)",
-        "",
-        "## Drills",
-        "",
-        "| drill | kind | backup | restore | backup s | size | restore s | verdict |",
-        "|---|---|---|---|---:|---:|---:|---|",
-    ]
-    lines += [
-        f"| {_cell(d.name)} | {_cell(d.kind)} | {_cell(d.backup)} | {_cell(d.restore)} "
-        f"| {_secs(d.backup_seconds)} | {_size(d.size_bytes)} | {_secs(d.restore_seconds)} "
-        f"| {'ok' if d.ok else '**FAILED**'} |"
-        for d in drills
-    ]
-    lines += ["", "## Problems", ""]
-    if failed or any(d.problems for d in drills):
-        for d in drills:
-            if d.problems:
-                lines.append(f"### {d.name} ({'ok' if d.ok else 'FAILED'})")
-                lines += [""] + [f"- {_cell(p)}" for p in d.problems] + [""]
-    else:
+    """A Markdown report: run facts, one row per drill, verdicts, phases, problems, bench."""
+    rows = drills(payload)
+    ok = run_ok(payload, rows)
+    lines = [f"# pgvdrill run {payload.get('run_id', '?')}: {'ok' if ok else 'FAILED'}", ""]
+    lines += [f"- {label}: {text}" for label, text in facts(payload)]
+    lines += [f"- Drills: {len(rows)}, verified: {sum(d.ok for d in rows)}, "
+              f"failed: {sum(not d.ok for d in rows)}",
+              f"- Targets judged: {summary(counts(rows))}",
+              "", "## Drills", "",
+              "| drill | kind | backup | restore | size | backup s | restore s | verified "
+              "| targets |",
+              "|---|---|---|---|---:|---:|---:|---|---|"]
+    lines += [_row(d.name, d.kind, d.backup, d.restore, size(d.size_bytes),
+                   secs(d.backup_seconds), secs(d.restore_seconds),
+                   "ok" if d.ok else "**FAILED**", summary(d.counts())) for d in rows]
+    lines += ["", "## Targets", "", "| drill | target | status | measured | target value "
+              "| detail |", "|---|---|---|---:|---:|---|"]
+    lines += [_row(d.name, v.name, v.status if v.status == "pass" else f"**{v.status}**",
+                   figure(v.measured, v.unit), figure(v.target, v.unit), v.detail or "-")
+              for d in rows for v in d.verdicts]
+    lines += ["", "## Phases", ""]
+    timed = [d for d in rows if d.phases or d.items]
+    for d in timed:
+        lines += _timings(d)
+    if not timed:
         lines += ["None.", ""]
-    restore_total = sum(d.restore_seconds or 0.0 for d in drills)
-    backups = {(d.kind, d.backup): d.backup_seconds or 0.0 for d in drills}
-    lines += [
-        "## Totals",
-        "",
-        f"- Drills: {len(drills)}, ok: {len(drills) - len(failed)}, failed: {len(failed)}",
-        f"- Backup time, each backup once: {sum(backups.values()):.2f} s",
-        f"- Restore time, all drills: {restore_total:.2f} s",
-        f"- Drill time: {_secs(_num(payload.get('seconds')))} s",
-        "",
-    ]
+    lines += ["## Problems", ""]
+    troubled = [d for d in rows if d.problems]
+    for d in troubled:
+        lines += [f"### {_cell(d.name)} ({'ok' if d.ok else 'FAILED'})", ""]
+        lines += [f"- {_cell(p)}" for p in d.problems] + [""]
+    if not troubled:
+        lines += ["None.", ""]
+    section = bench(payload)
+    if section is not None:
+        lines += _bench(section)
     return "\n".join(lines)
 
 
@@ -175,39 +118,6 @@ def _value(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def _timestamp(payload: Payload, now: float) -> float:
-    for key in ("finished", "started"):
-        text = payload.get(key)
-        if isinstance(text, str):
-            try:
-                return datetime.fromisoformat(text).timestamp()
-            except ValueError:
-                continue
-    return now
-
-
-def _rpo(payload: Payload) -> Iterator[tuple[str, float]]:
-    """RPO figures, if any: top-level "rpo" as {mode: seconds} or [{mode|kind, seconds}],
-    or a drill's "rpo": {kind, seconds}. No such key is recorded yet; absence is fine."""
-    seen: set[str] = set()
-    top = payload.get("rpo")
-    items: list[tuple[object, object]] = []
-    if isinstance(top, Mapping):
-        items += [(k, v) for k, v in top.items()]
-    elif isinstance(top, list):
-        items += [(_map(i).get("mode") or _map(i).get("kind"), _map(i).get("seconds"))
-                  for i in top]
-    for section in SECTIONS:
-        for entry in payload.get(section) or []:
-            rpo = _map(_map(entry).get("rpo"))
-            items.append((rpo.get("mode") or rpo.get("kind"), rpo.get("seconds")))
-    for mode, seconds in items:
-        value = _num(seconds)
-        if mode and value is not None and str(mode) not in seen:
-            seen.add(str(mode))
-            yield str(mode), value
-
-
 class _Families:
     """Samples grouped by metric family so each gets one HELP and one TYPE line."""
 
@@ -222,9 +132,11 @@ class _Families:
         self._help[name] = help_text
         self._samples[name] = []
 
-    def add(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+    def add(self, name: str, value: float | None,
+            labels: Mapping[str, str] | None = None) -> None:
+        """One sample; None (not measured) and a repeated series are left out."""
         key = (name, tuple(sorted((labels or {}).items())))
-        if key in self._keys:  # a duplicate series would make the file unscrapable
+        if value is None or key in self._keys:  # a duplicate series makes the file unscrapable
             return
         self._keys.add(key)
         text = ",".join(f'{k}="{escape_label(v)}"' for k, v in (labels or {}).items())
@@ -241,33 +153,41 @@ class _Families:
         return "\n".join(out) + "\n" if out else ""
 
 
+_STATUS_VALUE = {"pass": 1.0, "fail": 0.0, "unknown": -1.0}
+
+
 def prometheus(payload: Payload, now: float) -> str:
     """The run as a node_exporter textfile (all gauges). `now` stands in for the drill time
     when the payload records neither finished nor started."""
-    drills = rows(payload)
+    rows = drills(payload)
     fam = _Families()
     fam.family("pgvdrill_drill_success", "1 if the drill restored and verified, else 0.")
     fam.family("pgvdrill_last_drill_timestamp_seconds", "Unix time the last drill run ended.")
-    fam.family("pgvdrill_last_drill_success", "1 if every drill of the last run passed.")
+    fam.family("pgvdrill_last_drill_success", "1 if every drill of the last run verified.")
     fam.family("pgvdrill_restore_seconds", "Restore duration (measured RTO) per drill.")
     fam.family("pgvdrill_backup_seconds", "Backup duration per backup setting.")
     fam.family("pgvdrill_backup_size_bytes", "Backup size per backup setting.")
+    fam.family("pgvdrill_backup_timestamp_seconds", "Unix time each backup ended.")
     fam.family("pgvdrill_rpo_seconds", "Measured data loss window (RPO) per mode.")
-    for d in drills:
+    fam.family("pgvdrill_target_status", "Target verdict per drill: 1 pass, 0 fail, -1 unknown.")
+    for d in rows:
         labels = {"kind": d.kind, "backup": d.backup, "restore": d.restore}
         fam.add("pgvdrill_drill_success", 1.0 if d.ok else 0.0, labels)
-        if d.restore_seconds is not None:
-            fam.add("pgvdrill_restore_seconds", d.restore_seconds, labels)
+        fam.add("pgvdrill_restore_seconds", d.restore_seconds, labels)
         backup = {"kind": d.kind, "backup": d.backup}
-        if d.backup_seconds is not None:
-            fam.add("pgvdrill_backup_seconds", d.backup_seconds, backup)
-        if d.size_bytes is not None:
-            fam.add("pgvdrill_backup_size_bytes", float(d.size_bytes), backup)
-    fam.add("pgvdrill_last_drill_timestamp_seconds", _timestamp(payload, now))
-    all_ok = payload.get("ok") is True and all(d.ok for d in drills)
-    fam.add("pgvdrill_last_drill_success", 1.0 if all_ok else 0.0)
-    for mode, seconds in _rpo(payload):
-        fam.add("pgvdrill_rpo_seconds", seconds, {"mode": mode})
+        fam.add("pgvdrill_backup_seconds", d.backup_seconds, backup)
+        fam.add("pgvdrill_backup_size_bytes", d.size_bytes, backup)
+        fam.add("pgvdrill_backup_timestamp_seconds", d.backup_finished, backup)
+        if d.kind == "rpo":  # named rpo:<mode>
+            fam.add("pgvdrill_rpo_seconds", num(d.measures.get("rpo_seconds")),
+                    {"mode": d.name.split(":", 1)[-1]})
+        for v in d.verdicts:
+            fam.add("pgvdrill_target_status", _STATUS_VALUE[v.status],
+                    {"target": v.name, "drill": d.name})
+    stamps = (unix_time(payload.get(k)) for k in ("finished", "started"))
+    fam.add("pgvdrill_last_drill_timestamp_seconds",
+            next((s for s in stamps if s is not None), now))
+    fam.add("pgvdrill_last_drill_success", 1.0 if run_ok(payload, rows) else 0.0)
     return fam.render()
 
 
@@ -288,8 +208,12 @@ def _write_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def write_views(run_dir: Path, payload: Payload, now: float | None = None) -> list[Path]:
-    """Write report.md and metrics.prom into run_dir, each atomically (temp name, rename)."""
+def write_views(run_dir: Path, payload: Payload, now: float | None = None,
+                fail_on: FailOn = "fail") -> list[Path]:
+    """Write report.md, report.html, junit.xml and metrics.prom into run_dir, each
+    atomically (temporary name, then rename). `fail_on` decides which missed targets are
+    JUnit failures."""
     stamp = time.time() if now is None else now
-    return [_write_atomic(run_dir / "report.md", markdown(payload)),
-            _write_atomic(run_dir / "metrics.prom", prometheus(payload, stamp))]
+    views = {"report.md": markdown(payload), "report.html": html(payload),
+             "junit.xml": junit(payload, fail_on), "metrics.prom": prometheus(payload, stamp)}
+    return [_write_atomic(run_dir / name, text) for name, text in views.items()]

@@ -1,4 +1,4 @@
-"""report_views against a real drill.json (data/drill_sample.json); no server needed."""
+"""report_views against a hand-made v2 report.json (data/report_sample.json); no server."""
 
 from __future__ import annotations
 
@@ -12,9 +12,14 @@ from typing import Any
 import pytest
 
 from pgvdrill import report_views
+from pgvdrill.report_model import unix_time
 
-SAMPLE = Path(__file__).parent / "data" / "drill_sample.json"
+SAMPLE = Path(__file__).parent / "data" / "report_sample.json"
+README = Path(__file__).parents[2] / "reports" / "README.md"
 NOW = 1_800_000_000.0
+#: the smallest drill a producer may write: a drill that could not run
+BARE = {"drill": "logical:custom-z9->fresh", "kind": "logical", "ok": False,
+        "error": "pg_restore | exit 1"}
 
 # One sample line of the text exposition format: name, optional labels, value, optional ts.
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -32,23 +37,6 @@ LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
 def payload() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(SAMPLE.read_text())
     return data
-
-
-def _all_drills(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    return [d for key in report_views.SECTIONS for d in payload.get(key) or []]
-
-
-def _failed(payload: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the sample with one logical drill failed by a recall check."""
-    broken = copy.deepcopy(payload)
-    broken["ok"] = False
-    drill = broken["drills"][1]
-    drill["ok"] = False
-    drill["verification"]["ok"] = False
-    check = next(c for c in drill["verification"]["checks"] if c["name"] == "ann_recall")
-    check["ok"] = False
-    check["problems"] = ["public.documents_embedding_idx: recall@10 0.41 below 0.81"]
-    return broken
 
 
 def parse(text: str) -> dict[str, list[tuple[dict[str, str], str]]]:
@@ -80,110 +68,193 @@ def parse(text: str) -> dict[str, list[tuple[dict[str, str], str]]]:
     return families
 
 
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _table(section: str) -> list[str]:
+    """The body rows of the first table in a section (header and rule left out)."""
+    return [line for line in section.splitlines() if line.startswith("| ")][1:]
+
+
 def test_markdown_has_one_row_per_drill(payload: dict[str, Any]) -> None:
     text = report_views.markdown(payload)
-    drills = _all_drills(payload)
-    table = [line for line in text.splitlines() if line.startswith("| ")][1:]  # minus header
-    assert len(table) == len(drills) == 12
-    for drill, row in zip(drills, table, strict=True):
+    assert text.startswith(f"# pgvdrill run {payload['run_id']}: FAILED\n")
+    rows = _table(_section(text, "Drills"))
+    assert len(rows) == len(payload["drills"]) == 11
+    assert {d["kind"] for d in payload["drills"]} == {"logical", "physical", "pitr", "rpo"}
+    for drill, row in zip(payload["drills"], rows, strict=True):
         assert row.startswith(f"| {drill['drill']} | {drill['kind']} |")
-        assert row.endswith("| ok |")
-    assert {"logical", "physical", "pitr"} == {d["kind"] for d in drills}
-    for fact in (payload["run_id"], payload["started"], payload["environment"]["host"],
-                 payload["server"]["version"], payload["server"]["pgvector"],
-                 payload["dataset"]["key"]):
+    assert rows[0] == ("| logical:custom-z9->fresh | logical | custom-z9 | fresh | 56.0 MiB "
+                       "| 41.83 | 23.09 | ok | 2 pass, 1 fail |")
+    assert rows[3].endswith("| 26.21 | **FAILED** | 3 pass |")  # verified is not a target
+    assert rows[4].endswith("| - | **FAILED** | 1 pass, 2 unknown |")
+    for fact in (payload["run_id"], payload["started"], payload["source"],
+                 payload["environment"]["host"], payload["server"]["version"],
+                 payload["server"]["pgvector"], payload["dataset"]["key"],
+                 payload["targets"]["source"], "20000 rows x 384 dims, 135.0 MiB"):
         assert str(fact) in text
-    assert "Drills: 12, ok: 12, failed: 0" in text
-    assert "## Problems\n\nNone." in text
+    assert "- Drills: 11, verified: 9, failed: 2" in text
+    assert "- Targets judged: 19 pass, 3 fail, 3 unknown" in text
 
 
-def test_markdown_lists_a_failures_problems_under_its_drill(payload: dict[str, Any]) -> None:
-    broken = _failed(payload)
-    text = report_views.markdown(broken)
-    name = broken["drills"][1]["drill"]
-    assert text.startswith(f"# pgvdrill run {payload['run_id']}: FAILED")
-    assert f"| {name} | logical | custom-z9 | clean |" in text
-    row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
-    assert row.endswith("| **FAILED** |")
-    section = text.split(f"### {name} (FAILED)\n", 1)[1].split("\n## ", 1)[0]
-    assert "- ann_recall: public.documents_embedding_idx: recall@10 0.41 below 0.81" in section
-    assert "Drills: 12, ok: 11, failed: 1" in text
+def test_markdown_targets_list_every_verdict_with_its_detail(payload: dict[str, Any]) -> None:
+    rows = _table(_section(report_views.markdown(payload), "Targets"))
+    verdicts = [(d["drill"], v) for d in payload["drills"] for v in d["verdicts"]]
+    assert len(rows) == len(verdicts) == 25
+    for (drill, verdict), row in zip(verdicts, rows, strict=True):
+        assert row.startswith(f"| {drill} | {verdict['name']} | ")
+        assert row.endswith(f" | {verdict['detail']} |")
+    assert ("| pitr:time | throughput.wal_replay | **fail** | 13.5 MiB/s | 17.8 MiB/s |"
+            in "\n".join(rows))
+    assert "| rpo:archive_command | rpo.wal_archiving | pass | 2.41 s | 60.00 s |" in rows[-2]
 
 
-def test_markdown_failed_drill_without_figures(payload: dict[str, Any]) -> None:
-    """The shape FailedDrill.as_dict writes: an error, no restore figures."""
-    broken = copy.deepcopy(payload)
-    broken["physical"] = [{"drill": "physical:tar", "kind": "physical", "ok": False,
-                           "backup": {"setting": "tar"}, "error": "pg_basebackup | exit 1"}]
-    text = report_views.markdown(broken)
-    assert "| physical:tar | physical | tar | unknown | - | - | - | **FAILED** |" in text
-    assert "- pg_basebackup \\| exit 1" in text
+def test_markdown_phases_give_each_index_build_its_own_line(payload: dict[str, Any]) -> None:
+    section = _section(report_views.markdown(payload), "Phases")
+    fresh = section.split("### logical:custom-z9->fresh\n", 1)[1].split("\n### ", 1)[0]
+    assert "Restore (RTO) 23.09 s." in fresh
+    assert _table(fresh)[:4] == ["| phase | schema | 0.31 | - |", "| phase | data | 7.92 | - |",
+                                 "| phase | post-data | 14.86 | - |",
+                                 "| phase | verify | 2.61 | - |"]
+    assert "| data | public.documents | 5.84 | 80.0 MiB |" in fresh
+    assert "| index | public.documents_embedding_hnsw_cos | 6.31 | - |" in fresh
+    assert "| index | public.documents_embedding_half_hnsw_cos | 4.87 | - |" in fresh
+    tar = section.split("### physical:tar-gz\n", 1)[1].split("\n### ", 1)[0]
+    assert _table(tar) == ["| phase | extract | 3.92 | - |", "| phase | start | 2.92 | - |",
+                           "| phase | verify | 2.40 | - |",
+                           "| wal-replay | 0/5000028 -> 0/50001A0 | 0.31 | 16.0 MiB |"]
+
+
+def test_markdown_lists_problems_under_their_drill(payload: dict[str, Any]) -> None:
+    section = _section(report_views.markdown(payload), "Problems")
+    assert section.count("\n### ") == 2
+    plain = section.split("### logical:plain->fresh (FAILED)\n", 1)[1].split("\n###", 1)[0]
+    assert plain.count("\n- ") == 1  # the check's problem is the drill's, listed once
+    assert "- ann_recall: public.account_behaviors_behavior_ivfflat_l2: recall@10 0.41" in plain
+    assert ("### logical:directory-j2->clean (FAILED)\n\n- pg_restore -d "
+            "restored_directory_j2_clean") in section
+
+
+def test_markdown_bench_section(payload: dict[str, Any]) -> None:
+    text = report_views.markdown(payload)
+    section = _section(text, "Benchmark")
+    rows = _table(section)
+    runs, ratios = len(payload["bench"]["runs"]), len(payload["bench"]["ratios"])
+    assert len(rows) == runs + 1 + ratios  # the ratios table's header counts once
+    assert ("| custom-z9 | backup | gaussian-250000x384-s7 | 1.6 GiB | 547.97 | 704.4 MiB |"
+            in rows)
+    assert ("| z9_vs_z1_backup | pg_dump -Z 9 vs -Z 1, backup time | gaussian-20000x384-s7 "
+            "| custom-z9 | 41.83 | custom-z1 | 12.41 | 3.37 |") in rows
+    del payload["bench"]
+    assert "## Benchmark" not in report_views.markdown(payload)
+
+
+@pytest.mark.parametrize("partial", [
+    {},
+    {"drills": [BARE]},
+    {"drills": [{}], "bench": {}},
+    {"drills": [{**BARE, "backup": None, "restore": "x", "phases": [{}], "items": [None],
+                 "verdicts": [{"status": "odd"}], "measures": [], "verification": 3}],
+     "dataset": None, "targets": [], "bench": {"runs": [{}], "ratios": [{}], "sizes": [{}]}},
+])
+def test_views_of_a_partial_payload(partial: dict[str, Any], tmp_path: Path) -> None:
+    paths = report_views.write_views(tmp_path, partial, now=NOW)
+    assert [p.name for p in paths] == ["report.md", "report.html", "junit.xml", "metrics.prom"]
+    parse((tmp_path / "metrics.prom").read_text())
+    text = (tmp_path / "report.md").read_text()
+    assert "FAILED" in text
+    if partial.get("drills") == [BARE]:
+        assert "| logical:custom-z9->fresh | logical | unknown | unknown | - | - | - " \
+               "| **FAILED** | - |" in text
+        assert "- pg_restore \\| exit 1" in text
 
 
 def test_prometheus_parses_strictly(payload: dict[str, Any]) -> None:
     families = parse(report_views.prometheus(payload, NOW))
-    drills = _all_drills(payload)
+    drills = payload["drills"]
     success = families["pgvdrill_drill_success"]
-    assert len(success) == len(drills) and all(v == "1" for _, v in success)
+    assert len(success) == len(drills)
     assert {tuple(sorted(labels)) for labels, _ in success} == {("backup", "kind", "restore")}
-    assert len(families["pgvdrill_restore_seconds"]) == len(drills)
-    assert families["pgvdrill_last_drill_success"] == [({}, "1")]
-    (_, stamp), = families["pgvdrill_last_drill_timestamp_seconds"]
-    assert abs(float(stamp) - 1795511492.30463) < 1e-3  # the sample's "finished"
-    backups = {(labels["kind"], labels["backup"]): float(v)
-               for labels, v in families["pgvdrill_backup_size_bytes"]}
-    assert backups[("logical", "custom-z9")] == 1918711
-    assert backups[("physical", "plain")] == 53437999
-    assert len(families["pgvdrill_backup_seconds"]) == 6  # 4 dumps, 1 base, 1 PITR base
-    assert "pgvdrill_rpo_seconds" not in families  # the sample records no RPO
-
-
-def test_prometheus_failure_and_rpo(payload: dict[str, Any]) -> None:
-    broken = _failed(payload)
-    broken["rpo"] = {"wal_archiving": 0.8, "daily_backup": 86400}
-    broken.pop("finished")
-    families = parse(report_views.prometheus(broken, NOW))
-    failed = [labels for labels, v in families["pgvdrill_drill_success"] if v == "0"]
-    assert failed == [{"kind": "logical", "backup": "custom-z9", "restore": "clean"}]
+    failed = sorted(labels["backup"] for labels, v in success if v == "0")
+    assert failed == ["directory-j2", "plain"]
+    restore = {(labels["kind"], labels["backup"], labels["restore"]): float(v)
+               for labels, v in families["pgvdrill_restore_seconds"]}
+    assert len(restore) == len(drills) - 1  # the failed directory-j2 restore has no time
+    assert restore[("pitr", "plain", "time")] == 15.85
     assert families["pgvdrill_last_drill_success"] == [({}, "0")]
+    (_, stamp), = families["pgvdrill_last_drill_timestamp_seconds"]
+    assert float(stamp) == unix_time(payload["finished"]) == 1795511892.30463
+    sizes = {(labels["kind"], labels["backup"]): float(v)
+             for labels, v in families["pgvdrill_backup_size_bytes"]}
+    assert sizes[("logical", "custom-z9")] == 58731520
+    assert sizes[("physical", "tar-gz")] == 49283072
+    assert len(sizes) == len(families["pgvdrill_backup_seconds"]) == 8
+    stamps = {(labels["kind"], labels["backup"]): float(v)
+              for labels, v in families["pgvdrill_backup_timestamp_seconds"]}
+    assert stamps[("logical", "custom-z9")] == unix_time("2026-11-24T09:12:03.118204+00:00")
     assert dict((labels["mode"], v) for labels, v in families["pgvdrill_rpo_seconds"]) == \
-        {"wal_archiving": "0.8", "daily_backup": "86400"}
-    broken.pop("started")
-    families = parse(report_views.prometheus(broken, NOW))
+        {"archive_command": "2.41", "pg_receivewal": "0"}
+    status = {(labels["drill"], labels["target"]): v
+              for labels, v in families["pgvdrill_target_status"]}
+    assert len(status) == 25
+    assert status[("logical:custom-z9->fresh", "rto.logical")] == "1"
+    assert status[("pitr:time", "throughput.wal_replay")] == "0"
+    assert status[("pitr:immediate", "throughput.wal_replay")] == "-1"
+
+
+def test_prometheus_families_are_the_readmes() -> None:
+    """Every gauge reports/README.md promises is written from the sample, and no other."""
+    documented = set(re.findall(r"`(pgvdrill_[a-z_]+)", README.read_text().split(
+        "## metrics.prom", 1)[1]))
+    families = parse(report_views.prometheus(json.loads(SAMPLE.read_text()), NOW))
+    assert set(families) == documented
+
+
+def test_prometheus_timestamps_fall_back(payload: dict[str, Any]) -> None:
+    payload.pop("finished")
+    families = parse(report_views.prometheus(payload, NOW))
+    assert families["pgvdrill_last_drill_timestamp_seconds"] == \
+        [({}, repr(unix_time(payload["started"])))]
+    payload["started"] = "yesterday"
+    families = parse(report_views.prometheus(payload, NOW))
     assert families["pgvdrill_last_drill_timestamp_seconds"] == [({}, "1800000000")]
+    assert unix_time("2026-11-24T09:00:00") == unix_time("2026-11-24T09:00:00Z")  # UTC
 
 
 def test_label_values_are_escaped(payload: dict[str, Any]) -> None:
     nasty = 'a"b\\c\nd'
     odd = copy.deepcopy(payload)
     odd["drills"][0]["restore"]["setting"] = nasty
-    odd["rpo"] = [{"mode": nasty, "seconds": 1.5}]
+    odd["drills"][-1]["drill"] = f"rpo:{nasty}"
     text = report_views.prometheus(odd, NOW)
     assert report_views.escape_label(nasty) == 'a\\"b\\\\c\\nd'
     assert 'restore="a\\"b\\\\c\\nd"' in text
-    assert 'pgvdrill_rpo_seconds{mode="a\\"b\\\\c\\nd"} 1.5' in text
+    assert 'pgvdrill_rpo_seconds{mode="a\\"b\\\\c\\nd"} 0' in text
     parse(text)
 
 
 def test_write_views_is_atomic(payload: dict[str, Any], tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "drill.json").write_text(SAMPLE.read_text())
+    (tmp_path / "report.json").write_text(SAMPLE.read_text())
+    names = ["junit.xml", "metrics.prom", "report.html", "report.json", "report.md"]
     paths = report_views.write_views(tmp_path, payload, now=NOW)
-    assert paths == [tmp_path / "report.md", tmp_path / "metrics.prom"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["drill.json", "metrics.prom",
-                                                          "report.md"]
+    assert paths == [tmp_path / n for n in ("report.md", "report.html", "junit.xml",
+                                            "metrics.prom")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
     assert (tmp_path / "report.md").read_text() == report_views.markdown(payload)
     assert (tmp_path / "metrics.prom").read_text() == report_views.prometheus(payload, NOW)
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in paths)
 
     def fail(src: object, dst: object) -> None:
         raise OSError("disk full")
 
     before = (tmp_path / "report.md").read_text()
     monkeypatch.setattr(os, "replace", fail)
+    payload["drills"] = payload["drills"][:1]
     with pytest.raises(OSError, match="disk full"):
-        report_views.write_views(tmp_path, _failed(payload), now=NOW)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["drill.json", "metrics.prom",
-                                                          "report.md"]
+        report_views.write_views(tmp_path, payload, now=NOW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # no temporary file left
     assert (tmp_path / "report.md").read_text() == before  # old report intact
 
 
