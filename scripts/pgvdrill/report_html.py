@@ -273,17 +273,18 @@ def _verdicts(rows: list[Drill]) -> str:
 
 
 def _items(rows: list[Drill]) -> str:
-    parts = ["<section><h2>Timings per phase and item</h2>",
+    parts = ['<section id="timings"><h2>Timings per phase and item</h2>',
              '<p class="none">Items come from the server\'s statement log: data load per '
              "table, build per index, WAL replay. Under pg_restore -j they overlap.</p>"]
     for i, d in enumerate(r for r in rows if r.phases or r.items):
-        longest = max([t.seconds or 0.0 for t in d.phases + d.items] + [1e-9])
+        steps = [("phase", t) for t in d.phases] + [(t.phase, t) for t in d.items]
+        longest = max([t.seconds or 0.0 for _, t in steps] + [1e-9])
         head = [("step", ""), ("name", ""), ("seconds", "num"), ("size", "num"), ("", "")]
-        body = [[_td("phase" if t in d.phases else t.phase), _td(t.name, "name"),
-                 _td(secs(t.seconds), "num"), _td(size(t.bytes), "num"),
+        body = [[_td(step), _td(t.name, "name"), _td(secs(t.seconds), "num"),
+                 _td(size(t.bytes), "num"),
                  f'<td><div class="meter"><span style="width:'
                  f'{100 * (t.seconds or 0.0) / longest:.1f}%"></span></div></td>']
-                for t in d.phases + d.items]
+                for step, t in steps]
         parts.append(f"<details open><summary>{_e(d.name)}: RTO {_e(duration(d.restore_seconds))}"
                      f", {len(d.items)} item{'' if len(d.items) == 1 else 's'}</summary>"
                      + _table(f"items-{i}", head, body, "timings") + "</details>")
