@@ -107,12 +107,21 @@ class Production:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """How much data a throughput verdict needs: below it, fixed costs (connections,
+    CREATE DATABASE, checkpoints) dominate the rate, so the verdict is unknown."""
+
+    min_throughput_bytes: int = 64 * MIB
+
+
+@dataclass(frozen=True)
 class Targets:
     rto: Rto = field(default_factory=Rto)
     rpo: Rpo = field(default_factory=Rpo)
     throughput: Throughput = field(default_factory=Throughput)
     backup_age: BackupAge = field(default_factory=BackupAge)
     production: Production = field(default_factory=Production)
+    evidence: Evidence = field(default_factory=Evidence)
     source: str = "runbook defaults"
 
     def as_dict(self) -> dict[str, Any]:
@@ -125,6 +134,7 @@ _SECTIONS: dict[str, type] = {
     "throughput": Throughput,
     "backup_age": BackupAge,
     "production": Production,
+    "evidence": Evidence,
 }
 _WHAT: dict[str, str] = {
     "rto": "a non-negative number of seconds",
@@ -137,7 +147,12 @@ _WHAT: dict[str, str] = {
     "production": (
         f'a positive number of bytes, or a string such as "50GB" (units: {", ".join(SIZE_UNITS)})'
     ),
+    "evidence": (
+        f'a non-negative number of bytes, or a string such as "64MB" '
+        f'(units: {", ".join(SIZE_UNITS)})'
+    ),
 }
+_SIZED = ("throughput", "production", "evidence")
 
 
 def parse_size(text: str) -> int:
@@ -161,7 +176,7 @@ def _value(section: str, key: str, value: object, where: str) -> float | int:
         )
 
     number: float | int
-    if isinstance(value, str) and section in ("throughput", "production"):
+    if isinstance(value, str) and section in _SIZED:
         text = value.strip()
         if section == "throughput" and text.endswith("/s"):
             text = text[:-2]
@@ -177,8 +192,8 @@ def _value(section: str, key: str, value: object, where: str) -> float | int:
         raise bad("not a finite number")
     if number < 0:
         raise bad("negative")
-    if section == "production":
-        if number == 0:
+    if section in ("production", "evidence"):
+        if number == 0 and section == "production":
             raise bad("zero")
         if isinstance(number, float) and not number.is_integer():
             raise bad("not a whole number of bytes")
@@ -233,3 +248,10 @@ def load_targets(path: Path | None) -> Targets:
             f"sections allowed: {', '.join(f'[{s}]' for s in _SECTIONS)}",
         ) from None
     return targets_from_mapping(data, str(path))
+
+
+
+def with_production_size(targets: Targets, text: str) -> Targets:
+    """`targets` with the declared production size `text` (e.g. "50GB"); ConfigError if bad."""
+    size = int(_value("production", "size", text, "--production-size"))
+    return replace(targets, production=Production(size))

@@ -5,6 +5,10 @@ throughputs pass when measured >= floor; the boundary itself passes. Missing or 
 evidence (None, a negative or non-finite figure, a zero-second throughput) is always
 "unknown", never "pass".
 
+A throughput measured on less data than [evidence] min_throughput_bytes is "unknown" too:
+fixed costs dominate a small run, so its rate says nothing per GB (use a larger dataset or
+`pgvdrill bench`).
+
 Throughput verdicts also project the measurement to the declared production size
 (projected seconds = production size / measured bytes per second) and, for restore kinds,
 compare the projection with the matching RTO in `detail` (and `projected_seconds`). The
@@ -14,7 +18,7 @@ projection is informative: the status is the floor's.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -58,7 +62,9 @@ def _usable(value: object) -> float | None:
     return float(value)
 
 
-def _why_unknown(value: object) -> str:
+def _why_unknown(value: object, why: str | None = None) -> str:
+    if why:
+        return why
     return "no evidence" if value is None else f"unusable evidence {value!r}"
 
 
@@ -66,7 +72,8 @@ def _seconds(value: float) -> str:
     return f"{value:.1f} s" if value < 120 else f"{value:.0f} s ({value / 60:.1f} min)"
 
 
-def _at_most(name: str, measured: object, target: float, what: str) -> Verdict:
+def _at_most(name: str, measured: object, target: float, what: str,
+             why: str | None = None) -> Verdict:
     value = _usable(measured)
     if value is None:
         return Verdict(
@@ -75,7 +82,7 @@ def _at_most(name: str, measured: object, target: float, what: str) -> Verdict:
             None,
             target,
             "s",
-            f"{what}: {_why_unknown(measured)}; target <= {_seconds(target)}",
+            f"{what}: {_why_unknown(measured, why)}; target <= {_seconds(target)}",
         )
     status: Status = "pass" if value <= target else "fail"
     relation = "<=" if status == "pass" else ">"
@@ -89,10 +96,12 @@ def _at_most(name: str, measured: object, target: float, what: str) -> Verdict:
     )
 
 
-def rto_verdict(targets: Targets, kind: str, seconds: float | None) -> Verdict:
-    """A restore of `kind` (logical, physical, pitr) took `seconds` until the server was ready."""
+def rto_verdict(targets: Targets, kind: str, seconds: float | None,
+                why: str | None = None) -> Verdict:
+    """A restore of `kind` (logical, physical, pitr) took `seconds` until the server was ready;
+    `why` explains missing evidence (e.g. the restore did not verify)."""
     _check_kind(kind, RESTORE_KINDS, "restore")
-    return _at_most(f"rto.{kind}", seconds, getattr(targets.rto, kind), f"{kind} restore")
+    return _at_most(f"rto.{kind}", seconds, getattr(targets.rto, kind), f"{kind} restore", why)
 
 
 def rpo_verdict(targets: Targets, kind: str, seconds: float | None) -> Verdict:
@@ -143,6 +152,12 @@ def throughput_verdict(
         f"{size / MIB:.1f} MiB in {_seconds(duration)} = {rate / MIB:.2f} MiB/s "
         f"{relation} {floor_text}"
     )
+    least = targets.evidence.min_throughput_bytes
+    if size < least:
+        status = "unknown"
+        detail = (f"{size / MIB:.1f} MiB in {_seconds(duration)} = {rate / MIB:.2f} MiB/s: "
+                  f"too little data to judge a rate (fixed costs dominate below "
+                  f"{least / MIB:.0f} MiB, [evidence] min_throughput_bytes); {floor_text}")
     production = targets.production.size
     projected: float | None = None
     if production is None:
@@ -159,13 +174,16 @@ def throughput_verdict(
             detail += f", {held} the {rto_kind} RTO {_seconds(rto)}"
         elif floor > 0:
             detail += f" (the floor allows {_seconds(projected_seconds(production, floor))})"
+    if status == "unknown":
+        detail += " (indicative only)"
     return Verdict(name, status, rate, floor, "B/s", detail, projected)
 
 
 def evaluate(targets: Targets, measured: Mapping[str, Any] | None) -> list[Verdict]:
     """Verdicts for a drill's evidence. `measured` (None means no evidence at all) may hold:
 
-    - "restore": {"kind": "logical"|"physical"|"pitr", "seconds": float | None}
+    - "restore": {"kind": "logical"|"physical"|"pitr", "seconds": float | None,
+      "why": why seconds is None (optional)}
     - "rpo": {"kind": "wal_archiving"|"daily_backup", "seconds": float | None}
     - "throughput": [{"kind": ..., "bytes": int | None, "seconds": float | None}, ...]
     - "backup_age": {"kind": "logical"|"physical", "seconds": float | None}
@@ -178,7 +196,8 @@ def evaluate(targets: Targets, measured: Mapping[str, Any] | None) -> list[Verdi
     verdicts: list[Verdict] = []
     restore = measured.get("restore")
     if restore is not None:
-        verdicts.append(rto_verdict(targets, restore["kind"], restore.get("seconds")))
+        verdicts.append(rto_verdict(targets, restore["kind"], restore.get("seconds"),
+                                    restore.get("why")))
     rpo = measured.get("rpo")
     if rpo is not None:
         verdicts.append(rpo_verdict(targets, rpo["kind"], rpo.get("seconds")))
@@ -190,3 +209,17 @@ def evaluate(targets: Targets, measured: Mapping[str, Any] | None) -> list[Verdi
     if age is not None:
         verdicts.append(backup_age_verdict(targets, age["kind"], age.get("seconds")))
     return verdicts
+
+
+def judged(targets: Targets, drill: Mapping[str, Any]) -> dict[str, Any]:
+    """A report entry for `drill` (its as_dict, with "evidence") with its verdicts added."""
+    return {**drill, "verdicts": [v.as_dict() for v in evaluate(targets, drill.get("evidence"))]}
+
+
+def counts(drills: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many verdicts of each status the judged `drills` hold."""
+    found = {"pass": 0, "fail": 0, "unknown": 0}
+    for drill in drills:
+        for verdict in drill.get("verdicts") or []:
+            found[verdict["status"]] += 1
+    return found

@@ -9,7 +9,15 @@ import pytest
 
 from pgvdrill import targets as targets_module
 from pgvdrill.errors import ConfigError
-from pgvdrill.targets import GIB, MIB, Production, Targets, load_targets, parse_size
+from pgvdrill.targets import (
+    GIB,
+    MIB,
+    Production,
+    Targets,
+    load_targets,
+    parse_size,
+    targets_from_mapping,
+)
 from pgvdrill.verdicts import (
     backup_age_verdict,
     evaluate,
@@ -339,3 +347,12 @@ def test_evaluate_and_as_dict() -> None:
     }
     assert as_dict["status"] == "pass" and as_dict["measured"] == 120.0
     assert Targets().as_dict()["rto"] == {"logical": 1800, "physical": 900, "pitr": 600}
+
+
+def test_throughput_on_too_little_data_is_unknown_not_pass() -> None:
+    verdict = throughput_verdict(T, "logical_backup", 2 * MIB, 0.01)  # 200 MiB/s
+
+    assert verdict.status == "unknown"
+    assert "too little data" in verdict.detail and "64 MiB" in verdict.detail
+    lowered = targets_from_mapping({"evidence": {"min_throughput_bytes": 0}}, "test")
+    assert throughput_verdict(lowered, "logical_backup", 2 * MIB, 0.01).status == "pass"
