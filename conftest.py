@@ -8,4 +8,5 @@ pytest_plugins = [
     "fixtures.backups",
     "fixtures.reporting",
     "fixtures.wal",
+    "fixtures.cli",
 ]

@@ -61,3 +61,24 @@ def test_logical_runbook_tables_are_in_the_full_dump(
         assert ("TABLE", "public", table) in identities
         assert ("TABLE DATA", "public", table) in identities
     assert ("EXTENSION", "-", "vector") in identities
+
+
+def test_logical_restore_times_the_data_load_and_each_index_build(
+    dumps: Callable[[DumpSetting], DumpResult], target: Cluster, source_snapshot: Snapshot,
+    options: DrillOptions,
+) -> None:
+    """The server's statement log splits the restore: schema, data load, index builds;
+    every table's load and every index's build (each HNSW graph) is its own item."""
+    drill = restore_and_verify(dumps(DUMP_SETTINGS["custom-z9"]), target, SOURCE_DB,
+                               RESTORE_SETTINGS["parallel-j2"], source_snapshot,
+                               recall_threshold=options.recall_threshold)
+
+    restore = drill.restore
+    assert [p.phase for p in restore.phases] == ["schema", "data", "post-data"]
+    assert sum(p.seconds for p in restore.phases) == pytest.approx(restore.seconds)
+    loaded = {i.item for i in restore.items if i.phase == "data"}
+    built = {i.item.split(" ")[0] for i in restore.items if i.phase == "index"}
+    assert loaded == {f"{t.schema}.{t.name}" for t in source_snapshot.schema.tables.values()}
+    hnsw = {i.key for i in source_snapshot.schema.indexes.values() if i.method == "hnsw"}
+    assert hnsw and hnsw <= built
+    assert all(i.seconds > 0 for i in restore.items if i.item.endswith("(hnsw)"))

@@ -312,10 +312,17 @@ def test_physical_cli_drill(tmp_path: Path, tmp_path_factory: pytest.TempPathFac
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "restore low-level: copy" in result.stdout
-    report = json.loads(next((tmp_path / "reports").glob("*/drill.json")).read_text())
-    assert [(d["drill"], d["ok"]) for d in report["physical"]] == [("physical:low-level", True)]
-    assert report["drills"] == []
-    run_dir = next((tmp_path / "reports").glob("*/drill.json")).parent
+    run_dir = next((tmp_path / "reports").glob("*/report.json")).parent
+    report = json.loads((run_dir / "report.json").read_text())
+    assert [(d["drill"], d["kind"], d["ok"]) for d in report["drills"]] == \
+        [("physical:low-level", "physical", True)]
+    drill = report["drills"][0]
+    assert [p["phase"] for p in drill["phases"]] == ["copy", "start", "verify"]
+    assert drill["restore"]["seconds"] == pytest.approx(
+        sum(p["seconds"] for p in drill["phases"][:2]), abs=0.01)
+    assert {v["name"]: v["status"] for v in drill["verdicts"]}["rto.physical"] == "pass"
+    assert {v["name"] for v in drill["verdicts"]} == {"rto.physical", "throughput.physical_backup"}
+    assert drill["measures"]["source_bytes"] > 0
     assert "physical:low-level" in (run_dir / "report.md").read_text()
     assert ('pgvdrill_drill_success{kind="physical",backup="low-level",restore="copy"} 1'
             in (run_dir / "metrics.prom").read_text())

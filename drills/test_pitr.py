@@ -225,16 +225,19 @@ def test_pitr_cli_drill(wal_workdir: Path, tmp_path: Path,
         assert any(line.startswith(f"  pitr {kind} (markers 1-{expected} expected): restore ")
                    and "WAL replay" in line and line.endswith("boundary ok")
                    for line in lines), result.stdout
-    assert lines[-1].startswith("ok: 2 drill(s), 0 failed; report: ")
-    report = json.loads(next((tmp_path / "reports").glob("*/drill.json")).read_text())
-    assert report["drills"] == [] and report["physical"] == []
-    assert [(d["target_kind"], d["ok"], d["problems"]) for d in report["pitr"]] == \
-        [("lsn", True, []), ("immediate", True, [])]
-    for drill_report in report["pitr"]:
+    assert lines[-1].startswith("ok: 2 drill(s), 0 failed; targets: ")
+    report = json.loads(next((tmp_path / "reports").glob("*/report.json")).read_text())
+    assert [(d["drill"], d["target_kind"], d["ok"], d["problems"]) for d in report["drills"]] \
+        == [("pitr:lsn", "lsn", True, []), ("pitr:immediate", "immediate", True, [])]
+    for drill_report in report["drills"]:
+        assert [p["phase"] for p in drill_report["phases"]] == ["copy", "start", "verify"]
+        assert [i["phase"] for i in drill_report["items"]] == ["wal-replay"]
+        verdicts = {v["name"]: v["status"] for v in drill_report["verdicts"]}
+        assert verdicts["rto.pitr"] == "pass" and "throughput.wal_replay" in verdicts
         restore = drill_report["restore"]
         assert restore["state"] == "promoted" and restore["timeline"] == 2
         assert restore["seconds"] >= restore["copy_seconds"] > 0
         assert drill_report["backup"]["seconds"] > 0
-    assert report["pitr"][0]["restore"]["target"]["kind"] == "lsn"
-    assert report["pitr"][1]["restore"]["target"]["kind"] == "immediate"
+    assert report["drills"][0]["restore"]["target"]["kind"] == "lsn"
+    assert report["drills"][1]["restore"]["target"]["kind"] == "immediate"
     assert [p.name for p in wal_workdir.iterdir() if p.name.startswith("pgvdrill-pitr-")] == []

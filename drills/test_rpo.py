@@ -83,7 +83,10 @@ class RpoDrill:
     copy_seconds: float
 
     def as_dict(self) -> dict[str, object]:
-        return {"drill": f"rpo {self.mode}", "rpo_seconds": round(self.rpo_seconds, 3),
+        lost = max(0.0, self.rpo_seconds)  # recovered past the last acknowledgement: none
+        return {"drill": f"rpo:{self.mode}", "kind": "rpo",
+                "backup": {"setting": "plain"}, "measures": {"rpo_seconds": round(lost, 3)},
+                "evidence": {"rpo": {"kind": "wal_archiving", "seconds": lost}},
                 "last_acknowledged": {"id": self.acknowledged[0],
                                       "ts": self.acknowledged[1].isoformat()},
                 "last_recovered": {"id": self.recovered[0], "ts": self.recovered[1].isoformat()},

@@ -2,13 +2,13 @@
 
 Exit codes: 0 success, 1 verification failed, 2 bad input or configuration,
 3 an external tool failed, 4 a backup is broken, 5 a restore cannot succeed (the target
-or the dump lacks something: pgvector, roles, the extension), 130 interrupted.
+or the dump lacks something: pgvector, roles, the extension), 6 every drill verified but
+a documented target was missed (see --fail-on), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -27,6 +27,7 @@ from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.physical import physcmd
 from pgvdrill.report_views import write_views
 from pgvdrill.source import dataset_template
+from pgvdrill.targets import load_targets, with_production_size
 from pgvdrill.wal import walcmd
 from pgvdrill.wal.drill import KINDS as PITR_KINDS
 from pgvdrill.wal.drill import PitrResult, run_pitr
@@ -39,6 +40,7 @@ DRILL_EXAMPLES = """examples:
   pgvdrill drill --backend system --pg-bin /usr/lib/postgresql/17/bin
   pgvdrill drill --no-logical --physical all      # every base backup form, restored
   pgvdrill drill --no-logical --pitr all          # archive, base backup, PITR to each target
+  pgvdrill drill --targets targets.toml --production-size 200GB --fail-on unknown
 """
 
 
@@ -113,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="minimum ANN recall@10 after restore (default 0.9)")
     drill.add_argument("--reports-dir", type=Path, default=Path("reports"),
                        help="where reports/<run-id>/ is written (default ./reports)")
+    drill.add_argument("--targets", type=Path,
+                       help="TOML file overriding the runbook's targets (RTO, RPO, throughput "
+                            "floors, backup age, production size); see targets_default.toml")
+    drill.add_argument("--production-size",
+                       help='declared production data size, e.g. "200GB": throughput '
+                            "verdicts project the measured rates to it")
+    drill.add_argument("--fail-on", choices=("fail", "unknown", "none"), default="fail",
+                       help="exit 6 when a target verdict is fail (default), fail or unknown, "
+                            "or never; a failed verification always exits 1")
     physcmd.add_drill_options(drill)
     drill.add_argument("--pitr", default=[],
                        type=lambda v: _choices(v, dict(PITR_KINDS), "PITR target kind"),
@@ -147,6 +158,9 @@ def _dataset(args: argparse.Namespace) -> Dataset:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
+    targets = load_targets(args.targets)
+    if args.production_size:
+        targets = with_production_size(targets, args.production_size)
     run_dir = report.new_run_dir(args.reports_dir)
     data = _dataset(args)
     plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump] if args.logical else [],
@@ -156,18 +170,20 @@ def cmd_drill(args: argparse.Namespace) -> int:
         result = run_plan(backend, plan, run_dir / "artifacts", _say)
         physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", _say)
         pitr = _run_pitr(args, backend, data)
-    payload: dict[str, object] = {
-        "run_id": run_dir.name, "started": started.isoformat(),
-        "finished": datetime.now(UTC).isoformat(), "environment": report.environment(),
-        **result.as_dict(), "physical": [d.as_dict() for d in physical],
-        "pitr": [d.as_dict() for d in pitr]}
-    path = report.write_json(run_dir / "drill.json", payload)
-    write_views(run_dir, json.loads(path.read_text()))
-    failed = len(result.failed) + sum(not d.ok for d in physical) + sum(not d.ok for d in pitr)
-    count = len(result.drills) + len(physical) + len(pitr)
-    _say(f"{'FAILED' if failed else 'ok'}: {count} drill(s), "
-         f"{failed} failed; report: {path}")
-    return 1 if failed else 0
+    drills = [d.as_dict() for d in [*result.drills, *physical, *pitr]]
+    payload = report.build("pgvdrill drill", run_dir, started, drills, targets,
+                           server=result.server, dataset=result.dataset)
+    path = report.write_json(run_dir / "report.json", payload)
+    write_views(run_dir, payload, fail_on=args.fail_on)
+    failed = sum(d["ok"] is not True for d in payload["drills"])
+    missed = report.missed(payload, args.fail_on)
+    counts = payload["verdicts"]
+    _say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {failed} failed; targets: "
+         f"{counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown; "
+         f"report: {path}")
+    if failed:
+        return 1
+    return report.TARGETS_MISSED if missed else 0
 
 
 def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset) -> list[PitrResult]:

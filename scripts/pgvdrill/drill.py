@@ -27,6 +27,7 @@ from pgvdrill.logical.pairing import (
 )
 from pgvdrill.logical.restore import RestoreResult, RestoreSetting, restore
 from pgvdrill.source import SOURCE_DB, dataset_template
+from pgvdrill.timing import restore_phases
 from pgvdrill.verify import Check, Snapshot, Verification, snapshot, verify
 from pgvdrill.verify.ground_truth import ground_truth_check
 from pgvdrill.verify.outcome import run_check
@@ -56,10 +57,41 @@ class LogicalDrill:
     def problems(self) -> list[str]:
         return [*self.dump.toc_problems, *self.verification.problems()]
 
+    @property
+    def whole(self) -> bool:
+        """A whole database dumped and restored: its throughput is comparable."""
+        setting = self.restore.setting
+        return self.dump.whole and not setting.tables and setting.section == "all"
+
+    def measures(self) -> dict[str, object]:
+        found = self.dump.measures()
+        if self.whole and self.restore.seconds > 0:
+            found["restore_bytes_per_second"] = round(
+                self.dump.archive.size_bytes / self.restore.seconds)
+        return found
+
+    def evidence(self) -> dict[str, object]:
+        """What the targets are judged on (see verdicts.evaluate)."""
+        seconds = self.restore.seconds
+        throughput = []
+        if self.dump.whole:
+            throughput.append({"kind": "logical_backup", "bytes": self.dump.source_bytes,
+                               "seconds": self.dump.seconds})
+        if self.whole:
+            throughput.append({"kind": "logical_restore",
+                               "bytes": self.dump.archive.size_bytes, "seconds": seconds})
+        return {"restore": {"kind": "logical", "seconds": seconds if self.ok else None,
+                            "why": None if self.ok else "the restore did not verify"},
+                "throughput": throughput}
+
     def as_dict(self) -> dict[str, object]:
         return {"drill": self.name, "kind": "logical", "ok": self.ok,
                 "backup": self.dump.as_dict(), "restore": self.restore.as_dict(),
-                "verification": self.verification.as_dict()}
+                "measures": self.measures(),
+                "phases": restore_phases(list(self.restore.phases), self.verification.seconds),
+                "items": [i.as_dict() for i in self.restore.items],
+                "evidence": self.evidence(), "verification": self.verification.as_dict(),
+                "problems": self.problems()}
 
 
 def restore_and_verify(
@@ -157,6 +189,9 @@ class FailedDrill:
     def as_dict(self) -> dict[str, object]:
         return {"drill": self.name, "kind": "logical", "ok": False,
                 "backup": self.dump.as_dict(), "restore": {"setting": self.setting.name},
+                "measures": self.dump.measures(),
+                "evidence": {"restore": {"kind": "logical", "seconds": None,
+                                         "why": f"the restore failed: {self.summary()}"}},
                 "error": str(self.error)}
 
 
@@ -194,6 +229,7 @@ def run_plan(
         with source.connect(SOURCE_DB) as conn:
             snapshot_started = time.monotonic()
             snap = snapshot(conn)
+            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         progress(f"source snapshot: {time.monotonic() - snapshot_started:.1f}s")
         taken: dict[str, DumpResult] = {}
 
@@ -230,6 +266,9 @@ def run_plan(
         server = {"backend": backend.name, "major": backend.major,
                   "version": source.query("SHOW server_version")[0][0],
                   "pgvector": backend.pgvector_version()}
+    spec = plan.data.spec
     return PlanResult(drills, server,
-                      {"key": plan.data.spec.key(), "load_seconds": round(load_seconds, 3)},
+                      {"key": spec.key(), "rows": spec.rows, "dim": spec.dim,
+                       "bytes": int(size[0]) if size else None,
+                       "load_seconds": round(load_seconds, 3)},
                       time.monotonic() - started)

@@ -8,10 +8,15 @@ import platform
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pgvdrill.errors import ConfigError
+from pgvdrill.report_junit import FAILING, FailOn
+from pgvdrill.targets import Targets
+from pgvdrill.verdicts import counts, judged
 
-SCHEMA = "pgvdrill.report/1"
+SCHEMA = "pgvdrill.report/2"
+TARGETS_MISSED = 6  # exit code: every drill verified, a documented target was missed
 
 
 def run_id(now: datetime | None = None) -> str:
@@ -47,3 +52,20 @@ def write_json(path: Path, payload: dict[str, object]) -> Path:
     tmp.write_text(json.dumps({"schema": SCHEMA, **payload}, indent=2, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+def build(source: str, run_dir: Path, started: datetime, drills: list[dict[str, Any]],
+          targets: Targets, **facts: object) -> dict[str, Any]:
+    """A run's report.json payload (reports/README.md): `drills` (as_dict entries with
+    "evidence") judged against `targets`; `facts` adds server, dataset and the like."""
+    entries = [judged(targets, d) for d in drills]
+    return {"schema": SCHEMA, "run_id": run_dir.name, "source": source,
+            "started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
+            "environment": environment(), **facts, "targets": targets.as_dict(),
+            "ok": all(d.get("ok") is True for d in entries), "verdicts": counts(entries),
+            "drills": entries}
+
+
+def missed(payload: dict[str, Any], fail_on: FailOn) -> int:
+    """How many verdicts count as missed targets under `fail_on`."""
+    return sum(payload["verdicts"][status] for status in FAILING[fail_on])

@@ -17,7 +17,8 @@ from typing import Literal
 from pgvdrill.report_model import Drill, Payload, drills
 
 FailOn = Literal["fail", "unknown", "none"]
-_FAILING: dict[str, frozenset[str]] = {
+# the verdict statuses that count as a missed target under each --fail-on
+FAILING: dict[str, frozenset[str]] = {
     "fail": frozenset({"fail"}),
     "unknown": frozenset({"fail", "unknown"}),
     "none": frozenset(),
@@ -56,7 +57,7 @@ def _testcase(drill: Drill, failing: frozenset[str]) -> tuple[ET.Element, str | 
 
 def junit(payload: Payload, fail_on: FailOn) -> str:
     """The run as JUnit XML: one testsuite "pgvdrill", one testcase per drill."""
-    failing = _FAILING[fail_on]
+    failing = FAILING[fail_on]
     rows = drills(payload)
     cases = [_testcase(d, failing) for d in rows]
     suite = ET.Element("testsuite", name="pgvdrill", tests=str(len(cases)),

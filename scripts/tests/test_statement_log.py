@@ -9,18 +9,26 @@ from pgvdrill.timing import Item, Phase
 from pgvdrill.wal.replay import replay_item
 
 TAG = "pgvdrill-restore-0a1b2c3d"
-LOG = f"""\
-1800000000.100 [11] {TAG}: LOG:  duration: 1.000 ms  statement: CREATE TABLE public.documents (
-\tid bigint NOT NULL
-);
-1800000000.500 [11] other-app: LOG:  duration: 300.000 ms  statement: COPY public.other (id) FROM stdin;
-1800000001.000 [11] {TAG}: LOG:  duration: 400.000 ms  statement: COPY public.documents (id, embedding) FROM stdin;
-1800000001.250 [12] {TAG}: LOG:  duration: 200.000 ms  statement: COPY "My Schema"."Odd ""T""" (id) FROM stdin;
-1800000002.000 [11] {TAG}: LOG:  duration: 700.000 ms  statement: CREATE INDEX documents_hnsw ON public.documents USING hnsw (embedding public.vector_cosine_ops) WITH (m='16');
-1800000002.100 [11] {TAG}: LOG:  duration: 50.500 ms  statement: ALTER TABLE ONLY public.documents
-\tADD CONSTRAINT documents_pkey PRIMARY KEY (id);
-1800000002.200 [11] {TAG}: WARNING:  something else
-"""
+
+
+def _logged(epoch: str, app: str, ms: str, statement: str) -> str:
+    return f"{epoch} [11] {app}: LOG:  duration: {ms} ms  statement: {statement}\n"
+
+
+LOG = "".join([
+    _logged("1800000000.100", TAG, "1.000", "CREATE TABLE public.documents (\n"
+            "\tid bigint NOT NULL\n\t);"),
+    _logged("1800000000.500", "other-app", "300.000", "COPY public.other (id) FROM stdin;"),
+    _logged("1800000001.000", TAG, "400.000",
+            "COPY public.documents (id, embedding) FROM stdin;"),
+    _logged("1800000001.250", TAG, "200.000", 'COPY "My Schema"."Odd ""T""" (id) FROM stdin;'),
+    _logged("1800000002.000", TAG, "700.000",
+            "CREATE INDEX documents_hnsw ON public.documents USING hnsw "
+            "(embedding public.vector_cosine_ops) WITH (m='16');"),
+    _logged("1800000002.100", TAG, "50.500", "ALTER TABLE ONLY public.documents\n"
+            "\tADD CONSTRAINT documents_pkey PRIMARY KEY (id);"),
+    f"1800000002.200 [11] {TAG}: WARNING:  something else\n",
+])
 
 
 def test_statements_of_one_tag_with_continuation_lines() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,7 @@ from pgvdrill.cluster import Cluster
 from pgvdrill.errors import BackupError
 from pgvdrill.logical.archive import Archive, inspect
 from pgvdrill.logical.selection import Selection, expected_toc, toc_problems
+from pgvdrill.timing import backup_measures
 
 Format = Literal["custom", "directory", "plain"]
 RUNBOOK_TABLES = ("documents", "account_behaviors", "product_embeddings")
@@ -82,11 +84,23 @@ class DumpResult:
     archive: Archive
     seconds: float
     toc_problems: tuple[str, ...] = ()  # the archive lacks, or holds beyond, what it covers
+    source_bytes: int | None = None  # pg_database_size of the dumped database
+    finished: datetime | None = None
+
+    @property
+    def whole(self) -> bool:
+        """The dump covers the whole database (its throughput is comparable)."""
+        return self.setting.selection == Selection()
 
     def as_dict(self) -> dict[str, object]:
         return {"setting": self.setting.name, "description": self.setting.description,
                 "covers": self.setting.selection.describe(), "seconds": round(self.seconds, 3),
+                "finished": self.finished.isoformat() if self.finished else None,
                 "toc_problems": list(self.toc_problems), **self.archive.as_dict()}
+
+    def measures(self) -> dict[str, object]:
+        return backup_measures(self.source_bytes if self.whole else None,
+                               self.archive.size_bytes, self.seconds)
 
 
 def dump(cluster: Cluster, dbname: str, setting: DumpSetting, outdir: Path) -> DumpResult:
@@ -99,9 +113,12 @@ def dump(cluster: Cluster, dbname: str, setting: DumpSetting, outdir: Path) -> D
                           "move it away or choose another directory")
     with cluster.connect(dbname) as conn:
         expected = expected_toc(conn, setting.selection)
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
     started = time.monotonic()
     cluster.run_tool("pg_dump", setting.argv(dbname, target),
                      hint=f"pg_dump of {dbname} failed; the archive {target} is incomplete")
     seconds = time.monotonic() - started
+    finished = datetime.now(UTC)
     archive = inspect(cluster, target)
-    return DumpResult(setting, archive, seconds, tuple(toc_problems(expected, archive.toc)))
+    return DumpResult(setting, archive, seconds, tuple(toc_problems(expected, archive.toc)),
+                      int(size[0]) if size else None, finished)

@@ -4,6 +4,7 @@ make."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +60,8 @@ class BaseBackup:
     seconds: float
     wal: list[WalRange]  # newest timeline first
     parent: BaseBackup | None = None
+    source_bytes: int | None = None  # every database's size when the backup started
+    finished: datetime | None = None
 
     @property
     def size_bytes(self) -> int:
@@ -90,4 +93,5 @@ class BaseBackup:
                 "size_bytes": self.size_bytes, "files": self.files(),
                 "timeline": self.timeline, "start_lsn": self.start_lsn, "end_lsn": self.end_lsn,
                 "wal_bytes": lsn_int(self.end_lsn) - lsn_int(self.start_lsn),
+                "finished": self.finished.isoformat() if self.finished else None,
                 "parent": self.parent.as_dict() if self.parent else None}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pgvdrill.cluster import Cluster
@@ -21,8 +23,21 @@ def base_backup(cluster: Cluster, setting: BaseBackupSetting, dest: Path, *,
     `incremental` needs `parent`, a plain full backup taken with summarize_wal on.
     `fast_checkpoint` adds --checkpoint=fast; without it the backup starts after a spread
     checkpoint, as the runbook's commands do (seconds to minutes on a busy server)."""
+    source_bytes = cluster_size(cluster)
     if setting.method == "low-level":
-        return low_level_backup(cluster, dest, fast=fast_checkpoint)
+        backup = low_level_backup(cluster, dest, fast=fast_checkpoint)
+    else:
+        backup = _pg_basebackup(cluster, setting, dest, parent, fast_checkpoint)
+    return replace(backup, source_bytes=source_bytes, finished=datetime.now(UTC))
+
+
+def cluster_size(cluster: Cluster) -> int:
+    """Bytes of every database of `cluster` (what a base backup covers, WAL aside)."""
+    return int(str(cluster.query("SELECT sum(pg_database_size(oid)) FROM pg_database")[0][0]))
+
+
+def _pg_basebackup(cluster: Cluster, setting: BaseBackupSetting, dest: Path,
+                   parent: BaseBackup | None, fast_checkpoint: bool) -> BaseBackup:
     if os.path.lexists(dest):
         raise BackupError(f"{dest} already exists", "pgvdrill never overwrites a backup: "
                           "move it away or choose another directory")

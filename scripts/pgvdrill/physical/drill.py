@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.dataset import Dataset
@@ -17,7 +18,9 @@ from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import unpack
 from pgvdrill.physical.verifybackup import BackupCheck, check_backup
 from pgvdrill.source import SOURCE_DB, dataset_template
+from pgvdrill.timing import Item, Phase, backup_measures, restore_phases
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
+from pgvdrill.wal.replay import replay_item
 
 SEQUENCE_SLACK = 32  # WAL replay restores sequences at the value logged ahead
 
@@ -25,21 +28,27 @@ SEQUENCE_SLACK = 32  # WAL replay restores sequences at the value logged ahead
 @dataclass
 class RestorePhases:
     """Seconds per restore phase: unpack (extract, copy or combine), start to ready (WAL
-    replay included), verification."""
+    replay included), verification; and the WAL replay the server reported."""
 
     unpack_step: str
     unpack: float
     start: float
     verify: float
+    replay: Item | None = None
 
     @property
     def seconds(self) -> float:
-        return self.unpack + self.start + self.verify
+        """Until the restored server was ready: the measured RTO (verification excluded)."""
+        return self.unpack + self.start
 
     def as_dict(self) -> dict[str, object]:
         return {"seconds": round(self.seconds, 3), "unpack_step": self.unpack_step,
                 "unpack_seconds": round(self.unpack, 3), "start_seconds": round(self.start, 3),
                 "verify_seconds": round(self.verify, 3)}
+
+    def phases(self) -> list[dict[str, Any]]:
+        return restore_phases([Phase(self.unpack_step, self.unpack), Phase("start", self.start)],
+                              self.verify)
 
 
 @dataclass
@@ -67,11 +76,29 @@ class PhysicalDrill:
     def problems(self) -> list[str]:
         return self.verification.problems()
 
+    def evidence(self) -> dict[str, object]:
+        """What the targets are judged on (see verdicts.evaluate)."""
+        return {"restore": {"kind": "physical",
+                            "seconds": self.phases.seconds if self.ok else None,
+                            "why": None if self.ok else "the restore did not verify"},
+                "throughput": [{"kind": "physical_backup", "bytes": self.backup.source_bytes,
+                                "seconds": self.backup.seconds}]}
+
     def as_dict(self) -> dict[str, object]:
+        replay = self.phases.replay
+        measures = backup_measures(self.backup.source_bytes, self.backup.size_bytes,
+                                   self.backup.seconds)
+        if replay is not None:
+            measures.update(wal_replay_bytes=replay.bytes, wal_replay_segments=replay.segments,
+                            wal_replay_seconds=replay.seconds)
         return {"drill": self.name, "kind": "physical", "ok": self.ok,
                 "backup": {**self.backup.as_dict(),
                            "verifybackup": [c.as_dict() for c in self.checks]},
-                "restore": self.phases.as_dict(), "verification": self.verification.as_dict()}
+                "restore": {"setting": self.phases.unpack_step, **self.phases.as_dict()},
+                "measures": measures, "phases": self.phases.phases(),
+                "items": [] if replay is None else [replay.as_dict()],
+                "evidence": self.evidence(), "verification": self.verification.as_dict(),
+                "problems": self.problems()}
 
 
 def restore_and_verify(backend: Backend, backup: BaseBackup, source: Cluster,
@@ -99,7 +126,7 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Cluster,
                                   sequence_slack=SEQUENCE_SLACK)
             verification.checks.append(same_ann_answers(src, conn))
         phases = RestorePhases(unpacked.step, unpacked.seconds, start_seconds,
-                               time.monotonic() - started)
+                               time.monotonic() - started, replay_item(cluster.log_since(0)))
     finally:
         cluster.destroy()
     return PhysicalDrill(backup, checks, phases, verification)
@@ -195,4 +222,7 @@ class PhysicalFailure:
 
     def as_dict(self) -> dict[str, object]:
         return {"drill": self.name, "kind": "physical", "ok": False,
-                "backup": {"setting": self.setting.name}, "error": str(self.error)}
+                "backup": {"setting": self.setting.name},
+                "evidence": {"restore": {"kind": "physical", "seconds": None,
+                                         "why": f"the drill failed: {self.summary()}"}},
+                "error": str(self.error)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import restore_base_backup_timed
 from pgvdrill.source import SOURCE_DB
+from pgvdrill.timing import Item, Phase, restore_phases
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.wal.archiving import (
     enable_archiving,
@@ -109,10 +111,12 @@ class PitrDrill:
     copy_seconds: float
     recovery: Recovery
     problems: list[str] = field(default_factory=list)
+    verify_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.recovery.state == "promoted" and not self.problems
+        """Recovered to the target (promoted, or paused there as asked), boundary exact."""
+        return self.recovery.state in ("promoted", "paused") and not self.problems
 
     @property
     def restore_seconds(self) -> float:
@@ -125,12 +129,37 @@ class PitrDrill:
                 f"{'-' if replay is None else f'{replay:.2f}'}s), boundary "
                 f"{'ok' if not self.problems else 'WRONG'}")
 
+    def replay(self) -> Item | None:
+        r = self.recovery
+        if r.replayed_bytes is None or r.replay_seconds is None or r.replayed_to is None:
+            return None
+        return Item("wal-replay", f"{format_lsn(r.start_lsn)} to {format_lsn(r.replayed_to)}",
+                    r.replay_seconds, bytes=r.replayed_bytes, segments=r.segments)
+
+    def evidence(self) -> dict[str, object]:
+        """What the targets are judged on (see verdicts.evaluate)."""
+        replay = self.replay()
+        return {"restore": {"kind": "pitr", "seconds": self.restore_seconds if self.ok else None,
+                            "why": None if self.ok else "the recovery did not verify"},
+                "throughput": [{"kind": "wal_replay",
+                                "bytes": None if replay is None else replay.bytes,
+                                "seconds": None if replay is None else replay.seconds}]}
+
     def as_dict(self) -> dict[str, object]:
-        return {"drill": f"pitr {self.name}", "backup": {"seconds": round(self.backup_seconds, 3)},
-                "restore": {"seconds": round(self.restore_seconds, 3),
+        replay = self.replay()
+        measures = {} if replay is None else {
+            "wal_replay_bytes": replay.bytes, "wal_replay_segments": replay.segments,
+            "wal_replay_seconds": replay.seconds}
+        phases = [Phase("copy", self.copy_seconds),
+                  Phase("start", self.recovery.start_to_ready)]
+        return {"drill": f"pitr:{self.name}", "kind": "pitr", "ok": self.ok,
+                "backup": {"setting": "plain", "seconds": round(self.backup_seconds, 3)},
+                "restore": {"setting": self.name, "seconds": round(self.restore_seconds, 3),
                             "copy_seconds": round(self.copy_seconds, 3),
                             **self.recovery.as_dict()},
-                "problems": self.problems}
+                "measures": measures, "phases": restore_phases(phases, self.verify_seconds),
+                "items": [] if replay is None else [replay.as_dict()],
+                "evidence": self.evidence(), "problems": self.problems}
 
 
 def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
@@ -141,8 +170,10 @@ def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
                        BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
     result = PitrDrill(target.describe(), archived.backup_seconds, copy_seconds, recovery)
     if recovery.state != "shut down":
+        started = time.monotonic()
         with cluster.connect(SOURCE_DB) as conn:
             result.problems = boundary_problems(conn, *archived.upto(expected))
+        result.verify_seconds = time.monotonic() - started
     return cluster, result
 
 
@@ -167,9 +198,12 @@ class PitrResult:
         return self.drill.problems if self.drill is not None else [str(self.error)]
 
     def as_dict(self) -> dict[str, object]:
-        details = self.drill.as_dict() if self.drill is not None \
-            else {"drill": f"pitr {self.kind}", "error": str(self.error)}
-        return {**details, "kind": "pitr", "target_kind": self.kind, "ok": self.ok}
+        details = self.drill.as_dict() if self.drill is not None else {
+            "evidence": {"restore": {"kind": "pitr", "seconds": None,
+                                     "why": f"the drill failed: {self.summary()}"}},
+            "error": str(self.error)}
+        return {**details, "drill": f"pitr:{self.kind}", "kind": "pitr",
+                "target_kind": self.kind, "ok": self.ok}
 
 
 def run_pitr(backend: Backend, template: str, kinds: list[str], workdir: Path,
