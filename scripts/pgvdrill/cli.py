@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pgvdrill import __version__, report
 from pgvdrill.backends import BACKENDS, backend_for, default_workdir
+from pgvdrill.bench import add_bench_parser, cmd_bench
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
 from pgvdrill.drill import DrillPlan, run_plan
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     walcmd.add_archive_parser(sub)
     walcmd.add_restore_parser(sub)
     physcmd.add_verify_backup_parser(sub, _add_backend_options)
+    add_bench_parser(sub, _add_backend_options)
     return parser
 
 
@@ -224,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     commands = {"drill": cmd_drill, "verify": cmd_verify, "settings": cmd_settings,
                 "verify-backup": lambda a: physcmd.cmd_verify_backup(a, _say),
+                "bench": lambda a: cmd_bench(a, _say),
                 **walcmd.COMMANDS}
     try:
         return commands[args.command](args)
