@@ -110,7 +110,7 @@ def test_pitr_shutdown_then_recover_further(archived: Archived, restore_backup: 
     further = recover(cluster, Target("xid", str(archived.markers[9].xid)),
                       restore_command(archived.archive, osuser.server_user()),
                       BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
-    record_drill(PitrDrill(f"{first.describe()}; then {further.target.describe()}",
+    record_drill(PitrDrill(f"{first.label()}; then {further.target.label()}",
                            archived.backup_seconds, result.copy_seconds, further))
     assert further.state == "promoted"
     with cluster.connect(SOURCE_DB) as conn:
@@ -199,7 +199,7 @@ def test_pitr_timeline_latest_follows_an_earlier_promotion(
         cluster, copy_seconds = restore_backup(archived.backup, f"pitr-{name}")
         recovery = recover(cluster, target, fetch, point)
         with cluster.connect(SOURCE_DB) as conn:
-            result = PitrDrill(target.describe(), archived.backup_seconds, copy_seconds,
+            result = PitrDrill(target.label(), archived.backup_seconds, copy_seconds,
                                recovery, boundary_problems(conn, present, absent))
         record_drill(result)
         assert result.problems == [], name

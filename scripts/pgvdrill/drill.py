@@ -263,9 +263,7 @@ def run_plan(
                 progress(f"  restore {rsetting.name}: {drill.summary()}")
                 for problem in drill.problems():
                     progress(f"    - {problem}")
-        server = {"backend": backend.name, "major": backend.major,
-                  "version": source.query("SHOW server_version")[0][0],
-                  "pgvector": backend.pgvector_version()}
+        server = {**backend.facts(), "version": source.query("SHOW server_version")[0][0]}
     spec = plan.data.spec
     return PlanResult(drills, server,
                       {"key": spec.key(), "rows": spec.rows, "dim": spec.dim,

@@ -69,7 +69,7 @@ th { background: #f1f3f4; font-weight: 600; white-space: nowrap; }
 tbody tr:nth-child(even) { background: var(--zebra); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.name { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px;
-  white-space: nowrap; }
+  max-width: 30em; overflow-wrap: anywhere; }
 table#verdicts tbody tr { background: none; }
 th.group { background: none; padding-top: 10px; font-family: ui-monospace, "DejaVu Sans Mono",
   monospace; font-size: 13px; }

@@ -200,6 +200,10 @@ class Backend(abc.ABC):
     def pgvector_version(self) -> str | None:
         """The pgvector version this backend's servers offer, None if they have none."""
 
+    def facts(self) -> dict[str, object]:
+        """What a report says about the servers: backend, PostgreSQL major, pgvector."""
+        return {"backend": self.name, "major": self.major, "pgvector": self.pgvector_version()}
+
     @contextmanager
     def cluster(self, name: str, *, template: str | None = None) -> Iterator[Cluster]:
         """A started cluster, destroyed afterwards; cleaned up if start fails."""

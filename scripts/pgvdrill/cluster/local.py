@@ -254,6 +254,9 @@ class LocalBackend(Backend):
     def pgvector_version(self) -> str | None:
         return self.installation.pgvector_version()
 
+    def facts(self) -> dict[str, object]:
+        return {**super().facts(), "version": self.installation.version}
+
     def tools(self) -> Installation:
         return self.installation
 

@@ -168,7 +168,7 @@ def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
     cluster, copy_seconds = restore(archived.backup, name)
     recovery = recover(cluster, target, restore_command(archived.archive, osuser.server_user()),
                        BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
-    result = PitrDrill(target.describe(), archived.backup_seconds, copy_seconds, recovery)
+    result = PitrDrill(target.label(), archived.backup_seconds, copy_seconds, recovery)
     if recovery.state != "shut down":
         started = time.monotonic()
         with cluster.connect(SOURCE_DB) as conn:

@@ -61,6 +61,13 @@ class Target:
                      f"({'inclusive' if self.inclusive else 'exclusive'})")
         return f"{point}, then {self.action}, timeline {self.timeline}"
 
+    def label(self) -> str:
+        """A short name for reports, e.g. `xid 766 exclusive, promote`."""
+        point = self.kind if self.kind in ("immediate", "end") else \
+            f"{self.kind} {self.value} {'inclusive' if self.inclusive else 'exclusive'}"
+        timeline = "" if self.timeline == "latest" else f", timeline {self.timeline}"
+        return f"{point}, {self.action}{timeline}"
+
 
 @dataclass(frozen=True)
 class BackupPoint:
