@@ -1,5 +1,5 @@
 """Where PostgreSQL runs: one `Cluster` interface, one module per backend."""
 
-from pgvdrill.cluster.base import Backend, Cluster, ConnInfo
+from pgvdrill.cluster.base import Backend, Cluster, ConnInfo, Server
 
-__all__ = ["Backend", "Cluster", "ConnInfo"]
+__all__ = ["Backend", "Cluster", "ConnInfo", "Server"]

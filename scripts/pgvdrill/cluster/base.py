@@ -33,6 +33,26 @@ class ToolRunner(Protocol):
     ) -> Result: ...
 
 
+class Server(Protocol):
+    """What taking a backup needs of a server: a scratch Cluster or the production source
+    (server.ExternalServer)."""
+
+    name: str
+    major: int
+
+    def connect(self, dbname: str | None = None, *, autocommit: bool = True
+                ) -> psycopg.Connection[tuple[Any, ...]]: ...
+
+    def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]: ...
+
+    def run_tool(
+        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
+        timeout: float = 3600, dbname: str | None = None,
+        stdout: str | os.PathLike[str] | None = None, check: bool = True,
+        env: Mapping[str, str] | None = None, hint: str = "",
+    ) -> Result: ...
+
+
 @dataclass(frozen=True)
 class ConnInfo:
     """How clients reach a server; the password stays in `passfile`, never in a DSN."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pgvdrill.cluster import Cluster
+from pgvdrill.cluster import Server
 from pgvdrill.errors import BackupError
 from pgvdrill.logical.archive import Archive, inspect
 from pgvdrill.logical.selection import Selection, expected_toc, toc_problems
@@ -103,7 +103,7 @@ class DumpResult:
                                self.archive.size_bytes, self.seconds)
 
 
-def dump(cluster: Cluster, dbname: str, setting: DumpSetting, outdir: Path) -> DumpResult:
+def dump(cluster: Server, dbname: str, setting: DumpSetting, outdir: Path) -> DumpResult:
     """Run pg_dump with `setting` into `outdir`, then check the archive: readable, and
     holding exactly the tables, data, indexes and constraints the setting covers."""
     outdir.mkdir(mode=0o700, parents=True, exist_ok=True)

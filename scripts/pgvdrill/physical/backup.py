@@ -9,14 +9,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pgvdrill.cluster import Cluster
+from pgvdrill.cluster import Server
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.physical.artifact import BaseBackup, BaseBackupSetting
 from pgvdrill.physical.lowlevel import low_level_backup
 from pgvdrill.physical.manifest import manifest_ranges
 
 
-def base_backup(cluster: Cluster, setting: BaseBackupSetting, dest: Path, *,
+def base_backup(cluster: Server, setting: BaseBackupSetting, dest: Path, *,
                 parent: BaseBackup | None = None, fast_checkpoint: bool = False) -> BaseBackup:
     """Take a backup of `cluster` into `dest` (which must not exist yet), timed.
 
@@ -31,12 +31,12 @@ def base_backup(cluster: Cluster, setting: BaseBackupSetting, dest: Path, *,
     return replace(backup, source_bytes=source_bytes, finished=datetime.now(UTC))
 
 
-def cluster_size(cluster: Cluster) -> int:
+def cluster_size(cluster: Server) -> int:
     """Bytes of every database of `cluster` (what a base backup covers, WAL aside)."""
     return int(str(cluster.query("SELECT sum(pg_database_size(oid)) FROM pg_database")[0][0]))
 
 
-def _pg_basebackup(cluster: Cluster, setting: BaseBackupSetting, dest: Path,
+def _pg_basebackup(cluster: Server, setting: BaseBackupSetting, dest: Path,
                    parent: BaseBackup | None, fast_checkpoint: bool) -> BaseBackup:
     if os.path.lexists(dest):
         raise BackupError(f"{dest} already exists", "pgvdrill never overwrites a backup: "

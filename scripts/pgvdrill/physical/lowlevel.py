@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from pgvdrill.cluster import Cluster
+from pgvdrill.cluster import Server
 from pgvdrill.cluster.local import LocalCluster
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
@@ -28,7 +28,7 @@ SKIPPED_FILES = {"postmaster.pid", "postmaster.opts", "backup_label", "tablespac
                  "pg_internal.init", "backup_manifest"}
 
 
-def low_level_backup(cluster: Cluster, dest: Path, *, label: str = "pgvdrill low-level",
+def low_level_backup(cluster: Server, dest: Path, *, label: str = "pgvdrill low-level",
                      fast: bool = True) -> BaseBackup:
     """Copy `cluster`'s running data directory between pg_backup_start(label, fast) and
     pg_backup_stop() in the same session into `dest` (which must not exist)."""

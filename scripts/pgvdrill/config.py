@@ -1,0 +1,229 @@
+"""The operator's configuration: one TOML file (pgvdrill.example.toml documents every key).
+
+Loading is strict: an unknown section or key, a wrong type or a bad value raises
+ConfigError naming the file, the key and what is allowed. Credentials are never read from
+here: the source is a libpq connection string without a password (server.parse_conninfo),
+S3 credentials come from boto3's usual chain (environment, ~/.aws, instance roles).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pgvdrill.errors import ConfigError
+from pgvdrill.server import parse_conninfo
+
+
+@dataclass(frozen=True)
+class Source:
+    """The production server backups are taken from (never written to)."""
+
+    conninfo: dict[str, str]
+    pg_bin: Path | None = None  # client tools; None: the embedded ones (PostgreSQL 18)
+
+
+@dataclass(frozen=True)
+class Logical:
+    format: str = "custom"  # custom or directory
+    compress: str = "gzip:1"  # pg_dump --compress (the runbook's -Z 9 is far slower)
+    jobs: int = 1  # --jobs (directory format only)
+
+
+@dataclass(frozen=True)
+class Physical:
+    format: str = "tar"  # tar or plain
+    compress: str = "none"  # pg_basebackup --compress, e.g. "server-gzip", "client-gzip:1"
+    checkpoint: str = "fast"  # fast or spread
+    wal_method: str = "stream"  # stream or fetch (-X)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The runbook's policy (section 4), in days; monthly long-term copies in months."""
+
+    logical_days: float = 7
+    physical_days: float = 30
+    wal_days: float = 3
+    monthly_months: int = 12
+
+
+@dataclass(frozen=True)
+class RsyncTarget:
+    dest: str  # a directory or host:path
+
+
+@dataclass(frozen=True)
+class S3Target:
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None  # S3-compatible storage; None: AWS
+    region: str | None = None
+    storage_class: str | None = None  # e.g. STANDARD_IA, as the runbook's aws s3 sync
+
+
+@dataclass(frozen=True)
+class Drill:
+    backend: str = "embedded"
+    pg_bin: Path | None = None
+    targets: Path | None = None
+    production_size: str | None = None
+    reports_dir: Path = Path("reports")
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """A team's own backup/restore commands, as templates (see procedures.py)."""
+
+    name: str
+    backup: str = ""
+    restore: str = ""
+    archive_command: str = ""
+    restore_command: str = ""
+    kind: str = "logical"  # logical (a dump file/dir) or physical (a base backup dir)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    source: Source | None
+    repository: Path
+    logical: Logical = field(default_factory=Logical)
+    physical: Physical = field(default_factory=Physical)
+    retention: Retention = field(default_factory=Retention)
+    rsync: RsyncTarget | None = None
+    s3: S3Target | None = None
+    drill: Drill = field(default_factory=Drill)
+    procedures: tuple[Procedure, ...] = ()
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.repository / "wal"
+
+    def require_source(self) -> Source:
+        if self.source is None:
+            raise ConfigError(f"{self.path}: no [source] section",
+                              'add [source] with conninfo = "host=... dbname=... user=..."')
+        return self.source
+
+
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("logical", "format"): ("custom", "directory"),
+    ("physical", "format"): ("tar", "plain"),
+    ("physical", "checkpoint"): ("fast", "spread"),
+    ("physical", "wal_method"): ("stream", "fetch"),
+    ("procedure", "kind"): ("logical", "physical"),
+    ("drill", "backend"): ("embedded", "system"),
+}
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, where: str, why: str, hint: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}: {why}", hint)
+
+    def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
+        body = data.get(name, {})
+        if not isinstance(body, dict):
+            raise self.error(name, "must be a table", f"write [{name}] on its own line")
+        return body
+
+    def build(self, cls: type, section: str, body: dict[str, Any]) -> Any:
+        """An instance of dataclass `cls` from `body`, checking keys, types and choices."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(body) - set(known))
+        if unknown:
+            raise self.error(f"[{section}]", f"unknown key(s) {', '.join(unknown)}",
+                             f"allowed keys: {', '.join(known)}")
+        values: dict[str, Any] = {}
+        for key, value in body.items():
+            kind = str(known[key].type)
+            where = f"[{section}] {key} = {value!r}"
+            if "Path" in kind:
+                if not isinstance(value, str) or not value:
+                    raise self.error(where, "not a path", "write a path as a string")
+                value = Path(value)
+                if not value.is_absolute():
+                    value = self.path.parent / value
+            elif "int" in kind and "float" not in kind:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise self.error(where, "not a whole number >= 0", "write e.g. 12")
+            elif "float" in kind:
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise self.error(where, "not a number >= 0", "write e.g. 7 or 0.5")
+            elif not isinstance(value, str):
+                raise self.error(where, f"wrong type ({type(value).__name__})",
+                                 "write a string in double quotes")
+            choices = CHOICES.get((section.split()[0].split(".")[0], key))
+            if choices and value not in choices:
+                raise self.error(where, "not allowed", f"choose one of: {', '.join(choices)}")
+            values[key] = value
+        missing = [f.name for f in fields(cls) if f.name not in values
+                   and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise self.error(f"[{section}]", f"missing key(s) {', '.join(missing)}",
+                             "see pgvdrill.example.toml")
+        return cls(**values)
+
+
+SECTIONS = ("source", "repository", "logical", "physical", "retention", "sync", "drill",
+            "procedure")
+
+
+def load_config(path: Path) -> Config:
+    """The configuration at `path`; ConfigError with what to fix if it is unusable."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}",
+                          "pass --config with a readable file (see pgvdrill.example.toml)"
+                          ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}",
+                          "see pgvdrill.example.toml for the format") from None
+    reader = _Reader(path)
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise reader.error(", ".join(f"[{u}]" for u in unknown), "unknown section",
+                           f"allowed: {', '.join(f'[{s}]' for s in SECTIONS)}")
+    source = None
+    if "source" in data:
+        body = dict(reader.table(data, "source"))
+        text = body.pop("conninfo", None)
+        if not isinstance(text, str):
+            raise reader.error("[source] conninfo", "missing or not a string",
+                               'write conninfo = "host=db1 dbname=vector_db user=backup"')
+        extra = reader.build(Source, "source", {**body, "conninfo": "x"})
+        source = Source(parse_conninfo(text, f"{path}: [source] conninfo"), extra.pg_bin)
+    repo = reader.table(data, "repository")
+    if set(repo) != {"path"} or not isinstance(repo.get("path"), str):
+        raise reader.error("[repository]", "needs exactly one key, path (a string)",
+                           'write [repository] then path = "/backup/pgvdrill"')
+    repository = Path(repo["path"])
+    if not repository.is_absolute():
+        repository = path.parent / repository
+    sync = reader.table(data, "sync")
+    unknown_sync = sorted(set(sync) - {"rsync", "s3"})
+    if unknown_sync:
+        raise reader.error("[sync]", f"unknown target(s) {', '.join(unknown_sync)}",
+                           "use [sync.rsync] and/or [sync.s3]")
+    procedures = data.get("procedure", [])
+    if not isinstance(procedures, list):
+        raise reader.error("procedure", "must be an array of tables",
+                           "write each one as [[procedure]]")
+    return Config(
+        path=path, source=source, repository=repository,
+        logical=reader.build(Logical, "logical", reader.table(data, "logical")),
+        physical=reader.build(Physical, "physical", reader.table(data, "physical")),
+        retention=reader.build(Retention, "retention", reader.table(data, "retention")),
+        rsync=reader.build(RsyncTarget, "sync.rsync", sync["rsync"]) if "rsync" in sync
+        else None,
+        s3=reader.build(S3Target, "sync.s3", sync["s3"]) if "s3" in sync else None,
+        drill=reader.build(Drill, "drill", reader.table(data, "drill")),
+        procedures=tuple(reader.build(Procedure, f"procedure {i + 1}", p if isinstance(p, dict)
+                                      else {"?": p}) for i, p in enumerate(procedures)),
+    )

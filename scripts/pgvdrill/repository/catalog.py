@@ -1,0 +1,129 @@
+"""Catalog entries: what a backup is, where it came from, and the sha256 of every file.
+
+An entry is written atomically (temporary name, fsync, rename) after the backup finished
+and its files were hashed, so an entry exists only for a complete backup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pgvdrill.errors import BackupError
+from pgvdrill.repository.layout import Repository
+
+SCHEMA = "pgvdrill.catalog/1"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileSum:
+    path: str  # relative to the backup directory
+    bytes: int
+    sha256: str
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_files(directory: Path) -> list[FileSum]:
+    """Every regular file below `directory`, sorted by path."""
+    return [FileSum(str(p.relative_to(directory)), p.stat().st_size, sha256_of(p))
+            for p in sorted(directory.rglob("*")) if p.is_file() and not p.is_symlink()]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One complete backup. Times are ISO 8601 UTC; LSNs are PostgreSQL's text form."""
+
+    id: str
+    kind: str  # logical or physical
+    started: str
+    finished: str
+    seconds: float
+    source: dict[str, Any]  # describe, system_identifier, server_version, pgvector, dbname
+    settings: dict[str, Any]  # how it was taken (format, compression, argv without secrets)
+    tools: dict[str, str]  # tool name -> its --version line
+    files: list[FileSum]
+    start_lsn: str | None = None
+    end_lsn: str | None = None
+    timeline: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def finished_at(self) -> datetime:
+        return datetime.fromisoformat(self.finished)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "size_bytes": self.size_bytes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: Path) -> Entry:
+        if data.get("schema") != SCHEMA:
+            raise BackupError(f"catalog entry {where} has schema {data.get('schema')!r}, "
+                              f"expected {SCHEMA!r}", "it was written by another tool or "
+                              "version; move it out of the catalog directory")
+        body = {k: v for k, v in data.items() if k != "size_bytes"}
+        try:
+            body["files"] = [FileSum(**f) for f in body.get("files", [])]
+            return cls(**body)
+        except TypeError as exc:
+            raise BackupError(f"catalog entry {where} is malformed: {exc}",
+                              "restore it from a copy (pgvdrill sync keeps one off-site)"
+                              ) from None
+
+
+def write_entry(repo: Repository, entry: Entry) -> Path:
+    """Write `entry` atomically with mode 0600; refuses to replace an existing entry."""
+    path = repo.entry_path(entry.id)
+    if path.exists():
+        raise BackupError(f"catalog entry {path} already exists",
+                          "pgvdrill never overwrites a catalog entry")
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(entry.as_dict(), handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.link(tmp, path)  # fails if an entry appeared meanwhile: never replaced
+    tmp.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def read_entries(repo: Repository) -> list[Entry]:
+    """Every catalog entry, oldest first; BackupError naming an unreadable one."""
+    entries = []
+    for path in sorted(repo.catalog.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BackupError(f"catalog entry {path} is unreadable: {exc}",
+                              "restore it from a copy, or move it away to ignore it") from None
+        entries.append(Entry.from_dict(data, path))
+    return sorted(entries, key=lambda e: (e.finished, e.id))
+
+
+def newest(entries: list[Entry], kind: str) -> Entry | None:
+    of_kind = [e for e in entries if e.kind == kind]
+    return of_kind[-1] if of_kind else None

@@ -1,0 +1,94 @@
+"""A server pgvdrill does not manage (the production source), reached through libpq.
+
+Connection settings come from a libpq connection string without a password; the password
+comes from libpq's own mechanisms (PGPASSFILE / ~/.pgpass, a service file, PGPASSWORD in
+the caller's environment), so it never appears in argv, config files or logs. Client
+tools get the same settings as PG* environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from pgvdrill import runner
+from pgvdrill.errors import ConfigError
+from pgvdrill.installation import Installation
+
+# libpq connection keywords and the environment variable each has (libpq docs, 34.15)
+LIBPQ_ENV = {
+    "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "dbname": "PGDATABASE",
+    "user": "PGUSER", "passfile": "PGPASSFILE", "service": "PGSERVICE",
+    "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY", "sslcrl": "PGSSLCRL", "connect_timeout": "PGCONNECT_TIMEOUT",
+    "application_name": "PGAPPNAME", "options": "PGOPTIONS",
+    "target_session_attrs": "PGTARGETSESSIONATTRS", "channel_binding": "PGCHANNELBINDING",
+    "gssencmode": "PGGSSENCMODE", "krbsrvname": "PGKRBSRVNAME",
+}
+
+
+def parse_conninfo(text: str, where: str) -> dict[str, str]:
+    """The keywords of a libpq connection string; ConfigError if it is malformed, holds a
+    password or a keyword client tools cannot take from the environment."""
+    try:
+        found = psycopg.conninfo.conninfo_to_dict(text)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"{where}: not a libpq connection string: {exc}",
+                          'write it as "host=db1 port=5432 dbname=vector_db user=backup"'
+                          ) from None
+    if "password" in found:
+        raise ConfigError(f"{where}: the connection string holds a password",
+                          "remove it: put it in a ~/.pgpass file (PGPASSFILE) or a service "
+                          "file, never in the configuration")
+    unknown = sorted(k for k in found if k not in LIBPQ_ENV)
+    if unknown:
+        raise ConfigError(f"{where}: unsupported connection keyword(s) {', '.join(unknown)}",
+                          f"supported: {', '.join(LIBPQ_ENV)}")
+    return {k: str(v) for k, v in found.items() if v is not None}
+
+
+class ExternalServer:
+    """The subset of a Cluster that backups need: connections and client tools."""
+
+    def __init__(self, conninfo: Mapping[str, str], tools: Installation,
+                 name: str = "source") -> None:
+        self.settings = dict(conninfo)
+        self.tools = tools
+        self.name = name
+        self.major = tools.major
+        self.dbname = self.settings.get("dbname", "postgres")
+
+    def dsn(self, dbname: str | None = None) -> str:
+        return psycopg.conninfo.make_conninfo(**{**self.settings,
+                                                 "dbname": dbname or self.dbname})
+
+    def env(self, dbname: str | None = None) -> dict[str, str]:
+        """PG* variables for client tools (the caller's PGPASSWORD, if any, passes through)."""
+        return {LIBPQ_ENV[k]: v for k, v in {**self.settings,
+                                              "dbname": dbname or self.dbname}.items()}
+
+    def connect(self, dbname: str | None = None, *, autocommit: bool = True
+                ) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.dsn(dbname), autocommit=autocommit)
+
+    def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]:
+        with self.connect(dbname) as conn:
+            cur = conn.execute(sql.encode())
+            return cur.fetchall() if cur.description else []
+
+    def run_tool(
+        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
+        timeout: float = 3600, dbname: str | None = None,
+        stdout: str | os.PathLike[str] | None = None, check: bool = True,
+        env: Mapping[str, str] | None = None, hint: str = "",
+    ) -> runner.Result:
+        return runner.run([self.tools.tool(tool), *args], timeout=timeout, stdout=stdout,
+                          env={**self.env(dbname), **(env or {})}, check=check, hint=hint)
+
+    def describe(self) -> str:
+        where = self.settings.get("service") or (
+            f"{self.settings.get('host', 'localhost')}:{self.settings.get('port', '5432')}")
+        return f"{where}/{self.dbname}"
