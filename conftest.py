@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.reporting",
     "fixtures.wal",
     "fixtures.cli",
+    "fixtures.ops",
 ]

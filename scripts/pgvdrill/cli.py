@@ -25,6 +25,7 @@ from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
+from pgvdrill.ops.commands import Handler, register_all
 from pgvdrill.physical import physcmd
 from pgvdrill.report_views import write_views
 from pgvdrill.source import dataset_template
@@ -77,6 +78,9 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path,
                         help="where initdb and dataset templates are kept "
                              "(default: ~/.cache/pgvdrill)")
+
+
+PRODUCTION: dict[str, Handler] = {}  # backup, restore, retention, ... (pgvdrill.ops)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     walcmd.add_restore_parser(sub)
     physcmd.add_verify_backup_parser(sub, _add_backend_options)
     add_bench_parser(sub, _add_backend_options)
+    PRODUCTION.update(register_all(sub, _add_backend_options))
     return parser
 
 
@@ -226,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     commands = {"drill": cmd_drill, "verify": cmd_verify, "settings": cmd_settings,
                 "verify-backup": lambda a: physcmd.cmd_verify_backup(a, _say),
-                "bench": lambda a: cmd_bench(a, _say),
+                "bench": lambda a: cmd_bench(a, _say), **PRODUCTION,
                 **walcmd.COMMANDS}
     try:
         return commands[args.command](args)

@@ -1,0 +1,54 @@
+"""Registration of the production subcommands, and what they share: --config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeAlias
+
+from pgvdrill.config import Config, load_config
+from pgvdrill.errors import ConfigError
+
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+AddBackendOptions: TypeAlias = Callable[[argparse.ArgumentParser], None]
+Handler: TypeAlias = Callable[[argparse.Namespace], int]
+Register: TypeAlias = Callable[[SubParsers, AddBackendOptions], dict[str, Handler]]
+
+CONFIG_ENV = "PGVDRILL_CONFIG"
+CONFIG_PLACES = (Path("pgvdrill.toml"), Path("/etc/pgvdrill/pgvdrill.toml"))
+
+# each production module appends its register function here (see register_all)
+REGISTRARS: list[Register] = []
+
+
+def register_all(sub: SubParsers, add_backend_options: AddBackendOptions
+                 ) -> dict[str, Handler]:
+    """Add every production subcommand to `sub`; their handlers by command name."""
+    from pgvdrill.ops import registry  # noqa: F401  (imports the modules that register)
+
+    handlers: dict[str, Handler] = {}
+    for register in REGISTRARS:
+        handlers.update(register(sub, add_backend_options))
+    return handlers
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path,
+                        help=f"the pgvdrill TOML file (default: ${CONFIG_ENV}, then "
+                             f"{', then '.join(str(p) for p in CONFIG_PLACES)}; see "
+                             "pgvdrill.example.toml)")
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """The configuration named by --config, $PGVDRILL_CONFIG or found in its default places."""
+    path = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if path is None:
+        path = next((p for p in CONFIG_PLACES if p.is_file()), None)
+    if path is None:
+        raise ConfigError("no configuration file",
+                          f"pass --config FILE, set {CONFIG_ENV}, or create "
+                          f"{' or '.join(str(p) for p in CONFIG_PLACES)} "
+                          "(start from pgvdrill.example.toml)")
+    return load_config(path)

@@ -1,0 +1,2 @@
+"""Imports each production module so that it appends its register function to
+commands.REGISTRARS (one line per module)."""

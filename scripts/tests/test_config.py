@@ -1,0 +1,66 @@
+"""The operator's configuration file: the example loads, mistakes are named (no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pgvdrill.config import load_config
+from pgvdrill.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "pgvdrill.example.toml"
+
+
+def test_example_configuration_loads() -> None:
+    config = load_config(EXAMPLE)
+
+    source = config.require_source()
+    assert source.conninfo == {"host": "db1.example.internal", "port": "5432",
+                               "dbname": "vector_db", "user": "backup"}
+    assert config.repository == Path("/backup/pgvdrill")
+    assert config.wal_dir == Path("/backup/pgvdrill/wal")
+    assert config.retention.physical_days == 30 and config.retention.monthly_months == 12
+    assert config.rsync is not None and config.s3 is not None
+    assert config.s3.storage_class == "STANDARD_IA" and config.procedures == ()
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "pgvdrill.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message
+    return message
+
+
+REPO = '[repository]\npath = "repo"\n'
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (REPO + '[source]\nconninfo = "host=db password=secret"\n', "holds a password"),
+    (REPO + '[source]\nconninfo = "host=db sslmod=require"\n', "sslmod"),
+    (REPO + '[source]\nconninfo = "host=db port"\n', "not a libpq connection string"),
+    (REPO + "[retention]\nlogical_days = -1\n", "not a number >= 0"),
+    (REPO + "[retention]\nweekly = 3\n", "unknown key(s) weekly"),
+    (REPO + '[physical]\ncheckpoint = "slow"\n', "choose one of: fast, spread"),
+    (REPO + "[backups]\n", "unknown section"),
+    (REPO + '[sync.ftp]\nhost = "x"\n', "unknown target(s) ftp"),
+    (REPO + '[[procedure]]\nbackup = "pg_dump"\n', "missing key(s) name"),
+    ('[source]\nconninfo = "host=db"\n', "[repository]"),
+    (REPO + "[logical\n", "not valid TOML"),
+])
+def test_configuration_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in _error(tmp_path, text)
+
+
+def test_relative_repository_is_beside_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "pgvdrill.toml"
+    path.write_text(REPO)
+
+    config = load_config(path)
+
+    assert config.repository == tmp_path / "repo" and config.source is None
+    with pytest.raises(ConfigError, match="no \\[source\\] section"):
+        config.require_source()
