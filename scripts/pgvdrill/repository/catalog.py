@@ -127,3 +127,24 @@ def read_entries(repo: Repository) -> list[Entry]:
 def newest(entries: list[Entry], kind: str) -> Entry | None:
     of_kind = [e for e in entries if e.kind == kind]
     return of_kind[-1] if of_kind else None
+
+
+def file_problems(repo: Repository, entry: Entry) -> list[str]:
+    """How the backup's files differ from its catalog entry: missing, changed (size or
+    sha256) or extra files. Empty when every file is exactly as written."""
+    directory = repo.backup_dir(entry.kind, entry.id)
+    if not directory.is_dir():
+        return [f"{entry.id}: backup directory {directory} is missing"]
+    found = {f.path: f for f in checksum_files(directory)}
+    problems = []
+    for expected in entry.files:
+        actual = found.pop(expected.path, None)
+        if actual is None:
+            problems.append(f"{entry.id}: file {expected.path} is missing")
+        elif actual.bytes != expected.bytes:
+            problems.append(f"{entry.id}: file {expected.path} has {actual.bytes} bytes, "
+                            f"the catalog says {expected.bytes}")
+        elif actual.sha256 != expected.sha256:
+            problems.append(f"{entry.id}: file {expected.path} changed (sha256 differs)")
+    problems += [f"{entry.id}: file {path} is not in the catalog" for path in sorted(found)]
+    return problems
