@@ -48,8 +48,8 @@ def make_backend(
 @contextmanager
 def backend_for(args: Namespace) -> Iterator[LocalBackend]:
     """The backend a command's --backend/--pg-bin/--workdir/--cache-dir name, closed after."""
-    backend = make_backend(args.backend, pg_bin=args.pg_bin, workdir=args.workdir,
-                           cache_dir=args.cache_dir)
+    backend = make_backend(args.backend or "embedded", pg_bin=args.pg_bin,
+                           workdir=args.workdir, cache_dir=args.cache_dir)
     try:
         yield backend
     finally:

@@ -25,7 +25,8 @@ from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
-from pgvdrill.ops.commands import Handler, register_all
+from pgvdrill.ops import dr_drill
+from pgvdrill.ops.commands import Handler, add_config_option, register_all
 from pgvdrill.physical import physcmd
 from pgvdrill.report_views import write_views
 from pgvdrill.source import dataset_template
@@ -43,6 +44,8 @@ DRILL_EXAMPLES = """examples:
   pgvdrill drill --no-logical --physical all      # every base backup form, restored
   pgvdrill drill --no-logical --pitr all          # archive, base backup, PITR to each target
   pgvdrill drill --targets targets.toml --production-size 200GB --fail-on unknown
+  pgvdrill drill --config /etc/pgvdrill/pgvdrill.toml   # monthly DR drill of the newest
+                                                        # backups of the configured source
 """
 
 
@@ -70,8 +73,9 @@ def _fraction(value: str) -> float:
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=BACKENDS, default="embedded",
-                        help="where scratch servers run (default: embedded)")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="where scratch servers run (default: embedded, or [drill] "
+                             "backend of --config)")
     parser.add_argument("--pg-bin", type=Path, help="PostgreSQL bin dir for --backend system")
     parser.add_argument("--workdir", type=Path,
                         help="where scratch clusters live (default: /var/tmp as root, else TMPDIR)")
@@ -95,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load a dataset into a throw-away source server, dump it with each "
                     "--dump setting, restore each dump with each --restore setting into a "
                     "scratch server, verify the result against the source and write "
-                    "reports/<run-id>/drill.json, report.md and metrics.prom.",
+                    "reports/<run-id>/ (report.json, .md, .html, junit.xml, metrics.prom). "
+                    "With --config: the disaster-recovery drill of the configured source: "
+                    "its newest backups restored into scratch servers and compared with it "
+                    "(read-only towards the source), judged against the targets.",
         epilog=DRILL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_backend_options(drill)
     drill.add_argument("--dataset", choices=("generated", "real"), default="generated",
@@ -126,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--production-size",
                        help='declared production data size, e.g. "200GB": throughput '
                             "verdicts project the measured rates to it")
+    add_config_option(drill)
+    drill.add_argument("--kinds", default=["logical", "physical"],
+                       type=lambda v: _choices(v, {"logical": 1, "physical": 1}, "kind"),
+                       help="with --config: which kinds of backup to drill, comma-separated "
+                            "(default logical,physical)")
     drill.add_argument("--fail-on", choices=("fail", "unknown", "none"), default="fail",
                        help="exit 6 when a target verdict is fail (default), fail or unknown, "
                             "or never; a failed verification always exits 1")
@@ -165,6 +177,8 @@ def _dataset(args: argparse.Namespace) -> Dataset:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        return dr_drill.run(args, _say)
     targets = load_targets(args.targets)
     if args.production_size:
         targets = with_production_size(targets, args.production_size)

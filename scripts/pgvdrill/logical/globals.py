@@ -20,16 +20,17 @@ import re
 import tempfile
 from pathlib import Path
 
-from pgvdrill.cluster import Cluster
+from pgvdrill.cluster import Cluster, Server
 from pgvdrill.errors import BackupError
 
 GLOBALS_FILE = "globals.sql"
 _ROLE_STATEMENT = re.compile(r'(CREATE|ALTER) ROLE ("(?:[^"]|"")+"|[^\s;]+)(;| WITH )')
 
 
-def dump_globals(cluster: Cluster, outdir: Path) -> Path:
-    """pg_dumpall --globals-only of `cluster` into outdir/globals.sql (mode 0600: it holds
-    password hashes); raises `BackupError` if the file exists or holds no role."""
+def dump_globals(cluster: Server, outdir: Path) -> Path:
+    """pg_dumpall --globals-only --no-role-passwords of `cluster` into outdir/globals.sql
+    (mode 0600); raises `BackupError` if the file exists or holds no role. Without role
+    passwords no hash leaves the source, and a non-superuser can run it."""
     outdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = outdir / GLOBALS_FILE
     try:
@@ -37,7 +38,8 @@ def dump_globals(cluster: Cluster, outdir: Path) -> Path:
     except FileExistsError:
         raise BackupError(f"{target} already exists", "pgvdrill never overwrites a backup: "
                           "move it away or choose another directory") from None
-    cluster.run_tool("pg_dumpall", ["--globals-only", "--file", str(target)],
+    cluster.run_tool("pg_dumpall", ["--globals-only", "--no-role-passwords", "--file",
+                                    str(target)],
                      hint=f"pg_dumpall --globals-only failed; {target} is incomplete")
     if "CREATE ROLE" not in target.read_text():
         raise BackupError(f"{target} holds no CREATE ROLE: pg_dumpall wrote no globals",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.dataset import Dataset
 from pgvdrill.errors import DrillError
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
@@ -101,9 +101,9 @@ class PhysicalDrill:
                 "problems": self.problems()}
 
 
-def restore_and_verify(backend: Backend, backup: BaseBackup, source: Cluster,
-                       source_snapshot: Snapshot, *, recall_threshold: float = 0.9
-                       ) -> PhysicalDrill:
+def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
+                       source_snapshot: Snapshot, *, recall_threshold: float = 0.9,
+                       dbname: str = SOURCE_DB) -> PhysicalDrill:
     """Check `backup` with pg_verifybackup, restore it into a fresh data directory, start
     it and verify it against the source (its snapshot, and the live source for identical
     ANN answers). The restored cluster is destroyed afterwards."""
@@ -120,7 +120,7 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Cluster,
         cluster.start()
         start_seconds = time.monotonic() - started
         started = time.monotonic()
-        with cluster.connect(SOURCE_DB) as conn, source.connect(SOURCE_DB) as src:
+        with cluster.connect(dbname) as conn, source.connect(dbname) as src:
             verification = verify(source_snapshot, conn, source_conn=src,
                                   recall_threshold=recall_threshold,
                                   sequence_slack=SEQUENCE_SLACK)

@@ -1,0 +1,185 @@
+"""The monthly disaster-recovery drill of a real source: restore its newest backups from the
+repository into scratch servers and compare them with the source.
+
+Read-only towards the source: it is only read in READ ONLY repeatable-read transactions
+(its snapshot, pg_dumpall --globals-only). The comparison is exact: the restored data must
+equal the source's. A logical backup taken by the drill itself (`--take`) is compared with
+the source at the backup's own snapshot (pg_dump --snapshot), so writes on the source do
+not matter; a backup picked from the repository is compared with the source as it is now,
+which is exact only while the source has not changed since (a replica with replay paused,
+a quiet period): a difference then fails the drill, never passes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from pgvdrill import report
+from pgvdrill.backends import backend_for
+from pgvdrill.cluster import Backend
+from pgvdrill.drill import restore_and_verify
+from pgvdrill.errors import DrillError
+from pgvdrill.installation import from_bindir
+from pgvdrill.logical.archive import inspect
+from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
+from pgvdrill.logical.globals import dump_globals, restore_globals
+from pgvdrill.logical.restore import RESTORE_SETTINGS
+from pgvdrill.ops.commands import config_from
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
+from pgvdrill.physical.drill import restore_and_verify as restore_base
+from pgvdrill.physical.manifest import manifest_ranges
+from pgvdrill.report_views import write_views
+from pgvdrill.repository import Entry, Repository, file_problems
+from pgvdrill.repository.catalog import newest, read_entries
+from pgvdrill.server import ExternalServer
+from pgvdrill.targets import load_targets, with_production_size
+from pgvdrill.verify import Snapshot, snapshot
+
+Say = Callable[[str], None]
+
+
+def backup_age(entry: Entry, now: datetime | None = None) -> float:
+    return ((now or datetime.now(UTC)) - entry.finished_at).total_seconds()
+
+
+def _failed(kind: str, entry: Entry, why: str) -> dict[str, Any]:
+    return {"drill": f"{kind}:{entry.id}", "kind": kind, "ok": False,
+            "backup": {"setting": entry.id, "seconds": entry.seconds,
+                       "size_bytes": entry.size_bytes, "finished": entry.finished},
+            "evidence": {"restore": {"kind": kind, "seconds": None, "why": why},
+                         "backup_age": {"kind": kind, "seconds": backup_age(entry)}},
+            "error": why, "problems": [why]}
+
+
+def _with_age(drill: dict[str, Any], entry: Entry) -> dict[str, Any]:
+    evidence = {**drill.get("evidence", {}),
+                "backup_age": {"kind": drill["kind"], "seconds": backup_age(entry)}}
+    return {**drill, "drill": f"{drill['kind']}:{entry.id}", "evidence": evidence,
+            "backup": {**drill.get("backup", {}), "catalog_id": entry.id}}
+
+
+def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
+                  source_snapshot: Snapshot, *, recall_threshold: float, say: Say
+                  ) -> dict[str, Any]:
+    """Restore the logical backup `entry` (with the source's roles) into a scratch server
+    and verify it against `source_snapshot`."""
+    problems = file_problems(repo, entry)
+    if problems:
+        return _failed("logical", entry, "; ".join(problems))
+    path = next(p for p in repo.backup_dir("logical", entry.id).iterdir())
+    try:
+        archive = inspect(backend.tools(), path)
+    except DrillError as exc:
+        return _failed("logical", entry, str(exc))
+    dumped = DumpResult(DumpSetting(entry.id, cast(Format, archive.format),
+                                    description=f"catalog backup {entry.id}"),
+                        archive, entry.seconds, finished=entry.finished_at,
+                        source_bytes=entry.extra.get("source_bytes"))
+    with backend.cluster("dr-logical") as target, \
+            tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
+        restore_globals(target, dump_globals(source, Path(tmp)))
+        try:
+            drill = restore_and_verify(dumped, target, source.dbname,
+                                       RESTORE_SETTINGS["parallel-j2"], source_snapshot,
+                                       recall_threshold=recall_threshold)
+        except DrillError as exc:
+            return _failed("logical", entry, str(exc))
+    say(f"  restore logical {entry.id}: {drill.summary()}")
+    return _with_age(drill.as_dict(), entry)
+
+
+def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
+                   source_snapshot: Snapshot, *, recall_threshold: float, say: Say
+                   ) -> dict[str, Any]:
+    """Restore the base backup `entry` into a scratch data directory, start it and verify
+    it against the source."""
+    problems = file_problems(repo, entry)
+    if problems:
+        return _failed("physical", entry, "; ".join(problems))
+    path = repo.backup_dir("physical", entry.id)
+    setting = BASE_BACKUP_SETTINGS["plain" if (path / "PG_VERSION").exists() else "tar-stream"]
+    backup = BaseBackup(setting, path, entry.seconds, manifest_ranges(path / "backup_manifest"),
+                        source_bytes=entry.extra.get("source_bytes"),
+                        finished=entry.finished_at)
+    try:
+        drill = restore_base(backend, backup, source, source_snapshot,
+                             recall_threshold=recall_threshold, dbname=source.dbname)
+    except DrillError as exc:
+        return _failed("physical", entry, str(exc))
+    say(f"  restore physical {entry.id}: {drill.summary()}")
+    return _with_age(drill.as_dict(), entry)
+
+
+def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
+    started = time.monotonic()
+    with source.connect() as conn:
+        snap = snapshot(conn)
+    say(f"source {source.describe()}: snapshot in {time.monotonic() - started:.1f}s "
+        f"({len(snap.schema.tables)} tables, {len(snap.ann)} vector indexes)")
+    return snap
+
+
+def run(args: argparse.Namespace, say: Say) -> int:
+    """`pgvdrill drill --config CFG`: drill the newest backup of each of --kinds."""
+    config = config_from(args)
+    source_conf = config.require_source()
+    targets = load_targets(args.targets or config.drill.targets)
+    size = args.production_size or config.drill.production_size
+    if size:
+        targets = with_production_size(targets, size)
+    repo = Repository(config.repository)
+    entries = read_entries(repo) if repo.catalog.is_dir() else []
+    args.backend = args.backend or config.drill.backend
+    args.pg_bin = args.pg_bin or config.drill.pg_bin
+    run_dir = report.new_run_dir(args.reports_dir if args.reports_dir != Path("reports")
+                                 else config.drill.reports_dir)
+    started = datetime.now(UTC)
+    with backend_for(args) as backend:
+        tools = from_bindir(source_conf.pg_bin) if source_conf.pg_bin else backend.tools()
+        source = ExternalServer(source_conf.conninfo, tools)
+        snap = source_snapshot(source, say)
+        drills = []
+        for kind in args.kinds:
+            entry = newest(entries, kind)
+            if entry is None:
+                drills.append(_missing(kind, repo))
+                say(f"  {kind}: no backup in {repo.root}")
+                continue
+            say(f"{kind} backup {entry.id}: finished {entry.finished}, "
+                f"{entry.size_bytes / 2**20:.1f} MiB, {backup_age(entry) / 3600:.1f} h old")
+            drill = (drill_logical if kind == "logical" else drill_physical)(
+                backend, repo, entry, source, snap, recall_threshold=args.recall_threshold,
+                say=say)
+            drills.append(drill)
+        facts = {"server": {**backend.facts(), "source": source.describe()},
+                 "dataset": {"key": source.describe(), "bytes": _size(source)}}
+    payload = report.build("pgvdrill drill --config", run_dir, started, drills, targets,
+                           **facts)
+    path = report.write_json(run_dir / "report.json", payload)
+    write_views(run_dir, payload, fail_on=args.fail_on)
+    failed = sum(d["ok"] is not True for d in payload["drills"])
+    counts = payload["verdicts"]
+    say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {failed} failed; targets: "
+        f"{counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown; "
+        f"report: {path}")
+    if failed:
+        return 1
+    return report.TARGETS_MISSED if report.missed(payload, args.fail_on) else 0
+
+
+def _missing(kind: str, repo: Repository) -> dict[str, Any]:
+    why = f"no complete {kind} backup in {repo.root}"
+    return {"drill": f"{kind}:none", "kind": kind, "ok": False, "error": why,
+            "problems": [why], "evidence": {
+                "restore": {"kind": kind, "seconds": None, "why": why},
+                "backup_age": {"kind": kind, "seconds": None}}}
+
+
+def _size(source: ExternalServer) -> int:
+    return int(str(source.query("SELECT pg_database_size(current_database())")[0][0]))
