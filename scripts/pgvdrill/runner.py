@@ -4,19 +4,27 @@ argv lists only (never a shell), a timeout, the command logged, output captured 
 temporary files (pipes can hang when a server daemonises and inherits them), and on
 failure one exception, `ToolError`, with the exit code and the tail of stderr.
 Passwords never appear here: libpq reads them from PGPASSFILE.
+
+Long client-tool runs (pg_dump --verbose, pg_basebackup --progress) can show their
+progress: `tee_stderr` copies stderr to our own stderr as it comes, through a pipe (so
+only for programs that do not daemonise), while still capturing it for errors.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from pgvdrill.errors import ConfigError, ToolError
 
@@ -47,12 +55,14 @@ def run(
     stdout: str | os.PathLike[str] | None = None,
     check: bool = True,
     hint: str = "",
+    tee_stderr: bool = False,
 ) -> Result:
     """Run `argv`, return its `Result`; raise `ToolError` on failure when `check`.
 
     `env` entries are added to the current environment. `user` runs the program as that
     OS user (pgvdrill runs servers unprivileged). `stdin` is a file to read from,
-    `stdout` a file to write standard output to instead of capturing it.
+    `stdout` a file to write standard output to instead of capturing it. `tee_stderr`
+    also writes the program's stderr to ours as it arrives (progress of long runs).
     """
     args = [os.fspath(a) for a in argv]
     if not args:
@@ -68,22 +78,24 @@ def run(
     with tempfile.TemporaryFile("w+b") as err, tempfile.TemporaryFile("w+b") as out:
         out_target = open(stdout, "wb") if stdout is not None else out  # noqa: SIM115
         in_source = open(stdin, "rb") if stdin is not None else subprocess.DEVNULL  # noqa: SIM115
+        copier: threading.Thread | None = None
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 args,
                 stdin=in_source,
                 stdout=out_target,
-                stderr=err,
+                stderr=subprocess.PIPE if tee_stderr else err,
                 env=full_env,
                 cwd=cwd,
-                timeout=timeout,
                 user=user,
-                check=False,
             )
-            returncode: int | None = proc.returncode
-        except subprocess.TimeoutExpired:
-            returncode = None
+            if proc.stderr is not None:
+                copier = threading.Thread(target=_tee, args=(proc.stderr, err), daemon=True)
+                copier.start()
+            returncode: int | None = _wait(proc, timeout)
         finally:
+            if copier is not None:
+                copier.join()
             if stdout is not None:
                 out_target.close()
             if stdin is not None and not isinstance(in_source, int):
@@ -99,6 +111,31 @@ def run(
     if check and returncode != 0:
         raise ToolError(args, returncode, err_text, hint)
     return Result(args, returncode, out_text, err_text, seconds)
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """The exit code, or None after killing a program that ran longer than `timeout`."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+    except BaseException:  # interrupted: do not leave the program running
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def _tee(pipe: IO[bytes], capture: IO[bytes]) -> None:
+    """Copy `pipe` into `capture` and to our stderr, chunk by chunk as it arrives (progress
+    lines that end in a carriage return show up at once)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    with pipe:
+        while chunk := os.read(pipe.fileno(), 65536):
+            capture.write(chunk)
+            sys.stderr.write(decoder.decode(chunk))
+            sys.stderr.flush()
 
 
 def which(name: str, bindir: Path | None = None) -> Path:

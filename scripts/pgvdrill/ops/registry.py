@@ -1,2 +1,3 @@
 """Imports each production module so that it appends its register function to
 commands.REGISTRARS (one line per module)."""
+from pgvdrill.ops import backup  # noqa: F401
