@@ -10,4 +10,5 @@ pytest_plugins = [
     "fixtures.wal",
     "fixtures.cli",
     "fixtures.ops",
+    "fixtures.s3",
 ]

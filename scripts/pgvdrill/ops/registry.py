@@ -1,3 +1,4 @@
 """Imports each production module so that it appends its register function to
 commands.REGISTRARS (one line per module)."""
 from pgvdrill.ops import backup  # noqa: F401
+from pgvdrill.ops import sync  # noqa: F401

@@ -1,0 +1,149 @@
+"""`pgvdrill sync`: copy the backup repository off-site ([sync.rsync], [sync.s3]) and
+verify the copies.
+
+Copied: the archived WAL and every complete backup (one with a catalog entry) whose files
+still match its entry, the entry last. Never deleted or overwritten remotely: identical
+files are skipped, a remote file that differs is reported (exit 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from pgvdrill.config import Config
+from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.ops.commands import (
+    REGISTRARS,
+    AddBackendOptions,
+    Handler,
+    SubParsers,
+    add_config_option,
+    config_from,
+)
+from pgvdrill.ops.sync_plan import Plan, plan
+from pgvdrill.ops.sync_rsync import RsyncStore
+from pgvdrill.ops.sync_s3 import S3Store
+from pgvdrill.ops.sync_store import Say, Store, mib, push, unverified
+from pgvdrill.repository import Repository
+
+DESCRIPTION = """\
+Copy the backup repository off-site: to [sync.rsync] dest (a local directory or
+host:path, by rsync over ssh) and/or to [sync.s3] (S3 or S3-compatible storage, through
+boto3 with credentials from its usual chain: environment, ~/.aws, instance role).
+
+What is copied: the archived WAL (wal/) and every complete backup, i.e. one with a catalog
+entry, whose files still match the sha256 sums of that entry; the entry is copied after
+the backup's files, so an entry on the remote side means the whole backup is there. A
+backup whose local files do not match its entry is refused (not copied, exit 4): its
+off-site copy stays as it was. A backup without an entry (running or failed) is skipped.
+
+Nothing is ever deleted remotely, and no remote file is overwritten: a file that is
+already there with the same size and sha256 is skipped, one that differs is reported
+(exit 4) and left alone: the local and the off-site copy diverged and someone must find
+out which is right. Unlike the runbook's `rsync -av --delete`, which propagates a local
+deletion or corruption to the only off-site copy, remote files outlive local retention:
+expire them on the remote side (an S3 lifecycle rule, a cleanup job on the backup host).
+
+After copying, every file is verified on the remote side: S3 object sizes and their
+x-amz-meta-sha256 against the catalog (and, with --verify-download, the downloaded
+bytes); in a local directory the copies are hashed; on host:path rsync compares by
+checksum.
+"""
+
+EPILOG = """\
+examples:
+  pgvdrill sync                              # every [sync.*] target of the configuration
+  pgvdrill sync --to s3 --dry-run            # what would be uploaded, what is identical
+  pgvdrill sync --to rsync --config /etc/pgvdrill/pgvdrill.toml
+  pgvdrill sync --to s3 --verify-download    # also download and hash every object
+
+exit codes:
+  0  every file copied (or identical) and verified
+  2  bad configuration: no such [sync.*] section, no repository, rsync or boto3 missing,
+     no S3 credentials or access, no such bucket
+  3  rsync or the storage service failed (run again: identical files are skipped)
+  4  a backup's local files do not match its catalog entry (refused), a remote file
+     differs from the local one (not overwritten), or a copy failed verification
+"""
+
+TARGETS = ("rsync", "s3", "all")
+
+
+def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
+    parser = sub.add_parser("sync", help="copy the backup repository off-site (rsync, S3) "
+                                         "and verify the copies; never deletes remotely",
+                            description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_option(parser)
+    parser.add_argument("--to", choices=TARGETS, default="all",
+                        help="which configured target: rsync ([sync.rsync]), s3 ([sync.s3]) "
+                             "or all configured ones (default)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="compare only: show what would be uploaded, what is identical "
+                             "and what differs; copy and verify nothing")
+    parser.add_argument("--verify-download", action="store_true",
+                        help="S3: after the upload, also download every object and hash it")
+    return {"sync": lambda args: run(args, _say)}
+
+
+def stores(config: Config, to: str, *, download: bool) -> list[Store]:
+    """The stores `--to` names; ConfigError when one is not configured."""
+    found: list[Store] = []
+    if to in ("rsync", "all") and config.rsync is not None:
+        found.append(RsyncStore(config.rsync, config.repository, config.path.parent))
+    if to in ("s3", "all") and config.s3 is not None:
+        found.append(S3Store(config.s3, download=download))
+    if not found:
+        section = "[sync.rsync] or [sync.s3]" if to == "all" else f"[sync.{to}]"
+        raise ConfigError(f"{config.path}: no {section} section to sync to",
+                          "add one (see pgvdrill.example.toml) or choose another --to")
+    return found
+
+
+def sync_to(store: Store, the_plan: Plan, *, dry_run: bool, say: Say) -> list[str]:
+    """Copy `the_plan` to `store` and verify it there; the problems found."""
+    started = time.monotonic()
+    totals = push(store, the_plan, dry_run=dry_run, say=say)
+    problems = totals.problems
+    if not dry_run:
+        bad = store.verify(totals.remote)
+        problems += [unverified(store, b) for b in bad]
+        say(f"{store.name}: verified {len(totals.remote)} file(s) on the remote side"
+            + (f": {len(bad)} FAILED" if bad else ""))
+    say(f"{store.name}: {totals.uploaded} file(s) {'to upload' if dry_run else 'uploaded'}, "
+        f"{totals.skipped} skipped (identical), {totals.bytes} bytes ({mib(totals.bytes)}), "
+        f"{time.monotonic() - started:.1f}s")
+    return problems
+
+
+def run(args: argparse.Namespace, say: Say) -> int:
+    config = config_from(args)
+    repo = Repository(config.repository)
+    if not repo.root.is_dir():
+        raise ConfigError(f"backup repository {repo.root} does not exist",
+                          "fix [repository] path in the configuration")
+    targets = stores(config, args.to, download=args.verify_download)
+    the_plan = plan(repo)
+    for path in the_plan.incomplete:
+        say(f"skipped {path}: no catalog entry (a backup still running, or a failed one)")
+    for problem in the_plan.refused:
+        say(f"REFUSED {problem}: the backup is not copied")
+    problems = list(the_plan.refused)
+    for store in targets:
+        problems += sync_to(store, the_plan, dry_run=args.dry_run, say=say)
+    if problems:
+        raise BackupError(f"sync found {len(problems)} problem(s):\n"
+                          + "\n".join(f"  - {p}" for p in problems),
+                          "nothing remote was deleted or overwritten. A refused backup's files "
+                          "no longer match its catalog entry: find out what changed them; a "
+                          "diverged file must be inspected on both sides before either copy "
+                          "is moved away")
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+REGISTRARS.append(register)
