@@ -4,6 +4,7 @@ target server on default settings, a scratch directory, and the backups taken so
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,11 @@ class Workbench:
 
     def settle(self) -> None:
         """Start a measurement from the same state as the others: a checkpoint on both
-        servers, so no step pays for the dirty buffers an earlier one left behind."""
+        servers, then the OS's dirty pages written out, so no step pays for the writes an
+        earlier one left behind (a gigabyte backup is still being flushed after it ends)."""
         for cluster in (self.source, self.target):
             cluster.query("CHECKPOINT")
+        os.sync()
 
     def database(self) -> str:
         """A new database name for one restore."""

@@ -1,0 +1,61 @@
+"""Carrying out a retention plan. A backup goes entry first: its catalog entry is renamed
+aside (atomic), then its directory is removed, then the renamed entry; a crash in between
+leaves a directory without an entry, which is never taken for a valid backup."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from pgvdrill.ops.retention_plan import Plan
+from pgvdrill.ops.retention_scan import aside_path
+from pgvdrill.repository import Repository
+
+
+def delete_backup(repo: Repository, kind: str, backup_id: str) -> None:
+    """Remove one backup and its catalog entry (OSError if a step fails)."""
+    aside = aside_path(repo, backup_id)
+    os.rename(repo.entry_path(backup_id), aside)
+    _sync(repo.catalog)
+    directory = repo.backup_dir(kind, backup_id)
+    if os.path.lexists(directory):
+        shutil.rmtree(directory)
+    aside.unlink()
+    _sync(repo.catalog)
+
+
+def carry_out(repo: Repository, plan: Plan, say: Callable[[str], None]) -> list[str]:
+    """Delete what `plan` says goes; what could not be deleted (empty when all went)."""
+    failed: list[str] = []
+    for decision in (d for d in plan.backups if not d.keep):
+        try:
+            delete_backup(repo, decision.kind, decision.name)
+        except OSError as exc:
+            failed.append(f"{decision.kind} backup {decision.name}: {exc}")
+            say(f"FAILED to delete {decision.kind} backup {decision.name}: {exc}")
+        else:
+            say(f"deleted {decision.kind} backup {decision.name}")
+    if any(f.startswith("physical") for f in failed):
+        say("WAL left as it is: a physical backup that was to go is still there")
+        return failed
+    for decision in (d for d in plan.wal if not d.keep):
+        try:
+            (repo.wal / decision.name).unlink()
+        except FileNotFoundError:
+            continue  # gone meanwhile: nothing to do
+        except OSError as exc:
+            failed.append(f"WAL file {decision.name}: {exc}")
+            say(f"FAILED to delete WAL file {decision.name}: {exc}")
+    _sync(repo.wal)
+    return failed
+
+
+def _sync(directory: Path) -> None:
+    """Make renames and unlinks in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

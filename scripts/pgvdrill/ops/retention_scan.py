@@ -1,0 +1,109 @@
+"""Reading a repository for retention: its catalog entries, its archived WAL, and whatever
+retention must leave alone (reported, never touched): backup directories without a catalog
+entry (in progress, failed, or a deletion that was interrupted) and files it does not
+recognise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pgvdrill.errors import BackupError
+from pgvdrill.ops.retention_wal import WalArchive, WalFile, segment_size
+from pgvdrill.repository import KINDS, Entry, Repository
+from pgvdrill.repository.catalog import read_entries
+from pgvdrill.repository.layout import SUBDIRS
+from pgvdrill.wal.continuity import read_history
+from pgvdrill.wal.names import HISTORY_RE, is_archive_name
+
+DELETING = ".deleting"  # suffix of a catalog entry renamed aside while its backup is deleted
+
+
+@dataclass(frozen=True)
+class Contents:
+    entries: list[Entry]  # of the kinds retention knows
+    wal: WalArchive
+    left_alone: list[str]  # "<path>: <why>"
+
+
+def aside_path(repo: Repository, backup_id: str) -> Path:
+    """Where a catalog entry is renamed while retention deletes its backup."""
+    path = repo.entry_path(backup_id)
+    return path.with_name(f".{path.name}{DELETING}")
+
+
+def scan(repo: Repository) -> Contents:
+    """What `repo` holds; BackupError when it cannot be read (nothing is deleted then)."""
+    if not repo.root.is_dir():
+        raise BackupError(f"backup repository {repo.root} does not exist or is not a directory",
+                          "check [repository] path in the configuration")
+    try:
+        return _scan(repo)
+    except OSError as exc:
+        raise BackupError(f"cannot read backup repository {repo.root}: {exc}",
+                          "run as the repository's owner, or fix its permissions") from None
+
+
+def _scan(repo: Repository) -> Contents:
+    entries = read_entries(repo) if repo.catalog.is_dir() else []
+    left = [f"{p}: not part of a pgvdrill repository" for p in _children(repo.root)
+            if p.name not in SUBDIRS]
+    left += [f"{repo.entry_path(e.id)}: catalog entry of unknown kind {e.kind!r}"
+             for e in entries if e.kind not in KINDS]
+    known = {(e.kind, e.id) for e in entries}
+    for kind in KINDS:
+        for path in _children(repo.dir(kind)):
+            if (kind, path.name) not in known:
+                left.append(f"{path}: {_entryless(repo, path)}")
+    left += [f"{p}: {_catalog_stray(p)}" for p in _children(repo.catalog)
+             if not (p.suffix == ".json" and not p.name.startswith(".") and p.is_file())]
+    files = []
+    for path in _children(repo.wal):
+        if is_archive_name(path.name) and path.is_file() and not path.is_symlink():
+            stat = path.stat()
+            files.append(WalFile(path.name, datetime.fromtimestamp(stat.st_mtime, UTC),
+                                 stat.st_size))
+        else:
+            left.append(f"{path}: not an archived WAL file")
+    wal = WalArchive(tuple(files), _ancestry(repo.wal, files), segment_size(tuple(files)))
+    return Contents([e for e in entries if e.kind in KINDS], wal, left)
+
+
+def _children(directory: Path) -> list[Path]:
+    return sorted(directory.iterdir()) if directory.is_dir() else []
+
+
+def _entryless(repo: Repository, path: Path) -> str:
+    if not path.is_dir() or path.is_symlink():
+        return "not a backup directory"
+    if aside_path(repo, path.name).exists():
+        return (f"a deletion by retention was interrupted (its entry is "
+                f"{aside_path(repo, path.name).name}): not a valid backup; remove both by hand")
+    return ("no catalog entry: a backup in progress, or one that failed; not a valid backup, "
+            "never deleted by retention")
+
+
+def _catalog_stray(path: Path) -> str:
+    if path.name.endswith(DELETING):
+        return "the entry of a backup whose deletion by retention was interrupted"
+    if path.name.endswith(".tmp"):
+        return "a catalog entry being written (or left by a crash)"
+    return "not a catalog entry"
+
+
+def _ancestry(archive: Path, files: list[WalFile]) -> dict[int, frozenset[int]]:
+    """Each timeline with a history file -> itself and its ancestors."""
+    ancestry = {}
+    for file in files:
+        if HISTORY_RE.fullmatch(file.name):
+            timeline = int(file.name[:8], 16)
+            try:
+                spans = read_history(archive, timeline)
+            except (ValueError, IndexError) as exc:
+                raise BackupError(f"timeline history file {archive / file.name} is "
+                                  f"unreadable: {exc}",
+                                  "restore it from the server's pg_wal or an off-site copy"
+                                  ) from None
+            ancestry[timeline] = frozenset(s.timeline for s in spans)
+    return ancestry
