@@ -29,15 +29,17 @@ def delete_backup(repo: Repository, kind: str, backup_id: str) -> None:
 def carry_out(repo: Repository, plan: Plan, say: Callable[[str], None]) -> list[str]:
     """Delete what `plan` says goes; what could not be deleted (empty when all went)."""
     failed: list[str] = []
+    physical_left = False
     for decision in (d for d in plan.backups if not d.keep):
         try:
             delete_backup(repo, decision.kind, decision.name)
         except OSError as exc:
             failed.append(f"{decision.kind} backup {decision.name}: {exc}")
+            physical_left = physical_left or decision.kind == "physical"
             say(f"FAILED to delete {decision.kind} backup {decision.name}: {exc}")
         else:
             say(f"deleted {decision.kind} backup {decision.name}")
-    if any(f.startswith("physical") for f in failed):
+    if physical_left:
         say("WAL left as it is: a physical backup that was to go is still there")
         return failed
     for decision in (d for d in plan.wal if not d.keep):
