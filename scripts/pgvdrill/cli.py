@@ -22,7 +22,6 @@ from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
 from pgvdrill.drill import DrillPlan, run_plan
 from pgvdrill.errors import ConfigError, DrillError
-from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.ops import dr_drill
@@ -151,15 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("settings", help="list the dump and restore settings with what they do")
 
-    verify = sub.add_parser(
-        "verify", help="check a pg_dump archive without restoring it",
-        description="Check that a dump exists, is not empty, its table of contents parses "
-                    "and every data block reads back. Exit 4 if it is broken.",
-        epilog="example:\n  pgvdrill verify /backup/postgres/full_backup_20251101.dump",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_backend_options(verify)
-    verify.add_argument("path", type=Path, help="a custom-format file or directory-format dir")
-
     walcmd.add_archive_parser(sub)
     walcmd.add_restore_parser(sub)
     physcmd.add_verify_backup_parser(sub, _add_backend_options)
@@ -216,14 +206,6 @@ def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset) -> list
     return run_pitr(backend, template, args.pitr, args.workdir or default_workdir(), _say)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    with backend_for(args) as backend:
-        archive = inspect(backend.tools(), args.path)
-    _say(f"ok: {archive.path} ({archive.format}, {archive.size_bytes} bytes, "
-         f"{len(archive.toc)} items, sha256 {archive.sha256})")
-    return 0
-
-
 def cmd_settings(args: argparse.Namespace) -> int:
     _say("dump settings (--dump):")
     for dump_setting in ALL_DUMP_SETTINGS.values():
@@ -243,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    commands = {"drill": cmd_drill, "verify": cmd_verify, "settings": cmd_settings,
+    commands = {"drill": cmd_drill, "settings": cmd_settings,
                 "verify-backup": lambda a: physcmd.cmd_verify_backup(a, _say),
                 "bench": lambda a: cmd_bench(a, _say), **PRODUCTION,
                 **walcmd.COMMANDS}

@@ -1,0 +1,184 @@
+"""`pgvdrill verify` of a repository: a good one passes; each kind of damage fails with
+exit 4 and a line naming the backup and the file.
+
+One repository is made per module, as production makes it: a source archiving into the
+repository's wal/, a logical and a physical backup by `pgvdrill backup`'s own function,
+more WAL archived after them. Each test damages its own copy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.cli import Cli
+from fixtures.ops import conninfo
+from pgvdrill import osuser
+from pgvdrill.cluster import Backend
+from pgvdrill.config import load_config
+from pgvdrill.ops.backup_take import take_backup
+from pgvdrill.repository import Entry, Repository
+from pgvdrill.repository.catalog import sha256_of
+from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
+from pgvdrill.wal.names import Segment, parse_lsn
+
+
+@dataclass(frozen=True)
+class Made:
+    repo: Path
+    logical: Entry
+    physical: Entry
+
+
+@pytest.fixture(scope="module")
+def made(backend: Backend, source_template: str, wal_workdir: Path) -> Iterator[Made]:
+    source = backend.create("verify-source", template=source_template)
+    try:
+        source.start()
+        repo = Repository(wal_workdir / "repo").ensure()
+        osuser.chown_tree(repo.root, osuser.server_user())  # the server archives into wal/
+        enable_archiving(source, repo.wal, osuser.server_user())
+        config = wal_workdir / "pgvdrill.toml"
+        config.write_text(f'[source]\nconninfo = "{conninfo(source)}"\n\n'
+                          f'[repository]\npath = "{repo.root}"\n')
+        logical = take_backup(load_config(config), "logical", print)
+        physical = take_backup(load_config(config), "physical", print)
+        source.query("CREATE TABLE after_backup (x int)")
+        for _ in range(2):
+            source.query("INSERT INTO after_backup VALUES (1)")
+            switch_and_wait(source, repo.wal)
+        yield Made(repo.root, logical, physical)
+    finally:
+        source.destroy()
+
+
+@pytest.fixture
+def repo(made: Made, tmp_path: Path) -> Path:
+    """This test's copy of the repository."""
+    return Path(shutil.copytree(made.repo, tmp_path / "repo", symlinks=True))
+
+
+@pytest.fixture
+def verify(repo: Path, pgvdrill_cli: Cli, tmp_path: Path) -> Cli:
+    config = tmp_path / "pgvdrill.toml"
+    config.write_text(f'[repository]\npath = "{repo}"\n')
+    return lambda *args: pgvdrill_cli("verify", "--config", config, *args)
+
+
+def problems(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("problem: ")]
+
+
+def test_a_good_repository_verifies(made: Made, verify: Cli) -> None:
+    result = verify()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"ok: {made.logical.id} (logical" in result.stdout
+    assert f"ok: {made.physical.id} (physical" in result.stdout
+    assert "ok: 2 backup(s) ok, 0 problem(s), 0 warning(s)" in result.stdout
+
+
+def test_one_backup_by_id(made: Made, verify: Cli) -> None:
+    result = verify(made.physical.id)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 backup(s) ok" in result.stdout and made.logical.id not in result.stdout
+
+
+def test_an_unknown_id_is_bad_input(verify: Cli) -> None:
+    result = verify("logical-19990101T000000Z")
+
+    assert result.returncode == 2
+    assert "no backup logical-19990101T000000Z in the catalog" in result.stderr
+
+
+def _dump(repo: Path, made: Made) -> Path:
+    return repo / "logical" / made.logical.id / "vector_db.dump"
+
+
+def _flip_byte(repo: Path, made: Made) -> None:
+    data = bytearray(_dump(repo, made).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    _dump(repo, made).write_bytes(bytes(data))
+
+
+def _truncate(repo: Path, made: Made) -> None:
+    path = _dump(repo, made)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _wal_after_backup(made: Made) -> str:
+    start = Segment.containing(parse_lsn(made.physical.start_lsn or ""),
+                               made.physical.timeline or 0)
+    return Segment(start.timeline, start.number + 1).name
+
+
+def _truncate_and_fix_the_entry(repo: Path, made: Made) -> None:
+    """Truncate the dump and rewrite its catalog entry to match: only reading the dump
+    back can find the damage now."""
+    _truncate(repo, made)
+    path = repo / "catalog" / f"{made.logical.id}.json"
+    data = json.loads(path.read_text())
+    dump = _dump(repo, made)
+    data["files"] = [{**f, "bytes": dump.stat().st_size, "sha256": sha256_of(dump)}
+                     for f in data["files"]]
+    path.write_text(json.dumps(data))
+
+
+Damage = Callable[[Path, Made], object]
+# how to damage a copy of the repository, and (formatted with repo=) the problem expected
+DAMAGES: dict[str, tuple[Damage, Callable[[Made], str]]] = {
+    "byte-corrupted": (
+        _flip_byte, lambda m: f"{m.logical.id}: file vector_db.dump changed (sha256 differs)"),
+    "dump-truncated": (
+        _truncate, lambda m: f"{m.logical.id}: file vector_db.dump has "),
+    "file-removed": (
+        lambda r, m: (r / "physical" / m.physical.id / "pg_wal.tar").unlink(),
+        lambda m: f"{m.physical.id}: file pg_wal.tar is missing"),
+    "file-added": (
+        lambda r, m: (r / "physical" / m.physical.id / "notes.txt").write_text("x"),
+        lambda m: f"{m.physical.id}: file notes.txt is not in the catalog"),
+    "wal-segment-removed": (
+        lambda r, m: (r / "wal" / _wal_after_backup(m)).unlink(),
+        lambda m: f"{m.physical.id}: WAL archive {{repo}}/wal: segment "
+                  f"{_wal_after_backup(m)} is missing"),
+    "catalog-entry-unreadable": (
+        lambda r, m: (r / "catalog" / f"{m.logical.id}.json").write_text("{truncated"),
+        lambda m: f"catalog entry {{repo}}/catalog/{m.logical.id}.json is unreadable"),
+    "dump-unreadable-behind-a-matching-entry": (
+        _truncate_and_fix_the_entry,
+        lambda m: f"{m.logical.id}: backup {{repo}}/logical/{m.logical.id}/vector_db.dump "
+                  "cannot be read"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damage_is_a_problem_naming_backup_and_file(made: Made, repo: Path, verify: Cli,
+                                                    damage: str) -> None:
+    change, expected = DAMAGES[damage]
+    change(repo, made)
+
+    result = verify()
+
+    assert result.returncode == 4, result.stdout + result.stderr
+    found = problems(result.stdout)
+    assert any(expected(made).format(repo=repo) in line for line in found), found
+    assert "FAILED" in result.stdout.splitlines()[-1]
+
+
+def test_an_incomplete_backup_directory_warns_and_fails_only_when_strict(
+        repo: Path, verify: Cli) -> None:
+    (repo / "physical" / "physical-20990101T000000Z").mkdir()
+
+    lenient, strict = verify(), verify("--strict")
+
+    assert lenient.returncode == 0, lenient.stdout
+    assert strict.returncode == 4, strict.stdout
+    for result in (lenient, strict):
+        assert f"warning: {repo}/physical/physical-20990101T000000Z: backup directory " \
+               "without a catalog entry" in result.stdout

@@ -1,0 +1,125 @@
+"""`pgvdrill verify`: check catalog backups, the whole repository, or a bare pg_dump
+archive by its path (see verify_repo.py for what is checked)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.logical.archive import inspect
+from pgvdrill.ops.backup_source import client_tools
+from pgvdrill.ops.commands import (
+    REGISTRARS,
+    AddBackendOptions,
+    Handler,
+    SubParsers,
+    add_config_option,
+    config_from,
+)
+from pgvdrill.ops.verify_repo import verify_repository
+from pgvdrill.repository import Repository
+
+PROBLEMS = BackupError.exit_code
+
+EPILOG = """what is checked:
+  every backup: each file against its catalog entry (present, size, sha256; no file added)
+  logical:      the dump's table of contents parses and every data block reads back
+  physical:     pg_verifybackup against its manifest, its WAL parsed (pg_waldump for tar);
+                when <repository>/wal holds archived WAL: every segment from the backup's
+                start LSN on its timeline (following timeline history files) is there
+  --all (or no BACKUP_ID): every catalog entry, unreadable entries, and backup
+                directories without an entry (warnings: running or failed backups)
+  PATH:         an argument with a / or a . (or that exists) is a pg_dump archive
+                checked on its own, without a configuration (as before the repository)
+
+examples:
+  pgvdrill verify                                   # the whole repository
+  pgvdrill verify --all --strict                    # warnings fail too (for monitoring)
+  pgvdrill verify physical-20251102T010000Z --config /etc/pgvdrill/pgvdrill.toml
+  pgvdrill verify /backup/postgres/full_backup_20251101.dump
+
+output: one line per problem, naming the backup and the file; "ok: <id> ..." per good
+backup; a summary line last.
+
+exit codes:
+  0  no problem (warnings allowed unless --strict)
+  2  bad configuration, an unknown BACKUP_ID, no repository
+  3  a checking tool could not run
+  4  a problem: a file missing, changed or added, a dump or base backup that does not
+     read back, a gap in the archived WAL, an unreadable catalog entry (with --strict
+     also a warning); for a PATH: the archive is missing, empty, truncated or corrupt
+"""
+
+
+def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
+    parser = sub.add_parser(
+        "verify", help="check backups in the repository (or a pg_dump archive) without "
+                       "restoring",
+        description="Check catalog backups, or the whole repository, without restoring "
+                    "them: checksums, manifests, the dump's table of contents and data, "
+                    "WAL continuity. Exit 4 on any problem.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("backups", nargs="*", metavar="BACKUP_ID|PATH",
+                        help="catalog backup ids (default: all), or pg_dump archive paths")
+    parser.add_argument("--all", action="store_true",
+                        help="the whole repository (the default without BACKUP_ID)")
+    parser.add_argument("--strict", action="store_true",
+                        help="warnings (backup directories without a catalog entry) fail "
+                             "too")
+    parser.add_argument("--pg-bin", type=Path,
+                        help="client tools to check with (default: [source] pg_bin, else "
+                             "the embedded PostgreSQL 18 tools)")
+    add_config_option(parser)
+    return {"verify": cmd_verify}
+
+
+def is_path(argument: str) -> bool:
+    """A pg_dump archive path rather than a backup id (ids hold neither / nor .)."""
+    return "/" in argument or "." in argument or Path(argument).exists()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    paths = [a for a in args.backups if is_path(a)]
+    if paths:
+        if len(paths) != len(args.backups) or args.all:
+            raise ConfigError("pgvdrill verify takes either pg_dump archive paths or backup "
+                              "ids (or --all), not both", "run it once for each")
+        return _verify_archives([Path(p) for p in paths], args.pg_bin)
+    config = config_from(args)
+    pg_bin = args.pg_bin or (config.source.pg_bin if config.source else None)
+    findings = verify_repository(Repository(config.repository), client_tools(pg_bin),
+                                 None if args.all or not args.backups else args.backups)
+    for line in findings.checked + findings.notes:
+        _say(line)
+    for problem in findings.problems:
+        _say(f"problem: {_one_line(problem)}")
+    for warning in findings.warnings:
+        _say(f"warning: {warning}")
+    failed = bool(findings.problems or (args.strict and findings.warnings))
+    _say(f"{'FAILED' if failed else 'ok'}: {len(findings.checked)} backup(s) ok, "
+         f"{len(findings.problems)} problem(s), {len(findings.warnings)} warning(s) in "
+         f"{config.repository}")
+    return PROBLEMS if failed else 0
+
+
+def _verify_archives(paths: list[Path], pg_bin: Path | None) -> int:
+    tools = client_tools(pg_bin)
+    for path in paths:
+        archive = inspect(tools, path)
+        _say(f"ok: {archive.path} ({archive.format}, {archive.size_bytes} bytes, "
+             f"{len(archive.toc)} items, sha256 {archive.sha256})")
+    return 0
+
+
+def _one_line(problem: str) -> str:
+    """A problem on its own line: a tool's quoted report follows it, indented."""
+    first, *rest = problem.strip().splitlines()
+    return "\n".join([first, *("    " + line.strip() for line in rest)])
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+REGISTRARS.append(register)

@@ -1,0 +1,156 @@
+"""Checking the backups in a repository, without restoring them.
+
+Per backup: its files against its catalog entry (size and sha256, nothing missing, nothing
+added); then its content: a dump's table of contents and every data block read back
+(`inspect`), a base backup checked by pg_verifybackup with its WAL parsed (`check_backup`);
+for a base backup also the archived WAL in <repository>/wal from its start LSN on its
+timeline (`check_continuity`: the first missing segment is named). For the whole
+repository also unreadable catalog entries (problems) and backup directories without an
+entry (warnings: a backup running now, or one that failed; pgvdrill never deletes them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgvdrill.cluster.base import ToolRunner
+from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.logical.archive import inspect
+from pgvdrill.physical.verifybackup import check_backup
+from pgvdrill.repository import KINDS, Entry, Repository, file_problems
+from pgvdrill.wal.continuity import check_continuity
+from pgvdrill.wal.names import SEGMENT_RE, parse_lsn
+
+
+@dataclass
+class Findings:
+    """What verification found: problems fail it, warnings only with --strict."""
+
+    checked: list[str] = field(default_factory=list)  # one "ok" line per good backup
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_catalog(repo: Repository) -> tuple[list[Entry], dict[str, str]]:
+    """The readable catalog entries (oldest first), and the problem of each unreadable one
+    by its id (the file name without .json)."""
+    entries: list[Entry] = []
+    problems: dict[str, str] = {}
+    paths = sorted(repo.catalog.glob("*.json")) if repo.catalog.is_dir() else []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            entry = Entry.from_dict(data, path)
+        except (OSError, ValueError) as exc:
+            problems[path.stem] = f"catalog entry {path} is unreadable: {exc}"
+            continue
+        except BackupError as exc:
+            problems[path.stem] = exc.message
+            continue
+        if entry.id != path.stem:
+            problems[path.stem] = (f"catalog entry {path} describes backup {entry.id!r}, "
+                                   f"not {path.stem!r}")
+            continue
+        entries.append(entry)
+    return sorted(entries, key=lambda e: (e.finished, e.id)), problems
+
+
+def incomplete(repo: Repository, entries: list[Entry]) -> list[Path]:
+    """Backup directories without a catalog entry."""
+    known = {(e.kind, e.id) for e in entries}
+    return [path for kind in KINDS if repo.dir(kind).is_dir()
+            for path in sorted(repo.dir(kind).iterdir()) if (kind, path.name) not in known]
+
+
+def has_wal(repo: Repository) -> bool:
+    """Whether the repository's wal/ holds any WAL segment (archiving into it is on)."""
+    return repo.wal.is_dir() and any(SEGMENT_RE.fullmatch(p.name) for p in repo.wal.iterdir())
+
+
+def artifact_path(repo: Repository, entry: Entry) -> Path:
+    """A logical backup's dump: the entry's `artifact`, else the directory's only item."""
+    directory = repo.backup_dir(entry.kind, entry.id)
+    name = entry.extra.get("artifact")
+    if isinstance(name, str):
+        return directory / name
+    items = sorted(directory.iterdir())
+    if len(items) != 1:
+        raise BackupError(f"{entry.id}: {directory} holds {len(items)} items, not one dump",
+                          "the backup directory was changed after the backup")
+    return items[0]
+
+
+def content_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[str]:
+    """A dump read back in full, or a base backup through pg_verifybackup."""
+    try:
+        if entry.kind == "logical":
+            inspect(tools, artifact_path(repo, entry))
+        else:
+            check_backup(tools, repo.backup_dir(entry.kind, entry.id))
+    except BackupError as exc:
+        return [f"{entry.id}: {exc.message}"]
+    return []
+
+
+def wal_problems(repo: Repository, entry: Entry) -> list[str]:
+    """The gap in the archived WAL after a base backup's start, if any (none is checked
+    while wal/ holds no segment: archiving is not in use)."""
+    if not has_wal(repo):
+        return []
+    if entry.start_lsn is None or entry.timeline is None:
+        return [f"{entry.id}: its catalog entry has no start LSN and timeline: the WAL "
+                "archive cannot be checked for it"]
+    try:
+        continuity = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline)
+    except BackupError as exc:
+        return [f"{entry.id}: WAL archive {repo.wal}: {exc.message}"]
+    return [f"{entry.id}: WAL archive {repo.wal}: {continuity.gap}"] if continuity.gap else []
+
+
+def backup_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[str]:
+    """Everything wrong with one backup; its content is read only when its files are
+    exactly those of its catalog entry."""
+    problems = file_problems(repo, entry) or content_problems(repo, entry, tools)
+    return problems + (wal_problems(repo, entry) if entry.kind == "physical" else [])
+
+
+def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None
+                      ) -> Findings:
+    """Check the backups `ids` (None: the whole repository)."""
+    if not repo.root.is_dir():
+        raise ConfigError(f"backup repository {repo.root} does not exist",
+                          "check [repository] path, or take a backup first (pgvdrill backup)")
+    entries, unreadable = read_catalog(repo)
+    findings = Findings()
+    if ids is None:
+        chosen = entries
+        findings.problems += unreadable.values()
+        findings.warnings += [
+            f"{path}: backup directory without a catalog entry: a backup running now, or "
+            "one that failed (never used by restore or drill; remove it once it is of no "
+            "use to investigate)" for path in incomplete(repo, entries)]
+    else:
+        by_id = {e.id: e for e in entries}
+        findings.problems += [unreadable[i] for i in ids if i in unreadable]
+        missing = [i for i in ids if i not in by_id and i not in unreadable]
+        if missing:
+            raise ConfigError(f"no backup {', '.join(missing)} in the catalog of {repo.root}",
+                              f"the ids are the names in {repo.catalog} without .json "
+                              "(pgvdrill verify --all lists every backup)")
+        chosen = [by_id[i] for i in ids if i in by_id]
+    for entry in chosen:
+        problems = backup_problems(repo, entry, tools)
+        findings.problems += problems
+        if not problems:
+            findings.checked.append(
+                f"ok: {entry.id} ({entry.kind}, {len(entry.files)} file(s), "
+                f"{entry.size_bytes / 2**20:.1f} MiB, finished {entry.finished})")
+    if any(e.kind == "physical" for e in chosen) and not has_wal(repo):
+        findings.notes.append(f"note: no archived WAL in {repo.wal}: base backups restore to "
+                              "their end only (no point-in-time recovery beyond)")
+    return findings
