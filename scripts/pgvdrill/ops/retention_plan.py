@@ -14,7 +14,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import groupby
 
 from pgvdrill.config import Retention
@@ -114,7 +114,7 @@ def _monthly(of_kind: list[Entry], problems: Problems, months: int, now: datetim
     """The monthly copies still within `months`: the first valid backup of each calendar
     month, by id -> why."""
     kept = {}
-    for month, group in groupby(of_kind, key=lambda e: e.finished_at.strftime("%Y-%m")):
+    for month, group in groupby(of_kind, key=lambda e: f"{e.finished_at.astimezone(UTC):%Y-%m}"):
         in_month = list(group)
         if add_months(in_month[-1].finished_at, months) <= now:
             continue  # expired: no need to check its backups
