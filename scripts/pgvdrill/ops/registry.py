@@ -4,3 +4,4 @@ from pgvdrill.ops import backup  # noqa: F401
 from pgvdrill.ops import sync  # noqa: F401
 from pgvdrill.ops import retention  # noqa: F401
 from pgvdrill.ops import verify  # noqa: F401
+from pgvdrill.ops import schedule  # noqa: F401
