@@ -186,7 +186,7 @@ def test_s3_errors_say_what_to_do(repo: Repository, s3_bucket: Bucket,
 
     closed = S3Target(s3_bucket.name, "", "http://127.0.0.1:9", "us-east-1")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    with pytest.raises(StorageError, match="listing s3://.*Could not connect to the endpoint URL"):
+    with pytest.raises(StorageError, match=r"listing s3://.*Could not connect to the endpoint URL"):
         S3Store(closed).compare(items)
 
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
@@ -246,8 +246,8 @@ def test_dry_run_copies_nothing(repo: Repository, tmp_path: Path) -> None:
 
     assert (totals.uploaded, totals.skipped, totals.problems) == (9, 0, [])
     assert not (tmp_path / "offsite").exists()
-    assert lines[1].startswith("offsite: logical-1 (1 file(s)): 2 to upload (0.0 MiB), "
-                               "0 identical [")
+    assert lines[1].startswith("offsite: logical-1 (1 file(s) + catalog entry): 2 to upload "
+                               "(0.0 MiB), 0 identical [")
 
 
 def test_rsync_missing_is_a_configuration_error(repo: Repository, tmp_path: Path,

@@ -16,7 +16,7 @@ from posixpath import commonpath
 from typing import Any, Protocol, cast
 
 from pgvdrill.config import S3Target
-from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.errors import BackupError, ConfigError, DrillError
 from pgvdrill.ops.sync_plan import Item
 from pgvdrill.ops.sync_store import Comparison
 
@@ -161,6 +161,10 @@ class S3Store:
                                   ) from None
             raise StorageError(f"{doing}: {exc}", "check the storage service; run "
                                "pgvdrill sync again: identical files are skipped") from None
+        except OSError as exc:
+            raise BackupError(f"{doing}: {exc.strerror or exc}",
+                              "a local file vanished or became unreadable (did retention run "
+                              "at the same time?); run pgvdrill sync again") from None
         except (errors.BotoCoreError, self.upload_failed) as exc:
             raise StorageError(f"{doing}: {exc}", "check [sync.s3] endpoint_url and the "
                                "network; run pgvdrill sync again: identical files are skipped"

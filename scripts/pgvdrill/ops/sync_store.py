@@ -77,7 +77,8 @@ def push(store: Store, the_plan: Plan, *, dry_run: bool, say: Say) -> Totals:
         complete = _push(store, group.files, part, dry_run)
         if group.entry is not None and complete:
             _push(store, [group.entry], part, dry_run)
-        say(f"{store.name}: {group.name} ({len(group.files)} file(s)): {part.uploaded} "
+        files = f"{len(group.files)} file(s)" + (" + catalog entry" if group.entry else "")
+        say(f"{store.name}: {group.name} ({files}): {part.uploaded} "
             f"{'to upload' if dry_run else 'uploaded'} ({mib(part.bytes)}), "
             f"{part.skipped} identical"
             + (f", {len(part.problems)} DIFFER from the local copy"
