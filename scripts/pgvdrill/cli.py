@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
                        type=lambda v: _choices(v, {"logical": 1, "physical": 1}, "kind"),
                        help="with --config: which kinds of backup to drill, comma-separated "
                             "(default logical,physical)")
+    drill.add_argument("--take", action="store_true",
+                       help="with --config: take a backup of each kind first and drill it; "
+                            "the logical one is compared exactly with the source at its own "
+                            "snapshot, however busy the source")
     drill.add_argument("--fail-on", choices=("fail", "unknown", "none"), default="fail",
                        help="exit 6 when a target verdict is fail (default), fail or unknown, "
                             "or never; a failed verification always exits 1")

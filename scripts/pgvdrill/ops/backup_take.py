@@ -141,9 +141,11 @@ def run_physical(server: ExternalServer, args: list[str], directory: Path, hint:
                {"format": check.format, "verify_seconds": round(check.seconds, 3)})
 
 
-def take_backup(config: Config, kind: str, say: Say) -> Entry:
+def take_backup(config: Config, kind: str, say: Say, *, snapshot: str | None = None
+                ) -> Entry:
     """Back up the configured source (`kind` logical or physical) into the repository;
-    the catalog entry written for it."""
+    the catalog entry written for it. `snapshot`: a logical backup reads the snapshot
+    another session exported (pg_dump --snapshot), e.g. to compare with it exactly."""
     repo = Repository(config.repository).ensure()
     server = source_server(config)
     facts = server_facts(server)
@@ -153,6 +155,8 @@ def take_backup(config: Config, kind: str, say: Say) -> Entry:
     artifact = directory / artifact_name(server.dbname, config.logical.format)
     args = dump_argv(config.logical, artifact) if kind == "logical" else \
         basebackup_argv(config.physical, directory, f"pgvdrill {backup_id}")
+    if snapshot is not None and kind == "logical":
+        args.append(f"--snapshot={snapshot}")
     settings = asdict(config.logical if kind == "logical" else config.physical)
     directory.mkdir(mode=0o700)
     say(f"{kind} backup {backup_id} of {facts['describe']} (PostgreSQL "

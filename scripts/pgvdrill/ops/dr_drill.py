@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from pgvdrill import report
-from pgvdrill.backends import backend_for
+from pgvdrill.backends import backend_for, default_workdir
 from pgvdrill.cluster import Backend
+from pgvdrill.config import Config
 from pgvdrill.drill import restore_and_verify
 from pgvdrill.errors import DrillError
 from pgvdrill.installation import from_bindir
@@ -30,6 +31,7 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals
 from pgvdrill.logical.restore import RESTORE_SETTINGS
+from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.drill import restore_and_verify as restore_base
@@ -109,11 +111,27 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
                         finished=entry.finished_at)
     try:
         drill = restore_base(backend, backup, source, source_snapshot,
-                             recall_threshold=recall_threshold, dbname=source.dbname)
+                             recall_threshold=recall_threshold, dbname=source.dbname,
+                             scratch=default_workdir())
     except DrillError as exc:
         return _failed("physical", entry, str(exc))
     say(f"  restore physical {entry.id}: {drill.summary()}")
     return _with_age(drill.as_dict(), entry)
+
+
+def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snapshot, Entry]:
+    """Take a logical backup into the repository from a snapshot this session exports and
+    snapshot the source in that same snapshot: the two describe the same moment, so the
+    comparison is exact however busy the source is."""
+    started = time.monotonic()
+    with source.connect() as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        exported = str(row[0]) if row else ""
+        snap = snapshot(conn)
+        say(f"source {source.describe()}: snapshot {exported} in "
+            f"{time.monotonic() - started:.1f}s ({len(snap.schema.tables)} tables)")
+        return snap, take_backup(config, "logical", say, snapshot=exported)
 
 
 def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
@@ -126,7 +144,8 @@ def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
 
 
 def run(args: argparse.Namespace, say: Say) -> int:
-    """`pgvdrill drill --config CFG`: drill the newest backup of each of --kinds."""
+    """`pgvdrill drill --config CFG`: drill the newest backup of each of --kinds (with
+    --take, backups taken now)."""
     config = config_from(args)
     source_conf = config.require_source()
     targets = load_targets(args.targets or config.drill.targets)
@@ -134,7 +153,6 @@ def run(args: argparse.Namespace, say: Say) -> int:
     if size:
         targets = with_production_size(targets, size)
     repo = Repository(config.repository)
-    entries = read_entries(repo) if repo.catalog.is_dir() else []
     args.backend = args.backend or config.drill.backend
     args.pg_bin = args.pg_bin or config.drill.pg_bin
     run_dir = report.new_run_dir(args.reports_dir if args.reports_dir != Path("reports")
@@ -143,10 +161,17 @@ def run(args: argparse.Namespace, say: Say) -> int:
     with backend_for(args) as backend:
         tools = from_bindir(source_conf.pg_bin) if source_conf.pg_bin else backend.tools()
         source = ExternalServer(source_conf.conninfo, tools)
-        snap = source_snapshot(source, say)
         drills = []
+        taken: dict[str, Entry] = {}
+        if args.take and "logical" in args.kinds:
+            snap, taken["logical"] = take_logical(config, source, say)
+        else:
+            snap = source_snapshot(source, say)
+        if args.take and "physical" in args.kinds:
+            taken["physical"] = take_backup(config, "physical", say)
+        entries = read_entries(repo) if repo.catalog.is_dir() else []
         for kind in args.kinds:
-            entry = newest(entries, kind)
+            entry = taken.get(kind) or newest(entries, kind)
             if entry is None:
                 drills.append(_missing(kind, repo))
                 say(f"  {kind}: no backup in {repo.root}")

@@ -103,14 +103,15 @@ class PhysicalDrill:
 
 def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
                        source_snapshot: Snapshot, *, recall_threshold: float = 0.9,
-                       dbname: str = SOURCE_DB) -> PhysicalDrill:
+                       dbname: str = SOURCE_DB, scratch: Path | None = None) -> PhysicalDrill:
     """Check `backup` with pg_verifybackup, restore it into a fresh data directory, start
     it and verify it against the source (its snapshot, and the live source for identical
     ANN answers). The restored cluster is destroyed afterwards."""
     chain = [b for b in (backup.parent, backup)
              if b is not None and b.setting.method != "low-level"]
     checks = [check_backup(backend.tools(), b.path) for b in chain]
-    with tempfile.TemporaryDirectory(prefix="restore-", dir=backup.path.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix="restore-", dir=scratch or backup.path.parent
+                                     ) as tmp:
         unpacked = unpack(backend.tools(), backup, Path(tmp) / "data")
         if unpacked.step == "combine":
             checks.append(check_backup(backend.tools(), unpacked.datadir))

@@ -1,0 +1,109 @@
+"""The monthly DR drill of a real source, as an operator runs it: `pgvdrill backup`, then
+`pgvdrill drill --config`; the source is only read."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from fixtures.cli import Cli
+from fixtures.ops import conninfo
+from pgvdrill.cluster import Cluster
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.verify import snapshot, verify
+
+
+def _report(tmp_path: Path) -> dict[str, Any]:
+    (path,) = (tmp_path / "reports").glob("*/report.json")
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
+def _verdicts(drill: dict[str, Any]) -> dict[str, str]:
+    return {v["name"]: v["status"] for v in drill["verdicts"]}
+
+
+def test_dr_drill_of_the_newest_backups_of_each_kind(
+        pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
+        prod_source: Cluster, tmp_path: Path) -> None:
+    config = ops_config()
+    for kind in ("logical", "physical"):
+        taken = pgvdrill_cli("backup", kind, "--config", config)
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+    with prod_source.connect(SOURCE_DB) as conn:
+        before = snapshot(conn)
+
+    result = pgvdrill_cli("drill", "--config", config, "--cache-dir", cli_cache,
+                          "--reports-dir", "reports")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = _report(tmp_path)
+    assert [(d["kind"], d["ok"]) for d in report["drills"]] == \
+        [("logical", True), ("physical", True)]
+    logical, physical = report["drills"]
+    assert _verdicts(logical)["rto.logical"] == "pass"
+    assert _verdicts(logical)["backup_age.logical"] == "pass"
+    assert _verdicts(physical)["rto.physical"] == "pass"
+    assert _verdicts(physical)["backup_age.physical"] == "pass"
+    assert report["server"]["source"].endswith(f"/{SOURCE_DB}")
+    with prod_source.connect(SOURCE_DB) as conn:  # read-only towards the source
+        verify(before, conn).raise_for_problems()
+
+
+def test_dr_drill_take_is_exact_while_the_source_is_written(
+        pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
+        prod_source: Cluster, tmp_path: Path) -> None:
+    """--take: the logical backup and the source snapshot share one exported snapshot, so
+    rows committed meanwhile neither fail nor fool the comparison."""
+    stop = threading.Event()
+    written = []
+
+    def write() -> None:
+        with psycopg.connect(conninfo(prod_source), autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("INSERT INTO product_embeddings (id, name, embedding) "
+                             "SELECT max(id) + 1, 'written during the drill', "
+                             "(SELECT embedding FROM product_embeddings WHERE id = 1) "
+                             "FROM product_embeddings")
+                written.append(1)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        result = pgvdrill_cli("drill", "--config", ops_config(), "--take", "--kinds",
+                              "logical", "--cache-dir", cli_cache, "--reports-dir", "reports")
+    finally:
+        stop.set()
+        writer.join(30)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(written) > 10
+    (drill,) = _report(tmp_path)["drills"]
+    assert drill["ok"] is True and drill["kind"] == "logical"
+
+
+def test_dr_drill_fails_on_a_corrupt_newest_backup_and_a_missing_kind(
+        pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
+        tmp_path: Path) -> None:
+    config = ops_config()
+    taken = pgvdrill_cli("backup", "logical", "--config", config)
+    assert taken.returncode == 0, taken.stderr
+    (dump,) = (tmp_path / "repo" / "logical").glob("*/*")
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dump.write_bytes(bytes(data))
+
+    result = pgvdrill_cli("drill", "--config", config, "--cache-dir", cli_cache,
+                          "--reports-dir", "reports")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    logical, physical = _report(tmp_path)["drills"]
+    assert logical["ok"] is False and "changed (sha256 differs)" in logical["error"]
+    assert _verdicts(logical)["rto.logical"] == "unknown"
+    assert physical["ok"] is False and "no complete physical backup" in physical["error"]
+    assert _verdicts(physical)["backup_age.physical"] == "unknown"
