@@ -1,0 +1,132 @@
+"""`pgvdrill schedule` as an operator uses it: the files it writes are run as they would
+be, the cron lines through /bin/sh against a running source (backups, off-site sync,
+retention, the DR drill), the archive_command by the server itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from fixtures.cli import Cli
+from fixtures.ops import conninfo
+from pgvdrill import osuser
+from pgvdrill.cluster import Cluster
+from pgvdrill.wal.archiving import make_archive_dir, python_for, switch_and_wait
+
+JOBS = ["pgvdrill-backup-logical", "pgvdrill-backup-physical", "pgvdrill-retention",
+        "pgvdrill-drill"]
+UNITS = sorted(f"{job}.{kind}" for job in JOBS for kind in ("service", "timer"))
+
+
+def cron_jobs(text: str) -> dict[str, str]:
+    """The command of each job line of an /etc/cron.d file, by the lock it takes."""
+    commands = [line.split(None, 6)[6] for line in text.splitlines()
+                if line.strip() and not line.startswith("#") and not re.match(r"[A-Z_]+=", line)]
+    return {re.search(r"/(pgvdrill-[a-z-]+)\.lock", c)[1]: c for c in commands}  # type: ignore[index]
+
+
+def run_like_cron(text: str, command: str, stand_ins: Path, cache: Path
+                  ) -> subprocess.CompletedProcess[str]:
+    """/bin/sh -c COMMAND with the file's variables and cron's \\% unescaped; `stand_ins`
+    first on PATH; the session's template cache as the default cache."""
+    variables = dict(re.findall(r"^([A-Z_]+)=(.*)$", text, re.MULTILINE))
+    env = {**variables, "PATH": f"{stand_ins}:{variables['PATH']}", "HOME": os.environ["HOME"],
+           "XDG_CACHE_HOME": str(cache)}
+    return subprocess.run([variables["SHELL"], "-c", command.replace("\\%", "%")], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_the_written_cron_schedule_runs_the_runbook(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        tmp_path: Path, cli_cache: Path) -> None:
+    config = ops_config(drill={"reports_dir": str(tmp_path / "reports")},
+                        **{"sync.rsync": {"dest": str(tmp_path / "offsite")}})
+    out, locks = tmp_path / "schedule", tmp_path / "locks"
+    locks.mkdir()
+
+    written = pgvdrill_cli("schedule", "--config", config, "--output-dir", out,
+                           "--lock-dir", locks)
+
+    assert written.returncode == 0, written.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([*UNITS, "pgvdrill.cron", "pgvdrill-archiving.conf"])
+    assert sorted(written.stdout.splitlines()) == [f"wrote {out / n}" for n in names]
+    service = (out / "pgvdrill-backup-logical.service").read_text()
+    assert "Wants=network-online.target postgresql.service" in service  # 127.0.0.1
+
+    # the jobs in the order of a first Sunday night: physical 01:00, logical 02:00,
+    # cleanup 03:00, drill 04:00; `date` says it is the 1st for the drill's first-week test
+    stand_ins = tmp_path / "stand-ins"
+    stand_ins.mkdir()
+    (stand_ins / "date").write_text("#!/bin/sh\necho 01\n")
+    (stand_ins / "date").chmod(0o755)
+    (tmp_path / "xdg").mkdir()
+    (tmp_path / "xdg" / "pgvdrill").symlink_to(cli_cache)
+    text = (out / "pgvdrill.cron").read_text()
+    commands = cron_jobs(text)
+    for job in ["pgvdrill-backup-physical", "pgvdrill-backup-logical", "pgvdrill-retention",
+                "pgvdrill-drill"]:
+        ran = run_like_cron(text, commands[job], stand_ins, tmp_path / "xdg")
+        assert ran.returncode == 0, f"{job}: {commands[job]}\n{ran.stdout}\n{ran.stderr}"
+
+    repo = tmp_path / "repo"
+    entries = sorted(p.name for p in (repo / "catalog").glob("*.json"))
+    assert [e.split("-")[0] for e in entries] == ["logical", "physical"]
+    offsite = tmp_path / "offsite"
+    assert sorted(p.name for p in (offsite / "catalog").glob("*.json")) == entries
+    [report] = (tmp_path / "reports").glob("*/report.json")
+    drills = json.loads(report.read_text())["drills"]
+    assert sorted((d["kind"], d["ok"]) for d in drills) == [("logical", True),
+                                                             ("physical", True)]
+
+    again = pgvdrill_cli("schedule", "--config", config, "--output-dir", out,
+                         "--lock-dir", locks)
+    assert again.returncode == 0 and again.stdout.count("unchanged ") == len(names)
+    edited = out / "pgvdrill-drill.timer"
+    edited.write_text(edited.read_text().replace("04:00:00", "05:00:00"))
+    refused = pgvdrill_cli("schedule", "--config", config, "--output-dir", out)
+    assert refused.returncode == 2
+    assert "already holds different pgvdrill-drill.timer" in refused.stderr
+    assert "05:00:00" in edited.read_text()
+
+
+def test_the_servers_archive_command_stores_wal_in_the_repository(
+        prod_source: Cluster, pgvdrill_cli: Cli, wal_workdir: Path, tmp_path: Path) -> None:
+    user = osuser.server_user()
+    repo = Path(tempfile.mkdtemp(prefix="repo-", dir=wal_workdir))
+    repo.chmod(0o711)  # the server enters it to reach wal/
+    make_archive_dir(repo / "wal", user)
+    config = tmp_path / "pgvdrill.toml"
+    config.write_text(f"[source]\nconninfo = {json.dumps(conninfo(prod_source))}\n"
+                      f"[repository]\npath = {json.dumps(str(repo))}\n"
+                      f"[drill]\nreports_dir = {json.dumps(str(tmp_path / 'reports'))}\n")
+    python, package_root = python_for(user)
+
+    result = pgvdrill_cli("schedule", "--config", config, "--format", "archiving",
+                          "--python", python)
+
+    assert result.returncode == 0, result.stderr
+    # the standard-library variant, as the server's OS user can run it here (pgvdrill is
+    # installed under /root): uncommented, the other one commented out
+    settings = re.sub(r"^archive_command", "#archive_command", result.stdout,
+                      flags=re.MULTILINE)
+    settings = settings.replace("#archive_command = '" + python,
+                                f"archive_command = 'PYTHONPATH={package_root} {python}")
+    auto = prod_source.read_file("postgresql.auto.conf")
+    prod_source.write_file("postgresql.auto.conf", auto + settings.encode())
+    prod_source.stop()
+    prod_source.start()
+
+    [(mode, timeout, command)] = prod_source.query(
+        "SELECT current_setting('archive_mode'), current_setting('archive_timeout'), "
+        "current_setting('archive_command')")
+    assert (mode, timeout) == ("on", "1min")
+    assert command == (f"PYTHONPATH={package_root} {python} -m pgvdrill.wal.walcmd "
+                       f"archive-wal %p %f --dest {repo}/wal")
+    segment = switch_and_wait(prod_source, repo / "wal")
+    assert (repo / "wal" / segment).stat().st_size == 16 * 2**20
