@@ -65,7 +65,8 @@ class S3Store:
         self.errors = _module("botocore.exceptions")
         self.upload_failed = _module("boto3.exceptions").S3UploadFailedError
         self.bucket = target.bucket
-        self.prefix = target.prefix.rstrip("/") + "/" if target.prefix.strip("/") else ""
+        prefix = target.prefix.strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""  # "prod", "/prod/" -> "prod/"
         self.storage_class = target.storage_class
         self.download = download
         self.name = f"s3://{self.bucket}/{self.prefix}"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pgvdrill.ops.sync_plan import Item, Plan
+from pgvdrill.ops.sync_plan import Group, Item, Plan
 
 Say = Callable[[str], None]
 
@@ -77,15 +77,20 @@ def push(store: Store, the_plan: Plan, *, dry_run: bool, say: Say) -> Totals:
         complete = _push(store, group.files, part, dry_run)
         if group.entry is not None and complete:
             _push(store, [group.entry], part, dry_run)
-        files = f"{len(group.files)} file(s)" + (" + catalog entry" if group.entry else "")
-        say(f"{store.name}: {group.name} ({files}): {part.uploaded} "
-            f"{'to upload' if dry_run else 'uploaded'} ({mib(part.bytes)}), "
-            f"{part.skipped} identical"
-            + (f", {len(part.problems)} DIFFER from the local copy"
-               + ("; catalog entry not copied" if group.entry else "") if part.problems else "")
-            + f" [{time.monotonic() - started:.1f}s]")
+        say(_progress(store, group, part, dry_run, time.monotonic() - started))
         totals.add(part)
     return totals
+
+
+def _progress(store: Store, group: Group, part: Totals, dry_run: bool, seconds: float) -> str:
+    files = f"{len(group.files)} file(s)" + (" + catalog entry" if group.entry else "")
+    line = (f"{store.name}: {group.name} ({files}): {part.uploaded} "
+            f"{'to upload' if dry_run else 'uploaded'} ({mib(part.bytes)}), "
+            f"{part.skipped} identical")
+    if part.problems:
+        line += f", {len(part.problems)} DIFFER from the local copy"
+        line += "; catalog entry not copied" if group.entry else ""
+    return f"{line} [{seconds:.1f}s]"
 
 
 def _push(store: Store, items: Sequence[Item], totals: Totals, dry_run: bool) -> bool:
