@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.wal.archiving import make_archive_dir, python_for, switch_and_wait
 
+ROOT = Path(__file__).parents[1]
 JOBS = ["pgvdrill-backup-logical", "pgvdrill-backup-physical", "pgvdrill-retention",
         "pgvdrill-drill"]
 UNITS = sorted(f"{job}.{kind}" for job in JOBS for kind in ("service", "timer"))
@@ -83,6 +85,22 @@ def test_the_written_cron_schedule_runs_the_runbook(
     drills = json.loads(report.read_text())["drills"]
     assert sorted((d["kind"], d["ok"]) for d in drills) == [("logical", True),
                                                              ("physical", True)]
+
+    # scripts/deploy/many-databases: one drill per configuration, two xdist workers
+    databases = tmp_path / "databases"
+    databases.mkdir()
+    for name in ("db-a", "db-b"):
+        (databases / f"{name}.toml").write_text(config.read_text().replace(
+            str(tmp_path / "reports"), str(tmp_path / "reports" / name)))
+    parallel = subprocess.run(
+        [sys.executable, "-m", "pytest", "scripts/deploy/many-databases", "-n", "2", "-q",
+         "-p", "no:cacheprovider", "--pgvdrill-configs", str(databases)],
+        cwd=ROOT, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
+        capture_output=True, text=True, timeout=600, check=False)
+    assert parallel.returncode == 0, parallel.stdout + parallel.stderr
+    assert "2 passed" in parallel.stdout
+    for name in ("db-a", "db-b"):
+        assert len(list((tmp_path / "reports" / name).glob("*/report.json"))) == 1
 
     again = pgvdrill_cli("schedule", "--config", config, "--output-dir", out,
                          "--lock-dir", locks)
