@@ -406,3 +406,108 @@ def test_unusable_settings_are_named(tmp_path: Path, capsys: pytest.CaptureFixtu
     config = config_file(tmp_path, **settings)
     assert main(["schedule", "--config", str(config), *args]) == 2
     assert expected in capsys.readouterr().err
+
+
+# --- the other deployment examples ------------------------------------------------------
+
+WORKFLOW = DEPLOY / "github-actions" / "pgvdrill-drills.yml"
+CRONJOB = DEPLOY / "kubernetes" / "pgvdrill-monthly-drill.yaml"
+
+
+def read_yaml(path: Path) -> list[Any]:
+    yaml = pytest.importorskip("yaml", reason="PyYAML reads the deployment examples")
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+def schedule_fields(text: str) -> list[set[int]]:
+    fields = text.split()
+    assert len(fields) == 5, f"not five cron fields: {text!r}"
+    return [cron_field(f, *r) for f, r in zip(fields, CRON_RANGES, strict=True)]
+
+
+def test_the_workflow_runs_the_drills_in_docker_and_uploads_the_reports() -> None:
+    [flow] = read_yaml(WORKFLOW)
+    triggers = flow[True]  # YAML 1.1 reads the key `on` as true
+    assert {"push", "pull_request", "schedule", "workflow_dispatch"} <= set(triggers)
+    for entry in triggers["schedule"]:
+        schedule_fields(entry["cron"])
+    assert flow["permissions"] == {"contents": "read"}
+    job = flow["jobs"]["drills"]
+    assert job["runs-on"] == "ubuntu-latest" and job["timeout-minutes"] > 0
+    steps = job["steps"]
+    uses = [s.get("uses", "") for s in steps]
+    assert uses[0].startswith("actions/checkout@")
+    assert any(u.startswith("actions/setup-python@") for u in uses)
+    runs = [s.get("run", "") for s in steps]
+    install = next(i for i, r in enumerate(runs) if "pip install -e '.[test]'" in r)
+    pull = next(i for i, r in enumerate(runs) if r.startswith("docker pull "))
+    drills = next(i for i, r in enumerate(runs) if r.startswith("pytest "))
+    upload = next(i for i, u in enumerate(uses) if u.startswith("actions/upload-artifact@"))
+    assert install < drills and pull < drills < upload
+    command = runs[drills].split()
+    assert command[:3] == ["pytest", "-n", "2"]
+    image = runs[pull].split()[2]
+    assert " ".join(command[3:]).startswith(f"--drill-backend docker --drill-image {image}")
+    assert image == "pgvector/pgvector:pg17"
+    assert steps[upload]["if"] == "always()" and steps[upload]["with"]["path"] == "reports/"
+
+
+def test_the_cronjob_drills_monthly_with_the_configmaps_config_and_a_0600_pgpass(
+        tmp_path: Path) -> None:
+    docs = {d["kind"]: d for d in read_yaml(CRONJOB)}
+    assert sorted(docs) == ["ConfigMap", "CronJob"]
+    cron = docs["CronJob"]["spec"]
+    assert schedule_fields(cron["schedule"])[:3] == [{0}, {4}, {1}]  # the 1st, 04:00
+    assert cron["schedule"].split()[3:] == ["*", "*"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    job = cron["jobTemplate"]["spec"]
+    assert job["backoffLimit"] >= 0 and job["ttlSecondsAfterFinished"] > 0
+    [verdicts] = [r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
+    assert verdicts["onExitCodes"]["values"] == [1, 2, 3, 4, 5, 6]
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"  # podFailurePolicy needs it
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    containers = {c["name"]: c for c in [*pod["initContainers"], *pod["containers"]]}
+    for container in containers.values():
+        assert {m["name"] for m in container["volumeMounts"]} <= set(volumes)
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+    [secret] = [v["secret"] for v in volumes.values() if "secret" in v]
+    assert secret["defaultMode"] == 0o600
+
+    drill = containers[verdicts["onExitCodes"]["containerName"]]
+    mounts = {m["mountPath"]: m for m in drill["volumeMounts"]}
+    args = drill["args"]
+    assert args[:2] == ["drill", "--config"]
+    config_path = Path(args[2])
+    config_volume = volumes[mounts[str(config_path.parent)]["name"]]["configMap"]
+    assert config_volume["name"] == docs["ConfigMap"]["metadata"]["name"]
+    (tmp_path / "pgvdrill.toml").write_text(docs["ConfigMap"]["data"][config_path.name])
+    config = load_config(tmp_path / "pgvdrill.toml")  # strict: the configuration is valid
+    passfile = Path(config.require_source().conninfo["passfile"])
+    copy = containers["pgpass"]["command"]
+    assert copy[:3] == ["install", "-m", "0600"] and copy[-1] == str(passfile)
+    assert mounts[str(passfile.parent)]["name"] in {m["name"] for m in
+                                                    containers["pgpass"]["volumeMounts"]}
+    assert mounts[str(config.repository)]["readOnly"] is True
+    assert str(config.drill.reports_dir) in mounts
+    assert args[args.index("--workdir") + 1] in mounts
+    assert args[args.index("--cache-dir") + 1] in mounts
+
+
+@pytest.mark.parametrize("version", ["1.29.0", "1.37.0"])
+def test_the_cronjob_passes_the_kubernetes_schemas(version: str) -> None:
+    validate = pytest.importorskip("kubernetes_validate",
+                                   reason="kubernetes-validate is not installed").validate
+    for doc in read_yaml(CRONJOB):
+        validate(doc, version, strict=True)
+
+
+def test_the_readme_regenerates_the_committed_examples() -> None:
+    readme = " ".join((DEPLOY / "README.md").read_text().replace("\\\n", " ").split())
+    assert " ".join(["pgvdrill schedule --config pgvdrill.example.toml", *DEPLOY_ARGS[2:]]) \
+        in readme
+    for fmt, directory in DEPLOY_DIRS.items():
+        assert f"{fmt}:{directory}" in readme
