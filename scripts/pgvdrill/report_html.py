@@ -1,7 +1,8 @@
 """report.html: one self-contained page for readers and auditors (inline CSS and SVG, no
 scripts, nothing fetched), so it opens offline and from a file:// URL.
 
-It shows the run's verdict, its facts, the drills with their target verdicts, charts of
+It shows the run's verdict, its facts, the procedure steps with their verdicts (when
+procedures were drilled), the drills with their target verdicts, charts of
 measured vs target, restore phases per drill and backup sizes, the verdicts' details,
 item timings, problems and, for a benchmark run, its runs, ratios and time against size.
 Every string from the payload is escaped.
@@ -18,6 +19,7 @@ from pgvdrill.report_model import (
     Bench,
     Drill,
     Payload,
+    ProcedureStep,
     bench,
     counts,
     drills,
@@ -26,6 +28,8 @@ from pgvdrill.report_model import (
     figure,
     mapping,
     num,
+    procedure_summary,
+    procedures,
     run_ok,
     secs,
     size,
@@ -33,7 +37,9 @@ from pgvdrill.report_model import (
 
 #: chart fills; the page's own chrome (header, badges) uses other shades of green and red
 STATUS_COLOURS = {"pass": "#1e8e3e", "fail": "#d93025", "unknown": "#80868b"}
-SYMBOLS = {"pass": "✓", "fail": "✗", "unknown": "?"}
+SYMBOLS = {"pass": "✓", "fail": "✗", "unknown": "?", "unsafe": "⚠"}
+#: a procedure step's verdict drawn as a badge status
+STEP_BADGES = {"works": "pass", "fails": "fail", "unsafe": "unsafe", "unknown": "unknown"}
 PHASE_COLOURS = {
     "extract": "#9c755f", "copy": "#76b7b2", "combine": "#ff9da7", "schema": "#edc948",
     "pre-data": "#edc948", "data": "#4e79a7", "post-data": "#f28e2b", "start": "#b07aa1",
@@ -74,12 +80,16 @@ table#verdicts tbody tr { background: none; }
 th.group { background: none; padding-top: 10px; font-family: ui-monospace, "DejaVu Sans Mono",
   monospace; font-size: 13px; }
 table.timings { table-layout: fixed; }
+td.step { min-width: 13em; }
 table.timings th:nth-child(1) { width: 110px; } table.timings th:nth-child(3),
 table.timings th:nth-child(4) { width: 100px; } table.timings th:nth-child(5) { width: 260px; }
 .badge { display: inline-block; padding: 0 7px; margin: 1px 3px 1px 0; border-radius: 10px;
   font-size: 11.5px; font-weight: 600; white-space: nowrap; border: 1px solid; }
 .verdict-pass { background: #e6f4ea; color: #137333; border-color: #a8dab5; }
 .verdict-fail { background: #fce8e6; color: #a50e0e; border-color: #f6aea9; }
+.verdict-unsafe { background: #fef7e0; color: #8a4b00; border-color: #f9cb72; }
+pre.command { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere;
+  font: 12px ui-monospace, "DejaVu Sans Mono", monospace; }
 .verdict-unknown { background: #f1f3f4; color: #3c4043; border-color: #bdc1c6;
   background-image: repeating-linear-gradient(45deg, transparent 0 4px, #e0e0e0 4px 6px); }
 figure { margin: 8px 0 4px; } figcaption { color: var(--muted); margin: 0 0 4px; }
@@ -128,16 +138,44 @@ def _badge(status: str, text: str, tip: str = "") -> str:
             f"{SYMBOLS.get(status, '?')} {_e(text)}</span>")
 
 
-def _header(payload: Payload, rows: list[Drill]) -> str:
+def _header(payload: Payload, rows: list[Drill], steps: list[ProcedureStep]) -> str:
     ok = run_ok(payload, rows)
     counted = counts(rows)
     verified = sum(d.ok for d in rows)
     badges = " ".join(_badge(s, f"{counted[s]} {s}") for s in STATUSES)
+    drilled = "".join(_badge(STEP_BADGES[v], f"{sum(s.verdict == v for s in steps)} {v}")
+                      for v in STEP_BADGES if any(s.verdict == v for s in steps))
+    only_steps = bool(steps) and not rows
     return (f'<header class="run {"run-ok" if ok else "run-failed"}" id="verdict">'
             f"<h1>pgvdrill restore drill {_e(payload.get('run_id', '?'))}</h1>"
             f'<p class="summary"><span class="status">{"ok" if ok else "FAILED"}</span>'
-            f"{verified} of {len(rows)} drills restored and verified</p>"
-            f'<p class="summary">Targets: {badges}</p></header>')
+            + (f"{len(steps)} procedure steps: {drilled}</p>" if only_steps else
+               f"{verified} of {len(rows)} drills restored and verified</p>"
+               + (f'<p class="summary">Procedure steps: {drilled}</p>' if steps else "")
+               + f'<p class="summary">Targets: {badges}</p>')
+            + "</header>")
+
+
+def _procedures(steps: list[ProcedureStep]) -> str:
+    """The per-step verdict table, and what each step ran (folded)."""
+    if not steps:
+        return ""
+    head = [("pack", ""), ("procedure", ""), ("step", ""), ("verdict", ""), ("why", ""),
+            ("seconds", "num")]
+    body = [[_td(s.pack), _td(s.procedure, "name"), _td(s.step, "name step"),
+             f"<td>{_badge(STEP_BADGES[s.verdict], s.verdict)}</td>", _td(s.why or "-"),
+             _td(secs(s.seconds), "num")] for s in steps]
+    commands = [[_td(s.procedure, "name"), _td(s.step, "name step"),
+                 f'<td><pre class="command">{_e(s.command or "-")}</pre></td>',
+                 _td(s.adapted or "-")] for s in steps]
+    return ('<section id="procedures"><h2>Procedures</h2>'
+            f'<p class="summary">{_e(procedure_summary(steps))}: works means the step ran and '
+            "its result verified exactly; fails and unsafe say why, as observed.</p>"
+            + _table("procedure-steps", head, body)
+            + "<details><summary>Commands, and how each was adapted to the drill</summary>"
+            + _table("procedure-commands", [("procedure", ""), ("step", ""), ("command", ""),
+                                            ("adapted to the drill", "")], commands)
+            + "</details></section>")
 
 
 def _facts(payload: Payload) -> str:
@@ -342,11 +380,12 @@ def html(payload: Payload) -> str:
     """The run as one self-contained HTML5 document."""
     rows = drills(payload)
     section = bench(payload)
-    parts = [
-        _header(payload, rows), _facts(payload), _drills(rows), _targets_chart(rows),
-        _phases_chart(rows), _sizes_chart(payload, rows), _verdicts(rows), _items(rows),
-        _problems(rows), _bench(section) if section is not None else "",
-    ]
+    steps = procedures(payload)
+    drilled = [_drills(rows), _targets_chart(rows), _phases_chart(rows),
+               _sizes_chart(payload, rows), _verdicts(rows), _items(rows), _problems(rows)]
+    parts = [_header(payload, rows, steps), _facts(payload), _procedures(steps),
+             *(drilled if rows or not steps else []),
+             _bench(section) if section is not None else ""]
     title = f"pgvdrill {payload.get('run_id', '?')}: {'ok' if run_ok(payload, rows) else 'FAILED'}"
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',

@@ -227,6 +227,44 @@ def bench(payload: Payload) -> Bench | None:
     return Bench(sizes, runs, ratios)
 
 
+@dataclass(frozen=True)
+class ProcedureStep:
+    """One step of a drilled procedure (the payload's `procedures` list): its verdict is
+    works, fails or unsafe ("unknown" when the payload holds something else)."""
+
+    pack: str
+    procedure: str
+    step: str
+    command: str
+    verdict: str
+    why: str
+    seconds: float | None
+    adapted: str
+
+
+PROCEDURE_VERDICTS = ("works", "fails", "unsafe")
+
+
+def procedures(payload: Payload) -> list[ProcedureStep]:
+    """The run's procedure steps, in report order (none for a run without them)."""
+    steps = []
+    for entry in map(mapping, listing(payload.get("procedures"))):
+        verdict = entry.get("verdict")
+        steps.append(ProcedureStep(
+            str(entry.get("pack") or "?"), str(entry.get("procedure") or "?"),
+            str(entry.get("step") or "?"), str(entry.get("command") or ""),
+            verdict if verdict in PROCEDURE_VERDICTS else "unknown",
+            str(entry.get("why") or ""), num(entry.get("seconds")),
+            str(entry.get("adapted") or "")))
+    return steps
+
+
+def procedure_summary(steps: list[ProcedureStep]) -> str:
+    """'12 works, 3 fails, 2 unsafe' (zero counts left out)."""
+    counted = {v: sum(s.verdict == v for s in steps) for v in (*PROCEDURE_VERDICTS, "unknown")}
+    return ", ".join(f"{n} {v}" for v, n in counted.items() if n) or "-"
+
+
 # -- formatting shared by the views ------------------------------------------------------
 
 def secs(value: float | None) -> str:

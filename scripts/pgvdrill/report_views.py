@@ -19,12 +19,15 @@ from pgvdrill.report_model import (
     Bench,
     Drill,
     Payload,
+    ProcedureStep,
     bench,
     counts,
     drills,
     facts,
     figure,
     num,
+    procedure_summary,
+    procedures,
     run_ok,
     secs,
     size,
@@ -63,19 +66,51 @@ def _bench(section: Bench) -> list[str]:
     return [*lines, ""]
 
 
+def _procedures(steps: list[ProcedureStep]) -> list[str]:
+    """The per-step verdict table, then what each step ran and how it was adapted."""
+    lines = ["## Procedures", "", f"Steps: {procedure_summary(steps)}.", "",
+             "| pack | procedure | step | verdict | why | seconds |",
+             "|---|---|---|---|---|---:|"]
+    lines += [_row(s.pack, s.procedure, s.step,
+                   s.verdict if s.verdict == "works" else f"**{s.verdict}**", s.why or "-",
+                   secs(s.seconds)) for s in steps]
+    lines += ["", "### Commands", "", "| procedure | step | command | adapted to the drill |",
+              "|---|---|---|---|"]
+    lines += [_row(s.procedure, s.step, s.command or "-", s.adapted or "-") for s in steps]
+    return [*lines, ""]
+
+
 def markdown(payload: Payload) -> str:
-    """A Markdown report: run facts, one row per drill, verdicts, phases, problems, bench."""
+    """A Markdown report: run facts, procedure steps (when drilled), one row per drill,
+    verdicts, phases, problems, bench. A run of procedures alone shows no drill sections."""
     rows = drills(payload)
+    steps = procedures(payload)
     ok = run_ok(payload, rows)
     lines = [f"# pgvdrill run {payload.get('run_id', '?')}: {'ok' if ok else 'FAILED'}", ""]
     lines += [f"- {label}: {text}" for label, text in facts(payload)]
-    lines += [f"- Drills: {len(rows)}, verified: {sum(d.ok for d in rows)}, "
-              f"failed: {sum(not d.ok for d in rows)}",
-              f"- Targets judged: {summary(counts(rows))}",
-              "", "## Drills", "",
-              "| drill | kind | backup | restore | size | backup s | restore s | verified "
-              "| targets |",
-              "|---|---|---|---|---:|---:|---:|---|---|"]
+    if steps:
+        lines += [f"- Procedure steps: {len(steps)}: {procedure_summary(steps)}"]
+    if rows or not steps:
+        lines += [f"- Drills: {len(rows)}, verified: {sum(d.ok for d in rows)}, "
+                  f"failed: {sum(not d.ok for d in rows)}",
+                  f"- Targets judged: {summary(counts(rows))}"]
+    lines.append("")
+    if steps:
+        lines += _procedures(steps)
+    if rows or not steps:
+        lines += _drill_sections(rows)
+    section = bench(payload)
+    if section is not None:
+        lines += _bench(section)
+    return "\n".join(lines)
+
+
+def _drill_sections(rows: list[Drill]) -> list[str]:
+    """Drills, Targets, Phases and Problems."""
+    lines = ["## Drills", "",
+             "| drill | kind | backup | restore | size | backup s | restore s | verified "
+             "| targets |",
+             "|---|---|---|---|---:|---:|---:|---|---|"]
     lines += [_row(d.name, d.kind, d.backup, d.restore, size(d.size_bytes),
                    secs(d.backup_seconds), secs(d.restore_seconds),
                    "ok" if d.ok else "**FAILED**", summary(d.counts())) for d in rows]
@@ -97,10 +132,7 @@ def markdown(payload: Payload) -> str:
         lines += [f"- {_cell(p)}" for p in d.problems] + [""]
     if not troubled:
         lines += ["None.", ""]
-    section = bench(payload)
-    if section is not None:
-        lines += _bench(section)
-    return "\n".join(lines)
+    return lines
 
 
 # -- Prometheus textfile ----------------------------------------------------------------------

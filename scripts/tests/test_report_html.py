@@ -17,6 +17,7 @@ import pytest
 from pgvdrill.report_html import STATUS_COLOURS, html
 
 SAMPLE = Path(__file__).parent / "data" / "report_sample.json"
+PROCEDURES = Path(__file__).parent / "data" / "report_procedures.json"  # a procedures run
 CHARTS = ("chart-targets", "chart-phases", "chart-sizes", "chart-scaling")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
@@ -194,8 +195,44 @@ def test_payload_strings_are_escaped(payload: dict[str, Any]) -> None:
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
 
 
+def test_procedures_section_has_a_verdict_per_step() -> None:
+    payload = json.loads(PROCEDURES.read_text())
+    dom = Dom(html(payload))
+    assert {"verdict", "facts", "procedures", "procedure-steps", "procedure-commands"} <= \
+        set(dom.ids)
+    assert not {"drills", "verdicts", "problems", "timings"} & set(dom.ids)  # no drills run
+    header = dom.text("verdict")
+    assert header[1] == "ok" and "7 procedure steps:" in header and "0 of 0" not in header
+    steps = payload["procedures"]
+    rows = dom.find("tr", "procedure-steps")[1:]
+    assert len(rows) == len(steps) == len(dom.find("tr", "procedure-commands")) - 1
+    badges = dom.find("span", "procedure-steps", "badge")
+    shown = {"verdict-pass": "works", "verdict-fail": "fails", "verdict-unsafe": "unsafe"}
+    assert [shown[next(c for c in b.classes if c in shown)] for b in badges] == \
+        [s["verdict"] for s in steps]
+    texts = dom.text("procedure-steps")
+    assert all(s["why"] in texts and s["step"] in texts for s in steps)
+    assert dom.find("pre", "procedure-commands", "command")
+    assert any(t.startswith("cat > $PGDATA/recovery.conf << EOF\nrestore_command")
+               for t in dom.text("procedure-commands"))
+
+
+def test_procedures_beside_drills_and_escaped(payload: dict[str, Any]) -> None:
+    steps = json.loads(PROCEDURES.read_text())["procedures"]
+    steps[0].update(why=HOSTILE, command=f"pg_dump {HOSTILE}", step=HOSTILE, verdict="odd")
+    text = html({**payload, "procedures": steps})
+    dom = Dom(text)
+    assert "<script" not in text.lower() and not dom.find("script")
+    assert HOSTILE in dom.text("procedure-steps") and "drills" in dom.ids
+    assert "9 of 11 drills restored and verified" in " ".join(dom.text("verdict"))
+    assert len([b for b in dom.find("span", "procedure-steps", "badge")
+                if "verdict-unknown" in b.classes]) == 1
+    assert dom.ids.index("procedures") < dom.ids.index("drills")
+
+
 @pytest.mark.parametrize("partial", [
     {},
+    {"procedures": [{}, None, {"verdict": "works", "seconds": "x"}]},
     {"drills": [{"drill": "x", "kind": "logical", "ok": False, "error": "boom"}]},
     {"drills": [{"verdicts": [{"status": "unknown", "unit": "B/s"}], "phases": [{"seconds": 1}],
                  "backup": {"size_bytes": 0}}],
@@ -203,7 +240,8 @@ def test_payload_strings_are_escaped(payload: dict[str, Any]) -> None:
 ])
 def test_partial_payloads_render(partial: dict[str, Any]) -> None:
     dom = Dom(html(partial))
-    assert "drills" in dom.ids and "FAILED" in " ".join(dom.text("verdict"))
+    assert ("procedures" if "procedures" in partial else "drills") in dom.ids
+    assert "FAILED" in " ".join(dom.text("verdict"))
     if not partial:
         assert not set(CHARTS) & set(dom.ids) and "None." in dom.text("problems")
 

@@ -15,6 +15,7 @@ from pgvdrill import report_views
 from pgvdrill.report_model import unix_time
 
 SAMPLE = Path(__file__).parent / "data" / "report_sample.json"
+PROCEDURES = Path(__file__).parent / "data" / "report_procedures.json"  # a procedures run
 README = Path(__file__).parents[2] / "reports" / "README.md"
 NOW = 1_800_000_000.0
 #: the smallest drill a producer may write: a drill that could not run
@@ -150,8 +151,45 @@ def test_markdown_bench_section(payload: dict[str, Any]) -> None:
     assert "## Benchmark" not in report_views.markdown(payload)
 
 
+def test_markdown_procedures_table_has_a_row_per_step() -> None:
+    payload = json.loads(PROCEDURES.read_text())
+    text = report_views.markdown(payload)
+    assert text.startswith(f"# pgvdrill run {payload['run_id']}: ok\n")
+    assert "- Procedure steps: 7: 3 works, 2 fails, 2 unsafe\n" in text
+    assert "## Drills" not in text and "- Drills:" not in text  # a run of procedures alone
+    verdicts, commands = _section(text, "Procedures").split("\n### Commands\n")
+    assert "Steps: 3 works, 2 fails, 2 unsafe." in verdicts
+    rows = _table(verdicts)
+    steps = payload["procedures"]
+    assert len(rows) == len(steps) == 7
+    for step, row in zip(steps, rows, strict=True):
+        verdict = step["verdict"] if step["verdict"] == "works" else f"**{step['verdict']}**"
+        assert row.startswith(f"| {step['pack']} | {step['procedure']} | {step['step']} | "
+                              f"{verdict} | ")
+    assert rows[3].startswith("| runbook | pg_restore | -t documents | **fails** | schema: "
+                              "index public.documents_created_at_idx")
+    assert rows[0].endswith("| 0.38 |")
+    lines = _table(commands)
+    assert len(lines) == 7 and lines[0].endswith(" | - |")  # a template: nothing adapted
+    assert "| pitr | recovery.conf instead of recovery.signal | cat > $PGDATA/recovery.conf " \
+           "<< EOF restore_command = 'cp " in commands  # newlines folded into the cell
+    assert lines[2].endswith("work directory; host, port and password from PGHOST, PGPORT "
+                             "and PGPASSFILE of the throw-away server |")
+
+
+def test_markdown_procedures_beside_drills(payload: dict[str, Any]) -> None:
+    steps = json.loads(PROCEDURES.read_text())["procedures"]
+    steps[0].update(verdict="odd", why="a | b")
+    text = report_views.markdown({**payload, "procedures": steps})
+    assert text.index("## Procedures") < text.index("## Drills")
+    assert "- Drills: 11, verified: 9, failed: 2" in text
+    assert "| config | nightly dump | backup | **unknown** | a \\| b | 0.38 |" in text
+    assert "- Procedure steps: 7: 2 works, 2 fails, 2 unsafe, 1 unknown" in text
+
+
 @pytest.mark.parametrize("partial", [
     {},
+    {"procedures": [{}, None, {"verdict": "works", "seconds": "x"}]},
     {"drills": [BARE]},
     {"drills": [{}], "bench": {}},
     {"drills": [{**BARE, "backup": None, "restore": "x", "phases": [{}], "items": [None],

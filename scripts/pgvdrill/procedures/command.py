@@ -1,0 +1,163 @@
+"""`pgvdrill procedures`: drill the configuration's [[procedure]] entries and/or the built-in
+runbook pack on throw-away servers, print one line per step and write reports/<run-id>/
+with the per-step verdict table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pgvdrill import report
+from pgvdrill.backends import backend_for
+from pgvdrill.config import Config, Procedure
+from pgvdrill.dataset import DatasetSpec, generate
+from pgvdrill.errors import ConfigError
+from pgvdrill.ops.commands import (
+    CONFIG_ENV,
+    REGISTRARS,
+    AddBackendOptions,
+    Handler,
+    SubParsers,
+    add_config_option,
+    config_from,
+)
+from pgvdrill.procedures import user
+from pgvdrill.procedures.pack import PACK, PROCEDURES, PackRun
+from pgvdrill.procedures.runbook import run_pack
+from pgvdrill.procedures.steps import VERDICTS, Recorder, StepResult
+from pgvdrill.report_views import write_views
+from pgvdrill.source import dataset_template
+from pgvdrill.targets import load_targets
+
+DESCRIPTION = """\
+Drill backup and restore procedures on throw-away servers and judge every step: works
+(it ran and its result verified exactly), fails (with the error or what did not verify)
+or unsafe (with what it lost or exposed, as observed).
+
+--config: the [[procedure]] entries of the configuration (templates with {dsn},
+{target_dsn}, {backup}, {wal_dir}, {pgdata}, {target_time}; see pgvdrill.example.toml),
+each run on a copy of a generated dataset and its restore verified like pgvdrill's own.
+No [source] is needed. --pack runbook: the runbook's procedures, verbatim where they are
+valid commands. Without --config or $PGVDRILL_CONFIG, --pack runs alone; otherwise the
+configuration is found as for every command.
+
+Writes reports/<run-id>/report.json (a top-level "procedures" list) and its views.
+
+exit codes: 0 every configured procedure works (a pack's fails and unsafe steps are
+findings, reported but not errors, unless --fail-on-findings), 1 a configured procedure's
+step fails or is unsafe (with --fail-on-findings: any step), 2 bad configuration or
+options, 3 an external tool failed outside a step, 130 interrupted."""
+
+EXAMPLES = """\
+examples:
+  pgvdrill procedures --pack runbook               # the runbook's procedures, step by step
+  pgvdrill procedures --config /etc/pgvdrill/pgvdrill.toml     # the team's [[procedure]]s
+  pgvdrill procedures --config pgvdrill.toml --only "nightly dump"
+  pgvdrill procedures --pack runbook --only pg_restore,pitr
+  pgvdrill procedures --pack runbook --fail-on-findings          # CI: fail on any finding
+"""
+
+
+def _names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one procedure")
+    return names
+
+
+def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
+    parser = sub.add_parser(
+        "procedures", help="drill your own backup/restore procedures and the runbook's",
+        description=DESCRIPTION, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_backend_options(parser)
+    add_config_option(parser)
+    parser.add_argument("--pack", choices=(PACK,),
+                        help="also run a built-in procedure pack: runbook (RUNBOOK.md's "
+                             f"procedures: {', '.join(PROCEDURES)})")
+    parser.add_argument("--only", type=_names,
+                        help="comma-separated procedures to run: [[procedure]] names and/or "
+                             "the pack's (default: all)")
+    parser.add_argument("--reports-dir", type=Path,
+                        help="where reports/<run-id>/ is written (default: [drill] "
+                             "reports_dir of the configuration, else ./reports)")
+    parser.add_argument("--fail-on-findings", action="store_true",
+                        help="exit 1 also when a step of the pack fails or is unsafe")
+    parser.add_argument("--rows", type=int, default=DatasetSpec.rows,
+                        help=f"rows of the generated dataset (default {DatasetSpec.rows})")
+    parser.add_argument("--dim", type=int, default=DatasetSpec.dim,
+                        help=f"its vector dimension (default {DatasetSpec.dim})")
+    return {"procedures": run}
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _selected(args: argparse.Namespace, config: Config | None) -> tuple[list[Procedure],
+                                                                        list[str]]:
+    """The configured procedures and the pack's procedures this run drills (checked)."""
+    procedures = list(config.procedures) if config else []
+    if not procedures and not args.pack:
+        raise ConfigError(f"{config.path if config else 'the configuration'} has no "
+                          "[[procedure]] entry and no --pack was given: nothing to drill",
+                          "add [[procedure]] entries (see pgvdrill.example.toml) or pass "
+                          "--pack runbook")
+    pack = list(PROCEDURES) if args.pack else []
+    only = args.only or [p.name for p in procedures] + pack
+    unknown = sorted(set(only) - {p.name for p in procedures} - set(pack))
+    if unknown:
+        raise ConfigError(f"--only names unknown procedure(s): {', '.join(unknown)}",
+                          f"known: {', '.join([p.name for p in procedures] + pack)}")
+    chosen = [p for p in procedures if p.name in only]
+    for proc in chosen:
+        user.check(proc)
+    return chosen, [p for p in pack if p in only]
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `pgvdrill procedures` handler."""
+    load = args.config is not None or bool(os.environ.get(CONFIG_ENV)) or not args.pack
+    config = config_from(args) if load else None
+    procedures, pack = _selected(args, config)
+    args.backend = args.backend or (config.drill.backend if config else None)
+    args.pg_bin = args.pg_bin or (config.drill.pg_bin if config else None)
+    run_dir = report.new_run_dir(args.reports_dir or (config.drill.reports_dir if config
+                                                      else Path("reports")))
+    data = generate(DatasetSpec(rows=args.rows, dim=args.dim))
+    own, built_in = Recorder("config", _say), Recorder(PACK, _say)
+    started = datetime.now(UTC)
+    with backend_for(args) as backend:
+        template, load_seconds = dataset_template(backend, data)
+        _say(f"dataset {data.spec.key()}: "
+             + (f"loaded in {load_seconds:.1f}s" if load_seconds else "cached template"))
+        for proc in procedures:
+            user.drill(user.Run(backend, template, own), proc)
+        if pack:
+            run_pack(PackRun(backend, template, built_in, pack))
+        facts = {"server": backend.facts(),
+                 "dataset": {"key": data.spec.key(), "rows": data.spec.rows,
+                             "dim": data.spec.dim, "load_seconds": round(load_seconds, 3)}}
+    failed = [r for r in own.results if r.verdict != "works"]
+    findings = [r for r in built_in.results if r.verdict != "works"]
+    payload = report.build("pgvdrill procedures", run_dir, started, [], load_targets(None),
+                           **facts)
+    payload["procedures"] = [r.as_dict() for r in own.results + built_in.results]
+    payload["ok"] = not failed and not (args.fail_on_findings and findings)
+    path = report.write_json(run_dir / "report.json", payload)
+    write_views(run_dir, payload)
+    _say(f"{'ok' if payload['ok'] else 'FAILED'}: {_tally(own.results + built_in.results)}; "
+         f"configured procedures: {len(failed)} step(s) not working; runbook findings: "
+         f"{len(findings)}; report: {path}")
+    return 0 if payload["ok"] else 1
+
+
+def _tally(results: list[StepResult]) -> str:
+    counted = Counter(r.verdict for r in results)
+    return f"{len(results)} steps: " + ", ".join(f"{counted[v]} {v}" for v in VERDICTS)
+
+
+REGISTRARS.append(register)
