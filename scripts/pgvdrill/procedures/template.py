@@ -1,13 +1,18 @@
 """Procedure templates: a team's own command lines with placeholders, rendered for one run.
 
-A template is a POSIX shell command line, run with `sh -c`, so pipes, `&&`, redirections
-and variables work as in the team's scripts. Every placeholder is replaced by its value
-quoted for the shell (`shlex.quote`): a path with spaces, quotes, `$(...)` or `;` stays one
-word and is never run. That is why a placeholder must stand outside quotes (`'{backup}'`
-would wrap quotes around the quoted value): rendering refuses it. `{{` and `}}` are literal
-braces, `${name}` is the shell's own expansion and is left alone, and a `{word}` that is
-no placeholder is refused as a typo, outside quotes (inside quotes it is shell text, e.g.
-awk's '{print}'). Heredoc bodies are not parsed: write no placeholder into one.
+A template is a POSIX shell command line, always run with `sh -c`, so pipes, `&&`,
+redirections and variables work as in the team's scripts. Always, rather than only when
+the text looks like it needs a shell: telling shell syntax from text (a `>` in quotes,
+`$VAR`, a glob) is guesswork, and for a plain command `sh -c` with quoted values hands the
+program exactly the argv a direct start would, so one way is both simpler and safer.
+
+Every placeholder is replaced by its value quoted for the shell (`shlex.quote`): a path
+with spaces, quotes, `$(...)` or `;` stays one word and is never run. That is why a
+placeholder must stand outside quotes (`'{backup}'` would wrap quotes around the quoted
+value): rendering refuses it. `{{` and `}}` are literal braces, `${name}` is the shell's
+own expansion and is left alone, and a `{word}` that is no placeholder is refused as a
+typo outside quotes (inside quotes it is shell text, e.g. awk's '{print}'). Heredoc bodies
+are not parsed: write no placeholder into one.
 """
 
 from __future__ import annotations
