@@ -37,7 +37,8 @@ from pgvdrill.verify import Snapshot
 
 DUMP, RESTORE, RESTORE_TEST = "pg_dump", "pg_restore", "restore_test.sh"
 DUMP_ADAPTED = f"-f: a file in the drill's work directory; {CONNECTION}"
-PLAIN_RESTORE = "pg_restore -U postgres -d vector_db {backup}"
+PLAIN_RESTORE = "pg_restore -U postgres -d vector_db {backup}"  # section 3, as written
+PLAINLY = "`pg_restore -U postgres -d vector_db <dump>` into a new database"
 
 
 @dataclass(frozen=True)
@@ -143,12 +144,12 @@ def _dump(pack: PackRun, ws: Workspace, source: LocalCluster, target: LocalClust
             restored = ws.run(render(PLAIN_RESTORE, {"backup": str(path)}),
                               server=target.conninfo, dbname=SOURCE_DB)
             if restored.returncode:
-                out.error = (f"restored as the runbook restores (`{PLAIN_RESTORE}` into a new "
-                             f"database): {restore_failure(restored)}")
+                out.error = (f"restored as the runbook restores ({PLAINLY}): "
+                             f"{restore_failure(restored)}")
             dumped = out.evidence
             with target.connect(SOURCE_DB) as conn:
                 check_restored(out, snap, conn, tables=[f"{s}.{t}" for s, t in archive.tables()])
-            out.evidence = f"{dumped}; `{PLAIN_RESTORE}` into a new database: {out.evidence}"
+            out.evidence = f"{dumped}; {PLAINLY}: {out.evidence}"
     return path if judge(out)[0] == "works" else None
 
 
