@@ -75,7 +75,7 @@ class Drill:
 
 @dataclass(frozen=True)
 class Procedure:
-    """A team's own backup/restore commands, as templates (see procedures.py)."""
+    """A team's own backup/restore commands, as templates (see pgvdrill/procedures/)."""
 
     name: str
     backup: str = ""
