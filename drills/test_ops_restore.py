@@ -1,0 +1,214 @@
+"""`pgvdrill restore logical|physical|pitr` as an operator runs it, from catalog backups of a
+running source: the restored copy equals the source (or, for PITR, holds exactly the marker
+rows committed up to the target), and every unsafe request is refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.cli import Cli
+from fixtures.ops import conninfo
+from pgvdrill import osuser
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.physical.drill import SEQUENCE_SLACK
+from pgvdrill.repository import Repository
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.verify import snapshot, verify
+from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
+from pgvdrill.wal.drill import MARKERS, RESTORE_POINT
+from pgvdrill.wal.markers import MarkerWriter, boundary_problems
+from pgvdrill.wal.names import format_lsn
+
+
+@pytest.fixture
+def reachable(wal_workdir: Path) -> Path:
+    """A directory the server's OS user can enter (tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(dir=wal_workdir))
+    path.chmod(0o711)
+    return path
+
+
+@pytest.fixture
+def pgdata(reachable: Path) -> Callable[[str], Path]:
+    """pgdata(name): an empty data directory owned by the server's OS user, as an operator
+    prepares it."""
+
+    def make(name: str) -> Path:
+        path = reachable / name
+        path.mkdir(mode=0o700)
+        osuser.chown_tree(path, osuser.server_user())
+        return path
+
+    return make
+
+
+@pytest.fixture
+def adopted(backend: Backend) -> Iterator[Callable[[str, Path], Cluster]]:
+    """adopt(name, datadir): the restored data directory as a cluster, started (not waited
+    for promotion); destroyed after the test."""
+    made: list[Cluster] = []
+
+    def adopt(name: str, datadir: Path) -> Cluster:
+        cluster = backend.adopt(name, datadir)
+        made.append(cluster)
+        cluster.start()
+        return cluster
+
+    yield adopt
+    for cluster in made:
+        cluster.destroy()
+
+
+Done = subprocess.CompletedProcess[str]
+
+
+def ok(result: Done) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def refused(result: Done, code: int, words: str) -> None:
+    assert result.returncode == code, result.stdout + result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_restore_logical_equals_the_source_and_refuses_unsafe_targets(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        make_cluster: Callable[..., Cluster]) -> None:
+    config = ops_config()
+    ok(pgvdrill_cli("backup", "logical", "--config", config))
+    target = make_cluster("restored")
+    target.query("CREATE DATABASE restored TEMPLATE template0")
+    dsn = conninfo(target, "restored")
+
+    result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--jobs", "2",
+                          "--config", config)
+
+    assert "restored logical-" in ok(result)
+    assert "pg_restore: processing data for table" in result.stderr  # progress
+    with prod_source.connect(SOURCE_DB) as source, target.connect("restored") as restored:
+        verify(snapshot(source), restored).raise_for_problems()
+    refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn,
+                         "--config", config), 5, "already holds")
+    ok(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--clean",
+                    "--config", config))
+    refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", conninfo(prod_source),
+                         "--clean", "--config", config),
+            5, "is the configured source: its connection settings name the same host")
+    same_server = conninfo(prod_source).replace("host=127.0.0.1", "host=localhost")
+    refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", same_server,
+                         "--clean", "--config", config),
+            5, "is the configured source: it is the same server (system identifier")
+
+
+def test_restore_physical_starts_equal_to_the_source(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        pgdata: Callable[[str], Path], adopted: Callable[[str, Path], Cluster]) -> None:
+    config = ops_config()
+    ok(pgvdrill_cli("backup", "physical", "--config", config))
+    datadir = pgdata("physical")
+    (datadir / "lost+found").mkdir()  # a mount point: --force restores beside it
+
+    result = pgvdrill_cli("restore", "physical", "latest", "--pgdata", datadir, "--force",
+                          "--config", config)
+
+    assert f"pg_ctl -D {datadir}" in ok(result)
+    assert (datadir / "lost+found").is_dir() and (datadir / "PG_VERSION").is_file()
+    assert not (datadir / "recovery.signal").exists()
+    assert os.stat(datadir / "PG_VERSION").st_uid == os.stat(datadir).st_uid
+    cluster = adopted("restored-physical", datadir)
+    with prod_source.connect(SOURCE_DB) as source, cluster.connect(SOURCE_DB) as restored:
+        verify(snapshot(source), restored, sequence_slack=SEQUENCE_SLACK).raise_for_problems()
+
+
+def test_restore_refusals(prod_source: Cluster, ops_config: Callable[..., Path],
+                          pgvdrill_cli: Cli, pgdata: Callable[[str], Path]) -> None:
+    config = ops_config()
+    ok(pgvdrill_cli("backup", "physical", "--config", config))
+    [entry] = [p.stem for p in (Path(config).parent / "repo" / "catalog").glob("*.json")]
+
+    def restore(kind: str, backup: str, datadir: Path, *extra: str) -> Done:
+        return pgvdrill_cli("restore", kind, backup, "--pgdata", datadir, *extra,
+                            "--config", config)
+
+    busy = pgdata("busy")
+    (busy / "notes.txt").write_text("mine")
+    refused(restore("physical", "latest", busy), 5, "is not empty (notes.txt)")
+    (busy / "PG_VERSION").write_text("18\n")
+    refused(restore("physical", "latest", busy, "--force"), 5,
+            "holds a PostgreSQL data directory (PG_VERSION")
+    assert sorted(os.listdir(busy)) == ["PG_VERSION", "notes.txt"]  # nothing touched
+    refused(restore("physical", "physical-19990101T000000Z", pgdata("a")), 2,
+            "no backup physical-19990101T000000Z in the catalog")
+    refused(restore("pitr", entry, pgdata("b"), "--target-time", "2000-01-01 00:00:00+00"),
+            5, f"is before base backup {entry} started")
+    refused(restore("pitr", "latest", pgdata("c"), "--target-time", "2000-01-01 00:00:00+00"),
+            5, "no physical backup ends before the recovery target")
+    refused(restore("pitr", "latest", pgdata("d"), "--target-time", "2000-01-01 00:00:00"),
+            2, "has no time zone")
+    base = Path(config).parent / "repo" / "physical" / entry / "base.tar"
+    base.write_bytes(base.read_bytes()[:-1024])
+    untouched = pgdata("e")
+    refused(restore("physical", entry, untouched), 4,
+            f"backup {entry} does not match its catalog entry")
+    assert not any(untouched.iterdir())
+
+
+def _promoted(cluster: Cluster, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while cluster.query("SELECT pg_is_in_recovery()")[0][0]:
+        assert time.monotonic() < deadline, cluster.server_log(40)
+        time.sleep(0.1)
+
+
+def test_restore_pitr_to_each_target_kind(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        reachable: Path, pgdata: Callable[[str], Path],
+        adopted: Callable[[str, Path], Cluster], tmp_path: Path) -> None:
+    config = ops_config()  # the repository where the server's OS user can write its WAL
+    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
+                                                 str(reachable / "repo")))
+    repo = Repository(reachable / "repo").ensure()
+    osuser.chown_tree(repo.root, osuser.server_user())
+    enable_archiving(prod_source, repo.wal, osuser.server_user(), track_commit_timestamp=True)
+    with prod_source.connect(SOURCE_DB) as conn, prod_source.connect() as wal_conn:
+        writer = MarkerWriter(conn, wal_conn)
+        writer.create()
+        for i in range(1, 4):
+            writer.write(i)
+        ok(pgvdrill_cli("backup", "physical", "--config", config))
+        for i in range(4, MARKERS + 1):
+            writer.write(i)
+            if i == RESTORE_POINT[1]:
+                wal_conn.execute("SELECT pg_create_restore_point(%s)", (RESTORE_POINT[0],))
+    switch_and_wait(prod_source, repo.wal)
+    m = writer.written
+    [backup] = [p.stem for p in repo.catalog.glob("*.json")]
+    cases = {  # options -> markers recovered
+        "time": (["--target-time", m[5].commit_time.isoformat()], 6),
+        "xid": (["--target-xid", str(m[6].xid), "--exclusive"], 6),
+        "lsn": (["--target-lsn", format_lsn(m[7].commit_lsn)], 8),
+        "name": (["--target-name", RESTORE_POINT[0]], RESTORE_POINT[1]),
+        "immediate": (["--target", "immediate"], 3),
+    }
+    for kind, (options, expected) in cases.items():
+        datadir = pgdata(f"pitr-{kind}")
+        result = pgvdrill_cli("restore", "pitr", "latest", "--pgdata", datadir, *options,
+                              "--config", config)
+        assert f"latest: {backup}" in ok(result)
+        assert (datadir / "recovery.signal").is_file()
+        assert "restore-wal %f %p --source" in (datadir / "postgresql.auto.conf").read_text()
+        cluster = adopted(f"pitr-{kind}", datadir)
+        _promoted(cluster)
+        with cluster.connect(SOURCE_DB) as restored:
+            assert boundary_problems(restored, m[:expected], m[expected:]) == [], kind
+    refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", pgdata("early"),
+                         "--target-lsn", format_lsn(m[2].commit_lsn), "--config", config),
+            5, "is before the base backup's end LSN")

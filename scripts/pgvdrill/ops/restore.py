@@ -1,0 +1,280 @@
+"""`pgvdrill restore logical|physical|pitr`: a catalog backup restored, after its files were
+checked against the catalog. Physical and point-in-time restores make a data directory and
+print how to start it; pgvdrill never starts the server itself."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from pgvdrill import runner
+from pgvdrill.config import Config
+from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.ops.backup_source import client_tools
+from pgvdrill.ops.commands import (
+    REGISTRARS,
+    AddBackendOptions,
+    Handler,
+    SubParsers,
+    add_config_option,
+    config_from,
+)
+from pgvdrill.ops.restore_choose import LATEST, choose, refuse_before_backup, target_from
+from pgvdrill.ops.restore_datadir import (
+    AUTO_CONF,
+    existing_names,
+    restore_datadir,
+    server_user_for,
+    settle,
+    write_recovery,
+)
+from pgvdrill.ops.restore_logical import restore_logical
+from pgvdrill.ops.verify_repo import artifact_path, has_wal, read_catalog
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
+from pgvdrill.physical.manifest import manifest_ranges
+from pgvdrill.physical.verifybackup import backup_format
+from pgvdrill.repository import Entry, Repository, file_problems
+from pgvdrill.wal.archiving import restore_command
+from pgvdrill.wal.continuity import check_continuity
+from pgvdrill.wal.names import format_lsn
+from pgvdrill.wal.pitr import BackupPoint, Target
+
+EXIT_CODES = """exit codes:
+  0  restored (physical, pitr: the data directory is ready to start)
+  2  bad input: an unknown BACKUP_ID, a backup of another kind, bad target values, the
+     server's OS user cannot run the restore_command or read the WAL archive
+  3  pg_restore failed (its stderr is shown)
+  4  the backup's files differ from its catalog entry, or it cannot be read: not restored
+  5  refused or impossible: a non-empty data directory, a target database that is the
+     configured source or already holds tables, a recovery target before the backup's
+     end, no backup ending before the target, a known pg_restore pitfall
+"""
+LOGICAL_EPILOG = """The dump's files are checked against the catalog, the dump is read back,
+then pg_restore --exit-on-error --no-password --verbose [--clean --if-exists] [--jobs N]
+restores it into the database the conninfo names, which must exist (createdb). No password
+in the conninfo: libpq takes it from ~/.pgpass, PGPASSFILE, a service file or PGPASSWORD.
+
+examples:
+  pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db user=postgres"
+  pgvdrill restore logical logical-20251101T020000Z --target-dsn "service=restore" -j 4
+  pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --clean
+
+""" + EXIT_CODES
+PHYSICAL_EPILOG = """The base backup's files are checked against the catalog, then it is
+unpacked into DIR (tar archives extracted, a plain backup copied). DIR must be missing or
+empty; --force also takes a DIR holding other files (lost+found of a mount point) when it
+holds no PG_VERSION and none of the backup's names: nothing is ever deleted or replaced.
+The files take DIR's owner (its parent's when DIR is new): create DIR as the server's OS
+user. Then start it yourself: it replays the backup's own WAL to its end.
+
+examples:
+  pgvdrill restore physical latest --pgdata /var/lib/postgresql/18/restore
+  pgvdrill restore physical physical-20251102T010000Z --pgdata /srv/pg/restore
+
+""" + EXIT_CODES
+PITR_EPILOG = """As restore physical, then recovery settings appended to DIR/postgresql.auto.conf
+(read last, so they win over the source's configuration) with DIR/recovery.signal:
+  restore_command = '... -m pgvdrill.wal.walcmd restore-wal %f %p --source <repository>/wal'
+  recovery_target_time|xid|lsn|name or recovery_target = 'immediate' (none: the end of the
+  archive), recovery_target_inclusive, recovery_target_action, recovery_target_timeline =
+  'latest'. A target before the backup's end is refused. `latest` picks the newest backup
+  that finished before a time or LSN target (any backup for an xid or name target: where
+  those lie is not known before replaying). Times need a zone: "2025-11-01 10:00:00+00".
+
+examples:
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-time "2025-11-01 10:00:00+00"
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-xid 7531 --exclusive
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-lsn 16/B374D848
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-name before_migration
+  pgvdrill restore pitr physical-20251102T010000Z --pgdata /srv/pg/pitr --target immediate
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr      # to the end of the archive
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-time "..." --target-action pause
+
+""" + EXIT_CODES
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return number
+
+
+def _kind_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
+                 ) -> argparse.ArgumentParser:
+    parser = kinds.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("backup", metavar="BACKUP_ID|latest",
+                        help="a catalog backup id, or latest")
+    add_config_option(parser)
+    return parser
+
+
+def _datadir_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
+                    ) -> argparse.ArgumentParser:
+    parser = _kind_parser(kinds, name, help_text, epilog)
+    parser.add_argument("--pgdata", type=Path, required=True, metavar="DIR",
+                        help="the data directory to make (missing or empty)")
+    parser.add_argument("--force", action="store_true",
+                        help="allow a DIR holding other files (never a cluster; nothing is "
+                             "replaced)")
+    return parser
+
+
+def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
+    restore = sub.add_parser(
+        "restore", help="restore a catalog backup: logical, physical or point-in-time",
+        description="Restore a backup from the repository, after checking its files "
+                    "against the catalog. Physical and pitr restores prepare a data "
+                    "directory and print how to start it.",
+        epilog="see pgvdrill restore logical|physical|pitr --help\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = restore.add_subparsers(dest="restore_kind", required=True,
+                                   metavar="logical|physical|pitr")
+    logical = _kind_parser(kinds, "logical", "pg_restore a logical backup into a database",
+                           LOGICAL_EPILOG)
+    logical.add_argument("--target-dsn", required=True, metavar="CONNINFO",
+                         help="libpq connection string of the existing target database")
+    logical.add_argument("-j", "--jobs", type=_positive, default=1,
+                         help="parallel pg_restore jobs (default 1)")
+    logical.add_argument("--clean", action="store_true",
+                         help="drop the dump's objects before re-creating them (--clean "
+                              "--if-exists): needed for a database that holds tables")
+    logical.add_argument("--force", action="store_true",
+                         help="restore even into the configured source")
+    _datadir_parser(kinds, "physical", "unpack a base backup into a new data directory",
+                    PHYSICAL_EPILOG)
+    pitr = _datadir_parser(kinds, "pitr", "a base backup plus recovery settings for a point "
+                                          "in time", PITR_EPILOG)
+    targets = pitr.add_mutually_exclusive_group()
+    targets.add_argument("--target-time", metavar="T", help="recovery_target_time, with a zone")
+    targets.add_argument("--target-xid", metavar="X", help="recovery_target_xid")
+    targets.add_argument("--target-lsn", metavar="L", help="recovery_target_lsn")
+    targets.add_argument("--target-name", metavar="N",
+                         help="recovery_target_name (a pg_create_restore_point name)")
+    targets.add_argument("--target", choices=("immediate",),
+                         help="immediate: the backup's consistent point")
+    pitr.add_argument("--exclusive", action="store_true",
+                      help="stop just before the target (recovery_target_inclusive = off)")
+    pitr.add_argument("--target-action", choices=("promote", "pause", "shutdown"),
+                      help="what the server does at the target (default promote)")
+    return {"restore": cmd_restore}
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    repo = Repository(config.repository)
+    entries, unreadable = read_catalog(repo)
+    if args.restore_kind == "logical":
+        entry = choose(entries, unreadable, "logical", args.backup)
+        require_intact(repo, entry)
+        restore_logical(config, entry, artifact_path(repo, entry), args.target_dsn,
+                        jobs=args.jobs, clean=args.clean, force=args.force, say=_say)
+        return 0
+    target = target_from(args) if args.restore_kind == "pitr" else None
+    entry = choose(entries, unreadable, "physical", args.backup, target)
+    if args.backup == LATEST:
+        _say(f"latest: {entry.id} (finished {entry.finished}, end LSN {entry.end_lsn})")
+    restore_base(config, repo, entry, args.pgdata.absolute(), target, force=args.force)
+    return 0
+
+
+def require_intact(repo: Repository, entry: Entry) -> None:
+    """BackupError listing how the backup's files differ from its catalog entry."""
+    problems = file_problems(repo, entry)
+    if problems:
+        listed = "\n".join(f"  - {p}" for p in problems)
+        raise BackupError(f"backup {entry.id} does not match its catalog entry:\n{listed}",
+                          "do not restore from it: choose another backup (pgvdrill verify "
+                          "--all), and find out what changed this one")
+
+
+def base_backup_of(repo: Repository, entry: Entry) -> BaseBackup:
+    """The catalog's base backup as the physical library knows it."""
+    path = repo.backup_dir("physical", entry.id)
+    setting = BASE_BACKUP_SETTINGS["plain" if backup_format(path) == "plain" else "tar-stream"]
+    return BaseBackup(setting, path, entry.seconds, manifest_ranges(path / "backup_manifest"))
+
+
+def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
+                 target: Target | None, *, force: bool) -> None:
+    """Unpack base backup `entry` into `pgdata`, with recovery settings for `target`."""
+    if not pgdata.exists() and not pgdata.parent.is_dir():
+        raise ConfigError(f"{pgdata.parent} does not exist",
+                          "create the parent directory of --pgdata first")
+    existing = existing_names(pgdata, force)
+    server_user = server_user_for(pgdata)
+    backup = base_backup_of(repo, entry)
+    command = ""
+    if target is not None:
+        point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
+        refuse_before_backup(entry, target, point)
+        command = wal_restore_command(repo.wal.resolve(), server_user)
+    require_intact(repo, entry)
+    _say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
+    tools = client_tools(config.source.pg_bin if config.source else None)
+    names = restore_datadir(tools, backup, pgdata, existing)
+    _say(f"restored {len(names)} item(s) into {pgdata}")
+    if target is not None:
+        lines = write_recovery(pgdata, command, target, entry.id)
+        _say(f"appended to {pgdata / AUTO_CONF}, and created recovery.signal:")
+        for line in lines[1:]:
+            _say(f"  {line}")
+        _say(archive_reach(repo, point, target))
+    settle(pgdata, existing, server_user)
+    _next_steps(pgdata, entry, target, server_user)
+
+
+def wal_restore_command(wal: Path, server_user: str | None) -> str:
+    """restore_command reading `wal`, checked to work for the server's OS user."""
+    command = restore_command(wal, server_user)
+    probe = runner.run(["test", "-r", wal, "-a", "-x", wal], user=server_user, check=False,
+                       timeout=30)
+    if probe.returncode != 0:
+        raise ConfigError(f"the server's OS user {server_user} cannot read the WAL archive "
+                          f"{wal}", "give it read access to the archive (and every "
+                          "directory above it), or create --pgdata owned by another user")
+    return command
+
+
+def archive_reach(repo: Repository, point: BackupPoint, target: Target) -> str:
+    """How far the archived WAL carries recovery from the backup, as one line."""
+    if not has_wal(repo):
+        return (f"warning: no archived WAL in {repo.wal}: recovery cannot go beyond the "
+                f"backup's end ({format_lsn(point.end_lsn)})")
+    try:
+        reach = check_continuity(repo.wal, point.start_lsn, point.timeline)
+    except BackupError as exc:
+        return f"warning: {exc.message}"
+    line = (f"archive: {len(reach.segments)} segment(s) from {format_lsn(point.start_lsn)}, "
+            f"recovery can reach {format_lsn(reach.reachable)} on timeline {reach.timeline}")
+    if reach.gap:
+        line += f"; warning: {reach.gap}"
+    if target.kind != "end":
+        line += " (a target beyond that fails: PostgreSQL stops with 'recovery ended before "
+        line += "configured recovery target was reached')"
+    return line
+
+
+def _next_steps(pgdata: Path, entry: Entry, target: Target | None,
+                server_user: str | None) -> None:
+    who = f" as {server_user}" if server_user else ""
+    _say("next:")
+    if os.geteuid() == 0 and server_user is None:
+        _say(f"  chown -R <the server's OS user> {pgdata}: PostgreSQL refuses to run as root "
+             "(and check that user can run the restore_command)")
+    _say(f"  if this copy does not replace the source, set archive_mode = off in "
+         f"{pgdata / AUTO_CONF} first: its configuration is the source's")
+    _say(f"  start it{who}: pg_ctl -D {pgdata} -l {pgdata.parent / 'restore.log'} start")
+    if target is None:
+        _say(f"  it replays the backup's own WAL to {entry.end_lsn} and opens")
+    else:
+        _say(f"  it recovers to {target.describe()}; follow the log, then check the data")
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+REGISTRARS.append(register)
