@@ -9,4 +9,3 @@ from pgvdrill.ops import (
     verify,  # noqa: F401
 )
 from pgvdrill.procedures import command  # noqa: F401
-from pgvdrill.ops import restore  # noqa: F401
