@@ -49,9 +49,14 @@ def assert_source_facts(entry: dict[str, Any], source: Cluster) -> None:
     assert entry["started"] < entry["finished"] and entry["seconds"] > 0
 
 
+@pytest.mark.parametrize(("logical", "artifact"), [
+    ({"format": "custom", "compress": "9"}, "vector_db.dump"),  # the runbook's -F c -Z 9
+    ({"format": "directory", "compress": "gzip:1", "jobs": 2}, "vector_db.dir")],
+    ids=["custom-z9", "directory-j2"])
 def test_backup_logical(prod_source: Cluster, ops_config: Callable[..., Path],
-                        pgvdrill_cli: Cli, tmp_path: Path) -> None:
-    config = ops_config(logical={"format": "custom", "compress": "9"})  # the runbook's -Z 9
+                        pgvdrill_cli: Cli, tmp_path: Path, logical: dict[str, Any],
+                        artifact: str) -> None:
+    config = ops_config(logical=logical)
 
     result = pgvdrill_cli("backup", "logical", "--config", config)
 
@@ -59,15 +64,15 @@ def test_backup_logical(prod_source: Cluster, ops_config: Callable[..., Path],
     assert "pg_dump: dumping contents of table" in result.stderr  # progress, streamed
     [entry] = catalog(tmp_path / "repo")
     assert entry["kind"] == "logical" and entry["id"] in result.stdout
-    assert [f["path"] for f in entry["files"]] == ["vector_db.dump"]
+    assert {f["path"].split("/")[0] for f in entry["files"]} == {artifact}
     assert_entry_matches_disk(tmp_path / "repo", entry)
     assert_source_facts(entry, prod_source)
     assert entry["tools"]["pg_dump"].startswith(f"pg_dump (PostgreSQL) {prod_source.major}.")
     assert "pg_restore" in entry["tools"]
-    assert entry["settings"]["compress"] == "9"
-    assert entry["settings"]["argv"][1:7] == ["--format", "custom", "--file",
-                                              str(tmp_path / "repo" / "logical" / entry["id"]
-                                                  / "vector_db.dump"), "--compress", "9"]
+    assert {k: entry["settings"][k] for k in logical} == logical
+    dump = tmp_path / "repo" / "logical" / entry["id"] / artifact
+    assert entry["settings"]["argv"][1:7] == ["--format", logical["format"], "--file",
+                                              str(dump), "--compress", logical["compress"]]
     assert entry["start_lsn"] and entry["end_lsn"]
     assert entry["extra"]["source_bytes"] > 0
 

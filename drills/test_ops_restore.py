@@ -8,12 +8,13 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fixtures.cli import Cli
+from fixtures.clusters import CLUSTERS
 from fixtures.ops import conninfo
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
@@ -50,20 +51,18 @@ def pgdata(reachable: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture
-def adopted(backend: Backend) -> Iterator[Callable[[str, Path], Cluster]]:
+def adopted(backend: Backend, make_cluster: Callable[..., Cluster],
+            request: pytest.FixtureRequest) -> Callable[[str, Path], Cluster]:
     """adopt(name, datadir): the restored data directory as a cluster, started (not waited
-    for promotion); destroyed after the test."""
-    made: list[Cluster] = []
+    for promotion); destroyed with the test's other clusters, its log attached on failure."""
 
     def adopt(name: str, datadir: Path) -> Cluster:
         cluster = backend.adopt(name, datadir)
-        made.append(cluster)
+        request.node.stash[CLUSTERS].append(cluster)
         cluster.start()
         return cluster
 
-    yield adopt
-    for cluster in made:
-        cluster.destroy()
+    return adopt
 
 
 Done = subprocess.CompletedProcess[str]

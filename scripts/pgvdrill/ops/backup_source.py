@@ -34,6 +34,11 @@ def client_tools(pg_bin: Path | None) -> Installation:
     return Installation(pg_bin.resolve(), f"{match.group(1)}.{match.group(2) or 0}")
 
 
+def config_tools(config: Config) -> Installation:
+    """The client tools the configuration names ([source] pg_bin), else the embedded ones."""
+    return client_tools(config.source.pg_bin if config.source else None)
+
+
 def source_server(config: Config) -> ExternalServer:
     """The configured [source], reached with its client tools (not connected yet)."""
     source = config.require_source()

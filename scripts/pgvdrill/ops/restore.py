@@ -11,7 +11,7 @@ from pathlib import Path
 from pgvdrill import runner
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.ops.backup_source import client_tools
+from pgvdrill.ops.backup_source import config_tools
 from pgvdrill.ops.commands import (
     REGISTRARS,
     AddBackendOptions,
@@ -213,8 +213,7 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
         command = wal_restore_command(repo.wal.resolve(), server_user)
     require_intact(repo, entry)
     _say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
-    tools = client_tools(config.source.pg_bin if config.source else None)
-    names = restore_datadir(tools, backup, pgdata, existing)
+    names = restore_datadir(config_tools(config), backup, pgdata, existing)
     _say(f"restored {len(names)} item(s) into {pgdata}")
     if target is not None:
         lines = write_recovery(pgdata, command, target, entry.id)

@@ -20,7 +20,7 @@ from pgvdrill.errors import ConfigError, RestoreError, ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import Archive, inspect
 from pgvdrill.logical.restore import RestoreSetting
-from pgvdrill.ops.backup_source import server_facts, source_server
+from pgvdrill.ops.backup_source import config_tools, server_facts, source_server
 from pgvdrill.repository import Entry
 from pgvdrill.server import ExternalServer, parse_conninfo
 
@@ -69,7 +69,7 @@ def refuse_the_source(config: Config, target: ExternalServer,
 def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *, jobs: int,
                     clean: bool, force: bool, say: Say) -> None:
     """pg_restore `dump`, the archive of `entry`, into `target_dsn`."""
-    tools = source_server(config).tools
+    tools = config_tools(config)
     target = ExternalServer(parse_conninfo(target_dsn, "--target-dsn"), tools, name="target")
     facts = server_facts(target)
     if force:

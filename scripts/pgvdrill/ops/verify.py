@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.logical.archive import inspect
-from pgvdrill.ops.backup_source import client_tools
+from pgvdrill.ops.backup_source import client_tools, config_tools
 from pgvdrill.ops.commands import (
     REGISTRARS,
     AddBackendOptions,
@@ -87,8 +87,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                               "ids (or --all), not both", "run it once for each")
         return _verify_archives([Path(p) for p in paths], args.pg_bin)
     config = config_from(args)
-    pg_bin = args.pg_bin or (config.source.pg_bin if config.source else None)
-    findings = verify_repository(Repository(config.repository), client_tools(pg_bin),
+    tools = client_tools(args.pg_bin) if args.pg_bin else config_tools(config)
+    findings = verify_repository(Repository(config.repository), tools,
                                  None if args.all or not args.backups else args.backups)
     for line in findings.checked + findings.notes:
         _say(line)
