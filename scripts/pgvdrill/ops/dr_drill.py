@@ -16,6 +16,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -33,9 +34,9 @@ from pgvdrill.logical.globals import dump_globals, restore_globals
 from pgvdrill.logical.restore import RESTORE_SETTINGS
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
-from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
+from pgvdrill.ops.restore import base_backup_of
+from pgvdrill.ops.verify_repo import artifact_path
 from pgvdrill.physical.drill import restore_and_verify as restore_base
-from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.report_views import write_views
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import newest, read_entries
@@ -74,9 +75,8 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
     problems = file_problems(repo, entry)
     if problems:
         return _failed("logical", entry, "; ".join(problems))
-    path = next(p for p in repo.backup_dir("logical", entry.id).iterdir())
     try:
-        archive = inspect(backend.tools(), path)
+        archive = inspect(backend.tools(), artifact_path(repo, entry))
     except DrillError as exc:
         return _failed("logical", entry, str(exc))
     dumped = DumpResult(DumpSetting(entry.id, cast(Format, archive.format),
@@ -104,11 +104,8 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
     problems = file_problems(repo, entry)
     if problems:
         return _failed("physical", entry, "; ".join(problems))
-    path = repo.backup_dir("physical", entry.id)
-    setting = BASE_BACKUP_SETTINGS["plain" if (path / "PG_VERSION").exists() else "tar-stream"]
-    backup = BaseBackup(setting, path, entry.seconds, manifest_ranges(path / "backup_manifest"),
-                        source_bytes=entry.extra.get("source_bytes"),
-                        finished=entry.finished_at)
+    backup = replace(base_backup_of(repo, entry), source_bytes=entry.extra.get("source_bytes"),
+                     finished=entry.finished_at)
     try:
         drill = restore_base(backend, backup, source, source_snapshot,
                              recall_threshold=recall_threshold, dbname=source.dbname,
