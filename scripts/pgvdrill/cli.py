@@ -27,9 +27,8 @@ from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.ops import dr_drill
 from pgvdrill.ops.commands import Handler, add_config_option, register_all
 from pgvdrill.physical import physcmd
-from pgvdrill.report_views import write_views
 from pgvdrill.source import dataset_template
-from pgvdrill.targets import load_targets, with_production_size
+from pgvdrill.targets import load_targets
 from pgvdrill.wal import walcmd
 from pgvdrill.wal.drill import KINDS as PITR_KINDS
 from pgvdrill.wal.drill import PitrResult, run_pitr
@@ -124,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "cannot feed are skipped with the reason")
     drill.add_argument("--recall-threshold", type=_fraction, default=0.9,
                        help="minimum ANN recall@10 after restore (default 0.9)")
-    drill.add_argument("--reports-dir", type=Path, default=Path("reports"),
-                       help="where reports/<run-id>/ is written (default ./reports)")
+    drill.add_argument("--reports-dir", type=Path,
+                       help="where reports/<run-id>/ is written (default ./reports, or "
+                            "[drill] reports_dir of --config)")
     drill.add_argument("--targets", type=Path,
                        help="TOML file overriding the runbook's targets (RTO, RPO, throughput "
                             "floors, backup age, production size); see targets_default.toml")
@@ -173,10 +173,8 @@ def _dataset(args: argparse.Namespace) -> Dataset:
 def cmd_drill(args: argparse.Namespace) -> int:
     if args.config is not None:
         return dr_drill.run(args, _say)
-    targets = load_targets(args.targets)
-    if args.production_size:
-        targets = with_production_size(targets, args.production_size)
-    run_dir = report.new_run_dir(args.reports_dir)
+    targets = load_targets(args.targets, args.production_size)
+    run_dir = report.new_run_dir(args.reports_dir or Path("reports"))
     data = _dataset(args)
     plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump] if args.logical else [],
                      [ALL_RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
@@ -186,19 +184,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
         physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", _say)
         pitr = _run_pitr(args, backend, data)
     drills = [d.as_dict() for d in [*result.drills, *physical, *pitr]]
-    payload = report.build("pgvdrill drill", run_dir, started, drills, targets,
-                           server=result.server, dataset=result.dataset)
-    path = report.write_json(run_dir / "report.json", payload)
-    write_views(run_dir, payload, fail_on=args.fail_on)
-    failed = sum(d["ok"] is not True for d in payload["drills"])
-    missed = report.missed(payload, args.fail_on)
-    counts = payload["verdicts"]
-    _say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {failed} failed; targets: "
-         f"{counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown; "
-         f"report: {path}")
-    if failed:
-        return 1
-    return report.TARGETS_MISSED if missed else 0
+    return report.finish("pgvdrill drill", run_dir, started, drills, targets, args.fail_on,
+                         _say, server=result.server, dataset=result.dataset)
 
 
 def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset) -> list[PitrResult]:

@@ -6,12 +6,14 @@ import json
 import os
 import platform
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import ConfigError
 from pgvdrill.report_junit import FAILING, FailOn
+from pgvdrill.report_views import write_views
 from pgvdrill.targets import Targets
 from pgvdrill.verdicts import counts, judged
 
@@ -69,3 +71,21 @@ def build(source: str, run_dir: Path, started: datetime, drills: list[dict[str, 
 def missed(payload: dict[str, Any], fail_on: FailOn) -> int:
     """How many verdicts count as missed targets under `fail_on`."""
     return sum(payload["verdicts"][status] for status in FAILING[fail_on])
+
+
+def finish(source: str, run_dir: Path, started: datetime, drills: list[dict[str, Any]],
+           targets: Targets, fail_on: FailOn, say: Callable[[str], None],
+           **facts: object) -> int:
+    """Judge and write a drill run (report.json and its views), print its summary line;
+    the exit code: 1 a drill failed, TARGETS_MISSED a target missed under `fail_on`, 0."""
+    payload = build(source, run_dir, started, drills, targets, **facts)
+    path = write_json(run_dir / "report.json", payload)
+    write_views(run_dir, payload, fail_on=fail_on)
+    failed = sum(d["ok"] is not True for d in payload["drills"])
+    counts = payload["verdicts"]
+    say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {failed} failed; targets: "
+        f"{counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown; "
+        f"report: {path}")
+    if failed:
+        return 1
+    return TARGETS_MISSED if missed(payload, fail_on) else 0

@@ -229,8 +229,14 @@ def targets_from_mapping(data: Mapping[str, Any], where: str) -> Targets:
     return targets
 
 
-def load_targets(path: Path | None) -> Targets:
-    """The runbook's targets, overridden by the TOML file at `path` when given."""
+def load_targets(path: Path | None, production_size: str | None = None) -> Targets:
+    """The runbook's targets, overridden by the TOML file at `path` when given, with the
+    declared `production_size` (e.g. "50GB") when given."""
+    targets = _load(path)
+    return with_production_size(targets, production_size) if production_size else targets
+
+
+def _load(path: Path | None) -> Targets:
     if path is None:
         return Targets()
     try:

@@ -37,11 +37,10 @@ from pgvdrill.ops.commands import config_from
 from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.ops.verify_repo import artifact_path
 from pgvdrill.physical.drill import restore_and_verify as restore_base
-from pgvdrill.report_views import write_views
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer
-from pgvdrill.targets import load_targets, with_production_size
+from pgvdrill.targets import load_targets
 from pgvdrill.verify import Snapshot, snapshot
 
 Say = Callable[[str], None]
@@ -145,15 +144,12 @@ def run(args: argparse.Namespace, say: Say) -> int:
     --take, backups taken now)."""
     config = config_from(args)
     source_conf = config.require_source()
-    targets = load_targets(args.targets or config.drill.targets)
-    size = args.production_size or config.drill.production_size
-    if size:
-        targets = with_production_size(targets, size)
+    targets = load_targets(args.targets or config.drill.targets,
+                           args.production_size or config.drill.production_size)
     repo = Repository(config.repository)
     args.backend = args.backend or config.drill.backend
     args.pg_bin = args.pg_bin or config.drill.pg_bin
-    run_dir = report.new_run_dir(args.reports_dir if args.reports_dir != Path("reports")
-                                 else config.drill.reports_dir)
+    run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir)
     started = datetime.now(UTC)
     with backend_for(args) as backend:
         tools = from_bindir(source_conf.pg_bin) if source_conf.pg_bin else backend.tools()
@@ -181,19 +177,8 @@ def run(args: argparse.Namespace, say: Say) -> int:
             drills.append(drill)
         facts = {"server": {**backend.facts(), "source": source.describe()},
                  "dataset": {"key": source.describe(), "bytes": _size(source)}}
-    payload = report.build("pgvdrill drill --config", run_dir, started, drills, targets,
-                           **facts)
-    path = report.write_json(run_dir / "report.json", payload)
-    write_views(run_dir, payload, fail_on=args.fail_on)
-    failed = sum(d["ok"] is not True for d in payload["drills"])
-    counts = payload["verdicts"]
-    say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {failed} failed; targets: "
-        f"{counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown; "
-        f"report: {path}")
-    if failed:
-        return 1
-    return report.TARGETS_MISSED if report.missed(payload, args.fail_on) else 0
-
+    return report.finish("pgvdrill drill --config", run_dir, started, drills, targets,
+                         args.fail_on, say, **facts)
 
 def _missing(kind: str, repo: Repository) -> dict[str, Any]:
     why = f"no complete {kind} backup in {repo.root}"
