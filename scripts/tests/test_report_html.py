@@ -94,6 +94,17 @@ def _verdicts(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [v for d in payload["drills"] for v in d["verdicts"]]
 
 
+def _backups(payload: dict[str, Any]) -> set[tuple[str, str]]:
+    """The backups the sizes chart draws a bar for: each kind and setting with a size."""
+    return {(d["kind"], d["backup"]["setting"]) for d in payload["drills"]
+            if d.get("backup", {}).get("size_bytes") is not None}
+
+
+def _series(payload: dict[str, Any]) -> set[tuple[str, str]]:
+    """The lines of the scaling chart: one per benchmarked mode and kind."""
+    return {(r["mode"], r["kind"]) for r in payload["bench"]["runs"]}
+
+
 def test_page_is_well_formed_and_self_contained(payload: dict[str, Any]) -> None:
     text = html(payload)
     dom = Dom(text)
@@ -144,10 +155,10 @@ def test_charts_have_titles_axes_and_a_bar_per_figure(payload: dict[str, Any]) -
         [p["phase"] for d in payload["drills"] for p in d["phases"]]
     assert {"schema", "data", "post-data", "verify", "extract", "copy", "start"} <= \
         set(dom.text("chart-phases"))
-    assert len(dom.find("rect", "chart-sizes", "bar")) == 8  # one per backup
+    assert len(dom.find("rect", "chart-sizes", "bar")) == len(_backups(payload)) == 8
     assert "source database 135.0 MiB" in dom.text("chart-sizes")
-    assert len(dom.find("g", "chart-scaling", "series")) == 6
-    assert len(dom.find("circle", "chart-scaling", "point")) == 12
+    assert len(dom.find("g", "chart-scaling", "series")) == len(_series(payload)) == 6
+    assert len(dom.find("circle", "chart-scaling", "point")) == len(payload["bench"]["runs"])
     assert "source database size (log scale)" in dom.text("chart-scaling")
 
 
@@ -292,8 +303,8 @@ def test_chromium_builds_the_tables_and_charts(rendered: tuple[str, Path],
     assert len(dom.find("rect", "chart-targets", "bar")) == len(_verdicts(payload))
     assert len(dom.find("rect", "chart-phases", "bar")) == \
         sum(len(d["phases"]) for d in payload["drills"])
-    assert len(dom.find("rect", "chart-sizes", "bar")) == 8
-    assert len(dom.find("polyline", "chart-scaling", "line")) == 6
+    assert len(dom.find("rect", "chart-sizes", "bar")) == len(_backups(payload))
+    assert len(dom.find("polyline", "chart-scaling", "line")) == len(_series(payload))
 
 
 def test_chromium_paints_the_charts(rendered: tuple[str, Path]) -> None:

@@ -100,6 +100,4 @@ def _measure(bench: Workbench, mode: Mode, size_key: str, source_bytes: int, rep
 
 
 def _server(backend: Backend, source: Cluster) -> dict[str, object]:
-    return {"backend": backend.name, "major": backend.major,
-            "version": source.query("SHOW server_version")[0][0],
-            "pgvector": backend.pgvector_version()}
+    return {**backend.facts(), "version": source.query("SHOW server_version")[0][0]}
