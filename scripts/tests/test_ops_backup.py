@@ -3,6 +3,7 @@ version rule, and the runner's live stderr (no server)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -76,5 +77,7 @@ def test_tee_stderr_failure_still_carries_the_tail() -> None:
 
 
 def test_tee_stderr_timeout_kills_the_program() -> None:
+    started = time.monotonic()
     with pytest.raises(ToolError, match="timed out"):
-        runner.run(["sleep", "5"], timeout=0.2, tee_stderr=True)
+        runner.run(["sleep", "30"], timeout=0.2, tee_stderr=True)
+    assert time.monotonic() - started < 10  # killed: not waited for to close its stderr
