@@ -25,7 +25,7 @@ from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.ops import dr_drill
-from pgvdrill.ops.commands import Handler, add_config_option, register_all
+from pgvdrill.ops.commands import Handler, add_config_option, positive_int, register_all, say
 from pgvdrill.physical import physcmd
 from pgvdrill.source import dataset_template
 from pgvdrill.targets import load_targets
@@ -56,11 +56,6 @@ def _choices(value: str, known: dict[str, object], what: str) -> list[str]:
     return names
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return number
 
 
 def _fraction(value: str) -> float:
@@ -107,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="generated vectors (default) or the shipped real embeddings")
     drill.add_argument("--dataset-file", type=Path,
                        help="load vectors from a .npy, .parquet or ann-benchmarks .hdf5 file")
-    drill.add_argument("--rows", type=_positive, default=2000, help="rows (default 2000)")
-    drill.add_argument("--dim", type=_positive, default=64, help="dimension (default 64)")
+    drill.add_argument("--rows", type=positive_int, default=2000, help="rows (default 2000)")
+    drill.add_argument("--dim", type=positive_int, default=64, help="dimension (default 64)")
     drill.add_argument("--kind", choices=("gaussian", "clustered"), default="gaussian")
     drill.add_argument("--seed", type=int, default=7)
     drill.add_argument("--dump", default=",".join(DUMP_SETTINGS),
@@ -172,7 +167,7 @@ def _dataset(args: argparse.Namespace) -> Dataset:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     if args.config is not None:
-        return dr_drill.run(args, _say)
+        return dr_drill.run(args, say)
     targets = load_targets(args.targets, args.production_size)
     run_dir = report.new_run_dir(args.reports_dir or Path("reports"))
     data = _dataset(args)
@@ -180,12 +175,12 @@ def cmd_drill(args: argparse.Namespace) -> int:
                      [ALL_RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
     started = datetime.now(UTC)
     with backend_for(args) as backend:
-        result = run_plan(backend, plan, run_dir / "artifacts", _say)
-        physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", _say)
+        result = run_plan(backend, plan, run_dir / "artifacts", say)
+        physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", say)
         pitr = _run_pitr(args, backend, data)
     drills = [d.as_dict() for d in [*result.drills, *physical, *pitr]]
     return report.finish("pgvdrill drill", run_dir, started, drills, targets, args.fail_on,
-                         _say, server=result.server, dataset=result.dataset)
+                         say, server=result.server, dataset=result.dataset)
 
 
 def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset) -> list[PitrResult]:
@@ -194,22 +189,20 @@ def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset) -> list
     if not args.pitr:
         return []
     template, _ = dataset_template(backend, data)
-    return run_pitr(backend, template, args.pitr, args.workdir or default_workdir(), _say)
+    return run_pitr(backend, template, args.pitr, args.workdir or default_workdir(), say)
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    _say("dump settings (--dump):")
+    say("dump settings (--dump):")
     for dump_setting in ALL_DUMP_SETTINGS.values():
-        _say(f"  {dump_setting.name:16} {dump_setting.description}")
-    _say("restore settings (--restore):")
+        say(f"  {dump_setting.name:16} {dump_setting.description}")
+    say("restore settings (--restore):")
     for restore_setting in ALL_RESTORE_SETTINGS.values():
-        _say(f"  {restore_setting.name:20} {restore_setting.description}")
-    physcmd.list_settings(_say)
+        say(f"  {restore_setting.name:20} {restore_setting.description}")
+    physcmd.list_settings(say)
     return 0
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,8 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     commands = {"drill": cmd_drill, "settings": cmd_settings,
-                "verify-backup": lambda a: physcmd.cmd_verify_backup(a, _say),
-                "bench": lambda a: cmd_bench(a, _say), **PRODUCTION,
+                "verify-backup": lambda a: physcmd.cmd_verify_backup(a, say),
+                "bench": lambda a: cmd_bench(a, say), **PRODUCTION,
                 **walcmd.COMMANDS}
     try:
         return commands[args.command](args)

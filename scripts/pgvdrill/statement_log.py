@@ -54,9 +54,13 @@ def _option(value: str) -> str:
 def tagged_env(tag: str, session: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
     """libpq environment for a client run whose statements the server logs with timings,
     with `session` settings applied to each of its connections."""
-    settings = [("log_min_duration_statement", "0"), *session]
     return {"PGAPPNAME": tag,
-            "PGOPTIONS": " ".join(f"-c {name}={_option(value)}" for name, value in settings)}
+            "PGOPTIONS": pgoptions([("log_min_duration_statement", "0"), *session])}
+
+
+def pgoptions(settings: Sequence[tuple[str, str]]) -> str:
+    """PGOPTIONS that set each of `settings` on every connection (spaces escaped)."""
+    return " ".join(f"-c {name}={_option(value)}" for name, value in settings)
 
 
 def statements(log: str, tag: str) -> list[Statement]:

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from pgvdrill.bench.measure import Run, Sample, disk_bytes, median_sample
-from pgvdrill.bench.modes import COMPARISONS, MODES, pgoptions, select
+from pgvdrill.bench.modes import COMPARISONS, MODES, select
 from pgvdrill.bench.payload import bench_section, payload, table
 from pgvdrill.bench.ratios import Comparison, ratios
 from pgvdrill.bench.rto import DEFAULT_BYTES, MIB, mem_total, size_maintenance_work_mem
 from pgvdrill.bench.run import BenchResult, Failure, Measured
 from pgvdrill.bench.sizes import DEFAULT_SIZES, Size, parse_size, parse_sizes
 from pgvdrill.errors import ConfigError, ToolError
+from pgvdrill.statement_log import pgoptions
 
 GIB = 1024 * MIB
 

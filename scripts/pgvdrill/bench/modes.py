@@ -23,9 +23,11 @@ from pgvdrill.logical.dump import DUMP_SETTINGS
 from pgvdrill.logical.pairing import finish, prepare
 from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting, restore
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
+from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.physical.restore import restore_base_backup_timed
 from pgvdrill.physical.verifybackup import check_backup
 from pgvdrill.source import SOURCE_DB
+from pgvdrill.statement_log import pgoptions
 
 Step = Callable[[Workbench], Sample]
 RESTORED_DUMP = "custom-z9"  # the runbook's dump feeds every pg_restore mode
@@ -112,6 +114,7 @@ def _restore(name: str, setting_of: Callable[[Workbench], RestoreSetting], descr
                    restore(bench.target, archive, dbname, setting))
 
         _, seconds = timed(step)
+        bench.check(bench.target, dbname)
         drop_database(bench.target, dbname)
         return Sample(seconds, archive.size_bytes)
 
@@ -129,15 +132,11 @@ def _restore(name: str, setting_of: Callable[[Workbench], RestoreSetting], descr
             bench.target.run_tool(tool, args, stdout="/dev/null", env=env)
 
         _, seconds = timed(step)
+        bench.check(bench.target, dbname)
         drop_database(bench.target, dbname)
         return Sample(seconds, archive.size_bytes)
 
     return Mode(f"restore:{name}", "restore", description, pgvdrill, raw)
-
-
-def pgoptions(session: tuple[tuple[str, str], ...]) -> str:
-    """PGOPTIONS setting each of `session`'s parameters on every connection."""
-    return " ".join(f"-c {name}={value}" for name, value in session)
 
 
 def _restore_base_backup(name: str) -> Mode:
@@ -152,6 +151,7 @@ def _restore_base_backup(name: str) -> Mode:
 
         try:
             _, seconds = timed(step)
+            bench.check(restored[0], SOURCE_DB, sequence_slack=SEQUENCE_SLACK)
         finally:
             for cluster in restored:
                 cluster.destroy()

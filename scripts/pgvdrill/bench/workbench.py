@@ -16,6 +16,7 @@ from pgvdrill.logical.restore import RestoreSetting
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.source import SOURCE_DB
+from pgvdrill.verify import Snapshot, snapshot, verify
 
 
 @dataclass
@@ -31,6 +32,17 @@ class Workbench:
     base_backups: dict[str, BaseBackup] = field(default_factory=dict)
     _files: dict[str, Path] = field(default_factory=dict)
     _count: int = 0
+    _snapshot: Snapshot | None = None
+
+    def check(self, cluster: Cluster, dbname: str, *, sequence_slack: int = 0) -> None:
+        """Untimed: the restored `dbname` on `cluster` equals the source (counts, content,
+        schema, indexes, recall); VerificationError if not, so a broken restore is never
+        timed as a good one."""
+        if self._snapshot is None:
+            with self.source.connect(SOURCE_DB) as conn:
+                self._snapshot = snapshot(conn)
+        with cluster.connect(dbname) as conn:
+            verify(self._snapshot, conn, sequence_slack=sequence_slack).raise_for_problems()
 
     def fresh(self, stem: str) -> Path:
         """A new path in the scratch directory (not created)."""

@@ -13,6 +13,7 @@ from pgvdrill.ops.commands import (
     SubParsers,
     add_config_option,
     config_from,
+    say,
 )
 from pgvdrill.repository import KINDS
 
@@ -63,12 +64,10 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    take_backup(config_from(args), args.kind, _say)
+    take_backup(config_from(args), args.kind, say)
     return 0
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 REGISTRARS.append(register)

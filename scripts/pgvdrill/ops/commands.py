@@ -52,3 +52,16 @@ def config_from(args: argparse.Namespace) -> Config:
                           f"{' or '.join(str(p) for p in CONFIG_PLACES)} "
                           "(start from pgvdrill.example.toml)")
     return load_config(path)
+
+
+def say(line: str) -> None:
+    """Print one progress or result line at once (jobs' logs interleave with tools')."""
+    print(line, flush=True)
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer > 0."""
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return number

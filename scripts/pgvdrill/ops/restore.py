@@ -19,6 +19,8 @@ from pgvdrill.ops.commands import (
     SubParsers,
     add_config_option,
     config_from,
+    positive_int,
+    say,
 )
 from pgvdrill.ops.restore_choose import LATEST, choose, refuse_before_backup, target_from
 from pgvdrill.ops.restore_datadir import (
@@ -94,11 +96,6 @@ examples:
 """ + EXIT_CODES
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return number
 
 
 def _kind_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
@@ -136,7 +133,7 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
                            LOGICAL_EPILOG)
     logical.add_argument("--target-dsn", required=True, metavar="CONNINFO",
                          help="libpq connection string of the existing target database")
-    logical.add_argument("-j", "--jobs", type=_positive, default=1,
+    logical.add_argument("-j", "--jobs", type=positive_int, default=1,
                          help="parallel pg_restore jobs (default 1)")
     logical.add_argument("--clean", action="store_true",
                          help="drop the dump's objects before re-creating them (--clean "
@@ -170,12 +167,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         entry = choose(entries, unreadable, "logical", args.backup)
         require_intact(repo, entry)
         restore_logical(config, entry, artifact_path(repo, entry), args.target_dsn,
-                        jobs=args.jobs, clean=args.clean, force=args.force, say=_say)
+                        jobs=args.jobs, clean=args.clean, force=args.force, say=say)
         return 0
     target = target_from(args) if args.restore_kind == "pitr" else None
     entry = choose(entries, unreadable, "physical", args.backup, target)
     if args.backup == LATEST:
-        _say(f"latest: {entry.id} (finished {entry.finished}, end LSN {entry.end_lsn})")
+        say(f"latest: {entry.id} (finished {entry.finished}, end LSN {entry.end_lsn})")
     restore_base(config, repo, entry, args.pgdata.absolute(), target, force=args.force)
     return 0
 
@@ -212,15 +209,15 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
         refuse_before_backup(entry, target, point)
         command = wal_restore_command(repo.wal.resolve(), server_user)
     require_intact(repo, entry)
-    _say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
+    say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
     names = restore_datadir(config_tools(config), backup, pgdata, existing)
-    _say(f"restored {len(names)} item(s) into {pgdata}")
+    say(f"restored {len(names)} item(s) into {pgdata}")
     if target is not None:
         lines = write_recovery(pgdata, command, target, entry.id)
-        _say(f"appended to {pgdata / AUTO_CONF}, and created recovery.signal:")
+        say(f"appended to {pgdata / AUTO_CONF}, and created recovery.signal:")
         for line in lines[1:]:
-            _say(f"  {line}")
-        _say(archive_reach(repo, point, target))
+            say(f"  {line}")
+        say(archive_reach(repo, point, target))
     settle(pgdata, existing, server_user)
     _next_steps(pgdata, entry, target, server_user)
 
@@ -259,21 +256,19 @@ def archive_reach(repo: Repository, point: BackupPoint, target: Target) -> str:
 def _next_steps(pgdata: Path, entry: Entry, target: Target | None,
                 server_user: str | None) -> None:
     who = f" as {server_user}" if server_user else ""
-    _say("next:")
+    say("next:")
     if os.geteuid() == 0 and server_user is None:
-        _say(f"  chown -R <the server's OS user> {pgdata}: PostgreSQL refuses to run as root "
+        say(f"  chown -R <the server's OS user> {pgdata}: PostgreSQL refuses to run as root "
              "(and check that user can run the restore_command)")
-    _say(f"  if this copy does not replace the source, set archive_mode = off in "
+    say(f"  if this copy does not replace the source, set archive_mode = off in "
          f"{pgdata / AUTO_CONF} first: its configuration is the source's")
-    _say(f"  start it{who}: pg_ctl -D {pgdata} -l {pgdata.parent / 'restore.log'} start")
+    say(f"  start it{who}: pg_ctl -D {pgdata} -l {pgdata.parent / 'restore.log'} start")
     if target is None:
-        _say(f"  it replays the backup's own WAL to {entry.end_lsn} and opens")
+        say(f"  it replays the backup's own WAL to {entry.end_lsn} and opens")
     else:
-        _say(f"  it recovers to {target.describe()}; follow the log, then check the data")
+        say(f"  it recovers to {target.describe()}; follow the log, then check the data")
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 REGISTRARS.append(register)

@@ -16,6 +16,7 @@ from pgvdrill.ops.commands import (
     SubParsers,
     add_config_option,
     config_from,
+    say,
 )
 from pgvdrill.ops.retention_apply import carry_out
 from pgvdrill.ops.retention_plan import Plan, plan
@@ -70,7 +71,7 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
     parser.add_argument("--now", type=_when, metavar="ISO_TIME",
                         help="decide as at this ISO 8601 time (default: now; without a zone: "
                              "UTC)")
-    return {"retention": lambda args: run(args, _say)}
+    return {"retention": lambda args: run(args, say)}
 
 
 def run(args: argparse.Namespace, say: Say) -> int:
@@ -144,8 +145,6 @@ def _count(decisions: list[Decision], what: str) -> str:
     return f"{len(chosen)} {what}(s) ({sum(d.bytes for d in chosen) / 2**20:.1f} MiB)"
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 REGISTRARS.append(register)

@@ -7,23 +7,23 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from pathlib import Path
 
 from pgvdrill.ops.retention_plan import Plan
 from pgvdrill.ops.retention_scan import aside_path
 from pgvdrill.repository import Repository
+from pgvdrill.wal.walcmd import fsync_dir
 
 
 def delete_backup(repo: Repository, kind: str, backup_id: str) -> None:
     """Remove one backup and its catalog entry (OSError if a step fails)."""
     aside = aside_path(repo, backup_id)
     os.rename(repo.entry_path(backup_id), aside)
-    _sync(repo.catalog)
+    fsync_dir(repo.catalog)
     directory = repo.backup_dir(kind, backup_id)
     if os.path.lexists(directory):
         shutil.rmtree(directory)
     aside.unlink()
-    _sync(repo.catalog)
+    fsync_dir(repo.catalog)
 
 
 def carry_out(repo: Repository, plan: Plan, say: Callable[[str], None]) -> list[str]:
@@ -50,14 +50,7 @@ def carry_out(repo: Repository, plan: Plan, say: Callable[[str], None]) -> list[
         except OSError as exc:
             failed.append(f"WAL file {decision.name}: {exc}")
             say(f"FAILED to delete WAL file {decision.name}: {exc}")
-    _sync(repo.wal)
+    fsync_dir(repo.wal)
     return failed
 
 
-def _sync(directory: Path) -> None:
-    """Make renames and unlinks in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -20,6 +20,7 @@ from pgvdrill.ops.commands import (
     SubParsers,
     add_config_option,
     config_from,
+    say,
 )
 from pgvdrill.ops.sync_plan import Plan, plan
 from pgvdrill.ops.sync_rsync import RsyncStore
@@ -84,7 +85,7 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
                              "and what differs; copy and verify nothing")
     parser.add_argument("--verify-download", action="store_true",
                         help="S3: after the upload, also download every object and hash it")
-    return {"sync": lambda args: run(args, _say)}
+    return {"sync": lambda args: run(args, say)}
 
 
 def stores(config: Config, to: str, *, download: bool) -> list[Store]:
@@ -142,8 +143,6 @@ def run(args: argparse.Namespace, say: Say) -> int:
     return 0
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 REGISTRARS.append(register)

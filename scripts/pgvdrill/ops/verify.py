@@ -16,6 +16,7 @@ from pgvdrill.ops.commands import (
     SubParsers,
     add_config_option,
     config_from,
+    say,
 )
 from pgvdrill.ops.verify_repo import verify_repository
 from pgvdrill.repository import Repository
@@ -91,13 +92,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     findings = verify_repository(Repository(config.repository), tools,
                                  None if args.all or not args.backups else args.backups)
     for line in findings.checked + findings.notes:
-        _say(line)
+        say(line)
     for problem in findings.problems:
-        _say(f"problem: {_one_line(problem)}")
+        say(f"problem: {_one_line(problem)}")
     for warning in findings.warnings:
-        _say(f"warning: {warning}")
+        say(f"warning: {warning}")
     failed = bool(findings.problems or (args.strict and findings.warnings))
-    _say(f"{'FAILED' if failed else 'ok'}: {len(findings.checked)} backup(s) ok, "
+    say(f"{'FAILED' if failed else 'ok'}: {len(findings.checked)} backup(s) ok, "
          f"{len(findings.problems)} problem(s), {len(findings.warnings)} warning(s) in "
          f"{config.repository}")
     return PROBLEMS if failed else 0
@@ -107,7 +108,7 @@ def _verify_archives(paths: list[Path], pg_bin: Path | None) -> int:
     tools = client_tools(pg_bin)
     for path in paths:
         archive = inspect(tools, path)
-        _say(f"ok: {archive.path} ({archive.format}, {archive.size_bytes} bytes, "
+        say(f"ok: {archive.path} ({archive.format}, {archive.size_bytes} bytes, "
              f"{len(archive.toc)} items, sha256 {archive.sha256})")
     return 0
 
@@ -118,8 +119,6 @@ def _one_line(problem: str) -> str:
     return "\n".join([first, *("    " + line.strip() for line in rest)])
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 REGISTRARS.append(register)

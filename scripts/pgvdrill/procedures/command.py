@@ -23,6 +23,7 @@ from pgvdrill.ops.commands import (
     SubParsers,
     add_config_option,
     config_from,
+    say,
 )
 from pgvdrill.procedures import user
 from pgvdrill.procedures.pack import PACK, PROCEDURES, PackRun
@@ -93,8 +94,6 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
     return {"procedures": run}
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 def _selected(args: argparse.Namespace, config: Config | None) -> tuple[list[Procedure],
@@ -128,11 +127,11 @@ def run(args: argparse.Namespace) -> int:
     run_dir = report.new_run_dir(args.reports_dir or (config.drill.reports_dir if config
                                                       else Path("reports")))
     data = generate(DatasetSpec(rows=args.rows, dim=args.dim))
-    own, built_in = Recorder("config", _say), Recorder(PACK, _say)
+    own, built_in = Recorder("config", say), Recorder(PACK, say)
     started = datetime.now(UTC)
     with backend_for(args) as backend:
         template, load_seconds = dataset_template(backend, data)
-        _say(f"dataset {data.spec.key()}: "
+        say(f"dataset {data.spec.key()}: "
              + (f"loaded in {load_seconds:.1f}s" if load_seconds else "cached template"))
         for proc in procedures:
             user.drill(user.Run(backend, template, own), proc)
@@ -149,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     payload["ok"] = not failed and not (args.fail_on_findings and findings)
     path = report.write_json(run_dir / "report.json", payload)
     write_views(run_dir, payload)
-    _say(f"{'ok' if payload['ok'] else 'FAILED'}: {_tally(own.results + built_in.results)}; "
+    say(f"{'ok' if payload['ok'] else 'FAILED'}: {_tally(own.results + built_in.results)}; "
          f"configured procedures: {len(failed)} step(s) not working; runbook findings: "
          f"{len(findings)}; report: {path}")
     return 0 if payload["ok"] else 1

@@ -16,6 +16,7 @@ from typing import Any
 
 from pgvdrill.errors import BackupError
 from pgvdrill.repository.layout import Repository
+from pgvdrill.wal.walcmd import fsync_dir
 
 SCHEMA = "pgvdrill.catalog/1"
 _CHUNK = 1 << 20
@@ -103,11 +104,7 @@ def write_entry(repo: Repository, entry: Entry) -> Path:
         os.fsync(handle.fileno())
     os.link(tmp, path)  # fails if an entry appeared meanwhile: never replaced
     tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
     return path
 
 

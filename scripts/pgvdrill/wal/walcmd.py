@@ -66,7 +66,7 @@ def _store(path: Path, target: Path) -> str:
             if not _same_content(path, target):
                 raise BackupError(f"{target} appeared meanwhile with different content",
                                   "another archiver writes into this directory") from None
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -113,7 +113,8 @@ def _same_content(first: Path, second: Path) -> bool:
                 return True
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make renames, links and unlinks in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
