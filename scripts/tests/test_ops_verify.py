@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pgvdrill.ops.verify import is_path
-from pgvdrill.ops.verify_repo import incomplete, read_catalog, wal_problems
+from pgvdrill.ops.verify_repo import wal_problems
 from pgvdrill.repository import Entry, Repository
-from pgvdrill.repository.catalog import write_entry
+from pgvdrill.repository.catalog import incomplete, read_catalog, write_entry
 
 
 def entry(backup_id: str, kind: str = "physical", start_lsn: str | None = "0/3000028"

@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, say: Say) -> int:
             snap = source_snapshot(source, say)
         if args.take and "physical" in args.kinds:
             taken["physical"] = take_backup(config, "physical", say)
-        entries = read_entries(repo) if repo.catalog.is_dir() else []
+        entries = read_entries(repo)
         for kind in args.kinds:
             entry = taken.get(kind) or newest(entries, kind)
             if entry is None:

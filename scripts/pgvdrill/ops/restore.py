@@ -32,11 +32,12 @@ from pgvdrill.ops.restore_datadir import (
     write_recovery,
 )
 from pgvdrill.ops.restore_logical import restore_logical
-from pgvdrill.ops.verify_repo import artifact_path, has_wal, read_catalog
+from pgvdrill.ops.verify_repo import artifact_path, has_wal
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.repository import Entry, Repository, file_problems
+from pgvdrill.repository.catalog import read_catalog
 from pgvdrill.wal.archiving import restore_command
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.names import format_lsn

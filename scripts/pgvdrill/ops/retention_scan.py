@@ -46,7 +46,7 @@ def scan(repo: Repository) -> Contents:
 
 
 def _scan(repo: Repository) -> Contents:
-    entries = read_entries(repo) if repo.catalog.is_dir() else []
+    entries = read_entries(repo)
     left = [f"{p}: not part of a pgvdrill repository" for p in _children(repo.root)
             if p.name not in SUBDIRS]
     left += [f"{repo.entry_path(e.id)}: catalog entry of unknown kind {e.kind!r}"

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgvdrill.repository import KINDS, Repository, file_problems
-from pgvdrill.repository.catalog import read_entries, sha256_of
+from pgvdrill.repository import Repository, file_problems
+from pgvdrill.repository.catalog import incomplete, read_entries, sha256_of
 from pgvdrill.wal.names import is_archive_name
 
 
@@ -58,7 +58,7 @@ def plan(repo: Repository) -> Plan:
     if wal:
         groups.append(Group("wal", tuple(Item.hashed(repo.root, p) for p in wal)))
     refused: list[str] = []
-    entries = read_entries(repo) if repo.catalog.is_dir() else []
+    entries = read_entries(repo)
     for entry in entries:
         problems = file_problems(repo, entry)
         if problems:
@@ -68,7 +68,4 @@ def plan(repo: Repository) -> Plan:
         files = tuple(Item(f"{entry.kind}/{entry.id}/{f.path}", directory / f.path, f.bytes,
                            f.sha256) for f in entry.files)
         groups.append(Group(entry.id, files, Item.hashed(repo.root, repo.entry_path(entry.id))))
-    known = {e.id for e in entries}
-    incomplete = tuple(str(d) for kind in KINDS if repo.dir(kind).is_dir()
-                       for d in sorted(repo.dir(kind).iterdir()) if d.name not in known)
-    return Plan(tuple(groups), tuple(refused), incomplete)
+    return Plan(tuple(groups), tuple(refused), tuple(str(d) for d in incomplete(repo, entries)))

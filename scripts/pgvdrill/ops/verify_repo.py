@@ -11,7 +11,6 @@ entry (warnings: a backup running now, or one that failed; pgvdrill never delete
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.physical.verifybackup import check_backup
-from pgvdrill.repository import KINDS, Entry, Repository, file_problems
+from pgvdrill.repository import Entry, Repository, file_problems
+from pgvdrill.repository.catalog import incomplete, read_catalog
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.names import SEGMENT_RE, parse_lsn
 
@@ -32,39 +32,6 @@ class Findings:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def read_catalog(repo: Repository) -> tuple[list[Entry], dict[str, str]]:
-    """The readable catalog entries (oldest first), and the problem of each unreadable one
-    by its id (the file name without .json)."""
-    entries: list[Entry] = []
-    problems: dict[str, str] = {}
-    paths = sorted(repo.catalog.glob("*.json")) if repo.catalog.is_dir() else []
-    for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            entry = Entry.from_dict(data, path)
-        except (OSError, ValueError) as exc:
-            problems[path.stem] = f"catalog entry {path} is unreadable: {exc}"
-            continue
-        except BackupError as exc:
-            problems[path.stem] = exc.message
-            continue
-        if entry.id != path.stem:
-            problems[path.stem] = (f"catalog entry {path} describes backup {entry.id!r}, "
-                                   f"not {path.stem!r}")
-            continue
-        entries.append(entry)
-    return sorted(entries, key=lambda e: (e.finished, e.id)), problems
-
-
-def incomplete(repo: Repository, entries: list[Entry]) -> list[Path]:
-    """Backup directories without a catalog entry."""
-    known = {(e.kind, e.id) for e in entries}
-    return [path for kind in KINDS if repo.dir(kind).is_dir()
-            for path in sorted(repo.dir(kind).iterdir()) if (kind, path.name) not in known]
 
 
 def has_wal(repo: Repository) -> bool:

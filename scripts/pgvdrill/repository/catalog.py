@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import BackupError
-from pgvdrill.repository.layout import Repository
+from pgvdrill.repository.layout import KINDS, Repository
 from pgvdrill.wal.walcmd import fsync_dir
 
 SCHEMA = "pgvdrill.catalog/1"
@@ -108,17 +108,47 @@ def write_entry(repo: Repository, entry: Entry) -> Path:
     return path
 
 
-def read_entries(repo: Repository) -> list[Entry]:
-    """Every catalog entry, oldest first; BackupError naming an unreadable one."""
-    entries = []
-    for path in sorted(repo.catalog.glob("*.json")):
+def read_catalog(repo: Repository) -> tuple[list[Entry], dict[str, str]]:
+    """The readable catalog entries (oldest first), and the problem of each unreadable one
+    by its id (the file name without .json)."""
+    entries: list[Entry] = []
+    problems: dict[str, str] = {}
+    paths = sorted(repo.catalog.glob("*.json")) if repo.catalog.is_dir() else []
+    for path in paths:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            entry = Entry.from_dict(data, path)
         except (OSError, ValueError) as exc:
-            raise BackupError(f"catalog entry {path} is unreadable: {exc}",
-                              "restore it from a copy, or move it away to ignore it") from None
-        entries.append(Entry.from_dict(data, path))
-    return sorted(entries, key=lambda e: (e.finished, e.id))
+            problems[path.stem] = f"catalog entry {path} is unreadable: {exc}"
+            continue
+        except BackupError as exc:
+            problems[path.stem] = exc.message
+            continue
+        if entry.id != path.stem:
+            problems[path.stem] = (f"catalog entry {path} describes backup {entry.id!r}, "
+                                   f"not {path.stem!r}")
+            continue
+        entries.append(entry)
+    return sorted(entries, key=lambda e: (e.finished, e.id)), problems
+
+
+def incomplete(repo: Repository, entries: list[Entry]) -> list[Path]:
+    """Backup directories without a catalog entry."""
+    known = {(e.kind, e.id) for e in entries}
+    return [path for kind in KINDS if repo.dir(kind).is_dir()
+            for path in sorted(repo.dir(kind).iterdir()) if (kind, path.name) not in known]
+
+
+def read_entries(repo: Repository) -> list[Entry]:
+    """Every catalog entry, oldest first (none without a catalog); BackupError naming the
+    first unreadable one."""
+    entries, unreadable = read_catalog(repo)
+    if unreadable:
+        raise BackupError(next(iter(unreadable.values())),
+                          "restore it from a copy, or move it away to ignore it")
+    return entries
 
 
 def newest(entries: list[Entry], kind: str) -> Entry | None:
