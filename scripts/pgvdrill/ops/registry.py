@@ -2,6 +2,7 @@
 commands.REGISTRARS (one line per module)."""
 from pgvdrill.ops import (
     backup,  # noqa: F401
+    image,  # noqa: F401
     restore,  # noqa: F401
     retention,  # noqa: F401
     schedule,  # noqa: F401

@@ -1,0 +1,50 @@
+#!/bin/sh
+# pgvdrill's local pgvector image: the official postgres image's entrypoint contract in
+# busybox sh. POSTGRES_USER (default postgres), POSTGRES_PASSWORD (required unless
+# POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_DB (default: the user), PGDATA,
+# POSTGRES_INITDB_ARGS, extra `-c name=value` arguments passed on to postgres.
+# First start: initdb as the unprivileged user `postgres`, local connections trusted,
+# every host connection with scram (host all all all scram-sha-256), listening on all
+# addresses (listen_addresses = '*' comes from the image's postgresql.conf.sample).
+set -eu
+
+if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
+    set -- postgres "$@"
+fi
+
+if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chmod 700 "$PGDATA"
+    chown postgres:postgres "$PGDATA" /var/run/postgresql
+    # options before `--`: busybox su would otherwise take a `-c` meant for postgres
+    exec su -p -s /bin/sh -c 'exec "$0" "$@"' -- postgres "$0" "$@"
+fi
+
+if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    auth=${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}
+    if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
+        echo "error: database is uninitialized and POSTGRES_PASSWORD is not set;" \
+             "pass -e POSTGRES_PASSWORD=... (or POSTGRES_HOST_AUTH_METHOD=trust)" >&2
+        exit 1
+    fi
+    user=${POSTGRES_USER:-postgres}
+    pwfile=$(mktemp)
+    printf '%s\n' "${POSTGRES_PASSWORD:-}" > "$pwfile"
+    # the image has no OS locales: UTF8 with the C locale unless POSTGRES_INITDB_ARGS say
+    # otherwise (a list of words, as upstream)
+    # shellcheck disable=SC2086
+    initdb --username="$user" --pwfile="$pwfile" --auth-local=trust \
+        --auth-host=scram-sha-256 --encoding=UTF8 --locale=C ${POSTGRES_INITDB_ARGS:-} \
+        -D "$PGDATA"
+    rm -f "$pwfile"
+    printf '\nhost all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
+    db=${POSTGRES_DB:-$user}
+    if [ "$db" != postgres ]; then
+        postgres --single -D "$PGDATA" postgres <<SQL
+CREATE DATABASE "$db";
+SQL
+    fi
+    echo "pgvdrill entrypoint: initialised $PGDATA for user $user, database $db"
+fi
+
+exec "$@"
