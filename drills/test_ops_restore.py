@@ -176,7 +176,7 @@ def test_restore_pitr_to_each_target_kind(
                                                  str(reachable / "repo")))
     repo = Repository(reachable / "repo").ensure()
     osuser.chown_tree(repo.root, osuser.server_user())
-    enable_archiving(prod_source, repo.wal, osuser.server_user(), track_commit_timestamp=True)
+    enable_archiving(prod_source, repo.wal, track_commit_timestamp=True)
     with prod_source.connect(SOURCE_DB) as conn, prod_source.connect() as wal_conn:
         writer = MarkerWriter(conn, wal_conn)
         writer.create()

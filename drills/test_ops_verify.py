@@ -42,7 +42,7 @@ def made(backend: Backend, source_template: str, wal_workdir: Path) -> Iterator[
         source.start()
         repo = Repository(wal_workdir / "repo").ensure()
         osuser.chown_tree(repo.root, osuser.server_user())  # the server archives into wal/
-        enable_archiving(source, repo.wal, osuser.server_user())
+        enable_archiving(source, repo.wal)
         config = wal_workdir / "pgvdrill.toml"
         config.write_text(f'[source]\nconninfo = "{conninfo(source)}"\n\n'
                           f'[repository]\npath = "{repo.root}"\n')

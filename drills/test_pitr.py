@@ -28,8 +28,6 @@ from pgvdrill.errors import RestoreError
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import verify
 from pgvdrill.wal.archiving import (
-    archive_command,
-    restore_command,
     switch_and_wait,
 )
 from pgvdrill.wal.continuity import check_continuity
@@ -108,7 +106,7 @@ def test_pitr_shutdown_then_recover_further(archived: Archived, restore_backup: 
     assert result.recovery.state == "shut down"
     assert not cluster.is_running()
     further = recover(cluster, Target("xid", str(archived.markers[9].xid)),
-                      restore_command(archived.archive, osuser.server_user()),
+                      cluster.restore_command(archived.archive),
                       BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
     record_drill(PitrDrill(f"{first.label()}; then {further.target.label()}",
                            archived.backup_seconds, result.copy_seconds, further))
@@ -126,7 +124,7 @@ def test_pitr_target_the_archive_cannot_reach_fails_clearly(
     cluster, _ = restore_backup(archived.backup, "pitr-unreachable")
 
     with pytest.raises(RestoreError, match="ends before the target") as failure:
-        recover(cluster, target, restore_command(archived.archive, osuser.server_user()),
+        recover(cluster, target, cluster.restore_command(archived.archive),
                 BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
 
     assert "recovery ended before configured recovery target was reached" in str(failure.value)
@@ -144,7 +142,7 @@ def test_pitr_target_before_the_backup_end_is_refused(
         if early == "time" else Target("lsn", format_lsn(point.start_lsn))
 
     with pytest.raises(RestoreError, match="before the base backup"):
-        recover(cluster, target, restore_command(archived.archive, osuser.server_user()), point)
+        recover(cluster, target, cluster.restore_command(archived.archive), point)
 
     assert not cluster.is_running()
     assert "recovery.signal" not in cluster.list_dir()  # refused before touching anything
@@ -176,12 +174,12 @@ def test_pitr_timeline_latest_follows_an_earlier_promotion(
     archive = wal_workdir / "archive-timelines"
     shutil.copytree(archived.archive, archive)
     osuser.chown_tree(archive, user)
-    fetch = restore_command(archive, user)
     point = BackupPoint.of((archived.backup.path / "backup_manifest").read_bytes(), archive)
     before, after = archived.upto(6)
 
     promoted, _ = restore_backup(archived.backup, "pitr-tl2")
-    promoted.configure(archive_mode="on", archive_command=archive_command(archive, user),
+    fetch = promoted.restore_command(archive)
+    promoted.configure(archive_mode="on", archive_command=promoted.archive_command(archive),
                        track_commit_timestamp=True)
     assert recover(promoted, Target("xid", str(before[-1].xid)), fetch, point).timeline == 2
     with promoted.connect(SOURCE_DB) as conn, promoted.connect() as wal_conn:

@@ -22,7 +22,7 @@ from pgvector.psycopg import register_vector
 
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.source import SOURCE_DB
@@ -30,7 +30,6 @@ from pgvdrill.wal.archiving import (
     enable_archiving,
     hand_to_server,
     make_archive_dir,
-    restore_command,
 )
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover
@@ -96,9 +95,9 @@ class RpoDrill:
 
 
 @pytest.fixture
-def primary(backend: Backend, source_template: str) -> Iterator[LocalCluster]:
+def primary(backend: Backend, source_template: str) -> Iterator[DirectoryCluster]:
     cluster = backend.create("rpo-primary", template=source_template)
-    assert isinstance(cluster, LocalCluster)
+    assert isinstance(cluster, DirectoryCluster)
     try:
         cluster.start()
         yield cluster
@@ -106,7 +105,7 @@ def primary(backend: Backend, source_template: str) -> Iterator[LocalCluster]:
         cluster.destroy()
 
 
-def destroy_while_writing(primary: LocalCluster) -> tuple[int, datetime]:
+def destroy_while_writing(primary: DirectoryCluster) -> tuple[int, datetime]:
     """Run the writer, then SIGKILL the primary and remove its data directory; the last
     acknowledged commit."""
     writer = Writer(primary)
@@ -132,8 +131,7 @@ def recover_and_measure(mode: str, restore: Restore, backup: BaseBackup, wal: Pa
     point = BackupPoint.of((backup.path / "backup_manifest").read_bytes())
     check_continuity(wal, point.start_lsn, point.timeline, partial=partial).require()
     cluster, copy_seconds = restore(backup, f"rpo-{mode}")
-    recovery = recover(cluster, Target("end"), restore_command(wal, osuser.server_user(),
-                                                                partial=partial), point)
+    recovery = recover(cluster, Target("end"), cluster.restore_command(wal, partial=partial), point)
     rows = cluster.query("SELECT count(*), max(id), max(ts) FROM rpo_writes", SOURCE_DB)
     count, last_id, last_ts = rows[0]
     assert count == last_id, f"recovered rows are not a prefix: {count} rows, max id {last_id}"
@@ -143,10 +141,10 @@ def recover_and_measure(mode: str, restore: Restore, backup: BaseBackup, wal: Pa
 
 
 def test_rpo_archive_command_is_bounded_by_archive_timeout(
-        primary: LocalCluster, restore_backup: Restore, wal_workdir: Path,
+        primary: DirectoryCluster, restore_backup: Restore, wal_workdir: Path,
         record_drill: Callable[[RpoDrill], None]) -> None:
     archive = make_archive_dir(wal_workdir / "rpo-archive", osuser.server_user())
-    enable_archiving(primary, archive, osuser.server_user(), archive_timeout=ARCHIVE_TIMEOUT)
+    enable_archiving(primary, archive, archive_timeout=ARCHIVE_TIMEOUT)
     backup = take_base_backup(primary, wal_workdir / "rpo-archive-base")
 
     acknowledged = destroy_while_writing(primary)
@@ -162,7 +160,7 @@ def test_rpo_archive_command_is_bounded_by_archive_timeout(
 
 
 def test_rpo_synchronous_pg_receivewal_loses_no_acknowledged_commit(
-        primary: LocalCluster, restore_backup: Restore, wal_workdir: Path,
+        primary: DirectoryCluster, restore_backup: Restore, wal_workdir: Path,
         record_drill: Callable[[RpoDrill], None]) -> None:
     received = wal_workdir / "rpo-receivewal"
     receiver = Receiver(primary, received, synchronous=True).start()

