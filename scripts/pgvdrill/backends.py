@@ -1,4 +1,5 @@
-"""Choosing a backend by name: `embedded` (the default) or `system` (a --pg-bin dir)."""
+"""Choosing a backend by name: `embedded` (the default), `system` (a --pg-bin dir) or
+`docker` (an --image in the local Docker engine)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pgvdrill import installation, osuser
+from pgvdrill.cluster.directory import DirectoryBackend
+from pgvdrill.cluster.docker import DockerBackend
 from pgvdrill.cluster.local import LocalBackend
+from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.errors import ConfigError
 
-BACKENDS = ("embedded", "system")
+BACKENDS = ("embedded", "system", "docker")
 
 
 def default_workdir() -> Path:
@@ -27,10 +31,15 @@ def default_cache_dir() -> Path:
 
 
 def make_backend(
-    name: str = "embedded", *, pg_bin: Path | None = None, workdir: Path | None = None,
-    cache_dir: Path | None = None,
-) -> LocalBackend:
-    """A backend by name; raises `ConfigError` with what to do when it cannot be used."""
+    name: str = "embedded", *, pg_bin: Path | None = None, image: str | None = None,
+    workdir: Path | None = None, cache_dir: Path | None = None,
+    mounts: tuple[Path, ...] = (),
+) -> DirectoryBackend:
+    """A backend by name; raises `ConfigError` with what to do when it cannot be used.
+    `mounts`: directories (besides `workdir`) that containers of the docker backend see
+    at the same path, e.g. where backups are written."""
+    workdir = workdir or default_workdir()
+    cache_dir = cache_dir or default_cache_dir()
     if name == "embedded":
         inst = installation.embedded(osuser.server_user())
     elif name == "system":
@@ -39,17 +48,19 @@ def make_backend(
                               "pass the bin directory of a PostgreSQL installation, "
                               "e.g. --pg-bin /usr/lib/postgresql/17/bin")
         inst = installation.from_bindir(pg_bin)
+    elif name == "docker":
+        return DockerBackend(image or DEFAULT_TAG, workdir, cache_dir, mounts=mounts)
     else:
         raise ConfigError(f"unknown backend {name!r}", f"choose one of: {', '.join(BACKENDS)}")
-    return LocalBackend(inst, workdir or default_workdir(), cache_dir or default_cache_dir(),
-                        name=name)
+    return LocalBackend(inst, workdir, cache_dir, name=name)
 
 
 @contextmanager
-def backend_for(args: Namespace) -> Iterator[LocalBackend]:
+def backend_for(args: Namespace) -> Iterator[DirectoryBackend]:
     """The backend a command's --backend/--pg-bin/--workdir/--cache-dir name, closed after."""
     backend = make_backend(args.backend or "embedded", pg_bin=args.pg_bin,
-                           workdir=args.workdir, cache_dir=args.cache_dir)
+                           image=getattr(args, "image", None), workdir=args.workdir,
+                           cache_dir=args.cache_dir)
     try:
         yield backend
     finally:

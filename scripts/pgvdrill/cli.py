@@ -20,6 +20,7 @@ from pgvdrill.backends import BACKENDS, backend_for, default_workdir
 from pgvdrill.bench import add_bench_parser, cmd_bench
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
+from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.drill import DrillPlan, run_plan
 from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
@@ -70,6 +71,8 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                         help="where scratch servers run (default: embedded, or [drill] "
                              "backend of --config)")
     parser.add_argument("--pg-bin", type=Path, help="PostgreSQL bin dir for --backend system")
+    parser.add_argument("--image", help="image for --backend docker, e.g. pgvector/pgvector:pg17 "
+                                        f"(default {DEFAULT_TAG}: pgvdrill image build)")
     parser.add_argument("--workdir", type=Path,
                         help="where scratch clusters live (default: /var/tmp as root, else TMPDIR)")
     parser.add_argument("--cache-dir", type=Path,

@@ -3,9 +3,11 @@
 # busybox sh. POSTGRES_USER (default postgres), POSTGRES_PASSWORD (required unless
 # POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_DB (default: the user), PGDATA,
 # POSTGRES_INITDB_ARGS, extra `-c name=value` arguments passed on to postgres.
-# First start: initdb as the unprivileged user `postgres`, local connections trusted,
-# every host connection with scram (host all all all scram-sha-256), listening on all
-# addresses (listen_addresses = '*' comes from the image's postgresql.conf.sample).
+# POSTGRES_*_FILE read the value from a file; `docker run --user UID:GID` runs as that
+# user (its /etc/passwd line is added). First start: initdb as the unprivileged user,
+# socket and loopback connections trusted, every other host with scram (host all all
+# all scram-sha-256), listening on all addresses (listen_addresses = '*' comes from the
+# image's postgresql.conf.sample).
 set -eu
 
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
@@ -52,9 +54,10 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     # the image has no OS locales: UTF8 with the C locale unless POSTGRES_INITDB_ARGS say
     # otherwise (a list of words, as upstream)
     # shellcheck disable=SC2086
-    initdb --username="$user" --pwfile="$pwfile" --auth-local=trust \
-        --auth-host=scram-sha-256 --encoding=UTF8 --locale=C ${POSTGRES_INITDB_ARGS:-} \
-        -D "$PGDATA"
+    # initdb's default authentication as upstream: trust over the socket and loopback
+    # inside the container, the appended line below for every other host
+    initdb --username="$user" --pwfile="$pwfile" --encoding=UTF8 --locale=C \
+        ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA"
     rm -f "$pwfile"
     printf '\nhost all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
     db=${POSTGRES_DB:-$user}

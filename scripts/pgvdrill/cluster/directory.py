@@ -151,13 +151,19 @@ class DirectoryCluster(Cluster):
         """(argv, environment) running client `tool` connected to this server, with `env`
         added, as a long-running process (pgvdrill.process.Process), e.g. pg_receivewal."""
 
-    def destroy(self) -> None:
+    def release(self) -> None:
+        """Stop the server (if running) and give up its port; the directory stays."""
         try:
             if self.is_running():
                 self.stop("immediate")
         finally:
             if self._lease is not None:
                 self._lease.release()
+
+    def destroy(self) -> None:
+        try:
+            self.release()
+        finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import secrets
-import shutil
 import signal
 import tempfile
 import time

@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from pgvdrill import report
+from pgvdrill import osuser, report
 from pgvdrill.backends import backend_for, default_workdir
 from pgvdrill.cluster import Backend
+from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
 from pgvdrill.drill import restore_and_verify
 from pgvdrill.errors import DrillError
-from pgvdrill.installation import from_bindir
+from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals
@@ -152,7 +153,9 @@ def run(args: argparse.Namespace, say: Say) -> int:
     run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir)
     started = datetime.now(UTC)
     with backend_for(args) as backend:
-        tools = from_bindir(source_conf.pg_bin) if source_conf.pg_bin else backend.tools()
+        tools = (from_bindir(source_conf.pg_bin) if source_conf.pg_bin
+                 else backend.tools() if isinstance(backend, LocalBackend)
+                 else embedded(osuser.server_user()))  # containers' tools cannot reach it
         source = ExternalServer(source_conf.conninfo, tools)
         drills = []
         taken: dict[str, Entry] = {}

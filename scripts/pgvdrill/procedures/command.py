@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pgvdrill import report
 from pgvdrill.backends import backend_for
+from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config, Procedure
 from pgvdrill.dataset import DatasetSpec, generate
 from pgvdrill.errors import ConfigError
@@ -130,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     own, built_in = Recorder("config", say), Recorder(PACK, say)
     started = datetime.now(UTC)
     with backend_for(args) as backend:
+        if not isinstance(backend, LocalBackend):
+            raise ConfigError(f"procedures run on this machine, not in containers (backend "
+                              f"{backend.name})", "use --backend embedded or system")
         template, load_seconds = dataset_template(backend, data)
         say(f"dataset {data.spec.key()}: "
              + (f"loaded in {load_seconds:.1f}s" if load_seconds else "cached template"))
