@@ -2,9 +2,10 @@
 images or the locally built one (`pgvdrill image build`).
 
 A cluster's directory stays on this machine, as with the local backends, and is
-bind-mounted into its container at the same path: so is every directory in `mounts`
-(the work directory, the test run's temporary directory), which makes every path a drill
-hands to a tool the same inside and out. Containers run as the server's OS user (`docker
+bind-mounted into its container at the same path: so are the work directory, the
+temporary directory (sockets stay in the container's /var/run/postgresql) and every
+directory in `mounts`, which makes every path a drill hands to a tool the same inside
+and out. Containers run as the server's OS user (`docker
 run --user`), so that the files they write belong to the same user as a local server's;
 client tools run as root inside the server's container (`docker exec`), so their version
 is the server's, connected over its socket. Clients on this machine connect through the
@@ -234,7 +235,8 @@ class DockerBackend(DirectoryBackend):
         self.labels = {SESSION_LABEL: self.session}
         if os.environ.get("PGVDRILL_RUN_ID"):
             self.labels[RUN_LABEL] = os.environ["PGVDRILL_RUN_ID"]
-        self.mounts = outermost([workdir, *mounts])
+        # tools get paths below the temporary directory too (restore lists, WAL copies)
+        self.mounts = outermost([workdir, Path(tempfile.gettempdir()), *mounts])
         self._tools_container: str | None = None
         self._names = 0
         version = self._image_version()
