@@ -167,6 +167,8 @@ def _promoted(cluster: Cluster, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.local_server("pgvdrill restore pitr writes a restore_command that runs "
+                           "pgvdrill on the server's machine")
 def test_restore_pitr_to_each_target_kind(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         reachable: Path, pgdata: Callable[[str], Path],

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
 from pgvdrill import osuser
@@ -113,6 +115,7 @@ def test_the_written_cron_schedule_runs_the_runbook(
     assert "05:00:00" in edited.read_text()
 
 
+@pytest.mark.local_server("the printed archive_command runs pgvdrill on the server's machine")
 def test_the_servers_archive_command_stores_wal_in_the_repository(
         prod_source: Cluster, pgvdrill_cli: Cli, wal_workdir: Path, tmp_path: Path) -> None:
     user = osuser.server_user()

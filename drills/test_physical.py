@@ -99,6 +99,7 @@ def test_physical_runbook_tar_gz_streams_wal_by_default(
         "backup_manifest", "base.tar.gz", "pg_wal.tar.gz"]
 
 
+@pytest.mark.server_version(17)
 def test_physical_incremental_equals_full_at_the_same_point(
     backend: Backend, make_cluster: Callable[..., Cluster], source_template: str,
     tmp_path: Path, record_drill: Callable[[PhysicalDrill], None],

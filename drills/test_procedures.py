@@ -13,6 +13,8 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.options import DrillOptions
 
+pytestmark = pytest.mark.local_server("procedures are shell commands run on this machine")
+
 # (procedure, step): the verdict, and text its reason must hold. Observed on PostgreSQL 18.
 RUNBOOK = {
     ("pg_dump", "full -F c -Z 9"): ("works", "every data block readable"),

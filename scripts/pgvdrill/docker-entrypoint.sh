@@ -20,6 +20,7 @@ for name in POSTGRES_PASSWORD POSTGRES_USER POSTGRES_DB; do
     if [ -n "$file" ]; then
         eval "$name=\$(cat \"\$file\")"
         export "${name?}"
+        unset "${name}_FILE"  # read as root, before dropping to postgres (as upstream)
     fi
 done
 

@@ -136,7 +136,9 @@ def _busybox_applets(busybox: Path) -> list[str]:
 
 
 def _listen_everywhere(sample: str) -> str:
-    return sample.replace("#listen_addresses = 'localhost'", "listen_addresses = '*'")
+    """As the official image: every address, the socket in /var/run/postgresql."""
+    return sample.replace("#listen_addresses = 'localhost'", "listen_addresses = '*'").replace(
+        "#unix_socket_directories = '/tmp'", "unix_socket_directories = '/var/run/postgresql'")
 
 
 def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:

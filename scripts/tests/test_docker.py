@@ -136,9 +136,6 @@ def test_entrypoint_reads_password_file(start: Start, tmp_path: Path) -> None:
 
 
 @DOCKER
-@pytest.mark.xfail(raises=pytest.fail.Exception, reason=(
-    "the entrypoint reads POSTGRES_PASSWORD_FILE again after dropping to postgres (it does "
-    "not unset *_FILE as the official image does), so a root-only secret cannot be read"))
 def test_entrypoint_reads_root_only_password_file(start: Start, tmp_path: Path) -> None:
     """A secret only root can read (mode 0600), as the official image accepts."""
     password = secrets.token_urlsafe(16)

@@ -290,6 +290,10 @@ class DockerBackend(DirectoryBackend):
         finally:
             cluster.release()
         (build / "pw").unlink()
+        with (build / "data" / "pg_hba.conf").open("a") as hba:
+            # the image allows every database from other hosts but not replication: base
+            # backups from this machine (pgvdrill backup physical) need it too
+            hba.write("host replication all all scram-sha-256\n")
         publish_initdb(build, directory, password)
 
     # containers
