@@ -92,12 +92,20 @@ def expected_toc(conn: psycopg.Connection, selection: Selection) -> set[Identity
         if selection.section in ("all", "data"):
             expected.add(("TABLE DATA", schema, table))
     names = [f"{s}.{t}" for s, t in tables]
-    for schema, name in conn.execute(  # sequences owned by the tables (serial, identity)
+    owned = conn.execute(  # sequences owned by the tables (serial, identity)
         "SELECT n.nspname, s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid"
         " JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace n ON n.oid = s.relnamespace"
         " JOIN pg_namespace tn ON tn.oid = t.relnamespace WHERE s.relkind = 'S'"
         " AND d.deptype IN ('a', 'i') AND tn.nspname || '.' || t.relname = ANY(%s)",
-            [names]):
+        [names]).fetchall()
+    own = conn.execute(  # sequences of their own (CREATE SEQUENCE): selected like tables
+        "SELECT n.nspname, s.relname FROM pg_class s JOIN pg_namespace n"
+        " ON n.oid = s.relnamespace WHERE s.relkind = 'S' AND NOT EXISTS (SELECT FROM"
+        " pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid"
+        " AND d.deptype IN ('a', 'i', 'e'))"
+        " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        " AND n.nspname NOT LIKE 'pg\\_%'").fetchall()
+    for schema, name in owned + [(s, n) for s, n in own if selection.covers(s, n)]:
         if schema_part:
             expected.add(("SEQUENCE", schema, name))
         if selection.section in ("all", "data"):
