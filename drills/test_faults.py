@@ -294,9 +294,10 @@ def test_fault_wal_segment_from_another_cluster(
         archived_repo: ArchivedRepo, foreign_segment: bytes, pgvdrill_cli: Cli, tmp_path: Path
 ) -> None:
     """The segment after the backup's start replaced by one of another database system
-    (same name, as two servers archiving into one directory would leave it): recovery
-    would stop there ("WAL file is from different database system"); pgvdrill verify
-    names the segment and both system identifiers, exit 4."""
+    (same name, as two servers archiving into one directory would leave it). PostgreSQL
+    rejects such a page ("WAL file is from different database system"), so recovery would
+    end there (not replayed here); pgvdrill verify names the segment and both system
+    identifiers, exit 4, and removes nothing."""
     repo = Path(shutil.copytree(archived_repo.repo, tmp_path / "repo", symlinks=True))
     entry = archived_repo.physical
     start = Segment.containing(parse_lsn(entry.start_lsn or ""), entry.timeline or 1)
