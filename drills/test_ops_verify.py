@@ -1,66 +1,30 @@
 """`pgvdrill verify` of a repository: a good one passes; each kind of damage fails with
 exit 4 and a line naming the backup and the file.
 
-One repository is made per module, as production makes it: a source archiving into the
-repository's wal/, a logical and a physical backup by `pgvdrill backup`'s own function,
-more WAL archived after them. Each test damages its own copy.
+One repository per module (fixtures.ops `archived_repo`), as production makes it: a source
+archiving into the repository's wal/, a logical and a physical backup by `pgvdrill backup`'s
+own function, more WAL archived after them. Each test damages its own copy.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fixtures.cli import Cli
-from fixtures.ops import conninfo
-from pgvdrill import osuser
-from pgvdrill.cluster import Backend
-from pgvdrill.config import load_config
-from pgvdrill.ops.backup_take import take_backup
-from pgvdrill.repository import Entry, Repository
+from fixtures.ops import ArchivedRepo
 from pgvdrill.repository.catalog import sha256_of
-from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.names import Segment, parse_lsn
 
 
-@dataclass(frozen=True)
-class Made:
-    repo: Path
-    logical: Entry
-    physical: Entry
-
-
-@pytest.fixture(scope="module")
-def made(backend: Backend, source_template: str, wal_workdir: Path) -> Iterator[Made]:
-    source = backend.create("verify-source", template=source_template)
-    try:
-        source.start()
-        repo = Repository(wal_workdir / "repo").ensure()
-        osuser.chown_tree(repo.root, osuser.server_user())  # the server archives into wal/
-        enable_archiving(source, repo.wal)
-        config = wal_workdir / "pgvdrill.toml"
-        config.write_text(f'[source]\nconninfo = "{conninfo(source)}"\n\n'
-                          f'[repository]\npath = "{repo.root}"\n')
-        logical = take_backup(load_config(config), "logical", print)
-        physical = take_backup(load_config(config), "physical", print)
-        source.query("CREATE TABLE after_backup (x int)")
-        for _ in range(2):
-            source.query("INSERT INTO after_backup VALUES (1)")
-            switch_and_wait(source, repo.wal)
-        yield Made(repo.root, logical, physical)
-    finally:
-        source.destroy()
-
-
 @pytest.fixture
-def repo(made: Made, tmp_path: Path) -> Path:
+def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
     """This test's copy of the repository."""
-    return Path(shutil.copytree(made.repo, tmp_path / "repo", symlinks=True))
+    return Path(shutil.copytree(archived_repo.repo, tmp_path / "repo", symlinks=True))
 
 
 @pytest.fixture
@@ -74,20 +38,20 @@ def problems(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith("problem: ")]
 
 
-def test_a_good_repository_verifies(made: Made, verify: Cli) -> None:
+def test_a_good_repository_verifies(archived_repo: ArchivedRepo, verify: Cli) -> None:
     result = verify()
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"ok: {made.logical.id} (logical" in result.stdout
-    assert f"ok: {made.physical.id} (physical" in result.stdout
+    assert f"ok: {archived_repo.logical.id} (logical" in result.stdout
+    assert f"ok: {archived_repo.physical.id} (physical" in result.stdout
     assert "ok: 2 backup(s) ok, 0 problem(s), 0 warning(s)" in result.stdout
 
 
-def test_one_backup_by_id(made: Made, verify: Cli) -> None:
-    result = verify(made.physical.id)
+def test_one_backup_by_id(archived_repo: ArchivedRepo, verify: Cli) -> None:
+    result = verify(archived_repo.physical.id)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 backup(s) ok" in result.stdout and made.logical.id not in result.stdout
+    assert "1 backup(s) ok" in result.stdout and archived_repo.logical.id not in result.stdout
 
 
 def test_an_unknown_id_is_bad_input(verify: Cli) -> None:
@@ -97,42 +61,42 @@ def test_an_unknown_id_is_bad_input(verify: Cli) -> None:
     assert "no backup logical-19990101T000000Z in the catalog" in result.stderr
 
 
-def _dump(repo: Path, made: Made) -> Path:
-    return repo / "logical" / made.logical.id / "vector_db.dump"
+def _dump(repo: Path, archived_repo: ArchivedRepo) -> Path:
+    return repo / "logical" / archived_repo.logical.id / "vector_db.dump"
 
 
-def _flip_byte(repo: Path, made: Made) -> None:
-    data = bytearray(_dump(repo, made).read_bytes())
+def _flip_byte(repo: Path, archived_repo: ArchivedRepo) -> None:
+    data = bytearray(_dump(repo, archived_repo).read_bytes())
     data[len(data) // 2] ^= 0xFF
-    _dump(repo, made).write_bytes(bytes(data))
+    _dump(repo, archived_repo).write_bytes(bytes(data))
 
 
-def _truncate(repo: Path, made: Made) -> None:
-    path = _dump(repo, made)
+def _truncate(repo: Path, archived_repo: ArchivedRepo) -> None:
+    path = _dump(repo, archived_repo)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def _wal_after_backup(made: Made) -> str:
-    start = Segment.containing(parse_lsn(made.physical.start_lsn or ""),
-                               made.physical.timeline or 0)
+def _wal_after_backup(archived_repo: ArchivedRepo) -> str:
+    start = Segment.containing(parse_lsn(archived_repo.physical.start_lsn or ""),
+                               archived_repo.physical.timeline or 0)
     return Segment(start.timeline, start.number + 1).name
 
 
-def _truncate_and_fix_the_entry(repo: Path, made: Made) -> None:
+def _truncate_and_fix_the_entry(repo: Path, archived_repo: ArchivedRepo) -> None:
     """Truncate the dump and rewrite its catalog entry to match: only reading the dump
     back can find the damage now."""
-    _truncate(repo, made)
-    path = repo / "catalog" / f"{made.logical.id}.json"
+    _truncate(repo, archived_repo)
+    path = repo / "catalog" / f"{archived_repo.logical.id}.json"
     data = json.loads(path.read_text())
-    dump = _dump(repo, made)
+    dump = _dump(repo, archived_repo)
     data["files"] = [{**f, "bytes": dump.stat().st_size, "sha256": sha256_of(dump)}
                      for f in data["files"]]
     path.write_text(json.dumps(data))
 
 
-Damage = Callable[[Path, Made], object]
+Damage = Callable[[Path, ArchivedRepo], object]
 # how to damage a copy of the repository, and (formatted with repo=) the problem expected
-DAMAGES: dict[str, tuple[Damage, Callable[[Made], str]]] = {
+DAMAGES: dict[str, tuple[Damage, Callable[[ArchivedRepo], str]]] = {
     "byte-corrupted": (
         _flip_byte, lambda m: f"{m.logical.id}: file vector_db.dump changed (sha256 differs)"),
     "dump-truncated": (
@@ -158,16 +122,16 @@ DAMAGES: dict[str, tuple[Damage, Callable[[Made], str]]] = {
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
-def test_damage_is_a_problem_naming_backup_and_file(made: Made, repo: Path, verify: Cli,
-                                                    damage: str) -> None:
+def test_damage_is_a_problem_naming_backup_and_file(
+        archived_repo: ArchivedRepo, repo: Path, verify: Cli, damage: str) -> None:
     change, expected = DAMAGES[damage]
-    change(repo, made)
+    change(repo, archived_repo)
 
     result = verify()
 
     assert result.returncode == 4, result.stdout + result.stderr
     found = problems(result.stdout)
-    assert any(expected(made).format(repo=repo) in line for line in found), found
+    assert any(expected(archived_repo).format(repo=repo) in line for line in found), found
     assert "FAILED" in result.stdout.splitlines()[-1]
 
 

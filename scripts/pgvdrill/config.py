@@ -38,6 +38,7 @@ class Physical:
     compress: str = "none"  # pg_basebackup --compress, e.g. "server-gzip", "client-gzip:1"
     checkpoint: str = "fast"  # fast or spread
     wal_method: str = "stream"  # stream or fetch (-X)
+    max_rate: str = ""  # pg_basebackup --max-rate, e.g. "50M" (empty: not throttled)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,10 @@ def load_config(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}",
                           "pass --config with a readable file (see pgvdrill.example.toml)"
+                          ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                          "save the configuration as UTF-8 (see pgvdrill.example.toml)"
                           ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}",

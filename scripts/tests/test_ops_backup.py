@@ -38,6 +38,9 @@ def test_basebackup_argv_from_the_physical_section() -> None:
                     "--checkpoint", "spread", "--label", "pgvdrill x",
                     "--compress", "client-gzip:1", "--progress", "--verbose", "--no-password"]
     assert "--compress" not in basebackup_argv(Physical(), Path("/b"), "l")
+    assert "--max-rate" not in basebackup_argv(Physical(), Path("/b"), "l")
+    assert basebackup_argv(Physical(max_rate="32k"), Path("/b"), "l")[-5:] == \
+        ["--max-rate", "32k", "--progress", "--verbose", "--no-password"]
 
 
 @pytest.mark.parametrize("compress", ["client-gzip:1", "gzip", "9"])

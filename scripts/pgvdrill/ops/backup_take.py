@@ -72,6 +72,8 @@ def basebackup_argv(physical: Physical, dest: Path, label: str) -> list[str]:
             "--label", label]
     if physical.compress not in ("none", "0"):
         args += ["--compress", physical.compress]
+    if physical.max_rate:
+        args += ["--max-rate", physical.max_rate]
     return [*args, "--progress", "--verbose", "--no-password"]
 
 

@@ -4,7 +4,8 @@ Per backup: its files against its catalog entry (size and sha256, nothing missin
 added); then its content: a dump's table of contents and every data block read back
 (`inspect`), a base backup checked by pg_verifybackup with its WAL parsed (`check_backup`);
 for a base backup also the archived WAL in <repository>/wal from its start LSN on its
-timeline (`check_continuity`: the first missing segment is named). For the whole
+timeline (`check_continuity`: the first missing segment is named;
+`foreign_segment`: one from another database system, or renamed, is named too). For the whole
 repository also unreadable catalog entries (problems) and backup directories without an
 entry (warnings: a backup running now, or one that failed; pgvdrill never deletes them).
 """
@@ -20,7 +21,7 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.physical.verifybackup import check_backup
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import incomplete, read_catalog
-from pgvdrill.wal.continuity import check_continuity
+from pgvdrill.wal.continuity import check_continuity, foreign_segment
 from pgvdrill.wal.names import SEGMENT_RE, parse_lsn
 
 
@@ -76,7 +77,10 @@ def wal_problems(repo: Repository, entry: Entry) -> list[str]:
         continuity = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline)
     except BackupError as exc:
         return [f"{entry.id}: WAL archive {repo.wal}: {exc.message}"]
-    return [f"{entry.id}: WAL archive {repo.wal}: {continuity.gap}"] if continuity.gap else []
+    ident = entry.source.get("system_identifier")
+    problem = continuity.gap or (foreign_segment(repo.wal, continuity.segments, int(ident))
+                                 if ident else None)
+    return [f"{entry.id}: WAL archive {repo.wal}: {problem}"] if problem else []
 
 
 def backup_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[str]:

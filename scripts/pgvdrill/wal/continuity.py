@@ -5,6 +5,7 @@ timeline history files), must be there; the first missing one is named."""
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +136,29 @@ def _last_on_path(names: set[str], spans: list[Span], first: int, size: int) -> 
                 segment.timeline:
             last = segment.number
     return last
+
+
+# XLogLongPageHeaderData, little-endian: magic, info, timeline, pageaddr, rem_len, padding,
+# system identifier, segment size, block size (the first 40 bytes of every segment)
+_LONG_HEADER = struct.Struct("<HHIQI4xQII")
+
+
+def foreign_segment(archive: Path, names: tuple[str, ...], system_identifier: int,
+                    segment_size: int = DEFAULT_SEGMENT_SIZE) -> str | None:
+    """The first of `names` (segments in `archive`) whose first page header says it is not
+    that segment of the database system `system_identifier`: recovery would stop there."""
+    for name in names:
+        with (archive / name).open("rb") as handle:
+            header = handle.read(_LONG_HEADER.size)
+        expected = Segment.from_name(name, segment_size).start
+        if len(header) < _LONG_HEADER.size:
+            return f"segment {name} is too short to hold a WAL page header"
+        *_, pageaddr, _, sysid, _, _ = _LONG_HEADER.unpack(header)
+        if sysid != system_identifier:
+            return (f"segment {name} is from another database system (system identifier "
+                    f"{sysid}, the backup's is {system_identifier}): recovery would stop "
+                    f"before {format_lsn(expected)}")
+        if pageaddr != expected:
+            return (f"segment {name} holds the WAL of {format_lsn(pageaddr)}, not of "
+                    f"{format_lsn(expected)} (a renamed file): recovery would stop there")
+    return None
