@@ -441,13 +441,15 @@ def test_the_workflow_runs_the_drills_in_docker_and_uploads_the_reports() -> Non
     runs = [s.get("run", "") for s in steps]
     install = next(i for i, r in enumerate(runs) if "pip install -e '.[test]'" in r)
     pull = next(i for i, r in enumerate(runs) if r.startswith("docker pull "))
-    drills = next(i for i, r in enumerate(runs) if r.startswith("pytest "))
+    embedded, docker = (i for i, r in enumerate(runs) if r.startswith("pytest "))
     upload = next(i for i, u in enumerate(uses) if u.startswith("actions/upload-artifact@"))
-    assert install < drills and pull < drills < upload
-    command = runs[drills].split()
+    assert install < embedded < docker < upload and pull < docker
+    assert runs[embedded].split() == ["pytest", "-n", "2", "--drill-reports", "reports"]
+    command = runs[docker].split()
     assert command[:3] == ["pytest", "-n", "2"]
     image = runs[pull].split()[2]
-    assert " ".join(command[3:]).startswith(f"--drill-backend docker --drill-image {image}")
+    assert " ".join(command[3:]) == (f"--drill-backend docker --drill-image {image} "
+                                     "--drill-reports reports drills/")
     assert image == "pgvector/pgvector:pg17"
     assert steps[upload]["if"] == "always()" and steps[upload]["with"]["path"] == "reports/"
 
