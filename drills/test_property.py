@@ -38,6 +38,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     consumes,
     initialize,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -488,9 +489,10 @@ def test_property_physical_restore_is_bit_exact(
 PITR_DIM = 3
 
 
-def pitr_machine(backend: Backend, workdir: Path, points_checked: int
-                 ) -> type[RuleBasedStateMachine]:
-    runs = itertools.count(1)
+def pitr_machine(backend: Backend, workdir: Path, points_checked: int,
+                 runs: list[dict[str, int]]) -> type[RuleBasedStateMachine]:
+    """The machine class; each run appends its changes, restore points and recoveries to
+    `runs`."""
 
     class PitrMachine(RuleBasedStateMachine):
         """Inserts, updates and deletes of vectors between named restore points on an
@@ -501,19 +503,31 @@ def pitr_machine(backend: Backend, workdir: Path, points_checked: int
 
         def __init__(self) -> None:
             super().__init__()
-            self.run = workdir / f"run-{next(runs)}"
+            self.run = workdir / f"run-{len(runs) + 1}"
+            self.stats = {"changes": 0, "restore_points": 0, "recovered": 0}
+            runs.append(self.stats)
             self.primary = backend.create(f"pitr-prop-{self.run.name}")
             self.model: dict[int, Dense] = {}
-            self.points: list[tuple[str, dict[int, Dense]]] = []
+            self.points: list[tuple[str, dict[int, Dense], bool]] = []
             self.next_id = 1
-            self.primary.start()
-            self.archive = make_archive_dir(self.run / "archive", osuser.server_user())
-            enable_archiving(self.primary, self.archive)
-            self.conn = self.primary.connect()
-            self.conn.execute("CREATE EXTENSION vector")
-            self.conn.execute(f"CREATE TABLE items (id int PRIMARY KEY, v vector({PITR_DIM}))")
-            self.backup = base_backup(self.primary, BASE_BACKUP_SETTINGS["plain"],
-                                      self.run / "base", fast_checkpoint=True)
+            self.changed = False  # since the last restore point
+            try:
+                self.primary.start()
+                self.archive = make_archive_dir(self.run / "archive", osuser.server_user())
+                enable_archiving(self.primary, self.archive)
+                self.conn = self.primary.connect()
+                self.conn.execute("CREATE EXTENSION vector")
+                self.conn.execute(
+                    f"CREATE TABLE items (id int PRIMARY KEY, v vector({PITR_DIM}))")
+                self.backup = base_backup(self.primary, BASE_BACKUP_SETTINGS["plain"],
+                                          self.run / "base", fast_checkpoint=True)
+            except BaseException:  # no teardown for a machine that never started
+                self.primary.destroy()
+                raise
+
+        def change(self) -> None:
+            self.changed = True
+            self.stats["changes"] += 1
 
         @initialize()
         def empty(self) -> None:
@@ -524,6 +538,7 @@ def pitr_machine(backend: Backend, workdir: Path, points_checked: int
             key, self.next_id = self.next_id, self.next_id + 1
             self.conn.execute("INSERT INTO items VALUES (%s, %s::text::vector)",
                               (key, text("vector", value)))
+            self.change()
             self.model[key] = value
             return key
 
@@ -531,35 +546,44 @@ def pitr_machine(backend: Backend, workdir: Path, points_checked: int
         def update(self, key: int, value: Dense) -> None:
             self.conn.execute("UPDATE items SET v = %s::text::vector WHERE id = %s",
                               (text("vector", value), key))
+            self.change()
             self.model[key] = value
 
         @rule(key=consumes(ids))
         def delete(self, key: int) -> None:
             self.conn.execute("DELETE FROM items WHERE id = %s", (key,))
             del self.model[key]
+            self.change()
 
-        @rule()
-        def restore_point(self) -> None:
+        @precondition(lambda self: self.changed)
+        @rule(check=st.booleans())
+        def restore_point(self, check: bool) -> None:
+            """A named restore point; `check`: recover to it at the end (while the budget of
+            recoveries per run lasts)."""
+            self.changed = False
+            self.stats["restore_points"] += 1
             name = f"point {len(self.points) + 1}"
             self.conn.execute("SELECT pg_create_restore_point(%s)", (name,))
-            self.points.append((name, dict(self.model)))
+            self.points.append((name, dict(self.model), check))
 
         def teardown(self) -> None:
             try:
-                self.restore_point()  # every run has one, after its last change
+                self.restore_point(check=True)  # every run has one, after its last change
                 self.conn.close()
                 switch_and_wait(self.primary, self.archive)
                 self.primary.stop()
                 for name, model in self.checked():
                     self.recover_and_compare(name, model)
+                    self.stats["recovered"] += 1
             finally:
                 self.primary.destroy()
                 shutil.rmtree(self.run, ignore_errors=True)
 
         def checked(self) -> list[tuple[str, dict[int, Dense]]]:
-            """The first point, the last, and evenly spread ones between: not all."""
-            picks = np.linspace(0, len(self.points) - 1, points_checked).round().astype(int)
-            return [self.points[i] for i in sorted(set(picks.tolist()))]
+            """The points marked for checking, up to the budget, and always the last one."""
+            *earlier, (last, model, _) = self.points
+            marked = [(name, model) for name, model, check in earlier if check]
+            return [*marked[:points_checked - 1], (last, model)]
 
         def recover_and_compare(self, name: str, model: dict[int, Dense]) -> None:
             with restore_base_backup(backend, self.backup, "pitr-prop-restored") as restored:
@@ -577,7 +601,12 @@ def pitr_machine(backend: Backend, workdir: Path, points_checked: int
 
 
 def test_property_pitr_to_restore_points_matches_the_model(
-        profile: Profile, backend: Backend, wal_workdir: Path) -> None:
-    machine = pitr_machine(backend, wal_workdir, profile.budget.pitr_points)
+        profile: Profile, backend: Backend, wal_workdir: Path, record_property: Any) -> None:
+    """Vectors inserted, updated and deleted between named restore points; recovery of the
+    start's base backup to some of those points (PITR) holds exactly the model's rows."""
+    runs: list[dict[str, int]] = []
+    machine = pitr_machine(backend, wal_workdir, profile.budget.pitr_points, runs)
     run_state_machine_as_test(machine, settings=profile.settings(
         "pitr", profile.budget.runs))
+    record_property("hypothesis_examples", len(runs))
+    record_property("hypothesis_runs", runs)
