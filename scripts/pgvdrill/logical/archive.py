@@ -120,7 +120,13 @@ def _table_of_items(script: str) -> dict[tuple[str, str], tuple[str, str]]:
 
 def parse_toc(listing: str) -> tuple[TocEntry, ...]:
     """Parse `pg_restore -l` output into entries (comment lines are skipped)."""
-    return tuple(e for e in map(entry_of, listing.splitlines()) if e is not None)
+    return tuple(e for e in map(entry_of, listing_lines(listing)) if e is not None)
+
+
+def listing_lines(listing: str) -> list[str]:
+    """The lines of `pg_restore -l` output: split at newlines only, which pg_restore keeps
+    out of names (str.splitlines would also split names at \x1c-\x1e, \x85, \u2028...)."""
+    return listing.split("\n")
 
 
 def entry_of(line: str) -> TocEntry | None:

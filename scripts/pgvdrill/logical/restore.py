@@ -20,7 +20,7 @@ from pgvdrill import statement_log
 from pgvdrill.cluster import Cluster
 from pgvdrill.errors import ConfigError, ToolError
 from pgvdrill.logical import diagnose
-from pgvdrill.logical.archive import Archive, entry_of, qualified
+from pgvdrill.logical.archive import Archive, entry_of, listing_lines, qualified
 from pgvdrill.logical.selection import Section
 from pgvdrill.timing import Item, Phase
 
@@ -140,7 +140,7 @@ def table_list(cluster: Cluster, archive: Archive, tables: tuple[str, ...], *,
     owned = archive.objects_of_tables(cluster, tables)
     schemas = {qualified(t)[0] for t in tables}
     keep = []
-    for line in listing.splitlines():
+    for line in listing_lines(listing):
         entry = entry_of(line)
         if entry is None:
             continue
@@ -159,7 +159,7 @@ def _without_schemas(cluster: Cluster, archive: Archive, dbname: str) -> list[st
     with cluster.connect(dbname) as conn:
         existing = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")}
     listing = cluster.run_tool("pg_restore", ["--list", str(archive.path)]).stdout
-    return [line for line in listing.splitlines()
+    return [line for line in listing_lines(listing)
             if (e := entry_of(line)) is None or e.desc != "SCHEMA" or e.name not in existing]
 
 

@@ -84,12 +84,15 @@ def selected_tables(conn: psycopg.Connection, selection: Selection) -> list[tupl
 def expected_toc(conn: psycopg.Connection, selection: Selection) -> set[Identity]:
     """The identities of `CHECKED_DESCS` items the archive of `selection` must hold."""
     tables = selected_tables(conn, selection)
+    partitioned = set(conn.execute(  # no rows of their own: pg_dump writes no TABLE DATA
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n"
+        " ON n.oid = c.relnamespace WHERE c.relkind = 'p'").fetchall())
     expected: set[Identity] = set()
     schema_part = selection.section in ("all", "schema")
     for schema, table in tables:
         if schema_part:
             expected.add(("TABLE", schema, table))
-        if selection.section in ("all", "data"):
+        if selection.section in ("all", "data") and (schema, table) not in partitioned:
             expected.add(("TABLE DATA", schema, table))
     names = [f"{s}.{t}" for s, t in tables]
     owned = conn.execute(  # sequences owned by the tables (serial, identity)
@@ -139,10 +142,23 @@ def expected_toc(conn: psycopg.Connection, selection: Selection) -> set[Identity
 
 
 def toc_problems(expected: set[Identity], toc: tuple[TocEntry, ...]) -> list[str]:
-    """What the archive lacks or holds beyond `expected`, among `CHECKED_DESCS` items."""
+    """What the archive lacks or holds beyond `expected`, among `CHECKED_DESCS` items.
+
+    Compared as pg_restore -l prints them: schema and name joined by a space, line breaks
+    as spaces, so that names with spaces or line breaks match however a line was split."""
     present = {e.identity for e in toc if e.desc in CHECKED_DESCS}
+    listed = {_listed(i) for i in present}
+    lacking = [i for i in expected if _listed(i) not in listed]
+    printed = {_listed(i) for i in expected}
+    unexpected = [i for i in present if _listed(i) not in printed]
     problems = [f"the archive lacks {d} {s}.{n}" if s != "-" else f"the archive lacks {d} {n}"
-                for d, s, n in sorted(expected - present)]
+                for d, s, n in sorted(lacking)]
     problems += [f"the archive holds unexpected {d} {s}.{n}" if s != "-" else
-                 f"the archive holds unexpected {d} {n}" for d, s, n in sorted(present - expected)]
+                 f"the archive holds unexpected {d} {n}" for d, s, n in sorted(unexpected)]
     return problems
+
+
+def _listed(identity: Identity) -> tuple[str, str]:
+    """An identity as a pg_restore -l line shows it (its sanitize_line)."""
+    desc, schema, name = identity
+    return desc, f"{schema} {name}".replace("\n", " ").replace("\r", " ")
