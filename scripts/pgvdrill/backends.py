@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from argparse import Namespace
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,11 +56,14 @@ def make_backend(
 
 
 @contextmanager
-def backend_for(args: Namespace) -> Iterator[DirectoryBackend]:
-    """The backend a command's --backend/--pg-bin/--workdir/--cache-dir name, closed after."""
+def backend_for(args: Namespace, mounts: Sequence[Path] = ()
+                ) -> Iterator[DirectoryBackend]:
+    """The backend a command's --backend/--pg-bin/--image/--workdir/--cache-dir name, closed
+    after; `mounts`: the directories the command's tools read or write (containers see
+    them at the same paths)."""
     backend = make_backend(args.backend or "embedded", pg_bin=args.pg_bin,
                            image=getattr(args, "image", None), workdir=args.workdir,
-                           cache_dir=args.cache_dir)
+                           cache_dir=args.cache_dir, mounts=tuple(p.resolve() for p in mounts))
     try:
         yield backend
     finally:

@@ -172,12 +172,12 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if args.config is not None:
         return dr_drill.run(args, say)
     targets = load_targets(args.targets, args.production_size)
-    run_dir = report.new_run_dir(args.reports_dir or Path("reports"))
+    run_dir = report.new_run_dir(args.reports_dir or Path("reports")).resolve()
     data = _dataset(args)
     plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump] if args.logical else [],
                      [ALL_RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
     started = datetime.now(UTC)
-    with backend_for(args) as backend:
+    with backend_for(args, [run_dir]) as backend:
         result = run_plan(backend, plan, run_dir / "artifacts", say)
         physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", say)
         pitr = _run_pitr(args, backend, data)

@@ -8,6 +8,9 @@ import os
 import pwd
 import secrets
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -236,3 +239,26 @@ def test_drill_with_missing_image_says_how_to_build_it(pgvdrill_cli: Cli,
     assert "no/such:image" in done.stderr
     assert "pgvdrill image build" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@DOCKER
+def test_drill_cli_on_docker_from_a_directory_containers_do_not_mount(tmp_path: Path) -> None:
+    """`pgvdrill drill --backend docker` run from a directory outside the temporary and
+    work directories, with a relative --reports-dir: the dump lands in the reports
+    directory (the command mounts it), the drill verifies, no container is left."""
+    cwd = Path(tempfile.mkdtemp(prefix="pgvdrill-cwd-", dir=Path.home()))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pgvdrill.cli", "drill", "--backend", "docker", "--rows",
+             "200", "--dim", "8", "--dump", "custom-z1", "--restore", "fresh",
+             "--cache-dir", str(tmp_path / "cache"),
+             "--reports-dir", "reports"],
+            cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "ok: 1 drill(s), 0 failed" in done.stdout
+        [dump] = (cwd / "reports").glob("*/artifacts/*custom-z1.dump")
+        assert dump.stat().st_size > 0
+    finally:
+        shutil.rmtree(cwd, ignore_errors=True)
+    left = runner.run(["docker", "ps", "--all", "--quiet", "--filter", "label=pgvdrill.session"])
+    assert left.stdout.strip() == ""

@@ -150,9 +150,9 @@ def run(args: argparse.Namespace, say: Say) -> int:
     repo = Repository(config.repository)
     args.backend = args.backend or config.drill.backend
     args.pg_bin = args.pg_bin or config.drill.pg_bin
-    run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir)
+    run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir).resolve()
     started = datetime.now(UTC)
-    with backend_for(args) as backend:
+    with backend_for(args, [run_dir, repo.root]) as backend:
         tools = (from_bindir(source_conf.pg_bin) if source_conf.pg_bin
                  else backend.tools() if isinstance(backend, LocalBackend)
                  else embedded(osuser.server_user()))  # containers' tools cannot reach it

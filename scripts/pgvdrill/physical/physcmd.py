@@ -67,8 +67,8 @@ def add_verify_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def cmd_verify_backup(args: argparse.Namespace, say: Callable[[str], None]) -> int:
-    with backend_for(args) as backend:
-        checked = check_backup(backend.tools(), args.path)
+    with backend_for(args, [args.path]) as backend:
+        checked = check_backup(backend.tools(), args.path.resolve())
     say(f"ok: {checked.path} ({checked.format} base backup, every file matches its manifest, "
         f"WAL parsed; {checked.seconds:.2f}s)")
     return 0
