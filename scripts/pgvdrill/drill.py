@@ -108,7 +108,7 @@ def restore_and_verify(
     if reason is not None:
         raise ConfigError(f"restore {setting.name!r} cannot take dump "
                           f"{dumped.setting.name!r}: {reason}")
-    restored_tables = expected_tables(archive, setting)
+    restored_tables = expected_tables(target, archive, setting)
     if not restored_tables:
         raise ConfigError(f"dump {dumped.setting.name!r} holds none of {setting.tables}")
     prepare(target, dbname, archive, setting, schema_source)

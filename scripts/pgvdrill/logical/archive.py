@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
-from pgvdrill.errors import BackupError, ToolError
+from pgvdrill.errors import BackupError, ConfigError, ToolError
+from pgvdrill.logical import table_items
+from pgvdrill.verify.session import parse_table_name
 
 # pg_dump's object descriptions, longest first so that "TABLE DATA" wins over "TABLE".
 _DESCS = sorted(
@@ -68,59 +70,62 @@ class Archive:
         return sorted({(e.schema, e.name) for e in self.toc
                        if e.desc in ("TABLE", "TABLE DATA")})
 
-    def objects_of_tables(self, tools: ToolRunner, tables: Iterable[str]) -> set[int]:
-        """Dump ids of the tables' own items: definition, data, indexes, constraints,
-        sequences, defaults, triggers (found from the archive's SQL, no server needed)."""
-        wanted = {qualified(t) for t in tables}
-        owner = _table_of_items(tools.run_tool(
+    def items_of_tables(self, tools: ToolRunner, tables: Iterable[str]
+                        ) -> dict[int, tuple[str, tuple[str, str]]]:
+        """Dump id -> (desc, (schema, table)) of the tables' own items: definition, data,
+        indexes, constraints, sequences, defaults, triggers and, for a partitioned table,
+        its partitions with theirs (found from the archive alone, no server needed)."""
+        items = table_items.read(tools.run_tool(
             "pg_restore", ["--schema-only", "--file", "-", str(self.path)]).stdout)
-        ids = set()
-        for e in self.toc:
-            table = ((e.schema, e.name) if e.desc in ("TABLE", "TABLE DATA") else
-                     (e.schema, e.name.split(" ", 1)[0]) if "CONSTRAINT" in e.desc else
-                     owner.get((e.schema, e.name.split(" ", 1)[0])))
-            if table in wanted:
-                ids.add(e.dump_id)
-        return ids
+        wanted = items.with_partitions(qualified(t) for t in tables)
+        by_name = {(table_items.clean(s), table_items.clean(t)): (s, t) for s, t in wanted}
+        found: dict[int, tuple[str, tuple[str, str]]] = {}
+        for schema in sorted(items.schemas_of(wanted)):
+            for e in in_schema(tools, self.path, schema):
+                table = (by_name.get((e.schema, e.name)) if e.desc in ("TABLE", "TABLE DATA")
+                         else items.table_of(e.desc, e.schema, e.name))
+                if table in wanted:
+                    found[e.dump_id] = (e.desc, table)
+        return found
 
     def as_dict(self) -> dict[str, object]:
         return {"path": str(self.path), "format": self.format, "size_bytes": self.size_bytes,
                 "sha256": self.sha256, "toc_items": len(self.toc)}
 
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[\w$]+)'
-_HEADER = re.compile(r"^-- Name: (.*?); Type: (.*?); Schema: (.*?); Owner:", re.M)
-_TARGET = re.compile(rf"(?:\bON|ALTER TABLE|OWNED BY)\s+(?:ONLY\s+)?({_IDENT})\.({_IDENT})")
-
-
-def _unquote(ident: str) -> str:
-    return ident[1:-1].replace('""', '"') if ident.startswith('"') else ident
-
-
 def qualified(name: str) -> tuple[str, str]:
-    """(schema, table) of `table` or `schema.table` (public when unqualified)."""
-    schema, dot, table = name.rpartition(".")
-    return (schema if dot else "public", table)
-
-
-def _table_of_items(script: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """(schema, item name) -> (schema, table) for the indexes, triggers, sequences and
-    defaults in a schema-only SQL script, read from the statement under each header."""
-    owner: dict[tuple[str, str], tuple[str, str]] = {}
-    headers = list(_HEADER.finditer(script))
-    for header, following in zip(headers, [*headers[1:], None], strict=True):
-        body = script[header.end():following.start() if following else len(script)]
-        target = _TARGET.search(body)
-        if target:
-            name = header.group(1).split(" ", 1)[0]
-            owner[(header.group(3), name)] = (_unquote(target.group(1)),
-                                              _unquote(target.group(2)))
-    return owner
+    """(schema, table) of a table named as SQL reads it: `items`, `app.items`,
+    `"my schema"."a.b"` (public when unqualified); `ConfigError` if it is no table name."""
+    try:
+        return parse_table_name(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc), 'quote names as SQL does: "my schema"."My Table"') from exc
 
 
 def parse_toc(listing: str) -> tuple[TocEntry, ...]:
     """Parse `pg_restore -l` output into entries (comment lines are skipped)."""
     return tuple(e for e in map(entry_of, listing_lines(listing)) if e is not None)
+
+
+def in_schema(tools: ToolRunner, path: Path, schema: str) -> list[TocEntry]:
+    """The archive's items in `schema` (`pg_restore -l --schema`), split after its name:
+    a plain listing cannot tell where a schema name holding a space ends."""
+    prefix = table_items.clean(schema) + " "
+    listing = tools.run_tool("pg_restore", ["--list", "--schema", schema, str(path)]).stdout
+    return [replace(e, schema=prefix[:-1], name=joined[len(prefix):])
+            for e in map(entry_of, listing_lines(listing))
+            if e is not None and (joined := table_items.listed(e.schema, e.name))
+            .startswith(prefix)]
+
+
+def _exact_schemas(tools: ToolRunner, path: Path, toc: tuple[TocEntry, ...]
+                   ) -> tuple[TocEntry, ...]:
+    """`toc` with the items of schemas whose names hold a space split exactly (from the
+    archive's SCHEMA items: a -t dump has none, its items keep the first-space split)."""
+    exact = {e.dump_id: e for schema in sorted({e.name for e in toc
+                                                if e.desc == "SCHEMA" and " " in e.name})
+             for e in in_schema(tools, path, schema)}
+    return tuple(exact.get(e.dump_id, e) for e in toc)
 
 
 def listing_lines(listing: str) -> list[str]:
@@ -168,7 +173,7 @@ def inspect(tools: ToolRunner, path: Path) -> Archive:
         tools.run_tool("pg_restore", ["--file", "/dev/null", path], hint=hint)
     except ToolError as exc:
         raise BackupError(f"backup {path} cannot be read:\n{exc.message}", hint) from exc
-    toc = parse_toc(listing)
+    toc = _exact_schemas(tools, path, parse_toc(listing))
     if not toc:
         raise BackupError(f"backup {path} lists no objects", hint)
     return Archive(path, fmt, size, digest.hexdigest(), toc)

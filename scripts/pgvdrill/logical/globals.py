@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pgvdrill.cluster import Cluster, Server
 from pgvdrill.errors import BackupError
+from pgvdrill.logical.table_items import unquote
 
 GLOBALS_FILE = "globals.sql"
 _ROLE_STATEMENT = re.compile(r'(CREATE|ALTER) ROLE ("(?:[^"]|"")+"|[^\s;]+)(;| WITH )')
@@ -74,13 +75,10 @@ def without_existing_roles(script: str, existing: set[str], myself: str
     for line in script.splitlines():
         match = _ROLE_STATEMENT.match(line)
         if match:
-            role = _unquote(match.group(2))
+            role = unquote(match.group(2))
             if role in existing and (match.group(1) == "CREATE" or role == myself):
                 skipped.add(role)
                 continue
         kept.append(line)
     return "\n".join(kept) + "\n", sorted(skipped)
 
-
-def _unquote(name: str) -> str:
-    return name[1:-1].replace('""', '"') if name.startswith('"') else name

@@ -50,8 +50,13 @@ def refusal(dump: DumpSetting, setting: RestoreSetting) -> str | None:
     return None
 
 
-def expected_tables(archive: Archive, setting: RestoreSetting) -> list[Table]:
-    """The tables the timed restore itself brings into the target."""
+def expected_tables(tools: Cluster, archive: Archive, setting: RestoreSetting
+                    ) -> list[Table]:
+    """The tables the timed restore itself brings into the target (a table restored with
+    its objects brings its partitions)."""
+    if setting.tables and setting.table_objects:
+        items = archive.items_of_tables(tools, setting.tables).values()
+        return sorted({table for desc, table in items if desc in ("TABLE", "TABLE DATA")})
     tables = archive.tables()
     if setting.tables:
         wanted = {qualified(t) for t in setting.tables}

@@ -20,8 +20,9 @@ from pgvdrill import statement_log
 from pgvdrill.cluster import Cluster
 from pgvdrill.errors import ConfigError, ToolError
 from pgvdrill.logical import diagnose
-from pgvdrill.logical.archive import Archive, entry_of, listing_lines, qualified
+from pgvdrill.logical.archive import Archive, entry_of, listing_lines
 from pgvdrill.logical.selection import Section
+from pgvdrill.logical.table_items import clean
 from pgvdrill.timing import Item, Phase
 
 # What the target database holds before the timed restore:
@@ -33,9 +34,9 @@ from pgvdrill.timing import Item, Phase
 #   other-tables  every table of the archive except the ones this setting restores
 Prepare = Literal["empty", "extension", "diverged", "schema", "pre-data", "other-tables"]
 SECTIONS = ("pre-data", "data", "post-data")
-TABLE_OBJECTS = ("TABLE", "TABLE DATA", "INDEX", "CONSTRAINT", "FK CONSTRAINT",
-                 "SEQUENCE", "SEQUENCE SET", "SEQUENCE OWNED BY", "DEFAULT", "TRIGGER",
-                 "COMMENT", "ACL")
+TABLE_OBJECTS = ("TABLE", "TABLE DATA", "TABLE ATTACH", "INDEX", "INDEX ATTACH",
+                 "CONSTRAINT", "FK CONSTRAINT", "SEQUENCE", "SEQUENCE SET",
+                 "SEQUENCE OWNED BY", "DEFAULT", "TRIGGER", "COMMENT", "ACL")
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,8 @@ def table_list(cluster: Cluster, archive: Archive, tables: tuple[str, ...], *,
     """A pg_restore -L list of `tables` with their dependent objects (or, with `exclude`,
     of everything else), taken from the archive's own listing."""
     listing = cluster.run_tool("pg_restore", ["--list", str(archive.path)]).stdout
-    owned = archive.objects_of_tables(cluster, tables)
-    schemas = {qualified(t)[0] for t in tables}
+    owned = archive.items_of_tables(cluster, tables)
+    schemas = {clean(schema) for _, (schema, _) in owned.values()}  # as the listing prints
     keep = []
     for line in listing_lines(listing):
         entry = entry_of(line)

@@ -14,6 +14,7 @@ from typing import Literal
 import psycopg
 
 from pgvdrill.logical.archive import TocEntry
+from pgvdrill.logical.table_items import listed
 
 Section = Literal["all", "data", "schema"]
 Identity = tuple[str, str, str]
@@ -159,6 +160,6 @@ def toc_problems(expected: set[Identity], toc: tuple[TocEntry, ...]) -> list[str
 
 
 def _listed(identity: Identity) -> tuple[str, str]:
-    """An identity as a pg_restore -l line shows it (its sanitize_line)."""
+    """An identity as a pg_restore -l line shows it."""
     desc, schema, name = identity
-    return desc, f"{schema} {name}".replace("\n", " ").replace("\r", " ")
+    return desc, listed(schema, name)
