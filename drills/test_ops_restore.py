@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,9 @@ def test_restore_pitr_to_each_target_kind(
     [backup] = [p.stem for p in repo.catalog.glob("*.json")]
     cases = {  # options -> markers recovered
         "time": (["--target-time", m[5].commit_time.isoformat()], 6),
+        # the archive's last commit, exclusive: the only time target this close that works
+        "time-last": (["--target-time", m[-1].commit_time.isoformat(), "--exclusive"],
+                      MARKERS - 1),
         "xid": (["--target-xid", str(m[6].xid), "--exclusive"], 6),
         "lsn": (["--target-lsn", format_lsn(m[7].commit_lsn)], 8),
         "name": (["--target-name", RESTORE_POINT[0]], RESTORE_POINT[1]),
@@ -213,3 +217,13 @@ def test_restore_pitr_to_each_target_kind(
     refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", pgdata("early"),
                          "--target-lsn", format_lsn(m[2].commit_lsn), "--config", config),
             5, "is before the base backup's end LSN")
+    # beyond the archive: refused before anything is unpacked, where PostgreSQL would
+    # replay the whole archive and then stop short
+    late = pgdata("late")
+    refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", late, "--target-time",
+                         m[-1].commit_time.isoformat(), "--config", config),
+            5, "is not before the archived WAL ends: its last transaction ended at "
+               + m[-1].commit_time.astimezone(UTC).isoformat())
+    refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", late, "--target-lsn",
+                         "FF/0", "--config", config), 5, "is beyond the archived WAL")
+    assert list(late.iterdir()) == []

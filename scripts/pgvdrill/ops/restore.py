@@ -39,9 +39,10 @@ from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import read_catalog
 from pgvdrill.wal.archiving import restore_command
-from pgvdrill.wal.continuity import check_continuity
+from pgvdrill.wal.continuity import Continuity, check_continuity
 from pgvdrill.wal.names import format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target
+from pgvdrill.wal.reach import refuse_beyond_archive
 
 EXIT_CODES = """exit codes:
   0  restored (physical, pitr: the data directory is ready to start)
@@ -208,6 +209,9 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
     if target is not None:
         point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
         refuse_before_backup(entry, target, point)
+        reach = archive_continuity(repo, point)
+        if not isinstance(reach, str):
+            refuse_beyond_archive(config_tools(config), repo.wal, reach, target)
         command = wal_restore_command(repo.wal.resolve(), server_user)
     require_intact(repo, entry)
     say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
@@ -218,7 +222,7 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
         say(f"appended to {pgdata / AUTO_CONF}, and created recovery.signal:")
         for line in lines[1:]:
             say(f"  {line}")
-        say(archive_reach(repo, point, target))
+        say(archive_reach(reach, point, target))
     settle(pgdata, existing, server_user)
     _next_steps(pgdata, entry, target, server_user)
 
@@ -235,15 +239,22 @@ def wal_restore_command(wal: Path, server_user: str | None) -> str:
     return command
 
 
-def archive_reach(repo: Repository, point: BackupPoint, target: Target) -> str:
-    """How far the archived WAL carries recovery from the backup, as one line."""
+def archive_continuity(repo: Repository, point: BackupPoint) -> Continuity | str:
+    """What the archived WAL holds from the backup's start on, or a warning saying why
+    recovery cannot go past the backup."""
     if not has_wal(repo):
         return (f"warning: no archived WAL in {repo.wal}: recovery cannot go beyond the "
                 f"backup's end ({format_lsn(point.end_lsn)})")
     try:
-        reach = check_continuity(repo.wal, point.start_lsn, point.timeline)
+        return check_continuity(repo.wal, point.start_lsn, point.timeline)
     except BackupError as exc:
         return f"warning: {exc.message}"
+
+
+def archive_reach(reach: Continuity | str, point: BackupPoint, target: Target) -> str:
+    """How far the archived WAL carries recovery from the backup, as one line."""
+    if isinstance(reach, str):
+        return reach
     line = (f"archive: {len(reach.segments)} segment(s) from {format_lsn(point.start_lsn)}, "
             f"recovery can reach {format_lsn(reach.reachable)} on timeline {reach.timeline}")
     if reach.gap:
