@@ -26,9 +26,8 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo, conninfo
-from pgvdrill import osuser, runner
-from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.installation import Installation
+from pgvdrill import osuser
+from pgvdrill.cluster import Cluster
 from pgvdrill.repository import Repository
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
@@ -273,22 +272,6 @@ def test_fault_archive_unwritable_or_full_then_fixed(
 
 
 # -- a WAL segment of another database system ------------------------------------------------
-
-@pytest.fixture(scope="module")
-def foreign_segment(backend: Backend, wal_workdir: Path) -> bytes:
-    """The first WAL segment of another initdb (its own system identifier)."""
-    tools = backend.tools()
-    assert isinstance(tools, Installation)
-    user = osuser.server_user()
-    build = Path(tempfile.mkdtemp(prefix="other-initdb-", dir=wal_workdir))
-    osuser.chown_tree(build, user)
-    runner.run([tools.tool("initdb"), "-D", build / "data", "-U", "postgres",
-                "--auth", "trust", "--no-sync", "--no-instructions"], user=user, cwd=build,
-               timeout=300)
-    data = (build / "data" / "pg_wal" / "000000010000000000000001").read_bytes()
-    shutil.rmtree(build)
-    return data
-
 
 def test_fault_wal_segment_from_another_cluster(
         archived_repo: ArchivedRepo, foreign_segment: bytes, pgvdrill_cli: Cli, tmp_path: Path

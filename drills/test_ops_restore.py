@@ -5,6 +5,7 @@ rows committed up to the target), and every unsafe request is refused."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.clusters import CLUSTERS
-from fixtures.ops import conninfo
+from fixtures.ops import ArchivedRepo, conninfo
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.physical.drill import SEQUENCE_SLACK
@@ -26,7 +27,7 @@ from pgvdrill.verify import snapshot, verify
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.drill import MARKERS, RESTORE_POINT
 from pgvdrill.wal.markers import MarkerWriter, boundary_problems
-from pgvdrill.wal.names import format_lsn
+from pgvdrill.wal.names import SEGMENT_RE, Segment, format_lsn
 
 
 @pytest.fixture
@@ -227,3 +228,39 @@ def test_restore_pitr_to_each_target_kind(
     refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", late, "--target-lsn",
                          "FF/0", "--config", config), 5, "is beyond the archived WAL")
     assert list(late.iterdir()) == []
+
+
+@pytest.mark.local_server("pgvdrill restore pitr writes a restore_command that runs "
+                           "pgvdrill on the server's machine")
+def test_restore_pitr_ends_where_a_segment_of_another_system_starts(
+        archived_repo: ArchivedRepo, foreign_segment: bytes, pgvdrill_cli: Cli,
+        reachable: Path, pgdata: Callable[[str], Path],
+        adopted: Callable[[str, Path], Cluster]) -> None:
+    """The archive's last segment replaced by one of another database system, as two
+    servers archiving into one directory leave it. A target past it is refused before
+    anything is unpacked; to the end of the archive, pgvdrill warns where recovery will
+    end, and the real recovery ends there: PostgreSQL rejects the segment, promotes, and
+    the row written in it is not restored."""
+    repo = Path(shutil.copytree(archived_repo.repo, reachable / "repo", symlinks=True))
+    osuser.chown_tree(repo, osuser.server_user())
+    last = max(p.name for p in (repo / "wal").iterdir() if SEGMENT_RE.fullmatch(p.name))
+    (repo / "wal" / last).write_bytes(foreign_segment)
+    config = reachable / "pgvdrill.toml"
+    config.write_text(f'[repository]\npath = "{repo}"\n')
+    backup, cut = archived_repo.physical.id, Segment.from_name(last).start
+    foreign = f"segment {last} is from another database system"
+
+    past = pgdata("past")
+    refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", past, "--target-lsn",
+                         format_lsn(cut + 1), "--config", config),
+            5, f"which carries recovery to {format_lsn(cut)}")
+    assert list(past.iterdir()) == []
+
+    datadir = pgdata("end")
+    said = ok(pgvdrill_cli("restore", "pitr", backup, "--pgdata", datadir, "--config", config))
+    assert f"recovery can reach {format_lsn(cut)}" in said and f"warning: {foreign}" in said
+    restored = adopted("foreign-end", datadir)
+    _promoted(restored)
+    assert restored.query("SELECT count(*) FROM after_backup") == [(1,)]  # of 2 written
+    assert "WAL file is from different database system" in restored.server_log(200)
+    assert (repo / "wal" / last).read_bytes() == foreign_segment  # nothing removed

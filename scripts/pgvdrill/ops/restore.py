@@ -39,7 +39,7 @@ from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import read_catalog
 from pgvdrill.wal.archiving import restore_command
-from pgvdrill.wal.continuity import Continuity, check_continuity
+from pgvdrill.wal.continuity import Continuity, check_continuity, up_to_foreign
 from pgvdrill.wal.names import format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target
 from pgvdrill.wal.reach import refuse_beyond_archive
@@ -209,7 +209,7 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
     if target is not None:
         point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
         refuse_before_backup(entry, target, point)
-        reach = archive_continuity(repo, point)
+        reach = archive_continuity(repo, entry, point)
         if not isinstance(reach, str):
             refuse_beyond_archive(config_tools(config), repo.wal, reach, target)
         command = wal_restore_command(repo.wal.resolve(), server_user)
@@ -239,16 +239,19 @@ def wal_restore_command(wal: Path, server_user: str | None) -> str:
     return command
 
 
-def archive_continuity(repo: Repository, point: BackupPoint) -> Continuity | str:
-    """What the archived WAL holds from the backup's start on, or a warning saying why
-    recovery cannot go past the backup."""
+def archive_continuity(repo: Repository, entry: Entry, point: BackupPoint
+                       ) -> Continuity | str:
+    """What the archived WAL holds from the backup's start on, up to a segment of another
+    database system, or a warning saying why recovery cannot go past the backup."""
     if not has_wal(repo):
         return (f"warning: no archived WAL in {repo.wal}: recovery cannot go beyond the "
                 f"backup's end ({format_lsn(point.end_lsn)})")
     try:
-        return check_continuity(repo.wal, point.start_lsn, point.timeline)
+        reach = check_continuity(repo.wal, point.start_lsn, point.timeline)
     except BackupError as exc:
         return f"warning: {exc.message}"
+    ident = entry.source.get("system_identifier")
+    return up_to_foreign(reach, repo.wal, int(ident)) if ident else reach
 
 
 def archive_reach(reach: Continuity | str, point: BackupPoint, target: Target) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pgvdrill.errors import BackupError
@@ -147,18 +147,37 @@ def foreign_segment(archive: Path, names: tuple[str, ...], system_identifier: in
                     segment_size: int = DEFAULT_SEGMENT_SIZE) -> str | None:
     """The first of `names` (segments in `archive`) whose first page header says it is not
     that segment of the database system `system_identifier`: recovery would stop there."""
-    for name in names:
-        with (archive / name).open("rb") as handle:
-            header = handle.read(_LONG_HEADER.size)
-        expected = Segment.from_name(name, segment_size).start
-        if len(header) < _LONG_HEADER.size:
-            return f"segment {name} is too short to hold a WAL page header"
-        *_, pageaddr, _, sysid, _, _ = _LONG_HEADER.unpack(header)
-        if sysid != system_identifier:
-            return (f"segment {name} is from another database system (system identifier "
-                    f"{sysid}, the backup's is {system_identifier}): recovery would stop "
-                    f"before {format_lsn(expected)}")
-        if pageaddr != expected:
-            return (f"segment {name} holds the WAL of {format_lsn(pageaddr)}, not of "
-                    f"{format_lsn(expected)} (a renamed file): recovery would stop there")
+    return next(filter(None, (_not_ours(archive, name, system_identifier, segment_size)
+                              for name in names)), None)
+
+
+def up_to_foreign(continuity: Continuity, archive: Path, system_identifier: int,
+                  segment_size: int = DEFAULT_SEGMENT_SIZE) -> Continuity:
+    """`continuity` ending before its first segment of another database system (or of
+    another place), which recovery rejects as the end of the WAL; that becomes its gap."""
+    for index, name in enumerate(continuity.segments):
+        problem = _not_ours(archive, name, system_identifier, segment_size)
+        if problem:
+            return replace(continuity, segments=continuity.segments[:index], gap=problem,
+                           partial=False, reachable=Segment.from_name(name.removesuffix(".partial"),
+                                                       segment_size).start)
+    return continuity
+
+
+def _not_ours(archive: Path, name: str, system_identifier: int, segment_size: int
+              ) -> str | None:
+    """Why segment `name` is not that segment of `system_identifier`'s WAL, if it is not."""
+    with (archive / name).open("rb") as handle:
+        header = handle.read(_LONG_HEADER.size)
+    expected = Segment.from_name(name.removesuffix(".partial"), segment_size).start
+    if len(header) < _LONG_HEADER.size:
+        return f"segment {name} is too short to hold a WAL page header"
+    *_, pageaddr, _, sysid, _, _ = _LONG_HEADER.unpack(header)
+    if sysid != system_identifier:
+        return (f"segment {name} is from another database system (system identifier "
+                f"{sysid}, the backup's is {system_identifier}): recovery would stop "
+                f"before {format_lsn(expected)}")
+    if pageaddr != expected:
+        return (f"segment {name} holds the WAL of {format_lsn(pageaddr)}, not of "
+                f"{format_lsn(expected)} (a renamed file): recovery would stop there")
     return None
