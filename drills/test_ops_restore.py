@@ -17,9 +17,11 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.clusters import CLUSTERS
+from fixtures.installations import OLD_PGVECTOR
 from fixtures.ops import ArchivedRepo, conninfo
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.ops.restore_logical import USER_TABLES
 from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.repository import Repository
 from pgvdrill.source import SOURCE_DB
@@ -264,3 +266,33 @@ def test_restore_pitr_ends_where_a_segment_of_another_system_starts(
     assert restored.query("SELECT count(*) FROM after_backup") == [(1,)]  # of 2 written
     assert "WAL file is from different database system" in restored.server_log(200)
     assert (repo / "wal" / last).read_bytes() == foreign_segment  # nothing removed
+
+
+def test_restore_logical_refuses_a_target_with_an_older_pgvector(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        oldvector_backend: Backend, installable_old_backend: Backend) -> None:
+    """A backup taken with the shipped pgvector, restored onto a server that offers only
+    OLD_PGVECTOR, and into a database that has OLD_PGVECTOR installed on a server that
+    offers the shipped one: each refused before anything is restored (exit 5), naming
+    both versions and what to do."""
+    config = ops_config()
+    ok(pgvdrill_cli("backup", "logical", "--config", config))
+    shipped = prod_source.query("SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+                                SOURCE_DB)[0][0]
+    with oldvector_backend.cluster("old-pgvector") as target:
+        target.query("CREATE DATABASE restored TEMPLATE template0")
+        refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
+                             conninfo(target, "restored"), "--config", config),
+                5, f"the target server offers pgvector {OLD_PGVECTOR}, older than the "
+                   f"{shipped} the backup")
+        assert target.query(USER_TABLES, "restored") == [(0,)]
+    with installable_old_backend.cluster("installable-old") as target:
+        target.query("CREATE DATABASE restored TEMPLATE template0")
+        target.query(f"CREATE EXTENSION vector VERSION '{OLD_PGVECTOR}'", "restored")
+        dsn = conninfo(target, "restored")
+        result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn,
+                              "--config", config)
+        refused(result, 5, f"the target database has pgvector {OLD_PGVECTOR} installed, "
+                           f"older than the {shipped}")
+        assert "ALTER EXTENSION vector UPDATE" in result.stderr
+        assert target.query(USER_TABLES, "restored") == [(0,)]

@@ -14,14 +14,15 @@ from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical.archive import Archive
 
 
-def preflight(conn: psycopg.Connection, archive: Archive) -> None:
-    """Refuse a restore whose archive needs pgvector the target server does not offer."""
+def preflight(conn: psycopg.Connection, archive: Archive, needs: str | None = None) -> None:
+    """Refuse a restore whose archive needs pgvector the target server does not offer, or
+    (`needs`: the version the backup was taken with) offers only in an older version."""
     needs_vector = archive.format == "plain" or any(
         e.identity == ("EXTENSION", "-", "vector") for e in archive.toc)
     if not needs_vector:
         return
-    row = conn.execute("SELECT default_version FROM pg_available_extensions"
-                       " WHERE name = 'vector'").fetchone()
+    row = conn.execute("SELECT default_version, installed_version FROM"
+                       " pg_available_extensions WHERE name = 'vector'").fetchone()
     if row is None:
         version = conn.execute("SHOW server_version").fetchone()
         raise RestoreError(
@@ -30,6 +31,27 @@ def preflight(conn: psycopg.Connection, archive: Archive) -> None:
             "install pgvector on the target server (e.g. the postgresql-NN-pgvector package, "
             "or build it from source) before restoring",
         )
+    offered, installed = row
+    if needs is None:
+        return
+    if _version(offered) < _version(needs):
+        raise RestoreError(
+            f"the target server offers pgvector {offered}, older than the {needs} the backup "
+            f"{archive.path} was taken with: its types, functions and index behaviour may "
+            "be missing or differ (halfvec, sparsevec and bit need 0.7.0), and an extension "
+            "cannot be downgraded",
+            f"install pgvector {needs} or later on the target server before restoring")
+    if installed is not None and _version(installed) < _version(needs):
+        raise RestoreError(
+            f"the target database has pgvector {installed} installed, older than the "
+            f"{needs} the backup {archive.path} was taken with",
+            f"run ALTER EXTENSION vector UPDATE in the target database (the server offers "
+            f"{offered}), then restore")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """A pgvector version as numbers ("0.8.6" -> (0, 8, 6)); suffixes are ignored."""
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0]))
 
 
 # Known errors and what to do; a hint's {0} is the pattern's first group.

@@ -85,7 +85,7 @@ def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *
             "re-create the dump's objects (other objects stay)")
     archive = inspect(tools, dump)
     with target.connect() as conn:
-        diagnose.preflight(conn, archive)
+        diagnose.preflight(conn, archive, needs=entry.source.get("pgvector"))
     say(f"restoring {entry.id} ({archive.size_bytes / 2**20:.1f} MiB, {len(archive.toc)} "
         f"items) into {target.describe()} (PostgreSQL {facts['server_version']})")
     seconds = _pg_restore(target, archive, RestoreSetting("operator", clean=clean, jobs=jobs))
