@@ -6,6 +6,7 @@ checks that verification reports it with the object's name.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,9 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
+from pgvdrill import runner
 from pgvdrill.cluster import Cluster
+from pgvdrill.cluster.local import LocalCluster
 from pgvdrill.dataset import VECTOR_INDEXES, Dataset
 from pgvdrill.drill import restore_and_verify
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting
@@ -24,6 +27,7 @@ from pgvdrill.verify import Snapshot, verify
 from pgvdrill.verify.ground_truth import ground_truth_check
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+PAGE = 8192  # BLCKSZ
 HNSW_COSINE = next(name for name, (table, _, opclass) in VECTOR_INDEXES.items()
                    if table == "documents" and opclass == "vector_cosine_ops")
 
@@ -103,3 +107,41 @@ def test_ground_truth_check_catches_consistent_damage(
 
     assert not check.ok
     assert "public.documents: exact search" in check.problems[0]
+
+
+def swap_first_leaf_keys(cluster: LocalCluster, index: str) -> None:
+    """Swap the keys of data items 2 and 3 on block 1 of btree `index` (its first leaf,
+    after the metapage), in the file: the server is stopped for it, and data checksums
+    are turned off so that only the key order is wrong, not the page's checksum."""
+    path = str(cluster.query(f"SELECT pg_relation_filepath('{index}')", SOURCE_DB)[0][0])
+    cluster.stop()
+    checksums = [cluster.installation.tool("pg_checksums"), "--disable", "-D", cluster.datadir]
+    runner.run(checksums, user=cluster.server_user, timeout=300)
+    data = bytearray(cluster.read_file(path))
+    page = PAGE  # block 1 starts where the metapage (block 0) ends
+    items = [struct.unpack_from("<I", data, page + 24 + 4 * i)[0] for i in (1, 2)]
+    (off_a, len_a), (off_b, len_b) = [(i & 0x7FFF, i >> 17) for i in items]
+    assert len_a == len_b == 16, (len_a, len_b)  # IndexTupleData + a bigint key
+    key_a = bytes(data[page + off_a + 8:page + off_a + 16])
+    data[page + off_a + 8:page + off_a + 16] = data[page + off_b + 8:page + off_b + 16]
+    data[page + off_b + 8:page + off_b + 16] = key_a
+    cluster.write_file(path, bytes(data))
+    cluster.start()
+
+
+def test_amcheck_names_a_btree_whose_key_order_is_broken(
+    restored: Cluster, source_snapshot: Snapshot
+) -> None:
+    """Two keys of the documents primary key swapped in the index file: counts, content and
+    vectors are untouched, so only amcheck (bt_index_check) can tell; it must, naming the
+    index."""
+    if not isinstance(restored, LocalCluster):
+        pytest.skip("edits an index file of a local cluster")
+    index = "public.documents_pkey"
+    swap_first_leaf_keys(restored, index)
+    with restored.connect(SOURCE_DB) as conn:
+        outcome = verify(source_snapshot, conn)
+
+    amcheck = outcome.check("amcheck")
+    assert not amcheck.ok
+    assert any(index in problem for problem in amcheck.problems), amcheck.problems
