@@ -38,6 +38,15 @@ def servers_under(path: Path) -> list[int]:
     return pids
 
 
+def verified(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`pgvdrill verify path`; the file is byte for byte the same afterwards (verify never
+    repairs, moves or removes a backup)."""
+    before = path.read_bytes()
+    result = pgvdrill("verify", path, cwd=cwd)
+    assert path.read_bytes() == before, f"pgvdrill verify changed {path}"
+    return result
+
+
 def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int, *words: str
                          ) -> None:
     assert result.returncode == code, result.stderr
@@ -91,7 +100,7 @@ def test_empty_dump(tmp_path: Path) -> None:
 @pytest.mark.parametrize("setting", ["custom-z9", "custom-z1"])
 def test_truncated_dump(damaged: Callable[..., Path], setting: str, tmp_path: Path) -> None:
     path = damaged(setting, lambda data: data[: len(data) * 2 // 3])
-    result = pgvdrill("verify", path, cwd=tmp_path)
+    result = verified(path, tmp_path)
     assert_clean_failure(result, 4, "cannot be read", "truncated or corrupted")
 
 
@@ -101,18 +110,18 @@ def test_corrupted_dump(damaged: Callable[..., Path], tmp_path: Path) -> None:
         return data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + \
             data[middle + 64:]
 
-    result = pgvdrill("verify", damaged("custom-z9", flip), cwd=tmp_path)
+    result = verified(damaged("custom-z9", flip), tmp_path)
     assert_clean_failure(result, 4, "cannot be read")
 
 
 def test_corrupted_header(damaged: Callable[..., Path], tmp_path: Path) -> None:
-    result = pgvdrill("verify", damaged("custom-z1", lambda d: b"XXXXX" + d[5:]), cwd=tmp_path)
+    result = verified(damaged("custom-z1", lambda d: b"XXXXX" + d[5:]), tmp_path)
     assert_clean_failure(result, 4, "neither a pg_dump archive nor a complete plain SQL dump")
 
 
 def test_good_dump_verifies(dumps: Callable[[DumpSetting], DumpResult], tmp_path: Path
                             ) -> None:
-    result = pgvdrill("verify", dumps(DUMP_SETTINGS["custom-z9"]).archive.path, cwd=tmp_path)
+    result = verified(dumps(DUMP_SETTINGS["custom-z9"]).archive.path, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ok:" in result.stdout
 
