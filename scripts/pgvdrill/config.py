@@ -8,6 +8,7 @@ S3 credentials come from boto3's usual chain (environment, ~/.aws, instance role
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -118,6 +119,15 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("procedure", "kind"): ("logical", "physical"),
     ("drill", "backend"): ("embedded", "system"),
 }
+# Compression pgvdrill can read back (its tar reader, the embedded pg_restore): gzip or
+# none, in pg_dump's and pg_basebackup's --compress spellings; not lz4 or zstd.
+_LEVEL = r"(?::(?:level=)?\d+)?"
+FORMS: dict[tuple[str, str], tuple[re.Pattern[str], str]] = {
+    ("logical", "compress"): (re.compile(rf"\d|(?:none|gzip){_LEVEL}"),
+                              'write "gzip:1" (up to "gzip:9"), a level 0-9, or "none"'),
+    ("physical", "compress"): (re.compile(rf"\d|(?:(?:server|client)-)?(?:none|gzip){_LEVEL}"),
+                               'write "server-gzip", "client-gzip:1", or "none"'),
+}
 
 
 class _Reader:
@@ -162,6 +172,10 @@ class _Reader:
             choices = CHOICES.get((section.split()[0].split(".")[0], key))
             if choices and value not in choices:
                 raise self.error(where, "not allowed", f"choose one of: {', '.join(choices)}")
+            form = FORMS.get((section, key))
+            if form and not form[0].fullmatch(value):
+                raise self.error(where, "not a compression pgvdrill can verify and restore",
+                                 f"{form[1]} (lz4 and zstd are not supported yet)")
             values[key] = value
         missing = [f.name for f in fields(cls) if f.name not in values
                    and f.default is MISSING and f.default_factory is MISSING]

@@ -50,9 +50,24 @@ REPO = '[repository]\npath = "repo"\n'
     (REPO + '[[procedure]]\nbackup = "pg_dump"\n', "missing key(s) name"),
     ('[source]\nconninfo = "host=db"\n', "[repository]"),
     (REPO + "[logical\n", "not valid TOML"),
+    (REPO + '[physical]\ncompress = "server-zstd"\n', "not a compression pgvdrill can"),
+    (REPO + '[logical]\ncompress = "lz4:3"\n', "lz4 and zstd are not supported yet"),
+    (REPO + '[logical]\ncompress = "server-gzip"\n', "not a compression pgvdrill can"),
 ])
 def test_configuration_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in _error(tmp_path, text)
+
+
+@pytest.mark.parametrize(("section", "value"), [
+    ("logical", "gzip:1"), ("logical", "9"), ("logical", "none"), ("logical", "gzip:level=5"),
+    ("physical", "server-gzip"), ("physical", "client-gzip:1"), ("physical", "none"),
+    ("physical", "0"), ("physical", "gzip"),
+])
+def test_compression_pgvdrill_reads_back_is_accepted(tmp_path: Path, section: str,
+                                                     value: str) -> None:
+    path = tmp_path / "pgvdrill.toml"
+    path.write_text(f'{REPO}[{section}]\ncompress = "{value}"\n')
+    assert getattr(load_config(path), section).compress == value
 
 
 def test_relative_repository_is_beside_the_file(tmp_path: Path) -> None:
