@@ -23,7 +23,7 @@ from pgvdrill.cluster import Backend
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.physical.backup import base_backup
-from pgvdrill.repository import Entry, Repository, checksum_files, file_problems
+from pgvdrill.repository import Entry, Repository, checksum_files, file_problems, lock
 from pgvdrill.repository.catalog import read_entries, write_entry
 from pgvdrill.repository.layout import restrict
 from pgvdrill.source import SOURCE_DB
@@ -302,3 +302,29 @@ def test_an_unreadable_repository_exits_4_and_deletes_nothing(
     missing = pgvdrill_cli("retention", "--config", repo.config(), "--dry-run")
     assert missing.returncode == 4
     assert f"backup repository {repo.repo.root} does not exist" in missing.stderr
+
+
+def test_retention_deletes_nothing_while_another_command_uses_the_repository(
+        repo: Repo, pgvdrill_cli: Cli) -> None:
+    """A restore (or backup, verify, sync, drill) holds the repository's lock shared while
+    it runs: retention then gives up at once, exit 7, deleting nothing; its dry run still
+    reads; once the command is done, retention carries out the same plan."""
+    repo.backup("logical", 20)  # October's monthly copy
+    old = repo.backup("logical", 19)
+    repo.backup("logical", 1)
+    config = repo.config()
+    before = repo.state()
+
+    with lock.shared(repo.repo):  # as `pgvdrill restore` holds it
+        busy = pgvdrill_cli("retention", "--config", config, "--now", NOW.isoformat())
+        dry = pgvdrill_cli("retention", "--config", config, "--dry-run", "--now",
+                           NOW.isoformat())
+
+    assert busy.returncode == 7, busy.stdout + busy.stderr
+    assert "is in use by another pgvdrill command" in busy.stderr
+    assert "Traceback" not in busy.stderr
+    assert repo.state() == before
+    assert dry.returncode == 0 and f"delete {old.id}" in dry.stdout
+    done = pgvdrill_cli("retention", "--config", config, "--now", NOW.isoformat())
+    assert done.returncode == 0, done.stderr
+    assert not repo.repo.backup_dir("logical", old.id).exists()

@@ -15,7 +15,7 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
-from pgvdrill.repository import KINDS
+from pgvdrill.repository import KINDS, Repository, lock
 
 EXIT_CODES = """exit codes:
   0  the backup is complete, checked and in the catalog
@@ -64,7 +64,9 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    take_backup(config_from(args), args.kind, say)
+    config = config_from(args)
+    with lock.shared(Repository(config.repository).ensure()):
+        take_backup(config, args.kind, say)
     return 0
 
 

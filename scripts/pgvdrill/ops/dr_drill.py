@@ -38,7 +38,7 @@ from pgvdrill.ops.commands import config_from
 from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.ops.verify_repo import artifact_path
 from pgvdrill.physical.drill import restore_and_verify as restore_base
-from pgvdrill.repository import Entry, Repository, file_problems
+from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer
 from pgvdrill.targets import load_targets
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace, say: Say) -> int:
     args.pg_bin = args.pg_bin or config.drill.pg_bin
     run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir).resolve()
     started = datetime.now(UTC)
-    with backend_for(args, [run_dir, repo.root]) as backend:
+    with lock.shared(repo), backend_for(args, [run_dir, repo.root]) as backend:
         tools = (from_bindir(source_conf.pg_bin) if source_conf.pg_bin
                  else backend.tools() if isinstance(backend, LocalBackend)
                  else embedded(osuser.server_user()))  # containers' tools cannot reach it

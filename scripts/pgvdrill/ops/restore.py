@@ -36,7 +36,7 @@ from pgvdrill.ops.verify_repo import artifact_path, has_wal
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
-from pgvdrill.repository import Entry, Repository, file_problems
+from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import read_catalog
 from pgvdrill.wal.archiving import restore_command
 from pgvdrill.wal.continuity import Continuity, check_continuity, up_to_foreign
@@ -164,6 +164,11 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
 def cmd_restore(args: argparse.Namespace) -> int:
     config = config_from(args)
     repo = Repository(config.repository)
+    with lock.shared(repo):  # retention waits: the backup restored here stays
+        return _restore(args, config, repo)
+
+
+def _restore(args: argparse.Namespace, config: Config, repo: Repository) -> int:
     entries, unreadable = read_catalog(repo)
     if args.restore_kind == "logical":
         entry = choose(entries, unreadable, "logical", args.backup)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import groupby
 
+from pgvdrill.config import Retention
 from pgvdrill.ops.commands import (
     REGISTRARS,
     AddBackendOptions,
@@ -22,7 +23,7 @@ from pgvdrill.ops.retention_apply import carry_out
 from pgvdrill.ops.retention_plan import Plan, plan
 from pgvdrill.ops.retention_scan import scan
 from pgvdrill.ops.retention_wal import Decision
-from pgvdrill.repository import Entry, Repository, file_problems
+from pgvdrill.repository import Entry, Repository, file_problems, lock
 
 Say = Callable[[str], None]
 DELETE_FAILED = 1
@@ -46,6 +47,8 @@ exit codes:
   1  something could not be deleted (each one named)
   2  bad configuration or option
   4  the repository is unreadable (nothing deleted)
+  7  another pgvdrill command (backup, restore, verify, sync, drill) is using the
+     repository (nothing deleted; run it again later)
 """
 
 
@@ -78,7 +81,12 @@ def run(args: argparse.Namespace, say: Say) -> int:
     config = config_from(args)
     repo = Repository(config.repository)
     now: datetime = args.now or datetime.now(UTC)
-    policy = config.retention
+    with (lock.shared if args.dry_run else lock.exclusive)(repo):
+        return _apply(args, repo, config.retention, now, say)
+
+
+def _apply(args: argparse.Namespace, repo: Repository, policy: Retention, now: datetime,
+           say: Say) -> int:
     contents = scan(repo)
     say(f"retention of {repo.root} as at {now:%Y-%m-%dT%H:%M:%SZ}: logical "
         f"{policy.logical_days:g} days, physical {policy.physical_days:g} days, WAL "

@@ -26,7 +26,7 @@ from pgvdrill.ops.sync_plan import Plan, plan
 from pgvdrill.ops.sync_rsync import RsyncStore
 from pgvdrill.ops.sync_s3 import S3Store
 from pgvdrill.ops.sync_store import Say, Store, mib, push, unverified
-from pgvdrill.repository import Repository
+from pgvdrill.repository import Repository, lock
 
 DESCRIPTION = """\
 Copy the backup repository off-site: to [sync.rsync] dest (a local directory or
@@ -125,6 +125,12 @@ def run(args: argparse.Namespace, say: Say) -> int:
         raise ConfigError(f"backup repository {repo.root} does not exist",
                           "fix [repository] path in the configuration")
     targets = stores(config, args.to, download=args.verify_download)
+    with lock.shared(repo):
+        return _sync(repo, targets, args, say)
+
+
+def _sync(repo: Repository, targets: list[Store], args: argparse.Namespace, say: Say
+          ) -> int:
     the_plan = plan(repo)
     for path in the_plan.incomplete:
         say(f"skipped {path}: no catalog entry (a backup still running, or a failed one)")

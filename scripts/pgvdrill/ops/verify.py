@@ -19,7 +19,7 @@ from pgvdrill.ops.commands import (
     say,
 )
 from pgvdrill.ops.verify_repo import verify_repository
-from pgvdrill.repository import Repository
+from pgvdrill.repository import Repository, lock
 
 PROBLEMS = BackupError.exit_code
 
@@ -89,8 +89,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _verify_archives([Path(p) for p in paths], args.pg_bin)
     config = config_from(args)
     tools = client_tools(args.pg_bin) if args.pg_bin else config_tools(config)
-    findings = verify_repository(Repository(config.repository), tools,
-                                 None if args.all or not args.backups else args.backups)
+    repo = Repository(config.repository)
+    with lock.shared(repo):
+        findings = verify_repository(repo, tools,
+                                     None if args.all or not args.backups else args.backups)
     for line in findings.checked + findings.notes:
         say(line)
     for problem in findings.problems:

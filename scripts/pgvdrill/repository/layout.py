@@ -4,6 +4,7 @@
     <root>/physical/<id>/       a pg_basebackup target directory (tar or plain)
     <root>/wal/                 archived WAL (pgvdrill archive-wal %p %f --dest <root>/wal)
     <root>/catalog/<id>.json    one entry per complete backup, written last
+    <root>/.lock                held by commands using the repository (see lock.py)
 
 A backup directory without a catalog entry is incomplete (running, or it failed): it is
 reported, never counted as a valid backup, and never deleted automatically.
@@ -20,6 +21,7 @@ from pathlib import Path
 from pgvdrill.errors import ConfigError
 
 KINDS = ("logical", "physical")
+LOCK = ".lock"
 SUBDIRS = (*KINDS, "wal", "catalog")
 
 
@@ -51,6 +53,7 @@ class Repository:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             for name in SUBDIRS:
                 self.dir(name).mkdir(mode=0o700, exist_ok=True)
+            (self.root / LOCK).touch(mode=0o600)
         except OSError as exc:
             raise ConfigError(f"cannot create the backup repository {self.root}: "
                               f"{exc.strerror or exc}",
