@@ -121,7 +121,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 # Compression pgvdrill can read back (its tar reader, the embedded pg_restore): gzip or
 # none, in pg_dump's and pg_basebackup's --compress spellings; not lz4 or zstd.
-_LEVEL = r"(?::(?:level=)?\d+)?"
+_LEVEL = r"(?::(?:level=)?[0-9])?"  # gzip levels 0-9
 FORMS: dict[tuple[str, str], tuple[re.Pattern[str], str]] = {
     ("logical", "compress"): (re.compile(rf"\d|(?:none|gzip){_LEVEL}"),
                               'write "gzip:1" (up to "gzip:9"), a level 0-9, or "none"'),

@@ -53,6 +53,7 @@ REPO = '[repository]\npath = "repo"\n'
     (REPO + '[physical]\ncompress = "server-zstd"\n', "not a compression pgvdrill can"),
     (REPO + '[logical]\ncompress = "lz4:3"\n', "lz4 and zstd are not supported yet"),
     (REPO + '[logical]\ncompress = "server-gzip"\n', "not a compression pgvdrill can"),
+    (REPO + '[logical]\ncompress = "gzip:12"\n', "not a compression pgvdrill can"),
 ])
 def test_configuration_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in _error(tmp_path, text)
