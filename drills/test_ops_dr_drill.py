@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,14 @@ import psycopg
 
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
+from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
+from pgvdrill.repository import Repository
+from pgvdrill.repository.catalog import read_entries
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import snapshot, verify
+from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
+from pgvdrill.wal.names import Segment, parse_lsn
 
 
 def _report(tmp_path: Path) -> dict[str, Any]:
@@ -107,3 +113,55 @@ def test_dr_drill_fails_on_a_corrupt_newest_backup_and_a_missing_kind(
     assert _verdicts(logical)["rto.logical"] == "unknown"
     assert physical["ok"] is False and "no complete physical backup" in physical["error"]
     assert _verdicts(physical)["backup_age.physical"] == "unknown"
+
+
+def test_dr_drill_fails_when_the_wal_archive_cannot_carry_recovery(
+        pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
+        prod_source: Cluster, reachable: Path, tmp_path: Path) -> None:
+    """The base backup restores and verifies each time; the drill still fails when the
+    archive lacks a segment after the backup's start, and when the source's archiving
+    fails now, naming the segment either way."""
+    config = ops_config()
+    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
+                                                 str(reachable / "repo")))
+    repo = Repository(reachable / "repo").ensure()
+    osuser.chown_tree(repo.root, osuser.server_user())
+    enable_archiving(prod_source, repo.wal)
+    taken = pgvdrill_cli("backup", "physical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    prod_source.query("CREATE TABLE after_backup (x int)")
+    for _ in range(2):  # two segments of WAL after the backup, archived
+        prod_source.query("INSERT INTO after_backup VALUES (1)")
+        switch_and_wait(prod_source, repo.wal)
+    drill = ["drill", "--config", config, "--kinds", "physical", "--cache-dir", cli_cache,
+             "--reports-dir", "reports"]
+
+    def physical_problems() -> list[str]:
+        result = pgvdrill_cli(*drill)
+        assert result.returncode == 1, result.stdout + result.stderr
+        reports = sorted((tmp_path / "reports").glob("*/report.json"))
+        [physical] = json.loads(reports[-1].read_text())["drills"]
+        assert physical["ok"] is False
+        problems: list[str] = physical["problems"]
+        return problems
+
+    ok = pgvdrill_cli(*drill)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    [entry] = read_entries(repo)
+    start = Segment.containing(parse_lsn(entry.start_lsn or ""), entry.timeline or 1)
+    missing = repo.wal / Segment(start.timeline, start.number + 1).name
+    kept = missing.read_bytes()
+    missing.unlink()
+    assert any(f"segment {missing.name} is missing" in p for p in physical_problems())
+    missing.write_bytes(kept)
+
+    prod_source.configure(archive_command="/bin/false")
+    prod_source.reload()
+    prod_source.query("INSERT INTO after_backup VALUES (2)")
+    failing = str(prod_source.query("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
+    deadline = time.monotonic() + 60
+    while prod_source.query("SELECT last_failed_wal FROM pg_stat_archiver")[0][0] != failing:
+        assert time.monotonic() < deadline, prod_source.server_log(20)
+        time.sleep(0.2)
+    assert any(f"is failing: {failing} failed at" in p for p in physical_problems())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC
@@ -30,14 +29,6 @@ from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.drill import MARKERS, RESTORE_POINT
 from pgvdrill.wal.markers import MarkerWriter, boundary_problems
 from pgvdrill.wal.names import SEGMENT_RE, Segment, format_lsn
-
-
-@pytest.fixture
-def reachable(wal_workdir: Path) -> Path:
-    """A directory the server's OS user can enter (tmp_path is root's alone)."""
-    path = Path(tempfile.mkdtemp(dir=wal_workdir))
-    path.chmod(0o711)
-    return path
 
 
 @pytest.fixture

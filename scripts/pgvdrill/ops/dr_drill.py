@@ -33,6 +33,7 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals
 from pgvdrill.logical.restore import RESTORE_SETTINGS
+from pgvdrill.ops.archive_health import archive_problems
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
 from pgvdrill.ops.restore import base_backup_of
@@ -100,7 +101,7 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
                    source_snapshot: Snapshot, *, recall_threshold: float, say: Say
                    ) -> dict[str, Any]:
     """Restore the base backup `entry` into a scratch data directory, start it and verify
-    it against the source."""
+    it against the source; and check that the WAL archive can carry recovery past it."""
     problems = file_problems(repo, entry)
     if problems:
         return _failed("physical", entry, "; ".join(problems))
@@ -113,7 +114,12 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
     except DrillError as exc:
         return _failed("physical", entry, str(exc))
     say(f"  restore physical {entry.id}: {drill.summary()}")
-    return _with_age(drill.as_dict(), entry)
+    result = _with_age(drill.as_dict(), entry)
+    broken = archive_problems(repo, entry, source)
+    for problem in broken:
+        say(f"  WAL archive: {problem}")
+    return {**result, "ok": False, "problems": [*result["problems"], *broken]} if broken \
+        else result
 
 
 def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snapshot, Entry]:

@@ -1,0 +1,42 @@
+"""Can the WAL archive carry recovery past a base backup? The DR drill asks it of the newest
+physical backup: a base backup that restores is no proof that point-in-time recovery
+works, which needs every archived segment from the backup's start on, all of this
+database system, and a source that is archiving now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pgvdrill.ops.verify_repo import has_wal, wal_problems
+from pgvdrill.repository import Entry, Repository
+from pgvdrill.server import ExternalServer
+
+ARCHIVER = ("SELECT current_setting('archive_mode'), pg_is_in_recovery(), last_archived_wal,"
+            " last_archived_time, last_failed_wal, last_failed_time FROM pg_stat_archiver")
+
+
+def archive_problems(repo: Repository, entry: Entry, source: ExternalServer) -> list[str]:
+    """What stops recovery from `entry` through the archive: a missing or foreign segment,
+    a primary that no longer archives or whose archiving fails now. None while the
+    repository holds no WAL (archiving not in use); a standby source is not asked (its
+    primary archives)."""
+    if not has_wal(repo):
+        return []
+    problems = wal_problems(repo, entry)
+    mode, standby, archived, archived_at, failed, failed_at = source.query(ARCHIVER)[0]
+    if standby:
+        return problems
+    if mode == "off":
+        problems.append(f"the source {source.describe()} does not archive WAL (archive_mode "
+                        f"= off), yet {repo.wal} holds archived WAL: point-in-time recovery "
+                        "ends where the archive stopped")
+    elif isinstance(failed_at, datetime) and (
+            not isinstance(archived_at, datetime) or failed_at > archived_at):
+        last = (f"the last success was {archived} at {archived_at:%Y-%m-%d %H:%M:%S%z}"
+                if isinstance(archived_at, datetime) else "nothing was archived since")
+        problems.append(f"archiving on the source {source.describe()} is failing: {failed} "
+                        f"failed at {failed_at:%Y-%m-%d %H:%M:%S%z}, {last}: recovery cannot "
+                        "go past the last archived segment (see the source's log for "
+                        "archive_command's error)")
+    return problems
