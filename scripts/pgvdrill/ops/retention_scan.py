@@ -13,7 +13,7 @@ from pgvdrill.errors import BackupError
 from pgvdrill.ops.retention_wal import WalArchive, WalFile, segment_size
 from pgvdrill.repository import KINDS, Entry, Repository
 from pgvdrill.repository.catalog import read_entries
-from pgvdrill.repository.layout import SUBDIRS
+from pgvdrill.repository.layout import LOCK, SUBDIRS
 from pgvdrill.wal.continuity import read_history
 from pgvdrill.wal.names import HISTORY_RE, is_archive_name
 
@@ -48,7 +48,7 @@ def scan(repo: Repository) -> Contents:
 def _scan(repo: Repository) -> Contents:
     entries = read_entries(repo)
     left = [f"{p}: not part of a pgvdrill repository" for p in _children(repo.root)
-            if p.name not in SUBDIRS]
+            if p.name not in (*SUBDIRS, LOCK)]
     left += [f"{repo.entry_path(e.id)}: catalog entry of unknown kind {e.kind!r}"
              for e in entries if e.kind not in KINDS]
     known = {(e.kind, e.id) for e in entries}
