@@ -118,9 +118,10 @@ def test_dr_drill_fails_on_a_corrupt_newest_backup_and_a_missing_kind(
 def test_dr_drill_fails_when_the_wal_archive_cannot_carry_recovery(
         pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
         prod_source: Cluster, reachable: Path, tmp_path: Path) -> None:
-    """The base backup restores and verifies each time; the drill still fails when the
-    archive lacks a segment after the backup's start, and when the source's archiving
-    fails now, naming the segment either way."""
+    """The drill restores the base backup, replays the archive to its end and verifies;
+    it fails when a record after the backup cannot be replayed (its segment's header
+    intact), when a segment is missing, and when the source's archiving fails now,
+    saying where each time."""
     config = ops_config()
     config.write_text(config.read_text().replace(str(tmp_path / "repo"),
                                                  str(reachable / "repo")))
@@ -150,11 +151,14 @@ def test_dr_drill_fails_when_the_wal_archive_cannot_carry_recovery(
 
     [entry] = read_entries(repo)
     start = Segment.containing(parse_lsn(entry.start_lsn or ""), entry.timeline or 1)
-    missing = repo.wal / Segment(start.timeline, start.number + 1).name
-    kept = missing.read_bytes()
-    missing.unlink()
-    assert any(f"segment {missing.name} is missing" in p for p in physical_problems())
-    missing.write_bytes(kept)
+    after = repo.wal / Segment(start.timeline, start.number + 1).name
+    kept = after.read_bytes()
+    after.write_bytes(kept[:64] + bytes(64) + kept[128:])  # its first record, not the header
+    assert any(p.startswith("wal_replay: recovery through the WAL archive") and
+               "stopped at" in p for p in physical_problems())
+    after.unlink()
+    assert any(f"segment {after.name} is missing" in p for p in physical_problems())
+    after.write_bytes(kept)
 
     prod_source.configure(archive_command="/bin/false")
     prod_source.reload()

@@ -1,16 +1,20 @@
 """Can the WAL archive carry recovery past a base backup? The DR drill asks it of the newest
 physical backup: a base backup that restores is no proof that point-in-time recovery
 works, which needs every archived segment from the backup's start on, all of this
-database system, and a source that is archiving now.
+database system, replayable, and a source that is archiving now.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from pgvdrill.errors import BackupError
 from pgvdrill.ops.verify_repo import has_wal, wal_problems
+from pgvdrill.physical.drill import ArchiveReplay
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.server import ExternalServer
+from pgvdrill.wal.continuity import check_continuity, up_to_foreign
+from pgvdrill.wal.names import Segment, parse_lsn
 
 ARCHIVER = ("SELECT current_setting('archive_mode'), pg_is_in_recovery(), last_archived_wal,"
             " last_archived_time, last_failed_wal, last_failed_time FROM pg_stat_archiver")
@@ -40,3 +44,22 @@ def archive_problems(repo: Repository, entry: Entry, source: ExternalServer) -> 
                         "go past the last archived segment (see the source's log for "
                         "archive_command's error)")
     return problems
+
+
+def archive_replay(repo: Repository, entry: Entry) -> ArchiveReplay | None:
+    """How the DR drill replays the archive after restoring `entry`: to its end, which
+    must reach the last segment of its contiguous part (gaps and foreign segments are
+    `archive_problems`); None without archived WAL after the backup's start."""
+    if not has_wal(repo) or entry.start_lsn is None or entry.timeline is None:
+        return None
+    try:
+        reach = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline)
+    except BackupError:
+        return None
+    ident = entry.source.get("system_identifier")
+    if ident:
+        reach = up_to_foreign(reach, repo.wal, int(ident))
+    if not reach.segments:
+        return None
+    last = Segment.from_name(reach.segments[-1].removesuffix(".partial"))
+    return ArchiveReplay(repo.wal, last.start, reach.partial)

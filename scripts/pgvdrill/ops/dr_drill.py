@@ -33,7 +33,7 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals
 from pgvdrill.logical.restore import RESTORE_SETTINGS
-from pgvdrill.ops.archive_health import archive_problems
+from pgvdrill.ops.archive_health import archive_problems, archive_replay
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
 from pgvdrill.ops.restore import base_backup_of
@@ -100,8 +100,9 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
 def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
                    source_snapshot: Snapshot, *, recall_threshold: float, say: Say
                    ) -> dict[str, Any]:
-    """Restore the base backup `entry` into a scratch data directory, start it and verify
-    it against the source; and check that the WAL archive can carry recovery past it."""
+    """Restore the base backup `entry` into a scratch data directory, start it recovering
+    through the archived WAL to its end (when there is any), verify it against the
+    source, and check that the archive can carry recovery past the backup."""
     problems = file_problems(repo, entry)
     if problems:
         return _failed("physical", entry, "; ".join(problems))
@@ -110,7 +111,7 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
     try:
         drill = restore_base(backend, backup, source, source_snapshot,
                              recall_threshold=recall_threshold, dbname=source.dbname,
-                             scratch=default_workdir())
+                             scratch=default_workdir(), replay=archive_replay(repo, entry))
     except DrillError as exc:
         return _failed("physical", entry, str(exc))
     say(f"  restore physical {entry.id}: {drill.summary()}")

@@ -20,6 +20,9 @@ from pgvdrill.physical.verifybackup import BackupCheck, check_backup
 from pgvdrill.source import SOURCE_DB, dataset_template
 from pgvdrill.timing import Item, Phase, backup_measures, restore_phases
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
+from pgvdrill.verify.outcome import run_check
+from pgvdrill.wal.names import format_lsn
+from pgvdrill.wal.pitr import BackupPoint, Target, recover
 from pgvdrill.wal.replay import replay_item
 
 SEQUENCE_SLACK = 32  # WAL replay restores sequences at the value logged ahead
@@ -101,12 +104,38 @@ class PhysicalDrill:
                 "problems": self.problems()}
 
 
+@dataclass(frozen=True)
+class ArchiveReplay:
+    """Recovery through an archive on start (the DR drill): the WAL in `wal`, replayed to
+    its end, must get at least to `reach_lsn` (the start of its last contiguous segment)."""
+
+    wal: Path
+    reach_lsn: int
+    partial: bool = False  # its last segment is a pg_receivewal .partial file
+
+
+def replay_problems(cluster: Cluster, backup: BaseBackup, replay: ArchiveReplay) -> list[str]:
+    """Start the stopped restored `cluster` recovering through the archive to its end;
+    what stopped it short of its last segment, if anything did."""
+    point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), replay.wal)
+    command = cluster.restore_command(replay.wal, partial=replay.partial)
+    recovery = recover(cluster, Target("end"), command, point)
+    if recovery.replayed_to is not None and recovery.replayed_to >= replay.reach_lsn:
+        return []
+    stopped = "nowhere" if recovery.replayed_to is None else format_lsn(recovery.replayed_to)
+    return [f"recovery through the WAL archive {replay.wal} stopped at {stopped}, before its "
+            f"last segment (from {format_lsn(replay.reach_lsn)}): a record there cannot be "
+            "replayed (damaged, or of another server); the restored server's log says where"]
+
+
 def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
                        source_snapshot: Snapshot, *, recall_threshold: float = 0.9,
-                       dbname: str = SOURCE_DB, scratch: Path | None = None) -> PhysicalDrill:
+                       dbname: str = SOURCE_DB, scratch: Path | None = None,
+                       replay: ArchiveReplay | None = None) -> PhysicalDrill:
     """Check `backup` with pg_verifybackup, restore it into a fresh data directory, start
-    it and verify it against the source (its snapshot, and the live source for identical
-    ANN answers). The restored cluster is destroyed afterwards."""
+    it (with `replay`: recovering through the archive to its end) and verify it against
+    the source (its snapshot, and the live source for identical ANN answers). The restored
+    cluster is destroyed afterwards."""
     chain = [b for b in (backup.parent, backup)
              if b is not None and b.setting.method != "low-level"]
     checks = [check_backup(backend.tools(), b.path) for b in chain]
@@ -118,7 +147,11 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
         cluster = backend.adopt(f"restored-{backup.setting.name}", unpacked.datadir)
     try:
         started = time.monotonic()
-        cluster.start()
+        replayed = None
+        if replay is None:
+            cluster.start()
+        else:
+            replayed = replay_problems(cluster, backup, replay)
         start_seconds = time.monotonic() - started
         started = time.monotonic()
         with cluster.connect(dbname) as conn, source.connect(dbname) as src:
@@ -126,6 +159,9 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
                                   recall_threshold=recall_threshold,
                                   sequence_slack=SEQUENCE_SLACK)
             verification.checks.append(same_ann_answers(src, conn))
+        if replayed is not None:
+            verification.checks.append(run_check(
+                "wal_replay", lambda check: check.problems.extend(replayed)))
         phases = RestorePhases(unpacked.step, unpacked.seconds, start_seconds,
                                time.monotonic() - started, replay_item(cluster.log_since(0)))
     finally:
