@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "scratch server, verify the result against the source and write "
                     "reports/<run-id>/ (report.json, .md, .html, junit.xml, metrics.prom). "
                     "With --config: the disaster-recovery drill of the configured source: "
-                    "its newest backups restored into scratch servers and compared with it "
+                    "its newest backups restored into scratch servers (the base backup "
+                    "recovering through the archived WAL to its end) and compared with it "
                     "(read-only towards the source), judged against the targets.",
         epilog=DRILL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_backend_options(drill)
