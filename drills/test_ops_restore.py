@@ -220,6 +220,12 @@ def test_restore_pitr_to_each_target_kind(
                + m[-1].commit_time.astimezone(UTC).isoformat())
     refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", late, "--target-lsn",
                          "FF/0", "--config", config), 5, "is beyond the archived WAL")
+    refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", late, "--target-name",
+                         f"{RESTORE_POINT[0]}-typo", "--config", config),
+            5, f"the restore points there: '{RESTORE_POINT[0]}'")
+    refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", late, "--target-xid",
+                         str(m[-1].xid + 1000), "--config", config),
+            5, f"transaction {m[-1].xid + 1000} does not commit or abort in the archived WAL")
     assert list(late.iterdir()) == []
 
 

@@ -15,7 +15,7 @@ from pgvdrill.errors import RestoreError
 from pgvdrill.runner import Result
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.pitr import Target
-from pgvdrill.wal.reach import last_transaction_end, refuse_beyond_archive
+from pgvdrill.wal.reach import last_transaction_end, refuse_beyond_archive, stopping_points
 
 SEG = ["000000010000000000000003", "000000010000000000000004", "000000010000000000000005"]
 COMMIT = ("rmgr: Transaction len (rec/tot):     34/    34, tx:        756, lsn: 0/04000420, "
@@ -100,3 +100,33 @@ def test_an_lsn_past_the_last_contiguous_segment_is_refused() -> None:
                        "carries recovery to 0/6000000"):
         refuse_beyond_archive(tools, Path("/a"), reach(), Target("lsn", "0/6000001"))
     assert tools.read == []
+
+
+def test_restore_points_and_ended_transactions_are_listed_in_order() -> None:
+    tools = FakeWaldump({SEG[1]: (0, COMMIT + RESTORE_POINT), SEG[2]: (1, ABORT)})
+    assert stopping_points(tools, Path("/a"), SEG) == (["before-upgrade"], {756})
+    assert tools.read == SEG
+
+
+def test_an_unreadable_segment_or_a_prepared_transaction_leaves_it_open() -> None:
+    assert stopping_points(FakeWaldump({SEG[1]: (1, "")}), Path("/a"), SEG) is None
+    prepared = COMMIT.replace("desc: COMMIT ", "desc: COMMIT_PREPARED 757: ")
+    assert stopping_points(FakeWaldump({SEG[0]: (0, prepared)}), Path("/a"), SEG) is None
+
+
+@pytest.mark.parametrize(("target", "refusal"), [
+    (Target("name", "before-upgrade"), None),
+    (Target("name", "before-upgade"), "restore point 'before-upgade' is not in the archived "
+                                      "WAL after the backup's start"),
+    (Target("xid", "756"), None),
+    (Target("xid", str(2**32 + 756)), None),  # with its epoch
+    (Target("xid", "757"), "transaction 757 does not commit or abort in the archived WAL"),
+])
+def test_a_name_or_xid_target_must_be_in_the_archive(target: Target, refusal: str | None
+                                                     ) -> None:
+    tools = FakeWaldump({SEG[1]: (0, COMMIT + RESTORE_POINT)})
+    if refusal is None:
+        refuse_beyond_archive(tools, Path("/a"), reach(), target)
+    else:
+        with pytest.raises(RestoreError, match=re.escape(refusal)):
+            refuse_beyond_archive(tools, Path("/a"), reach(), target)
