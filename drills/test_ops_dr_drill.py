@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -169,3 +170,8 @@ def test_dr_drill_fails_when_the_wal_archive_cannot_carry_recovery(
         assert time.monotonic() < deadline, prod_source.server_log(20)
         time.sleep(0.2)
     assert any(f"is failing: {failing} failed at" in p for p in physical_problems())
+
+    if os.geteuid() == 0:  # root's alone: the scratch server (another user) cannot read it
+        osuser.chown_tree(repo.wal, "root")
+        repo.wal.chmod(0o700)
+        assert any(f"cannot read the WAL archive {repo.wal}" in p for p in physical_problems())

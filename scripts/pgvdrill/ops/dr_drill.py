@@ -36,7 +36,7 @@ from pgvdrill.logical.restore import RESTORE_SETTINGS
 from pgvdrill.ops.archive_health import archive_problems, archive_replay
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
-from pgvdrill.ops.restore import base_backup_of
+from pgvdrill.ops.restore import base_backup_of, wal_restore_command
 from pgvdrill.ops.verify_repo import artifact_path
 from pgvdrill.physical.drill import restore_and_verify as restore_base
 from pgvdrill.repository import Entry, Repository, file_problems, lock
@@ -108,10 +108,13 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
         return _failed("physical", entry, "; ".join(problems))
     backup = replace(base_backup_of(repo, entry), source_bytes=entry.extra.get("source_bytes"),
                      finished=entry.finished_at)
+    replay = archive_replay(repo, entry)
     try:
+        if replay is not None and isinstance(backend, LocalBackend):
+            wal_restore_command(repo.wal.resolve(), osuser.server_user())  # readable?
         drill = restore_base(backend, backup, source, source_snapshot,
                              recall_threshold=recall_threshold, dbname=source.dbname,
-                             scratch=default_workdir(), replay=archive_replay(repo, entry))
+                             scratch=default_workdir(), replay=replay)
     except DrillError as exc:
         return _failed("physical", entry, str(exc))
     say(f"  restore physical {entry.id}: {drill.summary()}")
