@@ -334,3 +334,42 @@ def test_parse_table_name(text: str, parsed: tuple[str, str]) -> None:
 def test_parse_table_name_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a table name"):
         parse_table_name(text)
+
+
+OBJECTS = """
+CREATE TYPE mood AS ENUM ('sad', 'ok');
+CREATE DOMAIN score AS float8 CHECK (VALUE >= 0);
+CREATE TYPE pair AS (a int, b text);
+CREATE TABLE notes (id int PRIMARY KEY, m mood, s score);
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER notes_touch BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE VIEW sad_notes AS SELECT id FROM notes WHERE m = 'sad';
+"""
+
+
+def test_functions_views_types_and_triggers(server: Cluster) -> None:
+    for name in ("objs_src", "objs_tgt"):
+        server.query(f"CREATE DATABASE {name}")
+        with server.connect(name) as conn:
+            conn.execute(OBJECTS)
+    try:
+        with server.connect("objs_src") as src, server.connect("objs_tgt") as tgt:
+            assert failing(verify(src, tgt)) == {}
+            tgt.execute("""
+                ALTER TYPE mood ADD VALUE 'glad';
+                ALTER DOMAIN score DROP CONSTRAINT score_check;
+                CREATE OR REPLACE VIEW sad_notes AS SELECT id FROM notes WHERE m = 'ok';
+                DROP TRIGGER notes_touch ON notes;
+                CREATE PROCEDURE tidy() LANGUAGE sql AS 'SELECT 1'""")
+            problems = failing(verify(src, tgt))["schema"]
+    finally:
+        for name in ("objs_src", "objs_tgt"):
+            server.query(f"DROP DATABASE {name}")
+    assert [p.split(":")[0] for p in problems] == [
+        "trigger notes_touch on public.notes is missing in the target",
+        "function public.tidy() exists only in the target",
+        "type public.mood differs",
+        "type public.score differs",
+        "view public.sad_notes differs"]
+    assert "source \"enum ('sad', 'ok')\", target \"enum ('sad', 'ok', 'glad')\"" in \
+        problems[2]

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from pgvdrill.verify import privileges as privs
+from pgvdrill.verify.objects import Definition, compare_objects, read_objects, restricted
 from pgvdrill.verify.session import ident
 
 K = TypeVar("K")
@@ -102,6 +103,7 @@ class SchemaFacts:
     sequences: dict[str, Sequence]
     extensions: dict[str, str]  # name -> version
     privileges: dict[str, privs.Privileges] = field(default_factory=dict)  # by label
+    objects: dict[str, Definition] = field(default_factory=dict)  # functions, views, ...
 
     def restricted(self, scope: Collection[tuple[str, str]] | None) -> SchemaFacts:
         """Only the tables in `scope` ((schema, name) pairs) and what belongs to them."""
@@ -117,6 +119,7 @@ class SchemaFacts:
             sequences=sequences,
             privileges=privs.restricted(self.privileges, tables, sequences,
                                         {t.schema for t in tables.values()}),
+            objects=restricted(self.objects, set(tables)),
         )
 
 
@@ -198,7 +201,7 @@ def read_schema(conn: psycopg.Connection) -> SchemaFacts:
 
     return SchemaFacts(tables, indexes, constraints, _read_sequences(conn, by_oid),
                        dict(conn.execute("SELECT extname::text, extversion FROM pg_extension")),
-                       privs.read_privileges(conn))
+                       privs.read_privileges(conn), read_objects(conn))
 
 
 def _read_sequences(conn: psycopg.Connection, tables: dict[int, str]) -> dict[str, Sequence]:
@@ -231,7 +234,8 @@ def compare_schema(
     source: SchemaFacts, target: SchemaFacts, *, partial: bool = False,
     sequence_slack: int | None = 0
 ) -> list[str]:
-    """Differences in tables, columns, indexes, constraints, sequences, owners and grants.
+    """Differences in tables, columns, indexes, constraints, sequences, functions, views,
+    types, triggers, owners and grants.
 
     `partial`: the target may hold more than the (restricted) source; only what the
     source has is required. `sequence_slack`: how far a target sequence may run ahead
@@ -254,6 +258,7 @@ def compare_schema(
                           lambda k, _: f"sequence {k}")
     for name in sorted(source.sequences.keys() & target.sequences.keys()):
         problems += _sequence(source.sequences[name], target.sequences[name], sequence_slack)
+    problems += compare_objects(source.objects, target.objects, partial=partial)
     return problems + privs.compare_privileges(source.privileges, target.privileges)
 
 
