@@ -157,10 +157,7 @@ def test_dr_drill_fails_when_the_wal_archive_cannot_carry_recovery(
     after.write_bytes(kept[:64] + bytes(64) + kept[128:])  # its first record, not the header
     assert any(p.startswith("wal_replay: recovery through the WAL archive") and
                "stopped at" in p for p in physical_problems())
-    after.unlink()
-    assert any(f"segment {after.name} is missing" in p for p in physical_problems())
-    after.write_bytes(kept)
-
+    after.unlink()  # and, independently, the source's archiving starts failing
     prod_source.configure(archive_command="/bin/false")
     prod_source.reload()
     prod_source.query("INSERT INTO after_backup VALUES (2)")
@@ -169,7 +166,10 @@ def test_dr_drill_fails_when_the_wal_archive_cannot_carry_recovery(
     while prod_source.query("SELECT last_failed_wal FROM pg_stat_archiver")[0][0] != failing:
         assert time.monotonic() < deadline, prod_source.server_log(20)
         time.sleep(0.2)
-    assert any(f"is failing: {failing} failed at" in p for p in physical_problems())
+    problems = physical_problems()
+    assert any(f"segment {after.name} is missing" in p for p in problems)
+    assert any(f"is failing: {failing} failed at" in p for p in problems)
+    after.write_bytes(kept)
 
     if os.geteuid() == 0:  # root's alone: the scratch server (another user) cannot read it
         osuser.chown_tree(repo.wal, "root")

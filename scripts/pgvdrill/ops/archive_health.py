@@ -8,58 +8,44 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pgvdrill.errors import BackupError
-from pgvdrill.ops.verify_repo import has_wal, wal_problems
+from pgvdrill.ops.verify_repo import has_wal, wal_reach
 from pgvdrill.physical.drill import ArchiveReplay
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.server import ExternalServer
-from pgvdrill.wal.continuity import check_continuity, up_to_foreign
-from pgvdrill.wal.names import Segment, parse_lsn
+from pgvdrill.wal.names import Segment
 
 ARCHIVER = ("SELECT current_setting('archive_mode'), pg_is_in_recovery(), last_archived_wal,"
             " last_archived_time, last_failed_wal, last_failed_time FROM pg_stat_archiver")
 
 
-def archive_problems(repo: Repository, entry: Entry, source: ExternalServer) -> list[str]:
-    """What stops recovery from `entry` through the archive: a missing or foreign segment,
-    a primary that no longer archives or whose archiving fails now. None while the
-    repository holds no WAL (archiving not in use); a standby source is not asked (its
-    primary archives)."""
+def check_archive(repo: Repository, entry: Entry, source: ExternalServer
+                  ) -> tuple[ArchiveReplay | None, list[str]]:
+    """How the DR drill replays the archive after restoring `entry` (to its end, which must
+    reach the last segment of its contiguous part), and what stops recovery through it:
+    a missing or foreign segment, a primary that no longer archives or whose archiving
+    fails now. Neither while the repository holds no WAL (archiving not in use); a
+    standby source is not asked (its primary archives)."""
     if not has_wal(repo):
-        return []
-    problems = wal_problems(repo, entry)
+        return None, []
+    reach, problem = wal_reach(repo, entry)
+    replay = None
+    if reach is not None and reach.segments:
+        last = Segment.from_name(reach.segments[-1].removesuffix(".partial"))
+        replay = ArchiveReplay(repo.wal, last.start, reach.partial)
+    problems = [f"WAL archive {repo.wal}: {problem}"] if problem else []
     mode, standby, archived, archived_at, failed, failed_at = source.query(ARCHIVER)[0]
     if standby:
-        return problems
+        return replay, problems
     if mode == "off":
         problems.append(f"the source {source.describe()} does not archive WAL (archive_mode "
                         f"= off), yet {repo.wal} holds archived WAL: point-in-time recovery "
                         "ends where the archive stopped")
     elif isinstance(failed_at, datetime) and (
             not isinstance(archived_at, datetime) or failed_at > archived_at):
-        last = (f"the last success was {archived} at {archived_at:%Y-%m-%d %H:%M:%S%z}"
-                if isinstance(archived_at, datetime) else "nothing was archived since")
+        last_ok = (f"the last success was {archived} at {archived_at:%Y-%m-%d %H:%M:%S%z}"
+                   if isinstance(archived_at, datetime) else "nothing was archived since")
         problems.append(f"archiving on the source {source.describe()} is failing: {failed} "
-                        f"failed at {failed_at:%Y-%m-%d %H:%M:%S%z}, {last}: recovery cannot "
-                        "go past the last archived segment (see the source's log for "
-                        "archive_command's error)")
-    return problems
-
-
-def archive_replay(repo: Repository, entry: Entry) -> ArchiveReplay | None:
-    """How the DR drill replays the archive after restoring `entry`: to its end, which
-    must reach the last segment of its contiguous part (gaps and foreign segments are
-    `archive_problems`); None without archived WAL after the backup's start."""
-    if not has_wal(repo) or entry.start_lsn is None or entry.timeline is None:
-        return None
-    try:
-        reach = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline)
-    except BackupError:
-        return None
-    ident = entry.source.get("system_identifier")
-    if ident:
-        reach = up_to_foreign(reach, repo.wal, int(ident))
-    if not reach.segments:
-        return None
-    last = Segment.from_name(reach.segments[-1].removesuffix(".partial"))
-    return ArchiveReplay(repo.wal, last.start, reach.partial)
+                        f"failed at {failed_at:%Y-%m-%d %H:%M:%S%z}, {last_ok}: recovery "
+                        "cannot go past the last archived segment (see the source's log "
+                        "for archive_command's error)")
+    return replay, problems

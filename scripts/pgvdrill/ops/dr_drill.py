@@ -33,7 +33,7 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals
 from pgvdrill.logical.restore import RESTORE_SETTINGS
-from pgvdrill.ops.archive_health import archive_problems, archive_replay
+from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
 from pgvdrill.ops.restore import base_backup_of, wal_restore_command
@@ -108,7 +108,7 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
         return _failed("physical", entry, "; ".join(problems))
     backup = replace(base_backup_of(repo, entry), source_bytes=entry.extra.get("source_bytes"),
                      finished=entry.finished_at)
-    replay = archive_replay(repo, entry)
+    replay, broken = check_archive(repo, entry, source)
     try:
         if replay is not None and isinstance(backend, LocalBackend):
             wal_restore_command(repo.wal.resolve(), osuser.server_user())  # readable?
@@ -119,7 +119,6 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
         return _failed("physical", entry, str(exc))
     say(f"  restore physical {entry.id}: {drill.summary()}")
     result = _with_age(drill.as_dict(), entry)
-    broken = archive_problems(repo, entry, source)
     for problem in broken:
         say(f"  WAL archive: {problem}")
     return {**result, "ok": False, "problems": [*result["problems"], *broken]} if broken \

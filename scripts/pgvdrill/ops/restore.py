@@ -32,14 +32,14 @@ from pgvdrill.ops.restore_datadir import (
     write_recovery,
 )
 from pgvdrill.ops.restore_logical import restore_logical
-from pgvdrill.ops.verify_repo import artifact_path, has_wal
+from pgvdrill.ops.verify_repo import artifact_path, has_wal, wal_reach
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import read_catalog
 from pgvdrill.wal.archiving import restore_command
-from pgvdrill.wal.continuity import Continuity, check_continuity, up_to_foreign
+from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target
 from pgvdrill.wal.reach import refuse_beyond_archive
@@ -251,12 +251,8 @@ def archive_continuity(repo: Repository, entry: Entry, point: BackupPoint
     if not has_wal(repo):
         return (f"warning: no archived WAL in {repo.wal}: recovery cannot go beyond the "
                 f"backup's end ({format_lsn(point.end_lsn)})")
-    try:
-        reach = check_continuity(repo.wal, point.start_lsn, point.timeline)
-    except BackupError as exc:
-        return f"warning: {exc.message}"
-    ident = entry.source.get("system_identifier")
-    return up_to_foreign(reach, repo.wal, int(ident)) if ident else reach
+    reach, problem = wal_reach(repo, entry)
+    return reach if reach is not None else f"warning: {problem}"
 
 
 def archive_reach(reach: Continuity | str, point: BackupPoint, target: Target) -> str:

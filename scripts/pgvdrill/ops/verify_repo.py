@@ -4,8 +4,8 @@ Per backup: its files against its catalog entry (size and sha256, nothing missin
 added); then its content: a dump's table of contents and every data block read back
 (`inspect`), a base backup checked by pg_verifybackup with its WAL parsed (`check_backup`);
 for a base backup also the archived WAL in <repository>/wal from its start LSN on its
-timeline (`check_continuity`: the first missing segment is named;
-`foreign_segment`: one from another database system, or renamed, is named too). For the whole
+timeline (`wal_reach`: the first missing segment is named, and the first one from another
+database system, or renamed). For the whole
 repository also unreadable catalog entries (problems) and backup directories without an
 entry (warnings: a backup running now, or one that failed; pgvdrill never deletes them).
 """
@@ -21,7 +21,7 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.physical.verifybackup import check_backup
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import incomplete, read_catalog
-from pgvdrill.wal.continuity import check_continuity, foreign_segment
+from pgvdrill.wal.continuity import Continuity, check_continuity, up_to_foreign
 from pgvdrill.wal.names import SEGMENT_RE, parse_lsn
 
 
@@ -65,21 +65,29 @@ def content_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[
     return []
 
 
+def wal_reach(repo: Repository, entry: Entry) -> tuple[Continuity | None, str | None]:
+    """How far the archived WAL carries recovery from base backup `entry` (ending before a
+    segment of another database system), and what stops it short, if anything: a gap, a
+    foreign segment, or why the archive cannot be followed at all (then no Continuity)."""
+    if entry.start_lsn is None or entry.timeline is None:
+        return None, ("its catalog entry has no start LSN and timeline: the WAL archive "
+                      "cannot be checked for it")
+    try:
+        reach = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline)
+    except BackupError as exc:
+        return None, exc.message
+    ident = entry.source.get("system_identifier")
+    if ident:
+        reach = up_to_foreign(reach, repo.wal, int(ident))
+    return reach, reach.gap
+
+
 def wal_problems(repo: Repository, entry: Entry) -> list[str]:
-    """The gap in the archived WAL after a base backup's start, if any (none is checked
-    while wal/ holds no segment: archiving is not in use)."""
+    """What stops recovery through <repository>/wal from a base backup's start, if anything
+    (none is checked while wal/ holds no segment: archiving is not in use)."""
     if not has_wal(repo):
         return []
-    if entry.start_lsn is None or entry.timeline is None:
-        return [f"{entry.id}: its catalog entry has no start LSN and timeline: the WAL "
-                "archive cannot be checked for it"]
-    try:
-        continuity = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline)
-    except BackupError as exc:
-        return [f"{entry.id}: WAL archive {repo.wal}: {exc.message}"]
-    ident = entry.source.get("system_identifier")
-    problem = continuity.gap or (foreign_segment(repo.wal, continuity.segments, int(ident))
-                                 if ident else None)
+    _, problem = wal_reach(repo, entry)
     return [f"{entry.id}: WAL archive {repo.wal}: {problem}"] if problem else []
 
 

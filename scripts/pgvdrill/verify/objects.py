@@ -8,27 +8,22 @@ from dataclasses import dataclass
 
 import psycopg
 
-NOT_EXTENSION_MEMBER = """
-    NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = {catalog}::regclass
-                AND d.objid = {oid} AND d.deptype = 'e')
-"""
-USER_NAMESPACE = """
-    n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-"""
+from pgvdrill.verify.session import USER_SCHEMA, not_extension_member
+
 QUERIES = {
     "function": f"""
         SELECT format('%I.%I(%s)', n.nspname, p.proname,
                       pg_get_function_identity_arguments(p.oid)),
                NULL::text, pg_get_functiondef(p.oid)
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE p.prokind IN ('f', 'p') AND {USER_NAMESPACE}
-          AND {NOT_EXTENSION_MEMBER.format(catalog="'pg_proc'", oid="p.oid")}""",
+        WHERE p.prokind IN ('f', 'p') AND {USER_SCHEMA}
+          AND {not_extension_member("pg_proc", "p.oid")}""",
     "view": f"""
         SELECT format('%I.%I', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname),
                pg_get_viewdef(c.oid)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('v', 'm') AND {USER_NAMESPACE}
-          AND {NOT_EXTENSION_MEMBER.format(catalog="'pg_class'", oid="c.oid")}""",
+        WHERE c.relkind IN ('v', 'm') AND {USER_SCHEMA}
+          AND {not_extension_member("pg_class", "c.oid")}""",
     "type": f"""
         SELECT format('%I.%I', n.nspname, t.typname), NULL::text,
                CASE t.typtype
@@ -48,14 +43,14 @@ QUERIES = {
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND
                (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
-          AND {USER_NAMESPACE}
-          AND {NOT_EXTENSION_MEMBER.format(catalog="'pg_type'", oid="t.oid")}""",
+          AND {USER_SCHEMA}
+          AND {not_extension_member("pg_type", "t.oid")}""",
     "trigger": f"""
         SELECT format('%I on %I.%I', g.tgname, n.nspname, c.relname),
                format('%I.%I', n.nspname, c.relname), pg_get_triggerdef(g.oid)
         FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE NOT g.tgisinternal AND {USER_NAMESPACE}""",
+        WHERE NOT g.tgisinternal AND {USER_SCHEMA}""",
 }
 
 

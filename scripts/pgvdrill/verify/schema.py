@@ -16,7 +16,7 @@ import psycopg
 
 from pgvdrill.verify import privileges as privs
 from pgvdrill.verify.objects import Definition, compare_objects, read_objects, restricted
-from pgvdrill.verify.session import ident
+from pgvdrill.verify.session import USER_SCHEMA, ident, not_extension_member
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -24,14 +24,7 @@ T = TypeVar("T")
 # Column types whose values are hashed in their binary form (bit-exact, -0.0 != 0.0).
 BINARY_TYPES = ("vector", "halfvec", "sparsevec")
 
-USER_SCHEMA = """
-    n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-"""
-NOT_EXTENSION_MEMBER = """
-    NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                AND d.objid = c.oid AND d.deptype = 'e')
-"""
+NOT_EXTENSION_MEMBER = not_extension_member("pg_class", "c.oid")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,19 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+# Catalog filters (pg_namespace as n): user schemas, and objects no extension owns.
+USER_SCHEMA = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+"""
+
+
+def not_extension_member(catalog: str, oid: str) -> str:
+    """SQL: the object `oid` of system catalog `catalog` belongs to no extension."""
+    return (f"NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = '{catalog}'::regclass"
+            f" AND d.objid = {oid} AND d.deptype = 'e')")
+
+
 # Output that must not depend on the session: every deparsed name is schema-qualified
 # (search_path is pg_catalog only) and values print the same way on both servers.
 STABLE_SETTINGS = {

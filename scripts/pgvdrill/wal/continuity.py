@@ -143,14 +143,6 @@ def _last_on_path(names: set[str], spans: list[Span], first: int, size: int) -> 
 _LONG_HEADER = struct.Struct("<HHIQI4xQII")
 
 
-def foreign_segment(archive: Path, names: tuple[str, ...], system_identifier: int,
-                    segment_size: int = DEFAULT_SEGMENT_SIZE) -> str | None:
-    """The first of `names` (segments in `archive`) whose first page header says it is not
-    that segment of the database system `system_identifier`: recovery would stop there."""
-    return next(filter(None, (_not_ours(archive, name, system_identifier, segment_size)
-                              for name in names)), None)
-
-
 def up_to_foreign(continuity: Continuity, archive: Path, system_identifier: int,
                   segment_size: int = DEFAULT_SEGMENT_SIZE) -> Continuity:
     """`continuity` ending before its first segment of another database system (or of
