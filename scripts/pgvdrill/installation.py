@@ -49,6 +49,10 @@ class Installation:
     def sharedir(self) -> Path:
         return Path(runner.run([self.tool("pg_config"), "--sharedir"]).stdout.strip())
 
+    def pkglibdir(self) -> Path:
+        """Where the server's loadable libraries (extensions, preload libraries) live."""
+        return Path(runner.run([self.tool("pg_config"), "--pkglibdir"]).stdout.strip())
+
     def pgvector_version(self) -> str | None:
         """The default pgvector version this installation offers, or None without one."""
         control = self.sharedir() / "extension" / "vector.control"

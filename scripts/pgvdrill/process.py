@@ -21,10 +21,11 @@ class Process:
     """A program running in the background until `stop()`; a context manager."""
 
     def __init__(self, argv: Sequence[str | os.PathLike[str]], logfile: Path, *,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str | None] | None = None) -> None:
         self.argv = [os.fspath(a) for a in argv]
         self.logfile = logfile
-        self.env = {**os.environ, **(env or {})}
+        self.env = {k: v for k, v in {**os.environ, **(env or {})}.items()
+                    if v is not None}  # None: removed from the environment
         self._popen: subprocess.Popen[bytes] | None = None
 
     @property

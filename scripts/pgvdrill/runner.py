@@ -48,7 +48,7 @@ def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
     timeout: float = DEFAULT_TIMEOUT,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     user: str | None = None,
     stdin: str | os.PathLike[str] | None = None,
@@ -59,10 +59,11 @@ def run(
 ) -> Result:
     """Run `argv`, return its `Result`; raise `ToolError` on failure when `check`.
 
-    `env` entries are added to the current environment. `user` runs the program as that
-    OS user (pgvdrill runs servers unprivileged). `stdin` is a file to read from,
-    `stdout` a file to write standard output to instead of capturing it. `tee_stderr`
-    also writes the program's stderr to ours as it arrives (progress of long runs).
+    `env` entries are added to the current environment (None: removed from it). `user`
+    runs the program as that OS user (pgvdrill runs servers unprivileged). `stdin` is a
+    file to read from, `stdout` a file to write standard output to instead of capturing
+    it. `tee_stderr` also writes the program's stderr to ours as it arrives (progress of
+    long runs).
     """
     args = [os.fspath(a) for a in argv]
     if not args:
@@ -72,7 +73,7 @@ def run(
             f"program not found or not executable: {args[0]}",
             "install it or point pgvdrill at a PostgreSQL bin directory (--pg-bin)",
         )
-    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     log.info("run: %s", " ".join(args))
     started = time.monotonic()
     with tempfile.TemporaryFile("w+b") as err, tempfile.TemporaryFile("w+b") as out:

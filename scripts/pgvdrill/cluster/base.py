@@ -20,6 +20,24 @@ import psycopg
 from pgvdrill.runner import Result
 
 ConfigValue = str | int | float | bool
+# libpq's environment variables (libpq docs, "Environment Variables"): the caller's are
+# the operator's settings for the source, never for a scratch server
+LIBPQ_VARIABLES = (
+    "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGPASSFILE",
+    "PGREQUIREAUTH", "PGCHANNELBINDING", "PGSERVICE", "PGSERVICEFILE", "PGOPTIONS",
+    "PGAPPNAME", "PGSSLMODE", "PGREQUIRESSL", "PGSSLCOMPRESSION", "PGSSLCERT", "PGSSLKEY",
+    "PGSSLCERTMODE", "PGSSLROOTCERT", "PGSSLCRL", "PGSSLCRLDIR", "PGSSLSNI",
+    "PGREQUIREPEER", "PGSSLMINPROTOCOLVERSION", "PGSSLMAXPROTOCOLVERSION", "PGSSLNEGOTIATION",
+    "PGGSSENCMODE", "PGKRBSRVNAME", "PGGSSLIB", "PGGSSDELEGATION", "PGCONNECT_TIMEOUT",
+    "PGCLIENTENCODING", "PGTARGETSESSIONATTRS", "PGLOADBALANCEHOSTS", "PGMINPROTOCOLVERSION",
+    "PGMAXPROTOCOLVERSION", "PGDATESTYLE", "PGTZ", "PGGEQO", "PGSYSCONFDIR", "PGLOCALEDIR",
+)
+# keywords that shut out what the caller's libpq environment would add to a scratch
+# server's connection: PGPASSWORD (an empty password makes libpq read the passfile),
+# PGHOSTADDR (empty: unset), SSL/GSS modes, PGOPTIONS, PGTARGETSESSIONATTRS
+SCRATCH_KEYWORDS = {"password": "", "hostaddr": "", "sslmode": "disable",
+                    "gssencmode": "disable", "options": "", "target_session_attrs": "any",
+                    "channel_binding": "disable"}
 
 
 class ToolRunner(Protocol):
@@ -64,14 +82,17 @@ class ConnInfo:
     passfile: Path
 
     def dsn(self, dbname: str | None = None) -> str:
+        """A connection string that the caller's libpq environment cannot redirect."""
         return psycopg.conninfo.make_conninfo(
             host=self.host, port=self.port, user=self.user,
-            dbname=dbname or self.dbname, passfile=str(self.passfile),
+            dbname=dbname or self.dbname, passfile=str(self.passfile), **SCRATCH_KEYWORDS,
         )
 
-    def env(self, dbname: str | None = None) -> dict[str, str]:
-        """libpq environment for client tools (PGPASSFILE, never PGPASSWORD)."""
+    def env(self, dbname: str | None = None) -> dict[str, str | None]:
+        """libpq environment for client tools (PGPASSFILE, never PGPASSWORD); every other
+        libpq variable of the caller's environment is removed (None)."""
         return {
+            **dict.fromkeys(LIBPQ_VARIABLES), "PGSSLMODE": "disable", "PGGSSENCMODE": "disable",
             "PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user,
             "PGDATABASE": dbname or self.dbname, "PGPASSFILE": str(self.passfile),
             "PGCONNECT_TIMEOUT": "10",
@@ -210,9 +231,10 @@ class Backend(abc.ABC):
     def has_template(self, template: str) -> bool: ...
 
     @abc.abstractmethod
-    def adopt(self, name: str, datadir: Path) -> Cluster:
-        """A stopped cluster over an existing data directory (e.g. a restored base backup),
-        which it takes over."""
+    def adopt(self, name: str, datadir: Path, *, superuser: str = "postgres") -> Cluster:
+        """A stopped cluster over an existing data directory (a restored base backup), which
+        it takes over and neutralises (pgvdrill.cluster.restored): clients log in through
+        its private socket as `superuser`, the source's bootstrap superuser."""
 
     @abc.abstractmethod
     def ensure_template(self, template: str, build: Callable[[Cluster], None]) -> None:

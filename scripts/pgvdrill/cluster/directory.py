@@ -20,6 +20,13 @@ import psycopg
 from pgvdrill import osuser, runner
 from pgvdrill.cluster.base import Backend, Cluster, ClusterSettings, ConfigValue, ConnInfo
 from pgvdrill.cluster.ports import PortLease, lease
+from pgvdrill.cluster.restored import (
+    SOCKET,
+    SOURCE_CONFIG,
+    Neutralised,
+    control_limits,
+    neutralise,
+)
 from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.statement_log import PREFIX as STATEMENT_LOG_PREFIX
 
@@ -35,13 +42,19 @@ BASE_SETTINGS: dict[str, ConfigValue] = {
     "log_min_messages": "warning",
     "log_line_prefix": STATEMENT_LOG_PREFIX,  # epoch, pid, application: statement timings
 }
+SOCKET_PATH_MAX = 107 - len("/.s.PGSQL.65535")  # sun_path holds 108 bytes with its NUL
+# what a connection attempt says while the server is still coming up
+TRANSIENT = ("starting up", "not yet accepting connections", "Connection refused",
+             "No such file or directory", "shutting down", "in recovery mode",
+             "consistent recovery state has not been yet reached")
 
 
 class DirectoryCluster(Cluster):
     """A server whose cluster directory (data/, server.log, pgpass) is a local directory."""
 
     def __init__(self, name: str, directory: Path, major: int, server_user: str | None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, *, restored: Neutralised | None = None,
+                 superuser: str = SUPERUSER) -> None:
         self.name = name
         self.directory = directory
         self.datadir = directory / "data"
@@ -50,12 +63,20 @@ class DirectoryCluster(Cluster):
         self._lease: PortLease | None = None
         self._requested_port = port
         self._settings = ClusterSettings()
+        self.restored = restored  # a restored backup's copy: what its neutralising changed
+        self.superuser = superuser
+
+    @property
+    def socket_dir(self) -> Path | None:
+        """The private socket directory of a restored copy (its only way in), else None."""
+        return self.directory / SOCKET if self.restored is not None else None
 
     @property
     def conninfo(self) -> ConnInfo:
         if self._lease is None:
             raise DrillError(f"cluster {self.name} has no port: it was never started")
-        return ConnInfo("127.0.0.1", self._lease.port, SUPERUSER, "postgres",
+        host = str(self.socket_dir) if self.socket_dir else "127.0.0.1"
+        return ConnInfo(host, self._lease.port, self.superuser, "postgres",
                         self.directory / "pgpass")
 
     @property
@@ -71,9 +92,15 @@ class DirectoryCluster(Cluster):
 
     def base_settings(self) -> dict[str, ConfigValue]:
         """Settings every server of this kind gets before the drill's own."""
-        return dict(BASE_SETTINGS)
+        settings = dict(BASE_SETTINGS)
+        if self.socket_dir is not None:
+            settings |= {"unix_socket_directories": str(self.socket_dir),
+                         "unix_socket_permissions": 0o700}
+        return settings
 
     def _wait_ready(self, timeout: float) -> None:
+        """Wait until a query runs; fail at once on an answer that waiting cannot change
+        (a refused login, a stopped server), with the server log's last lines."""
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -83,13 +110,17 @@ class DirectoryCluster(Cluster):
                     return
             except psycopg.OperationalError as exc:
                 last = exc
-                if not self.is_running():
+                if not self.is_running() or not any(t in str(exc) for t in TRANSIENT):
                     break
                 time.sleep(0.2)
+        running = self.is_running()
         raise DrillError(
-            f"server {self.name} does not accept queries: {last}\n"
+            f"server {self.name} {'does not accept queries' if running else 'stopped'}: "
+            f"{str(last).strip()}\nlast lines of its log ({self.logfile}):\n"
             f"{self.server_log(20)}",
-            "the server may still be recovering; read its log",
+            "read the server log above" + ("; the server may still be recovering"
+                                           if running and deadline <= time.monotonic()
+                                           else ""),
         )
 
     # configuration
@@ -147,7 +178,7 @@ class DirectoryCluster(Cluster):
 
     @abc.abstractmethod
     def process_command(self, tool: str, args: list[str], env: Mapping[str, str]
-                        ) -> tuple[list[str], dict[str, str]]:
+                        ) -> tuple[list[str], dict[str, str | None]]:
         """(argv, environment) running client `tool` connected to this server, with `env`
         added, as a long-running process (pgvdrill.process.Process), e.g. pg_receivewal."""
 
@@ -179,6 +210,10 @@ class DirectoryBackend(Backend):
         self.workdir = session_dir(workdir, self.server_user)
         self.cache_dir = cache_dir
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    @abc.abstractmethod
+    def has_library(self, name: str) -> bool:
+        """Whether this backend's servers can load the shared library `name`."""
 
     @abc.abstractmethod
     def _initdb(self, directory: Path) -> None:
@@ -219,21 +254,32 @@ class DirectoryBackend(Backend):
             os.chown(directory / "pgpass", 0, 0)  # read by root's clients only
         return directory
 
-    def _take_over(self, name: str, datadir: Path) -> Path:
+    def _take_over(self, name: str, datadir: Path) -> tuple[Path, Neutralised]:
         """A new cluster directory over an existing data directory (a restored base backup):
-        moved there, given to the server user, mode 0700. The password file is the initdb
-        template's, whose roles every pgvdrill cluster shares."""
+        moved there, its configuration neutralised (pgvdrill.cluster.restored), given to
+        the server user, mode 0700."""
         if not (datadir / "PG_VERSION").is_file():
             raise ConfigError(f"{datadir} is not a PostgreSQL data directory (no PG_VERSION)",
                               "restore the base backup into it first")
         directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+        socket = directory / SOCKET
+        if len(str(socket)) > SOCKET_PATH_MAX:
+            shutil.rmtree(directory)
+            raise ConfigError(f"the work directory {self.workdir} is too long for a socket "
+                              f"path ({len(str(socket))} > {SOCKET_PATH_MAX} characters)",
+                              "choose a shorter work directory, e.g. --workdir /var/tmp")
         shutil.move(str(datadir), directory / "data")
         (directory / "data").chmod(0o700)
-        shutil.copy2(self._initdb_template().parent / "pgpass", directory / "pgpass")
+        controldata = self.tools().run_tool("pg_controldata", [directory / "data"]).stdout
+        done = neutralise(directory / "data", directory / SOURCE_CONFIG, socket,
+                          has_library=self.has_library, control=control_limits(controldata))
+        socket.mkdir(mode=0o700)
+        (directory / "pgpass").touch(mode=0o600)  # logins go through the socket, trusted
         osuser.chown_tree(directory, self.server_user)
         if self.server_user:
-            os.chown(directory / "pgpass", 0, 0)
-        return directory
+            for private in (directory / "pgpass", directory / SOURCE_CONFIG):
+                os.chown(private, 0, 0)
+        return directory, done
 
     def _save_template(self, cluster: DirectoryCluster, template: str) -> None:
         """Copy a stopped cluster into the cache; a half-written copy never carries the name."""

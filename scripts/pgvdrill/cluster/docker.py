@@ -35,6 +35,7 @@ from pgvdrill.cluster.directory import (
     DirectoryCluster,
     publish_initdb,
 )
+from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.errors import ConfigError, DrillError
 
 ENGINE_HINT = ("start a Docker engine: scripts/docker/setup-engine.sh (as root; installs "
@@ -95,8 +96,10 @@ class DockerCluster(DirectoryCluster):
     """A server in a container over a bind-mounted cluster directory."""
 
     def __init__(self, name: str, directory: Path, backend: DockerBackend,
-                 port: int | None = None, *, initdb_password: Path | None = None) -> None:
-        super().__init__(name, directory, backend.major, backend.server_user, port)
+                 port: int | None = None, *, initdb_password: Path | None = None,
+                 restored: Neutralised | None = None, superuser: str = SUPERUSER) -> None:
+        super().__init__(name, directory, backend.major, backend.server_user, port,
+                         restored=restored, superuser=superuser)
         self.backend = backend
         self.container: str | None = None
         self._initdb_password = initdb_password  # first start: the image's initdb
@@ -105,7 +108,10 @@ class DockerCluster(DirectoryCluster):
         return {
             **super().base_settings(),
             "listen_addresses": "*",  # reached through the port published on 127.0.0.1
-            "unix_socket_directories": SOCKET_DIR,  # client tools inside the container
+            # client tools inside the container (and this machine's clients, for a restored
+            # copy: its private socket directory is in the bind-mounted cluster directory)
+            "unix_socket_directories": ",".join([SOCKET_DIR, *map(str, filter(
+                None, [self.socket_dir]))]),
             # the server log in the cluster directory, as for a local server
             "logging_collector": True, "log_directory": str(self.directory),
             "log_filename": "server.log", "log_rotation_age": 0, "log_rotation_size": 0,
@@ -193,7 +199,7 @@ class DockerCluster(DirectoryCluster):
                                  timeout=timeout, stdout=stdout, check=check, hint=hint)
 
     def process_command(self, tool: str, args: list[str], env: Mapping[str, str]
-                        ) -> tuple[list[str], dict[str, str]]:
+                        ) -> tuple[list[str], dict[str, str | None]]:
         """A container of its own in the server's network namespace (over loopback, which
         the image trusts), so that signals to `docker run` reach the tool (its PID 1)."""
         if self.container is None:
@@ -205,7 +211,7 @@ class DockerCluster(DirectoryCluster):
                 *args], {}
 
     def _client_env(self, host: str, dbname: str | None) -> dict[str, str]:
-        return {"PGHOST": host, "PGPORT": str(self.port), "PGUSER": SUPERUSER,
+        return {"PGHOST": host, "PGPORT": str(self.port), "PGUSER": self.superuser,
                 "PGDATABASE": dbname or "postgres", "PGCONNECT_TIMEOUT": "10"}
 
     def archive_command(self, dest: Path) -> str:
@@ -270,8 +276,14 @@ class DockerBackend(DirectoryBackend):
                ) -> DockerCluster:
         return DockerCluster(name, self._copy(name, template), self, port)
 
-    def adopt(self, name: str, datadir: Path) -> DockerCluster:
-        return DockerCluster(name, self._take_over(name, datadir), self)
+    def adopt(self, name: str, datadir: Path, *, superuser: str = SUPERUSER) -> DockerCluster:
+        directory, restored = self._take_over(name, datadir)
+        return DockerCluster(name, directory, self, restored=restored, superuser=superuser)
+
+    def has_library(self, name: str) -> bool:
+        script = 'test -f "$(pg_config --pkglibdir)/$1.so"'
+        probe = self._tools.run_tool("sh", ["-c", script, "sh", name], check=False)
+        return probe.returncode == 0
 
     def _initdb(self, directory: Path) -> None:
         """initdb by the image's own entrypoint (POSTGRES_PASSWORD_FILE, POSTGRES_INITDB_ARGS)

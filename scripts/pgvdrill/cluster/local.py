@@ -26,6 +26,7 @@ from pgvdrill.cluster.directory import (
     DirectoryCluster,
     publish_initdb,
 )
+from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.errors import DrillError, ToolError
 from pgvdrill.installation import Installation
 from pgvdrill.wal import archiving
@@ -36,9 +37,11 @@ class LocalCluster(DirectoryCluster):
 
     def __init__(
         self, name: str, directory: Path, installation: Installation,
-        server_user: str | None, port: int | None = None,
+        server_user: str | None, port: int | None = None, *,
+        restored: Neutralised | None = None, superuser: str = SUPERUSER,
     ) -> None:
-        super().__init__(name, directory, installation.major, server_user, port)
+        super().__init__(name, directory, installation.major, server_user, port,
+                         restored=restored, superuser=superuser)
         self.installation = installation
 
     # lifecycle
@@ -117,7 +120,7 @@ class LocalCluster(DirectoryCluster):
         return archiving.restore_command(source, self.server_user, partial=partial)
 
     def process_command(self, tool: str, args: list[str], env: Mapping[str, str]
-                        ) -> tuple[list[str], dict[str, str]]:
+                        ) -> tuple[list[str], dict[str, str | None]]:
         return [str(self.installation.tool(tool)), *args], {**self.conninfo.env(), **env}
 
     def _server_tool(
@@ -154,9 +157,13 @@ class LocalBackend(DirectoryBackend):
         return LocalCluster(name, self._copy(name, template), self.installation,
                             self.server_user, port)
 
-    def adopt(self, name: str, datadir: Path) -> LocalCluster:
-        return LocalCluster(name, self._take_over(name, datadir), self.installation,
-                            self.server_user)
+    def adopt(self, name: str, datadir: Path, *, superuser: str = SUPERUSER) -> LocalCluster:
+        directory, restored = self._take_over(name, datadir)
+        return LocalCluster(name, directory, self.installation, self.server_user,
+                            restored=restored, superuser=superuser)
+
+    def has_library(self, name: str) -> bool:
+        return (self.installation.pkglibdir() / f"{name}.so").is_file()
 
     def _initdb(self, directory: Path) -> None:
         build = Path(tempfile.mkdtemp(prefix="initdb-", dir=self.workdir))
