@@ -20,6 +20,10 @@ from fixtures.installations import OLD_PGVECTOR
 from fixtures.ops import ArchivedRepo, conninfo
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.cluster.conffile import read_conf
+from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.cluster.restored import SOURCE_CONFIG
+from pgvdrill.ops.restore_datadir import AUTO_CONF
 from pgvdrill.ops.restore_logical import USER_TABLES
 from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.repository import Repository
@@ -49,11 +53,20 @@ def pgdata(reachable: Path) -> Callable[[str], Path]:
 def adopted(backend: Backend, make_cluster: Callable[..., Cluster],
             request: pytest.FixtureRequest) -> Callable[[str, Path], Cluster]:
     """adopt(name, datadir): the restored data directory as a cluster, started (not waited
-    for promotion); destroyed with the test's other clusters, its log attached on failure."""
+    for promotion) with the recovery settings `restore pitr` wrote (adopting a directory
+    sets the rest of its configuration aside); destroyed with the test's other clusters,
+    its log attached on failure."""
 
     def adopt(name: str, datadir: Path) -> Cluster:
         cluster = backend.adopt(name, datadir)
         request.node.stash[CLUSTERS].append(cluster)
+        assert isinstance(cluster, DirectoryCluster)
+        kept = cluster.directory / SOURCE_CONFIG
+        if (kept / "recovery.signal").exists():
+            written = read_conf(kept / AUTO_CONF, kept).settings
+            cluster.configure(**{name: setting.value for name, setting in written.items()
+                                 if name.startswith("recovery_") or name == "restore_command"})
+            cluster.write_file("recovery.signal", b"")
         cluster.start()
         return cluster
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import fcntl
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -47,6 +48,12 @@ SOCKET_PATH_MAX = 107 - len("/.s.PGSQL.65535")  # sun_path holds 108 bytes with 
 TRANSIENT = ("starting up", "not yet accepting connections", "Connection refused",
              "No such file or directory", "shutting down", "in recovery mode",
              "consistent recovery state has not been yet reached")
+
+
+def path_safe(name: str) -> str:
+    """`name` fit for a directory that a setting lists (unix_socket_directories splits at
+    commas, and spaces need quoting): other characters become '_', at most 40 kept."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40]
 
 
 class DirectoryCluster(Cluster):
@@ -261,7 +268,7 @@ class DirectoryBackend(Backend):
         if not (datadir / "PG_VERSION").is_file():
             raise ConfigError(f"{datadir} is not a PostgreSQL data directory (no PG_VERSION)",
                               "restore the base backup into it first")
-        directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+        directory = Path(tempfile.mkdtemp(prefix=f"{path_safe(name)}-", dir=self.workdir))
         socket = directory / SOCKET
         if len(str(socket)) > SOCKET_PATH_MAX:
             shutil.rmtree(directory)
