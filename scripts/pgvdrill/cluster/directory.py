@@ -44,10 +44,9 @@ BASE_SETTINGS: dict[str, ConfigValue] = {
     "log_line_prefix": STATEMENT_LOG_PREFIX,  # epoch, pid, application: statement timings
 }
 SOCKET_PATH_MAX = 107 - len("/.s.PGSQL.65535")  # sun_path holds 108 bytes with its NUL
-# what a connection attempt says while the server is still coming up
-TRANSIENT = ("starting up", "not yet accepting connections", "Connection refused",
-             "No such file or directory", "shutting down", "in recovery mode",
-             "consistent recovery state has not been yet reached")
+# what a connection attempt says when waiting cannot help: a login refused
+REFUSED = ("authentication failed", "no pg_hba.conf entry", "no password supplied",
+           "does not exist", "permission denied")
 
 
 def path_safe(name: str) -> str:
@@ -117,12 +116,13 @@ class DirectoryCluster(Cluster):
                     return
             except psycopg.OperationalError as exc:
                 last = exc
-                if not self.is_running() or not any(t in str(exc) for t in TRANSIENT):
+                if not self.is_running() or any(r in str(exc) for r in REFUSED):
                     break
                 time.sleep(0.2)
         running = self.is_running()
         raise DrillError(
-            f"server {self.name} {'does not accept queries' if running else 'stopped'}: "
+            f"server {self.name} "
+            f"{'does not accept queries' if running else 'did not start (it stopped)'}: "
             f"{str(last).strip()}\nlast lines of its log ({self.logfile}):\n"
             f"{self.server_log(20)}",
             "read the server log above" + ("; the server may still be recovering"
