@@ -175,9 +175,9 @@ def test_sync_by_rsync_to_a_directory_verifies_and_never_deletes_remote_files(
 
     out = ok(pgvdrill_cli("sync", "--config", config, "--to", "rsync"))
 
-    assert f"offsite: {new.id} (2 file(s) + catalog entry): 3 uploaded" in out  # dump, globals
+    assert f"offsite: {new.id} (1 file(s) + catalog entry): 2 uploaded" in out
     assert all((offsite / key).is_file() for key in first)
-    assert f"offsite: 3 file(s) uploaded, {len(local_files(repo)) - 3} skipped" in out
+    assert f"offsite: 2 file(s) uploaded, {len(local_files(repo)) - 2} skipped" in out
 
 
 def test_sync_by_rsync_to_host_path_compares_by_checksum(
