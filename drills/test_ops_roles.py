@@ -3,7 +3,7 @@ objects belong to `app_owner` with grants to `reader`, backed up with `pgvdrill 
 logical` (the globals kept beside the dump) and restored onto a fresh server that has
 neither role. The restore refuses before anything moves, names the roles and offers
 options that work; --with-globals creates exactly the missing roles; the DR drill takes
-the roles from the backup itself."""
+the roles from the backup itself. A restore that fails anyway leaves the target as it was."""
 
 from __future__ import annotations
 
@@ -234,3 +234,23 @@ def test_dr_drill_logical_takes_the_roles_from_the_backup_then_from_the_source(
 
     assert not drill["ok"]  # the live source no longer has reader: the grants fail
     assert any("created from a live pg_dumpall --globals-only of" in line for line in said)
+
+
+def test_a_restore_that_fails_leaves_the_target_database_as_it_was(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        make_cluster: Callable[..., Cluster]) -> None:
+    config = ops_config()
+    ok(pgvdrill_cli("backup", "logical", "--config", config))
+    target = fresh_database(make_cluster, "in-the-way", "restored")
+    # a view (no table: not refused up front) named like the dump's last table
+    target.query("CREATE VIEW public.product_embeddings AS SELECT 1 AS x", "restored")
+
+    result = pgvdrill_cli("restore", "logical", "latest", "--config", config,
+                          "--target-dsn", conninfo(target, "restored"))
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert tables_in(target, "restored") == 0, result.stderr  # not even the tables before it
+    assert 'relation "product_embeddings" already exists' in result.stderr
+    assert "nothing was restored (one transaction, rolled back)" in result.stderr
+    assert target.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'archive'",
+                        "restored") == [(0,)]

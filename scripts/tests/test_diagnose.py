@@ -27,6 +27,15 @@ def test_missing_role_is_named_with_options_restore_logical_has() -> None:
     assert "pgvdrill.logical" not in explained.hint and "--no-acl" not in explained.hint
 
 
+def test_too_many_locks_for_one_transaction_says_what_to_raise_or_use() -> None:
+    explained = explain(failed(
+        "pg_restore: error: could not execute query: ERROR:  out of shared memory\n"
+        "HINT:  You might need to increase \"max_locks_per_transaction\"."))
+
+    assert explained is not None
+    assert "raise max_locks_per_transaction" in explained.hint and "--jobs 2" in explained.hint
+
+
 def test_every_pitfall_of_a_restore_that_went_on_is_named() -> None:
     explained = explain(failed(
         'pg_restore: error: could not execute query: ERROR:  schema "public" already exists\n'

@@ -68,6 +68,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
      "logical with --with-globals (creates the missing roles from the backup's "
      "globals.sql), or with --no-owner --no-privileges (objects owned by the user you "
      "connect as, no grants), or create the role on the target (CREATE ROLE)"),
+    (re.compile(r"out of shared memory"),
+     "a restore in one transaction holds a lock per object: raise max_locks_per_transaction "
+     "on the target (a restart), or restore with --jobs 2 (not one transaction)"),
     (re.compile(r'schema "([^"]+)" already exists'),
      "a -n dump creates schema {0}, which the target database already has (every new "
      "database has public): leave the SCHEMA item out with a -L list (pg_restore -l, "
