@@ -48,5 +48,5 @@ def test_every_pitfall_of_a_restore_that_went_on_is_named() -> None:
     first, second = explained.hint.split("; also: ")
     assert first.startswith("the dump holds tables with pgvector columns (halfvec) but no "
                             "CREATE EXTENSION vector")
-    assert second.startswith("a -n dump creates schema public, which the target database "
+    assert second.startswith("the dump creates schema public, which the target database "
                              "already has")

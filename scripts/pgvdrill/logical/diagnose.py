@@ -72,10 +72,11 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
      "a restore in one transaction holds a lock per object: raise max_locks_per_transaction "
      "on the target (a restart), or restore with --jobs 2 (not one transaction)"),
     (re.compile(r'schema "([^"]+)" already exists'),
-     "a -n dump creates schema {0}, which the target database already has (every new "
-     "database has public): leave the SCHEMA item out with a -L list (pg_restore -l, "
-     "delete the line, pg_restore -L; pgvdrill's 'scoped' restore does this), and run "
-     "CREATE EXTENSION vector first (-n dumps leave it out)"),
+     "the dump creates schema {0}, which the target database already has: restore a "
+     "whole-database dump into an empty database (createdb) or with --clean; a -n dump "
+     "re-creates public, which every database has: leave its SCHEMA item out with a -L "
+     "list (pg_restore -l, delete the line, pg_restore -L) and run CREATE EXTENSION "
+     "vector first (-n dumps leave it out)"),
 ]
 
 
