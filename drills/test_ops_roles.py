@@ -178,6 +178,22 @@ def test_least_privilege_backup_keeps_globals_verified_and_existing_roles_stay_u
     # a target that already has reader, differently: --with-globals leaves it as it is
     target = fresh_database(make_cluster, "has-reader", "restored")
     target.query("CREATE ROLE reader LOGIN CONNECTION LIMIT 3")
+    # ... but first as a user that may not create roles: refused, nothing created
+    password = Path(target.conninfo.passfile).read_text().split(":")[-1].strip()
+    target.query(f"CREATE ROLE restorer LOGIN PASSWORD '{password}'; "
+                 "ALTER DATABASE restored OWNER TO restorer")
+    restorer = tmp_path / "restorer.pgpass"
+    restorer.write_text(f"*:*:*:restorer:{password}\n")
+    restorer.chmod(0o600)
+    as_restorer = (conninfo(target, "restored")
+                   .replace(f"user={target.conninfo.user}", "user=restorer")
+                   .replace(f"passfile={target.conninfo.passfile}", f"passfile={restorer}"))
+    refused(pgvdrill_cli("restore", "logical", "latest", "--config", config, "--with-globals",
+                         "--target-dsn", as_restorer),
+            "failed at 'CREATE ROLE app_owner': permission denied to create role",
+            "nothing was created", "needs CREATEROLE")
+    assert target.query("SELECT count(*) FROM pg_roles WHERE rolname = 'app_owner'") == [(0,)]
+    assert tables_in(target, "restored") == 0
     target.query("ALTER ROLE postgres CONNECTION LIMIT 50")  # the role pgvdrill connects as
     out = ok(pgvdrill_cli("restore", "logical", "latest", "--config", config, "--with-globals",
                           "--target-dsn", conninfo(target, "restored")))

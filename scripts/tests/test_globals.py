@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgvdrill.logical.globals import creation_script, defined_roles
+from pgvdrill.logical.globals import creation_statements, defined_roles
 
 # pg_dumpall 18 --globals-only --no-role-passwords output (abridged)
 GLOBALS = r'''\restrict e1k3P2JC
@@ -30,25 +30,24 @@ def test_defined_roles_unquoted() -> None:
 
 
 def test_only_the_missing_roles_are_created_and_no_existing_role_is_altered() -> None:
-    script = creation_script(GLOBALS, {'App "Owner"', "app_reader"},
+    script = creation_statements(GLOBALS, {'App "Owner"', "app_reader"},
                              {"postgres", "pg_read_all_data"})
 
-    assert script.splitlines() == [
-        'CREATE ROLE "App ""Owner""";',
+    assert script == [
+        'CREATE ROLE "App ""Owner"""',
         'ALTER ROLE "App ""Owner""" WITH NOSUPERUSER INHERIT NOLOGIN NOREPLICATION '
-        "NOBYPASSRLS;",
-        "CREATE ROLE app_reader;",
-        "ALTER ROLE app_reader WITH NOSUPERUSER LOGIN CONNECTION LIMIT 10;",
-        "COMMENT ON ROLE app_reader IS 'reads;",
-        "and only reads';",
-        "ALTER ROLE app_reader SET search_path TO 'app', 'public';",
-        'GRANT "App ""Owner""" TO app_reader WITH INHERIT TRUE GRANTED BY postgres;',
+        "NOBYPASSRLS",
+        "CREATE ROLE app_reader",
+        "ALTER ROLE app_reader WITH NOSUPERUSER LOGIN CONNECTION LIMIT 10",
+        "COMMENT ON ROLE app_reader IS 'reads;\nand only reads'",
+        "ALTER ROLE app_reader SET search_path TO 'app', 'public'",
+        'GRANT "App ""Owner""" TO app_reader WITH INHERIT TRUE GRANTED BY postgres',
         # a grantor the server lacks is left out; postgres (existing) gains no membership
-        "GRANT pg_read_all_data TO app_reader WITH INHERIT TRUE;"]
+        "GRANT pg_read_all_data TO app_reader WITH INHERIT TRUE"]
 
 
 def test_an_existing_role_gains_nothing_and_a_missing_granted_role_is_not_granted() -> None:
-    script = creation_script(GLOBALS, {"app_reader"}, {"postgres"})
+    script = "\n".join(creation_statements(GLOBALS, {"app_reader"}, {"postgres"}))
 
     assert "postgres WITH" not in script and "TO postgres" not in script
     assert "App" not in script and "pg_read_all_data" not in script  # neither exists
@@ -56,4 +55,4 @@ def test_an_existing_role_gains_nothing_and_a_missing_granted_role_is_not_grante
 
 
 def test_nothing_to_create_is_an_empty_script() -> None:
-    assert creation_script(GLOBALS, set(), {"postgres"}) == ""
+    assert creation_statements(GLOBALS, set(), {"postgres"}) == []

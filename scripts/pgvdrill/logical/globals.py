@@ -11,18 +11,20 @@ altered (neither its attributes nor its memberships), so the role pgvdrill conne
 never touched. For each role it creates it replays the file's CREATE ROLE, ALTER ROLE ...
 WITH/SET, COMMENT ON ROLE and the memberships that make the new role a member (GRANTED BY
 a grantor the target lacks is left out); tablespaces and per-database role settings are
-not replayed. The replay is one psql transaction with ON_ERROR_STOP: all of it or nothing.
+not replayed. The statements run in one transaction on pgvdrill's own connection (no
+file to share with a server in a container): all of them or none.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
+import psycopg
+
 from pgvdrill.cluster.base import Server
-from pgvdrill.errors import BackupError
+from pgvdrill.errors import BackupError, RestoreError
 from pgvdrill.logical.roles import role_name, statements, upper
 
 GLOBALS_FILE = "globals.sql"
@@ -56,7 +58,7 @@ def defined_roles(script: str) -> set[str]:
             if upper(tokens[:2]) == ["CREATE", "ROLE"] and len(tokens) > 2}
 
 
-def creation_script(script: str, create: set[str], existing: set[str]) -> str:
+def creation_statements(script: str, create: set[str], existing: set[str]) -> list[str]:
     """The statements of globals file `script` that create the roles in `create` as the
     source had them, on a server whose roles are `existing`."""
     kept = []
@@ -74,7 +76,7 @@ def creation_script(script: str, create: set[str], existing: set[str]) -> str:
             granted = role_name(tokens[1])
             if member in create and granted in create | existing:
                 kept.append(_without_unknown_grantor(text, create | existing))
-    return "".join(f"{statement};\n" for statement in kept)
+    return kept
 
 
 def _without_unknown_grantor(text: str, known: set[str]) -> str:
@@ -86,22 +88,20 @@ def _without_unknown_grantor(text: str, known: set[str]) -> str:
 def restore_globals(server: Server, path: Path, roles: set[str] | None = None
                     ) -> list[str]:
     """Create on `server` the roles of globals file `path` it lacks (only those in `roles`
-    when given), in one transaction; the roles created, sorted."""
+    when given), in one transaction; the roles created, sorted. `RestoreError` naming the
+    statement that failed (then nothing was created)."""
     script = path.read_text()
-    with server.connect() as conn:
+    with server.connect(autocommit=False) as conn:
         existing = {str(name) for (name,) in conn.execute("SELECT rolname FROM pg_roles")}
-    create = (defined_roles(script) if roles is None else roles) - existing
-    if not create:
-        return []
-    with tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
-        replay = Path(tmp) / GLOBALS_FILE
-        replay.touch(mode=0o600)
-        replay.write_text(creation_script(script, create, existing))
-        server.run_tool("psql", ["-X", "--quiet", "--no-password", "--single-transaction",
-                                 "-v", "ON_ERROR_STOP=1", "--file", str(replay)],
-                        stdout="/dev/null",
-                        hint=f"creating the roles {', '.join(sorted(create))} from {path} "
-                             "failed (nothing was created): the role pgvdrill connects as "
-                             "needs CREATEROLE (SUPERUSER for superuser, replication or "
-                             "bypassrls roles); or create them yourself (CREATE ROLE)")
+        create = (defined_roles(script) if roles is None else roles) - existing
+        for statement in creation_statements(script, create, existing):
+            try:
+                conn.execute(statement.encode())
+            except psycopg.Error as exc:
+                raise RestoreError(
+                    f"creating the roles {', '.join(sorted(create))} from {path} failed at "
+                    f"{statement.splitlines()[0]!r}: {str(exc).strip()}; nothing was created",
+                    "the role pgvdrill connects as needs CREATEROLE (SUPERUSER for superuser, "
+                    "replication or bypassrls roles); or create the roles yourself (CREATE "
+                    "ROLE)") from exc
     return sorted(create)
