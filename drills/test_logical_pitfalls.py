@@ -188,21 +188,21 @@ def test_logical_pitfall_roles_missing_on_target_then_globals_restored(
 
     assert caught.value.message.startswith('restore failed: role "app_owner" does not exist')
     assert caught.value.hint.startswith(
-        "objects in the dump belong to role app_owner, which the target server lacks: "
-        "restore the source's globals first")
+        "the dump names role app_owner, which the target server lacks: rerun pgvdrill "
+        "restore logical with --with-globals")
     # the fix: restore the globals, then the same dump; owners and grants arrive
     globals_file = dump_globals(source, tmp_path / "globals")
-    assert restore_globals(target, globals_file) == ["postgres"]
-    assert restore_globals(target, globals_file) == ["app_owner", "app_reader", "postgres"]
+    assert restore_globals(target, globals_file) == ["app_owner", "app_reader"]
+    assert restore_globals(target, globals_file) == []
     drop_database(target, "app")
     create_database(target, "app")
     restore(target, archive, "app", FRESH)
     with target.connect("app") as conn:
         verify(source_snapshot, conn).raise_for_problems()
-    # the hint's other way, --no-owner --no-acl, loses owners and grants: verification says so
+    # the hint's other way, --no-owner --no-privileges, loses owners and grants: verify says so
     create_database(target, "no_owner")
     target.run_tool("pg_restore", ["--dbname", "no_owner", "--exit-on-error", "--no-owner",
-                                   "--no-acl", str(archive.path)])
+                                   "--no-privileges", str(archive.path)])
     with target.connect("no_owner") as conn:
         problems = verify(source_snapshot, conn).check("schema").problems
     assert problems == [

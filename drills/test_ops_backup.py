@@ -64,11 +64,12 @@ def test_backup_logical(prod_source: Cluster, ops_config: Callable[..., Path],
     assert "pg_dump: dumping contents of table" in result.stderr  # progress, streamed
     [entry] = catalog(tmp_path / "repo")
     assert entry["kind"] == "logical" and entry["id"] in result.stdout
-    assert {f["path"].split("/")[0] for f in entry["files"]} == {artifact}
+    assert {f["path"].split("/")[0] for f in entry["files"]} == {artifact, "globals.sql"}
+    assert entry["extra"]["globals"] == "globals.sql"  # the roles, beside the dump
     assert_entry_matches_disk(tmp_path / "repo", entry)
     assert_source_facts(entry, prod_source)
     assert entry["tools"]["pg_dump"].startswith(f"pg_dump (PostgreSQL) {prod_source.major}.")
-    assert "pg_restore" in entry["tools"]
+    assert "pg_restore" in entry["tools"] and "pg_dumpall" in entry["tools"]
     assert {k: entry["settings"][k] for k in logical} == logical
     dump = tmp_path / "repo" / "logical" / entry["id"] / artifact
     assert entry["settings"]["argv"][1:7] == ["--format", logical["format"], "--file",

@@ -100,7 +100,7 @@ def test_dr_drill_fails_on_a_corrupt_newest_backup_and_a_missing_kind(
     config = ops_config()
     taken = pgvdrill_cli("backup", "logical", "--config", config)
     assert taken.returncode == 0, taken.stderr
-    (dump,) = (tmp_path / "repo" / "logical").glob("*/*")
+    (dump,) = (tmp_path / "repo" / "logical").glob("*/*.dump")
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0xFF
     dump.write_bytes(bytes(data))

@@ -90,7 +90,20 @@ def _truncate_and_fix_the_entry(repo: Path, archived_repo: ArchivedRepo) -> None
     data = json.loads(path.read_text())
     dump = _dump(repo, archived_repo)
     data["files"] = [{**f, "bytes": dump.stat().st_size, "sha256": sha256_of(dump)}
-                     for f in data["files"]]
+                     if f["path"] == dump.name else f for f in data["files"]]
+    path.write_text(json.dumps(data))
+
+
+def _globals_emptied_and_the_entry_fixed(repo: Path, archived_repo: ArchivedRepo) -> None:
+    """Empty the globals beside the dump and rewrite its catalog entry to match: only
+    reading the file can find that it holds no role."""
+    globals_sql = repo / "logical" / archived_repo.logical.id / "globals.sql"
+    globals_sql.write_text("--\n-- PostgreSQL database cluster dump\n--\n")
+    path = repo / "catalog" / f"{archived_repo.logical.id}.json"
+    data = json.loads(path.read_text())
+    data["files"] = [{**f, "bytes": globals_sql.stat().st_size,
+                      "sha256": sha256_of(globals_sql)}
+                     if f["path"] == "globals.sql" else f for f in data["files"]]
     path.write_text(json.dumps(data))
 
 
@@ -118,6 +131,12 @@ DAMAGES: dict[str, tuple[Damage, Callable[[ArchivedRepo], str]]] = {
         _truncate_and_fix_the_entry,
         lambda m: f"{m.logical.id}: backup {{repo}}/logical/{m.logical.id}/vector_db.dump "
                   "cannot be read"),
+    "globals-changed": (
+        lambda r, m: (r / "logical" / m.logical.id / "globals.sql").write_text("CREATE ROLE x;"),
+        lambda m: f"{m.logical.id}: file globals.sql has "),
+    "globals-without-roles-behind-a-matching-entry": (
+        _globals_emptied_and_the_entry_fixed,
+        lambda m: f"{m.logical.id}: globals.sql holds no CREATE ROLE"),
 }
 
 

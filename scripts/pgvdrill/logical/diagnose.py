@@ -64,14 +64,19 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
                 r'file ".*vector\.control"'),
      "install pgvector on the target server before restoring"),
     (re.compile(r'role "([^"]+)" does not exist'),
-     "objects in the dump belong to role {0}, which the target server lacks: restore the "
-     "source's globals first (pg_dumpall --globals-only on the source, psql -f on the "
-     "target: pgvdrill.logical.globals), or restore with --no-owner --no-acl and re-grant"),
+     "the dump names role {0}, which the target server lacks: rerun pgvdrill restore "
+     "logical with --with-globals (creates the missing roles from the backup's "
+     "globals.sql), or with --no-owner --no-privileges (objects owned by the user you "
+     "connect as, no grants), or create the role on the target (CREATE ROLE)"),
+    (re.compile(r"out of shared memory"),
+     "a restore in one transaction holds a lock per object: raise max_locks_per_transaction "
+     "on the target (a restart), or restore with --jobs 2 (not one transaction)"),
     (re.compile(r'schema "([^"]+)" already exists'),
-     "a -n dump creates schema {0}, which the target database already has (every new "
-     "database has public): leave the SCHEMA item out with a -L list (pg_restore -l, "
-     "delete the line, pg_restore -L; pgvdrill's 'scoped' restore does this), and run "
-     "CREATE EXTENSION vector first (-n dumps leave it out)"),
+     "the dump creates schema {0}, which the target database already has: restore a "
+     "whole-database dump into an empty database (createdb) or with --clean; a -n dump "
+     "re-creates public, which every database has: leave its SCHEMA item out with a -L "
+     "list (pg_restore -l, delete the line, pg_restore -L) and run CREATE EXTENSION "
+     "vector first (-n dumps leave it out)"),
 ]
 
 

@@ -1,37 +1,40 @@
 """Globals a database dump leaves out (roles, role memberships, tablespaces): dumped with
-pg_dumpall --globals-only on the source, replayed with psql on the target before any
-pg_restore whose objects belong to those roles.
+pg_dumpall --globals-only --no-role-passwords beside every logical backup, and the roles
+a restore needs created from them on the target.
 
-Replaying a globals file on another server meets roles that already exist there, at
-least the bootstrap superuser (`CREATE ROLE postgres` fails on every fresh cluster).
-`restore_globals` leaves such roles' CREATE ROLE out and keeps their ALTER ROLE (the
-source's attributes and password hash win), except for the role it connects as, whose
-attributes and password stay the target's own: restoring them would lock pgvdrill (or
-the operator) out. Everything else runs with ON_ERROR_STOP, so a real failure (a
-tablespace directory missing on the target) stops the restore with psql's error,
-instead of being ignored as psql would without it. Passwords travel only as the
-hashes inside the file (mode 0600), never in argv.
+`dump_globals` connects to the source's own database (-l): pg_dumpall otherwise connects
+to postgres or template1, which a least-privilege backup role may not reach. Without role
+passwords no hash leaves the source, and a non-superuser can run it.
+
+`restore_globals` creates roles the target lacks, and only those: an existing role is never
+altered (neither its attributes nor its memberships), so the role pgvdrill connects as is
+never touched. For each role it creates it replays the file's CREATE ROLE, ALTER ROLE ...
+WITH/SET, COMMENT ON ROLE and the memberships that make the new role a member (GRANTED BY
+a grantor the target lacks is left out); tablespaces and per-database role settings are
+not replayed. The statements run in one transaction on pgvdrill's own connection (no
+file to share with a server in a container): all of them or none.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
-from pgvdrill.cluster import Cluster, Server
-from pgvdrill.errors import BackupError
-from pgvdrill.logical.table_items import unquote
+import psycopg
+
+from pgvdrill.cluster.base import Server
+from pgvdrill.errors import BackupError, RestoreError
+from pgvdrill.logical.roles import role_name, statements, upper
 
 GLOBALS_FILE = "globals.sql"
-_ROLE_STATEMENT = re.compile(r'(CREATE|ALTER) ROLE ("(?:[^"]|"")+"|[^\s;]+)(;| WITH )')
+_GRANTED_BY = re.compile(r'\s+GRANTED\s+BY\s+("(?:[^"]|"")+"|[^\s"]+)\s*$', re.I)
 
 
-def dump_globals(cluster: Server, outdir: Path) -> Path:
-    """pg_dumpall --globals-only --no-role-passwords of `cluster` into outdir/globals.sql
-    (mode 0600); raises `BackupError` if the file exists or holds no role. Without role
-    passwords no hash leaves the source, and a non-superuser can run it."""
+def dump_globals(server: Server, outdir: Path, *, hint: str = "") -> Path:
+    """pg_dumpall --globals-only --no-role-passwords of `server`, connected to its current
+    database, into outdir/globals.sql (mode 0600); `BackupError` if the file exists or
+    holds no role. `hint`: the hint of a pg_dumpall failure."""
     outdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = outdir / GLOBALS_FILE
     try:
@@ -39,46 +42,66 @@ def dump_globals(cluster: Server, outdir: Path) -> Path:
     except FileExistsError:
         raise BackupError(f"{target} already exists", "pgvdrill never overwrites a backup: "
                           "move it away or choose another directory") from None
-    cluster.run_tool("pg_dumpall", ["--globals-only", "--no-role-passwords", "--file",
-                                    str(target)],
-                     hint=f"pg_dumpall --globals-only failed; {target} is incomplete")
+    dbname = str(server.query("SELECT current_database()")[0][0])
+    server.run_tool("pg_dumpall", ["--globals-only", "--no-role-passwords", "--no-password",
+                                   "--database", dbname, "--file", str(target)],
+                    hint=hint or f"pg_dumpall --globals-only failed; {target} is incomplete")
     if "CREATE ROLE" not in target.read_text():
         raise BackupError(f"{target} holds no CREATE ROLE: pg_dumpall wrote no globals",
-                          "check that pg_dumpall connected as a superuser")
+                          "check that the role pg_dumpall connects as can read pg_roles")
     return target
 
 
-def restore_globals(cluster: Cluster, path: Path) -> list[str]:
-    """Replay the globals file `path` on `cluster` with psql (-X, ON_ERROR_STOP); returns
-    the roles that already existed there (their CREATE ROLE was left out)."""
-    with cluster.connect() as conn:
-        existing = {name for (name,) in conn.execute("SELECT rolname FROM pg_roles")}
-        myself = str(conn.execute("SELECT current_user").fetchone()[0])  # type: ignore[index]
-    script, skipped = without_existing_roles(path.read_text(), existing, myself)
-    with tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
-        replay = Path(tmp) / GLOBALS_FILE
-        replay.touch(mode=0o600)
-        replay.write_text(script)
-        cluster.run_tool("psql", ["-X", "--quiet", "-v", "ON_ERROR_STOP=1", "--file",
-                                  str(replay)], dbname="postgres", stdout="/dev/null",
-                         hint=f"replaying the globals in {path} failed: the statement psql "
-                              "names must succeed on the target (e.g. create a tablespace's "
-                              "directory) before the databases are restored")
-    return skipped
+def defined_roles(script: str) -> set[str]:
+    """The roles a globals file creates."""
+    return {role_name(tokens[2]) for tokens, _ in statements(script)
+            if upper(tokens[:2]) == ["CREATE", "ROLE"] and len(tokens) > 2}
 
 
-def without_existing_roles(script: str, existing: set[str], myself: str
-                           ) -> tuple[str, list[str]]:
-    """`script` less the CREATE ROLE of roles in `existing` and the ALTER ROLE of `myself`;
-    and the roles whose CREATE ROLE was left out."""
-    kept, skipped = [], set()
-    for line in script.splitlines():
-        match = _ROLE_STATEMENT.match(line)
-        if match:
-            role = unquote(match.group(2))
-            if role in existing and (match.group(1) == "CREATE" or role == myself):
-                skipped.add(role)
-                continue
-        kept.append(line)
-    return "\n".join(kept) + "\n", sorted(skipped)
+def creation_statements(script: str, create: set[str], existing: set[str]) -> list[str]:
+    """The statements of globals file `script` that create the roles in `create` as the
+    source had them, on a server whose roles are `existing`."""
+    kept = []
+    for tokens, text in statements(script):
+        words = upper(tokens)
+        if words[:2] == ["CREATE", "ROLE"] or (words[:2] == ["ALTER", "ROLE"]
+                                              and words[3:4] != ["IN"]):
+            if len(tokens) > 2 and role_name(tokens[2]) in create:
+                kept.append(text)
+        elif words[:3] == ["COMMENT", "ON", "ROLE"] and len(words) > 3:
+            if role_name(tokens[3]) in create:
+                kept.append(text)
+        elif words[:1] == ["GRANT"] and "ON" not in words and "TO" in words:
+            member = role_name(tokens[words.index("TO") + 1])
+            granted = role_name(tokens[1])
+            if member in create and granted in create | existing:
+                kept.append(_without_unknown_grantor(text, create | existing))
+    return kept
 
+
+def _without_unknown_grantor(text: str, known: set[str]) -> str:
+    """A membership GRANT without its GRANTED BY when the grantor will not exist."""
+    match = _GRANTED_BY.search(text)
+    return text[:match.start()] if match and role_name(match.group(1)) not in known else text
+
+
+def restore_globals(server: Server, path: Path, roles: set[str] | None = None
+                    ) -> list[str]:
+    """Create on `server` the roles of globals file `path` it lacks (only those in `roles`
+    when given), in one transaction; the roles created, sorted. `RestoreError` naming the
+    statement that failed (then nothing was created)."""
+    script = path.read_text()
+    with server.connect(autocommit=False) as conn:
+        existing = {str(name) for (name,) in conn.execute("SELECT rolname FROM pg_roles")}
+        create = (defined_roles(script) if roles is None else roles) - existing
+        for statement in creation_statements(script, create, existing):
+            try:
+                conn.execute(statement.encode())
+            except psycopg.Error as exc:
+                raise RestoreError(
+                    f"creating the roles {', '.join(sorted(create))} from {path} failed at "
+                    f"{statement.splitlines()[0]!r}: {str(exc).strip()}; nothing was created",
+                    "the role pgvdrill connects as needs CREATEROLE (SUPERUSER for superuser, "
+                    "replication or bypassrls roles); or create the roles yourself (CREATE "
+                    "ROLE)") from exc
+    return sorted(create)

@@ -1,7 +1,9 @@
 """Taking a backup of the configured source into the repository.
 
 The tool runs with its progress on stderr (pg_dump --verbose, pg_basebackup --progress),
-into a new backup directory; the result is checked (the dump with `inspect`, the base
+into a new backup directory (a logical backup also keeps the source's roles beside the
+dump: globals.sql, pg_dumpall --globals-only --no-role-passwords, for restore logical
+--with-globals); the result is checked (the dump with `inspect`, the base
 backup with pg_verifybackup and its WAL parsed), its files are made 0600/0700 and hashed,
 and the catalog entry is written last. A backup that fails leaves its directory without
 an entry: incomplete, reported by `pgvdrill verify`, never counted, never deleted.
@@ -24,6 +26,7 @@ from pgvdrill import runner
 from pgvdrill.config import Config, Logical, Physical
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.logical.archive import inspect
+from pgvdrill.logical.globals import GLOBALS_FILE, dump_globals
 from pgvdrill.ops.backup_source import (
     require_tools_for,
     server_facts,
@@ -39,7 +42,7 @@ from pgvdrill.repository.layout import restrict
 from pgvdrill.server import ExternalServer
 
 Say = Callable[[str], None]
-LOGICAL_TOOLS = ("pg_dump", "pg_restore")
+LOGICAL_TOOLS = ("pg_dump", "pg_restore", "pg_dumpall")
 PHYSICAL_TOOLS = ("pg_basebackup", "pg_verifybackup", "pg_waldump")
 _LSN_SQL = ("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
             "ELSE pg_current_wal_lsn() END::text")
@@ -117,18 +120,24 @@ def artifact_name(dbname: str, fmt: str) -> str:
     return f"{dbname.replace('/', '_')}.{'dump' if fmt == 'custom' else 'dir'}"
 
 
-def run_logical(server: ExternalServer, args: list[str], artifact: Path, hint: str) -> Run:
+def run_logical(server: ExternalServer, args: list[str], artifact: Path, left: str) -> Run:
     """pg_dump with `args` (writing `artifact`), then `inspect` the archive: its table of
-    contents and every data block read back."""
+    contents and every data block read back; then the globals beside it (after the dump:
+    a role that owns dumped objects cannot have been dropped since). `left`: what a failure
+leaves behind."""
     size = _size(lambda: int(str(server.query(
         "SELECT pg_database_size(current_database())")[0][0])))
     before = _lsn(server)
-    started, finished, seconds, argv = _timed(server, "pg_dump", args, hint)
+    started, finished, seconds, argv = _timed(server, "pg_dump", args,
+                                              f"pg_dump failed; {left}")
     after = _lsn(server)
     archive = inspect(server.tools, artifact)
+    dump_globals(server, artifact.parent,
+                 hint=f"pg_dumpall --globals-only failed (the source's roles are kept beside "
+                      f"every dump); {left}")
     return Run(started, finished, seconds, argv, before, after, None, size,
                {"artifact": artifact.name, "format": archive.format,
-                "toc_items": len(archive.toc)})
+                "toc_items": len(archive.toc), "globals": GLOBALS_FILE})
 
 
 def run_physical(server: ExternalServer, args: list[str], directory: Path, hint: str) -> Run:
@@ -167,7 +176,7 @@ def take_backup(config: Config, kind: str, say: Say, *, snapshot: str | None = N
             "verify reports it; remove it once you no longer need it to investigate)")
     try:
         if kind == "logical":
-            run = run_logical(server, args, artifact, f"pg_dump failed; {left}")
+            run = run_logical(server, args, artifact, left)
         else:
             run = run_physical(server, args, directory, f"pg_basebackup failed; {left}")
     except BackupError as exc:  # the check failed (a tool's failure names `left` itself)

@@ -37,7 +37,7 @@ from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
 from pgvdrill.ops.restore import base_backup_of, wal_restore_command
-from pgvdrill.ops.verify_repo import artifact_path
+from pgvdrill.ops.verify_repo import artifact_path, globals_path
 from pgvdrill.physical.drill import restore_and_verify as restore_base
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import newest, read_entries
@@ -71,8 +71,9 @@ def _with_age(drill: dict[str, Any], entry: Entry) -> dict[str, Any]:
 def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
                   source_snapshot: Snapshot, *, recall_threshold: float, say: Say
                   ) -> dict[str, Any]:
-    """Restore the logical backup `entry` (with the source's roles) into a scratch server
-    and verify it against `source_snapshot`."""
+    """Restore the logical backup `entry` into a scratch server, after its roles (from the
+    backup's own globals.sql, as a real disaster recovery would; a live pg_dumpall of the
+    source for a backup taken without one), and verify it against `source_snapshot`."""
     problems = file_problems(repo, entry)
     if problems:
         return _failed("logical", entry, "; ".join(problems))
@@ -86,7 +87,12 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
                         source_bytes=entry.extra.get("source_bytes"))
     with backend.cluster("dr-logical") as target, \
             tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
-        restore_globals(target, dump_globals(source, Path(tmp)))
+        kept = globals_path(repo, entry)
+        created = restore_globals(target, kept or dump_globals(source, Path(tmp)))
+        say(f"  roles {', '.join(created) or '(none)'} created from "
+            + (f"the backup's {kept.name}" if kept else
+               f"a live pg_dumpall --globals-only of {source.describe()} (backup {entry.id} "
+               "has no globals.sql)"))
         try:
             drill = restore_and_verify(dumped, target, source.dbname,
                                        RESTORE_SETTINGS["parallel-j2"], source_snapshot,

@@ -31,8 +31,8 @@ from pgvdrill.ops.restore_datadir import (
     settle,
     write_recovery,
 )
-from pgvdrill.ops.restore_logical import restore_logical
-from pgvdrill.ops.verify_repo import artifact_path, has_wal, wal_reach
+from pgvdrill.ops.restore_logical import Ownership, restore_logical
+from pgvdrill.ops.verify_repo import artifact_path, globals_path, has_wal, wal_reach
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
@@ -59,10 +59,25 @@ then pg_restore --exit-on-error --no-password --verbose [--clean --if-exists] [-
 restores it into the database the conninfo names, which must exist (createdb). No password
 in the conninfo: libpq takes it from ~/.pgpass, PGPASSFILE, a service file or PGPASSWORD.
 
+Roles: before anything moves, the roles the dump names (owners, grantees, default
+privileges, policies) are looked up on the target; when some are missing the restore is
+refused (exit 5) naming them. --with-globals creates the missing ones, and only those, from
+the globals.sql every logical backup keeps (pg_dumpall --globals-only --no-role-passwords):
+no existing role is changed, the roles created have no password. --no-owner leaves owners
+out (objects belong to the user you connect as); when grants name missing roles add
+--no-privileges. A backup taken without globals.sql cannot use --with-globals.
+
+On failure: with one job pg_restore runs as one transaction (--single-transaction): the
+target database is left as it was, fix the cause and rerun. With --jobs N it cannot: the
+database keeps what was restored so far; drop and re-create it (dropdb, createdb), or rerun
+with --clean.
+
 examples:
   pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db user=postgres"
   pgvdrill restore logical logical-20251101T020000Z --target-dsn "service=restore" -j 4
   pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --clean
+  pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --with-globals
+  pgvdrill restore logical latest --target-dsn "service=restore" --no-owner --no-privileges
 
 """ + EXIT_CODES
 PHYSICAL_EPILOG = """The base backup's files are checked against the catalog, then it is
@@ -142,6 +157,13 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
                               "--if-exists): needed for a database that holds tables")
     logical.add_argument("--force", action="store_true",
                          help="restore even into the configured source")
+    logical.add_argument("--with-globals", action="store_true",
+                         help="create the roles the target lacks from the backup's "
+                              "globals.sql (never alters an existing role)")
+    logical.add_argument("--no-owner", action="store_true",
+                         help="objects owned by the connecting user, not the dump's owners")
+    logical.add_argument("--no-privileges", action="store_true",
+                         help="leave the dump's grants and default privileges out")
     _datadir_parser(kinds, "physical", "unpack a base backup into a new data directory",
                     PHYSICAL_EPILOG)
     pitr = _datadir_parser(kinds, "pitr", "a base backup plus recovery settings for a point "
@@ -174,7 +196,10 @@ def _restore(args: argparse.Namespace, config: Config, repo: Repository) -> int:
         entry = choose(entries, unreadable, "logical", args.backup)
         require_intact(repo, entry)
         restore_logical(config, entry, artifact_path(repo, entry), args.target_dsn,
-                        jobs=args.jobs, clean=args.clean, force=args.force, say=say)
+                        jobs=args.jobs, clean=args.clean, force=args.force, say=say,
+                        globals_file=globals_path(repo, entry),
+                        ownership=Ownership(args.with_globals, args.no_owner,
+                                            args.no_privileges))
         return 0
     target = target_from(args) if args.restore_kind == "pitr" else None
     entry = choose(entries, unreadable, "physical", args.backup, target)

@@ -25,7 +25,9 @@ PROBLEMS = BackupError.exit_code
 
 EPILOG = """what is checked:
   every backup: each file against its catalog entry (present, size, sha256; no file added)
-  logical:      the dump's table of contents parses and every data block reads back
+  logical:      the dump's table of contents parses and every data block reads back;
+                its globals.sql (the source's roles) is readable and holds CREATE ROLE (a
+                backup taken before pgvdrill kept globals gets a note)
   physical:     pg_verifybackup against its manifest, its WAL parsed (pg_waldump for tar);
                 when <repository>/wal holds archived WAL: every segment from the backup's
                 start LSN on its timeline (following timeline history files) is there

@@ -5,7 +5,8 @@ added); then its content: a dump's table of contents and every data block read b
 (`inspect`), a base backup checked by pg_verifybackup with its WAL parsed (`check_backup`);
 for a base backup also the archived WAL in <repository>/wal from its start LSN on its
 timeline (`wal_reach`: the first missing segment is named, and the first one from another
-database system, or renamed). For the whole
+database system, or renamed); for a dump also the globals.sql beside it (readable, holding
+CREATE ROLE; a backup taken before pgvdrill kept globals gets a note). For the whole
 repository also unreadable catalog entries (problems) and backup directories without an
 entry (warnings: a backup running now, or one that failed; pgvdrill never deletes them).
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.logical.archive import inspect
+from pgvdrill.logical.globals import GLOBALS_FILE
 from pgvdrill.physical.verifybackup import check_backup
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import incomplete, read_catalog
@@ -51,6 +53,37 @@ def artifact_path(repo: Repository, entry: Entry) -> Path:
         raise BackupError(f"{entry.id}: {directory} holds {len(items)} items, not one dump",
                           "the backup directory was changed after the backup")
     return items[0]
+
+
+def globals_path(repo: Repository, entry: Entry) -> Path | None:
+    """A logical backup's globals.sql, when its catalog entry lists one."""
+    return repo.backup_dir(entry.kind, entry.id) / GLOBALS_FILE \
+        if entry.kind == "logical" and any(f.path == GLOBALS_FILE for f in entry.files) \
+        else None
+
+
+def globals_problems(repo: Repository, entry: Entry) -> list[str]:
+    """A logical backup's globals.sql unreadable or without a role (its size and sha256
+    are checked with the other files)."""
+    path = globals_path(repo, entry)
+    if path is None:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{entry.id}: {GLOBALS_FILE} cannot be read: {exc}"]
+    return [] if "CREATE ROLE" in text else [
+        f"{entry.id}: {GLOBALS_FILE} holds no CREATE ROLE: restore logical --with-globals "
+        "cannot create roles from it"]
+
+
+def globals_note(entry: Entry) -> list[str]:
+    """A note for a logical backup taken before pgvdrill kept globals beside each dump."""
+    if entry.kind != "logical" or any(f.path == GLOBALS_FILE for f in entry.files):
+        return []
+    return [f"note: {entry.id} has no {GLOBALS_FILE} (taken before pgvdrill kept the roles "
+            "beside each dump): restore logical --with-globals cannot use it; create the "
+            "roles on the target first, or restore with --no-owner --no-privileges"]
 
 
 def content_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[str]:
@@ -94,7 +127,8 @@ def wal_problems(repo: Repository, entry: Entry) -> list[str]:
 def backup_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[str]:
     """Everything wrong with one backup; its content is read only when its files are
     exactly those of its catalog entry."""
-    problems = file_problems(repo, entry) or content_problems(repo, entry, tools)
+    problems = file_problems(repo, entry) or (content_problems(repo, entry, tools)
+                                              + globals_problems(repo, entry))
     return problems + (wal_problems(repo, entry) if entry.kind == "physical" else [])
 
 
@@ -125,6 +159,7 @@ def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None
     for entry in chosen:
         problems = backup_problems(repo, entry, tools)
         findings.problems += problems
+        findings.notes += globals_note(entry)
         if not problems:
             findings.checked.append(
                 f"ok: {entry.id} ({entry.kind}, {len(entry.files)} file(s), "
