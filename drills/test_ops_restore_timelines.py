@@ -152,10 +152,6 @@ def test_restore_pitr_starts_beside_the_source_reaches_its_target_and_archives_n
     said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", datadir, "--target-lsn",
                            target, "--config", config))
 
-    assert "recovery_target_time commented out" in said
-    assert "archive_mode = 'off'" in said and "timeline: following 1, the source's" in said
-    assert f"the source's port {prod_source.conninfo.port} (in use on this host now)" in said
-    assert "psql -c \"ALTER SYSTEM SET archive_mode = 'on'\"" in said
     before = archive_files(repo.root)
     with promoted(pg_ctl(datadir, prod_source)) as copy:
         assert rows(copy) == ["before the backup", "the target"]
@@ -166,6 +162,10 @@ def test_restore_pitr_starts_beside_the_source_reaches_its_target_and_archives_n
         assert copy.execute("SELECT archived_count, failed_count FROM pg_stat_archiver"
                             ).fetchone() == (0, 0)
     assert archive_files(repo.root) == before
+    assert "recovery_target_time commented out" in said
+    assert "archive_mode = 'off'" in said and "timeline: following 1, the source's" in said
+    assert f"the source's port {prod_source.conninfo.port} (in use on this host now)" in said
+    assert "psql -c \"ALTER SYSTEM SET archive_mode = 'on'\"" in said
 
 
 @LOCAL
@@ -197,6 +197,15 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     assert (repo.wal / "00000002.history").is_file()
     stray.stop()
 
+    followed = empty_datadir(reachable, "followed")
+    said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", followed, "--config",
+                           config))
+    with promoted(pg_ctl(followed, prod_source)) as copy:
+        assert rows(copy) == ["before the backup", "newest 1", "newest 2"]
+    assert "timeline: following 1, the source's current timeline" in said
+    assert "not following 2" in said
+    assert "recovery_target_timeline = '1'" in (followed / "postgresql.auto.conf").read_text()
+
     checked = pgvdrill_cli("verify", "--all", "--config", config)
 
     assert checked.returncode == 4, checked.stdout + checked.stderr
@@ -205,15 +214,6 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     assert "current timeline 1 does not descend from" in problem
     assert f"mkdir -p {repo.root}/set-aside/timeline-2 && mv -n " in problem
     assert "the source is on timeline 1 (read from its current WAL file)" in checked.stdout
-
-    followed = empty_datadir(reachable, "followed")
-    said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", followed, "--config",
-                           config))
-    assert "timeline: following 1, the source's current timeline" in said
-    assert "not following 2" in said
-    assert "recovery_target_timeline = '1'" in (followed / "postgresql.auto.conf").read_text()
-    with promoted(pg_ctl(followed, prod_source)) as copy:
-        assert rows(copy) == ["before the backup", "newest 1", "newest 2"]
 
     branch = empty_datadir(reachable, "branch")
     said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", branch,
