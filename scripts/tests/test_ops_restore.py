@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from pgvdrill.cli import build_parser
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError, RestoreError
 from pgvdrill.installation import Installation
+from pgvdrill.ops.restore import PHYSICAL_EPILOG, PITR_EPILOG
 from pgvdrill.ops.restore_choose import (
     choose,
     choose_timeline,
     parse_time,
+    pitr_command,
     refuse_before_backup,
     target_from,
+    target_options,
 )
 from pgvdrill.ops.restore_datadir import existing_names, make_safe, restore_datadir
 from pgvdrill.ops.restore_logical import place
@@ -253,3 +258,28 @@ def test_the_place_a_conninfo_names() -> None:
     assert place({"user": "backup"}) == ("", "localhost", "5432", "backup")
     assert place({"hostaddr": "10.0.0.1", "port": "5433", "dbname": "x"}) == \
         ("", "10.0.0.1", "5433", "x")
+
+
+@pytest.mark.parametrize("epilog", [PHYSICAL_EPILOG, PITR_EPILOG])
+def test_every_example_in_the_help_parses(epilog: str) -> None:
+    examples = [line.split("  #")[0] for line in epilog.splitlines()
+                if line.startswith("  pgvdrill restore")]
+
+    assert examples
+    for example in examples:
+        build_parser().parse_args(shlex.split(example)[1:])  # SystemExit when rejected
+
+
+@pytest.mark.parametrize("target", [
+    Target("time", "2025-11-01T10:00:00+00:00", inclusive=False, action="pause"),
+    Target("xid", "7531"), Target("lsn", "0/6000000", inclusive=False),
+    Target("name", "it's here", action="shutdown"), Target("immediate"), Target("end")])
+def test_the_commands_hints_name_parse_to_the_same_target(target: Target,
+                                                          tmp_path: Path) -> None:
+    config = Config(tmp_path / "pgvdrill.toml", None, tmp_path)
+    command = pitr_command(config, "physical-1", tmp_path / "d",
+                           [*target_options(target), "--target-timeline", "2"])
+
+    args = build_parser().parse_args(shlex.split(command)[1:])
+
+    assert target_from(args) == target and args.target_timeline == "2"

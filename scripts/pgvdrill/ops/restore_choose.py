@@ -92,7 +92,9 @@ def choose(entries: list[Entry], unreadable: dict[str, str], kind: str, wanted: 
                               "pgvdrill verify --all lists every backup; or use latest")
         if found.kind != kind:
             raise ConfigError(f"{wanted} is a {found.kind} backup, not {kind}",
-                              f"choose a {kind} backup, or run restore {found.kind}")
+                              f"choose a {kind} backup (pgvdrill verify --all lists them), "
+                              f"or restore it as what it is (pgvdrill restore {found.kind} "
+                              "--help)")
         return found
     of_kind = [e for e in entries if e.kind == kind]
     if not of_kind:
