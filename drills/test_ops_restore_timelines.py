@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from fixtures.cli import Cli
-from pgvdrill import osuser, runner
-from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.cluster.ports import lease
-from pgvdrill.errors import ToolError
-from pgvdrill.installation import Installation
+from fixtures.pgctl import StartFn
+from pgvdrill import osuser
+from pgvdrill.cluster import Cluster
 from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
@@ -51,58 +48,6 @@ def archive_files(repo: Path) -> dict[str, str]:
             for p in sorted(repo.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def pg_ctl(backend: Backend) -> Iterator[Callable[[Path, Cluster], str]]:
-    """start(datadir, source) -> a conninfo: the restored directory started by pg_ctl as
-    the server's OS user on a free port (`-o "-p N"`, as the restore's next steps say),
-    reached with the source's password; stopped afterwards."""
-    tools = backend.tools()
-    assert isinstance(tools, Installation)
-    user = osuser.server_user()
-    started: list[Path] = []
-
-    def start(datadir: Path, source: Cluster) -> str:
-        port = lease()
-        log = datadir.parent / f"{datadir.name}.log"
-        log.touch()
-        osuser.chown_tree(log, user)
-        try:
-            runner.run([tools.tool("pg_ctl"), "-D", datadir, "-l", log, "-o",
-                        f"-p {port.port}", "-w", "-t", "120", "start"], user=user,
-                       cwd=datadir, timeout=180)
-        except ToolError:
-            pytest.fail(f"the restored {datadir} did not start:\n{log.read_text()[-3000:]}")
-        finally:
-            port.release()
-        started.append(datadir)
-        info = source.conninfo
-        return (f"host=127.0.0.1 port={port.port} user={info.user} dbname={SOURCE_DB} "
-                f"passfile={info.passfile}")
-
-    yield start
-    for datadir in started:  # the servers this fixture started, by their data directory
-        runner.run([tools.tool("pg_ctl"), "-D", datadir, "-m", "immediate", "stop"],
-                   user=user, check=False, timeout=120)
-
-
-def promoted(dsn: str, timeout: float = 120) -> psycopg.Connection[tuple[object, ...]]:
-    """A connection once the server has left recovery (polled, bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-        except psycopg.OperationalError:
-            assert time.monotonic() < deadline, "the restored server accepts no connection"
-            time.sleep(0.1)
-            continue
-        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-        if row is not None and not row[0]:
-            return conn
-        conn.close()
-        assert time.monotonic() < deadline, "the restored server is still in recovery"
-        time.sleep(0.1)
-
-
 def reachable_config(ops_config: Callable[..., Path], tmp_path: Path, reachable: Path
                      ) -> tuple[Path, Repository]:
     """ops_config with its repository where the server's OS user can write WAL."""
@@ -114,6 +59,22 @@ def reachable_config(ops_config: Callable[..., Path], tmp_path: Path, reachable:
     return config, repo
 
 
+def least_privilege(source: Cluster, config: Path, tmp_path: Path) -> Path:
+    """`config` reaching the source as a backup role that is no superuser (LOGIN
+    REPLICATION + pg_read_all_data), its password in a passfile of its own."""
+    source.query("CREATE ROLE backup_role LOGIN REPLICATION PASSWORD 'least-secret' "
+                 "IN ROLE pg_read_all_data")
+    passfile = tmp_path / "backup_role.pgpass"
+    passfile.write_text("*:*:*:backup_role:least-secret\n")
+    passfile.chmod(0o600)
+    info = source.conninfo
+    least = tmp_path / "least.toml"
+    least.write_text(config.read_text().replace(f"user={info.user}", "user=backup_role")
+                     .replace(f"passfile={info.passfile}", f"passfile={passfile}"))
+    assert "backup_role" in least.read_text()
+    return least
+
+
 def rows(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
     return [str(r[0]) for r in conn.execute("SELECT note FROM marks ORDER BY id").fetchall()]
 
@@ -122,7 +83,7 @@ def rows(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
 def test_restore_pitr_starts_beside_the_source_reaches_its_target_and_archives_nothing(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         reachable: Path, tmp_path: Path,
-        pg_ctl: Callable[[Path, Cluster], str]) -> None:
+        pg_ctl: StartFn) -> None:
     """The source's postgresql.auto.conf carries archive_mode = on with an archive_command
     into the repository and an earlier PITR's recovery_target_time: restored as it is, the
     copy refuses to start ("multiple recovery targets specified") and, once promoted,
@@ -153,7 +114,7 @@ def test_restore_pitr_starts_beside_the_source_reaches_its_target_and_archives_n
                            target, "--config", config))
 
     before = archive_files(repo.root)
-    with promoted(pg_ctl(datadir, prod_source)) as copy:
+    with pg_ctl(datadir, prod_source).promoted() as copy:
         assert rows(copy) == ["before the backup", "the target"]
         assert copy.execute("SHOW archive_mode").fetchone() == ("off",)
         copy.execute("INSERT INTO marks (note) VALUES ('in the copy')")
@@ -173,7 +134,7 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         reachable: Path, tmp_path: Path,
         restore_backup: Callable[..., tuple[Cluster, float]],
-        pg_ctl: Callable[[Path, Cluster], str]) -> None:
+        pg_ctl: StartFn) -> None:
     """A restored copy of the source, archiving into the SAME wal/ (on purpose here),
     promoted at its backup's end: timeline 2 with a history file and a segment, while the
     source goes on on timeline 1 and writes newer rows. Before, verify said ok and restore
@@ -196,17 +157,18 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
         switch_and_wait(prod_source, repo.wal)
     assert (repo.wal / "00000002.history").is_file()
     stray.stop()
+    least = least_privilege(prod_source, config, tmp_path)
 
     followed = empty_datadir(reachable, "followed")
     said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", followed, "--config",
-                           config))
-    with promoted(pg_ctl(followed, prod_source)) as copy:
+                           least))
+    with pg_ctl(followed, prod_source).promoted() as copy:
         assert rows(copy) == ["before the backup", "newest 1", "newest 2"]
     assert "timeline: following 1, the source's current timeline" in said
     assert "not following 2" in said
     assert "recovery_target_timeline = '1'" in (followed / "postgresql.auto.conf").read_text()
 
-    checked = pgvdrill_cli("verify", "--all", "--config", config)
+    checked = pgvdrill_cli("verify", "--all", "--config", least)
 
     assert checked.returncode == 4, checked.stdout + checked.stderr
     [problem] = [line for line in checked.stdout.splitlines() if "is a branch" in line]
@@ -219,7 +181,7 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", branch,
                            "--target-timeline", "latest", "--config", config))
     assert "timeline: following latest (timeline 2 now" in said
-    with promoted(pg_ctl(branch, prod_source)) as copy:
+    with pg_ctl(branch, prod_source).promoted() as copy:
         assert rows(copy) == ["before the backup", "on the stray branch"]
 
     # the source out of reach: which branch is production's cannot be told
