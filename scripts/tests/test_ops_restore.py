@@ -283,3 +283,12 @@ def test_the_commands_hints_name_parse_to_the_same_target(target: Target,
     args = build_parser().parse_args(shlex.split(command)[1:])
 
     assert target_from(args) == target and args.target_timeline == "2"
+
+
+def test_an_include_outside_the_backup_is_named(tmp_path: Path) -> None:
+    (tmp_path / "postgresql.conf").write_text("include_dir = '/etc/postgresql/18/main/conf.d'\n")
+
+    done = make_safe(tmp_path, "physical-1", None)
+
+    assert any("include_dir '/etc/postgresql/18/main/conf.d' lies outside the data directory"
+               in w and "the copy reads it when it starts" in w for w in done.warnings)

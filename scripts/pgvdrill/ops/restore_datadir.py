@@ -179,6 +179,9 @@ def make_safe(pgdata: Path, backup_id: str, recovery: dict[str, ConfigValue] | N
     if recovery is not None:
         (pgdata / "recovery.signal").touch()
     done.warnings += _layout_warnings(pgdata, conf.files, settings)
+    done.warnings += [f"{problem} by pgvdrill; the copy reads it when it starts, where it "
+                      f"exists ({AUTO_CONF} still wins)" for problem in conf.problems
+                      if "outside the data directory" in problem]
     return done
 
 
