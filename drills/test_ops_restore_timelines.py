@@ -165,7 +165,7 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     with pg_ctl(followed, prod_source).promoted() as copy:
         assert rows(copy) == ["before the backup", "newest 1", "newest 2"]
     assert "timeline: following 1, the source's current timeline" in said
-    assert "not following 2" in said
+    assert "not following timeline(s) 2" in said
     assert "recovery_target_timeline = '1'" in (followed / "postgresql.auto.conf").read_text()
 
     checked = pgvdrill_cli("verify", "--all", "--config", least)

@@ -242,7 +242,8 @@ def test_a_forked_archive_without_the_source_is_refused(tmp_path: Path) -> None:
     assert "the archive's timelines fork" in refusal.value.message
     assert f"--target-timeline 1 --config {config.path}" in (refusal.value.hint or "")
     assert follow("2") == ("2", "timeline: following 2, as --target-timeline asks; not "
-                                "following 1: branch(es) timeline 2 does not descend from")
+                                "following timeline(s) 1: branches timeline 2 does not "
+                                "descend from (pgvdrill verify --all names their files)")
     assert follow("latest")[0] == "latest"
     with pytest.raises(RestoreError, match="cannot be read"):
         follow("current")

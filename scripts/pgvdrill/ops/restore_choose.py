@@ -193,8 +193,8 @@ def _others(found: ArchiveTimelines, followed: int) -> str:
     strays = found.strays(followed)
     if not strays:
         return ""
-    return (f"; not following {', '.join(map(str, strays))}: branch(es) timeline {followed} "
-            "does not descend from")
+    return (f"; not following timeline(s) {', '.join(map(str, strays))}: branches timeline "
+            f"{followed} does not descend from (pgvdrill verify --all names their files)")
 
 
 def _choices(config: Config, entry: Entry, found: ArchiveTimelines, target: Target,
