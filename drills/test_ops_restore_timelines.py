@@ -24,6 +24,7 @@ from pgvdrill.repository.catalog import read_entries
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.pitr import BackupPoint, Target, recover
+from pgvdrill.wal.timelines import current_timeline
 
 LOCAL = pytest.mark.local_server("pgvdrill restore pitr writes a restore_command that runs "
                                  "pgvdrill on the server's machine")
@@ -59,14 +60,20 @@ def reachable_config(ops_config: Callable[..., Path], tmp_path: Path, reachable:
     return config, repo
 
 
-def least_privilege(source: Cluster, config: Path, tmp_path: Path) -> Path:
-    """`config` reaching the source as a backup role that is no superuser (LOGIN
-    REPLICATION + pg_read_all_data), its password in a passfile of its own."""
+def backup_role(source: Cluster, directory: Path) -> Path:
+    """A backup role that is no superuser (LOGIN REPLICATION + pg_read_all_data) on
+    `source`; its passfile in `directory`."""
     source.query("CREATE ROLE backup_role LOGIN REPLICATION PASSWORD 'least-secret' "
                  "IN ROLE pg_read_all_data")
-    passfile = tmp_path / "backup_role.pgpass"
+    passfile = directory / "backup_role.pgpass"
     passfile.write_text("*:*:*:backup_role:least-secret\n")
     passfile.chmod(0o600)
+    return passfile
+
+
+def least_privilege(source: Cluster, config: Path, tmp_path: Path) -> Path:
+    """`config` reaching the source as `backup_role`."""
+    passfile = backup_role(source, tmp_path)
     info = source.conninfo
     least = tmp_path / "least.toml"
     least.write_text(config.read_text().replace(f"user={info.user}", "user=backup_role")
@@ -193,3 +200,30 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     assert "the archive's timelines fork" in refused.stderr
     assert "--target-timeline 1 --config" in refused.stderr
     assert not nowhere.exists()
+
+
+@pytest.mark.local_server("a standby started by pg_ctl on this machine")
+def test_a_backup_role_reads_the_current_timeline_of_a_primary_and_of_a_standby(
+        prod_source: Cluster, reachable: Path, pg_ctl: StartFn) -> None:
+    """LOGIN REPLICATION + pg_read_all_data, no superuser: the primary's current WAL file
+    names its timeline; a hot standby (made by pg_basebackup -R) answers through
+    pg_control_checkpoint(), which PostgreSQL 18 lets any role run."""
+    passfile = backup_role(prod_source, reachable)
+    osuser.chown_tree(passfile, osuser.server_user())  # the standby's primary_conninfo
+    info = prod_source.conninfo
+    login = {"user": "backup_role", "passfile": str(passfile)}
+    with psycopg.connect(host=info.host, port=info.port, dbname="postgres",
+                         autocommit=True, **login) as primary:
+        assert current_timeline(primary) == (1, "its current WAL file")
+    standby = reachable / "standby"
+    prod_source.run_tool("pg_basebackup", ["-D", standby, "-R", "-X", "stream", "-c", "fast",
+                                           "-U", "backup_role", "-h", info.host, "-p",
+                                           str(info.port), "-d", f"passfile={passfile}"])
+    osuser.chown_tree(standby, osuser.server_user())
+    standby.chmod(0o700)
+
+    with pg_ctl(standby, prod_source).promoted(
+            "postgres", recovering=True, **login) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        assert current_timeline(conn) == (
+            1, "a standby: SELECT timeline_id FROM pg_control_checkpoint()")
