@@ -179,7 +179,8 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
 
     assert checked.returncode == 4, checked.stdout + checked.stderr
     [problem] = [line for line in checked.stdout.splitlines() if "is a branch" in line]
-    assert "timeline 2 (from 1 at" in problem and "00000002.history, 000000020000" in problem
+    assert "timeline 2 (00000002.history: from 1 at" in problem
+    assert ": 00000002.history, 000000020000" in problem
     assert "current timeline 1 does not descend from" in problem
     assert f"mkdir -p {repo.root}/set-aside/timeline-2 && mv -n " in problem
     assert "the source is on timeline 1 (read from its current WAL file)" in checked.stdout

@@ -72,8 +72,8 @@ def test_a_stray_branch_is_what_the_current_timeline_does_not_descend_from(
     assert found.strays(1) == [2]
     assert found.stray_files(2) == {1: ["000000010000000000000006"]}  # after the branch
     assert found.files_of(2) == ["00000002.history", "000000020000000000000005"]
-    assert found.describe(2) == "2 (from 1 at 0/5000060: no recovery target specified; " \
-                                "1 WAL file(s))"
+    assert found.describe(2) == "2 (00000002.history: from 1 at 0/5000060: no recovery " \
+                                "target specified; 1 WAL file(s))"
 
 
 def test_one_lineage_does_not_fork(tmp_path: Path) -> None:

@@ -170,15 +170,16 @@ class ArchiveTimelines:
         return max(self.timelines, default=1)
 
     def describe(self, timeline: int) -> str:
-        """e.g. `2 (from 1 at 0/5000060: no recovery target specified; 3 file(s))`."""
+        """e.g. `2 (00000002.history: from 1 at 0/5000060: no recovery target specified;
+        3 WAL file(s))`."""
         files = len(self.files.get(timeline, []))
         history = self.histories.get(timeline)
         if timeline in self.problems:
-            origin = "history file malformed"
+            origin = f"{history_name(timeline)} malformed"
         elif history is not None:
             last = history.switches[-1]
-            origin = f"from {last.parent} at {format_lsn(last.lsn)}" + \
-                (f": {last.reason}" if last.reason else "")
+            origin = f"{history_name(timeline)}: from {last.parent} at " \
+                f"{format_lsn(last.lsn)}" + (f": {last.reason}" if last.reason else "")
         else:
             origin = "no history file" if timeline > 1 else "the first"
         return f"{timeline} ({origin}; {files} WAL file(s))"
