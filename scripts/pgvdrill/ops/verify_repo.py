@@ -188,16 +188,18 @@ def timeline_findings(repo: Repository, current: int | None, how: str) -> Findin
                 "source can be reached to find the stray branch")
         return found
     found.notes.append(f"the source is on timeline {current} (read from {how})")
-    if current not in timelines.timelines:
+    if current not in timelines.timelines:  # then which branch is stray is not known
         found.problems.append(
             f"WAL archive {repo.wal}: holds no file of the source's current timeline "
             f"{current}: the source does not archive here (check its archive_command)")
-    elif current > 1 and timelines.ancestry(current) is None and \
-            current not in timelines.problems:
-        found.problems.append(
-            f"WAL archive {repo.wal}: the history file of the source's timeline {current} "
-            f"is missing: recovery cannot follow it (copy pg_wal/{current:08X}.history from "
-            "the source into the archive)")
+        return found
+    if timelines.ancestry(current) is None:
+        if current not in timelines.problems:
+            found.problems.append(
+                f"WAL archive {repo.wal}: the history file of the source's timeline "
+                f"{current} is missing: recovery cannot follow it (copy "
+                f"pg_wal/{current:08X}.history from the source into the archive)")
+        return found
     for stray, files in timelines.stray_files(current).items():
         what = (f"timeline {timelines.describe(stray)} is a branch the source's current "
                 f"timeline {current} does not descend from (a restored copy or a former "

@@ -164,7 +164,7 @@ class ArchiveTimelines:
     def branches(self) -> bool:
         """Whether the archive forks: no timeline descends from all the others' files (two
         timelines branched off one, or a parent went on after a child branched off it)."""
-        return all(self.stray_files(t) for t in self.timelines)
+        return bool(self.timelines) and all(self.stray_files(t) for t in self.timelines)
 
     def latest(self) -> int:
         return max(self.timelines, default=1)
