@@ -3,6 +3,7 @@ current timeline (or why it is unknown): pure logic over a hand-made wal/ direct
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from pgvdrill.ops.verify_repo import timeline_findings
@@ -43,6 +44,10 @@ def test_a_branch_the_source_does_not_descend_from_is_a_problem_with_a_command(
                             f"{repo.wal}/00000002.history {repo.wal}/000000020000000000000005 "
                             f"{repo.root}/set-aside/timeline-2/")
     assert not found.warnings
+    command = problem[problem.index("mkdir -p"):]
+    subprocess.run(["sh", "-c", command], check=True)  # as the operator pastes it
+    assert (repo.root / "set-aside" / "timeline-2" / "00000002.history").read_bytes() == TWO
+    assert not timeline_findings(repo, 1, "its current WAL file").problems
 
 
 def test_a_parent_that_went_on_after_the_sources_branch_is_a_problem(tmp_path: Path) -> None:
