@@ -7,6 +7,7 @@ branch a restored copy archived into the same archive; `verify --all` flags that
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from fixtures.cli import Cli
 from fixtures.pgctl import StartFn
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
+from pgvdrill.cluster.conffile import read_conf
 from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
@@ -121,7 +123,8 @@ def test_restore_pitr_starts_beside_the_source_reaches_its_target_and_archives_n
                            target, "--config", config))
 
     before = archive_files(repo.root)
-    with pg_ctl(datadir, prod_source).promoted() as copy:
+    started = pg_ctl(datadir, prod_source)
+    with started.promoted() as copy:
         assert rows(copy) == ["before the backup", "the target"]
         assert copy.execute("SHOW archive_mode").fetchone() == ("off",)
         copy.execute("INSERT INTO marks (note) VALUES ('in the copy')")
@@ -130,6 +133,10 @@ def test_restore_pitr_starts_beside_the_source_reaches_its_target_and_archives_n
         assert copy.execute("SELECT archived_count, failed_count FROM pg_stat_archiver"
                             ).fetchone() == (0, 0)
     assert archive_files(repo.root) == before
+    with psycopg.connect(started.dsn, dbname="postgres", autocommit=True) as copy:
+        copy.execute(re.findall(r'psql -c "(ALTER SYSTEM [^"]+)"', said)[0].encode())
+    assert read_conf(datadir / "postgresql.auto.conf", datadir).settings["archive_mode"] \
+        .value == "on"  # the printed way back works (after a restart, not done here)
     assert "recovery_target_time commented out" in said
     assert "archive_mode = 'off'" in said and "timeline: following 1, the source's" in said
     assert f"the source's port {prod_source.conninfo.port} (in use on this host now)" in said
