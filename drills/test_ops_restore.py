@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
@@ -15,15 +14,11 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import Cli
-from fixtures.clusters import CLUSTERS
 from fixtures.installations import OLD_PGVECTOR
 from fixtures.ops import ArchivedRepo, conninfo
+from fixtures.pgctl import StartFn
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.cluster.conffile import read_conf
-from pgvdrill.cluster.directory import DirectoryCluster
-from pgvdrill.cluster.restored import SOURCE_CONFIG
-from pgvdrill.ops.restore_datadir import AUTO_CONF
 from pgvdrill.ops.restore_logical import USER_TABLES
 from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.repository import Repository
@@ -47,30 +42,6 @@ def pgdata(reachable: Path) -> Callable[[str], Path]:
         return path
 
     return make
-
-
-@pytest.fixture
-def adopted(backend: Backend, make_cluster: Callable[..., Cluster],
-            request: pytest.FixtureRequest) -> Callable[[str, Path], Cluster]:
-    """adopt(name, datadir): the restored data directory as a cluster, started (not waited
-    for promotion) with the recovery settings `restore pitr` wrote (adopting a directory
-    sets the rest of its configuration aside); destroyed with the test's other clusters,
-    its log attached on failure."""
-
-    def adopt(name: str, datadir: Path) -> Cluster:
-        cluster = backend.adopt(name, datadir)
-        request.node.stash[CLUSTERS].append(cluster)
-        assert isinstance(cluster, DirectoryCluster)
-        kept = cluster.directory / SOURCE_CONFIG
-        if (kept / "recovery.signal").exists():
-            written = read_conf(kept / AUTO_CONF, kept).settings
-            cluster.configure(**{name: setting.value for name, setting in written.items()
-                                 if name.startswith("recovery_") or name == "restore_command"})
-            cluster.write_file("recovery.signal", b"")
-        cluster.start()
-        return cluster
-
-    return adopt
 
 
 Done = subprocess.CompletedProcess[str]
@@ -117,7 +88,7 @@ def test_restore_logical_equals_the_source_and_refuses_unsafe_targets(
 
 def test_restore_physical_starts_equal_to_the_source(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
-        pgdata: Callable[[str], Path], adopted: Callable[[str, Path], Cluster]) -> None:
+        pgdata: Callable[[str], Path], pg_ctl: StartFn) -> None:
     config = ops_config()
     ok(pgvdrill_cli("backup", "physical", "--config", config))
     datadir = pgdata("physical")
@@ -130,8 +101,8 @@ def test_restore_physical_starts_equal_to_the_source(
     assert (datadir / "lost+found").is_dir() and (datadir / "PG_VERSION").is_file()
     assert not (datadir / "recovery.signal").exists()
     assert os.stat(datadir / "PG_VERSION").st_uid == os.stat(datadir).st_uid
-    cluster = adopted("restored-physical", datadir)
-    with prod_source.connect(SOURCE_DB) as source, cluster.connect(SOURCE_DB) as restored:
+    with prod_source.connect(SOURCE_DB) as source, \
+            pg_ctl(datadir, prod_source).promoted() as restored:
         verify(snapshot(source), restored, sequence_slack=SEQUENCE_SLACK).raise_for_problems()
 
 
@@ -168,19 +139,12 @@ def test_restore_refusals(prod_source: Cluster, ops_config: Callable[..., Path],
     assert not any(untouched.iterdir())
 
 
-def _promoted(cluster: Cluster, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while cluster.query("SELECT pg_is_in_recovery()")[0][0]:
-        assert time.monotonic() < deadline, cluster.server_log(40)
-        time.sleep(0.1)
-
-
 @pytest.mark.local_server("pgvdrill restore pitr writes a restore_command that runs "
                            "pgvdrill on the server's machine")
 def test_restore_pitr_to_each_target_kind(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         reachable: Path, pgdata: Callable[[str], Path],
-        adopted: Callable[[str, Path], Cluster], tmp_path: Path) -> None:
+        pg_ctl: StartFn, tmp_path: Path) -> None:
     config = ops_config()  # the repository where the server's OS user can write its WAL
     config.write_text(config.read_text().replace(str(tmp_path / "repo"),
                                                  str(reachable / "repo")))
@@ -217,9 +181,7 @@ def test_restore_pitr_to_each_target_kind(
         assert f"latest: {backup}" in ok(result)
         assert (datadir / "recovery.signal").is_file()
         assert "restore-wal %f %p --source" in (datadir / "postgresql.auto.conf").read_text()
-        cluster = adopted(f"pitr-{kind}", datadir)
-        _promoted(cluster)
-        with cluster.connect(SOURCE_DB) as restored:
+        with pg_ctl(datadir, prod_source).promoted() as restored:
             assert boundary_problems(restored, m[:expected], m[expected:]) == [], kind
     refused(pgvdrill_cli("restore", "pitr", backup, "--pgdata", pgdata("early"),
                          "--target-lsn", format_lsn(m[2].commit_lsn), "--config", config),
@@ -246,8 +208,8 @@ def test_restore_pitr_to_each_target_kind(
                            "pgvdrill on the server's machine")
 def test_restore_pitr_ends_where_a_segment_of_another_system_starts(
         archived_repo: ArchivedRepo, foreign_segment: bytes, pgvdrill_cli: Cli,
-        reachable: Path, pgdata: Callable[[str], Path],
-        adopted: Callable[[str, Path], Cluster]) -> None:
+        reachable: Path, pgdata: Callable[[str], Path], pg_ctl: StartFn,
+        prod_source: Cluster) -> None:
     """The archive's last segment replaced by one of another database system, as two
     servers archiving into one directory leave it. A target past it is refused before
     anything is unpacked; to the end of the archive, pgvdrill warns where recovery will
@@ -271,10 +233,10 @@ def test_restore_pitr_ends_where_a_segment_of_another_system_starts(
     datadir = pgdata("end")
     said = ok(pgvdrill_cli("restore", "pitr", backup, "--pgdata", datadir, "--config", config))
     assert f"recovery can reach {format_lsn(cut)}" in said and f"warning: {foreign}" in said
-    restored = adopted("foreign-end", datadir)
-    _promoted(restored)
-    assert restored.query("SELECT count(*) FROM after_backup") == [(1,)]  # of 2 written
-    assert "WAL file is from different database system" in restored.server_log(200)
+    started = pg_ctl(datadir, prod_source)  # a copy of the same template: its password
+    with started.promoted("postgres") as restored:
+        assert restored.execute("SELECT count(*) FROM after_backup").fetchall() == [(1,)]
+    assert "WAL file is from different database system" in started.log.read_text()
     assert (repo / "wal" / last).read_bytes() == foreign_segment  # nothing removed
 
 

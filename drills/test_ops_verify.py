@@ -127,6 +127,10 @@ DAMAGES: dict[str, tuple[Damage, Callable[[ArchivedRepo], str]]] = {
     "catalog-entry-unreadable": (
         lambda r, m: (r / "catalog" / f"{m.logical.id}.json").write_text("{truncated"),
         lambda m: f"catalog entry {{repo}}/catalog/{m.logical.id}.json is unreadable"),
+    "history-file-malformed": (  # untrusted input: named with its line, no traceback
+        lambda r, m: (r / "wal" / "00000002.history").write_bytes(b"1\tnot-an-lsn\tx\n"),
+        lambda m: "WAL archive {repo}/wal: timeline history file 00000002.history line 1 "
+                  "is not '<parent timeline> <switch LSN> <reason>'"),
     "dump-unreadable-behind-a-matching-entry": (
         _truncate_and_fix_the_entry,
         lambda m: f"{m.logical.id}: backup {{repo}}/logical/{m.logical.id}/vector_db.dump "
@@ -165,3 +169,13 @@ def test_an_incomplete_backup_directory_warns_and_fails_only_when_strict(
     for result in (lenient, strict):
         assert f"warning: {repo}/physical/physical-20990101T000000Z: backup directory " \
                "without a catalog entry" in result.stdout
+
+
+def test_the_archives_timelines_are_listed_and_an_unknown_source_is_said(
+        repo: Path, verify: Cli) -> None:
+    result = verify("--all")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"timelines in {repo}/wal: 1 (the first; " in result.stdout
+    assert "the source's current timeline is unknown (" in result.stdout
+    assert "has no [source]): stray timeline branches cannot be told apart" in result.stdout

@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from pgvdrill.cli import build_parser
+from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError, RestoreError
 from pgvdrill.installation import Installation
-from pgvdrill.ops.restore_choose import choose, parse_time, refuse_before_backup, target_from
-from pgvdrill.ops.restore_datadir import existing_names, restore_datadir, write_recovery
+from pgvdrill.ops.restore import PHYSICAL_EPILOG, PITR_EPILOG
+from pgvdrill.ops.restore_choose import (
+    choose,
+    choose_timeline,
+    parse_time,
+    pitr_command,
+    refuse_before_backup,
+    target_from,
+    target_options,
+)
+from pgvdrill.ops.restore_datadir import existing_names, make_safe, restore_datadir
 from pgvdrill.ops.restore_logical import place
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.repository import Entry
@@ -160,19 +172,86 @@ def test_a_clash_with_an_existing_name_replaces_nothing(plain_backup: BaseBackup
     assert os.listdir(pgdata / "base") == ["mine"]
 
 
-def test_recovery_settings_are_appended_after_the_sources(tmp_path: Path) -> None:
-    (tmp_path / "postgresql.auto.conf").write_text("work_mem = '64MB'\n")
+def test_recovery_settings_are_the_only_ones_and_nothing_archives(tmp_path: Path) -> None:
+    """An earlier PITR's target and a standby's settings in the backup's
+    postgresql.auto.conf are commented out, standby.signal renamed; archive_mode off."""
+    (tmp_path / "postgresql.conf").write_text("port = 5499\n")
+    (tmp_path / "postgresql.auto.conf").write_text(
+        "work_mem = '64MB'\narchive_mode = 'on'\nrecovery_target_time = '2020-01-01'\n"
+        "Primary_Conninfo='host=prod'\n")
+    (tmp_path / "standby.signal").touch()
 
-    write_recovery(tmp_path, "cp '/wal/%f' %p", Target("name", "it's here"), "physical-1")
+    done = make_safe(tmp_path, "physical-1", {"restore_command": "cp '/wal/%f' %p",
+                                               **Target("name", "it's here").settings()})
 
     lines = (tmp_path / "postgresql.auto.conf").read_text().splitlines()
-    assert lines[0] == "work_mem = '64MB'" and lines[1].startswith("# pgvdrill restore pitr")
-    assert lines[2:] == ["restore_command = 'cp ''/wal/%f'' %p'",
+    assert lines[:4] == ["work_mem = '64MB'", "archive_mode = 'on'",
+                         "# neutralised by pgvdrill restore: recovery_target_time = '2020-01-01'",
+                         "# neutralised by pgvdrill restore: Primary_Conninfo='host=prod'"]
+    assert lines[4].startswith("# pgvdrill restore pitr physical-1")
+    assert lines[5:] == ["archive_mode = 'off'", "primary_conninfo = ''",
+                         "primary_slot_name = ''", "recovery_target = ''",
+                         "recovery_target_time = ''", "recovery_target_xid = ''",
+                         "recovery_target_lsn = ''",
+                         "restore_command = 'cp ''/wal/%f'' %p'",
                          "recovery_target_timeline = 'latest'",
                          "recovery_target_name = 'it''s here'",
                          "recovery_target_inclusive = on",
                          "recovery_target_action = 'promote'"]
     assert (tmp_path / "recovery.signal").read_bytes() == b""
+    assert not (tmp_path / "standby.signal").exists()
+    assert (tmp_path / "standby.signal.moved-by-pgvdrill").exists()
+    assert done.port == "5499" and done.archive_mode == "on"
+    assert "ALTER SYSTEM SET archive_mode = 'on'" in done.archiving_back_on()
+    assert [w for w in done.warnings if "pg_hba.conf" in w]
+
+
+def test_a_debian_layout_backup_is_named_with_what_to_copy(tmp_path: Path) -> None:
+    done = make_safe(tmp_path, "physical-1", None)
+
+    assert "holds no postgresql.conf" in done.warnings[0]
+    assert "remove data_directory, hba_file" in done.warnings[0]
+    assert not (tmp_path / "recovery.signal").exists()
+    assert "recovery_target" not in (tmp_path / "postgresql.auto.conf").read_text()
+
+
+def test_a_forked_archive_without_the_source_is_refused(tmp_path: Path) -> None:
+    """The source unknown (no [source]): one lineage is followed; a fork is refused with
+    a command per timeline; a timeline not descending from the backup's is refused."""
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    for name in ("000000010000000000000004", "000000010000000000000005"):
+        (wal / name).touch()
+    config = Config(tmp_path / "pgvdrill.toml", None, tmp_path)
+    point = BackupPoint(0x4000028, 1, 0x4000100, None)
+    backup = ENTRIES[0]
+
+    def follow(wanted: str | None) -> tuple[str, str]:
+        return choose_timeline(config, wal, backup, point, Target("end"), tmp_path / "d",
+                               wanted)
+
+    assert follow(None) == ("1", "timeline: following 1, the archive's only lineage; the "
+                                 f"source's current timeline is unknown ({config.path} has "
+                                 "no [source])")
+    (wal / "00000002.history").write_text("1\t0/5000060\tno recovery target specified\n")
+    (wal / "000000020000000000000005").touch()
+    assert follow(None)[0] == "2"  # one lineage still: timeline 1 ended where 2 began
+    (wal / "000000010000000000000006").touch()  # timeline 1 went on: a fork
+    with pytest.raises(RestoreError) as refusal:
+        follow(None)
+    assert "the archive's timelines fork" in refusal.value.message
+    assert f"--target-timeline 1 --config {config.path}" in (refusal.value.hint or "")
+    assert follow("2") == ("2", "timeline: following 2, as --target-timeline asks; not "
+                                "following timeline(s) 1: branches timeline 2 does not "
+                                "descend from (pgvdrill verify --all names their files)")
+    assert follow("latest")[0] == "latest"
+    with pytest.raises(RestoreError, match="cannot be read"):
+        follow("current")
+    with pytest.raises(RestoreError, match="timeline 3 has no history file"):
+        follow("3")
+    late = BackupPoint(0x6000028, 1, 0x6000100, None)  # taken on 1 after 2 branched off
+    with pytest.raises(RestoreError, match="left it at 0/5000060, before the backup's end"):
+        choose_timeline(config, wal, backup, late, Target("end"), tmp_path / "d", "2")
 
 
 def test_the_place_a_conninfo_names() -> None:
@@ -180,3 +259,37 @@ def test_the_place_a_conninfo_names() -> None:
     assert place({"user": "backup"}) == ("", "localhost", "5432", "backup")
     assert place({"hostaddr": "10.0.0.1", "port": "5433", "dbname": "x"}) == \
         ("", "10.0.0.1", "5433", "x")
+
+
+@pytest.mark.parametrize("epilog", [PHYSICAL_EPILOG, PITR_EPILOG])
+def test_every_example_in_the_help_parses(epilog: str) -> None:
+    examples = [line.split("  #")[0] for line in epilog.splitlines()
+                if line.startswith("  pgvdrill restore")]
+
+    assert examples
+    for example in examples:
+        build_parser().parse_args(shlex.split(example)[1:])  # SystemExit when rejected
+
+
+@pytest.mark.parametrize("target", [
+    Target("time", "2025-11-01T10:00:00+00:00", inclusive=False, action="pause"),
+    Target("xid", "7531"), Target("lsn", "0/6000000", inclusive=False),
+    Target("name", "it's here", action="shutdown"), Target("immediate"), Target("end")])
+def test_the_commands_hints_name_parse_to_the_same_target(target: Target,
+                                                          tmp_path: Path) -> None:
+    config = Config(tmp_path / "pgvdrill.toml", None, tmp_path)
+    command = pitr_command(config, "physical-1", tmp_path / "d",
+                           [*target_options(target), "--target-timeline", "2"])
+
+    args = build_parser().parse_args(shlex.split(command)[1:])
+
+    assert target_from(args) == target and args.target_timeline == "2"
+
+
+def test_an_include_outside_the_backup_is_named(tmp_path: Path) -> None:
+    (tmp_path / "postgresql.conf").write_text("include_dir = '/etc/postgresql/18/main/conf.d'\n")
+
+    done = make_safe(tmp_path, "physical-1", None)
+
+    assert any("include_dir '/etc/postgresql/18/main/conf.d' lies outside the data directory"
+               in w and "the copy reads it when it starts" in w for w in done.warnings)

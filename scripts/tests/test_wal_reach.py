@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from pgvdrill.cli import build_parser
 from pgvdrill.errors import RestoreError
 from pgvdrill.runner import Result
 from pgvdrill.wal.continuity import Continuity
@@ -130,3 +132,15 @@ def test_a_name_or_xid_target_must_be_in_the_archive(target: Target, refusal: st
     else:
         with pytest.raises(RestoreError, match=re.escape(refusal)):
             refuse_beyond_archive(tools, Path("/a"), reach(), target)
+
+
+def test_the_refusals_hint_names_a_command_that_parses() -> None:
+    """The hint once said `--target latest`, which restore pitr's parser rejects."""
+    command = "pgvdrill restore pitr physical-1 --pgdata /srv/pg/pitr --target-timeline 1"
+    with pytest.raises(RestoreError) as refusal:
+        refuse_beyond_archive(FakeWaldump({}), Path("/a"), reach(), Target("lsn", "1/0"),
+                              command)
+
+    hint = refusal.value.hint or ""
+    assert f"no target option ({command})" in hint and "--target latest" not in hint
+    build_parser().parse_args(shlex.split(command)[1:])

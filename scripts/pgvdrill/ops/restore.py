@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+from dataclasses import replace
 from pathlib import Path
 
 from pgvdrill import runner
@@ -22,14 +24,23 @@ from pgvdrill.ops.commands import (
     positive_int,
     say,
 )
-from pgvdrill.ops.restore_choose import LATEST, choose, refuse_before_backup, target_from
+from pgvdrill.ops.restore_choose import (
+    LATEST,
+    choose,
+    choose_timeline,
+    pitr_command,
+    refuse_before_backup,
+    target_from,
+    timeline_option,
+)
 from pgvdrill.ops.restore_datadir import (
     AUTO_CONF,
+    SafeStart,
     existing_names,
+    make_safe,
     restore_datadir,
     server_user_for,
     settle,
-    write_recovery,
 )
 from pgvdrill.ops.restore_logical import Ownership, restore_logical
 from pgvdrill.ops.verify_repo import artifact_path, globals_path, has_wal, wal_reach
@@ -80,6 +91,17 @@ examples:
   pgvdrill restore logical latest --target-dsn "service=restore" --no-owner --no-privileges
 
 """ + EXIT_CODES
+SAFE_START = """The copy is made safe to start beside the source, its configuration kept otherwise
+(it may become production); what changed is printed: appended to DIR/postgresql.auto.conf
+(read last, so it wins) archive_mode = 'off' (nothing archives into the source's archive),
+primary_conninfo = '', primary_slot_name = ''; the recovery settings the backup carries
+there (restore_command, recovery_target_*, primary_conninfo: an earlier PITR's or a
+standby's) commented out; standby.signal and recovery.signal renamed *.moved-by-pgvdrill.
+The port stays the source's: when the source runs on this host, start the copy with
+-o "-p <free port>" (the next steps say whether the port is in use). A backup without
+postgresql.conf (Debian keeps it in /etc/postgresql/) is named, with what to copy.
+Once the copy replaces the source: ALTER SYSTEM SET archive_mode = 'on', then restart.
+"""
 PHYSICAL_EPILOG = """The base backup's files are checked against the catalog, then it is
 unpacked into DIR (tar archives extracted, a plain backup copied). DIR must be missing or
 empty; --force also takes a DIR holding other files (lost+found of a mount point) when it
@@ -87,20 +109,32 @@ holds no PG_VERSION and none of the backup's names: nothing is ever deleted or r
 The files take DIR's owner (its parent's when DIR is new): create DIR as the server's OS
 user. Then start it yourself: it replays the backup's own WAL to its end.
 
+""" + SAFE_START + """
 examples:
   pgvdrill restore physical latest --pgdata /var/lib/postgresql/18/restore
   pgvdrill restore physical physical-20251102T010000Z --pgdata /srv/pg/restore
 
 """ + EXIT_CODES
 PITR_EPILOG = """As restore physical, then recovery settings appended to DIR/postgresql.auto.conf
-(read last, so they win over the source's configuration) with DIR/recovery.signal:
+(after the safe-start settings) with DIR/recovery.signal:
   restore_command = '... -m pgvdrill.wal.walcmd restore-wal %f %p --source <repository>/wal'
   recovery_target_time|xid|lsn|name or recovery_target = 'immediate' (none: the end of the
-  archive), recovery_target_inclusive, recovery_target_action, recovery_target_timeline =
-  'latest'. A target before the backup's end is refused. `latest` picks the newest backup
-  that finished before a time or LSN target (any backup for an xid or name target: where
-  those lie is not known before replaying). Times need a zone: "2025-11-01 10:00:00+00".
+  archive; the other recovery_target_* set to '' so that no other target in the source's
+  postgresql.conf counts), recovery_target_inclusive, recovery_target_action, and
+  recovery_target_timeline: the timeline printed before anything is unpacked.
+  A target before the backup's end, or one the archive cannot reach, is refused. `latest`
+  picks the newest backup that finished before a time or LSN target (any backup for an
+  xid or name target: where those lie is not known before replaying). Times need a zone:
+  "2025-11-01 10:00:00+00".
 
+timeline (--target-timeline): by default the one the source is on now (read with the
+[source] conninfo), never a branch the source does not descend from, such as a restored
+copy that archived into the archive (pgvdrill verify --all names those). When the source
+cannot be reached: the archive's only lineage; if its timelines fork, restore pitr refuses
+(exit 5) and lists them. N: that timeline (it must descend from the backup's). latest:
+PostgreSQL's 'latest', the newest in the archive, even a stray branch.
+
+""" + SAFE_START + """
 examples:
   pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-time "2025-11-01 10:00:00+00"
   pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-xid 7531 --exclusive
@@ -108,7 +142,9 @@ examples:
   pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-name before_migration
   pgvdrill restore pitr physical-20251102T010000Z --pgdata /srv/pg/pitr --target immediate
   pgvdrill restore pitr latest --pgdata /srv/pg/pitr      # to the end of the archive
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-time "..." --target-action pause
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-name nightly --target-action pause
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-timeline 2
+  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-timeline latest
 
 """ + EXIT_CODES
 
@@ -180,6 +216,11 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
                       help="stop just before the target (recovery_target_inclusive = off)")
     pitr.add_argument("--target-action", choices=("promote", "pause", "shutdown"),
                       help="what the server does at the target (default promote)")
+    pitr.add_argument("--target-timeline", type=timeline_option, metavar="N|current|latest",
+                      help="the timeline to follow: a number, current (the source's now: "
+                           "the default; when the source cannot be reached, the archive's "
+                           "only lineage) or latest (the archive's newest, which may be a "
+                           "stray branch)")
     return {"restore": cmd_restore}
 
 
@@ -205,7 +246,8 @@ def _restore(args: argparse.Namespace, config: Config, repo: Repository) -> int:
     entry = choose(entries, unreadable, "physical", args.backup, target)
     if args.backup == LATEST:
         say(f"latest: {entry.id} (finished {entry.finished}, end LSN {entry.end_lsn})")
-    restore_base(config, repo, entry, args.pgdata.absolute(), target, force=args.force)
+    restore_base(config, repo, entry, args.pgdata.absolute(), target, force=args.force,
+                 timeline=getattr(args, "target_timeline", None))
     return 0
 
 
@@ -227,34 +269,54 @@ def base_backup_of(repo: Repository, entry: Entry) -> BaseBackup:
 
 
 def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
-                 target: Target | None, *, force: bool) -> None:
-    """Unpack base backup `entry` into `pgdata`, with recovery settings for `target`."""
+                 target: Target | None, *, force: bool, timeline: str | None = None) -> None:
+    """Unpack base backup `entry` into `pgdata`, made safe to start beside the source, with
+    recovery settings for `target` along `timeline` (--target-timeline; None: the source's
+    current one)."""
     if not pgdata.exists() and not pgdata.parent.is_dir():
         raise ConfigError(f"{pgdata.parent} does not exist",
                           "create the parent directory of --pgdata first")
     existing = existing_names(pgdata, force)
     server_user = server_user_for(pgdata)
     backup = base_backup_of(repo, entry)
-    command = ""
+    recovery = None
     if target is not None:
         point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
         refuse_before_backup(entry, target, point)
-        reach = archive_continuity(repo, entry, point)
+        if has_wal(repo):
+            followed, said = choose_timeline(config, repo.wal, entry, point, target, pgdata,
+                                             timeline)
+        else:
+            followed, said = str(point.timeline), (f"timeline: the backup's own, "
+                                                   f"{point.timeline} (no archived WAL)")
+        say(said)
+        target = replace(target, timeline=followed)
+        reach = archive_continuity(repo, entry, point,
+                                   None if followed == "latest" else int(followed))
         if not isinstance(reach, str):
-            refuse_beyond_archive(config_tools(config), repo.wal, reach, target)
-        command = wal_restore_command(repo.wal.resolve(), server_user)
+            end = [] if target.kind == "end" else [
+                pitr_command(config, entry.id, pgdata, ["--target-timeline", followed])]
+            refuse_beyond_archive(config_tools(config), repo.wal, reach, target, *end)
+        recovery = {"restore_command": wal_restore_command(repo.wal.resolve(), server_user),
+                    **target.settings()}
     require_intact(repo, entry)
     say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
     names = restore_datadir(config_tools(config), backup, pgdata, existing)
     say(f"restored {len(names)} item(s) into {pgdata}")
+    safe = make_safe(pgdata, entry.id, recovery)
+    say("made safe to start beside the source (its configuration kept otherwise):")
+    for line in safe.changed:
+        say(f"  {line}")
+    say(f"  appended to {pgdata / AUTO_CONF} (read last: these win)"
+        + (", and created recovery.signal" if target is not None else "") + ":")
+    for line in safe.written[1:]:
+        say(f"    {line}")
     if target is not None:
-        lines = write_recovery(pgdata, command, target, entry.id)
-        say(f"appended to {pgdata / AUTO_CONF}, and created recovery.signal:")
-        for line in lines[1:]:
-            say(f"  {line}")
         say(archive_reach(reach, point, target))
+    for warning in safe.warnings:
+        say(f"warning: {warning}")
     settle(pgdata, existing, server_user)
-    _next_steps(pgdata, entry, target, server_user)
+    _next_steps(pgdata, entry, target, server_user, safe)
 
 
 def wal_restore_command(wal: Path, server_user: str | None) -> str:
@@ -269,14 +331,15 @@ def wal_restore_command(wal: Path, server_user: str | None) -> str:
     return command
 
 
-def archive_continuity(repo: Repository, entry: Entry, point: BackupPoint
-                       ) -> Continuity | str:
-    """What the archived WAL holds from the backup's start on, up to a segment of another
-    database system, or a warning saying why recovery cannot go past the backup."""
+def archive_continuity(repo: Repository, entry: Entry, point: BackupPoint,
+                       timeline: int | None = None) -> Continuity | str:
+    """What the archived WAL holds from the backup's start on along `timeline` (None: the
+    latest), up to a segment of another database system, or a warning saying why
+    recovery cannot go past the backup."""
     if not has_wal(repo):
         return (f"warning: no archived WAL in {repo.wal}: recovery cannot go beyond the "
                 f"backup's end ({format_lsn(point.end_lsn)})")
-    reach, problem = wal_reach(repo, entry)
+    reach, problem = wal_reach(repo, entry, timeline)
     return reach if reach is not None else f"warning: {problem}"
 
 
@@ -295,21 +358,34 @@ def archive_reach(reach: Continuity | str, point: BackupPoint, target: Target) -
 
 
 def _next_steps(pgdata: Path, entry: Entry, target: Target | None,
-                server_user: str | None) -> None:
+                server_user: str | None, safe: SafeStart) -> None:
     who = f" as {server_user}" if server_user else ""
     say("next:")
     if os.geteuid() == 0 and server_user is None:
         say(f"  chown -R <the server's OS user> {pgdata}: PostgreSQL refuses to run as root "
              "(and check that user can run the restore_command)")
-    say(f"  if this copy does not replace the source, set archive_mode = off in "
-         f"{pgdata / AUTO_CONF} first: its configuration is the source's")
-    say(f"  start it{who}: pg_ctl -D {pgdata} -l {pgdata.parent / 'restore.log'} start")
+    in_use = " (in use on this host now)" if _port_in_use(safe.port) else ""
+    say(f"  port: the copy keeps the source's port {safe.port}{in_use}; if the source or "
+        "another server runs on this host with it, give the copy another one: start it "
+        "with -o \"-p <free port>\" as below, or set port in "
+        f"{pgdata / AUTO_CONF}")
+    say(f"  start it{who}: pg_ctl -D {pgdata} -l {pgdata.parent / 'restore.log'} "
+        f"-o \"-p {safe.port}\" start")
     if target is None:
         say(f"  it replays the backup's own WAL to {entry.end_lsn} and opens")
     else:
         say(f"  it recovers to {target.describe()}; follow the log, then check the data")
+    say(f"  archiving is off in this copy; once it replaces the source as production: "
+        f"{safe.archiving_back_on()}")
 
 
+def _port_in_use(port: str) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return False
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", int(port))) == 0
 
 
 REGISTRARS.append(register)

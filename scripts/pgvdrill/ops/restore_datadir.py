@@ -8,26 +8,33 @@ Safety rules (nothing in the directory is ever deleted or replaced):
   staging directory inside DIR, so the final moves are renames on the same file system).
 The restored files take the owner of DIR (of its parent when DIR is new), which is the OS
 user the server must run as; as root with a root-owned DIR they stay root's, and the next
-steps say to chown them. Recovery settings are appended the PostgreSQL 12+ way:
-postgresql.auto.conf (read last, so they win) plus recovery.signal.
+steps say to chown them.
+
+The copy is made safe to start beside the source (`make_safe`), its configuration kept
+otherwise (it may become production): settings appended to postgresql.auto.conf (read
+last, so they win): archive_mode = off, no primary_conninfo/primary_slot_name, and for
+restore pitr the recovery settings (the PostgreSQL 12+ way, with recovery.signal) after
+the backup's own recovery settings there were commented out.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pgvdrill import osuser
-from pgvdrill.cluster.base import ToolRunner, quote
+from pgvdrill.cluster.base import ConfigValue, ToolRunner, quote
+from pgvdrill.cluster.conffile import Setting, read_conf
 from pgvdrill.errors import RestoreError
 from pgvdrill.physical.artifact import BaseBackup
 from pgvdrill.physical.restore import unpack
-from pgvdrill.wal.pitr import Target
 
 AUTO_CONF = "postgresql.auto.conf"
 
@@ -105,16 +112,115 @@ def settle(pgdata: Path, existing: list[str], server_user: str | None) -> None:
         pgdata.chmod(0o700)
 
 
-def write_recovery(pgdata: Path, restore_command: str, target: Target, backup_id: str
-                   ) -> list[str]:
-    """Append restore_command and the target's recovery_target_* settings to
-    postgresql.auto.conf and create recovery.signal; the lines written."""
-    settings = {"restore_command": restore_command, **target.settings()}
-    lines = [f"# pgvdrill restore pitr {backup_id} at {datetime.now(UTC).isoformat()}",
-             *(f"{key} = {quote(value)}" for key, value in settings.items())]
-    with open(pgdata / AUTO_CONF, "a", encoding="utf-8") as conf:
-        conf.write("\n".join(lines) + "\n")
-        conf.flush()
-        os.fsync(conf.fileno())
-    (pgdata / "recovery.signal").touch()
-    return lines
+# what an earlier recovery or a standby left that must not steer this copy
+RECOVERY_SETTINGS = ("restore_command", "recovery_end_command", "archive_cleanup_command",
+                     "recovery_target", "recovery_target_time", "recovery_target_xid",
+                     "recovery_target_lsn", "recovery_target_name",
+                     "recovery_target_inclusive", "recovery_target_action",
+                     "recovery_target_timeline", "recovery_min_apply_delay",
+                     "primary_conninfo", "primary_slot_name", "promote_trigger_file")
+TARGETS = ("recovery_target", "recovery_target_time", "recovery_target_xid",
+           "recovery_target_lsn", "recovery_target_name")
+SIGNALS = ("standby.signal", "recovery.signal")
+MOVED_SUFFIX = ".moved-by-pgvdrill"
+SOURCE_PATHS = ("data_directory", "hba_file", "ident_file", "external_pid_file")
+_NAME = re.compile(r"^\s*([A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?)\s*(?:=|\s)")
+
+
+@dataclass
+class SafeStart:
+    """What `make_safe` changed in a restored data directory, and what it found."""
+
+    changed: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)  # the lines appended to AUTO_CONF
+    archive_mode: str = "off"  # the source's
+    port: str = "5432"  # the source's (PostgreSQL's default when it set none)
+    warnings: list[str] = field(default_factory=list)
+
+    def archiving_back_on(self) -> str:
+        """How to turn the source's archiving back on once this copy is production."""
+        if self.archive_mode.lower() in ("on", "always"):
+            return (f"psql -c \"ALTER SYSTEM SET archive_mode = '{self.archive_mode.lower()}'\""
+                    " (as a superuser of this copy), then pg_ctl restart")
+        return ("the source did not archive (archive_mode off): nothing to turn back on "
+                "(psql -c \"ALTER SYSTEM RESET archive_mode\" removes pgvdrill's line)")
+
+
+def make_safe(pgdata: Path, backup_id: str, recovery: dict[str, ConfigValue] | None
+              ) -> SafeStart:
+    """Make the restored `pgdata` safe to start beside the source, keeping the source's
+    configuration otherwise: archive_mode off, no primary_conninfo/primary_slot_name,
+    standby.signal (and the backup's recovery.signal) renamed, the recovery settings the
+    backup carries in AUTO_CONF commented out; then `recovery` (restore pitr's settings,
+    the only recovery target) with recovery.signal. AUTO_CONF is read last, so it wins."""
+    conf = read_conf(pgdata / "postgresql.conf", pgdata)
+    auto = read_conf(pgdata / AUTO_CONF, pgdata)
+    settings = {**conf.settings, **auto.settings}
+    done = SafeStart(archive_mode=settings["archive_mode"].value if "archive_mode" in
+                     settings else "off",
+                     port=settings["port"].value if "port" in settings else "5432")
+    for name in SIGNALS:
+        if (pgdata / name).exists():
+            os.rename(pgdata / name, pgdata / f"{name}{MOVED_SUFFIX}")
+            done.changed.append(f"{name} renamed to {name}{MOVED_SUFFIX} (the source's: "
+                                "this copy must not follow a primary)")
+    done.changed += _comment_out(pgdata / AUTO_CONF)
+    lines = [f"# pgvdrill restore {'pitr' if recovery else 'physical'} {backup_id} at "
+             f"{datetime.now(UTC).isoformat()}: safe to start beside the source",
+             "archive_mode = 'off'", "primary_conninfo = ''", "primary_slot_name = ''"]
+    if recovery is not None:
+        lines += [f"{name} = ''" for name in TARGETS if name not in recovery]  # clear the
+        lines += [f"{key} = {quote(value)}" for key, value in recovery.items()]  # conf's
+    with open(pgdata / AUTO_CONF, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    done.written = lines
+    if recovery is not None:
+        (pgdata / "recovery.signal").touch()
+    done.warnings += _layout_warnings(pgdata, conf.files, settings)
+    done.warnings += [f"{problem} by pgvdrill; the copy reads it when it starts, where it "
+                      f"exists ({AUTO_CONF} still wins)" for problem in conf.problems
+                      if "outside the data directory" in problem]
+    return done
+
+
+def _comment_out(auto: Path) -> list[str]:
+    """Comment out AUTO_CONF's recovery settings (an earlier PITR's target, a standby's
+    primary_conninfo); what was done, one line each."""
+    if not auto.is_file() or auto.is_symlink():
+        return []
+    changed, out = [], []
+    for number, line in enumerate(auto.read_text(encoding="utf-8", errors="replace")
+                                  .splitlines(), 1):
+        match = _NAME.match(line)
+        if match and match[1].lower() in RECOVERY_SETTINGS:
+            out.append(f"# neutralised by pgvdrill restore: {line}")
+            changed.append(f"{AUTO_CONF}:{number}: {match[1]} commented out (left by an "
+                           "earlier recovery or a standby)")
+        else:
+            out.append(line)
+    if changed:
+        auto.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return changed
+
+
+def _layout_warnings(pgdata: Path, files: list[str], settings: dict[str, Setting]
+                     ) -> list[str]:
+    """What stops the copy from starting as restored, or points it at the source's files."""
+    found = []
+    if "postgresql.conf" not in files:
+        found.append(
+            f"the backup holds no postgresql.conf (the source keeps its configuration "
+            f"outside the data directory, as Debian does in /etc/postgresql/): PostgreSQL "
+            f"does not start without one. Copy the source's postgresql.conf (and pg_hba.conf, "
+            f"pg_ident.conf) into {pgdata}, remove data_directory, hba_file, ident_file and "
+            f"external_pid_file from the copy (they name the source's files) and set its "
+            f"port; {AUTO_CONF} (archive_mode = off, the recovery settings) still wins")
+    elif not (pgdata / "pg_hba.conf").is_file() and "hba_file" not in settings:
+        found.append(f"the backup holds no pg_hba.conf: copy the source's into {pgdata}")
+    for name in SOURCE_PATHS:
+        if name in settings:
+            found.append(f"{name} = {settings[name].value!r} ({settings[name].where}) names "
+                         f"the source's file: remove it from that file before starting")
+    return found

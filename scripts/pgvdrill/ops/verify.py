@@ -18,7 +18,7 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
-from pgvdrill.ops.verify_repo import verify_repository
+from pgvdrill.ops.verify_repo import source_timeline, timeline_findings, verify_repository
 from pgvdrill.repository import Repository, lock
 
 PROBLEMS = BackupError.exit_code
@@ -31,6 +31,13 @@ EPILOG = """what is checked:
   physical:     pg_verifybackup against its manifest, its WAL parsed (pg_waldump for tar);
                 when <repository>/wal holds archived WAL: every segment from the backup's
                 start LSN on its timeline (following timeline history files) is there
+  timelines:    (--all) the archive's timelines and history files (every line checked);
+                a timeline branch the source's current timeline does not descend from
+                (what a restored copy archiving into the archive leaves) is a problem,
+                with a command that sets its files aside (nothing is deleted); the
+                source's timeline is read with the [source] conninfo (its current WAL
+                file; on a standby pg_stat_wal_receiver or pg_control_checkpoint()):
+                when it cannot be read, a fork is a warning and the check says why
   --all (or no BACKUP_ID): every catalog entry, unreadable entries, and backup
                 directories without an entry (warnings: running or failed backups)
   PATH:         an argument with a / or a . (or that exists) is a pg_dump archive
@@ -50,8 +57,9 @@ exit codes:
   2  bad configuration, an unknown BACKUP_ID, no repository
   3  a checking tool could not run
   4  a problem: a file missing, changed or added, a dump or base backup that does not
-     read back, a gap in the archived WAL, an unreadable catalog entry (with --strict
-     also a warning); for a PATH: the archive is missing, empty, truncated or corrupt
+     read back, a gap in the archived WAL, a stray timeline branch or a malformed history
+     file, an unreadable catalog entry (with --strict also a warning); for a PATH: the
+     archive is missing, empty, truncated or corrupt
 """
 
 
@@ -95,6 +103,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with lock.shared(repo):
         findings = verify_repository(repo, tools,
                                      None if args.all or not args.backups else args.backups)
+        if args.all or not args.backups:
+            timelines = timeline_findings(repo, *source_timeline(config))
+            findings.notes += timelines.notes
+            findings.problems += timelines.problems
+            findings.warnings += timelines.warnings
     for line in findings.checked + findings.notes:
         say(line)
     for problem in findings.problems:

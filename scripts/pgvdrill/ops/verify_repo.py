@@ -16,15 +16,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from pgvdrill.cluster.base import ToolRunner
+from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.globals import GLOBALS_FILE
+from pgvdrill.ops.backup_source import source_server
 from pgvdrill.physical.verifybackup import check_backup
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import incomplete, read_catalog
 from pgvdrill.wal.continuity import Continuity, check_continuity, up_to_foreign
 from pgvdrill.wal.names import SEGMENT_RE, parse_lsn
+from pgvdrill.wal.timelines import current_timeline, scan
 
 
 @dataclass
@@ -98,15 +103,18 @@ def content_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[
     return []
 
 
-def wal_reach(repo: Repository, entry: Entry) -> tuple[Continuity | None, str | None]:
-    """How far the archived WAL carries recovery from base backup `entry` (ending before a
-    segment of another database system), and what stops it short, if anything: a gap, a
-    foreign segment, or why the archive cannot be followed at all (then no Continuity)."""
+def wal_reach(repo: Repository, entry: Entry, timeline: int | None = None
+              ) -> tuple[Continuity | None, str | None]:
+    """How far the archived WAL carries recovery from base backup `entry` along `timeline`
+    (default: the archive's latest), ending before a segment of another database system,
+    and what stops it short, if anything: a gap, a foreign segment, or why the archive
+    cannot be followed at all (then no Continuity)."""
     if entry.start_lsn is None or entry.timeline is None:
         return None, ("its catalog entry has no start LSN and timeline: the WAL archive "
                       "cannot be checked for it")
     try:
-        reach = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline)
+        reach = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline,
+                                 timeline=timeline)
     except BackupError as exc:
         return None, exc.message
     ident = entry.source.get("system_identifier")
@@ -168,3 +176,75 @@ def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None
         findings.notes.append(f"note: no archived WAL in {repo.wal}: base backups restore to "
                               "their end only (no point-in-time recovery beyond)")
     return findings
+
+
+def source_timeline(config: Config) -> tuple[int | None, str]:
+    """The timeline the configured source is on now, and how that was read; None and why
+    not when there is no [source] or it cannot be reached or asked."""
+    if config.source is None:
+        return None, f"{config.path} has no [source]"
+    server = source_server(config)
+    try:
+        with psycopg.connect(server.dsn(), autocommit=True, connect_timeout=10) as conn:
+            return current_timeline(conn)
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        return None, f"cannot ask the source {server.describe()}: {reason}"
+
+
+def set_aside(repo: Repository, timeline: int, files: list[str]) -> str:
+    """A command that moves a stray timeline's files out of wal/ (nothing is deleted)."""
+    place = repo.root / "set-aside" / f"timeline-{timeline}"
+    moved = " ".join(str(repo.wal / name) for name in files)
+    return f"mkdir -p {place} && mv -n {moved} {place}/"
+
+
+def timeline_findings(repo: Repository, current: int | None, how: str) -> Findings:
+    """The archive's timelines and history files (notes), the branches the source's
+    `current` timeline does not descend from (problems, with a command to set their files
+    aside), malformed history files (problems); with `current` unknown (`how` says why),
+    a fork is a warning: which branch is stray cannot be told."""
+    found = Findings()
+    timelines = scan(repo.wal)
+    if not timelines.timelines:
+        return found
+    found.notes.append(f"timelines in {repo.wal}: "
+                       + "; ".join(timelines.describe(t) for t in timelines.timelines))
+    found.problems += [f"WAL archive {repo.wal}: {why}" for why in timelines.problems.values()]
+    if current is None:
+        found.notes.append(f"the source's current timeline is unknown ({how}): stray "
+                           "timeline branches cannot be told apart")
+        if timelines.branches():
+            listed = ", ".join(map(str, timelines.timelines))
+            found.warnings.append(
+                f"WAL archive {repo.wal}: the timelines fork ({listed}) and the source's "
+                "current timeline is unknown "
+                f"({how}): restore pitr needs --target-timeline N; run verify where the "
+                "source can be reached to find the stray branch")
+        return found
+    found.notes.append(f"the source is on timeline {current} (read from {how})")
+    if current not in timelines.timelines:  # then which branch is stray is not known
+        found.problems.append(
+            f"WAL archive {repo.wal}: holds no file of the source's current timeline "
+            f"{current}: the source does not archive here (check its archive_command)")
+        return found
+    if timelines.ancestry(current) is None:
+        if current not in timelines.problems:
+            found.problems.append(
+                f"WAL archive {repo.wal}: the history file of the source's timeline "
+                f"{current} is missing: recovery cannot follow it (copy "
+                f"pg_wal/{current:08X}.history from the source into the archive)")
+        return found
+    for stray, files in timelines.stray_files(current).items():
+        what = (f"timeline {timelines.describe(stray)} is a branch the source's current "
+                f"timeline {current} does not descend from (a restored copy or a former "
+                "primary archived into this archive)" if stray not in
+                (timelines.ancestry(current) or ()) else
+                f"timeline {stray} went on after the source's timeline {current} branched "
+                "off it (a former primary archived into this archive)")
+        found.problems.append(
+            f"WAL archive {repo.wal}: {what}: {', '.join(files)}. restore pitr follows it "
+            f"only when asked (--target-timeline {stray}); find out which server wrote it, "
+            f"then set its files aside (pgvdrill deletes nothing): "
+            f"{set_aside(repo, stray, files)}")
+    return found

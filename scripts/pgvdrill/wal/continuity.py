@@ -16,8 +16,8 @@ from pgvdrill.wal.names import (
     Segment,
     format_lsn,
     history_name,
-    parse_lsn,
 )
+from pgvdrill.wal.timelines import read_history_file
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,9 @@ def read_history(archive: Path, timeline: int) -> list[Span]:
             "(pg_wal/" + path.name + ")")
     spans: list[Span] = []
     begin = 0
-    for line in path.read_text().splitlines():
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        parent, switch = int(fields[0]), parse_lsn(fields[1])
-        spans.append(Span(parent, begin, switch))
-        begin = switch
+    for switch in read_history_file(path).switches:  # checked: BackupError when malformed
+        spans.append(Span(switch.parent, begin, switch.lsn))
+        begin = switch.lsn
     return [*spans, Span(timeline, begin, None)]
 
 

@@ -32,9 +32,9 @@ _ENDED = re.compile(r"desc: (?:COMMIT|ABORT)(?:_PREPARED \d+:)? "
 _POINT = re.compile(r"desc: RESTORE_POINT (.*)$", re.M)
 _ENDED_XID = re.compile(r"tx:\s+(\d+), lsn: [0-9A-F/]+, prev [0-9A-F/]+, desc: (?:COMMIT|ABORT) ")
 MAX_SCAN = 1024  # segments (16 GiB) read for a name or xid; beyond that PostgreSQL decides
-HINT = ("choose an earlier target, or --target latest to recover as far as the archive goes; "
-        "if the WAL was not archived yet, run SELECT pg_switch_wal() on the source, check "
-        "that archiving works (pgvdrill verify), and try again")
+HINT = ("choose an earlier target, or recover as far as the archive goes with no target "
+        "option{command}; if the WAL was not archived yet, run SELECT pg_switch_wal() on the "
+        "source, check that archiving works (pgvdrill verify --all), and try again")
 
 
 def last_transaction_end(tools: ToolRunner, archive: Path, segments: Sequence[str]
@@ -81,16 +81,18 @@ def _waldump(tools: ToolRunner, archive: Path, segment: str) -> Result:
 
 
 def refuse_beyond_archive(tools: ToolRunner, archive: Path, reach: Continuity,
-                          target: Target) -> None:
+                          target: Target, end_command: str = "") -> None:
     """`RestoreError` for an LSN past the archive's last contiguous segment, a time not
     before its last transaction end, a restore point or transaction it does not hold:
-    recovery could not stop there."""
+    recovery could not stop there. `end_command`: the command line that recovers to the
+    end of the archive instead, for the hint."""
+    hint = HINT.format(command=f" ({end_command})" if end_command else "")
     extent = (f"{len(reach.segments)} segment(s) from {format_lsn(reach.start)} in {archive}"
               + (f"; {reach.gap}" if reach.gap else ""))
     if target.kind == "lsn" and parse_lsn(target.value) > reach.reachable:
         raise RestoreError(
             f"recovery target LSN {target.value} is beyond the archived WAL, which carries "
-            f"recovery to {format_lsn(reach.reachable)} ({extent})", HINT)
+            f"recovery to {format_lsn(reach.reachable)} ({extent})", hint)
     if target.kind in ("name", "xid"):
         _refuse_missing_point(tools, archive, reach, target, extent)
     if target.kind != "time":
@@ -104,7 +106,7 @@ def refuse_beyond_archive(tools: ToolRunner, archive: Path, reach: Continuity,
             f"recovery target time {target.value} is not before the archived WAL ends: "
             f"{found} ({extent}); recovery to a time stops at the first transaction that "
             "ended after it, so it would replay the archive and stop short of the target",
-            HINT)
+            hint)
 
 
 def _refuse_missing_point(tools: ToolRunner, archive: Path, reach: Continuity,
