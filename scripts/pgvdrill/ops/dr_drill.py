@@ -44,6 +44,8 @@ from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer
 from pgvdrill.targets import load_targets
 from pgvdrill.verify import Snapshot, snapshot
+from pgvdrill.verify.schema import Sequence, SequenceWindow, read_sequences
+from pgvdrill.verify.session import reading
 
 Say = Callable[[str], None]
 
@@ -128,7 +130,9 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
 def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snapshot, Entry]:
     """Take a logical backup into the repository from a snapshot this session exports and
     snapshot the source in that same snapshot: the two describe the same moment, so the
-    comparison is exact however busy the source is."""
+    comparison is exact however busy the source is. Sequences are the exception (no
+    snapshot holds them; pg_dump reads each when it dumps it): they are read once more
+    after pg_dump finished, and a restored one must lie between the two reads."""
     started = time.monotonic()
     with source.connect() as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -137,7 +141,14 @@ def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snap
         snap = snapshot(conn)
         say(f"source {source.describe()}: snapshot {exported} in "
             f"{time.monotonic() - started:.1f}s ({len(snap.schema.tables)} tables)")
-        return snap, take_backup(config, "logical", say, snapshot=exported)
+        entry = take_backup(config, "logical", say, snapshot=exported)
+    window = SequenceWindow(snap.schema.sequences, _sequences_now(source))
+    return replace(snap, sequence_window=window), entry
+
+
+def _sequences_now(source: ExternalServer) -> dict[str, Sequence]:
+    with source.connect() as conn, reading(conn):
+        return read_sequences(conn)
 
 
 def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
