@@ -2,12 +2,15 @@
 repository into scratch servers and compare them with the source.
 
 Read-only towards the source: it is only read in READ ONLY repeatable-read transactions
-(its snapshot, pg_dumpall --globals-only). The comparison is exact: the restored data must
-equal the source's. A logical backup taken by the drill itself (`--take`) is compared with
-the source at the backup's own snapshot (pg_dump --snapshot), so writes on the source do
-not matter; a backup picked from the repository is compared with the source as it is now,
-which is exact only while the source has not changed since (a replica with replay paused,
-a quiet period): a difference then fails the drill, never passes it.
+(its snapshot, pg_dumpall --globals-only) and streamed from without a slot. The comparison
+is exact: the restored data must equal the source's. Backups taken by the drill itself
+(`--take`) are compared with the source at each backup's own moment, so writes on the
+source do not matter: the logical one at its snapshot (pg_dump --snapshot; its sequences,
+which no snapshot holds, between reads before and after pg_dump), the physical one
+recovered to the moment of a snapshot read after it (ops.dr_point). A backup picked from
+the repository is compared with the source as it is now, which is exact only while the
+source has not changed since (a replica with replay paused, a quiet period): a
+difference then fails the drill, never passes it.
 """
 
 from __future__ import annotations

@@ -22,9 +22,11 @@ the copy forward to that moment:
    first commit the snapshot does not see (or before L, when there is none); every commit
    the snapshot sees must lie before it, else no WAL position matches the snapshot and
    the point is taken again (the commits crossed).
-4. The restored copy recovers to that record (inclusive) and pauses; there, no
-   transaction the snapshot does not see may be committed (pg_xact_status): a final
-   proof, which makes a mistake inconclusive, never a pass (physical.drill).
+4. The restored copy recovers to that record (inclusive) and pauses, which gives its next
+   transaction id; promoted, no transaction the snapshot does not see may be committed in
+   it (pg_xact_status): a final proof, which makes any commit the WAL listing missed (one
+   before the backup's end, say) inconclusive, never a pass and never a false failure
+   (physical.drill).
 
 Sequences are not transactional: they are read before the first statement and again by
 the snapshot after it, and a restored one must lie between the two, plus the values WAL
@@ -36,6 +38,7 @@ LOGIN REPLICATION and pg_read_all_data are enough, and a standby cannot give the
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -84,22 +87,31 @@ class WalStream:
                  tb: TracebackType | None) -> None:
         if self.process is not None:
             self.process.stop()
+        shutil.rmtree(self.directory.with_suffix(".segments"), ignore_errors=True)
 
     def until(self, lsn: int, timeout: float = 300) -> None:
-        """Stop the background stream and stream again from its last (partial) segment
-        to `lsn`; the last segment is then named as a complete one, for pg_waldump and
-        restore-wal (recovery stops before the end of its valid part)."""
-        assert self.process is not None
-        self.process.check_running()
-        self.process.stop()
+        """Stop the background stream (the first time) and stream again from the newest
+        segment, which pg_receivewal keeps as .partial and streams anew, to `lsn`."""
+        if self.process is not None:
+            self.process.check_running()
+            self.process.stop()
+            self.process = None
         runner.run(self._argv("--endpos", format_lsn(lsn)), env=self.source.env(),
                    timeout=timeout,
                    hint=f"the source did not send its WAL up to {format_lsn(lsn)} in "
                         f"{timeout:.0f}s (it sends only WAL it has flushed); run the drill "
                         "again")
-        for partial in self.directory.glob("*.partial"):
-            partial.rename(partial.with_suffix(""))
         osuser.chown_tree(self.directory, osuser.server_user())
+
+    def complete_names(self) -> Path:
+        """A directory naming every streamed segment as a complete one (the newest is a
+        .partial file), for pg_waldump."""
+        view = self.directory.with_suffix(".segments")
+        shutil.rmtree(view, ignore_errors=True)
+        view.mkdir()
+        for path in self.directory.iterdir():
+            (view / path.name.removesuffix(".partial")).symlink_to(path)
+        return view
 
 
 def comparison_point(source: ExternalServer, stream: WalStream, backup_end: int,
@@ -123,8 +135,8 @@ def comparison_point(source: ExternalServer, stream: WalStream, backup_end: int,
             xids, insert = str(row[0]), parse_lsn(str(row[1]))
             snap = snapshot(conn)
         stream.until(insert)
-        target, crossed = _target(source, stream.directory, backup_end, insert, timeline,
-                                  xids)
+        target, crossed = _target(source, stream.complete_names(), backup_end, insert,
+                                  timeline, xids)
         if target is not None:
             say(f"source {source.describe()}: comparison point {format_lsn(target)} (snapshot "
                 f"{xids}, WAL insert position {format_lsn(insert)})")

@@ -133,7 +133,8 @@ def replay_problems(cluster: Cluster, backup: BaseBackup, replay: ArchiveReplay)
 @dataclass(frozen=True)
 class ComparisonPoint:
     """Where a restored copy of a source that kept changing is compared with it: recovered
-    through the WAL in `wal` to the record at `lsn` (inclusive), it must show exactly what
+    through the WAL in `wal` (pg_receivewal's, the newest segment .partial) to the record
+    at `lsn` (inclusive), it must show exactly what
     the source's snapshot `xids` (pg_current_snapshot()'s text) shows. How the point is
     chosen so that this holds: pgvdrill.ops.dr_point."""
 
@@ -142,40 +143,54 @@ class ComparisonPoint:
     xids: str
 
 
-RACED_SQL = """
-SELECT x::text FROM unnest(%s::text[]::xid8[]) x
-WHERE CASE WHEN x < pg_snapshot_xmax(pg_current_snapshot())
-           THEN pg_xact_status(x) = 'committed' END
-"""
-
-
-def raced_commits(conn: psycopg.Connection, xids: str) -> list[str]:
-    """Transactions the source's snapshot `xids` does not see (running, or started after
-    it) that are committed in the connected copy: a copy that is not at that snapshot."""
+def raced_commits(conn: psycopg.Connection, xids: str, next_xid: int) -> list[str]:
+    """Transactions the source's snapshot `xids` does not see (running, or from its xmax on
+    up to the copy's `next_xid`) that are committed in the connected, promoted copy: a copy
+    that is not at that snapshot."""
     _, xmax, running = xids.split(":")
-    later = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetchone()
-    assert later is not None
-    candidates = [x for x in running.split(",") if x] + \
-        [str(x) for x in range(int(xmax), int(later[0]))]
-    return [str(row[0]) for row in conn.execute(RACED_SQL, (candidates,))]
+    unseen = [int(x) for x in running.split(",") if x] + list(range(int(xmax), next_xid))
+    return [str(x) for x in unseen if x < next_xid and _status(conn, x) == "committed"]
+
+
+def next_xid(conn: psycopg.Connection, start: int) -> int:
+    """The connected copy's next transaction id, searched from `start` up: the first id
+    pg_xact_status() calls "in the future"."""
+    xid = start
+    while _status(conn, xid) is not None:
+        xid += 1
+    return xid
+
+
+def _status(conn: psycopg.Connection, xid: int) -> str | None:
+    """pg_xact_status() of `xid`; None from the copy's next transaction id on."""
+    try:
+        row = conn.execute("SELECT pg_xact_status(%s::text::xid8)", (str(xid),)).fetchone()
+    except psycopg.errors.InvalidParameterValue:  # "transaction ID ... is in the future"
+        return None
+    return None if row is None else str(row[0])
 
 
 def _recover_to_point(cluster: Cluster, backup: BaseBackup, point: ComparisonPoint) -> None:
-    """Recover the stopped restored `cluster` to `point`, paused there (a hot standby runs
-    no autovacuum and assigns no transaction id), prove it is at the source's snapshot,
-    then promote it."""
+    """Recover the stopped restored `cluster` to `point` and pause there, where its next
+    transaction id is the source's at that point (a hot standby assigns none); promote it
+    and prove that it shows what the source's snapshot showed: no transaction the snapshot
+    does not see is committed in it. (Paused, the copy cannot tell: pg_xact_status() calls
+    "in progress" what its WAL listed as running when the backup began, even if the WAL
+    holds its commit; promoted, its own new transactions come from that next id on.)"""
     manifest = BackupPoint.of((backup.path / "backup_manifest").read_bytes())
     recover(cluster, Target("lsn", format_lsn(point.lsn), inclusive=True, action="pause"),
-            cluster.restore_command(point.wal), manifest)
+            cluster.restore_command(point.wal, partial=True), manifest)
     with cluster.connect() as conn:
-        raced = raced_commits(conn, point.xids)
+        limit = next_xid(conn, int(point.xids.split(":")[1]))
+    resume(cluster)
+    with cluster.connect() as conn:
+        raced = raced_commits(conn, point.xids, limit)
     if raced:
         raise DrillError(
             f"inconclusive: recovered to {format_lsn(point.lsn)}, the restored copy holds the "
             f"commits of transaction(s) {', '.join(raced)}, which the source's snapshot "
             f"{point.xids} does not see: it cannot be compared with that snapshot (the "
             "backup is not judged)", "run the drill again")
-    resume(cluster)
 
 
 def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
