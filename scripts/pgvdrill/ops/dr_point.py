@@ -161,7 +161,7 @@ def _target(source: ExternalServer, wal: Path, start: int, end: int, timeline: i
                          f"{format_lsn(start)} to {format_lsn(end)} in {wal}: "
                          f"{done.stderr.strip()[-500:]}", "run the drill again")
     xmin, xmax, running = xids.split(":")
-    visible = _visibility(int(xmin), int(xmax), {int(x) for x in running.split(",") if x})
+    visible = snapshot_sees(int(xmin), int(xmax), {int(x) for x in running.split(",") if x})
     records = [(parse_lsn(lsn), rmgr, int(prepared or tx), desc)
                for rmgr, tx, lsn, desc, prepared in _RECORD.findall(done.stdout)]
     commits = [(lsn, xid) for lsn, rmgr, xid, desc in records
@@ -181,7 +181,7 @@ def _target(source: ExternalServer, wal: Path, start: int, end: int, timeline: i
     return before[-1], ""
 
 
-def _visibility(xmin: int, xmax: int, running: set[int]) -> Callable[[int], bool]:
+def snapshot_sees(xmin: int, xmax: int, running: set[int]) -> Callable[[int], bool]:
     """Whether the snapshot (xid8 bounds) sees the commit of a 32-bit transaction id as
     pg_waldump prints it (widened to the 64-bit id nearest below xmax)."""
 
