@@ -494,7 +494,9 @@ def test_the_cronjob_drills_monthly_with_the_configmaps_config_and_a_0600_pgpass
     assert copy[:3] == ["install", "-m", "0600"] and copy[-1] == str(passfile)
     assert mounts[str(passfile.parent)]["name"] in {m["name"] for m in
                                                     containers["pgpass"]["volumeMounts"]}
-    assert not mounts[str(config.repository)].get("readOnly")  # --take writes backups
+    repository = mounts[str(config.repository)]  # --take writes backups
+    assert not repository.get("readOnly")
+    assert not volumes[repository["name"]]["persistentVolumeClaim"].get("readOnly")
     assert str(config.drill.reports_dir) in mounts
     assert args[args.index("--workdir") + 1] in mounts
     assert args[args.index("--cache-dir") + 1] in mounts

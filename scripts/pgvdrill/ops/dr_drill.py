@@ -194,7 +194,8 @@ def run(args: argparse.Namespace, say: Say) -> int:
     run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir).resolve()
     started = datetime.now(UTC)
     with lock.shared(repo), backend_for(args, [run_dir, repo.root]) as backend, \
-            tempfile.TemporaryDirectory(prefix="pgvdrill-point-", dir=default_workdir()) as tmp:
+            tempfile.TemporaryDirectory(prefix="pgvdrill-point-",
+                                        dir=args.workdir or default_workdir()) as tmp:
         tools = (from_bindir(source_conf.pg_bin) if source_conf.pg_bin
                  else backend.tools() if isinstance(backend, LocalBackend)
                  else embedded(osuser.server_user()))  # containers' tools cannot reach it
