@@ -17,7 +17,7 @@ from pgvdrill.config import load_config
 from pgvdrill.errors import DrillError
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.dr_drill import drill_physical
-from pgvdrill.ops.dr_point import WalStream, comparison_point
+from pgvdrill.ops.dr_point import WalStream, comparison_point, sequences_now
 from pgvdrill.physical.drill import ComparisonPoint
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.server import ExternalServer
@@ -38,6 +38,7 @@ class HeldCommits:
         self.cluster = cluster
         self.threads: list[threading.Thread] = []
         self.pids: list[int] = []
+        self.open: list[psycopg.Connection[tuple[object, ...]]] = []
 
     def commit(self) -> int:
         """Start a held commit of one inserted row; its transaction id."""
@@ -62,6 +63,14 @@ class HeldCommits:
             time.sleep(0.05)
         return int(str(row[0]))
 
+    def advance_sequence(self) -> None:
+        """nextval() 40 times in a transaction left open (the sequence's WAL record, which
+        it logs every 32 calls, lies after the held commit's)."""
+        conn = psycopg.connect(self.cluster.conninfo.dsn(SOURCE_DB), autocommit=True)
+        self.open.append(conn)
+        conn.execute("BEGIN")
+        conn.execute("SELECT nextval('documents_chunks_id_seq') FROM generate_series(1, 40)")
+
     def visible(self) -> None:
         """A commit everyone sees at once (this session does not wait for a standby)."""
         with psycopg.connect(self.cluster.conninfo.dsn(SOURCE_DB), autocommit=True) as conn:
@@ -82,6 +91,8 @@ def held(prod_source: Cluster) -> Iterator[HeldCommits]:
             prod_source.query(f"SELECT pg_cancel_backend({pid})")
         for thread in commits.threads:
             thread.join(60)
+        for conn in commits.open:
+            conn.close()
         prod_source.query("ALTER SYSTEM RESET synchronous_standby_names")
         prod_source.reload()
 
@@ -90,13 +101,14 @@ def take(config: Path, source: ExternalServer, wal: Path, after_backup: Callable
          ) -> tuple[Entry, tuple[Snapshot, ComparisonPoint] | DrillError]:
     """What `drill --take` does for its base backup, with `after_backup` run between the
     backup's end and the comparison point."""
+    before = sequences_now(source)
     with WalStream(source, wal) as stream:
         entry = take_backup(load_config(config), "physical", print)
         after_backup()
         assert entry.end_lsn is not None and entry.timeline is not None
         try:
             return entry, comparison_point(source, stream, parse_lsn(entry.end_lsn),
-                                           entry.timeline, print)
+                                           entry.timeline, before, print)
         except DrillError as exc:
             return entry, exc
 
@@ -108,11 +120,17 @@ def source_of(config: Path, backend: Backend) -> ExternalServer:
 def test_a_commit_in_the_wal_that_the_snapshot_does_not_see_is_left_out(
         backend: Backend, held: HeldCommits, ops_config: Callable[..., Path],
         reachable: Path, tmp_path: Path) -> None:
+    """The copy stops before that commit; a sequence called after it (all sequence calls
+    come before the snapshot's read) is compared with its state before the backup."""
     config = ops_config()
     source = source_of(config, backend)
     xids: list[int] = []
 
-    entry, found = take(config, source, reachable / "wal", lambda: xids.append(held.commit()))
+    def after_backup() -> None:
+        xids.append(held.commit())
+        held.advance_sequence()
+
+    entry, found = take(config, source, reachable / "wal", after_backup)
 
     assert not isinstance(found, DrillError), found
     snap, point = found

@@ -39,7 +39,7 @@ from pgvdrill.logical.restore import RESTORE_SETTINGS
 from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
-from pgvdrill.ops.dr_point import WalStream, comparison_point
+from pgvdrill.ops.dr_point import WalStream, comparison_point, sequences_now
 from pgvdrill.ops.restore import base_backup_of, wal_restore_command
 from pgvdrill.ops.verify_repo import artifact_path
 from pgvdrill.physical.drill import ComparisonPoint
@@ -49,8 +49,7 @@ from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer
 from pgvdrill.targets import load_targets
 from pgvdrill.verify import Snapshot, snapshot
-from pgvdrill.verify.schema import Sequence, SequenceWindow, read_sequences
-from pgvdrill.verify.session import reading
+from pgvdrill.verify.schema import SequenceWindow
 from pgvdrill.wal.names import parse_lsn
 
 Say = Callable[[str], None]
@@ -149,13 +148,8 @@ def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snap
         say(f"source {source.describe()}: snapshot {exported} in "
             f"{time.monotonic() - started:.1f}s ({len(snap.schema.tables)} tables)")
         entry = take_backup(config, "logical", say, snapshot=exported)
-    window = SequenceWindow(snap.schema.sequences, _sequences_now(source))
+    window = SequenceWindow(snap.schema.sequences, sequences_now(source))
     return replace(snap, sequence_window=window), entry
-
-
-def _sequences_now(source: ExternalServer) -> dict[str, Sequence]:
-    with source.connect() as conn, reading(conn):
-        return read_sequences(conn)
 
 
 def take_physical(config: Config, source: ExternalServer, wal: Path, say: Say
@@ -163,12 +157,13 @@ def take_physical(config: Config, source: ExternalServer, wal: Path, say: Say
     """Take a base backup into the repository while streaming the source's WAL into `wal`,
     then the point at which a copy of it is compared with the source (ops.dr_point): the
     source keeps changing after the backup ends."""
+    before = sequences_now(source)
     with WalStream(source, wal) as stream:
         entry = take_backup(config, "physical", say)
         if entry.end_lsn is None or entry.timeline is None:
             raise DrillError(f"backup {entry.id} records no end LSN or timeline")
         snap, point = comparison_point(source, stream, parse_lsn(entry.end_lsn),
-                                       entry.timeline, say)
+                                       entry.timeline, before, say)
     return snap, point, entry
 
 
