@@ -15,8 +15,10 @@ the copy forward to that moment:
    then snapshotted in that same transaction. Any transaction the snapshot sees had
    written its commit record before the snapshot was taken (a commit is recorded in WAL
    before it becomes visible), so before L.
-3. pg_receivewal --endpos L completes the stream up to L; pg_waldump lists the records
-   from the backup's end to L. The reverse does not hold: a transaction may have written
+3. pg_receivewal --endpos L completes the stream up to L (a server sends only WAL it has
+   flushed; a primary flushes the last partial page at the latest after the background
+   writer's next running-transactions record, 15 s after any activity); pg_waldump lists
+   the records from the backup's end to L. The reverse does not hold: a transaction may have written
    its commit record before L (even before the snapshot, while waiting for its flush)
    yet not be seen by the snapshot. The target is therefore the last record before the
    first commit the snapshot does not see (or before L, when there is none); every commit
@@ -25,8 +27,8 @@ the copy forward to that moment:
 4. The restored copy recovers to that record (inclusive) and pauses, which gives its next
    transaction id; promoted, no transaction the snapshot does not see may be committed in
    it (pg_xact_status): a final proof, which makes any commit the WAL listing missed (one
-   before the backup's end, say) inconclusive, never a pass and never a false failure
-   (physical.drill).
+   before the backup's end, say) an inconclusive drill that says so, never a pass and
+   never a reported difference (physical.drill).
 
 Sequences are not transactional: they are read before the backup begins (the target
 lies after its end, yet may lie before any later read) and again by the snapshot, and a
