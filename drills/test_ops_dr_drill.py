@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
+from fixtures.writes import Writer
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.repository import Repository
@@ -66,30 +64,15 @@ def test_dr_drill_take_is_exact_while_the_source_is_written(
         pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
         prod_source: Cluster, tmp_path: Path) -> None:
     """--take: the logical backup and the source snapshot share one exported snapshot, so
-    rows committed meanwhile neither fail nor fool the comparison."""
-    stop = threading.Event()
-    written = []
-
-    def write() -> None:
-        with psycopg.connect(conninfo(prod_source), autocommit=True) as conn:
-            while not stop.is_set():
-                conn.execute("INSERT INTO product_embeddings (id, name, embedding) "
-                             "SELECT max(id) + 1, 'written during the drill', "
-                             "(SELECT embedding FROM product_embeddings WHERE id = 1) "
-                             "FROM product_embeddings")
-                written.append(1)
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    try:
+    rows committed meanwhile neither fail nor fool the comparison; the sequence feeding a
+    table that is written (not held by any snapshot) is compared with the source's values
+    read before and after pg_dump."""
+    with Writer(conninfo(prod_source)) as writer:
         result = pgvdrill_cli("drill", "--config", ops_config(), "--take", "--kinds",
                               "logical", "--cache-dir", cli_cache, "--reports-dir", "reports")
-    finally:
-        stop.set()
-        writer.join(30)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(written) > 10
+    assert writer.commits > 10
     (drill,) = _report(tmp_path)["drills"]
     assert drill["ok"] is True and drill["kind"] == "logical"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -14,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
+from fixtures.writes import Writer
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.wal.archiving import make_archive_dir, python_for, switch_and_wait
@@ -24,6 +27,7 @@ from pgvdrill.wal.archiving import make_archive_dir, python_for, switch_and_wait
 ROOT = Path(__file__).parents[1]
 JOBS = ["pgvdrill-backup-logical", "pgvdrill-backup-physical", "pgvdrill-retention",
         "pgvdrill-drill"]
+CRONJOB = ROOT / "scripts" / "deploy" / "kubernetes" / "pgvdrill-monthly-drill.yaml"
 UNITS = sorted(f"{job}.{kind}" for job in JOBS for kind in ("service", "timer"))
 
 
@@ -43,6 +47,54 @@ def run_like_cron(text: str, command: str, stand_ins: Path, cache: Path
            "XDG_CACHE_HOME": str(cache)}
     return subprocess.run([variables["SHELL"], "-c", command.replace("\\%", "%")], env=env,
                           capture_output=True, text=True, timeout=600, check=False)
+
+
+def drill_argv(out: Path) -> list[str]:
+    """The drill's arguments as the generated systemd unit, cron line and the Kubernetes
+    CronJob give them (the same, but for paths: the unit's are the ones returned)."""
+    [exec_start] = [line.removeprefix("ExecStart=") for line in
+                    (out / "pgvdrill-drill.service").read_text().splitlines()
+                    if line.startswith("ExecStart=")]
+    unit = shlex.split(exec_start.replace("%%", "%").replace("$$", "$"))[1:]
+    cron = shlex.split(cron_jobs((out / "pgvdrill.cron").read_text())["pgvdrill-drill"]
+                       .split(" && ", 1)[1].replace("\\%", "%"))
+    assert cron[:3] == ["/usr/bin/flock", "-n", cron[2]]
+    cron = cron[4:]  # after flock -n LOCK PGVDRILL
+    [job] = [d for d in yaml.safe_load_all(CRONJOB.read_text()) if d["kind"] == "CronJob"]
+    [container] = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    kubernetes = container["args"]
+
+    def options(argv: list[str]) -> list[str]:
+        return [a for a in argv if a.startswith("-") or a == "drill"]
+
+    assert options(unit) == options(kubernetes) and options(cron) == options(unit)[:-1]
+    assert "--take" in unit
+    return unit
+
+
+def test_the_scheduled_drill_passes_while_the_source_takes_writes(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        tmp_path: Path, cli_cache: Path) -> None:
+    """The drill command the schedule ships, run by an operator against a source whose
+    application commits rows (vectors, an identity-fed table) all along: both backups are
+    taken and verified exactly, exit 0."""
+    config = ops_config(drill={"reports_dir": str(tmp_path / "reports")})
+    out = tmp_path / "schedule"
+    written = pgvdrill_cli("schedule", "--config", config, "--output-dir", out)
+    assert written.returncode == 0, written.stderr
+    argv = drill_argv(out)
+    argv[argv.index("--cache-dir") + 1] = str(cli_cache)  # the session's templates
+
+    with Writer(conninfo(prod_source)) as writer:
+        ran = pgvdrill_cli(*argv)
+
+    assert ran.returncode == 0, f"{argv}\n{ran.stdout}\n{ran.stderr}"
+    assert writer.commits > 10
+    [report] = (tmp_path / "reports").glob("*/report.json")
+    drills = json.loads(report.read_text())["drills"]
+    assert sorted((d["kind"], d["ok"]) for d in drills) == [("logical", True),
+                                                             ("physical", True)]
+    assert "comparison point" in ran.stdout
 
 
 def test_the_written_cron_schedule_runs_the_runbook(
@@ -73,16 +125,19 @@ def test_the_written_cron_schedule_runs_the_runbook(
     (tmp_path / "xdg" / "pgvdrill").symlink_to(cli_cache)
     text = (out / "pgvdrill.cron").read_text()
     commands = cron_jobs(text)
+    repo = tmp_path / "repo"
     for job in ["pgvdrill-backup-physical", "pgvdrill-backup-logical", "pgvdrill-retention",
                 "pgvdrill-drill"]:
+        if job == "pgvdrill-drill":
+            entries = sorted(p.name for p in (repo / "catalog").glob("*.json"))
         ran = run_like_cron(text, commands[job], stand_ins, tmp_path / "xdg")
         assert ran.returncode == 0, f"{job}: {commands[job]}\n{ran.stdout}\n{ran.stderr}"
 
-    repo = tmp_path / "repo"
-    entries = sorted(p.name for p in (repo / "catalog").glob("*.json"))
     assert [e.split("-")[0] for e in entries] == ["logical", "physical"]
     offsite = tmp_path / "offsite"
     assert sorted(p.name for p in (offsite / "catalog").glob("*.json")) == entries
+    taken = sorted(p.name for p in (repo / "catalog").glob("*.json"))  # the drill's --take
+    assert [e.split("-")[0] for e in taken] == ["logical"] * 2 + ["physical"] * 2
     [report] = (tmp_path / "reports").glob("*/report.json")
     drills = json.loads(report.read_text())["drills"]
     assert sorted((d["kind"], d["ok"]) for d in drills) == [("logical", True),

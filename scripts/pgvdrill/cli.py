@@ -137,9 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --config: which kinds of backup to drill, comma-separated "
                             "(default logical,physical)")
     drill.add_argument("--take", action="store_true",
-                       help="with --config: take a backup of each kind first and drill it; "
-                            "the logical one is compared exactly with the source at its own "
-                            "snapshot, however busy the source")
+                       help="with --config: take a backup of each kind first and drill it, "
+                            "compared exactly with the source at that backup's own moment, "
+                            "however busy the source: the logical one at pg_dump's snapshot, "
+                            "the physical one recovered to a snapshot read after it (through "
+                            "WAL streamed from the source; a primary only)")
     drill.add_argument("--fail-on", choices=("fail", "unknown", "none"), default="fail",
                        help="exit 6 when a target verdict is fail (default), fail or unknown, "
                             "or never; a failed verification always exits 1")

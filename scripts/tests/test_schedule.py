@@ -117,8 +117,8 @@ def test_services_run_the_runbooks_commands_in_their_sandboxes(tmp_path: Path) -
     expected = {"pgvdrill-backup-logical": "backup logical",
                 "pgvdrill-backup-physical": "backup physical",
                 "pgvdrill-retention": "retention",
-                "pgvdrill-drill": "drill --config /etc/pgvdrill/pgvdrill.toml --workdir "
-                                  "/var/tmp --cache-dir /var/cache/pgvdrill-drill"}
+                "pgvdrill-drill": "drill --config /etc/pgvdrill/pgvdrill.toml --take "
+                                  "--workdir /var/tmp --cache-dir /var/cache/pgvdrill-drill"}
     for job, command in expected.items():
         parsed = unit(units[f"{job}.service"])
         service = parsed["Service"]
@@ -126,7 +126,8 @@ def test_services_run_the_runbooks_commands_in_their_sandboxes(tmp_path: Path) -
         backup = job.startswith("pgvdrill-backup")
         assert service.get("ExecStartPost") == (f"{bin_} sync" if backup else None)
         assert ("Nice" in service) == backup and ("IOSchedulingClass" in service) == backup
-        writes = str(tmp_path / ("reports" if job == "pgvdrill-drill" else "repo"))
+        writes = f"{tmp_path / 'reports'} {tmp_path / 'repo'}" if job == "pgvdrill-drill" \
+            else str(tmp_path / "repo")  # the drill takes its own backups
         assert service["ReadWritePaths"] == writes
         assert ("postgresql.service" in parsed["Unit"]["After"]) == backup
         assert "postgresql.service" not in parsed["Unit"]["Wants"]  # db1 is another host
@@ -174,7 +175,7 @@ def test_systemd_analyze_accepts_the_units_with_awkward_paths(
     specifiers = str(config).replace("%", "%%")
     assert drill["Environment"] == f'"PGVDRILL_CONFIG={specifiers}"'
     assert drill["ExecStart"].startswith(
-        f'{PGVDRILL} drill --config "{specifiers.replace("$", "$$")}" --workdir')
+        f'{PGVDRILL} drill --config "{specifiers.replace("$", "$$")}" --take --workdir')
     retention = unit((out / "pgvdrill-retention.service").read_text())["Service"]
     assert retention["ReadWritePaths"] == f'"{str(awkward / "repo").replace("%", "%%")}"'
 
@@ -321,7 +322,7 @@ def test_cron_commands_run_under_sh_with_awkward_paths(tmp_path: Path) -> None:
         assert calls.exists() == ran, f"day {day}"
         calls.unlink(missing_ok=True)
     run_cron_command(text, commands[3], tmp_path, DAY="01")
-    assert calls.read_text() == f"{config}|drill --config {config} --workdir /var/tmp\n"
+    assert calls.read_text() == f"{config}|drill --config {config} --take --workdir /var/tmp\n"
 
     with open(install.lock_dir / "pgvdrill-retention.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -482,7 +483,7 @@ def test_the_cronjob_drills_monthly_with_the_configmaps_config_and_a_0600_pgpass
     drill = containers[verdicts["onExitCodes"]["containerName"]]
     mounts = {m["mountPath"]: m for m in drill["volumeMounts"]}
     args = drill["args"]
-    assert args[:2] == ["drill", "--config"]
+    assert args[:2] == ["drill", "--config"] and "--take" in args
     config_path = Path(args[2])
     config_volume = volumes[mounts[str(config_path.parent)]["name"]]["configMap"]
     assert config_volume["name"] == docs["ConfigMap"]["metadata"]["name"]
@@ -493,7 +494,9 @@ def test_the_cronjob_drills_monthly_with_the_configmaps_config_and_a_0600_pgpass
     assert copy[:3] == ["install", "-m", "0600"] and copy[-1] == str(passfile)
     assert mounts[str(passfile.parent)]["name"] in {m["name"] for m in
                                                     containers["pgpass"]["volumeMounts"]}
-    assert mounts[str(config.repository)]["readOnly"] is True
+    repository = mounts[str(config.repository)]  # --take writes backups
+    assert not repository.get("readOnly")
+    assert not volumes[repository["name"]]["persistentVolumeClaim"].get("readOnly")
     assert str(config.drill.reports_dir) in mounts
     assert args[args.index("--workdir") + 1] in mounts
     assert args[args.index("--cache-dir") + 1] in mounts

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from pgvdrill import installation, osuser
 from pgvdrill.cluster.base import Cluster
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
-from pgvdrill.verify.schema import compare_extensions
+from pgvdrill.verify.schema import SequenceWindow, compare_extensions
 from pgvdrill.verify.session import parse_table_name
 
 WORK = Path("/var/tmp/pgvdrill-vf-work")
@@ -254,6 +255,26 @@ def test_sequence_and_constraint(source: Snapshot, target: psycopg.Connection) -
     assert problems == [
         "constraint items_score_check on public.items exists only in the target",
         "sequence public.items_id_seq last value differs: source 1500, target 1501"]
+
+
+def test_sequence_window(server: Cluster, source: Snapshot, target: psycopg.Connection
+                         ) -> None:
+    """A backup that took its sequences while the source kept calling them (pg_dump,
+    WAL) passes between the reads before and after, and fails outside them."""
+    seq = source.schema.sequences["public.items_id_seq"]
+    after = replace(seq, last_value=seq.last_value + 5)
+    window = replace(source, sequence_window=SequenceWindow({seq.key: seq}, {seq.key: after}))
+    for calls, problems in [(0, []), (3, []), (5, []), (6, [
+            "sequence public.items_id_seq last value is 1506 in the target, outside what the "
+            "source held while the backup took it: from 1500 (read before) to 1505 (read "
+            "after)"])]:
+        if calls:
+            target.execute("SELECT setval('items_id_seq', %s)", (seq.last_value + calls,))
+        assert failing(verify(window, target)).get("schema", []) == problems, calls
+    target.execute("SELECT setval('items_id_seq', %s)", (seq.last_value - 1,))
+    assert failing(verify(window, target))["schema"] == [
+        "sequence public.items_id_seq last value is 1499 in the target, outside what the "
+        "source held while the backup took it: from 1500 (read before) to 1505 (read after)"]
 
 
 def test_owners_and_grants(server: Cluster, source: Snapshot, target: psycopg.Connection

@@ -2,12 +2,15 @@
 repository into scratch servers and compare them with the source.
 
 Read-only towards the source: it is only read in READ ONLY repeatable-read transactions
-(its snapshot, pg_dumpall --globals-only). The comparison is exact: the restored data must
-equal the source's. A logical backup taken by the drill itself (`--take`) is compared with
-the source at the backup's own snapshot (pg_dump --snapshot), so writes on the source do
-not matter; a backup picked from the repository is compared with the source as it is now,
-which is exact only while the source has not changed since (a replica with replay paused,
-a quiet period): a difference then fails the drill, never passes it.
+(its snapshot, pg_dumpall --globals-only) and streamed from without a slot. The comparison
+is exact: the restored data must equal the source's. Backups taken by the drill itself
+(`--take`) are compared with the source at each backup's own moment, so writes on the
+source do not matter: the logical one at its snapshot (pg_dump --snapshot; its sequences,
+which no snapshot holds, between reads before and after pg_dump), the physical one
+recovered to the moment of a snapshot read after it (ops.dr_point). A backup picked from
+the repository is compared with the source as it is now, which is exact only while the
+source has not changed since (a replica with replay paused, a quiet period): a
+difference then fails the drill, never passes it.
 """
 
 from __future__ import annotations
@@ -36,14 +39,18 @@ from pgvdrill.logical.restore import RESTORE_SETTINGS
 from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
+from pgvdrill.ops.dr_point import WalStream, comparison_point, sequences_now
 from pgvdrill.ops.restore import base_backup_of, wal_restore_command
 from pgvdrill.ops.verify_repo import artifact_path, globals_path
+from pgvdrill.physical.drill import ComparisonPoint
 from pgvdrill.physical.drill import restore_and_verify as restore_base
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer
 from pgvdrill.targets import load_targets
 from pgvdrill.verify import Snapshot, snapshot
+from pgvdrill.verify.schema import SequenceWindow
+from pgvdrill.wal.names import parse_lsn
 
 Say = Callable[[str], None]
 
@@ -104,11 +111,12 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
 
 
 def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
-                   source_snapshot: Snapshot, *, recall_threshold: float, say: Say
-                   ) -> dict[str, Any]:
+                   source_snapshot: Snapshot, *, recall_threshold: float, say: Say,
+                   point: ComparisonPoint | None = None) -> dict[str, Any]:
     """Restore the base backup `entry` into a scratch data directory, start it recovering
-    through the archived WAL to its end (when there is any), verify it against the
-    source, and check that the archive can carry recovery past the backup."""
+    through the archived WAL to its end (when there is any; with `point`, to that point
+    instead), verify it against the source, and check that the archive can carry
+    recovery past the backup."""
     problems = file_problems(repo, entry)
     if problems:
         return _failed("physical", entry, "; ".join(problems))
@@ -120,7 +128,7 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
             wal_restore_command(repo.wal.resolve(), osuser.server_user())  # readable?
         drill = restore_base(backend, backup, source, source_snapshot,
                              recall_threshold=recall_threshold, dbname=source.dbname,
-                             scratch=default_workdir(), replay=replay)
+                             scratch=default_workdir(), replay=replay, point=point)
     except DrillError as exc:
         return _failed("physical", entry, str(exc))
     say(f"  restore physical {entry.id}: {drill.summary()}")
@@ -134,7 +142,9 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
 def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snapshot, Entry]:
     """Take a logical backup into the repository from a snapshot this session exports and
     snapshot the source in that same snapshot: the two describe the same moment, so the
-    comparison is exact however busy the source is."""
+    comparison is exact however busy the source is. Sequences are the exception (no
+    snapshot holds them; pg_dump reads each when it dumps it): they are read once more
+    after pg_dump finished, and a restored one must lie between the two reads."""
     started = time.monotonic()
     with source.connect() as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -143,7 +153,24 @@ def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snap
         snap = snapshot(conn)
         say(f"source {source.describe()}: snapshot {exported} in "
             f"{time.monotonic() - started:.1f}s ({len(snap.schema.tables)} tables)")
-        return snap, take_backup(config, "logical", say, snapshot=exported)
+        entry = take_backup(config, "logical", say, snapshot=exported)
+    window = SequenceWindow(snap.schema.sequences, sequences_now(source))
+    return replace(snap, sequence_window=window), entry
+
+
+def take_physical(config: Config, source: ExternalServer, wal: Path, say: Say
+                  ) -> tuple[Snapshot, ComparisonPoint, Entry]:
+    """Take a base backup into the repository while streaming the source's WAL into `wal`,
+    then the point at which a copy of it is compared with the source (ops.dr_point): the
+    source keeps changing after the backup ends."""
+    before = sequences_now(source)
+    with WalStream(source, wal) as stream:
+        entry = take_backup(config, "physical", say)
+        if entry.end_lsn is None or entry.timeline is None:
+            raise DrillError(f"backup {entry.id} records no end LSN or timeline")
+        snap, point = comparison_point(source, stream, parse_lsn(entry.end_lsn),
+                                       entry.timeline, before, say)
+    return snap, point, entry
 
 
 def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
@@ -167,19 +194,24 @@ def run(args: argparse.Namespace, say: Say) -> int:
     args.pg_bin = args.pg_bin or config.drill.pg_bin
     run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir).resolve()
     started = datetime.now(UTC)
-    with lock.shared(repo), backend_for(args, [run_dir, repo.root]) as backend:
+    with lock.shared(repo), backend_for(args, [run_dir, repo.root]) as backend, \
+            tempfile.TemporaryDirectory(prefix="pgvdrill-point-",
+                                        dir=args.workdir or default_workdir()) as tmp:
         tools = (from_bindir(source_conf.pg_bin) if source_conf.pg_bin
                  else backend.tools() if isinstance(backend, LocalBackend)
                  else embedded(osuser.server_user()))  # containers' tools cannot reach it
         source = ExternalServer(source_conf.conninfo, tools)
         drills = []
         taken: dict[str, Entry] = {}
+        snaps: dict[str, Snapshot] = {}  # each backup taken now: the source at its moment
+        point = None
         if args.take and "logical" in args.kinds:
-            snap, taken["logical"] = take_logical(config, source, say)
-        else:
-            snap = source_snapshot(source, say)
+            snaps["logical"], taken["logical"] = take_logical(config, source, say)
         if args.take and "physical" in args.kinds:
-            taken["physical"] = take_backup(config, "physical", say)
+            Path(tmp).chmod(0o711)  # the restored copy's restore_command reads the WAL
+            snaps["physical"], point, taken["physical"] = take_physical(
+                config, source, Path(tmp) / "wal", say)
+        snap = None if set(args.kinds) <= snaps.keys() else source_snapshot(source, say)
         entries = read_entries(repo)
         for kind in args.kinds:
             entry = taken.get(kind) or newest(entries, kind)
@@ -189,9 +221,13 @@ def run(args: argparse.Namespace, say: Say) -> int:
                 continue
             say(f"{kind} backup {entry.id}: finished {entry.finished}, "
                 f"{entry.size_bytes / 2**20:.1f} MiB, {backup_age(entry) / 3600:.1f} h old")
-            drill = (drill_logical if kind == "logical" else drill_physical)(
-                backend, repo, entry, source, snap, recall_threshold=args.recall_threshold,
-                say=say)
+            compared = snaps.get(kind) or snap
+            assert compared is not None
+            drill = drill_logical(
+                backend, repo, entry, source, compared, recall_threshold=args.recall_threshold,
+                say=say) if kind == "logical" else drill_physical(
+                backend, repo, entry, source, compared, recall_threshold=args.recall_threshold,
+                say=say, point=point if kind in snaps else None)
             drills.append(drill)
         facts = {"server": {**backend.facts(), "source": source.describe()},
                  "dataset": {"key": source.describe(), "bytes": _size(source)}}

@@ -4,10 +4,11 @@ jobs, the repository and the sandboxes agree with it.
 
 Jobs: logical backup daily at 02:00, physical backup Sundays at 01:00 (each followed by
 `pgvdrill sync` when an off-site target is configured), retention daily at 03:00, and
-the disaster-recovery drill on the first Sunday of each month at 04:00: after that
-night's physical and logical backups and the cleanup, so it restores the freshest backup
-of each kind (the physical one hours old rather than up to six days), in the week's
-quietest window, and proves that retention kept what a restore needs.
+the disaster-recovery drill on the first Sunday of each month at 04:00, in the week's
+quietest window, after that night's backups and cleanup. The drill takes its own
+backups (`--take`, with the configured settings) and compares each with the source at
+the moment it describes: a source taking writes would fail a drill of a backup hours
+old, compared with the source as it is now (TAKE_NOTE).
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ ARCHIVING_FILE = "pgvdrill-archiving.conf"
 DRILL_WORKDIR = "/var/tmp"  # noqa: S108
 DRILL_CACHE = "pgvdrill-drill"  # the drill unit's CacheDirectory= (templates), /var/cache/...
 LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+TAKE_NOTE = (
+    "--take: the drill backs the source up now and compares each backup with the source "
+    "at that\n# backup's own moment, so writes on the source neither fail nor fool it (a "
+    "backup from the\n# repository would be compared with the source as it is now, exact "
+    "only on a source that\n# does not change). A standby source cannot give the physical "
+    "comparison point: for one,\n# remove --take and pause its replay during the drill "
+    "(pg_wal_replay_pause()).")
 
 
 @dataclass(frozen=True)
@@ -92,9 +100,9 @@ def jobs(config: Config, install: Install) -> list[Job]:
         Job("pgvdrill-retention", "cleanup by the retention policy", ("retention",),
             "*-*-* 03:00:00", "0 3 * * *", (repo,), "cleanup"),
         Job("pgvdrill-drill", "monthly disaster-recovery drill",
-            ("drill", "--config", str(install.config), "--workdir", DRILL_WORKDIR),
-            "Sun *-*-01..07 04:00:00", "0 4 * * 0", (reports,), "drill", first_week=True,
-            delay="30min"),
+            ("drill", "--config", str(install.config), "--take", "--workdir", DRILL_WORKDIR),
+            "Sun *-*-01..07 04:00:00", "0 4 * * 0", (reports, *backups), "drill",
+            first_week=True, delay="30min"),
     ]
 
 
@@ -168,6 +176,7 @@ def service(job: Job, config: Config, install: Install) -> str:
     args = list(job.argv)
     if job.kind == "drill":
         args += ["--cache-dir", f"/var/cache/{DRILL_CACHE}"]
+        lines.append(f"# {TAKE_NOTE}")
     lines.append(f"ExecStart={_exec(install, *args)}")
     if job.backup and _syncs(config):
         lines += ["# the off-site copy, only after the backup succeeded (a failed sync fails "
@@ -246,6 +255,8 @@ def cron_file(config: Config, install: Install) -> str:
             lines.append("# (first Sunday: cron ORs day-of-month and day-of-week, so "
                          "'0 4 1-7 * 0' would also run\n# every other Sunday; the date test "
                          "does the AND)")
+        if job.kind == "drill":
+            lines.append(f"# {TAKE_NOTE}")
         lines.append(cron_line(job, config, install))
     return "\n".join(lines) + "\n"
 
@@ -360,8 +371,9 @@ EPILOG = """what it writes (--output-dir DIR) or prints:
              standard-library-only variant) for postgresql.conf
   Schedule (the runbook's): logical backup daily 02:00, physical backup Sunday 01:00,
   each followed by pgvdrill sync if [sync.rsync] or [sync.s3] is configured; retention
-  daily 03:00; drill --config on the first Sunday of the month 04:00 (after that night's
-  backups and cleanup: it restores the freshest backup of each kind).
+  daily 03:00; drill --config --take on the first Sunday of the month 04:00 (after that
+  night's backups and cleanup; it takes its own backups, so writes on the source do not
+  fail it: remove --take for a standby source and pause its replay instead).
   A file DIR already holds with other content is never overwritten.
 
 examples:

@@ -77,7 +77,8 @@ def _schema_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts
     with timed("schema", checks) as check:
         check.problems += _unknown_tables(scope, src_facts)
         check.problems += compare_schema(src_facts, tgt_facts, partial=partial,
-                                         sequence_slack=sequence_slack)
+                                         sequence_slack=sequence_slack,
+                                         sequence_window=source.sequence_window)
         check.details = {"tables": len(tgt_facts.tables), "indexes": len(tgt_facts.indexes),
                          "constraints": len(tgt_facts.constraints),
                          "sequences": len(tgt_facts.sequences)}

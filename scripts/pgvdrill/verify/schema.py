@@ -86,6 +86,26 @@ class Sequence:
     definition: str
     last_value: int
     is_called: bool
+    increment: int = 1
+    cycles: bool = False
+
+    def position(self) -> int:
+        """How far the sequence has advanced, in its own direction (a sequence not yet
+        called stands one step before its last_value)."""
+        value = self.last_value - (0 if self.is_called else self.increment)
+        return value if self.increment > 0 else -value
+
+
+@dataclass(frozen=True)
+class SequenceWindow:
+    """Sequence states read from the source before and after the moment at which a backup
+    fixed its own copy of them. Sequences are not transactional: pg_dump reads them when it
+    dumps them, later than its snapshot, and WAL carries a value logged ahead; so a
+    restored value is exact when it lies between these two reads (both ends included),
+    and anything outside is a real difference."""
+
+    before: Mapping[str, Sequence]
+    after: Mapping[str, Sequence]
 
 
 @dataclass(frozen=True)
@@ -197,6 +217,12 @@ def read_schema(conn: psycopg.Connection) -> SchemaFacts:
                        privs.read_privileges(conn), read_objects(conn))
 
 
+def read_sequences(conn: psycopg.Connection) -> dict[str, Sequence]:
+    """The user sequences of the connected database and their states now (inside
+    `session.reading`; their values are not held by its snapshot)."""
+    return _read_sequences(conn, {})
+
+
 def _read_sequences(conn: psycopg.Connection, tables: dict[int, str]) -> dict[str, Sequence]:
     rows = conn.execute(
         f"""
@@ -207,25 +233,27 @@ def _read_sequences(conn: psycopg.Connection, tables: dict[int, str]) -> dict[st
                 LIMIT 1),
                format('%s START %s INCREMENT %s MIN %s MAX %s CACHE %s%s',
                       format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin,
-                      s.seqmax, s.seqcache, CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END)
+                      s.seqmax, s.seqcache, CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END),
+               s.seqincrement, s.seqcycle
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_sequence s ON s.seqrelid = c.oid
         WHERE c.relkind = 'S' AND {USER_SCHEMA} AND {NOT_EXTENSION_MEMBER}
         """
     ).fetchall()
     sequences = {}
-    for schema, name, key, owner, definition in rows:
+    for schema, name, key, owner, definition, increment, cycles in rows:
         state = conn.execute(
             psycopg.sql.SQL("SELECT last_value, is_called FROM {}").format(ident(schema, name))
         ).fetchone()
         assert state is not None
-        sequences[key] = Sequence(key, tables.get(owner), definition, state[0], state[1])
+        sequences[key] = Sequence(key, tables.get(owner), definition, state[0], state[1],
+                                  increment, cycles)
     return sequences
 
 
 def compare_schema(
     source: SchemaFacts, target: SchemaFacts, *, partial: bool = False,
-    sequence_slack: int | None = 0
+    sequence_slack: int | None = 0, sequence_window: SequenceWindow | None = None
 ) -> list[str]:
     """Differences in tables, columns, indexes, constraints, sequences, functions, views,
     types, triggers, owners and grants.
@@ -234,6 +262,8 @@ def compare_schema(
     source has is required. `sequence_slack`: how far a target sequence may run ahead
     of the source (a physical copy replays the value WAL-logged up to 32 calls ahead);
     None compares no sequence values (a schema-only restore leaves them at their start).
+    `sequence_window`: a target sequence lies between the source's reads before and after
+    the backup took it (plus `sequence_slack` steps) instead of equalling `source`'s.
     """
     problems: list[str] = []
     problems += _presence(source.tables, target.tables, partial, lambda k, _: f"table {k}")
@@ -250,7 +280,8 @@ def compare_schema(
     problems += _presence(source.sequences, target.sequences, partial,
                           lambda k, _: f"sequence {k}")
     for name in sorted(source.sequences.keys() & target.sequences.keys()):
-        problems += _sequence(source.sequences[name], target.sequences[name], sequence_slack)
+        problems += _sequence(source.sequences[name], target.sequences[name], sequence_slack,
+                              sequence_window)
     problems += compare_objects(source.objects, target.objects, partial=partial)
     return problems + privs.compare_privileges(source.privileges, target.privileges)
 
@@ -318,12 +349,15 @@ def _definitions(source: Mapping[Any, Defined], target: Mapping[Any, Defined],
             if source[key].definition != target[key].definition]
 
 
-def _sequence(source: Sequence, target: Sequence, slack: int | None) -> list[str]:
+def _sequence(source: Sequence, target: Sequence, slack: int | None,
+              window: SequenceWindow | None = None) -> list[str]:
     if source.definition != target.definition:
         return [f"sequence {source.key} differs: source {source.definition}, "
                 f"target {target.definition}"]
     if slack is None:
         return []
+    if window is not None and source.key in window.before and source.key in window.after:
+        return _in_window(window.before[source.key], window.after[source.key], target, slack)
     s = (source.last_value, source.is_called)
     t = (target.last_value, target.is_called)
     ahead = 0 <= target.last_value - source.last_value <= slack and target.is_called
@@ -331,6 +365,21 @@ def _sequence(source: Sequence, target: Sequence, slack: int | None) -> list[str
         return [f"sequence {source.key} last value differs: source {_state(source)}, "
                 f"target {_state(target)}"]
     return []
+
+
+def _in_window(before: Sequence, after: Sequence, target: Sequence, slack: int) -> list[str]:
+    """`target` lies from `before` to `slack` steps past `after` (a cycling sequence that
+    wrapped in between: outside the part it skipped)."""
+    low, high, at = before.position(), after.position() + slack * abs(target.increment), \
+        target.position()
+    inside = low <= at <= high if low <= high or not target.cycles else \
+        at >= low or at <= high
+    if inside:
+        return []
+    ahead = f" (+{slack} steps logged ahead)" if slack else ""
+    return [f"sequence {target.key} last value is {_state(target)} in the target, outside "
+            f"what the source held while the backup took it: from {_state(before)} (read "
+            f"before) to {_state(after)}{ahead} (read after)"]
 
 
 def _state(seq: Sequence) -> str:

@@ -10,7 +10,7 @@ import psycopg
 
 from pgvdrill.verify import ann
 from pgvdrill.verify.fingerprint import Content, read_content
-from pgvdrill.verify.schema import SchemaFacts, Table, read_schema
+from pgvdrill.verify.schema import SchemaFacts, SequenceWindow, Table, read_schema
 from pgvdrill.verify.session import parse_table_name, reading
 
 
@@ -33,6 +33,9 @@ class Snapshot:
     ann: dict[str, AnnBaseline]
     scope: frozenset[tuple[str, str]] | None
     seconds: float
+    # sequences are not held by the transaction: where a backup took them at a moment of
+    # its own, the restored values are compared with reads around that moment instead
+    sequence_window: SequenceWindow | None = None
 
 
 def table_scope(tables: Collection[str] | None) -> frozenset[tuple[str, str]] | None:

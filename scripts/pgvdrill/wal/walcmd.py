@@ -128,7 +128,8 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Copy a WAL file into an archive directory: temporary name, fsync, "
                     "atomic link, directory fsync. Exit 0 only when the file is stored "
                     "(or an identical copy already is).",
-        epilog="example: archive_command = 'pgvdrill archive-wal %%p %%f --dest /backup/wal'",
+        # an epilog is printed as it is (only help strings expand %%): pasteable
+        epilog="example: archive_command = 'pgvdrill archive-wal %p %f --dest /backup/wal'",
     )
     parser.add_argument("path", type=Path, help="the file to archive (PostgreSQL's %%p)")
     parser.add_argument("name", help="its file name (PostgreSQL's %%f)")
@@ -140,7 +141,7 @@ def add_restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "restore-wal", help="restore_command: fetch one WAL file from an archive directory",
         description="Copy a WAL file from an archive directory to where PostgreSQL asks. "
                     "Exit 1 without a message when the archive has no such file.",
-        epilog="example: restore_command = 'pgvdrill restore-wal %%f %%p --source /backup/wal'",
+        epilog="example: restore_command = 'pgvdrill restore-wal %f %p --source /backup/wal'",
     )
     parser.add_argument("name", help="the file wanted (PostgreSQL's %%f)")
     parser.add_argument("path", type=Path, help="where to put it (PostgreSQL's %%p)")
