@@ -10,5 +10,6 @@ pytest_plugins = [
     "fixtures.wal",
     "fixtures.cli",
     "fixtures.ops",
+    "fixtures.production",
     "fixtures.s3",
 ]
