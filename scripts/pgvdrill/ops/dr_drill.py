@@ -32,11 +32,11 @@ from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals
-from pgvdrill.logical.restore import RESTORE_SETTINGS
+from pgvdrill.logical.restore import RESTORE_SETTINGS, make_room
 from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
-from pgvdrill.ops.restore import base_backup_of, wal_restore_command
+from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.ops.verify_repo import artifact_path
 from pgvdrill.physical.drill import restore_and_verify as restore_base
 from pgvdrill.repository import Entry, Repository, file_problems, lock
@@ -86,8 +86,9 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
                         source_bytes=entry.extra.get("source_bytes"))
     with backend.cluster("dr-logical") as target, \
             tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
-        restore_globals(target, dump_globals(source, Path(tmp)))
         try:
+            restore_globals(target, dump_globals(source, Path(tmp)))
+            make_room(target, source.dbname)
             drill = restore_and_verify(dumped, target, source.dbname,
                                        RESTORE_SETTINGS["parallel-j2"], source_snapshot,
                                        recall_threshold=recall_threshold)
@@ -110,19 +111,30 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
                      finished=entry.finished_at)
     replay, broken = check_archive(repo, entry, source)
     try:
-        if replay is not None and isinstance(backend, LocalBackend):
-            wal_restore_command(repo.wal.resolve(), osuser.server_user())  # readable?
-        drill = restore_base(backend, backup, source, source_snapshot,
-                             recall_threshold=recall_threshold, dbname=source.dbname,
-                             scratch=default_workdir(), replay=replay)
+        with tempfile.TemporaryDirectory(prefix="dr-wal-", dir=default_workdir()) as wal:
+            if replay is not None and isinstance(backend, LocalBackend):
+                replay = replay.copied(Path(wal), osuser.server_user())
+            drill = restore_base(backend, backup, source, source_snapshot,
+                                 recall_threshold=recall_threshold, dbname=source.dbname,
+                                 scratch=default_workdir(), replay=replay,
+                                 superuser=bootstrap_superuser(source))
     except DrillError as exc:
         return _failed("physical", entry, str(exc))
+    except OSError as exc:  # the archive cannot be read by the user pgvdrill runs as
+        return _failed("physical", entry, f"cannot copy the WAL archive {repo.wal} for the "
+                       f"restored copy: {exc.strerror}: {exc.filename}")
     say(f"  restore physical {entry.id}: {drill.summary()}")
     result = _with_age(drill.as_dict(), entry)
     for problem in broken:
         say(f"  WAL archive: {problem}")
     return {**result, "ok": False, "problems": [*result["problems"], *broken]} if broken \
         else result
+
+
+def bootstrap_superuser(source: ExternalServer) -> str:
+    """The source's bootstrap superuser (initdb -U), the only role a restored copy is
+    sure to have: the role pgvdrill logs into the copy as."""
+    return str(source.query("SELECT rolname FROM pg_roles WHERE oid = 10")[0][0])
 
 
 def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snapshot, Entry]:
@@ -186,6 +198,8 @@ def run(args: argparse.Namespace, say: Say) -> int:
             drill = (drill_logical if kind == "logical" else drill_physical)(
                 backend, repo, entry, source, snap, recall_threshold=args.recall_threshold,
                 say=say)
+            if "error" in drill:
+                say(f"  {kind} {entry.id}: FAILED: {drill['error']}")
             drills.append(drill)
         facts = {"server": {**backend.facts(), "source": source.describe()},
                  "dataset": {"key": source.describe(), "bytes": _size(source)}}

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.dataset import Dataset
 from pgvdrill.errors import DrillError
@@ -112,6 +114,19 @@ class ArchiveReplay:
     wal: Path
     reach_lsn: int
     partial: bool = False  # its last segment is a pg_receivewal .partial file
+    segments: tuple[str, ...] = ()  # the files recovery reads from `wal`, in order
+
+    def copied(self, into: Path, server_user: str | None) -> ArchiveReplay:
+        """The same replay from a copy of its segments (and the archive's timeline history
+        files) in `into`, owned by the scratch server's OS user: the restored copy reads
+        nothing of production's, whichever user owns production's archive."""
+        into.chmod(0o700)
+        names = [*self.segments, *(p.name for p in self.wal.glob("*.history"))]
+        for name in names:
+            shutil.copyfile(self.wal / name, into / name)
+            (into / name).chmod(0o600)
+        osuser.chown_tree(into, server_user)
+        return replace(self, wal=into)
 
 
 def replay_problems(cluster: Cluster, backup: BaseBackup, replay: ArchiveReplay) -> list[str]:
@@ -131,11 +146,13 @@ def replay_problems(cluster: Cluster, backup: BaseBackup, replay: ArchiveReplay)
 def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
                        source_snapshot: Snapshot, *, recall_threshold: float = 0.9,
                        dbname: str = SOURCE_DB, scratch: Path | None = None,
-                       replay: ArchiveReplay | None = None) -> PhysicalDrill:
+                       replay: ArchiveReplay | None = None, superuser: str = "postgres"
+                       ) -> PhysicalDrill:
     """Check `backup` with pg_verifybackup, restore it into a fresh data directory, start
     it (with `replay`: recovering through the archive to its end) and verify it against
-    the source (its snapshot, and the live source for identical ANN answers). The restored
-    cluster is destroyed afterwards."""
+    the source (its snapshot, and the live source for identical ANN answers), connecting
+    to the copy as `superuser` (the source's bootstrap superuser). The restored cluster
+    is destroyed afterwards."""
     chain = [b for b in (backup.parent, backup)
              if b is not None and b.setting.method != "low-level"]
     checks = [check_backup(backend.tools(), b.path) for b in chain]
@@ -144,7 +161,8 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
         unpacked = unpack(backend.tools(), backup, Path(tmp) / "data")
         if unpacked.step == "combine":
             checks.append(check_backup(backend.tools(), unpacked.datadir))
-        cluster = backend.adopt(f"restored-{backup.setting.name}", unpacked.datadir)
+        cluster = backend.adopt(f"restored-{backup.setting.name}", unpacked.datadir,
+                                superuser=superuser)
     try:
         started = time.monotonic()
         replayed = None

@@ -1,0 +1,213 @@
+"""The monthly DR drill against a production server pgvdrill did not build (the stand-in of
+fixtures/production.py), as an operator runs it, each way the operator authenticates:
+`pgvdrill backup` while the application writes, `pgvdrill drill --config` on a quiet
+source, `pgvdrill verify --all`; and proof that production was only read."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.cli import Cli
+from fixtures.clusters import shared_tmp
+from fixtures.production import (
+    ADMIN,
+    BACKUP_ROLE,
+    WAYS,
+    WRITER,
+    Fingerprint,
+    Production,
+    Way,
+)
+
+CONFIGURED_ROLES = {BACKUP_ROLE}
+TEST_ROLES = {ADMIN, WRITER}  # the test's own sessions and the application's
+
+
+def _report(run_dir: Path) -> dict[str, Any]:
+    (path,) = (run_dir / "reports").glob("*/report.json")
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
+def _checks(drill: dict[str, Any]) -> dict[str, bool]:
+    return {c["name"]: c["ok"] for c in drill["verification"]["checks"]}
+
+
+def connection_problems(after: Fingerprint, before: Fingerprint) -> list[str]:
+    """Connections to production since `before` that pgvdrill's configuration does not
+    explain: a role other than the configured one (or the test's own), a replication
+    connection other than pg_basebackup's, a failed login."""
+    problems = []
+    for line in after.new_connections(before):
+        if "authentication failed" in line:
+            problems.append(line)
+        if "connection authorized" not in line:
+            continue
+        user = re.search(r"user=(\S+)", line)
+        if user is None or user.group(1) not in CONFIGURED_ROLES | TEST_ROLES:
+            problems.append(line)
+        if "replication connection" in line and "application_name=pg_basebackup" not in line:
+            problems.append(line)
+    return problems
+
+
+def assert_untouched(before: Fingerprint, after: Fingerprint) -> None:
+    assert after.archive_problems(before) == []
+    assert after.unchanged_problems(before) == []
+    assert connection_problems(after, before) == []
+
+
+def _backups(cli: Cli, config: Path, production: Production) -> None:
+    """Both kinds of backup while the application writes, then a quiet source whose WAL is
+    all archived."""
+    writer = production.writer()
+    try:
+        for kind in ("logical", "physical"):
+            taken = cli("backup", kind, "--config", config)
+            assert taken.returncode == 0, taken.stdout + taken.stderr
+    finally:
+        written = writer.stop()
+    assert written > 0
+    production.quiesce()
+
+
+# issue 12 item 6 (roles, another helper's): pg_dumpall writes `GRANT ... GRANTED BY
+# <the source's bootstrap superuser>`, which a scratch server whose bootstrap superuser is
+# `postgres` refuses; the DR drill's logical leg fails on it (and only on it, here)
+GLOBALS_GRANTOR = (f'ERROR:  permission denied to grant privileges as role "{ADMIN}"\n'
+                   '  | DETAIL:  The grantor must have the ADMIN option on role '
+                   '"pg_read_all_data".')
+XFAIL_GLOBALS = pytest.mark.xfail(strict=True, reason=(
+    "issue 12 item 6 (roles): replaying the source's globals on the scratch server fails on "
+    f"`GRANTED BY {ADMIN}` (the source's bootstrap superuser is not the scratch one's)"))
+
+
+def _assert_complete(report: dict[str, Any], result: subprocess.CompletedProcess[str]
+                     ) -> None:
+    """Both legs ran; the physical one verified with WAL replay; the logical one verified,
+    or failed only on the known globals problem (item 6; drilled apart, xfail)."""
+    assert [d["kind"] for d in report["drills"]] == ["logical", "physical"]
+    logical, physical = report["drills"]
+    assert physical["ok"] is True, physical.get("error") or physical["problems"]
+    assert _checks(physical).get("wal_replay") is True, _checks(physical)
+    if logical["ok"]:
+        assert all(_checks(logical).values())
+    else:
+        assert GLOBALS_GRANTOR in logical["error"], logical["error"]
+    assert result.returncode == (0 if logical["ok"] else 1), result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_dr_drill_of_a_foreign_production_leaves_it_untouched(
+        way: Way, production: Production, pgvdrill_cli: Cli, cli_cache: Path,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PGPASSWORD` once made every scratch login fail; a service file and a pgpass file
+    are the operator's other ways in."""
+    for name, value in production.env(way).items():
+        monkeypatch.setenv(name, value)
+    config = production.write_config(tmp_path, way)
+    before = production.fingerprint()
+    _backups(pgvdrill_cli, config, production)
+    backed_up = production.fingerprint()
+
+    result = pgvdrill_cli("drill", "--config", config, "--cache-dir", cli_cache,
+                          "--reports-dir", "reports")
+    checked = pgvdrill_cli("verify", "--all", "--config", config)
+
+    _assert_complete(_report(tmp_path), result)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    after = production.fingerprint()
+    assert_untouched(before, after)
+    assert after.repository == backed_up.repository  # the drill wrote nothing there
+    assert after.archive.keys() - backed_up.archive.keys() == set()  # nor archived
+
+
+def test_dr_drill_of_the_database_named_postgres(
+        production: Production, pgvdrill_cli: Cli, cli_cache: Path,
+        tmp_path: Path) -> None:
+    """It crashed with DuplicateDatabase: a scratch server has a `postgres` already."""
+    config = production.write_config(tmp_path, "pgpass", dbname="postgres")
+    before = production.fingerprint()
+    _backups(pgvdrill_cli, config, production)
+
+    result = pgvdrill_cli("drill", "--config", config, "--cache-dir", cli_cache,
+                          "--reports-dir", "reports")
+
+    report = _report(tmp_path)
+    _assert_complete(report, result)
+    assert report["server"]["source"].endswith("/postgres")
+    assert_untouched(before, production.fingerprint())
+
+
+@dataclass(frozen=True)
+class TakeRun:
+    result: subprocess.CompletedProcess[str]
+    report: dict[str, Any]
+    before: Fingerprint
+    after: Fingerprint
+    written: int
+
+
+@pytest.fixture(scope="module")
+def take_under_writes(production: Production, tmp_path_factory: pytest.TempPathFactory,
+                      worker_id: str) -> Iterator[TakeRun]:
+    """`drill --config --take` (what the schedules run) while the application writes,
+    once for the module's tests."""
+    run_dir = tmp_path_factory.mktemp("take")
+    config = production.write_config(run_dir, "pgpassword")
+    cache = shared_tmp(tmp_path_factory, worker_id) / "pgvdrill-cache"
+    before = production.fingerprint()
+    writer = production.writer()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pgvdrill.cli", "drill", "--config", str(config), "--take",
+             "--cache-dir", str(cache), "--reports-dir", "reports"], cwd=run_dir,
+            capture_output=True, text=True, timeout=900, check=False,
+            env={**__import__("os").environ, **production.env("pgpassword")})
+    finally:
+        written = writer.stop()
+    yield TakeRun(result, _report(run_dir), before, production.fingerprint(), written)
+
+
+def test_dr_drill_take_under_writes_leaves_production_untouched(
+        take_under_writes: TakeRun) -> None:
+    run = take_under_writes
+    assert run.written > 0
+    assert [d["kind"] for d in run.report["drills"]] == ["logical", "physical"], \
+        run.result.stdout + run.result.stderr
+    assert_untouched(run.before, run.after)
+    new = set(run.after.repository) - set(run.before.repository)
+    assert {name.split("/")[0] for name in new} == {"logical", "physical", "catalog"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 12 items 6 and 7 (other helpers'): the logical leg fails replaying the globals "
+    f"(`GRANTED BY {ADMIN}`); under writes the physical leg is compared with the logical "
+    "leg's snapshot instead of its own end LSN (`row_counts: table public.events has N rows "
+    "in the target`, `sequence public.events_id_seq last value differs`)"))
+def test_dr_drill_take_under_writes_is_complete(take_under_writes: TakeRun) -> None:
+    run = take_under_writes
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert all(d["ok"] for d in run.report["drills"])
+
+
+@XFAIL_GLOBALS
+def test_dr_drill_logical_leg_restores_with_the_sources_roles(
+        production: Production, pgvdrill_cli: Cli, cli_cache: Path, tmp_path: Path) -> None:
+    config = production.write_config(tmp_path, "pgpass")
+    taken = pgvdrill_cli("backup", "logical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+
+    result = pgvdrill_cli("drill", "--config", config, "--kinds", "logical", "--cache-dir",
+                          cli_cache, "--reports-dir", "reports")
+
+    assert result.returncode == 0, result.stdout + result.stderr
