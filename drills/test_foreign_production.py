@@ -9,7 +9,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from fixtures.production import (
     Production,
     Way,
 )
+from pgvdrill.cluster import Cluster
+from pgvdrill.source import SOURCE_DB
 
 CONFIGURED_ROLES = {BACKUP_ROLE}
 TEST_ROLES = {ADMIN, WRITER}  # the test's own sessions and the application's
@@ -211,3 +213,27 @@ def test_dr_drill_logical_leg_restores_with_the_sources_roles(
                           cli_cache, "--reports-dir", "reports")
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dr_drill_restores_a_database_named_postgres_under_its_name(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    """The scratch server has a `postgres` of its own: the restore crashed with
+    DuplicateDatabase (a source whose roles a scratch server takes, unlike the stand-in's)."""
+    prod_source.query("CREATE EXTENSION vector; CREATE TABLE notes (id int PRIMARY KEY, "
+                      "embedding vector(3)); INSERT INTO notes SELECT g, '[1,2,3]' "
+                      "FROM generate_series(1, 50) g", "postgres")
+    config = ops_config()
+    config.write_text(config.read_text().replace(f"dbname={SOURCE_DB}", "dbname=postgres"))
+    taken = pgvdrill_cli("backup", "logical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+
+    result = pgvdrill_cli("drill", "--config", config, "--kinds", "logical", "--cache-dir",
+                          cli_cache, "--reports-dir", "reports")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    (drill,) = _report(tmp_path)["drills"]
+    assert drill["ok"] is True and all(_checks(drill).values())
+    assert drill["restore"]["database"] == "postgres"
+    (rows,) = (c for c in drill["verification"]["checks"] if c["name"] == "row_counts")
+    assert rows["details"] == {"public.notes": {"source": 50, "target": 50}}
