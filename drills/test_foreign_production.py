@@ -237,3 +237,21 @@ def test_dr_drill_restores_a_database_named_postgres_under_its_name(
     assert drill["restore"]["database"] == "postgres"
     (rows,) = (c for c in drill["verification"]["checks"] if c["name"] == "row_counts")
     assert rows["details"] == {"public.notes": {"source": 50, "target": 50}}
+
+
+def test_backup_of_the_database_a_service_file_names(
+        production: Production, pgvdrill_cli: Cli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """conninfo = "service=prod": the service file's dbname is the database (pgvdrill
+    backed up `postgres` instead)."""
+    for name, value in production.env("service").items():
+        monkeypatch.setenv(name, value)
+    config = production.write_config(tmp_path, "service", dbname=None)
+
+    taken = pgvdrill_cli("backup", "logical", "--config", config)
+
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    entry = json.loads(max((production.repository / "catalog").glob("logical-*.json"),
+                           key=lambda p: p.stat().st_mtime).read_text())
+    assert entry["source"]["dbname"] == "vector_db"
+    assert [f["path"] for f in entry["files"]] == ["vector_db.dump"]

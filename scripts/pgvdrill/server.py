@@ -59,7 +59,17 @@ class ExternalServer:
         self.tools = tools
         self.name = name
         self.major = tools.major
-        self.dbname = self.settings.get("dbname", "postgres")
+        self._dbname = self.settings.get("dbname")
+
+    @property
+    def dbname(self) -> str:
+        """The conninfo's database, else the one libpq picks (a service file's dbname,
+        PGDATABASE, else the user's name), asked of the server once."""
+        if self._dbname is None:
+            with psycopg.connect(psycopg.conninfo.make_conninfo(**self.settings)) as conn:
+                row = conn.execute("SELECT current_database()").fetchone()
+                self._dbname = str(row[0]) if row else ""
+        return self._dbname
 
     def dsn(self, dbname: str | None = None) -> str:
         return psycopg.conninfo.make_conninfo(**{**self.settings,
@@ -91,4 +101,4 @@ class ExternalServer:
     def describe(self) -> str:
         where = self.settings.get("service") or (
             f"{self.settings.get('host', 'localhost')}:{self.settings.get('port', '5432')}")
-        return f"{where}/{self.dbname}"
+        return f"{where}/{self._dbname or '(its default database)'}"
