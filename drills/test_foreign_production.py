@@ -177,6 +177,7 @@ def take_under_writes(production: Production, tmp_path_factory: pytest.TempPathF
             env={**__import__("os").environ, **production.env("pgpassword")})
     finally:
         written = writer.stop()
+    assert list(run_dir.glob("reports/*/report.json")), result.stdout + result.stderr
     yield TakeRun(result, _report(run_dir), before, production.fingerprint(), written)
 
 

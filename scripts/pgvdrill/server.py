@@ -29,6 +29,9 @@ LIBPQ_ENV = {
     "gssencmode": "PGGSSENCMODE", "krbsrvname": "PGKRBSRVNAME",
 }
 
+# what pg_dump turns off in its own sessions (transaction_timeout too, from PostgreSQL 17)
+UNLIMITED = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+
 
 def parse_conninfo(text: str, where: str) -> dict[str, str]:
     """The keywords of a libpq connection string; ConfigError if it is malformed, holds a
@@ -82,7 +85,15 @@ class ExternalServer:
 
     def connect(self, dbname: str | None = None, *, autocommit: bool = True
                 ) -> psycopg.Connection[tuple[Any, ...]]:
-        return psycopg.connect(self.dsn(dbname), autocommit=autocommit)
+        """A session whose reads the source's own timeouts (the role's or database's
+        settings) do not cut short, as pg_dump's are not: a drill holds a snapshot open
+        while pg_dump runs and reads whole tables."""
+        conn = psycopg.connect(self.dsn(dbname), autocommit=True)
+        names = UNLIMITED + (("transaction_timeout",) if conn.info.server_version >= 170000
+                             else ())
+        conn.execute("; ".join(f"SET {name} = 0" for name in names))
+        conn.autocommit = autocommit
+        return conn
 
     def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]:
         with self.connect(dbname) as conn:
