@@ -101,6 +101,11 @@ def _assert_complete(report: dict[str, Any], result: subprocess.CompletedProcess
     logical, physical = report["drills"]
     assert physical["ok"] is True, physical.get("error") or physical["problems"]
     assert _checks(physical).get("wal_replay") is True, _checks(physical)
+    assert physical["neutralised"]["carried"]["shared_preload_libraries"] == \
+        "pg_stat_statements"
+    (warning,) = physical["neutralised"]["warnings"]
+    assert "'prod_audit' is not installed in the scratch installation" in warning
+    assert f"restored copy: warning: {warning}" in result.stdout
     if logical["ok"]:
         assert all(_checks(logical).values())
     else:

@@ -124,6 +124,10 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
         return _failed("physical", entry, f"cannot copy the WAL archive {repo.wal} for the "
                        f"restored copy: {exc.strerror}: {exc.filename}")
     say(f"  restore physical {entry.id}: {drill.summary()}")
+    if drill.neutralised is not None:
+        say(f"  restored copy: {drill.neutralised.summary()}")
+        for warning in drill.neutralised.warnings:
+            say(f"  restored copy: warning: {warning}")
     result = _with_age(drill.as_dict(), entry)
     for problem in broken:
         say(f"  WAL archive: {problem}")

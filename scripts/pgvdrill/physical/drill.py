@@ -13,6 +13,8 @@ from typing import Any
 
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster, Server
+from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.dataset import Dataset
 from pgvdrill.errors import DrillError
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
@@ -64,6 +66,7 @@ class PhysicalDrill:
     checks: list[BackupCheck]  # pg_verifybackup of the backup (its parent, the combined
     phases: RestorePhases      # result); none for a low-level copy, which has no manifest
     verification: Verification
+    neutralised: Neutralised | None = None  # what the restored copy's start changed
 
     @property
     def ok(self) -> bool:
@@ -103,7 +106,8 @@ class PhysicalDrill:
                 "measures": measures, "phases": self.phases.phases(),
                 "items": [] if replay is None else [replay.as_dict()],
                 "evidence": self.evidence(), "verification": self.verification.as_dict(),
-                "problems": self.problems()}
+                "problems": self.problems(),
+                **({"neutralised": self.neutralised.as_dict()} if self.neutralised else {})}
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,8 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
                                time.monotonic() - started, replay_item(cluster.log_since(0)))
     finally:
         cluster.destroy()
-    return PhysicalDrill(backup, checks, phases, verification)
+    neutralised = cluster.restored if isinstance(cluster, DirectoryCluster) else None
+    return PhysicalDrill(backup, checks, phases, verification, neutralised)
 
 
 CHANGES_SQL = """
