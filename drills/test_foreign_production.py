@@ -302,3 +302,21 @@ def test_dr_drill_of_a_production_with_64mb_wal_segments(
 
     _assert_complete(report, result)
     assert_untouched(before, production.fingerprint())
+
+
+def test_dr_drill_of_a_production_on_timeline_2(
+        make_production: Callable[..., Production], pgvdrill_cli: Cli, cli_cache: Path,
+        tmp_path: Path) -> None:
+    """After a failover or a PITR production runs on a later timeline, its archive holds
+    the history file and the older timeline's segments."""
+    production = make_production(promoted=True)
+    before = production.fingerprint()
+    assert "00000002.history" in before.archive
+
+    result, report = _drill(pgvdrill_cli, cli_cache, tmp_path, production)
+
+    _assert_complete(report, result)
+    after = production.fingerprint()
+    assert after.archive_problems(before, timeline=2) == []
+    assert after.unchanged_problems(before) == []
+    assert connection_problems(after, before) == []
