@@ -111,6 +111,7 @@ def _assert_complete(report: dict[str, Any], result: subprocess.CompletedProcess
     logical, physical = report["drills"]
     assert physical["ok"] is True, physical.get("error") or physical["problems"]
     assert _checks(physical).get("wal_replay") is True, _checks(physical)
+    assert _checks(physical).get("unlogged") is True  # public.session_cache: empty
     assert physical["neutralised"]["carried"]["shared_preload_libraries"] == \
         "pg_stat_statements"
     (warning,) = physical["neutralised"]["warnings"]

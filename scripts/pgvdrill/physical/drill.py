@@ -11,6 +11,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
@@ -177,10 +180,18 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
         start_seconds = time.monotonic() - started
         started = time.monotonic()
         with cluster.connect(dbname) as conn, source.connect(dbname) as src:
-            verification = verify(source_snapshot, conn, source_conn=src,
+            unlogged = unlogged_tables(conn)
+            logged = None if not unlogged else [
+                _quoted(t.schema, t.name) for t in source_snapshot.schema.tables.values()
+                if (t.schema, t.name) not in unlogged]
+            verification = verify(source_snapshot, conn, source_conn=src, tables=logged,
                                   recall_threshold=recall_threshold,
                                   sequence_slack=SEQUENCE_SLACK)
-            verification.checks.append(same_ann_answers(src, conn))
+            verification.checks.append(same_ann_answers(src, conn, tables=logged))
+            if unlogged:
+                verification.checks.append(run_check(
+                    "unlogged", lambda check: check.problems.extend(
+                        _unlogged_problems(conn, unlogged))))
         if replayed is not None:
             verification.checks.append(run_check(
                 "wal_replay", lambda check: check.problems.extend(replayed)))
@@ -190,6 +201,35 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
         cluster.destroy()
     neutralised = cluster.restored if isinstance(cluster, DirectoryCluster) else None
     return PhysicalDrill(backup, checks, phases, verification, neutralised)
+
+
+UNLOGGED_SQL = """SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p')"""
+
+
+def unlogged_tables(conn: psycopg.Connection[Any]) -> set[tuple[str, str]]:
+    """The database's unlogged tables: a base backup holds none of their rows (recovery
+    leaves them empty), so a physical copy is compared with the source without them."""
+    return {(str(s), str(n)) for s, n in conn.execute(UNLOGGED_SQL).fetchall()}
+
+
+def _unlogged_problems(conn: psycopg.Connection[Any], tables: set[tuple[str, str]]
+                       ) -> list[str]:
+    """Unlogged tables of the copy that are not empty, as recovery must leave them."""
+    problems = []
+    for schema, name in sorted(tables):
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema),
+                                                              sql.Identifier(name))
+        rows = conn.execute(query).fetchone()
+        if rows and rows[0]:
+            problems.append(f"unlogged table {schema}.{name} has {rows[0]} rows after "
+                            "recovery, which must leave it empty")
+    return problems
+
+
+def _quoted(schema: str, name: str) -> str:
+    return '"{}"."{}"'.format(schema.replace('"', '""'), name.replace('"', '""'))
 
 
 CHANGES_SQL = """
