@@ -321,3 +321,35 @@ def test_dr_drill_of_a_production_on_timeline_2(
     assert after.archive_problems(before, timeline=2) == []
     assert after.unchanged_problems(before) == []
     assert connection_problems(after, before) == []
+
+
+def test_dr_drill_says_the_backup_role_needs_bypassrls_for_row_level_security(
+        make_production: Callable[..., Production], pgvdrill_cli: Cli, cli_cache: Path,
+        tmp_path: Path) -> None:
+    """A role without BYPASSRLS reads only the rows policies show it: the source looked
+    emptier than its physical copy, a difference blamed on the backup. Read with
+    row_security off (as pg_dump reads), the drill says what the role lacks."""
+    production = make_production()
+    production.admin("SET search_path = public; CREATE TABLE tenant_docs (tenant text, body text); "
+                     "INSERT INTO tenant_docs SELECT 'acme', 'doc ' || g "
+                     "FROM generate_series(1, 20) g; "
+                     "ALTER TABLE tenant_docs ENABLE ROW LEVEL SECURITY; "
+                     "CREATE POLICY own_tenant ON tenant_docs USING (tenant = current_user)")
+    config = production.write_config(tmp_path, "pgpass")
+    taken = pgvdrill_cli("backup", "physical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    production.quiesce()
+
+    result = pgvdrill_cli("drill", "--config", config, "--kinds", "physical", "--cache-dir",
+                          cli_cache, "--reports-dir", "reports")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert 'row-level security policy for table "tenant_docs"' in result.stderr
+    hint = re.search(r"as a superuser on the source \(pg_dump needs it too\): (.*;)",
+                     result.stderr)
+    assert hint is not None and hint.group(1) == f"ALTER ROLE {BACKUP_ROLE} BYPASSRLS;"
+    production.admin(hint.group(1))  # the hint, run: the drill passes
+    again = pgvdrill_cli("drill", "--config", config, "--kinds", "physical", "--cache-dir",
+                         cli_cache, "--reports-dir", "reports")
+    assert again.returncode == 0, again.stdout + again.stderr

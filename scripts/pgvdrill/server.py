@@ -85,13 +85,15 @@ class ExternalServer:
 
     def connect(self, dbname: str | None = None, *, autocommit: bool = True
                 ) -> psycopg.Connection[tuple[Any, ...]]:
-        """A session whose reads the source's own timeouts (the role's or database's
-        settings) do not cut short, as pg_dump's are not: a drill holds a snapshot open
-        while pg_dump runs and reads whole tables."""
+        """A session set up as pg_dump sets up its own: the source's timeouts (the role's
+        or database's settings) do not cut its reads short (a drill holds a snapshot open
+        while pg_dump runs), and row_security is off, so a table whose policies would hide
+        rows from this role is an error, never a silently smaller table."""
         conn = psycopg.connect(self.dsn(dbname), autocommit=True)
         names = UNLIMITED + (("transaction_timeout",) if conn.info.server_version >= 170000
                              else ())
-        conn.execute("; ".join(f"SET {name} = 0" for name in names))
+        conn.execute("; ".join([*(f"SET {name} = 0" for name in names),
+                                "SET row_security = off"]))
         conn.autocommit = autocommit
         return conn
 

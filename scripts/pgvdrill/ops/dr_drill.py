@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
+
+import psycopg
 
 from pgvdrill import osuser, report
 from pgvdrill.backends import backend_for, default_workdir
@@ -27,7 +30,7 @@ from pgvdrill.cluster import Backend
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
 from pgvdrill.drill import restore_and_verify
-from pgvdrill.errors import DrillError
+from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
@@ -146,7 +149,7 @@ def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snap
     snapshot the source in that same snapshot: the two describe the same moment, so the
     comparison is exact however busy the source is."""
     started = time.monotonic()
-    with source.connect() as conn, conn.transaction():
+    with reading_source(source), source.connect() as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         exported = str(row[0]) if row else ""
@@ -156,9 +159,25 @@ def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snap
         return snap, take_backup(config, "logical", say, snapshot=exported)
 
 
+@contextmanager
+def reading_source(source: ExternalServer) -> Iterator[None]:
+    """ConfigError saying what the configured role lacks when the source refuses a read
+    (a table it may not read, row-level security it does not bypass)."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as exc:
+        role = str(source.query("SELECT quote_ident(current_user)")[0][0])
+        raise ConfigError(
+            f"the source {source.describe()} refuses to let {role} read everything the "
+            f"drill compares: {exc.diag.message_primary or exc}",
+            "as a superuser on the source (pg_dump needs it too): "
+            + (f"ALTER ROLE {role} BYPASSRLS;" if "row-level security" in str(exc)
+               else f"GRANT pg_read_all_data TO {role};")) from None
+
+
 def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
     started = time.monotonic()
-    with source.connect() as conn:
+    with reading_source(source), source.connect() as conn:
         snap = snapshot(conn)
     say(f"source {source.describe()}: snapshot in {time.monotonic() - started:.1f}s "
         f"({len(snap.schema.tables)} tables, {len(snap.ann)} vector indexes)")
