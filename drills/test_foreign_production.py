@@ -6,14 +6,16 @@ source, `pgvdrill verify --all`; and proof that production was only read."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from fixtures.cli import Cli
@@ -21,8 +23,8 @@ from fixtures.clusters import shared_tmp
 from fixtures.production import (
     ADMIN,
     BACKUP_ROLE,
+    TEST_SESSIONS,
     WAYS,
-    WRITER,
     Fingerprint,
     Production,
     Way,
@@ -31,7 +33,6 @@ from pgvdrill.cluster import Cluster
 from pgvdrill.source import SOURCE_DB
 
 CONFIGURED_ROLES = {BACKUP_ROLE}
-TEST_ROLES = {ADMIN, WRITER}  # the test's own sessions and the application's
 
 
 def _report(run_dir: Path) -> dict[str, Any]:
@@ -46,7 +47,8 @@ def _checks(drill: dict[str, Any]) -> dict[str, bool]:
 
 def connection_problems(after: Fingerprint, before: Fingerprint) -> list[str]:
     """Connections to production since `before` that pgvdrill's configuration does not
-    explain: a role other than the configured one (or the test's own), a replication
+    explain: a role other than the configured one (or the test's own sessions, by their
+    application_name), a replication
     connection other than pg_basebackup's, a failed login."""
     problems = []
     for line in after.new_connections(before):
@@ -55,7 +57,10 @@ def connection_problems(after: Fingerprint, before: Fingerprint) -> list[str]:
         if "connection authorized" not in line:
             continue
         user = re.search(r"user=(\S+)", line)
-        if user is None or user.group(1) not in CONFIGURED_ROLES | TEST_ROLES:
+        app = re.search(r"application_name=(\S+)", line)
+        name = user.group(1) if user else None
+        if name not in CONFIGURED_ROLES and not (
+                name in TEST_SESSIONS and app and app.group(1) == TEST_SESSIONS[name]):
             problems.append(line)
         if "replication connection" in line and "application_name=pg_basebackup" not in line:
             problems.append(line)
@@ -190,7 +195,7 @@ def take_under_writes(production: Production, tmp_path_factory: pytest.TempPathF
             [sys.executable, "-m", "pgvdrill.cli", "drill", "--config", str(config), "--take",
              "--cache-dir", str(cache), "--reports-dir", "reports"], cwd=run_dir,
             capture_output=True, text=True, timeout=900, check=False,
-            env={**__import__("os").environ, **production.env("pgpassword")})
+            env={**os.environ, **production.env("pgpassword")})
     finally:
         written = writer.stop()
     assert list(run_dir.glob("reports/*/report.json")), result.stdout + result.stderr
@@ -353,3 +358,28 @@ def test_dr_drill_says_the_backup_role_needs_bypassrls_for_row_level_security(
     again = pgvdrill_cli("drill", "--config", config, "--kinds", "physical", "--cache-dir",
                          cli_cache, "--reports-dir", "reports")
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_the_fingerprint_sees_what_a_restored_copy_would_do(production: Production) -> None:
+    """What the drills above prove is absent is seen when present: a session that is not
+    pgvdrill's configured role (a restored copy's), a failed login, a file of another
+    timeline in the archive, a changed segment, a changed configuration file."""
+    before = production.fingerprint()
+    foreign = production.admin_dsn().replace("stand-in-admin", "walreceiver")
+    psycopg.connect(foreign).close()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(production.admin_dsn().replace(
+            production.passwords[ADMIN], "not-the-password")).close()
+    after = production.fingerprint()
+    found = connection_problems(after, before)
+    assert len(found) == 2 and "application_name=walreceiver" in found[0]
+    assert "password authentication failed" in found[1]
+
+    first = sorted(before.archive)[0]
+    archived = replace(after, archive={**after.archive, first: "0" * 64,
+                                       "00000002.history": "0" * 64},
+                       configs={**after.configs, "postgresql.conf": b"port = 5432\n"})
+    assert archived.archive_problems(before) == [
+        f"archive file {first} changed or vanished",
+        "archive file 00000002.history appeared: not a segment of timeline 1"]
+    assert archived.unchanged_problems(before) == ["production file postgresql.conf changed"]
