@@ -22,6 +22,7 @@ from fixtures.cli import Cli
 from fixtures.clusters import shared_tmp
 from fixtures.production import (
     ADMIN,
+    APP_OWNER,
     BACKUP_ROLE,
     TEST_SESSIONS,
     WAYS,
@@ -383,3 +384,25 @@ def test_the_fingerprint_sees_what_a_restored_copy_would_do(production: Producti
         f"archive file {first} changed or vanished",
         "archive file 00000002.history appeared: not a segment of timeline 1"]
     assert archived.unchanged_problems(before) == ["production file postgresql.conf changed"]
+
+
+def test_logical_backup_says_what_a_large_object_needs(
+        make_production: Callable[..., Production], pgvdrill_cli: Cli,
+        tmp_path: Path) -> None:
+    """pg_read_all_data does not cover large objects: pg_dump stops at the first; the hint
+    names the grant, which, run, lets the backup through."""
+    production = make_production()
+    oid = production.admin("SELECT pg_catalog.lo_from_bytea(0, 'attachment'::bytea)")[0][0]
+    production.admin(f"ALTER LARGE OBJECT {oid} OWNER TO {APP_OWNER}")
+    config = production.write_config(tmp_path, "pgpass")
+
+    refused = pgvdrill_cli("backup", "logical", "--config", config)
+
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    hint = re.search(r"as a superuser on the source, (GRANT SELECT ON LARGE OBJECT \d+ TO "
+                     r"\w+;)", refused.stderr)
+    assert hint is not None, refused.stderr
+    assert hint.group(1) == f"GRANT SELECT ON LARGE OBJECT {oid} TO {BACKUP_ROLE};"
+    production.admin(hint.group(1))
+    taken = pgvdrill_cli("backup", "logical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
