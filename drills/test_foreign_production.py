@@ -29,6 +29,7 @@ from fixtures.production import (
     Fingerprint,
     Production,
     Way,
+    build_standby,
 )
 from pgvdrill.cluster import Cluster
 from pgvdrill.source import SOURCE_DB
@@ -81,6 +82,7 @@ def _drill(cli: Cli, cli_cache: Path, tmp_path: Path, production: Production
     _backups(cli, config, production)
     result = cli("drill", "--config", config, "--cache-dir", cli_cache, "--reports-dir",
                  "reports")
+    assert list(tmp_path.glob("reports/*/report.json")), result.stdout + result.stderr
     return result, _report(tmp_path)
 
 
@@ -406,3 +408,19 @@ def test_logical_backup_says_what_a_large_object_needs(
     production.admin(hint.group(1))
     taken = pgvdrill_cli("backup", "logical", "--config", config)
     assert taken.returncode == 0, taken.stdout + taken.stderr
+
+
+def test_dr_drill_of_a_standby_source(
+        make_production: Callable[..., Production], pgvdrill_cli: Cli, cli_cache: Path,
+        tmp_path: Path) -> None:
+    """The quiet source the README offers: a streaming standby (backed up, read and
+    compared there) of a primary that archives and takes the writes."""
+    primary = make_production()
+    standby = build_standby(primary)
+    before = primary.fingerprint(), standby.fingerprint()
+
+    result, report = _drill(pgvdrill_cli, cli_cache, tmp_path, standby)
+
+    _assert_complete(report, result)
+    for was, now in zip(before, (primary.fingerprint(), standby.fingerprint()), strict=True):
+        assert_untouched(was, now)

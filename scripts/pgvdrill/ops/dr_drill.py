@@ -47,6 +47,7 @@ from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer
 from pgvdrill.targets import load_targets
 from pgvdrill.verify import Snapshot, snapshot
+from pgvdrill.verify.session import USER_SCHEMA, not_extension_member
 
 Say = Callable[[str], None]
 
@@ -153,10 +154,29 @@ def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snap
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         exported = str(row[0]) if row else ""
-        snap = snapshot(conn)
+        snap = snapshot(conn, tables=readable_tables(conn))
         say(f"source {source.describe()}: snapshot {exported} in "
             f"{time.monotonic() - started:.1f}s ({len(snap.schema.tables)} tables)")
         return snap, take_backup(config, "logical", say, snapshot=exported)
+
+
+READABLE_IN_RECOVERY = f"""SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND {USER_SCHEMA}
+      AND {not_extension_member('pg_class', 'c.oid')}"""
+
+
+def readable_tables(conn: psycopg.Connection[Any]) -> list[str] | None:
+    """The tables a standby source lets the snapshot read: none of its unlogged ones ("cannot
+    access temporary or unlogged relations during recovery"; no backup holds their rows
+    either); None (all) on a primary or without unlogged tables."""
+    standby, unlogged = conn.execute(
+        "SELECT pg_is_in_recovery(), EXISTS (SELECT FROM pg_catalog.pg_class "
+        "WHERE relpersistence = 'u' AND relkind IN ('r', 'p'))").fetchone() or (False, False)
+    if not (standby and unlogged):
+        return None
+    return ['"{}"."{}"'.format(s.replace('"', '""'), n.replace('"', '""'))
+            for s, n in conn.execute(READABLE_IN_RECOVERY)]
 
 
 @contextmanager
@@ -178,7 +198,7 @@ def reading_source(source: ExternalServer) -> Iterator[None]:
 def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
     started = time.monotonic()
     with reading_source(source), source.connect() as conn:
-        snap = snapshot(conn)
+        snap = snapshot(conn, tables=readable_tables(conn))
     say(f"source {source.describe()}: snapshot in {time.monotonic() - started:.1f}s "
         f"({len(snap.schema.tables)} tables, {len(snap.ann)} vector indexes)")
     return snap
