@@ -11,5 +11,6 @@ pytest_plugins = [
     "fixtures.cli",
     "fixtures.ops",
     "fixtures.pgctl",
+    "fixtures.production",
     "fixtures.s3",
 ]

@@ -29,6 +29,9 @@ LIBPQ_ENV = {
     "gssencmode": "PGGSSENCMODE", "krbsrvname": "PGKRBSRVNAME",
 }
 
+# what pg_dump turns off in its own sessions (transaction_timeout too, from PostgreSQL 17)
+UNLIMITED = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+
 
 def parse_conninfo(text: str, where: str) -> dict[str, str]:
     """The keywords of a libpq connection string; ConfigError if it is malformed, holds a
@@ -59,7 +62,17 @@ class ExternalServer:
         self.tools = tools
         self.name = name
         self.major = tools.major
-        self.dbname = self.settings.get("dbname", "postgres")
+        self._dbname = self.settings.get("dbname")
+
+    @property
+    def dbname(self) -> str:
+        """The conninfo's database, else the one libpq picks (a service file's dbname,
+        PGDATABASE, else the user's name), asked of the server once."""
+        if self._dbname is None:
+            with psycopg.connect(psycopg.conninfo.make_conninfo(**self.settings)) as conn:
+                row = conn.execute("SELECT current_database()").fetchone()
+                self._dbname = str(row[0]) if row else ""
+        return self._dbname
 
     def dsn(self, dbname: str | None = None) -> str:
         return psycopg.conninfo.make_conninfo(**{**self.settings,
@@ -72,7 +85,17 @@ class ExternalServer:
 
     def connect(self, dbname: str | None = None, *, autocommit: bool = True
                 ) -> psycopg.Connection[tuple[Any, ...]]:
-        return psycopg.connect(self.dsn(dbname), autocommit=autocommit)
+        """A session set up as pg_dump sets up its own: the source's timeouts (the role's
+        or database's settings) do not cut its reads short (a drill holds a snapshot open
+        while pg_dump runs), and row_security is off, so a table whose policies would hide
+        rows from this role is an error, never a silently smaller table."""
+        conn = psycopg.connect(self.dsn(dbname), autocommit=True)
+        names = UNLIMITED + (("transaction_timeout",) if conn.info.server_version >= 170000
+                             else ())
+        conn.execute("; ".join([*(f"SET {name} = 0" for name in names),
+                                "SET row_security = off"]))
+        conn.autocommit = autocommit
+        return conn
 
     def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]:
         with self.connect(dbname) as conn:
@@ -91,4 +114,4 @@ class ExternalServer:
     def describe(self) -> str:
         where = self.settings.get("service") or (
             f"{self.settings.get('host', 'localhost')}:{self.settings.get('port', '5432')}")
-        return f"{where}/{self.dbname}"
+        return f"{where}/{self._dbname or '(its default database)'}"

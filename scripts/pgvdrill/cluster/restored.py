@@ -10,7 +10,8 @@ configuration (the originals are kept, unread, in the cluster directory's
 source-config/) with its own:
 
 - postgresql.conf: only settings that make the copy behave like the source and are safe
-  (session defaults such as TimeZone, the hot-standby limits recovery checks, the
+  (session defaults such as TimeZone, min/max_wal_size (a server with WAL segments other
+  than 16 MB needs its own), the hot-standby limits recovery checks, the
   source's shared_preload_libraries that the scratch installation has), archive_mode =
   off, no primary_conninfo, then pgvdrill.conf (own port on 127.0.0.1, server log);
 - an empty postgresql.auto.conf (no leftover recovery target or restore_command);
@@ -43,6 +44,9 @@ MOVED = ("postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.con
 SESSION_DEFAULTS = ("timezone", "datestyle", "intervalstyle", "lc_monetary", "lc_numeric",
                     "lc_time", "default_text_search_config", "extra_float_digits",
                     "bytea_output")
+# what the server refuses to start without when its WAL segments are not 16 MB (initdb
+# --wal-segsize writes them: min_wal_size must be at least twice the segment size)
+WAL_SIZES = ("min_wal_size", "max_wal_size")
 # hot standby refuses to replay WAL of a primary with larger values (pg_controldata names)
 STANDBY_LIMITS = {"max_connections": "max_connections",
                   "max_worker_processes": "max_worker_processes",
@@ -107,7 +111,7 @@ def neutralise(datadir: Path, keep: Path, socket: Path, *,
         done.warnings.append("the backup holds no postgresql.conf (kept outside the data "
                              "directory, as Debian does): the copy runs on pgvdrill's "
                              "settings only")
-    for name in SESSION_DEFAULTS:
+    for name in SESSION_DEFAULTS + WAL_SIZES:
         if name in settings:
             done.carried[name] = settings[name].value
     done.carried.update(_limits(settings, control))

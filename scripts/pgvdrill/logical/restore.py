@@ -124,13 +124,22 @@ class RestoreResult:
 
 
 def create_database(cluster: Cluster, dbname: str, *, extension: bool = False) -> None:
-    """An empty database from template0 (with pgvector created in it when `extension`)."""
-    with cluster.connect() as conn:
+    """An empty database from template0 (with pgvector created in it when `extension`);
+    created from template1, so that `dbname` may be `postgres` (see `make_room`)."""
+    with cluster.connect("template1") as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
             sql.Identifier(dbname)))
     if extension:
         with cluster.connect(dbname) as conn:
             conn.execute("CREATE EXTENSION vector")
+
+
+def make_room(cluster: Cluster, dbname: str) -> None:
+    """Drop the fresh scratch server's own empty `dbname` (`postgres`, `template1`'s
+    copy), so that a source database of that name restores under its own name."""
+    with cluster.connect("template1") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(dbname)))
 
 
 def table_list(cluster: Cluster, archive: Archive, tables: tuple[str, ...], *,

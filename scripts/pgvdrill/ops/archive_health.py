@@ -31,7 +31,7 @@ def check_archive(repo: Repository, entry: Entry, source: ExternalServer
     replay = None
     if reach is not None and reach.segments:
         last = Segment.from_name(reach.segments[-1].removesuffix(".partial"))
-        replay = ArchiveReplay(repo.wal, last.start, reach.partial)
+        replay = ArchiveReplay(repo.wal, last.start, reach.partial, reach.segments)
     problems = [f"WAL archive {repo.wal}: {problem}"] if problem else []
     mode, standby, archived, archived_at, failed, failed_at = source.query(ARCHIVER)[0]
     if standby:

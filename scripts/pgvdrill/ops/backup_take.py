@@ -13,6 +13,7 @@ for a checkpoint and streams files and WAL through a temporary replication slot)
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,7 +25,7 @@ import psycopg
 
 from pgvdrill import runner
 from pgvdrill.config import Config, Logical, Physical
-from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.errors import BackupError, ConfigError, ToolError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.globals import GLOBALS_FILE, dump_globals
 from pgvdrill.ops.backup_source import (
@@ -44,6 +45,7 @@ from pgvdrill.server import ExternalServer
 Say = Callable[[str], None]
 LOGICAL_TOOLS = ("pg_dump", "pg_restore", "pg_dumpall")
 PHYSICAL_TOOLS = ("pg_basebackup", "pg_verifybackup", "pg_waldump")
+LARGE_OBJECT_DENIED = re.compile(r"permission denied for large object (\d+)")
 _LSN_SQL = ("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
             "ELSE pg_current_wal_lsn() END::text")
 
@@ -128,8 +130,19 @@ leaves behind."""
     size = _size(lambda: int(str(server.query(
         "SELECT pg_database_size(current_database())")[0][0])))
     before = _lsn(server)
-    started, finished, seconds, argv = _timed(server, "pg_dump", args,
-                                              f"pg_dump failed; {left}")
+    hint = f"pg_dump failed; {left}"
+    try:
+        started, finished, seconds, argv = _timed(server, "pg_dump", args, hint)
+    except ToolError as exc:
+        denied = LARGE_OBJECT_DENIED.search(exc.stderr)
+        if denied is None:
+            raise
+        role = str(server.query("SELECT quote_ident(current_user)")[0][0])
+        raise ToolError(exc.argv, exc.returncode, exc.stderr,
+                        f"{hint}. pg_read_all_data does not cover large objects: as a "
+                        "superuser on the source, GRANT SELECT ON LARGE OBJECT "
+                        f"{denied.group(1)} TO {role}; (each large object; or dump as "
+                        "their owner)") from None
     after = _lsn(server)
     archive = inspect(server.tools, artifact)
     dump_globals(server, artifact.parent,

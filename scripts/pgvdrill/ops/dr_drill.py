@@ -18,11 +18,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
+
+import psycopg
 
 from pgvdrill import osuser, report
 from pgvdrill.backends import backend_for, default_workdir
@@ -30,17 +33,17 @@ from pgvdrill.cluster import Backend
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
 from pgvdrill.drill import restore_and_verify
-from pgvdrill.errors import DrillError
+from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals
-from pgvdrill.logical.restore import RESTORE_SETTINGS
+from pgvdrill.logical.restore import RESTORE_SETTINGS, make_room
 from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.ops.commands import config_from
 from pgvdrill.ops.dr_point import WalStream, comparison_point, sequences_now
-from pgvdrill.ops.restore import base_backup_of, wal_restore_command
+from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.ops.verify_repo import artifact_path, globals_path
 from pgvdrill.physical.drill import ComparisonPoint
 from pgvdrill.physical.drill import restore_and_verify as restore_base
@@ -50,6 +53,7 @@ from pgvdrill.server import ExternalServer
 from pgvdrill.targets import load_targets
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.verify.schema import SequenceWindow
+from pgvdrill.verify.session import USER_SCHEMA, not_extension_member
 from pgvdrill.wal.names import parse_lsn
 
 Say = Callable[[str], None]
@@ -94,13 +98,14 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
                         source_bytes=entry.extra.get("source_bytes"))
     with backend.cluster("dr-logical") as target, \
             tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
-        kept = globals_path(repo, entry)
-        created = restore_globals(target, kept or dump_globals(source, Path(tmp)))
-        say(f"  roles {', '.join(created) or '(none)'} created from "
-            + (f"the backup's {kept.name}" if kept else
-               f"a live pg_dumpall --globals-only of {source.describe()} (backup {entry.id} "
-               "has no globals.sql)"))
         try:
+            kept = globals_path(repo, entry)
+            created = restore_globals(target, kept or dump_globals(source, Path(tmp)))
+            say(f"  roles {', '.join(created) or '(none)'} created from "
+                + (f"the backup's {kept.name}" if kept else
+                   f"a live pg_dumpall --globals-only of {source.describe()} (backup "
+                   f"{entry.id} has no globals.sql)"))
+            make_room(target, source.dbname)
             drill = restore_and_verify(dumped, target, source.dbname,
                                        RESTORE_SETTINGS["parallel-j2"], source_snapshot,
                                        recall_threshold=recall_threshold)
@@ -124,19 +129,34 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
                      finished=entry.finished_at)
     replay, broken = check_archive(repo, entry, source)
     try:
-        if replay is not None and isinstance(backend, LocalBackend):
-            wal_restore_command(repo.wal.resolve(), osuser.server_user())  # readable?
-        drill = restore_base(backend, backup, source, source_snapshot,
-                             recall_threshold=recall_threshold, dbname=source.dbname,
-                             scratch=default_workdir(), replay=replay, point=point)
+        with tempfile.TemporaryDirectory(prefix="dr-wal-", dir=default_workdir()) as wal:
+            if replay is not None and isinstance(backend, LocalBackend):
+                replay = replay.copied(Path(wal), osuser.server_user())
+            drill = restore_base(backend, backup, source, source_snapshot,
+                                 recall_threshold=recall_threshold, dbname=source.dbname,
+                                 scratch=default_workdir(), replay=replay, point=point,
+                                 superuser=bootstrap_superuser(source))
     except DrillError as exc:
         return _failed("physical", entry, str(exc))
+    except OSError as exc:  # the archive cannot be read by the user pgvdrill runs as
+        return _failed("physical", entry, f"cannot copy the WAL archive {repo.wal} for the "
+                       f"restored copy: {exc.strerror}: {exc.filename}")
     say(f"  restore physical {entry.id}: {drill.summary()}")
+    if drill.neutralised is not None:
+        say(f"  restored copy: {drill.neutralised.summary()}")
+        for warning in drill.neutralised.warnings:
+            say(f"  restored copy: warning: {warning}")
     result = _with_age(drill.as_dict(), entry)
     for problem in broken:
         say(f"  WAL archive: {problem}")
     return {**result, "ok": False, "problems": [*result["problems"], *broken]} if broken \
         else result
+
+
+def bootstrap_superuser(source: ExternalServer) -> str:
+    """The source's bootstrap superuser (initdb -U), the only role a restored copy is
+    sure to have: the role pgvdrill logs into the copy as."""
+    return str(source.query("SELECT rolname FROM pg_roles WHERE oid = 10")[0][0])
 
 
 def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snapshot, Entry]:
@@ -146,11 +166,11 @@ def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snap
     snapshot holds them; pg_dump reads each when it dumps it): they are read once more
     after pg_dump finished, and a restored one must lie between the two reads."""
     started = time.monotonic()
-    with source.connect() as conn, conn.transaction():
+    with reading_source(source), source.connect() as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         exported = str(row[0]) if row else ""
-        snap = snapshot(conn)
+        snap = snapshot(conn, tables=readable_tables(conn))
         say(f"source {source.describe()}: snapshot {exported} in "
             f"{time.monotonic() - started:.1f}s ({len(snap.schema.tables)} tables)")
         entry = take_backup(config, "logical", say, snapshot=exported)
@@ -173,10 +193,45 @@ def take_physical(config: Config, source: ExternalServer, wal: Path, say: Say
     return snap, point, entry
 
 
+READABLE_IN_RECOVERY = f"""SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND {USER_SCHEMA}
+      AND {not_extension_member('pg_class', 'c.oid')}"""
+
+
+def readable_tables(conn: psycopg.Connection[Any]) -> list[str] | None:
+    """The tables a standby source lets the snapshot read: none of its unlogged ones ("cannot
+    access temporary or unlogged relations during recovery"; no backup holds their rows
+    either); None (all) on a primary or without unlogged tables."""
+    standby, unlogged = conn.execute(
+        "SELECT pg_is_in_recovery(), EXISTS (SELECT FROM pg_catalog.pg_class "
+        "WHERE relpersistence = 'u' AND relkind IN ('r', 'p'))").fetchone() or (False, False)
+    if not (standby and unlogged):
+        return None
+    return ['"{}"."{}"'.format(s.replace('"', '""'), n.replace('"', '""'))
+            for s, n in conn.execute(READABLE_IN_RECOVERY)]
+
+
+@contextmanager
+def reading_source(source: ExternalServer) -> Iterator[None]:
+    """ConfigError saying what the configured role lacks when the source refuses a read
+    (a table it may not read, row-level security it does not bypass)."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as exc:
+        role = str(source.query("SELECT quote_ident(current_user)")[0][0])
+        raise ConfigError(
+            f"the source {source.describe()} refuses to let {role} read everything the "
+            f"drill compares: {exc.diag.message_primary or exc}",
+            "as a superuser on the source (pg_dump needs it too): "
+            + (f"ALTER ROLE {role} BYPASSRLS;" if "row-level security" in str(exc)
+               else f"GRANT pg_read_all_data TO {role};")) from None
+
+
 def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
     started = time.monotonic()
-    with source.connect() as conn:
-        snap = snapshot(conn)
+    with reading_source(source), source.connect() as conn:
+        snap = snapshot(conn, tables=readable_tables(conn))
     say(f"source {source.describe()}: snapshot in {time.monotonic() - started:.1f}s "
         f"({len(snap.schema.tables)} tables, {len(snap.ann)} vector indexes)")
     return snap
@@ -228,6 +283,8 @@ def run(args: argparse.Namespace, say: Say) -> int:
                 say=say) if kind == "logical" else drill_physical(
                 backend, repo, entry, source, compared, recall_threshold=args.recall_threshold,
                 say=say, point=point if kind in snaps else None)
+            if "error" in drill:
+                say(f"  {kind} {entry.id}: FAILED: {drill['error']}")
             drills.append(drill)
         facts = {"server": {**backend.facts(), "source": source.describe()},
                  "dataset": {"key": source.describe(), "bytes": _size(source)}}

@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster, Server
+from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.dataset import Dataset
 from pgvdrill.errors import DrillError
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
@@ -64,6 +69,7 @@ class PhysicalDrill:
     checks: list[BackupCheck]  # pg_verifybackup of the backup (its parent, the combined
     phases: RestorePhases      # result); none for a low-level copy, which has no manifest
     verification: Verification
+    neutralised: Neutralised | None = None  # what the restored copy's start changed
 
     @property
     def ok(self) -> bool:
@@ -103,7 +109,8 @@ class PhysicalDrill:
                 "measures": measures, "phases": self.phases.phases(),
                 "items": [] if replay is None else [replay.as_dict()],
                 "evidence": self.evidence(), "verification": self.verification.as_dict(),
-                "problems": self.problems()}
+                "problems": self.problems(),
+                **({"neutralised": self.neutralised.as_dict()} if self.neutralised else {})}
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,19 @@ class ArchiveReplay:
     wal: Path
     reach_lsn: int
     partial: bool = False  # its last segment is a pg_receivewal .partial file
+    segments: tuple[str, ...] = ()  # the files recovery reads from `wal`, in order
+
+    def copied(self, into: Path, server_user: str | None) -> ArchiveReplay:
+        """The same replay from a copy of its segments (and the archive's timeline history
+        files) in `into`, owned by the scratch server's OS user: the restored copy reads
+        nothing of production's, whichever user owns production's archive."""
+        into.chmod(0o700)
+        names = [*self.segments, *(p.name for p in self.wal.glob("*.history"))]
+        for name in names:
+            shutil.copyfile(self.wal / name, into / name)
+            (into / name).chmod(0o600)
+        osuser.chown_tree(into, server_user)
+        return replace(self, wal=into)
 
 
 def replay_problems(cluster: Cluster, backup: BaseBackup, replay: ArchiveReplay) -> list[str]:
@@ -197,12 +217,14 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
                        source_snapshot: Snapshot, *, recall_threshold: float = 0.9,
                        dbname: str = SOURCE_DB, scratch: Path | None = None,
                        replay: ArchiveReplay | None = None,
-                       point: ComparisonPoint | None = None) -> PhysicalDrill:
+                       point: ComparisonPoint | None = None, superuser: str = "postgres"
+                       ) -> PhysicalDrill:
     """Check `backup` with pg_verifybackup, restore it into a fresh data directory, start
     it (with `replay`: recovering through the archive to its end; with `point`: to the
     moment `source_snapshot` shows) and verify it against the source (its snapshot, and
-    without `point` the live source for identical ANN answers). The restored cluster is
-    destroyed afterwards."""
+    without `point` the live source for identical ANN answers), connecting to the copy as
+    `superuser` (the source's bootstrap superuser). The restored cluster is destroyed
+    afterwards."""
     chain = [b for b in (backup.parent, backup)
              if b is not None and b.setting.method != "low-level"]
     checks = [check_backup(backend.tools(), b.path) for b in chain]
@@ -211,7 +233,8 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
         unpacked = unpack(backend.tools(), backup, Path(tmp) / "data")
         if unpacked.step == "combine":
             checks.append(check_backup(backend.tools(), unpacked.datadir))
-        cluster = backend.adopt(f"restored-{backup.setting.name}", unpacked.datadir)
+        cluster = backend.adopt(f"restored-{backup.setting.name}", unpacked.datadir,
+                                superuser=superuser)
     try:
         started = time.monotonic()
         replayed = None
@@ -224,11 +247,20 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
         start_seconds = time.monotonic() - started
         started = time.monotonic()
         with cluster.connect(dbname) as conn, source.connect(dbname) as src:
-            verification = verify(source_snapshot, conn, source_conn=src,
+            unlogged = unlogged_tables(conn)
+            logged = None if not unlogged else [
+                _quoted(t.schema, t.name) for t in source_snapshot.schema.tables.values()
+                if (t.schema, t.name) not in unlogged]
+            verification = verify(source_snapshot, conn, source_conn=src, tables=logged,
                                   recall_threshold=recall_threshold,
                                   sequence_slack=SEQUENCE_SLACK)
-            verification.checks.append(same_ann_answers(src, conn) if point is None else
-                                       run_check("ann_answers", _answers_not_compared))
+            verification.checks.append(
+                same_ann_answers(src, conn, tables=logged) if point is None else
+                run_check("ann_answers", _answers_not_compared))
+            if unlogged:
+                verification.checks.append(run_check(
+                    "unlogged", lambda check: check.problems.extend(
+                        _unlogged_problems(conn, unlogged))))
         if replayed is not None:
             verification.checks.append(run_check(
                 "wal_replay", lambda check: check.problems.extend(replayed)))
@@ -236,7 +268,37 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
                                time.monotonic() - started, replay_item(cluster.log_since(0)))
     finally:
         cluster.destroy()
-    return PhysicalDrill(backup, checks, phases, verification)
+    neutralised = cluster.restored if isinstance(cluster, DirectoryCluster) else None
+    return PhysicalDrill(backup, checks, phases, verification, neutralised)
+
+
+UNLOGGED_SQL = """SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p')"""
+
+
+def unlogged_tables(conn: psycopg.Connection[Any]) -> set[tuple[str, str]]:
+    """The database's unlogged tables: a base backup holds none of their rows (recovery
+    leaves them empty), so a physical copy is compared with the source without them."""
+    return {(str(s), str(n)) for s, n in conn.execute(UNLOGGED_SQL).fetchall()}
+
+
+def _unlogged_problems(conn: psycopg.Connection[Any], tables: set[tuple[str, str]]
+                       ) -> list[str]:
+    """Unlogged tables of the copy that are not empty, as recovery must leave them."""
+    problems = []
+    for schema, name in sorted(tables):
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema),
+                                                              sql.Identifier(name))
+        rows = conn.execute(query).fetchone()
+        if rows and rows[0]:
+            problems.append(f"unlogged table {schema}.{name} has {rows[0]} rows after "
+                            "recovery, which must leave it empty")
+    return problems
+
+
+def _quoted(schema: str, name: str) -> str:
+    return '"{}"."{}"'.format(schema.replace('"', '""'), name.replace('"', '""'))
 
 
 def _answers_not_compared(check: Check) -> None:

@@ -8,6 +8,8 @@ from psycopg import sql
 from pgvdrill.verify.schema import SchemaFacts
 from pgvdrill.verify.session import STABLE_SETTINGS, set_local
 
+AMCHECK_SCHEMA = "pgvdrill_amcheck"  # created and rolled back with the check
+
 
 def validity_problems(facts: SchemaFacts) -> list[str]:
     """Indexes not valid (unusable by queries) or not ready (not maintained by writes)."""
@@ -26,7 +28,8 @@ def amcheck(conn: psycopg.Connection, facts: SchemaFacts) -> tuple[list[str], di
     partitioned tables: each partition's).
 
     Runs in a transaction that is rolled back, so an amcheck extension created for the
-    check is gone again afterwards. Returns the problems and a verdict per index.
+    check (in a schema of its own: the database's search_path may name no schema that
+    exists) is gone again afterwards. Returns the problems and a verdict per index.
     """
     wanted = {k for k, i in facts.indexes.items() if i.method == "btree" and i.valid
               and facts.tables[i.table].kind != "p"}  # a partitioned index has no pages
@@ -37,7 +40,8 @@ def amcheck(conn: psycopg.Connection, facts: SchemaFacts) -> tuple[list[str], di
         if schema is None:
             try:
                 with conn.transaction():
-                    conn.execute("CREATE EXTENSION amcheck")
+                    conn.execute(f"CREATE SCHEMA {AMCHECK_SCHEMA}; "
+                                 f"CREATE EXTENSION amcheck SCHEMA {AMCHECK_SCHEMA}")
             except psycopg.Error as exc:
                 problems.append(f"amcheck is not available, btree indexes unchecked: "
                                 f"{exc.diag.message_primary or exc}")
