@@ -46,6 +46,16 @@ def test_only_the_missing_roles_are_created_and_no_existing_role_is_altered() ->
         "GRANT pg_read_all_data TO app_reader WITH INHERIT TRUE"]
 
 
+def test_a_grantor_created_now_is_left_out() -> None:
+    """The source's bootstrap superuser (here "Boot Strap") created on the target as an
+    ordinary role holds no ADMIN option there: GRANTED BY it is refused."""
+    script = GLOBALS.replace("CREATE ROLE postgres;", 'CREATE ROLE "Boot Strap";')
+    grants = [s for s in creation_statements(script, {"app_reader", "Boot Strap"},
+                                             {"postgres", "pg_read_all_data"})
+              if s.startswith("GRANT pg_read_all_data")]
+    assert grants == ["GRANT pg_read_all_data TO app_reader WITH INHERIT TRUE"]
+
+
 def test_an_existing_role_gains_nothing_and_a_missing_granted_role_is_not_granted() -> None:
     script = "\n".join(creation_statements(GLOBALS, {"app_reader"}, {"postgres"}))
 

@@ -10,8 +10,8 @@ passwords no hash leaves the source, and a non-superuser can run it.
 altered (neither its attributes nor its memberships), so the role pgvdrill connects as is
 never touched. For each role it creates it replays the file's CREATE ROLE, ALTER ROLE ...
 WITH/SET, COMMENT ON ROLE and the memberships that make the new role a member (GRANTED BY
-a grantor the target lacks is left out); tablespaces and per-database role settings are
-not replayed. The statements run in one transaction on pgvdrill's own connection (no
+a grantor the target did not have before is left out); tablespaces and per-database role
+settings are not replayed. The statements run in one transaction on pgvdrill's own connection (no
 file to share with a server in a container): all of them or none.
 """
 
@@ -75,14 +75,18 @@ def creation_statements(script: str, create: set[str], existing: set[str]) -> li
             member = role_name(tokens[words.index("TO") + 1])
             granted = role_name(tokens[1])
             if member in create and granted in create | existing:
-                kept.append(_without_unknown_grantor(text, create | existing))
+                kept.append(_without_new_grantor(text, existing))
     return kept
 
 
-def _without_unknown_grantor(text: str, known: set[str]) -> str:
-    """A membership GRANT without its GRANTED BY when the grantor will not exist."""
+def _without_new_grantor(text: str, existing: set[str]) -> str:
+    """A membership GRANT without its GRANTED BY unless the grantor existed before: a
+    grantor missing, or created just now, holds no ADMIN option on the granted role there
+    (PostgreSQL refuses `GRANTED BY` the source's bootstrap superuser recreated as an
+    ordinary superuser); the grant is then the connecting role's."""
     match = _GRANTED_BY.search(text)
-    return text[:match.start()] if match and role_name(match.group(1)) not in known else text
+    return text[:match.start()] if match and role_name(match.group(1)) not in existing \
+        else text
 
 
 def restore_globals(server: Server, path: Path, roles: set[str] | None = None
