@@ -12,5 +12,6 @@ pytest_plugins = [
     "fixtures.ops",
     "fixtures.pgctl",
     "fixtures.production",
+    "fixtures.production_container",
     "fixtures.s3",
 ]

@@ -24,56 +24,18 @@ from fixtures.production import (
     ADMIN,
     APP_OWNER,
     BACKUP_ROLE,
-    TEST_SESSIONS,
     WAYS,
     Fingerprint,
     Production,
     Way,
+    assert_untouched,
     build_standby,
+    check_results,
+    connection_problems,
+    read_report,
 )
 from pgvdrill.cluster import Cluster
 from pgvdrill.source import SOURCE_DB
-
-CONFIGURED_ROLES = {BACKUP_ROLE}
-
-
-def _report(run_dir: Path) -> dict[str, Any]:
-    (path,) = (run_dir / "reports").glob("*/report.json")
-    report: dict[str, Any] = json.loads(path.read_text())
-    return report
-
-
-def _checks(drill: dict[str, Any]) -> dict[str, bool]:
-    return {c["name"]: c["ok"] for c in drill["verification"]["checks"]}
-
-
-def connection_problems(after: Fingerprint, before: Fingerprint) -> list[str]:
-    """Connections to production since `before` that pgvdrill's configuration does not
-    explain: a role other than the configured one (or the test's own sessions, by their
-    application_name), a replication
-    connection other than pg_basebackup's, a failed login."""
-    problems = []
-    for line in after.new_connections(before):
-        if "authentication failed" in line:
-            problems.append(line)
-        if "connection authorized" not in line:
-            continue
-        user = re.search(r"user=(\S+)", line)
-        app = re.search(r"application_name=(\S+)", line)
-        name = user.group(1) if user else None
-        if name not in CONFIGURED_ROLES and not (
-                name in TEST_SESSIONS and app and app.group(1) == TEST_SESSIONS[name]):
-            problems.append(line)
-        if "replication connection" in line and not re.search(
-                r"application_name=pg_(basebackup|receivewal)\b", line):  # --take streams
-            problems.append(line)
-    return problems
-
-
-def assert_untouched(before: Fingerprint, after: Fingerprint) -> None:
-    assert after.archive_problems(before) == []
-    assert after.unchanged_problems(before) == []
-    assert connection_problems(after, before) == []
 
 
 def _drill(cli: Cli, cli_cache: Path, tmp_path: Path, production: Production
@@ -85,7 +47,7 @@ def _drill(cli: Cli, cli_cache: Path, tmp_path: Path, production: Production
     result = cli("drill", "--config", config, "--cache-dir", cli_cache, "--reports-dir",
                  "reports")
     assert list(tmp_path.glob("reports/*/report.json")), result.stdout + result.stderr
-    return result, _report(tmp_path)
+    return result, read_report(tmp_path)
 
 
 def _backups(cli: Cli, config: Path, production: Production) -> None:
@@ -112,15 +74,15 @@ def _assert_complete(report: dict[str, Any], result: subprocess.CompletedProcess
     assert [d["kind"] for d in report["drills"]] == ["logical", "physical"]
     logical, physical = report["drills"]
     assert physical["ok"] is True, physical.get("error") or physical["problems"]
-    assert _checks(physical).get("wal_replay") is True, _checks(physical)
-    assert _checks(physical).get("unlogged") is True  # public.session_cache: empty
+    assert check_results(physical).get("wal_replay") is True, check_results(physical)
+    assert check_results(physical).get("unlogged") is True  # public.session_cache: empty
     assert physical["neutralised"]["carried"]["shared_preload_libraries"] == \
         "pg_stat_statements"
     (warning,) = physical["neutralised"]["warnings"]
     assert "'prod_audit' is not installed in the scratch installation" in warning
     assert f"restored copy: warning: {warning}" in result.stdout
     assert logical["ok"] is True, logical.get("error") or logical["problems"]
-    assert all(_checks(logical).values())
+    assert all(check_results(logical).values())
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -141,7 +103,7 @@ def test_dr_drill_of_a_foreign_production_leaves_it_untouched(
                           "--reports-dir", "reports")
     checked = pgvdrill_cli("verify", "--all", "--config", config)
 
-    _assert_complete(_report(tmp_path), result)
+    _assert_complete(read_report(tmp_path), result)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     after = production.fingerprint()
     assert_untouched(before, after)
@@ -160,7 +122,7 @@ def test_dr_drill_of_the_database_named_postgres(
     result = pgvdrill_cli("drill", "--config", config, "--cache-dir", cli_cache,
                           "--reports-dir", "reports")
 
-    report = _report(tmp_path)
+    report = read_report(tmp_path)
     _assert_complete(report, result)
     assert report["server"]["source"].endswith("/postgres")
     assert_untouched(before, production.fingerprint())
@@ -194,7 +156,7 @@ def take_under_writes(production: Production, tmp_path_factory: pytest.TempPathF
     finally:
         written = writer.stop()
     assert list(run_dir.glob("reports/*/report.json")), result.stdout + result.stderr
-    yield TakeRun(result, _report(run_dir), before, production.fingerprint(), written)
+    yield TakeRun(result, read_report(run_dir), before, production.fingerprint(), written)
 
 
 def test_dr_drill_take_under_writes_leaves_production_untouched(
@@ -243,8 +205,8 @@ def test_dr_drill_restores_a_database_named_postgres_under_its_name(
                           cli_cache, "--reports-dir", "reports")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    (drill,) = _report(tmp_path)["drills"]
-    assert drill["ok"] is True and all(_checks(drill).values())
+    (drill,) = read_report(tmp_path)["drills"]
+    assert drill["ok"] is True and all(check_results(drill).values())
     assert drill["restore"]["database"] == "postgres"
     (rows,) = (c for c in drill["verification"]["checks"] if c["name"] == "row_counts")
     assert rows["details"] == {"public.notes": {"source": 50, "target": 50}}
