@@ -7,6 +7,7 @@ branch a restored copy archived into the same archive; `verify --all` flags that
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from collections.abc import Callable
@@ -146,7 +147,7 @@ def test_restore_pitr_starts_beside_the_source_reaches_its_target_and_archives_n
 @LOCAL
 def test_a_stray_timeline_is_flagged_and_not_followed(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
-        reachable: Path, tmp_path: Path,
+        reachable: Path, tmp_path: Path, cli_cache: Path,
         restore_backup: Callable[..., tuple[Cluster, float]],
         pg_ctl: StartFn) -> None:
     """A restored copy of the source, archiving into the SAME wal/ (on purpose here),
@@ -191,6 +192,15 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     assert "current timeline 1 does not descend from" in problem
     assert f"mkdir -p {repo.root}/set-aside/timeline-2 && mv -n " in problem
     assert "the source is on timeline 1 (read from its current WAL file)" in checked.stdout
+
+    # the DR drill's archive replay follows the source's timeline too (it followed the
+    # latest, the stray branch, and compared a copy without the source's newest rows)
+    drilled = pgvdrill_cli("drill", "--config", least, "--kinds", "physical", "--cache-dir",
+                           cli_cache, "--reports-dir", "reports")
+    [report] = (tmp_path / "reports").glob("*/report.json")
+    [physical] = json.loads(report.read_text())["drills"]
+    assert physical["ok"] is True, drilled.stdout + drilled.stderr
+    assert {c["name"]: c["ok"] for c in physical["verification"]["checks"]}["wal_replay"]
 
     branch = empty_datadir(reachable, "branch")
     said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", branch,

@@ -13,6 +13,7 @@ from pgvdrill.physical.drill import ArchiveReplay
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.server import ExternalServer
 from pgvdrill.wal.names import Segment
+from pgvdrill.wal.timelines import current_timeline, scan
 
 ARCHIVER = ("SELECT current_setting('archive_mode'), pg_is_in_recovery(), last_archived_wal,"
             " last_archived_time, last_failed_wal, last_failed_time FROM pg_stat_archiver")
@@ -24,15 +25,24 @@ def check_archive(repo: Repository, entry: Entry, source: ExternalServer
     reach the last segment of its contiguous part), and what stops recovery through it:
     a missing or foreign segment, a primary that no longer archives or whose archiving
     fails now. Neither while the repository holds no WAL (archiving not in use); a
-    standby source is not asked (its primary archives)."""
+    standby source is not asked (its primary archives). Recovery follows the timeline the
+    source is on now, never a stray branch in the archive (a restored copy that archived
+    into it); when that timeline cannot be read, the archive's latest, said as a problem
+    when the archive forks."""
     if not has_wal(repo):
         return None, []
-    reach, problem = wal_reach(repo, entry)
+    with source.connect() as conn:
+        current, how = current_timeline(conn)
+    reach, problem = wal_reach(repo, entry, current)
     replay = None
     if reach is not None and reach.segments:
         last = Segment.from_name(reach.segments[-1].removesuffix(".partial"))
-        replay = ArchiveReplay(repo.wal, last.start, reach.partial, reach.segments)
+        replay = ArchiveReplay(repo.wal, last.start, reach.partial, reach.segments,
+                               reach.timeline)
     problems = [f"WAL archive {repo.wal}: {problem}"] if problem else []
+    if current is None and scan(repo.wal).branches():
+        problems.append(f"WAL archive {repo.wal} forks into timelines, and which one the "
+                        f"source is on is unknown ({how}): recovery followed the latest")
     mode, standby, archived, archived_at, failed, failed_at = source.query(ARCHIVER)[0]
     if standby:
         return replay, problems

@@ -122,6 +122,7 @@ class ArchiveReplay:
     reach_lsn: int
     partial: bool = False  # its last segment is a pg_receivewal .partial file
     segments: tuple[str, ...] = ()  # the files recovery reads from `wal`, in order
+    timeline: int | None = None  # the one recovery follows (None: the archive's latest)
 
     def copied(self, into: Path, server_user: str | None) -> ArchiveReplay:
         """The same replay from a copy of its segments (and the archive's timeline history
@@ -141,7 +142,8 @@ def replay_problems(cluster: Cluster, backup: BaseBackup, replay: ArchiveReplay)
     what stopped it short of its last segment, if anything did."""
     point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), replay.wal)
     command = cluster.restore_command(replay.wal, partial=replay.partial)
-    recovery = recover(cluster, Target("end"), command, point)
+    timeline = "latest" if replay.timeline is None else str(replay.timeline)
+    recovery = recover(cluster, Target("end", timeline=timeline), command, point)
     if recovery.replayed_to is not None and recovery.replayed_to >= replay.reach_lsn:
         return []
     stopped = "nowhere" if recovery.replayed_to is None else format_lsn(recovery.replayed_to)
