@@ -54,6 +54,9 @@ def production_backup(prod_source: Cluster, wal_workdir: Path, tmp_path: Path
                       ) -> tuple[BaseBackup, Path]:
     archive = make_archive_dir(Path(wal_workdir, f"archive-{tmp_path.name}"),
                                osuser.server_user())
+    prod_source.configure(max_wal_senders=20)  # more than pgvdrill's own servers have
+    prod_source.stop()
+    prod_source.start()
     _production_like(prod_source, archive)
     backup = base_backup(prod_source, BASE_BACKUP_SETTINGS["tar-stream"],
                          wal_workdir / f"base-{tmp_path.name}", fast_checkpoint=True)
@@ -80,6 +83,8 @@ def test_a_restored_copy_never_reaches_production(
         logging["log_directory"] == str(copy.directory)
     assert copy.query("SHOW shared_preload_libraries") == [("pg_stat_statements",)]
     assert copy.query("SELECT count(*) FROM pg_stat_wal_receiver") == [(0,)]
+    # the source's hot-standby limits win over pgvdrill's (recovery refuses fewer)
+    assert copy.query("SHOW max_wal_senders") == [("20",)]
     assert "not_installed_here" in " ".join(copy.restored.warnings)
     copy.query("CREATE TABLE written_in_the_copy AS SELECT 1 AS x", SOURCE_DB)
     copy.query("SELECT pg_switch_wal()")

@@ -99,6 +99,10 @@ class DirectoryCluster(Cluster):
     def base_settings(self) -> dict[str, ConfigValue]:
         """Settings every server of this kind gets before the drill's own."""
         settings = dict(BASE_SETTINGS)
+        if self.restored is not None:
+            # what the copy carries from its source wins over pgvdrill's defaults: a hot
+            # standby refuses WAL of a primary with more max_wal_senders than it has
+            settings |= self.restored.carried
         if self.socket_dir is not None:
             settings |= {"unix_socket_directories": str(self.socket_dir),
                          "unix_socket_permissions": 0o700}
