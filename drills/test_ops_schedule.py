@@ -19,6 +19,7 @@ import yaml
 
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
+from fixtures.production import Production, assert_untouched, read_report
 from fixtures.writes import Writer
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
@@ -95,6 +96,34 @@ def test_the_scheduled_drill_passes_while_the_source_takes_writes(
     assert sorted((d["kind"], d["ok"]) for d in drills) == [("logical", True),
                                                              ("physical", True)]
     assert "comparison point" in ran.stdout
+
+
+def test_the_scheduled_drill_passes_against_a_production_stand_in(
+        production: Production, pgvdrill_cli: Cli, tmp_path: Path, cli_cache: Path) -> None:
+    """The same shipped command against a server pgvdrill did not build (its own OS user,
+    configuration, least-privilege role, roles owning its tables), written to all along:
+    exit 0, and production only read."""
+    config = production.write_config(tmp_path, "pgpass")
+    with config.open("a") as toml:
+        toml.write(f'\n[drill]\nreports_dir = "{tmp_path / "reports"}"\n')
+    out = tmp_path / "schedule"
+    written = pgvdrill_cli("schedule", "--config", config, "--output-dir", out)
+    assert written.returncode == 0, written.stderr
+    argv = drill_argv(out)
+    argv[argv.index("--cache-dir") + 1] = str(cli_cache)
+    before = production.fingerprint()
+
+    writer = production.writer()
+    try:
+        ran = pgvdrill_cli(*argv)
+    finally:
+        assert writer.stop() > 0
+
+    assert ran.returncode == 0, f"{argv}\n{ran.stdout}\n{ran.stderr}"
+    drills = read_report(tmp_path)["drills"]
+    assert sorted((d["kind"], d["ok"]) for d in drills) == [("logical", True),
+                                                             ("physical", True)]
+    assert_untouched(before, production.fingerprint())
 
 
 def test_the_written_cron_schedule_runs_the_runbook(
