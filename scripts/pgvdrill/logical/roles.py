@@ -19,9 +19,12 @@ from pgvdrill.logical.archive import Archive
 from pgvdrill.logical.table_items import unquote
 
 _HEADER = re.compile(r"^-- Name: .*?; Type: (.*?); Schema: .*?; Owner: ?(.*)$", re.M)
-# comments and psql meta-commands (skipped), quoted identifiers, string literals, words
-_TOKEN = re.compile(r'--[^\n]*|^\\[^\n]*|"(?:[^"]|"")*"|[Ee]\'(?:[^\'\\]|\\.|\'\')*\''
-                    r"|'(?:[^']|'')*'|[A-Za-z_][\w$]*|\d+|\S", re.M)
+# comments and psql meta-commands (skipped), quoted identifiers, string literals
+# (dollar-quoted too), words; a nested block comment is read to its first */
+_TOKEN = re.compile(r'--[^\n]*|/\*[\s\S]*?\*/|^\\[^\n]*|"(?:[^"]|"")*"'
+                    r"|[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'"
+                    r"|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$[\s\S]*?\$(?P=tag)\$"
+                    r"|[A-Za-z_][\w$]*|\d+|\S", re.M)
 # Items whose statements name roles besides their owner.
 _NAMING = ("ACL", "DEFAULT ACL", "POLICY", "USER MAPPING")
 # Role specifications that name no role.
@@ -62,7 +65,7 @@ def statements(sql: str) -> Iterator[tuple[list[str], str]]:
     start = 0
     for match in _TOKEN.finditer(sql):
         lexeme = match.group()
-        if lexeme.startswith(("--", "\\")):
+        if lexeme.startswith(("--", "/*", "\\")):
             continue
         if lexeme == ";":
             if tokens:
