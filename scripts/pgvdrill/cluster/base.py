@@ -125,7 +125,8 @@ def quote(value: ConfigValue) -> str:
         return "on" if value else "off"
     if isinstance(value, int | float):
         return str(value)
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+    escaped = value.replace("\\", "\\\\").replace("'", "''")
+    return "'" + escaped.replace("\n", "\\n").replace("\r", "\\r") + "'"  # one line
 
 
 class Cluster(abc.ABC):
