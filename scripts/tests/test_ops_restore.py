@@ -193,6 +193,7 @@ def test_recovery_settings_are_the_only_ones_and_nothing_archives(tmp_path: Path
                          "primary_slot_name = ''", "recovery_target = ''",
                          "recovery_target_time = ''", "recovery_target_xid = ''",
                          "recovery_target_lsn = ''",
+                         "archive_cleanup_command = ''", "recovery_end_command = ''",
                          "restore_command = 'cp ''/wal/%f'' %p'",
                          "recovery_target_timeline = 'latest'",
                          "recovery_target_name = 'it''s here'",

@@ -14,7 +14,8 @@ The copy is made safe to start beside the source (`make_safe`), its configuratio
 otherwise (it may become production): settings appended to postgresql.auto.conf (read
 last, so they win): archive_mode = off, no primary_conninfo/primary_slot_name, and for
 restore pitr the recovery settings (the PostgreSQL 12+ way, with recovery.signal) after
-the backup's own recovery settings there were commented out.
+the backup's own recovery settings there were commented out; the recovery targets and a
+standby's archive_cleanup_command/recovery_end_command of postgresql.conf cleared.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ RECOVERY_SETTINGS = ("restore_command", "recovery_end_command", "archive_cleanup
                      "primary_conninfo", "primary_slot_name", "promote_trigger_file")
 TARGETS = ("recovery_target", "recovery_target_time", "recovery_target_xid",
            "recovery_target_lsn", "recovery_target_name")
+# a standby's commands in postgresql.conf that archive recovery would run: a cleanup of
+# production's archive at every restartpoint, production's failover script at the end
+COMMANDS = ("archive_cleanup_command", "recovery_end_command")
 SIGNALS = ("standby.signal", "recovery.signal")
 MOVED_SUFFIX = ".moved-by-pgvdrill"
 SOURCE_PATHS = ("data_directory", "hba_file", "ident_file", "external_pid_file")
@@ -169,8 +173,9 @@ def make_safe(pgdata: Path, backup_id: str, recovery: dict[str, ConfigValue] | N
              f"{datetime.now(UTC).isoformat()}: safe to start beside the source",
              "archive_mode = 'off'", "primary_conninfo = ''", "primary_slot_name = ''"]
     if recovery is not None:
-        lines += [f"{name} = ''" for name in TARGETS if name not in recovery]  # clear the
-        lines += [f"{key} = {quote(value)}" for key, value in recovery.items()]  # conf's
+        lines += [f"{name} = ''" for name in (*TARGETS, *COMMANDS)  # clear the conf's
+                  if name not in recovery]
+        lines += [f"{key} = {quote(value)}" for key, value in recovery.items()]
     with open(pgdata / AUTO_CONF, "a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
         handle.flush()
