@@ -4,14 +4,19 @@ written by ALTER SYSTEM or by hand (CRLF line endings, quoted names, includes)."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from pgvdrill.cluster.conffile import read_conf
-from pgvdrill.ops.restore_datadir import make_safe
+from pgvdrill.errors import RestoreError
+from pgvdrill.installation import Installation
+from pgvdrill.ops.restore_datadir import make_safe, restore_datadir
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.wal.pitr import Target
 
+TOOLS = Installation(Path("/nonexistent"), "18.0")  # a plain copy runs no tool
 RECOVERY = {"restore_command": "cp /wal/%f %p", **Target("name", "here").settings()}
 
 
@@ -51,3 +56,23 @@ def test_a_pitr_copy_runs_none_of_the_standbys_recovery_commands(tmp_path: Path)
     effective = _effective(tmp_path)
     assert effective.get("archive_cleanup_command", "") == ""
     assert effective.get("recovery_end_command", "") == ""
+
+
+def test_a_plain_backup_linking_outside_is_refused_before_anything_is_copied(
+        tmp_path: Path) -> None:
+    """A plain base backup of a source with a tablespace (or one a writer of the repository
+    added a link to) holds pg_tblspc/OID pointing at the source's own directory: a copy
+    restored with it and started writes into production's tablespace."""
+    production_tablespace = tmp_path / "production" / "tablespace"
+    production_tablespace.mkdir(parents=True)
+    backup = tmp_path / "backup"
+    (backup / "pg_tblspc").mkdir(parents=True)
+    (backup / "PG_VERSION").write_text("18\n")
+    (backup / "pg_tblspc" / "16400").symlink_to(production_tablespace)
+    pgdata = tmp_path / "pgdata"
+
+    with pytest.raises(RestoreError, match="symlinks"):
+        restore_datadir(TOOLS, BaseBackup(BASE_BACKUP_SETTINGS["plain"], backup, 1.0, []),
+                        pgdata, [])
+
+    assert not pgdata.exists() or not os.listdir(pgdata)

@@ -33,9 +33,11 @@ from pathlib import Path
 from pgvdrill import osuser
 from pgvdrill.cluster.base import ConfigValue, ToolRunner, quote
 from pgvdrill.cluster.conffile import Setting, read_conf
+from pgvdrill.cluster.restored import refuse_symlinks
 from pgvdrill.errors import RestoreError
 from pgvdrill.physical.artifact import BaseBackup
 from pgvdrill.physical.restore import unpack
+from pgvdrill.physical.verifybackup import backup_format
 
 AUTO_CONF = "postgresql.auto.conf"
 
@@ -66,7 +68,11 @@ def existing_names(pgdata: Path, force: bool) -> list[str]:
 
 def restore_datadir(tools: ToolRunner, backup: BaseBackup, pgdata: Path,
                     existing: list[str]) -> list[str]:
-    """Unpack `backup` into `pgdata` beside the `existing` names; the names restored."""
+    """Unpack `backup` into `pgdata` beside the `existing` names; the names restored. A
+    plain backup holding symlinks (a tablespace or pg_wal elsewhere: the source's own
+    directories) is refused before anything is copied: the copy would write through them."""
+    if backup_format(backup.path) == "plain":
+        refuse_symlinks(backup.path)
     if not existing:
         unpack(tools, backup, pgdata)
         return sorted(os.listdir(pgdata))
