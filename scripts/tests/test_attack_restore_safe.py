@@ -76,3 +76,16 @@ def test_a_plain_backup_linking_outside_is_refused_before_anything_is_copied(
                         pgdata, [])
 
     assert not pgdata.exists() or not os.listdir(pgdata)
+
+
+def test_a_copy_logging_into_the_sources_log_directory_is_named(tmp_path: Path) -> None:
+    """The source's logging collector writing into /var/log/postgresql: a copy started
+    beside it writes (and with log_truncate_on_rotation, truncates) production's log files."""
+    (tmp_path / "postgresql.conf").write_text(
+        "port = 5499\nlogging_collector = on\nlog_directory = '/var/log/postgresql'\n"
+        "log_filename = 'postgresql-%a.log'\nlog_truncate_on_rotation = on\n")
+    (tmp_path / "pg_hba.conf").write_text("local all all peer\n")
+
+    done = make_safe(tmp_path, "physical-1", None)
+
+    assert [w for w in done.warnings if "/var/log/postgresql" in w], done.warnings

@@ -234,4 +234,10 @@ def _layout_warnings(pgdata: Path, files: list[str], settings: dict[str, Setting
         if name in settings:
             found.append(f"{name} = {settings[name].value!r} ({settings[name].where}) names "
                          f"the source's file: remove it from that file before starting")
+    logs = settings.get("log_directory")
+    if logs is not None and Path(logs.value).is_absolute():
+        found.append(f"log_directory = {logs.value!r} ({logs.where}) is the source's log "
+                     f"directory: started beside the source, the copy writes (and may "
+                     f"truncate) its log files there; until it replaces the source, add "
+                     f"log_directory = 'log' to {pgdata / AUTO_CONF}")
     return found
