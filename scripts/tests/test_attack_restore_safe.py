@@ -20,12 +20,9 @@ TOOLS = Installation(Path("/nonexistent"), "18.0")  # a plain copy runs no tool
 RECOVERY = {"restore_command": "cp /wal/%f %p", **Target("name", "here").settings()}
 
 
-@pytest.mark.xfail(strict=True, reason="make_safe leaves the source's subscriptions "
-                   "enabled: a restored copy started beside the source streams from the "
-                   "publisher's slot (drills/test_attack_subscriptions.py shows it for the "
-                   "scratch copy); needs max_logical_replication_workers = 0 and a way back "
-                   "on in the next steps")
 def test_a_restored_copy_starts_no_subscription(tmp_path: Path) -> None:
+    """Started beside the source, a copy's apply workers would stream from the publishers'
+    slots (drills/test_attack_subscriptions.py shows it for a scratch copy)."""
     (tmp_path / "postgresql.conf").write_text("port = 5499\n")
 
     make_safe(tmp_path, "physical-1", None)

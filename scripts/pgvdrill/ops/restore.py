@@ -377,6 +377,10 @@ def _next_steps(pgdata: Path, entry: Entry, target: Target | None,
         say(f"  it recovers to {target.describe()}; follow the log, then check the data")
     say(f"  archiving is off in this copy; once it replaces the source as production: "
         f"{safe.archiving_back_on()}")
+    say("  logical replication is off in this copy (max_logical_replication_workers = 0: "
+        "the source's subscriptions would stream from their publishers); once it replaces "
+        "the source: psql -c \"ALTER SYSTEM RESET max_logical_replication_workers\", then "
+        "pg_ctl restart")
 
 
 def _port_in_use(port: str) -> bool:

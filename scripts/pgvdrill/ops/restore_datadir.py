@@ -12,7 +12,9 @@ steps say to chown them.
 
 The copy is made safe to start beside the source (`make_safe`), its configuration kept
 otherwise (it may become production): settings appended to postgresql.auto.conf (read
-last, so they win): archive_mode = off, no primary_conninfo/primary_slot_name, and for
+last, so they win): archive_mode = off, no primary_conninfo/primary_slot_name, no
+logical replication worker (the source's subscriptions would take its slots on their
+publishers), and for
 restore pitr the recovery settings (the PostgreSQL 12+ way, with recovery.signal) after
 the backup's own recovery settings there were commented out; the recovery targets and a
 standby's archive_cleanup_command/recovery_end_command of postgresql.conf cleared.
@@ -177,7 +179,9 @@ def make_safe(pgdata: Path, backup_id: str, recovery: dict[str, ConfigValue] | N
     done.changed += _comment_out(pgdata / AUTO_CONF)
     lines = [f"# pgvdrill restore {'pitr' if recovery else 'physical'} {backup_id} at "
              f"{datetime.now(UTC).isoformat()}: safe to start beside the source",
-             "archive_mode = 'off'", "primary_conninfo = ''", "primary_slot_name = ''"]
+             "archive_mode = 'off'", "primary_conninfo = ''", "primary_slot_name = ''",
+             "max_logical_replication_workers = 0"]  # no subscription streams from its
+    # publisher (a copy beside the source would take the source's slots)
     if recovery is not None:
         lines += [f"{name} = ''" for name in (*TARGETS, *COMMANDS)  # clear the conf's
                   if name not in recovery]
