@@ -88,3 +88,20 @@ def test_globals_replay_sets_no_password(target: Cluster, tmp_path: Path) -> Non
 
     assert target.query("SELECT rolpassword IS NULL FROM pg_authid "
                         "WHERE rolname = 'app_owner'") in ([(True,)], [])
+
+
+@pytest.mark.xfail(strict=True, reason="--with-globals replays the source's role attributes "
+                   "and memberships as globals.sql states them: a writer of the repository "
+                   "gets a passwordless SUPERUSER LOGIN role (or membership in "
+                   "pg_execute_server_program) on the target; needs a decision: refuse "
+                   "SUPERUSER/REPLICATION/BYPASSRLS and memberships in privileged roles "
+                   "unless the operator asks for them")
+def test_globals_replay_creates_no_privileged_role(target: Cluster, tmp_path: Path) -> None:
+    _replay(target, tmp_path, "CREATE ROLE app_owner;\nALTER ROLE app_owner WITH SUPERUSER "
+            "LOGIN;\nGRANT pg_execute_server_program TO app_owner;\n", {"app_owner"})
+
+    assert target.query("SELECT rolsuper FROM pg_roles WHERE rolname = 'app_owner'") \
+        in ([(False,)], [])
+    assert target.query("SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON "
+                        "r.oid = m.roleid WHERE r.rolname = 'pg_execute_server_program'") \
+        == [(0,)]
