@@ -38,7 +38,7 @@ def _effective(pgdata: Path) -> dict[str, str]:
     return {name: s.value for name, s in {**conf.settings, **auto.settings}.items()}
 
 
-def test_a_pitr_copy_runs_none_of_the_standbys_recovery_commands(tmp_path: Path) -> None:
+def test_a_pitr_copy_runs_none_of_the_standbys_recovery_commands_nor_waits(tmp_path: Path) -> None:
     """A base backup taken from a standby carries its postgresql.conf: at every
     restartpoint of the copy's archive recovery archive_cleanup_command would delete
     WAL from production's archive; recovery_end_command would run production's failover
@@ -46,13 +46,15 @@ def test_a_pitr_copy_runs_none_of_the_standbys_recovery_commands(tmp_path: Path)
     (tmp_path / "postgresql.conf").write_text(
         "port = 5499\r\n"
         "archive_cleanup_command = 'pg_archivecleanup /production/archive %r'\r\n"
-        "recovery_end_command = '/usr/local/bin/failover-notify --promote'\r\n")
+        "recovery_end_command = '/usr/local/bin/failover-notify --promote'\r\n"
+        "recovery_min_apply_delay = '7d'\r\n")  # a delayed standby: a week's wait
 
     make_safe(tmp_path, "physical-1", RECOVERY)
 
     effective = _effective(tmp_path)
     assert effective.get("archive_cleanup_command", "") == ""
     assert effective.get("recovery_end_command", "") == ""
+    assert effective.get("recovery_min_apply_delay", "0") == "0"
 
 
 def test_a_plain_backup_linking_outside_is_refused_before_anything_is_copied(

@@ -195,6 +195,7 @@ def test_recovery_settings_are_the_only_ones_and_nothing_archives(tmp_path: Path
                          "recovery_target_time = ''", "recovery_target_xid = ''",
                          "recovery_target_lsn = ''",
                          "archive_cleanup_command = ''", "recovery_end_command = ''",
+                         "recovery_min_apply_delay = 0",
                          "restore_command = 'cp ''/wal/%f'' %p'",
                          "recovery_target_timeline = 'latest'",
                          "recovery_target_name = 'it''s here'",

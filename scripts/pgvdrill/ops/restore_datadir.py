@@ -16,8 +16,9 @@ last, so they win): archive_mode = off, no primary_conninfo/primary_slot_name, n
 logical replication worker (the source's subscriptions would take its slots on their
 publishers), and for
 restore pitr the recovery settings (the PostgreSQL 12+ way, with recovery.signal) after
-the backup's own recovery settings there were commented out; the recovery targets and a
-standby's archive_cleanup_command/recovery_end_command of postgresql.conf cleared.
+the backup's own recovery settings there were commented out; the recovery targets, a
+standby's archive_cleanup_command/recovery_end_command and a delayed standby's
+recovery_min_apply_delay of postgresql.conf cleared.
 """
 
 from __future__ import annotations
@@ -185,6 +186,8 @@ def make_safe(pgdata: Path, backup_id: str, recovery: dict[str, ConfigValue] | N
     if recovery is not None:
         lines += [f"{name} = ''" for name in (*TARGETS, *COMMANDS)  # clear the conf's
                   if name not in recovery]
+        lines += ["recovery_min_apply_delay = 0"]  # a delayed standby's: each recent
+        # commit would wait out the delay (archive recovery honours it)
         lines += [f"{key} = {quote(value)}" for key, value in recovery.items()]
     with open(pgdata / AUTO_CONF, "a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
