@@ -48,14 +48,28 @@ def needed_roles(script: str) -> dict[str, set[str]]:
     headers = list(_HEADER.finditer(script))
     for header, following in zip(headers, [*headers[1:], None], strict=True):
         kind, owner = header.group(1), header.group(2).strip()
-        if owner and owner != "-":
-            needs.setdefault(owner, set()).add("owner")
+        body = script[header.end():following.start() if following else len(script)]
+        if owner and owner != "-":  # the header's name has newlines made spaces: the
+            for role in _owners(body) or [owner]:  # ALTER ... OWNER TO names it exactly
+                needs.setdefault(role, set()).add("owner")
         if kind in _NAMING:
-            body = script[header.end():following.start() if following else len(script)]
             for tokens, _ in statements(body):
                 for role in statement_roles(tokens):
                     needs.setdefault(role, set()).add(kind)
     return needs
+
+
+def _owners(body: str) -> list[str]:
+    """The roles the ALTER ... OWNER TO statements of one item's `body` name."""
+    if "OWNER TO" not in body:
+        return []
+    found = []
+    for tokens, _ in statements(body):
+        words = upper(tokens)
+        if words[:1] == ["ALTER"]:
+            found += [role_name(tokens[i + 2]) for i in _top_level(words, "OWNER")
+                      if words[i + 1:i + 2] == ["TO"] and len(tokens) > i + 2]
+    return found
 
 
 def statements(sql: str) -> Iterator[tuple[list[str], str]]:
