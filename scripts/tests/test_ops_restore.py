@@ -190,9 +190,12 @@ def test_recovery_settings_are_the_only_ones_and_nothing_archives(tmp_path: Path
                          "# neutralised by pgvdrill restore: Primary_Conninfo='host=prod'"]
     assert lines[4].startswith("# pgvdrill restore pitr physical-1")
     assert lines[5:] == ["archive_mode = 'off'", "primary_conninfo = ''",
-                         "primary_slot_name = ''", "recovery_target = ''",
+                         "primary_slot_name = ''", "max_logical_replication_workers = 0",
+                         "recovery_target = ''",
                          "recovery_target_time = ''", "recovery_target_xid = ''",
                          "recovery_target_lsn = ''",
+                         "archive_cleanup_command = ''", "recovery_end_command = ''",
+                         "recovery_min_apply_delay = 0",
                          "restore_command = 'cp ''/wal/%f'' %p'",
                          "recovery_target_timeline = 'latest'",
                          "recovery_target_name = 'it''s here'",

@@ -32,12 +32,20 @@ LIBPQ_VARIABLES = (
     "PGCLIENTENCODING", "PGTARGETSESSIONATTRS", "PGLOADBALANCEHOSTS", "PGMINPROTOCOLVERSION",
     "PGMAXPROTOCOLVERSION", "PGDATESTYLE", "PGTZ", "PGGEQO", "PGSYSCONFDIR", "PGLOCALEDIR",
 )
-# keywords that shut out what the caller's libpq environment would add to a scratch
-# server's connection: PGPASSWORD (an empty password makes libpq read the passfile),
-# PGHOSTADDR (empty: unset), SSL/GSS modes, PGOPTIONS, PGTARGETSESSIONATTRS
-SCRATCH_KEYWORDS = {"password": "", "hostaddr": "", "sslmode": "disable",
-                    "gssencmode": "disable", "options": "", "target_session_attrs": "any",
-                    "channel_binding": "disable"}
+# keywords that shut out what the caller's libpq environment (or the service PGSERVICE
+# names) would add to a scratch server's connection: PGPASSWORD (an empty password makes
+# libpq read the passfile), PGHOSTADDR (empty: unset), SSL/GSS modes and negotiation,
+# PGOPTIONS, PGTARGETSESSIONATTRS, PGREQUIREAUTH (any method pgvdrill's servers use),
+# PGREQUIREPEER (empty: none), a
+# minimum protocol an older scratch server lacks; only those this libpq knows
+SCRATCH_KEYWORDS = {
+    name: value for name, value in {
+        "password": "", "hostaddr": "", "sslmode": "disable", "sslnegotiation": "postgres",
+        "gssencmode": "disable", "options": "", "target_session_attrs": "any",
+        "channel_binding": "disable", "require_auth": "password,md5,scram-sha-256,none",
+        "requirepeer": "",
+        "min_protocol_version": "3.0"}.items()
+    if name in {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}}
 
 
 class ToolRunner(Protocol):
@@ -117,7 +125,8 @@ def quote(value: ConfigValue) -> str:
         return "on" if value else "off"
     if isinstance(value, int | float):
         return str(value)
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+    escaped = value.replace("\\", "\\\\").replace("'", "''")
+    return "'" + escaped.replace("\n", "\\n").replace("\r", "\\r") + "'"  # one line
 
 
 class Cluster(abc.ABC):

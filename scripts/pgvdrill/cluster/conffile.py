@@ -15,6 +15,8 @@ from pathlib import Path
 
 MAX_BYTES = 1 << 20  # a configuration file larger than this is not read
 MAX_DEPTH = 10  # PostgreSQL's own include nesting limit
+MAX_FILES = 1000  # files read in all: includes of includes multiply (a file including
+# itself three times, ten deep, would be read 88573 times)
 _LINE = re.compile(
     r"""^\s*(?P<name>[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?)\s*=?\s*
         (?P<value>'(?:[^'\\]|''|\\.)*'|[^\s#']*)\s*(?:\#.*)?$""", re.X)
@@ -84,8 +86,12 @@ def read_conf(path: Path, root: Path, read: ConfRead | None = None, depth: int =
 
 def _include(kind: str, value: str, base: Path, root: Path, read: ConfRead, depth: int,
              where: str) -> None:
-    if depth >= MAX_DEPTH:
-        read.problems.append(f"{where}: includes nested deeper than {MAX_DEPTH}, not followed")
+    stop = (f"includes nested deeper than {MAX_DEPTH}" if depth >= MAX_DEPTH else
+            f"more than {MAX_FILES} configuration files read (an include loop?)"
+            if len(read.files) >= MAX_FILES else "")
+    if stop:
+        if not any(stop in problem for problem in read.problems):  # said once
+            read.problems.append(f"{where}: {stop}, not followed")
         return
     target = Path(value) if Path(value).is_absolute() else base / value
     if not _inside(target, root):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from pgvdrill import osuser, runner
+from pgvdrill.cluster.base import LIBPQ_VARIABLES
 from pgvdrill.cluster.directory import (
     SUPERUSER,
     DirectoryBackend,
@@ -126,9 +127,12 @@ class LocalCluster(DirectoryCluster):
     def _server_tool(
         self, tool: str, args: Sequence[str | os.PathLike[str]], timeout: float
     ) -> runner.Result:
-        """Run a server-side program (initdb, pg_ctl) as the server's OS user."""
+        """Run a server-side program (initdb, pg_ctl) as the server's OS user, without
+        the caller's libpq environment (the server would inherit the operator's way to
+        the source: archive_command, COPY ... PROGRAM, dblink, subscriptions)."""
         return runner.run([self.installation.tool(tool), *args], timeout=timeout,
-                          user=self.server_user, cwd=self.directory)
+                          user=self.server_user, cwd=self.directory,
+                          env=dict.fromkeys(LIBPQ_VARIABLES))
 
 
 class LocalBackend(DirectoryBackend):

@@ -13,7 +13,9 @@ source-config/) with its own:
   (session defaults such as TimeZone, min/max_wal_size (a server with WAL segments other
   than 16 MB needs its own), the hot-standby limits recovery checks, the
   source's shared_preload_libraries that the scratch installation has), archive_mode =
-  off, no primary_conninfo, then pgvdrill.conf (own port on 127.0.0.1, server log);
+  off, no primary_conninfo, no logical replication worker (the source's subscriptions
+  would stream from production's publisher and take its slot), then pgvdrill.conf (own
+  port on 127.0.0.1, server log);
 - an empty postgresql.auto.conf (no leftover recovery target or restore_command);
 - pg_hba.conf: `local ... trust` only, on a socket directory of the cluster's own (mode
   0700, reachable by root and the server's OS user alone; pg_upgrade's way), because the
@@ -172,6 +174,7 @@ def _write(datadir: Path, carried: dict[str, ConfigValue], socket: Path) -> None
              f"# configuration is kept, unread, in ../{SOURCE_CONFIG}/",
              *(f"{name} = {quote(value)}" for name, value in carried.items()),
              "archive_mode = off",
+             "max_logical_replication_workers = 0",  # no subscription reaches a publisher
              "primary_conninfo = ''",
              "primary_slot_name = ''",
              "include_if_exists = 'pgvdrill.conf'"]

@@ -13,6 +13,11 @@ WITH/SET, COMMENT ON ROLE and the memberships that make the new role a member (G
 a grantor the target did not have before is left out); tablespaces and per-database role
 settings are not replayed. The statements run in one transaction on pgvdrill's own connection (no
 file to share with a server in a container): all of them or none.
+
+The file comes from the repository: whoever can write there must get no more out of it.
+Only the shapes pg_dumpall writes are replayed (`CREATE ROLE name` alone, no PASSWORD, no
+CURRENT_USER/SESSION_USER/CURRENT_ROLE/ALL for a name, one granted role and one member per
+GRANT), each statement sent with the extended protocol, which runs one statement only.
 """
 
 from __future__ import annotations
@@ -52,10 +57,21 @@ def dump_globals(server: Server, outdir: Path, *, hint: str = "") -> Path:
     return target
 
 
+# role specifications that name the connected role or every role, not a role called so
+_SPECS = {"CURRENT_USER", "SESSION_USER", "CURRENT_ROLE", "ALL", "PUBLIC", "NONE"}
+
+
+def _role(token: str) -> str | None:
+    """The role an identifier token names; None for a role specification (CURRENT_USER,
+    ALL...)."""
+    return None if token.upper() in _SPECS else role_name(token)
+
+
 def defined_roles(script: str) -> set[str]:
-    """The roles a globals file creates."""
-    return {role_name(tokens[2]) for tokens, _ in statements(script)
-            if upper(tokens[:2]) == ["CREATE", "ROLE"] and len(tokens) > 2}
+    """The roles a globals file creates (`CREATE ROLE name`, as pg_dumpall writes it)."""
+    return {name for tokens, _ in statements(script)
+            if upper(tokens[:2]) == ["CREATE", "ROLE"] and len(tokens) == 3
+            and (name := _role(tokens[2])) is not None}
 
 
 def creation_statements(script: str, create: set[str], existing: set[str]) -> list[str]:
@@ -64,16 +80,19 @@ def creation_statements(script: str, create: set[str], existing: set[str]) -> li
     kept = []
     for tokens, text in statements(script):
         words = upper(tokens)
-        if words[:2] == ["CREATE", "ROLE"] or (words[:2] == ["ALTER", "ROLE"]
-                                              and words[3:4] != ["IN"]):
-            if len(tokens) > 2 and role_name(tokens[2]) in create:
+        named = _role(tokens[2]) if len(tokens) > 2 else None
+        if words[:2] == ["CREATE", "ROLE"] and len(tokens) == 3:
+            if named in create:
+                kept.append(text)
+        elif words[:2] == ["ALTER", "ROLE"] and words[3:4] in (["WITH"], ["SET"]):
+            if named in create and not {"PASSWORD", "ENCRYPTED"} & set(words):
                 kept.append(text)
         elif words[:3] == ["COMMENT", "ON", "ROLE"] and len(words) > 3:
-            if role_name(tokens[3]) in create:
+            if _role(tokens[3]) in create:
                 kept.append(text)
-        elif words[:1] == ["GRANT"] and "ON" not in words and "TO" in words:
-            member = role_name(tokens[words.index("TO") + 1])
-            granted = role_name(tokens[1])
+        elif words[:1] == ["GRANT"] and words[2:3] == ["TO"] and len(tokens) > 3 \
+                and words[4:5] in ([], ["WITH"], ["GRANTED"]):
+            member, granted = _role(tokens[3]), _role(tokens[1])
             if member in create and granted in create | existing:
                 kept.append(_without_new_grantor(text, existing))
     return kept
@@ -98,9 +117,10 @@ def restore_globals(server: Server, path: Path, roles: set[str] | None = None
     with server.connect(autocommit=False) as conn:
         existing = {str(name) for (name,) in conn.execute("SELECT rolname FROM pg_roles")}
         create = (defined_roles(script) if roles is None else roles) - existing
+        conn.execute("SET LOCAL standard_conforming_strings = on")  # as pg_dumpall's
         for statement in creation_statements(script, create, existing):
             try:
-                conn.execute(statement.encode())
+                conn.execute(statement.encode(), prepare=True)  # one statement, no more
             except psycopg.Error as exc:
                 raise RestoreError(
                     f"creating the roles {', '.join(sorted(create))} from {path} failed at "

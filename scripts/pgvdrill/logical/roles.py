@@ -19,9 +19,12 @@ from pgvdrill.logical.archive import Archive
 from pgvdrill.logical.table_items import unquote
 
 _HEADER = re.compile(r"^-- Name: .*?; Type: (.*?); Schema: .*?; Owner: ?(.*)$", re.M)
-# comments and psql meta-commands (skipped), quoted identifiers, string literals, words
-_TOKEN = re.compile(r'--[^\n]*|^\\[^\n]*|"(?:[^"]|"")*"|[Ee]\'(?:[^\'\\]|\\.|\'\')*\''
-                    r"|'(?:[^']|'')*'|[A-Za-z_][\w$]*|\d+|\S", re.M)
+# comments and psql meta-commands (skipped), quoted identifiers, string literals
+# (dollar-quoted too), words; a nested block comment is read to its first */
+_TOKEN = re.compile(r'--[^\n]*|/\*[\s\S]*?\*/|^\\[^\n]*|"(?:[^"]|"")*"'
+                    r"|[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'"
+                    r"|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$[\s\S]*?\$(?P=tag)\$"
+                    r"|[A-Za-z_][\w$]*|\d+|\S", re.M)
 # Items whose statements name roles besides their owner.
 _NAMING = ("ACL", "DEFAULT ACL", "POLICY", "USER MAPPING")
 # Role specifications that name no role.
@@ -45,14 +48,28 @@ def needed_roles(script: str) -> dict[str, set[str]]:
     headers = list(_HEADER.finditer(script))
     for header, following in zip(headers, [*headers[1:], None], strict=True):
         kind, owner = header.group(1), header.group(2).strip()
-        if owner and owner != "-":
-            needs.setdefault(owner, set()).add("owner")
+        body = script[header.end():following.start() if following else len(script)]
+        if owner and owner != "-":  # the header's name has newlines made spaces: the
+            for role in _owners(body) or [owner]:  # ALTER ... OWNER TO names it exactly
+                needs.setdefault(role, set()).add("owner")
         if kind in _NAMING:
-            body = script[header.end():following.start() if following else len(script)]
             for tokens, _ in statements(body):
                 for role in statement_roles(tokens):
                     needs.setdefault(role, set()).add(kind)
     return needs
+
+
+def _owners(body: str) -> list[str]:
+    """The roles the ALTER ... OWNER TO statements of one item's `body` name."""
+    if "OWNER TO" not in body:
+        return []
+    found = []
+    for tokens, _ in statements(body):
+        words = upper(tokens)
+        if words[:1] == ["ALTER"]:
+            found += [role_name(tokens[i + 2]) for i in _top_level(words, "OWNER")
+                      if words[i + 1:i + 2] == ["TO"] and len(tokens) > i + 2]
+    return found
 
 
 def statements(sql: str) -> Iterator[tuple[list[str], str]]:
@@ -62,7 +79,7 @@ def statements(sql: str) -> Iterator[tuple[list[str], str]]:
     start = 0
     for match in _TOKEN.finditer(sql):
         lexeme = match.group()
-        if lexeme.startswith(("--", "\\")):
+        if lexeme.startswith(("--", "/*", "\\")):
             continue
         if lexeme == ";":
             if tokens:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -360,23 +361,31 @@ def archive_reach(reach: Continuity | str, point: BackupPoint, target: Target) -
 def _next_steps(pgdata: Path, entry: Entry, target: Target | None,
                 server_user: str | None, safe: SafeStart) -> None:
     who = f" as {server_user}" if server_user else ""
+    # the backup's own configuration said the port: a number, or a placeholder (pasted,
+    # the commands below run nothing else)
+    port = safe.port if safe.port.isdigit() else "<free port>"
     say("next:")
     if os.geteuid() == 0 and server_user is None:
-        say(f"  chown -R <the server's OS user> {pgdata}: PostgreSQL refuses to run as root "
-             "(and check that user can run the restore_command)")
+        say(f"  chown -R <the server's OS user> {shlex.quote(str(pgdata))}: PostgreSQL "
+            "refuses to run as root (and check that user can run the restore_command)")
     in_use = " (in use on this host now)" if _port_in_use(safe.port) else ""
-    say(f"  port: the copy keeps the source's port {safe.port}{in_use}; if the source or "
+    say(f"  port: the copy keeps the source's port {port}{in_use}; if the source or "
         "another server runs on this host with it, give the copy another one: start it "
         "with -o \"-p <free port>\" as below, or set port in "
         f"{pgdata / AUTO_CONF}")
-    say(f"  start it{who}: pg_ctl -D {pgdata} -l {pgdata.parent / 'restore.log'} "
-        f"-o \"-p {safe.port}\" start")
+    say(f"  start it{who}: " + shlex.join(["pg_ctl", "-D", str(pgdata), "-l",
+                                           str(pgdata.parent / "restore.log"), "-o",
+                                           f"-p {port}", "start"]))
     if target is None:
         say(f"  it replays the backup's own WAL to {entry.end_lsn} and opens")
     else:
         say(f"  it recovers to {target.describe()}; follow the log, then check the data")
     say(f"  archiving is off in this copy; once it replaces the source as production: "
         f"{safe.archiving_back_on()}")
+    say("  logical replication is off in this copy (max_logical_replication_workers = 0: "
+        "the source's subscriptions would stream from their publishers); once it replaces "
+        "the source: psql -c \"ALTER SYSTEM RESET max_logical_replication_workers\", then "
+        "pg_ctl restart")
 
 
 def _port_in_use(port: str) -> bool:

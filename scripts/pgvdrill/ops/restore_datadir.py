@@ -12,9 +12,13 @@ steps say to chown them.
 
 The copy is made safe to start beside the source (`make_safe`), its configuration kept
 otherwise (it may become production): settings appended to postgresql.auto.conf (read
-last, so they win): archive_mode = off, no primary_conninfo/primary_slot_name, and for
+last, so they win): archive_mode = off, no primary_conninfo/primary_slot_name, no
+logical replication worker (the source's subscriptions would take its slots on their
+publishers), and for
 restore pitr the recovery settings (the PostgreSQL 12+ way, with recovery.signal) after
-the backup's own recovery settings there were commented out.
+the backup's own recovery settings there were commented out; the recovery targets, a
+standby's archive_cleanup_command/recovery_end_command and a delayed standby's
+recovery_min_apply_delay of postgresql.conf cleared.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from pathlib import Path
 from pgvdrill import osuser
 from pgvdrill.cluster.base import ConfigValue, ToolRunner, quote
 from pgvdrill.cluster.conffile import Setting, read_conf
+from pgvdrill.cluster.restored import refuse_symlinks
 from pgvdrill.errors import RestoreError
 from pgvdrill.physical.artifact import BaseBackup
 from pgvdrill.physical.restore import unpack
+from pgvdrill.physical.verifybackup import backup_format
 
 AUTO_CONF = "postgresql.auto.conf"
 
@@ -65,7 +71,11 @@ def existing_names(pgdata: Path, force: bool) -> list[str]:
 
 def restore_datadir(tools: ToolRunner, backup: BaseBackup, pgdata: Path,
                     existing: list[str]) -> list[str]:
-    """Unpack `backup` into `pgdata` beside the `existing` names; the names restored."""
+    """Unpack `backup` into `pgdata` beside the `existing` names; the names restored. A
+    plain backup holding symlinks (a tablespace or pg_wal elsewhere: the source's own
+    directories) is refused before anything is copied: the copy would write through them."""
+    if backup_format(backup.path) == "plain":
+        refuse_symlinks(backup.path)
     if not existing:
         unpack(tools, backup, pgdata)
         return sorted(os.listdir(pgdata))
@@ -121,6 +131,9 @@ RECOVERY_SETTINGS = ("restore_command", "recovery_end_command", "archive_cleanup
                      "primary_conninfo", "primary_slot_name", "promote_trigger_file")
 TARGETS = ("recovery_target", "recovery_target_time", "recovery_target_xid",
            "recovery_target_lsn", "recovery_target_name")
+# a standby's commands in postgresql.conf that archive recovery would run: a cleanup of
+# production's archive at every restartpoint, production's failover script at the end
+COMMANDS = ("archive_cleanup_command", "recovery_end_command")
 SIGNALS = ("standby.signal", "recovery.signal")
 MOVED_SUFFIX = ".moved-by-pgvdrill"
 SOURCE_PATHS = ("data_directory", "hba_file", "ident_file", "external_pid_file")
@@ -167,10 +180,15 @@ def make_safe(pgdata: Path, backup_id: str, recovery: dict[str, ConfigValue] | N
     done.changed += _comment_out(pgdata / AUTO_CONF)
     lines = [f"# pgvdrill restore {'pitr' if recovery else 'physical'} {backup_id} at "
              f"{datetime.now(UTC).isoformat()}: safe to start beside the source",
-             "archive_mode = 'off'", "primary_conninfo = ''", "primary_slot_name = ''"]
+             "archive_mode = 'off'", "primary_conninfo = ''", "primary_slot_name = ''",
+             "max_logical_replication_workers = 0"]  # no subscription streams from its
+    # publisher (a copy beside the source would take the source's slots)
     if recovery is not None:
-        lines += [f"{name} = ''" for name in TARGETS if name not in recovery]  # clear the
-        lines += [f"{key} = {quote(value)}" for key, value in recovery.items()]  # conf's
+        lines += [f"{name} = ''" for name in (*TARGETS, *COMMANDS)  # clear the conf's
+                  if name not in recovery]
+        lines += ["recovery_min_apply_delay = 0"]  # a delayed standby's: each recent
+        # commit would wait out the delay (archive recovery honours it)
+        lines += [f"{key} = {quote(value)}" for key, value in recovery.items()]
     with open(pgdata / AUTO_CONF, "a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
         handle.flush()
@@ -223,4 +241,10 @@ def _layout_warnings(pgdata: Path, files: list[str], settings: dict[str, Setting
         if name in settings:
             found.append(f"{name} = {settings[name].value!r} ({settings[name].where}) names "
                          f"the source's file: remove it from that file before starting")
+    logs = settings.get("log_directory")
+    if logs is not None and Path(logs.value).is_absolute():
+        found.append(f"log_directory = {logs.value!r} ({logs.where}) is the source's log "
+                     f"directory: started beside the source, the copy writes (and may "
+                     f"truncate) its log files there; until it replaces the source, add "
+                     f"log_directory = 'log' to {pgdata / AUTO_CONF}")
     return found

@@ -13,6 +13,7 @@ entry (warnings: a backup running now, or one that failed; pgvdrill never delete
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,8 +196,9 @@ def source_timeline(config: Config) -> tuple[int | None, str]:
 def set_aside(repo: Repository, timeline: int, files: list[str]) -> str:
     """A command that moves a stray timeline's files out of wal/ (nothing is deleted)."""
     place = repo.root / "set-aside" / f"timeline-{timeline}"
-    moved = " ".join(str(repo.wal / name) for name in files)
-    return f"mkdir -p {place} && mv -n {moved} {place}/"
+    return (f"{shlex.join(['mkdir', '-p', str(place)])} && "
+            f"{shlex.join(['mv', '-n', *(str(repo.wal / name) for name in files)])} "
+            f"{shlex.quote(str(place) + '/')}")
 
 
 def timeline_findings(repo: Repository, current: int | None, how: str) -> Findings:
