@@ -11,7 +11,7 @@ import pytest
 
 from pgvdrill.cluster import Cluster
 from pgvdrill.errors import RestoreError
-from pgvdrill.logical.globals import restore_globals
+from pgvdrill.logical.globals import restore_globals, withheld
 
 EXISTING = "CREATE ROLE bob LOGIN CONNECTION LIMIT 5"
 
@@ -90,12 +90,6 @@ def test_globals_replay_sets_no_password(target: Cluster, tmp_path: Path) -> Non
                         "WHERE rolname = 'app_owner'") in ([(True,)], [])
 
 
-@pytest.mark.xfail(strict=True, reason="--with-globals replays the source's role attributes "
-                   "and memberships as globals.sql states them: a writer of the repository "
-                   "gets a passwordless SUPERUSER LOGIN role (or membership in "
-                   "pg_execute_server_program) on the target; needs a decision: refuse "
-                   "SUPERUSER/REPLICATION/BYPASSRLS and memberships in privileged roles "
-                   "unless the operator asks for them")
 def test_globals_replay_creates_no_privileged_role(target: Cluster, tmp_path: Path) -> None:
     _replay(target, tmp_path, "CREATE ROLE app_owner;\nALTER ROLE app_owner WITH SUPERUSER "
             "LOGIN;\nGRANT pg_execute_server_program TO app_owner;\n", {"app_owner"})
@@ -105,3 +99,6 @@ def test_globals_replay_creates_no_privileged_role(target: Cluster, tmp_path: Pa
     assert target.query("SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON "
                         "r.oid = m.roleid WHERE r.rolname = 'pg_execute_server_program'") \
         == [(0,)]
+    assert withheld("ALTER ROLE app_owner WITH SUPERUSER LOGIN;\n"
+                    "GRANT pg_execute_server_program TO app_owner;\n", {"app_owner"}) == [
+        "app_owner SUPERUSER", "app_owner IN ROLE pg_execute_server_program"]

@@ -8,7 +8,10 @@ passwords no hash leaves the source, and a non-superuser can run it.
 
 `restore_globals` creates roles the target lacks, and only those: an existing role is never
 altered (neither its attributes nor its memberships), so the role pgvdrill connects as is
-never touched. For each role it creates it replays the file's CREATE ROLE, ALTER ROLE ...
+never touched. The file is untrusted (anyone who can write the repository): a role is
+never created SUPERUSER, REPLICATION, BYPASSRLS or CREATEROLE, nor a member of a
+predefined pg_ role (`withheld` names what was left out, for the operator to grant).
+For each role it creates it replays the file's CREATE ROLE, ALTER ROLE ...
 WITH/SET, COMMENT ON ROLE and the memberships that make the new role a member (GRANTED BY
 a grantor the target did not have before is left out); tablespaces and per-database role
 settings are not replayed. The statements run in one transaction on pgvdrill's own connection (no
@@ -74,9 +77,32 @@ def defined_roles(script: str) -> set[str]:
             and (name := _role(tokens[2])) is not None}
 
 
+# what a globals file (untrusted: anyone who can write the repository) never grants on the
+# target: the attributes that make a role more than an owner of objects, and memberships in
+# predefined roles (pg_execute_server_program, pg_read_server_files, ...)
+PRIVILEGED = {"SUPERUSER": "NOSUPERUSER", "REPLICATION": "NOREPLICATION",
+              "BYPASSRLS": "NOBYPASSRLS", "CREATEROLE": "NOCREATEROLE"}
+PREDEFINED = "pg_"
+
+
+def withheld(script: str, create: set[str]) -> list[str]:
+    """What creating the roles in `create` from `script` leaves out on purpose: privileged
+    attributes and memberships in predefined roles, e.g. `app_owner SUPERUSER`."""
+    left = []
+    for tokens, _ in statements(script):
+        words = upper(tokens)
+        if words[:2] == ["ALTER", "ROLE"] and words[3:4] == ["WITH"] and \
+                _role(tokens[2]) in create:
+            left += [f"{role_name(tokens[2])} {w}" for w in words[4:] if w in PRIVILEGED]
+        elif words[:1] == ["GRANT"] and words[2:3] == ["TO"] and len(tokens) > 3 and \
+                _role(tokens[3]) in create and role_name(tokens[1]).startswith(PREDEFINED):
+            left.append(f"{role_name(tokens[3])} IN ROLE {role_name(tokens[1])}")
+    return left
+
+
 def creation_statements(script: str, create: set[str], existing: set[str]) -> list[str]:
     """The statements of globals file `script` that create the roles in `create` as the
-    source had them, on a server whose roles are `existing`."""
+    source had them, on a server whose roles are `existing`, less what `withheld` names."""
     kept = []
     for tokens, text in statements(script):
         words = upper(tokens)
@@ -86,14 +112,17 @@ def creation_statements(script: str, create: set[str], existing: set[str]) -> li
                 kept.append(text)
         elif words[:2] == ["ALTER", "ROLE"] and words[3:4] in (["WITH"], ["SET"]):
             if named in create and not {"PASSWORD", "ENCRYPTED"} & set(words):
-                kept.append(text)
+                kept.append(text if words[3] == "SET" or not PRIVILEGED.keys() & set(words)
+                            else " ".join(PRIVILEGED.get(w, t) for t, w in zip(
+                                tokens, words, strict=True)))
         elif words[:3] == ["COMMENT", "ON", "ROLE"] and len(words) > 3:
             if _role(tokens[3]) in create:
                 kept.append(text)
         elif words[:1] == ["GRANT"] and words[2:3] == ["TO"] and len(tokens) > 3 \
                 and words[4:5] in ([], ["WITH"], ["GRANTED"]):
             member, granted = _role(tokens[3]), _role(tokens[1])
-            if member in create and granted in create | existing:
+            if member in create and granted in create | existing and \
+                    granted is not None and not granted.startswith(PREDEFINED):
                 kept.append(_without_new_grantor(text, existing))
     return kept
 

@@ -37,7 +37,7 @@ from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
-from pgvdrill.logical.globals import dump_globals, restore_globals
+from pgvdrill.logical.globals import dump_globals, restore_globals, withheld
 from pgvdrill.logical.restore import RESTORE_SETTINGS, make_room
 from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.backup_take import take_backup
@@ -100,11 +100,14 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
             tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
         try:
             kept = globals_path(repo, entry)
-            created = restore_globals(target, kept or dump_globals(source, Path(tmp)))
+            roles = kept or dump_globals(source, Path(tmp))
+            created = restore_globals(target, roles)
+            left = withheld(roles.read_text(), set(created))
             say(f"  roles {', '.join(created) or '(none)'} created from "
                 + (f"the backup's {kept.name}" if kept else
                    f"a live pg_dumpall --globals-only of {source.describe()} (backup "
-                   f"{entry.id} has no globals.sql)"))
+                   f"{entry.id} has no globals.sql)")
+                + (f", without {', '.join(left)}" if left else ""))
             make_room(target, source.dbname)
             drill = restore_and_verify(dumped, target, source.dbname,
                                        RESTORE_SETTINGS["parallel-j2"], source_snapshot,

@@ -27,7 +27,7 @@ from pgvdrill.config import Config
 from pgvdrill.errors import ConfigError, RestoreError, ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import Archive, inspect
-from pgvdrill.logical.globals import defined_roles, restore_globals
+from pgvdrill.logical.globals import defined_roles, restore_globals, withheld
 from pgvdrill.logical.restore import RestoreSetting
 from pgvdrill.logical.roles import needed_roles, restore_script
 from pgvdrill.ops.backup_source import config_tools, server_facts, source_server
@@ -165,6 +165,10 @@ def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *
     if create and globals_file is not None:
         created = restore_globals(target, globals_file, set(create))
         say(f"created role(s) {', '.join(created)} from {globals_file} (without passwords)")
+        left = withheld(globals_file.read_text(), set(created))
+        if left:
+            say(f"left out, as a repository's file never grants them: {', '.join(left)}; "
+                "grant what this server should have yourself (ALTER ROLE ... / GRANT ...)")
     say(f"restoring {entry.id} ({archive.size_bytes / 2**20:.1f} MiB, {len(archive.toc)} "
         f"items) into {target.describe()} (PostgreSQL {facts['server_version']})")
     seconds = _pg_restore(target, archive, RestoreSetting("operator", clean=clean, jobs=jobs),
