@@ -228,6 +228,14 @@ def test_fault_archive_unwritable_or_full_then_fixed(
             osuser.chown_tree(mount, user)
         enable_archiving(prod_source, mount)
         first = switch_and_wait(prod_source, mount)
+        # the file appears before archive-wal returns (it fsyncs the directory after the
+        # link): break the archive only once PostgreSQL has the success, or the failure
+        # counted is that segment's
+        deadline = time.monotonic() + 60
+        while prod_source.query("SELECT last_archived_wal FROM pg_stat_archiver") != \
+                [(first,)]:
+            assert time.monotonic() < deadline, f"{first} was never acknowledged"
+            time.sleep(0.05)
         if fault == "unwritable":
             mount.chmod(0o000)
         else:  # the rest of the filesystem taken by something else
