@@ -101,7 +101,7 @@ def test_a_restored_copy_keeps_nothing_that_reaches_production(tmp_path: Path) -
                       has_library=lambda name: name != "not_installed", control=control)
 
     conf = (data / "postgresql.conf").read_text()
-    assert "archive_mode = off" in conf and "primary_conninfo = ''" in conf
+    assert "archive_mode = 'off'" in conf and "primary_conninfo = ''" in conf
     for leaked in ("6543", "archive_command", "/backup/wal", "logging_collector",
                    "listen_addresses", "host=primary", "conf.d"):
         assert leaked not in conf, leaked
@@ -130,7 +130,7 @@ def test_a_backup_without_postgresql_conf_is_said_to_run_on_pgvdrills_settings(
     done = neutralise(data, tmp_path / SOURCE_CONFIG, tmp_path / "socket",
                       has_library=lambda name: True, control={})
     assert any("no postgresql.conf" in w for w in done.warnings)
-    assert "archive_mode = off" in (data / "postgresql.conf").read_text()
+    assert "archive_mode = 'off'" in (data / "postgresql.conf").read_text()
 
 
 def test_a_backup_whose_files_point_elsewhere_is_refused(tmp_path: Path) -> None:

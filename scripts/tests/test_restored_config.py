@@ -22,4 +22,4 @@ def test_a_copy_keeps_the_wal_sizes_its_segment_size_needs(tmp_path: Path) -> No
     assert done.carried == {"min_wal_size": "128MB", "max_wal_size": "1GB"}
     assert sorted(done.dropped) == ["archive_mode", "port"]
     text = (datadir / "postgresql.conf").read_text()
-    assert "min_wal_size = '128MB'" in text and "archive_mode = off" in text
+    assert "min_wal_size = '128MB'" in text and "archive_mode = 'off'" in text

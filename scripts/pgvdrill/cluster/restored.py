@@ -56,6 +56,12 @@ STANDBY_LIMITS = {"max_connections": "max_connections",
                   "max_prepared_xacts": "max_prepared_transactions",
                   "max_locks_per_xact": "max_locks_per_transaction"}
 PRELOAD = "shared_preload_libraries"
+# what keeps any copy of a backup from reaching its source: no archiving into its archive,
+# no primary to follow, no subscription streaming from a publisher (it would take the
+# source's slots); scratch copies and `restore physical|pitr` alike
+SAFE_START: dict[str, ConfigValue] = {"archive_mode": "off", "primary_conninfo": "",
+                                      "primary_slot_name": "",
+                                      "max_logical_replication_workers": 0}
 HBA = """# pgvdrill: a scratch copy of a restored backup. Clients reach it only through its
 # socket directory {socket} (mode 0700: root and the server's OS user); no TCP login.
 local all all trust
@@ -173,10 +179,7 @@ def _write(datadir: Path, carried: dict[str, ConfigValue], socket: Path) -> None
     lines = ["# written by pgvdrill for a scratch copy of a restored backup; the source's",
              f"# configuration is kept, unread, in ../{SOURCE_CONFIG}/",
              *(f"{name} = {quote(value)}" for name, value in carried.items()),
-             "archive_mode = off",
-             "max_logical_replication_workers = 0",  # no subscription reaches a publisher
-             "primary_conninfo = ''",
-             "primary_slot_name = ''",
+             *(f"{name} = {quote(value)}" for name, value in SAFE_START.items()),
              "include_if_exists = 'pgvdrill.conf'"]
     files = {"postgresql.conf": "\n".join(lines) + "\n",
              "postgresql.auto.conf": "# pgvdrill: the source's ALTER SYSTEM settings are in "

@@ -36,7 +36,7 @@ from pathlib import Path
 from pgvdrill import osuser
 from pgvdrill.cluster.base import ConfigValue, ToolRunner, quote
 from pgvdrill.cluster.conffile import Setting, read_conf
-from pgvdrill.cluster.restored import refuse_symlinks
+from pgvdrill.cluster.restored import SAFE_START, refuse_symlinks
 from pgvdrill.errors import RestoreError
 from pgvdrill.physical.artifact import BaseBackup
 from pgvdrill.physical.restore import unpack
@@ -180,9 +180,7 @@ def make_safe(pgdata: Path, backup_id: str, recovery: dict[str, ConfigValue] | N
     done.changed += _comment_out(pgdata / AUTO_CONF)
     lines = [f"# pgvdrill restore {'pitr' if recovery else 'physical'} {backup_id} at "
              f"{datetime.now(UTC).isoformat()}: safe to start beside the source",
-             "archive_mode = 'off'", "primary_conninfo = ''", "primary_slot_name = ''",
-             "max_logical_replication_workers = 0"]  # no subscription streams from its
-    # publisher (a copy beside the source would take the source's slots)
+             *(f"{name} = {quote(value)}" for name, value in SAFE_START.items())]
     if recovery is not None:
         lines += [f"{name} = ''" for name in (*TARGETS, *COMMANDS)  # clear the conf's
                   if name not in recovery]
