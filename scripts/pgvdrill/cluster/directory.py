@@ -30,6 +30,7 @@ from pgvdrill.cluster.restored import (
 )
 from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.statement_log import PREFIX as STATEMENT_LOG_PREFIX
+from pgvdrill.trust import require_trusted
 
 INCLUDED_CONF = "pgvdrill.conf"
 SUPERUSER = "postgres"
@@ -221,6 +222,8 @@ class DirectoryBackend(Backend):
         self.workdir = session_dir(workdir, self.server_user)
         self.cache_dir = cache_dir
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # servers start from its templates: another user's cache would choose their settings
+        require_trusted(self.cache_dir, "cache directory")
 
     @abc.abstractmethod
     def has_library(self, name: str) -> bool:

@@ -46,6 +46,7 @@ INITDB_ARGS = "--data-checksums --encoding=UTF8 --locale=C"
 STOP_SIGNALS = {"smart": "TERM", "fast": "INT", "immediate": "QUIT"}
 RUN_LABEL = "pgvdrill.run"  # set from PGVDRILL_RUN_ID: CI removes a whole run's containers
 SESSION_LABEL = "pgvdrill.session"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 CONTROL_FILE = ("for f in \"$(pg_config --sharedir 2>/dev/null)/extension/vector.control\" "
                 "/usr/share/postgresql/*/extension/vector.control; do "
                 "[ -f \"$f\" ] && exec cat \"$f\"; done")
@@ -223,6 +224,14 @@ class DockerCluster(DirectoryCluster):
                 f"%f %p {shlex.quote(str(source))}" + (" --partial" if partial else ""))
 
 
+def run_id(text: str) -> str:
+    """$PGVDRILL_RUN_ID checked: it labels containers that CI later removes by label."""
+    if not _RUN_ID.fullmatch(text):
+        raise ConfigError(f"PGVDRILL_RUN_ID={text!r} is not a run id",
+                          "use 1-64 letters, digits, '.', '_' or '-', e.g. ci-1234")
+    return text
+
+
 class DockerBackend(DirectoryBackend):
     """Clusters in containers of `image`, which must be in the local engine."""
 
@@ -240,7 +249,7 @@ class DockerBackend(DirectoryBackend):
         self.session = secrets.token_hex(6)
         self.labels = {SESSION_LABEL: self.session}
         if os.environ.get("PGVDRILL_RUN_ID"):
-            self.labels[RUN_LABEL] = os.environ["PGVDRILL_RUN_ID"]
+            self.labels[RUN_LABEL] = run_id(os.environ["PGVDRILL_RUN_ID"])
         # tools get paths below the temporary directory too (restore lists, WAL copies)
         self.mounts = outermost([workdir, Path(tempfile.gettempdir()), *mounts])
         self._tools_container: str | None = None

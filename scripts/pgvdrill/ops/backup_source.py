@@ -15,6 +15,7 @@ from pgvdrill.config import Config
 from pgvdrill.errors import ConfigError
 from pgvdrill.installation import Installation, embedded, from_bindir
 from pgvdrill.server import ExternalServer
+from pgvdrill.trust import require_trusted_bindir
 
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 
@@ -26,6 +27,7 @@ def client_tools(pg_bin: Path | None) -> Installation:
         return embedded(None)
     if (pg_bin / "postgres").is_file():
         return from_bindir(pg_bin)
+    require_trusted_bindir(pg_bin, "PostgreSQL bin directory")
     line = runner.run([runner.which("pg_dump", pg_bin), "--version"]).stdout
     match = _VERSION.search(line)
     if match is None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 
 from pgvdrill.config import Config, load_config
 from pgvdrill.errors import ConfigError
+from pgvdrill.trust import safe_directory
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 AddBackendOptions: TypeAlias = Callable[[argparse.ArgumentParser], None]
@@ -45,13 +47,25 @@ def config_from(args: argparse.Namespace) -> Config:
     """The configuration named by --config, $PGVDRILL_CONFIG or found in its default places."""
     path = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     if path is None:
-        path = next((p for p in CONFIG_PLACES if p.is_file()), None)
+        path = next((p for p in CONFIG_PLACES if p.is_file() and _searchable(p)), None)
     if path is None:
         raise ConfigError("no configuration file",
                           f"pass --config FILE, set {CONFIG_ENV}, or create "
                           f"{' or '.join(str(p) for p in CONFIG_PLACES)} "
                           "(start from pgvdrill.example.toml)")
     return load_config(path)
+
+
+def _searchable(found: Path) -> bool:
+    """Whether a configuration found in a default place may be used: one in a directory
+    other users can write (e.g. ./pgvdrill.toml in /tmp) could be theirs, so it is
+    skipped with a warning on stderr, as if absent. An explicit --config is never skipped
+    (load_config refuses it if it is unsafe)."""
+    unsafe = safe_directory(found.absolute().parent)
+    if unsafe:
+        print(f"pgvdrill: warning: ignoring {found.absolute()}: {unsafe}, so the file may "
+              "not be yours; pass --config to use a configuration there", file=sys.stderr)
+    return unsafe is None
 
 
 def say(line: str) -> None:
