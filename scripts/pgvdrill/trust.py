@@ -21,11 +21,15 @@ from pathlib import Path
 from pgvdrill.errors import ConfigError
 
 
-def _owner(uid: int) -> str:
+def _name(uid: int) -> str:
     try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return f"uid {uid}"
+        return str(uid)
+
+
+def _owner(uid: int) -> str:
+    return f"{_name(uid)} (uid {uid})"
 
 
 def _entry_problem(path: Path, st: os.stat_result, *, above: bool) -> str | None:
@@ -42,9 +46,10 @@ def _entry_problem(path: Path, st: os.stat_result, *, above: bool) -> str | None
     return None
 
 
-def problem(path: Path) -> str | None:
-    """Why `path` could be changed by someone other than root and the caller: the file, its
-    target when it is a symlink, or a directory above either. None when nobody else can."""
+def problem(path: Path) -> tuple[Path, str] | None:
+    """The first entry, and why, that lets someone other than root and the caller change
+    `path`: the file, its target when it is a symlink, or a directory above either. None
+    when nobody else can."""
     absolute = Path(os.path.abspath(path))
     chains = [absolute.resolve()]
     if absolute.resolve() != absolute:  # a symlink on the way: whoever replaces it decides
@@ -61,7 +66,7 @@ def problem(path: Path) -> str | None:
                 continue  # a missing file is reported by whoever opens it
             found = _entry_problem(entry, st, above=index > 0 or start != chains[0])
             if found:
-                return found
+                return entry, found
     return None
 
 
@@ -69,13 +74,15 @@ def require_trusted(path: Path, what: str) -> None:
     """ConfigError naming `path` unless only root and the caller can change it (see module)."""
     found = problem(path)
     if found:
-        user = _owner(os.geteuid()).split(" ")[0]
+        entry, why = found
+        user = _name(os.geteuid())
+        owners = "root" if user == "root" else f"root or {user}"
         raise ConfigError(
-            f"refusing {what} {path}: {found}: whoever can change it chooses what pgvdrill "
+            f"refusing {what} {path}: {why}: whoever can change it chooses what pgvdrill "
             f"runs as {user}",
-            f"make it and every directory above it owned by root or {user} and writable by "
-            f"nobody else, e.g. chown {user} PATH and chmod go-w PATH for the path named; "
-            "or move it to a directory only they can write, such as /etc/pgvdrill")
+            f"make it and every directory above it owned by {owners} and writable by nobody "
+            f"else (e.g. chown {user} {entry} && chmod go-w {entry}), or move it to such a "
+            "directory, e.g. /etc/pgvdrill")
 
 
 def require_trusted_bindir(bindir: Path, what: str) -> None:
@@ -110,4 +117,5 @@ def safe_directory(path: Path) -> str | None:
     mode = stat.S_IMODE(st.st_mode)
     if mode & stat.S_IWOTH or (mode & stat.S_IWGRP and st.st_gid != 0):
         return f"{path} (owner {_owner(st.st_uid)}, mode {mode:04o}) is writable by other users"
-    return problem(path)
+    found = problem(path)
+    return found[1] if found else None

@@ -219,11 +219,11 @@ class DirectoryBackend(Backend):
         self.name = name
         self.major = major
         self.server_user = osuser.server_user()
-        self.workdir = session_dir(workdir, self.server_user)
         self.cache_dir = cache_dir
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         # servers start from its templates: another user's cache would choose their settings
         require_trusted(self.cache_dir, "cache directory")
+        self.workdir = session_dir(workdir, self.server_user)
 
     @abc.abstractmethod
     def has_library(self, name: str) -> bool:

@@ -1,0 +1,293 @@
+"""Configuration is code (issue 13, class 2) and tar extraction on any Python 3.11 (class 7):
+files that choose what pgvdrill runs are refused when another user could change them,
+every number is finite and in range, environment variables are checked, and a base
+backup's tar members are checked here, not by a tarfile feature Python 3.11.2 lacks.
+No server: real files, real OS users (pgvprod stands for another user)."""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import pwd
+import stat
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import pgvdrill
+from pgvdrill import installation, runner
+from pgvdrill.backends import default_cache_dir, make_backend
+from pgvdrill.cluster.docker import run_id
+from pgvdrill.config import load_config
+from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.physical.unpack import extract
+
+OTHER = "pgvprod"  # an OS user that is neither root nor the caller
+SCRIPTS = Path(pgvdrill.__file__).parents[1]  # the pgvdrill under test, for other Pythons
+REPO = '[repository]\npath = "repo"\n'
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+
+
+def other_uid() -> int:
+    return pwd.getpwnam(OTHER).pw_uid
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A directory only root can write (tmp_path's parents are root's, 0700)."""
+    tmp_path.chmod(0o755)
+    return tmp_path
+
+
+def refused(path: Path, *expected: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    for text in (str(path), *expected):
+        assert text in message, message
+    return message
+
+
+# --- the configuration file and the directories above it ------------------------------
+
+@pytest.mark.parametrize(("mode", "owner", "why"), [
+    (0o666, None, "mode 0666) is writable by every user"),
+    (0o664, "group", "is writable by its group"),
+    (0o644, OTHER, f"owner {OTHER} (uid"),
+], ids=["world-writable", "group-writable", "another-users"])
+def test_fault_config_others_can_change_is_refused(home: Path, mode: int, owner: str | None,
+                                                   why: str) -> None:
+    config = home / "pgvdrill.toml"
+    config.write_text(REPO)
+    config.chmod(mode)
+    if owner == "group":
+        os.chown(config, 0, pwd.getpwnam(OTHER).pw_gid)
+    elif owner:
+        os.chown(config, other_uid(), -1)
+
+    message = refused(config, why, "chooses what pgvdrill runs as root")
+    assert f"chown root {config} && chmod go-w {config}" in message
+
+
+def test_fault_config_in_a_directory_others_can_write_is_refused(home: Path) -> None:
+    shared = home / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # not sticky: anyone may replace the file
+    config = shared / "pgvdrill.toml"
+    config.write_text(REPO)
+
+    refused(config, f"{shared} (owner root (uid 0), mode 0777) is writable by every user")
+
+
+def test_fault_config_symlink_to_another_users_file_is_refused(home: Path) -> None:
+    theirs = home / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, other_uid(), -1)
+    (theirs / "pgvdrill.toml").write_text(REPO)
+    link = home / "pgvdrill.toml"
+    link.symlink_to(theirs / "pgvdrill.toml")
+
+    refused(link, f"{theirs} (owner {OTHER}")
+
+
+def test_config_in_sticky_tmp_owned_by_the_caller_loads(home: Path) -> None:
+    sticky = home / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)  # like /tmp: nobody else can replace root's file
+    config = sticky / "pgvdrill.toml"
+    config.write_text(REPO)
+
+    assert load_config(config).repository == sticky / "repo"
+
+
+# --- programs the configuration names ------------------------------------------------
+
+def bindir_of(home: Path, name: str, *, owner: int = 0, program_mode: int = 0o755) -> Path:
+    bindir = home / name
+    bindir.mkdir()
+    pg_dump = bindir / "pg_dump"
+    pg_dump.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 18.6'\n")
+    pg_dump.chmod(program_mode)
+    os.chown(bindir, owner, -1)
+    return bindir
+
+
+@pytest.mark.parametrize("section", ["source", "drill"])
+def test_fault_pg_bin_of_another_user_is_refused(home: Path, section: str) -> None:
+    bindir = bindir_of(home, "bin", owner=other_uid())
+    config = home / "pgvdrill.toml"
+    extra = 'conninfo = "host=db"\n' if section == "source" else ""
+    config.write_text(f'{REPO}[{section}]\n{extra}pg_bin = "{bindir}"\n')
+
+    refused(config, f"[{section}] pg_bin", f"{bindir} (owner {OTHER}")
+
+
+def test_fault_program_in_pg_bin_writable_by_others_is_refused(home: Path) -> None:
+    bindir = bindir_of(home, "bin", program_mode=0o777)
+    config = home / "pgvdrill.toml"
+    config.write_text(f'{REPO}[source]\nconninfo = "host=db"\npg_bin = "{bindir}"\n')
+
+    refused(config, f"{bindir / 'pg_dump'} (owner root (uid 0), mode 0777)")
+
+
+def test_fault_procedure_program_writable_by_others_is_refused(home: Path) -> None:
+    script = home / "team-backup.sh"
+    script.write_text("#!/bin/sh\npg_dump \"$@\"\n")
+    script.chmod(0o777)
+    config = home / "pgvdrill.toml"
+    config.write_text(f'{REPO}[[procedure]]\nname = "team"\n'
+                      f'backup = "{script} --file {{backup}} {{dsn}}"\n')
+
+    refused(config, "[[procedure]] 'team' runs", f"{script} (owner root (uid 0), mode 0777)")
+
+
+def test_fault_system_backend_bin_dir_of_another_user_is_refused(home: Path) -> None:
+    """--pg-bin reaches installation.from_bindir without a configuration file."""
+    real = installation.embedded(None).bindir
+    bindir = home / "bin"
+    bindir.mkdir()
+    (bindir / "postgres").symlink_to(real / "postgres")
+    os.chown(bindir, other_uid(), -1)
+
+    with pytest.raises(ConfigError, match=f"refusing PostgreSQL bin directory {bindir}"):
+        installation.from_bindir(bindir)
+    os.chown(bindir, 0, -1)
+    assert installation.from_bindir(bindir).major >= 15  # the same directory, root's
+
+
+# --- numbers --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("[retention]\nlogical_days = nan", "logical_days = nan: not a number >= 0 and <= 36500"),
+    ("[retention]\nwal_days = inf", "wal_days = inf: not a number >= 0"),
+    ("[retention]\nphysical_days = 1e308", "not a number >= 0 and <= 36500"),
+    ("[retention]\nmonthly_months = 1000000000000000000000000000000",
+     "not a whole number >= 0 and <= 1200"),
+    ("[logical]\njobs = 0", "jobs = 0: not a whole number >= 1 and <= 128"),
+    ("[logical]\njobs = 100000", "not a whole number >= 1 and <= 128"),
+    ('[drill]\nreports_dir = "r\\u0000x"', "contains a NUL character"),
+])
+def test_fault_config_number_out_of_range_is_named(home: Path, line: str, expected: str
+                                                  ) -> None:
+    config = home / "pgvdrill.toml"
+    config.write_text(f"{REPO}{line}\n")
+
+    refused(config, expected)
+
+
+# --- environment variables ----------------------------------------------------------
+
+def test_fault_relative_xdg_cache_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "cache")  # relative: another place in every cwd
+    assert default_cache_dir() == Path.home() / ".cache" / "pgvdrill"
+
+
+def test_fault_cache_directory_of_another_user_is_refused(home: Path) -> None:
+    """Servers start from the cache's templates: another user's cache chooses their
+    settings ($XDG_CACHE_HOME or --cache-dir pointing into it)."""
+    cache = home / "cache"
+    cache.mkdir()
+    os.chown(cache, other_uid(), -1)
+
+    with pytest.raises(ConfigError, match=f"refusing cache directory {cache}"):
+        make_backend("embedded", workdir=home / "work", cache_dir=cache)
+
+
+@pytest.mark.parametrize("value", ["", "x y", "a;rm -rf", "-x", "é", "x" * 65])
+def test_fault_run_id_from_the_environment_is_checked(value: str) -> None:
+    with pytest.raises(ConfigError, match="PGVDRILL_RUN_ID"):
+        run_id(value)
+    assert run_id("ci-1234") == "ci-1234"
+
+
+# --- tar members (class 7: the same checks on Python 3.11.2) ---------------------------
+
+def tar_with(path: Path, *members: tarfile.TarInfo, data: bytes = b"x") -> Path:
+    with tarfile.open(path, "w") as tar:
+        ok = tarfile.TarInfo("PG_VERSION")
+        ok.size = 3
+        tar.addfile(ok, io.BytesIO(b"18\n"))
+        for member in members:
+            if member.isreg():
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+            else:
+                tar.addfile(member)
+    return path
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "", mode: int = 0o600
+           ) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, linkname, mode
+    return info
+
+
+@pytest.mark.parametrize(("bad", "expected"), [
+    (member("dev/null", tarfile.CHRTYPE), "a special file"),
+    (member("fifo", tarfile.FIFOTYPE), "a special file"),
+    (member("link", tarfile.SYMTYPE, "/etc/shadow"), "a link to '/etc/shadow' outside"),
+    (member("base/link", tarfile.SYMTYPE, "../../x"), "a link to '../../x' outside"),
+    (member("hard", tarfile.LNKTYPE, "/etc/shadow"), "a link to '/etc/shadow' outside"),
+], ids=["device", "fifo", "absolute-symlink", "climbing-symlink", "hardlink"])
+def test_fault_tar_member_that_is_no_plain_file_inside_is_refused(
+        tmp_path: Path, bad: tarfile.TarInfo, expected: str) -> None:
+    archive = tar_with(tmp_path / "base.tar", bad)
+
+    with pytest.raises(BackupError, match=expected):
+        extract(archive, tmp_path / "data")
+    assert not (tmp_path / "data" / "PG_VERSION").exists()  # checked before writing
+
+
+def test_fault_tar_link_through_a_link_is_refused(tmp_path: Path) -> None:
+    """`d` -> `.` is inside; `d/up` -> `../x` is lexically inside but really one level out."""
+    archive = tar_with(tmp_path / "base.tar", member("d", tarfile.SYMTYPE, "."),
+                       member("d/up", tarfile.SYMTYPE, "../outside"))
+
+    with pytest.raises(BackupError, match=r"a link to '\.\./outside' outside"):
+        extract(archive, tmp_path / "data")
+    assert not (tmp_path / "outside").exists()
+
+
+def test_tar_modes_lose_special_bits_and_ownership(tmp_path: Path) -> None:
+    setuid = member("bin/tool", mode=0o4777)
+    setuid.uid, setuid.gid, setuid.uname, setuid.gname = 4242, 4242, OTHER, OTHER
+    archive = tar_with(tmp_path / "base.tar", setuid, member("private", mode=0o000))
+
+    extract(archive, tmp_path / "data")
+
+    tool = (tmp_path / "data" / "bin" / "tool").stat()
+    assert stat.S_IMODE(tool.st_mode) == 0o755 and tool.st_uid == os.geteuid()
+    assert stat.S_IMODE((tmp_path / "data" / "private").stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(not DEBIAN_PYTHON.is_file(), reason="no Debian /usr/bin/python3")
+def test_fault_tar_extraction_works_on_debians_python(tmp_path: Path) -> None:
+    """Debian 12's python3 (3.11.2) has no extractall(filter=): extraction, and its
+    refusals, are the same there (only the standard library and pgvdrill.errors needed)."""
+    good = tar_with(tmp_path / "good.tar", member("global/pg_control", mode=0o600))
+    bad = tar_with(tmp_path / "bad.tar", member("fifo", tarfile.FIFOTYPE))
+    code = ("import sys; from pathlib import Path; from pgvdrill.physical.unpack import "
+            "extract; from pgvdrill.errors import BackupError\n"
+            "print(extract(Path(sys.argv[1]), Path(sys.argv[3])))\n"
+            "try: extract(Path(sys.argv[2]), Path(sys.argv[4]))\n"
+            "except BackupError as exc: print(exc.message)\n")
+
+    out = runner.run([DEBIAN_PYTHON, "-c", code, good, bad, tmp_path / "a", tmp_path / "b"],
+                     env={"PYTHONPATH": str(SCRIPTS)}).stdout
+
+    assert "['PG_VERSION', 'global/pg_control']" in out and "a special file" in out
+    assert (tmp_path / "a" / "global" / "pg_control").read_bytes() == b"x"
+
+
+def test_lane_python_is_the_one_it_names() -> None:
+    """.ci/debian-python sets PGVDRILL_EXPECT_PYTHON to Debian's python3 version: the lane
+    proves it ran on that interpreter (a venv of /usr/bin/python3), not on another."""
+    expected = os.environ.get("PGVDRILL_EXPECT_PYTHON")
+    if not expected:
+        pytest.skip("not in a lane that names its Python (PGVDRILL_EXPECT_PYTHON)")
+    assert platform.python_version() == expected
+    assert sys.base_prefix == "/usr", sys.base_prefix  # Debian's own, not pyenv's
