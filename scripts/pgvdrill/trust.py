@@ -62,8 +62,8 @@ def problem(path: Path) -> tuple[Path, str] | None:
             seen.add(entry)
             try:
                 st = os.lstat(entry)
-            except FileNotFoundError:
-                continue  # a missing file is reported by whoever opens it
+            except (FileNotFoundError, PermissionError, NotADirectoryError):
+                continue  # a missing or unreachable file is reported by whoever opens it
             found = _entry_problem(entry, st, above=index > 0 or start != chains[0])
             if found:
                 return entry, found
