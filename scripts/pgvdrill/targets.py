@@ -163,7 +163,10 @@ def parse_size(text: str) -> int:
     number, unit = match.group(1), match.group(2) or "B"
     if unit not in SIZE_UNITS:
         raise ValueError(f"unknown unit {unit!r}")
-    return int(float(number) * SIZE_UNITS[unit])
+    size = float(number) * SIZE_UNITS[unit]
+    if not math.isfinite(size):
+        raise ValueError(f"{text!r} is too large")
+    return int(size)
 
 
 def _value(section: str, key: str, value: object, where: str) -> float | int:

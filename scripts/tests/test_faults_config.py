@@ -24,6 +24,7 @@ from pgvdrill.cluster.docker import run_id
 from pgvdrill.config import load_config
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.physical.unpack import extract
+from pgvdrill.targets import Targets, with_production_size
 
 OTHER = "pgvprod"  # an OS user that is neither root nor the caller
 SCRIPTS = Path(pgvdrill.__file__).parents[1]  # the pgvdrill under test, for other Pythons
@@ -176,6 +177,13 @@ def test_fault_config_number_out_of_range_is_named(home: Path, line: str, expect
     config.write_text(f"{REPO}{line}\n")
 
     refused(config, expected)
+
+
+def test_fault_huge_production_size_is_named() -> None:
+    """[drill] production_size / --production-size of 400 digits once overflowed a float
+    into a traceback."""
+    with pytest.raises(ConfigError, match="is too large"):
+        with_production_size(Targets(), "9" * 400 + "TB")
 
 
 # --- environment variables ----------------------------------------------------------
