@@ -51,11 +51,11 @@ def port_is_free(port: int) -> bool:
 
 def lease(port: int | None = None) -> PortLease:
     """Lease `port` (error if taken) or a free ephemeral one."""
-    directory = lock_dir()
+    directory, where = lock_dir()
     try:
         for _ in range(50):
             candidate = port or _ephemeral()
-            lock = _open_lock(directory, candidate)
+            lock = _open_lock(directory, where, candidate)
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -82,15 +82,15 @@ def _ephemeral() -> int:
         return int(sock.getsockname()[1])
 
 
-def lock_dir() -> int:
-    """A file descriptor of the lock directory (see the module docstring)."""
+def lock_dir() -> tuple[int, Path]:
+    """A file descriptor of the lock directory, and its path (see the module docstring)."""
     try:
-        return _shared_dir(LOCK_DIR)
+        return _shared_dir(LOCK_DIR), LOCK_DIR
     except _Unusable as exc:
         private = LOCK_DIR.with_name(f"{LOCK_DIR.name}-{os.geteuid()}")
         print(f"pgvdrill: warning: not using the shared port-lock directory {LOCK_DIR}: "
               f"{exc}; using {private}", file=sys.stderr)
-        return _private_dir(private)
+        return _private_dir(private), private
 
 
 class _Unusable(Exception):
@@ -104,16 +104,14 @@ def _open_dir(path: Path) -> tuple[int, os.stat_result]:
 
 def _shared_dir(path: Path) -> int:
     with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)  # private until its mode is set: umask cannot cut it
-        with contextlib.suppress(OSError):
-            os.chmod(path, SHARED_MODE, follow_symlinks=False)
+        os.mkdir(path, 0o700)  # its mode is set below, on the opened directory
     try:
         fd, st = _open_dir(path)
     except OSError as exc:  # a symlink (ELOOP), not a directory, unreadable
         raise _Unusable(f"it is not a directory pgvdrill can open ({exc.strerror})") from None
     mode, me = stat.S_IMODE(st.st_mode), os.geteuid()
     if st.st_uid == me and mode != SHARED_MODE:
-        os.fchmod(fd, SHARED_MODE)  # e.g. 1755, left by a version that trusted the umask
+        os.fchmod(fd, SHARED_MODE)  # new, or 1755 left by a version that trusted the umask
         mode = SHARED_MODE
     trusted_owner = st.st_uid in (0, me) or (me != 0 and mode == SHARED_MODE)
     if trusted_owner and mode == SHARED_MODE:
@@ -140,7 +138,7 @@ def _private_dir(path: Path) -> int:
     return fd
 
 
-def _open_lock(directory: int, port: int) -> IO[str]:
+def _open_lock(directory: int, where: Path, port: int) -> IO[str]:
     """The lock file of `port` in `directory`, opened read-only (flock needs no more) and
     never through a symlink; readable by everyone (other users lease the same port later)."""
     name = f"{port}.lock"
@@ -148,15 +146,14 @@ def _open_lock(directory: int, port: int) -> IO[str]:
         fd = os.open(name, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
                      dir_fd=directory)
     except OSError as exc:  # ELOOP: a symlink; EACCES: unreadable
-        raise ConfigError(f"cannot open the port lock {name} in {LOCK_DIR} or its private "
-                          f"fallback: {exc.strerror} (planted by someone?)",
-                          f"remove it: rm {LOCK_DIR}/{name}") from None
+        raise ConfigError(f"cannot open the port lock {where / name}: {exc.strerror} "
+                          "(planted by someone?)", f"remove it: rm {where / name}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
-        raise ConfigError(f"the port lock {name} in {LOCK_DIR} is not a plain lock file (a "
-                          "hard link or a special file: planted by someone)",
-                          f"remove it: rm {LOCK_DIR}/{name}")
+        raise ConfigError(f"the port lock {where / name} is not a plain lock file (a hard "
+                          "link or a special file: planted by someone)",
+                          f"remove it: rm {where / name}")
     if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o644:
         os.fchmod(fd, 0o644)
     return os.fdopen(fd, "r")
