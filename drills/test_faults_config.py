@@ -18,7 +18,7 @@ import pytest
 
 import pgvdrill
 from fixtures.cli import Cli
-from pgvdrill import runner
+from pgvdrill import installation, runner
 
 OTHER = "pgvprod"  # another OS user: plants files, runs its own drills
 SCRIPTS = Path(pgvdrill.__file__).parents[1]  # the pgvdrill under test
@@ -214,3 +214,22 @@ def test_fault_lock_directory_symlink_is_not_followed_by_root(host_tmp: Path,
     assert result.returncode == 0, result.stderr
     assert list(elsewhere.iterdir()) == []  # nothing written through the link
     assert "not a directory pgvdrill can open" in result.stderr
+
+
+def test_fault_shared_install_copy_is_enterable_under_umask_077(
+        host_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root copies the embedded binaries where the server user can run them; the units run
+    pgvdrill with UMask=0077, which made that directory 0700."""
+    host_tmp.chmod(0o755)
+    monkeypatch.setattr(installation, "SHARED_INSTALL_ROOT", host_tmp / "pgvdrill")
+    if installation.world_traversable(installation.embedded(None).bindir):
+        pytest.skip("this Python's embedded binaries are reachable by all: no copy is made")
+    old = os.umask(0o077)
+    try:
+        bindir = installation.embedded("pgvdrill").bindir
+    finally:
+        os.umask(old)
+    assert bindir.is_relative_to(host_tmp / "pgvdrill")
+
+    result = runner.run([bindir / "postgres", "--version"], user="pgvdrill", check=False)
+    assert result.returncode == 0 and "PostgreSQL" in result.stdout, result.stderr

