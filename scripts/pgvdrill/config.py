@@ -9,6 +9,7 @@ S3 credentials come from boto3's usual chain (environment, ~/.aws, instance role
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
@@ -17,7 +18,7 @@ from typing import Any
 
 from pgvdrill.errors import ConfigError
 from pgvdrill.server import parse_conninfo
-from pgvdrill.trust import command_paths, require_trusted, require_trusted_bindir
+from pgvdrill.trust import require_trusted, require_trusted_bindir, require_trusted_command
 
 
 @dataclass(frozen=True)
@@ -279,8 +280,11 @@ def _require_trusted_programs(config: Config) -> None:
                             ("drill", config.drill.pg_bin)):
         if bindir is not None:
             require_trusted_bindir(bindir, f"{config.path}: [{section}] pg_bin")
+    # procedures run with the drill's bin directory first on the caller's PATH (workspace.py)
+    search = os.pathsep.join([*([str(config.drill.pg_bin)] if config.drill.pg_bin else []),
+                              os.environ.get("PATH", os.defpath)])
     for proc in config.procedures:
-        for command in (proc.backup, proc.restore, proc.archive_command, proc.restore_command):
-            for program in command_paths(command):
-                require_trusted(program, f"{config.path}: [[procedure]] {proc.name!r} "
-                                         "runs")
+        for key in ("backup", "restore", "archive_command", "restore_command"):
+            require_trusted_command(getattr(proc, key),
+                                    f"{config.path}: [[procedure]] {proc.name!r} {key}",
+                                    search)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shlex
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pgvdrill import elf
 from pgvdrill.errors import ConfigError
 
 
@@ -86,25 +88,128 @@ def require_trusted(path: Path, what: str) -> None:
 
 
 def require_trusted_bindir(bindir: Path, what: str) -> None:
-    """`require_trusted` for a bin directory and every program directly in it."""
+    """`require_trusted` for a bin directory, every program directly in it, and every
+    library its programs load (`library_dirs`)."""
     require_trusted(bindir, what)
-    try:
-        programs = sorted(bindir.iterdir())
-    except OSError:
-        return  # unreadable or missing: the tool lookup names it
+    programs = _files(bindir)
     for program in programs:
-        if program.is_file():
-            require_trusted(program, f"{what}: program")
+        require_trusted(program, f"{what}: program")
+    for directory, loader in library_dirs(bindir, programs):
+        _require_trusted_dir(directory, f"{what}: library directory of {loader.name}")
+        for library in _files(directory):
+            require_trusted(library, f"{what}: library")
 
 
-def command_paths(command: str) -> Iterable[Path]:
-    """The absolute paths of existing executable files a shell command line names."""
+def _files(directory: Path) -> list[Path]:
+    """The regular files directly in `directory` (none if it cannot be read)."""
     try:
-        words = shlex.split(command, comments=True)
+        return sorted(p for p in directory.iterdir() if p.is_file())
+    except OSError:
+        return []  # unreadable or missing: whoever opens it names it
+
+
+def _require_trusted_dir(directory: Path, what: str) -> None:
+    """`require_trusted` for a directory programs are loaded from, or, when it is
+    missing, for its nearest existing ancestor: whoever can write that can create it."""
+    nearest = directory
+    while not os.path.lexists(nearest) and nearest != nearest.parent:
+        nearest = nearest.parent
+    if nearest != directory:
+        what = f"{what} {directory} is missing; whoever can create it in"
+    require_trusted(nearest, what)
+
+
+def library_dirs(bindir: Path, programs: Iterable[Path]) -> list[tuple[Path, Path]]:
+    """The directories the programs' shared libraries are loaded from, with the file that
+    names each: the ELF RPATH/RUNPATH entries of the programs and, transitively, of the
+    libraries in those directories (`$ORIGIN` is the file's real directory), plus the
+    installation's own `lib` next to `bindir` (libpq in many builds, the server's
+    modules). The system's default directories (ld.so.conf) are root's. ConfigError for a
+    relative entry: the loader takes it relative to whatever directory the tool runs in."""
+    found: dict[Path, Path] = {}
+    lib = bindir / ".." / "lib"
+    if lib.is_dir():
+        found[Path(os.path.normpath(lib))] = bindir
+    pending = [p for p in programs if elf.is_elf(p)]
+    while pending:
+        loader = pending.pop()
+        origin = os.path.dirname(os.path.realpath(loader))
+        for entry in elf.search_path(loader):
+            text = entry.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
+            if "$" in text:  # $LIB or $PLATFORM: the part before it holds every choice
+                text = text[:text.index("$")].rpartition("/")[0] or "/"
+            if not text.startswith("/"):
+                raise ConfigError(
+                    f"refusing {loader}: it loads libraries from the relative directory "
+                    f"{entry!r}, i.e. from wherever it is run",
+                    "use a build without a relative RPATH/RUNPATH (readelf -d shows it)")
+            directory = Path(os.path.normpath(text))
+            if directory not in found:
+                found[directory] = loader
+                pending.extend(p for p in _files(directory) if elf.is_elf(p))
+    return list(found.items())
+
+
+_PROGRAM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def _words(command: str, depth: int = 3) -> Iterator[str]:
+    """The shell words of `command` (operators apart), and those of every word that is
+    itself a command line (as in `sh -c '...'`), `depth` levels down."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
     except ValueError:
-        return ()  # unbalanced quotes: the template check names it
-    return [Path(w) for w in words
-            if w.startswith("/") and os.path.isfile(w) and os.access(w, os.X_OK)]
+        return  # unbalanced quotes: the template check names it
+    for word in words:
+        yield word
+        if depth and any(c.isspace() or c in ";|&" for c in word):
+            yield from _words(word, depth - 1)
+
+
+def require_trusted_command(command: str, what: str, search_path: str) -> None:
+    """`require_trusted` for every file a shell command line names, as `sh -c` will run
+    it: each absolute (or `~/`) path word, and the value of a `--name=PATH` or `VAR=PATH`
+    word, that names an existing file, executable or not (`sh script`, `python3 x.py`
+    run it just the same); each bare word that is a program on `search_path`, with every
+    directory searched before it (a program planted there would run instead). A relative
+    path climbing out with `..` is refused: procedures run in a fresh work directory of
+    their own, so a relative path names only what the procedure wrote there."""
+    for word in _words(command):
+        for text in {word, word.partition("=")[2]} - {""}:
+            text = os.path.expanduser(text) if text.startswith("~") else text
+            if text.startswith("/"):
+                if os.path.isfile(text):
+                    require_trusted(Path(text), f"{what} runs")
+            elif text.split("/")[0] == "..":
+                raise ConfigError(f"{what} names {text!r}, relative to the temporary work "
+                                  "directory it runs in", "write its absolute path")
+            elif _PROGRAM.fullmatch(text):
+                _require_trusted_lookup(text, what, search_path)
+
+
+def _require_trusted_lookup(name: str, what: str, search_path: str) -> None:
+    """`require_trusted` for program `name` as the shell finds it on `search_path` and for
+    the directories searched before it; nothing if it is no program there."""
+    searched: list[str] = []
+    for entry in search_path.split(os.pathsep):
+        directory = entry or "."
+        candidate = os.path.join(directory, name)
+        if directory.startswith("/") and os.path.isfile(candidate) \
+                and os.access(candidate, os.X_OK):
+            require_trusted(Path(candidate), f"{what} runs")
+            for earlier in searched:
+                if not earlier.startswith("/"):
+                    raise ConfigError(
+                        f"{what} runs {name!r} from {candidate} through $PATH, which first "
+                        f"searches the relative directory {earlier!r} (the procedure's "
+                        "work directory)", "remove relative entries from PATH, or write "
+                        f"{candidate} instead of {name}")
+                _require_trusted_dir(Path(earlier), f"{what} runs {name!r} from "
+                                     f"{candidate} through $PATH, which first searches")
+            return
+        searched.append(directory)
 
 
 def safe_directory(path: Path) -> str | None:

@@ -142,7 +142,7 @@ def test_fault_procedure_program_writable_by_others_is_refused(home: Path) -> No
     config.write_text(f'{REPO}[[procedure]]\nname = "team"\n'
                       f'backup = "{script} --file {{backup}} {{dsn}}"\n')
 
-    refused(config, "[[procedure]] 'team' runs", f"{script} (owner root (uid 0), mode 0777)")
+    refused(config, "[[procedure]] 'team' backup runs", f"{script} (owner root (uid 0), mode 0777)")
 
 
 def test_fault_system_backend_bin_dir_of_another_user_is_refused(home: Path) -> None:
