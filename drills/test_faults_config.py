@@ -18,6 +18,7 @@ import pytest
 
 import pgvdrill
 from fixtures.cli import Cli
+from fixtures.options import DrillOptions
 from pgvdrill import installation, runner
 
 OTHER = "pgvprod"  # another OS user: plants files, runs its own drills
@@ -233,3 +234,29 @@ def test_fault_shared_install_copy_is_enterable_under_umask_077(
 
     result = runner.run([bindir / "postgres", "--version"], user="pgvdrill", check=False)
     assert result.returncode == 0 and "PostgreSQL" in result.stdout, result.stderr
+
+
+def test_fault_procedure_script_another_user_owns_is_not_run_by_root(
+        pgvdrill_cli: Cli, cli_cache: Path, options: DrillOptions, tmp_path: Path) -> None:
+    """`backup = "sh team.sh ..."`: the script needs no x bit, and its owner chose what
+    root ran. Refused before anything starts: the script never runs, no report is made."""
+    tmp_path.chmod(0o755)
+    script = tmp_path / "team.sh"
+    script.write_text(f'touch {tmp_path}/ran-as-"$(id -u)"\nexec pg_dump "$@"\n')
+    os.chown(script, pwd.getpwnam(OTHER).pw_uid, -1)
+    config = tmp_path / "pgvdrill.toml"
+    config.write_text(f'[repository]\npath = "{tmp_path / "repo"}"\n\n[[procedure]]\n'
+                      f'name = "team"\nbackup = "sh {script} --format=custom '
+                      '--file={backup} {dsn}"\nrestore = "pg_restore --dbname={target_dsn} '
+                      '{backup}"\n')
+    backend = ["--backend", options.backend, "--cache-dir", str(cli_cache), "--rows",
+               str(options.rows), "--dim", str(options.dim),
+               *(["--pg-bin", str(options.pg_bin)] if options.pg_bin else [])]
+
+    result = pgvdrill_cli("procedures", "--config", config, "--reports-dir", "reports",
+                          *backend)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"[[procedure]] 'team' backup runs {script}: {script} (owner {OTHER}" \
+           in result.stderr
+    assert not list(tmp_path.glob("ran-as-*")) and not (tmp_path / "reports").exists()
