@@ -37,15 +37,16 @@ def _owner(uid: int) -> str:
 def _entry_problem(path: Path, st: os.stat_result, *, above: bool) -> str | None:
     """Why one file or directory could be changed by another user; None when it cannot."""
     mode = stat.S_IMODE(st.st_mode)
-    described = f"{path} (owner {_owner(st.st_uid)}, mode {mode:04o})"
-    if st.st_uid not in (0, os.geteuid()):
-        return f"{described} is owned by another user"
     sticky_dir = above and stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX
-    if mode & stat.S_IWOTH and not sticky_dir:
-        return f"{described} is writable by every user"
-    if mode & stat.S_IWGRP and st.st_gid != 0 and not sticky_dir:
-        return f"{described} is writable by its group (gid {st.st_gid})"
-    return None
+    if st.st_uid not in (0, os.geteuid()):
+        why = "is owned by another user"
+    elif mode & stat.S_IWOTH and not sticky_dir:
+        why = "is writable by every user"
+    elif mode & stat.S_IWGRP and st.st_gid != 0 and not sticky_dir:
+        why = f"is writable by its group (gid {st.st_gid})"
+    else:
+        return None
+    return f"{path} (owner {_owner(st.st_uid)}, mode {mode:04o}) {why}"
 
 
 def problem(path: Path, *, itself: bool = True) -> tuple[Path, str] | None:
