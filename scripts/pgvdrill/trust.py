@@ -3,7 +3,8 @@ programs in them, procedure executables) are code: they are used only when nobod
 root and the caller can change them.
 
 The rule, as sudo and sshd apply it: the file (a symlink's target) and every directory
-above it, up to /, is owned by root or the caller and writable by nobody else. A
+above it, up to /, is owned by root or the caller and writable by nobody else; so is
+every symlink on the way and every directory holding one, hop by hop. A
 directory writable by every user is allowed above it only with the sticky bit (as /tmp):
 there nobody can rename or replace an entry they do not own. Group write is allowed only
 for group root.
@@ -40,6 +41,8 @@ def _entry_problem(path: Path, st: os.stat_result, *, above: bool) -> str | None
     sticky_dir = above and stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX
     if st.st_uid not in (0, os.geteuid()):
         why = "is owned by another user"
+    elif stat.S_ISLNK(st.st_mode):
+        return None  # a link's mode means nothing; its directory decides who replaces it
     elif mode & stat.S_IWOTH and not sticky_dir:
         why = "is writable by every user"
     elif mode & stat.S_IWGRP and st.st_gid != 0 and not sticky_dir:
@@ -49,27 +52,59 @@ def _entry_problem(path: Path, st: os.stat_result, *, above: bool) -> str | None
     return f"{path} (owner {_owner(st.st_uid)}, mode {mode:04o}) {why}"
 
 
+MAX_LINKS = 40  # symlinks followed in one path, as Linux's ELOOP limit
+
+
+def _walk(path: Path) -> tuple[list[tuple[Path, os.stat_result]], bool]:
+    """Every entry the kernel passes to reach `path`, in order: /, each directory, each
+    symlink (then its target's entries, hop by hop) and the file; and whether the walk
+    reached the file (it stops at a missing or unreachable entry, or after MAX_LINKS)."""
+    pending = os.path.join(os.getcwd(), path).split("/")
+    current = "/"
+    walked = [(Path("/"), os.lstat("/"))]
+    links = 0
+    while pending:
+        name = pending.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        entry = os.path.join(current, name)
+        try:
+            st = os.lstat(entry)
+        except OSError:
+            return walked, False  # missing or unreachable: reported by whoever opens it
+        walked.append((Path(entry), st))
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > MAX_LINKS:
+                return walked, False
+            target = os.readlink(entry)
+            current = "/" if target.startswith("/") else current
+            pending[:0] = target.split("/")
+        else:
+            current = entry
+    return walked, True
+
+
 def problem(path: Path, *, itself: bool = True) -> tuple[Path, str] | None:
     """The first entry, and why, that lets someone other than root and the caller change
-    `path`: the file (unless not `itself`), its target when it is a symlink, or a
-    directory above either. None when nobody else can."""
-    absolute = Path(os.path.abspath(path))
-    chains = [absolute.resolve()]
-    if absolute.resolve() != absolute:  # a symlink on the way: whoever replaces it decides
-        chains.append(absolute.parent.resolve())
+    what `path` names: the file (unless not `itself`), every directory the kernel passes
+    to reach it, every symlink on the way (through every hop) and the directories of its
+    targets. The file is checked first, then upwards. None when nobody else can."""
+    walked, complete = _walk(path)
+    final = [walked.pop()] if complete else []
+    order = [(e, st, False) for e, st in final if itself] + \
+            [(e, st, True) for e, st in walked[::-1]]
     seen: set[Path] = set()
-    for start in chains:
-        for index, entry in enumerate([start, *start.parents]):
-            if entry in seen or (not itself and index == 0 and start == chains[0]):
-                continue
-            seen.add(entry)
-            try:
-                st = os.lstat(entry)
-            except (FileNotFoundError, PermissionError, NotADirectoryError):
-                continue  # a missing or unreachable file is reported by whoever opens it
-            found = _entry_problem(entry, st, above=index > 0 or start != chains[0])
-            if found:
-                return entry, found
+    for entry, st, above in order:
+        if entry in seen:
+            continue
+        seen.add(entry)
+        found = _entry_problem(entry, st, above=above)
+        if found:
+            return entry, found
     return None
 
 

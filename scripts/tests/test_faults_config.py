@@ -97,6 +97,42 @@ def test_fault_config_symlink_to_another_users_file_is_refused(home: Path) -> No
     refused(link, f"{theirs} (owner {OTHER}")
 
 
+def test_fault_pg_bin_through_a_relative_link_in_another_users_directory_is_refused(
+        home: Path) -> None:
+    """bin -> team/current -> ../real/bin: the target and the first link are root's, the
+    link in between is in a directory another user owns (they repoint it at will)."""
+    (home / "real").mkdir()
+    bindir_of(home / "real", "bin")
+    team = home / "team"
+    team.mkdir()
+    (team / "current").symlink_to("../real/bin")
+    os.chown(team, other_uid(), -1)
+    (home / "bin").symlink_to(team / "current")
+    config = home / "pgvdrill.toml"
+    config.write_text(f'{REPO}[source]\nconninfo = "host=db"\npg_bin = "{home / "bin"}"\n')
+
+    refused(config, f"[source] pg_bin {home / 'bin'}: {team} (owner {OTHER}")
+    os.chown(team, 0, -1)
+    assert load_config(config).require_source().pg_bin == home / "bin"
+
+
+def test_fault_link_another_user_owns_in_a_sticky_directory_is_refused(home: Path) -> None:
+    """In a sticky 1777 directory (as /tmp) the sticky bit stops others, not the link's
+    owner: they can replace their link by one to any file."""
+    (home / "pgvdrill.toml").write_text(REPO)
+    shared = home / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    link = shared / "pgvdrill.toml"
+    link.symlink_to(home / "pgvdrill.toml")
+    os.chown(link, other_uid(), -1, follow_symlinks=False)
+
+    refused(link, f"{link} (owner {OTHER} (uid {other_uid()}), mode 0777) is owned by "
+                  "another user")
+    os.chown(link, 0, -1, follow_symlinks=False)
+    assert load_config(link).repository == shared / "repo"
+
+
 def test_config_in_sticky_tmp_owned_by_the_caller_loads(home: Path) -> None:
     sticky = home / "tmp"
     sticky.mkdir()
