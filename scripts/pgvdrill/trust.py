@@ -119,10 +119,9 @@ def require_trusted(path: Path, what: str, *, itself: bool = True,
         owners = "root" if user == "root" else f"root or {user}"
         raise ConfigError(
             f"refusing {what} {path}: {why}: whoever can change it {stake.format(user=user)}",
-            f"make {'it and ' if itself else ''}every directory above it owned by {owners} and "
-            "writable by nobody "
-            f"else (e.g. chown {user} {entry} && chmod go-w {entry}), or move it to such a "
-            f"directory{', e.g. /etc/pgvdrill' if itself else ''}")
+            f"make {'it and ' if itself else ''}every directory above it owned by {owners} "
+            f"and writable by nobody else (e.g. chown {user} {entry} && chmod go-w {entry}), "
+            f"or move it to such a directory{', e.g. /etc/pgvdrill' if itself else ''}")
 
 
 def require_trusted_bindir(bindir: Path, what: str) -> None:
@@ -165,9 +164,9 @@ def library_dirs(bindir: Path, programs: Iterable[Path]) -> list[tuple[Path, Pat
     modules). The system's default directories (ld.so.conf) are root's. ConfigError for a
     relative entry: the loader takes it relative to whatever directory the tool runs in."""
     found: dict[Path, Path] = {}
-    lib = bindir / ".." / "lib"
+    lib = Path(os.path.realpath(bindir)).parent / "lib"
     if lib.is_dir():
-        found[Path(os.path.normpath(lib))] = bindir
+        found[lib] = bindir
     pending = [p for p in programs if elf.is_elf(p)]
     while pending:
         loader = pending.pop()

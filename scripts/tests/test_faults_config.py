@@ -295,9 +295,30 @@ def test_fault_tar_link_through_a_link_is_refused(tmp_path: Path) -> None:
     archive = tar_with(tmp_path / "base.tar", member("d", tarfile.SYMTYPE, "."),
                        member("d/up", tarfile.SYMTYPE, "../outside"))
 
-    with pytest.raises(BackupError, match=r"a link to '\.\./outside' outside"):
+    with pytest.raises(BackupError, match=r"'d/up', below its link 'd'"):
         extract(archive, tmp_path / "data")
     assert not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize("links", [
+    (("pg_wal", "q/.."), ("q", ".")),
+    (("pg_wal", "q/r/../.."), ("q", "."), ("r", ".")),
+], ids=["one-level-out", "two-levels-out"])
+def test_fault_tar_link_made_to_point_out_by_later_links_is_refused(
+        tmp_path: Path, links: tuple[tuple[str, str], ...]) -> None:
+    """`pg_wal -> q/..` points inside while `q` does not exist; `q -> .` then makes it the
+    data directory's parent, where a restored server would write its WAL. Each link is
+    judged where it finally points, and removed if that is outside."""
+    data = tmp_path / "restore" / "data"
+    archive = tar_with(tmp_path / "base.tar",
+                       *(member(name, tarfile.SYMTYPE, target) for name, target in links))
+
+    with pytest.raises(BackupError, match=r"'pg_wal', a link to .* outside the data "
+                                          r"directory .through the archive's other links"):
+        extract(archive, data)
+    assert not (data / "pg_wal").is_symlink()
+    assert all(Path(os.path.realpath(p)).is_relative_to(data) for p in data.rglob("*"))
+    assert sorted(os.listdir(tmp_path / "restore")) == ["data"]
 
 
 def test_tar_modes_lose_special_bits_and_ownership(tmp_path: Path) -> None:
