@@ -23,6 +23,7 @@ from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dat
 from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.drill import DrillPlan, run_plan
 from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.interrupts import Interrupted, handle_signals
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.ops import dr_drill
@@ -212,6 +213,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    handle_signals()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -224,6 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DrillError as exc:
         kind = "error" if isinstance(exc, ConfigError) else type(exc).__name__
         print(f"pgvdrill: {kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Interrupted as exc:
+        print(f"pgvdrill: interrupted by {exc.name}: stopped, with every program it had "
+              "started; a backup it was taking is left incomplete, without a catalog entry",
+              file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("pgvdrill: interrupted", file=sys.stderr)
