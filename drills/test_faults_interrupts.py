@@ -27,6 +27,7 @@ from fixtures.cli import Cli, start_cli
 from fixtures.ops import conninfo
 from pgvdrill import osuser, runner
 from pgvdrill.cluster import Cluster
+from pgvdrill.repository import Repository
 from pgvdrill.source import SOURCE_DB
 
 pytestmark = pytest.mark.local_server("signals are sent to local pgvdrill processes and the "
@@ -115,9 +116,13 @@ def interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[set[int
     expected = -signal.SIGKILL if sig == signal.SIGKILL else 128 + sig
     assert proc.returncode == expected, stderr[-3000:]
     assert "Traceback" not in stderr, stderr
-    if sig != signal.SIGKILL:
-        assert f"interrupted by {sig.name}" in stderr, stderr
     return groups, stderr
+
+
+def assert_said_interrupted(stderr: str, sig: signal.Signals) -> None:
+    if sig != signal.SIGKILL:
+        assert f"pgvdrill: interrupted by {sig.name}: stopped, with every program it had " \
+            "started" in stderr, stderr
 
 
 def assert_source_clean(source: Cluster) -> None:
@@ -197,13 +202,14 @@ def test_fault_backup_physical_interrupted(prod_source: Cluster, pgvdrill_cli: C
             wait_for(_backup_dir_appeared(repo, "physical"), "the backup directory", proc)
         else:
             wait_for(lambda: prod_source.query(STREAMING) == [(3,)], "streaming", proc)
-        groups, _ = interrupt(proc, sig)
+        groups, stderr = interrupt(proc, sig)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert_nothing_running(groups, str(repo))
     assert_source_clean(prod_source)
+    assert_said_interrupted(stderr, sig)
     assert_repository_consistent(repo, "physical", pgvdrill_cli, config)
 
 
@@ -221,8 +227,9 @@ def test_fault_backup_logical_interrupted(prod_source: Cluster, pgvdrill_cli: Cl
         wait_for(lambda: prod_source.query(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
             "AND wait_event_type = 'Lock'") == [(1,)], "pg_dump waiting for its lock", proc)
-        groups, _ = interrupt(proc, sig)
+        groups, stderr = interrupt(proc, sig)
         assert_nothing_running(groups, str(repo))
+        assert_said_interrupted(stderr, sig)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -256,9 +263,10 @@ def test_fault_restore_logical_interrupted(prod_source: Cluster, pgvdrill_cli: C
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_restore' "
                 "AND wait_event_type = 'Lock'") == [(1,)], "pg_restore waiting for its lock",
                 proc)
-            groups, _ = interrupt(proc, sig)
+            groups, stderr = interrupt(proc, sig)
             assert groups, "no tool was running"
             assert_nothing_running(groups, str(repo))
+            assert_said_interrupted(stderr, sig)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -294,12 +302,21 @@ def test_fault_tool_timeout_from_the_configuration(prod_source: Cluster, pgvdril
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "-5", '"1h"', "1e12"])
 def test_fault_tool_timeout_must_be_finite_and_in_range(pgvdrill_cli: Cli, tmp_path: Path,
                                                         value: str) -> None:
+    """[limits] tool_timeout takes 1 s to 31 days (7200 is accepted); anything else is a
+    clear configuration error, never an instant kill or no limit at all."""
+    Repository(tmp_path / "repo").ensure()
     config = tmp_path / "pgvdrill.toml"
-    config.write_text(f'[repository]\npath = "{tmp_path / "repo"}"\n\n'
-                      f"[limits]\ntool_timeout = {value}\n")
+    base = f'[repository]\npath = "{tmp_path / "repo"}"\n\n[limits]\n'
+    config.write_text(base + "tool_timeout = 7200\n")
+    accepted = pgvdrill_cli("verify", "--config", config)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    config.write_text(base + f"tool_timeout = {value}\n")
     result = pgvdrill_cli("verify", "--config", config)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "[limits]" in result.stderr and "tool_timeout" in result.stderr
+    said = result.stderr.replace(str(tmp_path), "TMP")  # the path names the test
+    assert "[limits]" in said and "tool_timeout = " in said, said
+    if value in ("nan", "inf", "0", "1e12"):  # numbers: the range is said
+        assert "is not a number of seconds from 1 to 2678400 (31 days)" in result.stderr
     assert "Traceback" not in result.stderr
 
 
