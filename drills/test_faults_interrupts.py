@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
@@ -26,7 +27,7 @@ import pytest
 from fixtures.cli import Cli, start_cli
 from fixtures.ops import conninfo
 from pgvdrill import osuser, runner
-from pgvdrill.cluster import Cluster
+from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.repository import Repository
 from pgvdrill.source import SOURCE_DB
 
@@ -276,6 +277,34 @@ def test_fault_restore_logical_interrupted(prod_source: Cluster, pgvdrill_cli: C
     again = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--clean",
                          "--config", config)
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_fault_drill_interrupted(backend: Backend, tmp_path: Path, sig: signal.Signals
+                                 ) -> None:
+    """`pgvdrill drill` killed once its first backup ran (SIGINT: test_bad_input): every
+    scratch server and tool it started goes, also when pgvdrill itself is SIGKILLed (the
+    watchdog ends the servers' process groups)."""
+    base = Path("/var/tmp") if os.geteuid() == 0 else tmp_path  # the server user enters it
+    workdir = Path(os.path.realpath(base)) / f"pgvdrill-interrupts-{os.getpid()}-{sig.name}"
+    proc = start_cli("drill", "--workdir", workdir, "--reports-dir", tmp_path / "r",
+                     "--cache-dir", tmp_path / "cache", cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("backup "):
+                break
+        else:
+            pytest.fail(f"the drill ended before its first backup: {proc.communicate()[1]}")
+        assert running(set(), str(workdir)), "no server was running mid-drill"
+        groups, stderr = interrupt(proc, sig)
+        assert_nothing_running(groups, str(workdir))
+        assert_said_interrupted(stderr, sig)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- the configured tool timeout ------------------------------------------------------------

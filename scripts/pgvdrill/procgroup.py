@@ -11,6 +11,7 @@ registered when Python exits is ended by `atexit`; when pgvdrill dies without ru
 handler (SIGKILL, OOM killer), a watchdog process that holds a pipe to pgvdrill sees the
 pipe close and ends every group still registered (pg_basebackup's WAL-streaming child, a
 process of the same group, keeps its temporary slot on the source for as long as it runs).
+Scratch servers are registered too (`guard`): pg_ctl starts each in a session of its own.
 """
 
 from __future__ import annotations
@@ -124,9 +125,22 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | os.PathLike
     proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
                             cwd=cwd, start_new_session=True, restore_signals=True,
                             umask=umask, **identity(user))
-    _live[proc.pid] = argv[0]
-    _watchdog.send(f"+{proc.pid}")
+    guard(proc.pid, argv[0])
     return proc
+
+
+def guard(pgid: int, program: str) -> None:
+    """Register process group `pgid`: ended at exit and by the watchdog if pgvdrill dies
+    with it still registered (`spawn`'s groups, and a scratch server, which pg_ctl starts
+    in a session of its own)."""
+    _live[pgid] = program
+    _watchdog.send(f"+{pgid}")
+
+
+def release(pgid: int) -> None:
+    """Unregister group `pgid` (it has ended, or is ended by its owner)."""
+    if _live.pop(pgid, None) is not None:
+        _watchdog.send(f"-{pgid}")
 
 
 def members(pgid: int) -> list[int]:
@@ -183,8 +197,7 @@ def end(proc: subprocess.Popen[bytes], grace: float = GRACE) -> int | None:
         except subprocess.TimeoutExpired:
             return None
     finally:
-        if _live.pop(pgid, None) is not None:
-            _watchdog.send(f"-{pgid}")
+        release(pgid)
 
 
 def live() -> dict[int, str]:
@@ -200,5 +213,4 @@ def _end_all() -> None:
         _signal(pgid, signal.SIGTERM)
         if not _wait_gone(pgid, GRACE):
             _signal(pgid, signal.SIGKILL)
-        _live.pop(pgid, None)
-        _watchdog.send(f"-{pgid}")
+        release(pgid)
