@@ -187,8 +187,10 @@ STREAMING = ("SELECT (SELECT count(*) FROM pg_stat_progress_basebackup WHERE pha
              "pg_replication_slots WHERE temporary)")
 
 
-@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
-@pytest.mark.parametrize("point", ["directory", "streaming"])
+@pytest.mark.parametrize(("point", "sig"), [
+    ("directory", signal.SIGTERM), ("directory", signal.SIGKILL),
+    ("streaming", signal.SIGINT), ("streaming", signal.SIGTERM), ("streaming", signal.SIGKILL),
+], ids=lambda v: v.name if isinstance(v, signal.Signals) else v)
 def test_fault_backup_physical_interrupted(prod_source: Cluster, pgvdrill_cli: Cli,
                                           tmp_path: Path, point: str, sig: signal.Signals
                                           ) -> None:
