@@ -3,7 +3,8 @@
 Exit codes: 0 success, 1 verification failed, 2 bad input or configuration,
 3 an external tool failed, 4 a backup is broken, 5 a restore cannot succeed (the target
 or the dump lacks something: pgvector, roles, the extension), 6 every drill verified but
-a documented target was missed (see --fail-on), 130 interrupted.
+a documented target was missed (see --fail-on), 130/143/129 interrupted by SIGINT/SIGTERM/
+SIGHUP (after ending every program it had started).
 """
 
 from __future__ import annotations

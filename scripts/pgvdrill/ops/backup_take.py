@@ -5,8 +5,10 @@ into a new backup directory (a logical backup also keeps the source's roles besi
 dump: globals.sql, pg_dumpall --globals-only --no-role-passwords, for restore logical
 --with-globals); the result is checked (the dump with `inspect`, the base
 backup with pg_verifybackup and its WAL parsed), its files are made 0600/0700 and hashed,
-and the catalog entry is written last. A backup that fails leaves its directory without
-an entry: incomplete, reported by `pgvdrill verify`, never counted, never deleted.
+and the catalog entry is written last. A backup that fails or is interrupted leaves its
+directory without an entry, private (the tool writes with umask 077, and it is made
+0600/0700 on the way out): incomplete, reported by `pgvdrill verify`, never counted, never
+deleted.
 Towards the source this is read-only (pg_dump reads in one snapshot; pg_basebackup asks
 for a checkpoint and streams files and WAL through a temporary replication slot).
 """
