@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cli import start_cli
 from pgvdrill.cluster import Backend
 from pgvdrill.errors import ConfigError
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting
@@ -165,11 +166,10 @@ def test_bad_dataset_file(tmp_path: Path) -> None:
 
 
 def test_interrupted_drill_leaves_nothing_running(workdir: Path, tmp_path: Path) -> None:
-    """Ctrl-C in the middle of a drill stops every server it started."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pgvdrill.cli", "drill", "--workdir", str(workdir),
-         "--reports-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "cache")],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Ctrl-C in the middle of a drill stops every server it started (pgvdrill started
+    with SIGINT at its default, whatever this test's launcher ignores)."""
+    proc = start_cli("drill", "--workdir", workdir, "--reports-dir", tmp_path / "r",
+                     "--cache-dir", tmp_path / "cache", cwd=tmp_path)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -3,7 +3,8 @@
 Exit codes: 0 success, 1 verification failed, 2 bad input or configuration,
 3 an external tool failed, 4 a backup is broken, 5 a restore cannot succeed (the target
 or the dump lacks something: pgvector, roles, the extension), 6 every drill verified but
-a documented target was missed (see --fail-on), 130 interrupted.
+a documented target was missed (see --fail-on), 130/143/129 interrupted by SIGINT/SIGTERM/
+SIGHUP (after ending every program it had started).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dat
 from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.drill import DrillPlan, run_plan
 from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.interrupts import Interrupted, handle_signals
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.ops import dr_drill
@@ -212,6 +214,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    handle_signals()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -224,6 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DrillError as exc:
         kind = "error" if isinstance(exc, ConfigError) else type(exc).__name__
         print(f"pgvdrill: {kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Interrupted as exc:
+        print(f"pgvdrill: interrupted by {exc.name}: stopped, with every program it had "
+              "started; a backup it was taking is left incomplete, without a catalog entry",
+              file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("pgvdrill: interrupted", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import ConfigError
+from pgvdrill.runner import DEFAULT_TOOL_TIMEOUT, check_tool_timeout
 from pgvdrill.server import parse_conninfo
 from pgvdrill.trust import require_trusted, require_trusted_bindir, require_trusted_command
 
@@ -79,6 +80,20 @@ class Drill:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How long a long-running tool (pg_dump, pg_restore, pg_basebackup) may run, in
+    seconds, before pgvdrill ends it (runner.set_tool_timeout)."""
+
+    tool_timeout: float = DEFAULT_TOOL_TIMEOUT
+
+
+def _limits(reader: _Reader, body: dict[str, Any]) -> Limits:
+    limits: Limits = reader.build(Limits, "limits", body)
+    check_tool_timeout(limits.tool_timeout, f"{reader.path}: [limits]")
+    return limits
+
+
+@dataclass(frozen=True)
 class Procedure:
     """A team's own backup/restore commands, as templates (see pgvdrill/procedures/)."""
 
@@ -102,6 +117,7 @@ class Config:
     s3: S3Target | None = None
     drill: Drill = field(default_factory=Drill)
     procedures: tuple[Procedure, ...] = ()
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def wal_dir(self) -> Path:
@@ -206,7 +222,7 @@ class _Reader:
 
 
 SECTIONS = ("source", "repository", "logical", "physical", "retention", "sync", "drill",
-            "procedure")
+            "procedure", "limits")
 
 
 def load_config(path: Path) -> Config:
@@ -269,6 +285,7 @@ def load_config(path: Path) -> Config:
         drill=reader.build(Drill, "drill", reader.table(data, "drill")),
         procedures=tuple(reader.build(Procedure, f"procedure {i + 1}", p if isinstance(p, dict)
                                       else {"?": p}) for i, p in enumerate(procedures)),
+        limits=_limits(reader, reader.table(data, "limits")),
     )
     _require_trusted_programs(config)
     require_trusted(config.repository, f"{config.path}: [repository] path", itself=False,

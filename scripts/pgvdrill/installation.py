@@ -37,7 +37,7 @@ class Installation:
 
     def run_tool(
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float = 3600, dbname: str | None = None,
+        timeout: float | None = None, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
         env: Mapping[str, str] | None = None, hint: str = "",
     ) -> runner.Result:

@@ -1,16 +1,17 @@
 """Long-running external programs (pg_receivewal): the one place besides `runner` that
-starts a process. argv only, output to a log file, the command logged, stopped by its pid."""
+starts a process. argv only, output to a log file, the command logged; like `runner`'s, it
+runs in a process group of its own (`procgroup`), and stopping it ends the whole group."""
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
+from pgvdrill import procgroup
 from pgvdrill.errors import DrillError, ToolError
 from pgvdrill.runner import which
 
@@ -38,8 +39,9 @@ class Process:
         which(self.argv[0])
         log.info("start: %s (log %s)", " ".join(self.argv), self.logfile)
         with self.logfile.open("ab") as out:
-            self._popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=subprocess.STDOUT, env=self.env)
+            self._popen = procgroup.spawn(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=subprocess.STDOUT, env=self.env, cwd=None,
+                                          user=None)
         return self
 
     def running(self) -> bool:
@@ -51,19 +53,13 @@ class Process:
             raise ToolError(self.argv, self._popen.returncode, self.log_tail())
 
     def stop(self, timeout: float = 30) -> int | None:
-        """SIGTERM to our pid, SIGKILL after `timeout`; the exit code (None if never
-        started). Signal deaths are negative, as in `subprocess`."""
+        """SIGTERM to its process group, SIGKILL after `timeout`; the exit code (None if
+        never started). Signal deaths are negative, as in `subprocess`."""
         if self._popen is None:
             return None
         if self._popen.poll() is None:
             log.info("stop: pid %d (%s)", self._popen.pid, self.argv[0])
-            self._popen.send_signal(signal.SIGTERM)
-            try:
-                self._popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("pid %d ignored SIGTERM for %.0fs: killing it", self.pid, timeout)
-                self._popen.kill()
-                self._popen.wait()
+        procgroup.end(self._popen, grace=timeout)
         return self._popen.returncode
 
     def log_tail(self, lines: int = 20) -> str:

@@ -5,6 +5,14 @@ temporary files (pipes can hang when a server daemonises and inherits them), and
 failure one exception, `ToolError`, with the exit code and the tail of stderr.
 Passwords never appear here: libpq reads them from PGPASSFILE.
 
+Each program runs in a process group of its own (`procgroup`): on a timeout, an
+interrupt or any exception the whole group is ended (SIGTERM, then SIGKILL), and what is
+left of a group after its leader exits (a daemon's helper, pg_basebackup's streaming
+child) is ended too. Long-running tools (pg_dump, pg_restore, pg_basebackup, cp -a of a
+data directory) run under the configured tool timeout, `[limits] tool_timeout`
+(`set_tool_timeout`; 23 h by default, as long as the scheduled units may run); short
+probes pass their own.
+
 Long client-tool runs (pg_dump --verbose, pg_basebackup --progress) can show their
 progress: `tee_stderr` copies stderr to our own stderr as it comes, through a pipe (so
 only for programs that do not daemonise), while still capturing it for errors.
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -26,11 +35,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pgvdrill import procgroup
 from pgvdrill.errors import ConfigError, ToolError
 
 log = logging.getLogger("pgvdrill.runner")
 
-DEFAULT_TIMEOUT = 3600.0
+DEFAULT_TOOL_TIMEOUT = 23 * 3600.0  # the scheduled units' TimeoutStartSec=23h
+MAX_TOOL_TIMEOUT = 31 * 86400.0
+TEE_DRAIN = 5.0  # seconds to wait for the rest of a tee'd stderr once the group ended
+
+
+@dataclass(frozen=True)
+class ToolTimeout:
+    """How long a long-running tool may run, and where that was set (for the message)."""
+
+    seconds: float = DEFAULT_TOOL_TIMEOUT
+    origin: str = "the default of [limits] tool_timeout"
+
+
+_tool_timeout = [ToolTimeout()]
+
+
+def check_tool_timeout(value: object, where: str) -> float:
+    """`value` as a tool timeout in seconds, or `ConfigError` naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not math.isfinite(value) or not 1 <= value <= MAX_TOOL_TIMEOUT:
+        raise ConfigError(f"{where}: tool_timeout = {value!r} is not a number of seconds "
+                          f"from 1 to {MAX_TOOL_TIMEOUT:.0f} (31 days)",
+                          f"write e.g. tool_timeout = {DEFAULT_TOOL_TIMEOUT:.0f} (23 h)")
+    return float(value)
+
+
+def set_tool_timeout(seconds: float, origin: str) -> None:
+    """Long-running tools (those run without a `timeout` of their own) may run `seconds`;
+    `origin` names the setting, for the message of a timeout."""
+    _tool_timeout[0] = ToolTimeout(seconds, origin)
+
+
+def tool_timeout() -> ToolTimeout:
+    return _tool_timeout[0]
 
 
 @dataclass(frozen=True)
@@ -47,7 +90,7 @@ class Result:
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     env: Mapping[str, str | None] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     user: str | None = None,
@@ -56,14 +99,17 @@ def run(
     check: bool = True,
     hint: str = "",
     tee_stderr: bool = False,
+    umask: int = -1,
 ) -> Result:
     """Run `argv`, return its `Result`; raise `ToolError` on failure when `check`.
 
+    `timeout` in seconds (None: the configured tool timeout, for long-running tools).
     `env` entries are added to the current environment (None: removed from it). `user`
-    runs the program as that OS user (pgvdrill runs servers unprivileged). `stdin` is a
-    file to read from, `stdout` a file to write standard output to instead of capturing
-    it. `tee_stderr` also writes the program's stderr to ours as it arrives (progress of
-    long runs).
+    runs the program as that OS user with its own groups (pgvdrill runs servers
+    unprivileged). `stdin` is a file to read from, `stdout` a file to write standard
+    output to instead of capturing it. `tee_stderr` also writes the program's stderr to
+    ours as it arrives (progress of long runs). `umask` (e.g. 0o077: what the program
+    creates is private) applies to the program only.
     """
     args = [os.fspath(a) for a in argv]
     if not args:
@@ -73,6 +119,7 @@ def run(
             f"program not found or not executable: {args[0]}",
             "install it or point pgvdrill at a PostgreSQL bin directory (--pg-bin)",
         )
+    limit = ToolTimeout(timeout, "") if timeout is not None else tool_timeout()
     full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     log.info("run: %s", " ".join(args))
     started = time.monotonic()
@@ -81,22 +128,17 @@ def run(
         in_source = open(stdin, "rb") if stdin is not None else subprocess.DEVNULL  # noqa: SIM115
         copier: threading.Thread | None = None
         try:
-            proc = subprocess.Popen(
-                args,
-                stdin=in_source,
-                stdout=out_target,
-                stderr=subprocess.PIPE if tee_stderr else err,
-                env=full_env,
-                cwd=cwd,
-                user=user,
-            )
+            proc = procgroup.spawn(
+                args, stdin=in_source, stdout=out_target,
+                stderr=subprocess.PIPE if tee_stderr else err, env=full_env, cwd=cwd,
+                user=user, umask=umask)
             if proc.stderr is not None:
                 copier = threading.Thread(target=_tee, args=(proc.stderr, err), daemon=True)
                 copier.start()
-            returncode: int | None = _wait(proc, timeout)
+            returncode = _wait(proc, limit.seconds)
         finally:
             if copier is not None:
-                copier.join()
+                copier.join(TEE_DRAIN)  # a process outside the group may hold the pipe
             if stdout is not None:
                 out_target.close()
             if stdin is not None and not isinstance(in_source, int):
@@ -108,35 +150,55 @@ def run(
         err_text = err.read().decode("utf-8", "replace")
     log.debug("done in %.2fs: %s (exit %s)", seconds, args[0], returncode)
     if returncode is None:
-        raise ToolError(args, None, err_text, hint or f"it ran longer than {timeout:.0f}s")
+        raise ToolError(args, None, err_text, _timeout_hint(hint, limit))
     if check and returncode != 0:
         raise ToolError(args, returncode, err_text, hint)
     return Result(args, returncode, out_text, err_text, seconds)
 
 
+def _timeout_hint(hint: str, limit: ToolTimeout) -> str:
+    said = f"it ran longer than {limit.seconds:.0f}s and was stopped (its whole process group)"
+    if limit.origin:
+        said += (f", the limit for long-running tools set by {limit.origin}; if it needs "
+                 "longer, raise [limits] tool_timeout (seconds) in the configuration")
+    return f"{hint}; {said}" if hint else said
+
+
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
-    """The exit code, or None after killing a program that ran longer than `timeout`."""
+    """The leader's exit code once its whole group is gone, or None after ending a group
+    whose leader ran longer than `timeout`. Interrupted (a signal, any exception), the
+    group is ended before the exception goes on."""
     try:
-        return proc.wait(timeout=timeout)
+        returncode: int | None = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        procgroup.end(proc)
         return None
-    except BaseException:  # interrupted: do not leave the program running
-        proc.kill()
-        proc.wait()
+    except BaseException:
+        procgroup.end(proc)
         raise
+    procgroup.end(proc)  # what the leader left behind in its group
+    return returncode
 
 
 def _tee(pipe: IO[bytes], capture: IO[bytes]) -> None:
     """Copy `pipe` into `capture` and to our stderr, chunk by chunk as it arrives (progress
-    lines that end in a carriage return show up at once)."""
+    lines that end in a carriage return show up at once). Reads to the end whatever
+    fails, so the program never blocks on a full pipe."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    targets = {"capture": True, "stderr": True}
     with pipe:
         while chunk := os.read(pipe.fileno(), 65536):
-            capture.write(chunk)
-            sys.stderr.write(decoder.decode(chunk))
-            sys.stderr.flush()
+            if targets["capture"]:
+                try:
+                    capture.write(chunk)
+                except (OSError, ValueError):  # run() gave up waiting and closed it
+                    targets["capture"] = False
+            if targets["stderr"]:
+                try:
+                    sys.stderr.write(decoder.decode(chunk))
+                    sys.stderr.flush()
+                except (OSError, ValueError):  # our own stderr is gone
+                    targets["stderr"] = False
 
 
 def which(name: str, bindir: Path | None = None) -> Path:

@@ -53,7 +53,7 @@ class ToolRunner(Protocol):
 
     def run_tool(
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float = 3600, dbname: str | None = None,
+        timeout: float | None = None, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
         env: Mapping[str, str] | None = None, hint: str = "",
     ) -> Result: ...
@@ -73,7 +73,7 @@ class Server(Protocol):
 
     def run_tool(
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float = 3600, dbname: str | None = None,
+        timeout: float | None = None, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
         env: Mapping[str, str] | None = None, hint: str = "",
     ) -> Result: ...
@@ -163,7 +163,7 @@ class Cluster(abc.ABC):
     @abc.abstractmethod
     def run_tool(
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float = 3600, dbname: str | None = None,
+        timeout: float | None = None, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
         env: Mapping[str, str] | None = None, hint: str = "",
     ) -> Result:

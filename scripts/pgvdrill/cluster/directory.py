@@ -261,7 +261,7 @@ class DirectoryBackend(Backend):
         """A new cluster directory holding a copy of the template's data and pgpass."""
         source = self._template_dir(template) if template else self._initdb_template()
         directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
-        runner.run(["cp", "-a", "--", source, directory / "data"], timeout=3600)
+        runner.run(["cp", "-a", "--", source, directory / "data"])
         shutil.copy2(source.parent / "pgpass", directory / "pgpass")
         if self.server_user:
             osuser.chown_tree(directory, self.server_user)
@@ -301,7 +301,7 @@ class DirectoryBackend(Backend):
         staging = final.parent / f".{template}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        runner.run(["cp", "-a", "--", cluster.datadir, staging / "data"], timeout=3600)
+        runner.run(["cp", "-a", "--", cluster.datadir, staging / "data"])
         shutil.copy2(cluster.directory / "pgpass", staging / "pgpass")
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)

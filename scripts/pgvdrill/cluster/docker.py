@@ -84,7 +84,7 @@ class ContainerTools:
 
     def run_tool(
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float = 3600, dbname: str | None = None,
+        timeout: float | None = None, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
         env: Mapping[str, str] | None = None, hint: str = "",
     ) -> runner.Result:
@@ -189,7 +189,7 @@ class DockerCluster(DirectoryCluster):
     # tools
     def run_tool(
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float = 3600, dbname: str | None = None,
+        timeout: float | None = None, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
         env: Mapping[str, str] | None = None, hint: str = "",
     ) -> runner.Result:
@@ -346,8 +346,8 @@ class DockerBackend(DirectoryBackend):
         return self._tools_container
 
     def exec(self, container: str, tool: str, args: Sequence[str | os.PathLike[str]],
-             env: Mapping[str, str], *, timeout: float, stdout: str | os.PathLike[str] | None,
-             check: bool, hint: str) -> runner.Result:
+             env: Mapping[str, str], *, timeout: float | None,
+             stdout: str | os.PathLike[str] | None, check: bool, hint: str) -> runner.Result:
         """Run `tool` as root in `container` with `env` (its output, as runner.run's)."""
         variables = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
         return runner.run(["docker", "exec", "--user", "0:0", *variables, container, tool,

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pgvdrill import osuser, runner
+from pgvdrill import osuser, procgroup, runner
 from pgvdrill.cluster.base import LIBPQ_VARIABLES
 from pgvdrill.cluster.directory import (
     SUPERUSER,
@@ -58,11 +58,17 @@ class LocalCluster(DirectoryCluster):
                 "read the server log above; " + (exc.hint or "check the data directory"),
             ) from exc
         self._wait_ready(timeout)
+        pid = self._postmaster_pid()
+        if pid is not None:  # a scratch server: it goes if pgvdrill dies (procgroup)
+            procgroup.guard(pid, f"server {self.name}")
 
     def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None:
+        pid = self._postmaster_pid()
         if self.is_running():
             self._server_tool("pg_ctl", ["stop", "-D", self.datadir, "-m", mode, "-w",
                                          "-t", "300"], timeout=330)
+        if pid is not None:
+            procgroup.release(pid)
 
     def crash(self, how: Literal["immediate", "kill"] = "kill") -> None:
         if how == "immediate":
@@ -71,6 +77,7 @@ class LocalCluster(DirectoryCluster):
         pid = self._postmaster_pid()
         if pid is None:
             return
+        procgroup.release(pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # pg_ctl makes the postmaster a session leader
         deadline = time.monotonic() + 30
@@ -105,7 +112,7 @@ class LocalCluster(DirectoryCluster):
     # tools
     def run_tool(
         self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float = 3600, dbname: str | None = None,
+        timeout: float | None = None, dbname: str | None = None,
         stdout: str | os.PathLike[str] | None = None, check: bool = True,
         env: Mapping[str, str] | None = None, hint: str = "",
     ) -> runner.Result:

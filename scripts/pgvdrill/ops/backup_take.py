@@ -5,14 +5,17 @@ into a new backup directory (a logical backup also keeps the source's roles besi
 dump: globals.sql, pg_dumpall --globals-only --no-role-passwords, for restore logical
 --with-globals); the result is checked (the dump with `inspect`, the base
 backup with pg_verifybackup and its WAL parsed), its files are made 0600/0700 and hashed,
-and the catalog entry is written last. A backup that fails leaves its directory without
-an entry: incomplete, reported by `pgvdrill verify`, never counted, never deleted.
+and the catalog entry is written last. A backup that fails or is interrupted leaves its
+directory without an entry, private (the tool writes with umask 077, and it is made
+0600/0700 on the way out): incomplete, reported by `pgvdrill verify`, never counted, never
+deleted.
 Towards the source this is read-only (pg_dump reads in one snapshot; pg_basebackup asks
 for a checkpoint and streams files and WAL through a temporary replication slot).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -113,7 +116,7 @@ def _timed(server: ExternalServer, tool: str, args: list[str], hint: str
            ) -> tuple[datetime, datetime, float, list[str]]:
     started, begun = datetime.now(UTC), time.monotonic()
     result = runner.run([server.tools.tool(tool), *args], env=server.env(), hint=hint,
-                        tee_stderr=True)
+                        tee_stderr=True, umask=0o077)  # what it writes is private at once
     return started, datetime.now(UTC), time.monotonic() - begun, result.argv
 
 
@@ -193,7 +196,12 @@ def take_backup(config: Config, kind: str, say: Say, *, snapshot: str | None = N
         else:
             run = run_physical(server, args, directory, f"pg_basebackup failed; {left}")
     except BackupError as exc:  # the check failed (a tool's failure names `left` itself)
+        restrict(directory)
         raise BackupError(exc.message, f"{exc.hint}; {left}" if exc.hint else left) from exc
+    except BaseException:  # a tool failed, pgvdrill was interrupted: its group is gone
+        with contextlib.suppress(OSError):
+            restrict(directory)
+        raise
     restrict(directory)
     files = checksum_files(directory)
     if not files:

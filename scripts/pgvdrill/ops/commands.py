@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 
+from pgvdrill import runner
 from pgvdrill.config import Config, load_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.trust import safe_directory
@@ -44,7 +45,8 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> Config:
-    """The configuration named by --config, $PGVDRILL_CONFIG or found in its default places."""
+    """The configuration named by --config, $PGVDRILL_CONFIG or found in its default places;
+    its [limits] tool_timeout becomes the runner's limit for long-running tools."""
     path = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     if path is None:
         path = next((p for p in CONFIG_PLACES if p.is_file() and _searchable(p)), None)
@@ -53,7 +55,9 @@ def config_from(args: argparse.Namespace) -> Config:
                           f"pass --config FILE, set {CONFIG_ENV}, or create "
                           f"{' or '.join(str(p) for p in CONFIG_PLACES)} "
                           "(start from pgvdrill.example.toml)")
-    return load_config(path)
+    config = load_config(path)
+    runner.set_tool_timeout(config.limits.tool_timeout, f"[limits] tool_timeout of {path}")
+    return config
 
 
 def _searchable(found: Path) -> bool:

@@ -22,7 +22,6 @@ from pgvdrill.ops.sync_store import Comparison
 from pgvdrill.repository.catalog import sha256_of
 from pgvdrill.runner import run, which
 
-TIMEOUT = 24 * 3600.0  # a first copy of a large repository takes hours
 # rsync --itemize-changes: YXcstpoguax, Y the update type, X the file type
 _ITEM = re.compile(r"(?P<code>[<>ch.*](?P<type>[fdLDS]).{9}) (?P<name>.+)")
 MISSING = "is missing remotely"
@@ -115,7 +114,6 @@ class RsyncStore:
             result = run([self.rsync, "--archive", "--chmod=D0700,F0600", "--from0",
                           f"--files-from={names.name}", "--out-format=%i %n", *options,
                           f"{self.root}/", f"{self.dest.rstrip('/')}/"],
-                         timeout=TIMEOUT,
                          hint=f"rsync to {self.name} failed: check that the destination "
                               "exists and is writable (for host:path: ssh access with a "
                               "key); run pgvdrill sync again: identical files are skipped")

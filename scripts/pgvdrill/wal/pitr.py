@@ -18,6 +18,7 @@ from typing import Literal
 
 import psycopg
 
+from pgvdrill import runner
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import DrillError, RestoreError
@@ -156,13 +157,17 @@ class Recovery:
 
 
 def recover(cluster: Cluster, target: Target, restore_command: str, point: BackupPoint,
-            *, timeout: float = 600) -> Recovery:
+            *, timeout: float | None = None) -> Recovery:
     """Recover the stopped `cluster` (a restored base backup) to `target` from the archive
-    `restore_command` reads, and wait until it is promoted, paused or shut down there.
+    `restore_command` reads, and wait until it is promoted, paused or shut down there
+    (within `timeout` seconds; None: the configured [limits] tool_timeout, as long as
+    restoring a production backup's WAL may take).
 
     Raises `RestoreError` when the target is before the backup's end, or when the archive
     ends before the target (never a silent partial recovery)."""
     refuse_before_backup_end(target, point)
+    if timeout is None:
+        timeout = runner.tool_timeout().seconds
     cluster.configure(restore_command=restore_command, log_min_messages="log",
                       **target.settings())
     cluster.write_file("recovery.signal", b"")
@@ -214,7 +219,8 @@ def _wait_for_target(cluster: Cluster, target: Target, deadline: float
             failure = _recovery_failure(target, cluster.server_log(200))
             raise failure or RestoreError(
                 f"recovery to {target.describe()} did not finish in time",
-                "read the server log; the archive may be slow or the target far away")
+                "read the server log; the archive may be slow or the target far away (a "
+                "long recovery needs a larger [limits] tool_timeout, in seconds)")
         time.sleep(0.05)
 
 

@@ -1,0 +1,216 @@
+"""Every program pgvdrill starts runs in a process group of its own, and the whole group
+ends with it.
+
+`spawn` starts a program in a new session (its own process group: a terminal's Ctrl-C
+reaches pgvdrill only, which ends the group itself), as another OS user with that user's
+own primary and supplementary groups (never root's), with the signal dispositions restored
+(`restore_signals`: SIGPIPE; SIGINT, SIGTERM and SIGHUP are caught by pgvdrill's CLI, see
+`interrupts`, so exec gives them their default), and registers the group. `end` ends a
+group: SIGTERM to every member, SIGKILL after a grace, the leader reaped. A group still
+registered when Python exits is ended by `atexit`; when pgvdrill dies without running any
+handler (SIGKILL, OOM killer), a watchdog process that holds a pipe to pgvdrill sees the
+pipe close and ends every group still registered (pg_basebackup's WAL-streaming child, a
+process of the same group, keeps its temporary slot on the source for as long as it runs).
+Scratch servers are registered too (`guard`): pg_ctl starts each in a session of its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from pgvdrill.errors import ConfigError
+
+log = logging.getLogger("pgvdrill.procgroup")
+
+GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+KILLED_WAIT = 10.0  # seconds to wait for SIGKILLed members to go (uninterruptible I/O)
+_live: dict[int, str] = {}  # process group id -> the program that leads it
+
+# The watchdog (python -I -S -c WATCHDOG): reads "+PGID" / "-PGID" lines from pgvdrill
+# until the pipe closes, then ends every group still registered. It runs in its own
+# session, so signals meant for pgvdrill (a terminal's Ctrl-C) do not reach it.
+WATCHDOG = r"""
+import os, signal, sys, time
+parent, groups = os.getppid(), set()
+for line in sys.stdin:
+    (groups.add if line[0] == "+" else groups.discard)(int(line[1:]))
+def alive(pgid):
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+ended = []
+for pgid in sorted(groups):
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        ended.append(pgid)
+    except OSError:
+        pass
+deadline = time.monotonic() + GRACE
+while any(alive(g) for g in ended) and time.monotonic() < deadline:
+    time.sleep(0.05)
+for pgid in ended:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+if ended:
+    print(f"pgvdrill watchdog: pgvdrill (pid {parent}) ended with process group(s) "
+          f"{', '.join(map(str, ended))} still running: ended them", file=sys.stderr)
+""".replace("GRACE", repr(GRACE))
+
+
+class _Watchdog:
+    """The watchdog process, started with the first group, and its pipe."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._failed = False
+
+    def send(self, line: str) -> None:
+        if self._failed:
+            return
+        try:
+            if self._process is None:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", WATCHDOG], stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL, start_new_session=True)
+            assert self._process.stdin is not None
+            self._process.stdin.write(f"{line}\n".encode())
+            self._process.stdin.flush()
+        except OSError as exc:  # no interpreter to start, or someone killed the watchdog
+            self._failed = True
+            log.warning("no watchdog (%s): if pgvdrill is killed with SIGKILL, the tools it "
+                        "runs keep running", exc)
+
+
+_watchdog = _Watchdog()
+
+
+def identity(user: str | None) -> dict[str, Any]:
+    """Popen's arguments to run as `user` with its own groups (None: as ourselves)."""
+    if user is None:
+        return {}
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError(f"no OS user {user!r} to run programs as",
+                          f"create it: useradd --system {user}") from None
+    if os.geteuid() != 0:
+        return {} if entry.pw_uid == os.geteuid() else {"user": user}
+    return {"user": entry.pw_uid, "group": entry.pw_gid,
+            "extra_groups": os.getgrouplist(user, entry.pw_gid)}
+
+
+def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | os.PathLike[str] | None,
+          user: str | None, stdin: IO[bytes] | int, stdout: IO[bytes] | int,
+          stderr: IO[bytes] | int, umask: int = -1) -> subprocess.Popen[bytes]:
+    """Start `argv` in a process group of its own, registered until `end`."""
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
+                            cwd=cwd, start_new_session=True, restore_signals=True,
+                            umask=umask, **identity(user))
+    guard(proc.pid, argv[0])
+    return proc
+
+
+def guard(pgid: int, program: str) -> None:
+    """Register process group `pgid`: ended at exit and by the watchdog if pgvdrill dies
+    with it still registered (`spawn`'s groups, and a scratch server, which pg_ctl starts
+    in a session of its own)."""
+    _live[pgid] = program
+    _watchdog.send(f"+{pgid}")
+
+
+def release(pgid: int) -> None:
+    """Unregister group `pgid` (it has ended, or is ended by its owner)."""
+    if _live.pop(pgid, None) is not None:
+        _watchdog.send(f"-{pgid}")
+
+
+def members(pgid: int) -> list[int]:
+    """The processes of group `pgid` that have not exited (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            found.append(int(entry.name))
+    return found
+
+
+def _signal(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _wait_gone(pgid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def end(proc: subprocess.Popen[bytes], grace: float = GRACE) -> int | None:
+    """End `proc`'s whole process group (SIGTERM, SIGKILL after `grace` seconds), reap
+    the leader and unregister the group; the leader's exit code (None if it could not be
+    reaped: a process stuck in uninterruptible I/O)."""
+    pgid = proc.pid
+    try:
+        if proc.poll() is not None:  # the leader exited: anything left of its group?
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return proc.returncode
+        if members(pgid):
+            _signal(pgid, signal.SIGTERM)
+            if not _wait_gone(pgid, grace):
+                log.warning("process group %d (%s) still running %.0fs after SIGTERM: "
+                            "SIGKILL", pgid, _live.get(pgid, "?"), grace)
+                _signal(pgid, signal.SIGKILL)
+                if not _wait_gone(pgid, KILLED_WAIT):
+                    log.error("process group %d (%s) survives SIGKILL: pid(s) %s",
+                              pgid, _live.get(pgid, "?"), members(pgid))
+        try:
+            return proc.wait(KILLED_WAIT)
+        except subprocess.TimeoutExpired:
+            return None
+    finally:
+        release(pgid)
+
+
+def live() -> dict[int, str]:
+    """The process groups started and not yet ended: group id -> program."""
+    return dict(_live)
+
+
+@atexit.register
+def _end_all() -> None:
+    """At exit, end every group still registered (a tool whose caller never ended it)."""
+    for pgid, program in list(_live.items()):
+        log.warning("ending process group %d (%s) at exit", pgid, program)
+        _signal(pgid, signal.SIGTERM)
+        if not _wait_gone(pgid, GRACE):
+            _signal(pgid, signal.SIGKILL)
+        release(pgid)
