@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import ConfigError
-from pgvdrill.runner import DEFAULT_TOOL_TIMEOUT, check_tool_timeout
+from pgvdrill.runner import DEFAULT_TOOL_TIMEOUT, MAX_TOOL_TIMEOUT
 from pgvdrill.server import parse_conninfo
 from pgvdrill.trust import require_trusted, require_trusted_bindir, require_trusted_command
 
@@ -88,8 +88,7 @@ class Limits:
 
 
 def _limits(reader: _Reader, body: dict[str, Any]) -> Limits:
-    limits: Limits = reader.build(Limits, "limits", body)
-    check_tool_timeout(limits.tool_timeout, f"{reader.path}: [limits]")
+    limits: Limits = reader.build(Limits, "limits", body)  # ranged in RANGES
     return limits
 
 
@@ -137,6 +136,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("retention", "physical_days"): (0, 36500),
     ("retention", "wal_days"): (0, 36500),
     ("retention", "monthly_months"): (0, 1200),
+    ("limits", "tool_timeout"): (1, MAX_TOOL_TIMEOUT),
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("logical", "format"): ("custom", "directory"),
@@ -171,8 +171,9 @@ class _Reader:
         if (isinstance(value, bool) or not isinstance(value, int | float)
                 or (whole and not isinstance(value, int)) or not math.isfinite(value)
                 or not low <= value <= high):
-            raise self.error(where, f"not a {kind} >= {low:g} and <= {high:g}",
-                             f"write a {kind} in that range, e.g. {'12' if whole else '7 or 0.5'}")
+            example = f"{(low + high) // 2:.0f}" if whole else f"{max(low, 0.5):g}"
+            raise self.error(where, f"not a {kind} >= {low:.15g} and <= {high:.15g}",
+                             f"write a {kind} in that range, e.g. {example}")
 
     def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
         body = data.get(name, {})

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import codecs
 import logging
-import math
 import os
 import shutil
 import subprocess
@@ -54,16 +53,6 @@ class ToolTimeout:
 
 
 _tool_timeout = [ToolTimeout()]
-
-
-def check_tool_timeout(value: object, where: str) -> float:
-    """`value` as a tool timeout in seconds, or `ConfigError` naming `where`."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or \
-            not math.isfinite(value) or not 1 <= value <= MAX_TOOL_TIMEOUT:
-        raise ConfigError(f"{where}: tool_timeout = {value!r} is not a number of seconds "
-                          f"from 1 to {MAX_TOOL_TIMEOUT:.0f} (31 days)",
-                          f"write e.g. tool_timeout = {DEFAULT_TOOL_TIMEOUT:.0f} (23 h)")
-    return float(value)
 
 
 def set_tool_timeout(seconds: float, origin: str) -> None:
