@@ -25,8 +25,6 @@ from pgvdrill import osuser, runner
 from pgvdrill.cluster import ConnInfo
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
 
-TIMEOUT = 1800.0  # seconds a procedure's command may run
-
 
 def dsn(info: ConnInfo, dbname: str) -> str:
     """A libpq connection string for `dbname` without a password (PGPASSFILE has it)."""
@@ -82,9 +80,10 @@ class Workspace:
 
     def run(self, command: str, *, server: ConnInfo | None = None, dbname: str | None = None,
             as_server: bool = False, stdin: Path | None = None,
-            timeout: float = TIMEOUT) -> runner.Result:
+            timeout: float | None = None) -> runner.Result:
         """Run `command` with `sh -c` in the work directory, never raising on its exit
-        status; libpq's PGHOST, PGPORT, PGUSER and PGDATABASE name `server` when given."""
+        status, for at most `timeout` seconds (None: [limits] tool_timeout); libpq's
+        PGHOST, PGPORT, PGUSER and PGDATABASE name `server` when given."""
         env = {**(server.env(dbname) if server else {}), "PGPASSFILE": str(self.passfile),
                "PATH": f"{self.bindir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
         return runner.run(["sh", "-c", command], env=env, cwd=self.root, timeout=timeout,
