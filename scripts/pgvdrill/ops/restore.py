@@ -300,6 +300,8 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
             refuse_beyond_archive(config_tools(config), repo.wal, reach, target, *end)
         recovery = {"restore_command": wal_restore_command(repo.wal.resolve(), server_user),
                     **target.settings()}
+        if not isinstance(reach, str):
+            refuse_unreadable(repo.wal, reach.segments, server_user)
     require_intact(repo, entry)
     say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
     names = restore_datadir(config_tools(config), backup, pgdata, existing)
@@ -330,6 +332,23 @@ def wal_restore_command(wal: Path, server_user: str | None) -> str:
                           f"{wal}", "give it read access to the archive (and every "
                           "directory above it), or create --pgdata owned by another user")
     return command
+
+
+def refuse_unreadable(wal: Path, names: tuple[str, ...], server_user: str | None) -> None:
+    """ConfigError naming the archived files recovery needs (`names`) that the server's OS
+    user cannot read: restore_command fails on them, and recovery stops there."""
+    found = runner.run(["find", wal, "-maxdepth", "1", "!", "-readable", "-printf", "%f\\n"],
+                       user=server_user, check=False, timeout=300).stdout.split()
+    unreadable = [name for name in names if name in set(found)]
+    if unreadable:
+        shown = ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more"
+                                             if len(unreadable) > 5 else "")
+        raise ConfigError(
+            f"the server's OS user {server_user or '(current)'} cannot read {shown} in the "
+            f"WAL archive {wal}: recovery would stop at the first of them (nothing was "
+            "unpacked)", "give that user read access, e.g. "
+            + shlex.join(["chown", server_user or str(os.geteuid()),
+                          *(str(wal / name) for name in unreadable[:5])]))
 
 
 def archive_continuity(repo: Repository, entry: Entry, point: BackupPoint,

@@ -12,6 +12,12 @@ it copies to a temporary name in the archive, fsyncs the file, links it to its f
 and fsyncs the directory. An identical file already archived is success (PostgreSQL
 retries after a crash between copy and acknowledgement); a different one is a failure.
 Every failure exits non-zero, so PostgreSQL keeps the segment and retries.
+
+restore-wal exits 1 only for "the archive has no such file", which PostgreSQL takes as the
+end of the archived WAL. Every other failure (an unreadable file or archive directory, an
+I/O error, a refused name, a crash) exits 126: PostgreSQL's startup process takes an exit
+status above 125 as fatal and stops instead of ending recovery there and promoting (a
+non-zero status of 125 or less would be "not available": a silent early end).
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from pgvdrill.wal.names import SEGMENT_RE, is_archive_name
 
 CHUNK = 1024 * 1024
 NOT_FOUND = 1  # restore-wal: the file is not in the archive (PostgreSQL expects non-zero)
+# restore-wal's every other failure: above 125, which stops PostgreSQL's recovery (FATAL)
+# instead of ending it there; not 128 + a signal number (143, SIGTERM, means "shut down")
+ABORT_RECOVERY = 126
 
 
 def archive_wal(path: Path, name: str, dest: Path) -> str:
@@ -140,7 +149,9 @@ def add_restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     parser = sub.add_parser(
         "restore-wal", help="restore_command: fetch one WAL file from an archive directory",
         description="Copy a WAL file from an archive directory to where PostgreSQL asks. "
-                    "Exit 1 without a message when the archive has no such file.",
+                    "Exit 1 without a message when the archive has no such file; exit "
+                    f"{ABORT_RECOVERY} with the reason on any other failure, which makes "
+                    "PostgreSQL stop recovery instead of promoting early.",
         epilog="example: restore_command = 'pgvdrill restore-wal %f %p --source /backup/wal'",
     )
     parser.add_argument("name", help="the file wanted (PostgreSQL's %%f)")
@@ -158,8 +169,19 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    return 0 if restore_wal(args.name, args.path, args.source, partial=args.partial) \
-        else NOT_FOUND
+    """0, NOT_FOUND, or ABORT_RECOVERY for every other failure: whatever went wrong, the
+    server must not take it for the end of the archive."""
+    try:
+        if not args.source.is_dir():
+            raise ConfigError(f"archive directory {args.source} does not exist or is not a "
+                              "directory", "fix restore_command's --source")
+        found = restore_wal(args.name, args.path, args.source, partial=args.partial)
+    except Exception as exc:  # a crash too must stop recovery, never look like "absent"
+        print(f"pgvdrill restore-wal: cannot restore {args.name}: {type(exc).__name__}: "
+              f"{exc}\n  recovery stops here (exit {ABORT_RECOVERY}) rather than end early",
+              file=sys.stderr)
+        return ABORT_RECOVERY
+    return 0 if found else NOT_FOUND
 
 
 COMMANDS = {"archive-wal": cmd_archive, "restore-wal": cmd_restore}
