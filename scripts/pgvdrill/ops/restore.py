@@ -44,6 +44,7 @@ from pgvdrill.ops.restore_datadir import (
     settle,
 )
 from pgvdrill.ops.restore_logical import Ownership, restore_logical
+from pgvdrill.ops.restore_place import refuse_unsafe_place
 from pgvdrill.ops.verify_repo import artifact_path, globals_path, has_wal, wal_reach
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
@@ -277,6 +278,8 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
     if not pgdata.exists() and not pgdata.parent.is_dir():
         raise ConfigError(f"{pgdata.parent} does not exist",
                           "create the parent directory of --pgdata first")
+    created = not pgdata.exists()
+    refuse_unsafe_place(pgdata, repo.root)
     existing = existing_names(pgdata, force)
     server_user = server_user_for(pgdata)
     backup = base_backup_of(repo, entry)
@@ -318,7 +321,8 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
         say(archive_reach(reach, point, target))
     for warning in safe.warnings:
         say(f"warning: {warning}")
-    settle(pgdata, existing, server_user)
+    for line in settle(pgdata, existing, server_user, created=created):
+        say(f"warning: {line}")
     _next_steps(pgdata, entry, target, server_user, safe)
 
 

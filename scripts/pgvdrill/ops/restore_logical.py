@@ -1,8 +1,12 @@
 """`restore logical`: a catalog dump into an existing database named by a libpq conninfo,
 with pg_restore's progress (--verbose) on stderr.
 
-Refused unless --force: a target that is the configured source (the same host, port and
-database in the conninfo, or, when both answer, the same system identifier and database).
+Refused unless --force: a target that is the source's database (the same host, port and
+database in the conninfo, or the same system identifier and database OID as the catalog
+recorded at backup time, or as the configured source shows now); one whose identity
+cannot be told (the target hides its system identifier, or neither the catalog nor the
+source names the source's); --with-globals on the source's server (roles are
+server-wide).
 Refused unless --clean: a target database that already holds tables (pg_restore would
 stop at the first existing object, halfway).
 Refused, before anything moves, when the target lacks roles the dump names (owners,
@@ -52,28 +56,96 @@ def place(conninfo: dict[str, str]) -> tuple[str, str, str, str]:
             conninfo.get("dbname") or conninfo.get("user") or "")
 
 
-def refuse_the_source(config: Config, target: ExternalServer,
-                      target_facts: dict[str, Any]) -> None:
-    """RestoreError when `target` is the configured source."""
-    if config.source is None:
-        return
-    why = ""
-    if place(config.source.conninfo) == place(target.settings):
-        why = "its connection settings name the same host, port and database"
-    else:
+@dataclass(frozen=True)
+class Identity:
+    """Which database a server holds: its system identifier, the database's OID (None in
+    catalog entries written before pgvdrill recorded it) and name."""
+
+    system_identifier: str
+    database_oid: int | None
+    dbname: str
+
+    @classmethod
+    def of(cls, facts: dict[str, Any]) -> Identity | None:
+        """From server_facts() or a catalog entry's `source`; None without a system
+        identifier (the user may not run pg_control_system())."""
+        ident, oid = facts.get("system_identifier"), facts.get("database_oid")
+        if not ident:
+            return None
+        return cls(str(ident), int(oid) if oid is not None else None, str(facts.get("dbname")))
+
+    def same_database(self, other: Identity) -> bool:
+        if self.system_identifier != other.system_identifier:
+            return False
+        if self.database_oid is not None and other.database_oid is not None:
+            return self.database_oid == other.database_oid
+        return self.dbname == other.dbname
+
+    def describe(self) -> str:
+        oid = f", OID {self.database_oid}" if self.database_oid is not None else ""
+        return f"system identifier {self.system_identifier}, database {self.dbname}{oid}"
+
+
+UNVERIFIABLE_HINT = ("connect to the target as a user who may run pg_control_system() (a "
+                     "superuser, or after GRANT EXECUTE ON FUNCTION pg_control_system() TO "
+                     "<the user>), or, only when you are sure the target is not the source, "
+                     "add --force")
+
+
+def refuse_the_source(config: Config, entry: Entry, target: ExternalServer,
+                      target_facts: dict[str, Any], *, server_wide: bool = False) -> None:
+    """RestoreError when `target` is the database backup `entry` was taken from or the
+    configured source's (`server_wide`: their server, for what changes a whole server:
+    roles), by system identifier and database OID: the catalog's record, and the live
+    source's when it answers (a host spelled another way is the same server). Also when
+    that cannot be told: the target hides its system identifier, or neither the catalog
+    nor the source says which server the source is."""
+    target_id = Identity.of(target_facts)
+    if target_id is None:
+        raise RestoreError(f"cannot verify that restore target {target.describe()} is not the "
+                           "source: it does not show its system identifier to this user "
+                           "(pg_control_system() not allowed); nothing was restored",
+                           UNVERIFIABLE_HINT)
+    sources: list[tuple[str, Identity]] = []
+    recorded = Identity.of(entry.source)
+    if recorded is not None:
+        sources.append((f"backup {entry.id} was taken from it", recorded))
+    live_problem = None
+    if config.source is not None:
+        if place(config.source.conninfo) == place(target.settings):
+            raise RestoreError(f"restore target {target.describe()} is the configured source: "
+                               "its connection settings name the same host, port and "
+                               "database", _FORCE_HINT)
         try:
-            source_facts = server_facts(source_server(config))
-        except ConfigError:  # the source is down (the usual reason to restore): no match
-            source_facts = {}
-        same = (source_facts.get("system_identifier"), source_facts.get("dbname"))
-        if same[0] is not None and same == (target_facts["system_identifier"],
-                                            target_facts["dbname"]):
-            why = (f"it is the same server (system identifier {same[0]}) and database "
-                   f"{same[1]}")
-    if why:
-        raise RestoreError(f"restore target {target.describe()} is the configured source: "
-                           f"{why}", "restore into another database or server; if you "
-                           "really mean to restore over the source, add --force")
+            live = Identity.of(server_facts(source_server(config)))
+        except ConfigError as exc:  # the source is down (the usual reason to restore)
+            live, live_problem = None, exc.message.splitlines()[0]
+        if live is not None:
+            sources.append(("it is the configured source", live))
+        elif live_problem is None:
+            live_problem = "the source does not show its system identifier to its user"
+    for why, source in sources:
+        same = (source.system_identifier == target_id.system_identifier if server_wide
+                else source.same_database(target_id))
+        if same:
+            what = "server" if server_wide else "database"
+            raise RestoreError(
+                f"restore target {target.describe()} is the source's {what} ({why}: "
+                f"{target_id.describe()})" + (": --with-globals would create roles on the "
+                                              "source's server" if server_wide else ""),
+                _FORCE_HINT)
+    if not sources:
+        raise RestoreError(
+            f"cannot verify that restore target {target.describe()} is not the source: "
+            f"backup {entry.id}'s catalog entry records no system identifier, and the "
+            f"configured source cannot tell ({live_problem or 'no [source] configured'}); "
+            "nothing was restored", "make the source reachable for pgvdrill (its [source] "
+            "conninfo), or, only when you are sure the target is not the source, add --force")
+
+
+_FORCE_HINT = ("restore into another database or server (a physical copy of the source "
+               "shares its identity); if you really mean to restore over the source, add "
+               "--force")
 
 
 @dataclass(frozen=True)
@@ -148,9 +220,9 @@ def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *
     target = ExternalServer(parse_conninfo(target_dsn, "--target-dsn"), tools, name="target")
     facts = server_facts(target)
     if force:
-        say("--force: not checking whether the target is the configured source")
+        say("--force: not checking whether the target is the source")
     else:
-        refuse_the_source(config, target, facts)
+        refuse_the_source(config, entry, target, facts)
     tables = int(str(target.query(USER_TABLES)[0][0]))
     if tables and not clean:
         raise RestoreError(
@@ -163,6 +235,8 @@ def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *
         diagnose.preflight(conn, archive, needs=entry.source.get("pgvector"))
     create = roles_to_create(target, archive, entry, globals_file, ownership)
     if create and globals_file is not None:
+        if not force:  # roles are the whole server's: not on the source's server either
+            refuse_the_source(config, entry, target, facts, server_wide=True)
         created = restore_globals(target, globals_file, set(create))
         say(f"created role(s) {', '.join(created)} from {globals_file} (without passwords)")
         left = withheld(globals_file.read_text(), set(created))
