@@ -100,6 +100,21 @@ def test_restore_wal_absent_file_is_still_not_found(archive: Path) -> None:
     assert (result.returncode, result.stderr) == (NOT_FOUND, "")
 
 
+@pytest.mark.parametrize(("wanted", "code"), [
+    ("000000010000000000000004", ABORT_RECOVERY),  # within what restore pitr saw: gone
+    ("000000010000000000000006", NOT_FOUND),  # past the archive's end: the end
+    ("000000020000000000000004", NOT_FOUND),  # another timeline: PostgreSQL tries on
+])
+def test_fault_restore_wal_segment_it_was_told_to_expect_is_gone(archive: Path, wanted: str,
+                                                                 code: int) -> None:
+    result = walcmd("restore-wal", wanted, archive.parent / "X", "--source", archive,
+                    "--expect", f"{SEGMENT}:000000010000000000000005")
+
+    assert result.returncode == code, result.stderr
+    assert ("which held 000000010000000000000003 to 000000010000000000000005"
+            in result.stderr) == (code == ABORT_RECOVERY)
+
+
 def test_fault_restore_wal_via_the_cli_aborts_too(pgvdrill_cli: Cli, archive: Path) -> None:
     """`pgvdrill restore-wal` (what the deployed restore_command runs) maps alike."""
     result = pgvdrill_cli("restore-wal", SEGMENT, archive.parent / "no-such-dir" / "X",
@@ -224,6 +239,53 @@ def test_fault_restore_pitr_names_an_unreadable_segment_before_unpacking(
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file another user's")
 @pytest.mark.local_server("pgvdrill restore pitr writes a restore_command that runs "
                            "pgvdrill on the server's machine")
+def start_copy(backend: Backend, datadir: Path, log: Path) -> tuple[int, str]:
+    """pg_ctl start as the operator runs it (as the server's OS user, on a free port),
+    stopped again whatever happened: (pg_ctl's exit code, the server log)."""
+    tools = backend.tools()
+    assert isinstance(tools, Installation)
+    log.touch()
+    osuser.chown_tree(log, osuser.server_user())
+    port = lease()
+    try:
+        started = runner.run([tools.tool("pg_ctl"), "-D", datadir, "-l", log, "-o",
+                              f"-p {port.port}", "-w", "-t", "120", "start"],
+                             user=osuser.server_user(), cwd=datadir, check=False, timeout=180)
+    finally:
+        port.release()
+        runner.run([tools.tool("pg_ctl"), "-D", datadir, "-m", "immediate", "stop"],
+                   user=osuser.server_user(), check=False, timeout=120)
+    return started.returncode, log.read_text()
+
+
+@pytest.mark.local_server("pgvdrill restore pitr writes a restore_command that runs "
+                           "pgvdrill on the server's machine")
+def test_fault_restore_pitr_copy_stops_when_a_segment_it_saw_is_gone(
+        archived_repo: ArchivedRepo, pgvdrill_cli: Cli, reachable: Path,
+        pgdata: Callable[[str], Path], backend: Backend) -> None:
+    """restore pitr said "recovery can reach" its last segment; the segment is removed
+    before the operator starts the copy (retention, a mistake). Before, PostgreSQL got
+    "not found", ended recovery a segment early and promoted; now restore-wal knows the
+    segments the restore saw and stops recovery."""
+    repo, config, last = repo_copy(archived_repo, reachable)
+    datadir = pgdata("pitr")
+    result = pgvdrill_cli("restore", "pitr", archived_repo.physical.id, "--pgdata", datadir,
+                          "--config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--expect" in (datadir / "postgresql.auto.conf").read_text()
+    (repo / "wal" / last).unlink()
+
+    code, said = start_copy(backend, datadir, reachable / "pitr.log")
+
+    assert code != 0, said[-3000:]
+    assert f"{last} is missing from" in said and "recovery would end early here" in said
+    assert "database system is ready to accept connections" not in said
+    assert not list((datadir / "pg_wal").glob("00000002.history"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file another user's")
+@pytest.mark.local_server("pgvdrill restore pitr writes a restore_command that runs "
+                           "pgvdrill on the server's machine")
 def test_fault_restore_pitr_copy_never_promotes_past_an_unreadable_segment(
         archived_repo: ArchivedRepo, pgvdrill_cli: Cli, reachable: Path,
         pgdata: Callable[[str], Path], backend: Backend) -> None:
@@ -236,23 +298,10 @@ def test_fault_restore_pitr_copy_never_promotes_past_an_unreadable_segment(
                           "--config", config)
     assert result.returncode == 0, result.stdout + result.stderr
     lock_away(repo / "wal" / last)
-    tools = backend.tools()
-    assert isinstance(tools, Installation)
-    log = reachable / "pitr.log"
-    log.touch()
-    osuser.chown_tree(log, osuser.server_user())
-    port = lease()
-    try:
-        started = runner.run([tools.tool("pg_ctl"), "-D", datadir, "-l", log, "-o",
-                              f"-p {port.port}", "-w", "-t", "120", "start"],
-                             user=osuser.server_user(), cwd=datadir, check=False, timeout=180)
-    finally:
-        port.release()
-        runner.run([tools.tool("pg_ctl"), "-D", datadir, "-m", "immediate", "stop"],
-                   user=osuser.server_user(), check=False, timeout=120)
 
-    said = log.read_text()
-    assert started.returncode != 0, said[-3000:]
+    code, said = start_copy(backend, datadir, reachable / "pitr.log")
+
+    assert code != 0, said[-3000:]
     assert f'could not restore file "{last}" from archive' in said
     assert "cannot restore" in said and "Permission denied" in said  # restore-wal's reason
     assert "database system is ready to accept connections" not in said

@@ -69,7 +69,7 @@ def test_fault_restore_logical_into_the_source_spelled_localhost_is_refused(
     result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", target, "--clean",
                           "--config", config)
 
-    refused(result, 5, "is the source's database (backup logical-")
+    refused(result, 5, "is the source's database: backup logical-")
     assert "system identifier" in result.stderr and "--force" in result.stderr
     assert untouched(prod_source) == before  # the same tables, the same OIDs (not re-created)
 

@@ -51,7 +51,7 @@ from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import read_catalog
-from pgvdrill.wal.archiving import restore_command
+from pgvdrill.wal.archiving import expected_spans, restore_command
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target
@@ -63,9 +63,11 @@ EXIT_CODES = """exit codes:
      server's OS user cannot run the restore_command or read the WAL archive
   3  pg_restore failed (its stderr is shown)
   4  the backup's files differ from its catalog entry, or it cannot be read: not restored
-  5  refused or impossible: a non-empty data directory, a target database that is the
-     configured source or already holds tables, a recovery target before the backup's
-     end, no backup ending before the target, a known pg_restore pitfall
+  5  refused or impossible: a non-empty data directory or one that is shared, a system
+     or home directory, in or around a cluster's files or the repository; a target
+     database that is the source's (system identifier and database OID) or whose identity
+     cannot be told, or already holds tables; a recovery target before the backup's end,
+     no backup ending before the target, a known pg_restore pitfall
 """
 LOGICAL_EPILOG = """The dump's files are checked against the catalog, the dump is read back,
 then pg_restore --exit-on-error --no-password --verbose [--clean --if-exists] [--jobs N]
@@ -109,7 +111,10 @@ unpacked into DIR (tar archives extracted, a plain backup copied). DIR must be m
 empty; --force also takes a DIR holding other files (lost+found of a mount point) when it
 holds no PG_VERSION and none of the backup's names: nothing is ever deleted or replaced.
 The files take DIR's owner (its parent's when DIR is new): create DIR as the server's OS
-user. Then start it yourself: it replays the backup's own WAL to its end.
+user. DIR is refused when it is /, a system or home directory, shared (world-writable or
+sticky), inside or around a cluster's data directory, tablespace or WAL directory, or the
+repository; a DIR pgvdrill did not create keeps its mode and owner. Then start it
+yourself: it replays the backup's own WAL to its end.
 
 """ + SAFE_START + """
 examples:
@@ -124,7 +129,10 @@ PITR_EPILOG = """As restore physical, then recovery settings appended to DIR/pos
   archive; the other recovery_target_* set to '' so that no other target in the source's
   postgresql.conf counts), recovery_target_inclusive, recovery_target_action, and
   recovery_target_timeline: the timeline printed before anything is unpacked.
-  A target before the backup's end, or one the archive cannot reach, is refused. `latest`
+  A target before the backup's end, or one the archive cannot reach, is refused, and so
+  are archived segments recovery needs that the server's OS user cannot read; restore-wal
+  exits 126 on any failure but a missing file, which stops recovery instead of promoting
+  early. `latest`
   picks the newest backup that finished before a time or LSN target (any backup for an
   xid or name target: where those lie is not known before replaying). Times need a zone:
   "2025-11-01 10:00:00+00".
@@ -169,8 +177,9 @@ def _datadir_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
     parser.add_argument("--pgdata", type=Path, required=True, metavar="DIR",
                         help="the data directory to make (missing or empty)")
     parser.add_argument("--force", action="store_true",
-                        help="allow a DIR holding other files (never a cluster; nothing is "
-                             "replaced)")
+                        help="allow a DIR holding other files (never a cluster, a shared, "
+                             "system or home directory; nothing is replaced, its mode and "
+                             "owner are kept)")
     return parser
 
 
@@ -194,7 +203,8 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
                          help="drop the dump's objects before re-creating them (--clean "
                               "--if-exists): needed for a database that holds tables")
     logical.add_argument("--force", action="store_true",
-                         help="restore even into the configured source")
+                         help="restore even into the source's database (or one whose "
+                              "identity cannot be checked)")
     logical.add_argument("--with-globals", action="store_true",
                          help="create the roles the target lacks from the backup's "
                               "globals.sql (never alters an existing role)")
@@ -301,10 +311,11 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
             end = [] if target.kind == "end" else [
                 pitr_command(config, entry.id, pgdata, ["--target-timeline", followed])]
             refuse_beyond_archive(config_tools(config), repo.wal, reach, target, *end)
-        recovery = {"restore_command": wal_restore_command(repo.wal.resolve(), server_user),
+        seen = () if isinstance(reach, str) else reach.segments
+        refuse_unreadable(repo.wal, seen, server_user)
+        recovery = {"restore_command": wal_restore_command(repo.wal.resolve(), server_user,
+                                                           expected_spans(seen)),
                     **target.settings()}
-        if not isinstance(reach, str):
-            refuse_unreadable(repo.wal, reach.segments, server_user)
     require_intact(repo, entry)
     say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
     names = restore_datadir(config_tools(config), backup, pgdata, existing)
@@ -326,9 +337,11 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
     _next_steps(pgdata, entry, target, server_user, safe)
 
 
-def wal_restore_command(wal: Path, server_user: str | None) -> str:
-    """restore_command reading `wal`, checked to work for the server's OS user."""
-    command = restore_command(wal, server_user)
+def wal_restore_command(wal: Path, server_user: str | None, expect: list[str]) -> str:
+    """restore_command reading `wal`, checked to work for the server's OS user; `expect`:
+    the segments it must find (walcmd --expect), so that one removed before the copy
+    starts stops its recovery instead of ending it there."""
+    command = restore_command(wal, server_user, expect=expect)
     probe = runner.run(["test", "-r", wal, "-a", "-x", wal], user=server_user, check=False,
                        timeout=30)
     if probe.returncode != 0:
@@ -341,6 +354,8 @@ def wal_restore_command(wal: Path, server_user: str | None) -> str:
 def refuse_unreadable(wal: Path, names: tuple[str, ...], server_user: str | None) -> None:
     """ConfigError naming the archived files recovery needs (`names`) that the server's OS
     user cannot read: restore_command fails on them, and recovery stops there."""
+    if not names:
+        return
     found = runner.run(["find", wal, "-maxdepth", "1", "!", "-readable", "-printf", "%f\\n"],
                        user=server_user, check=False, timeout=300).stdout.split()
     unreadable = [name for name in names if name in set(found)]

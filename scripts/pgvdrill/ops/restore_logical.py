@@ -59,11 +59,14 @@ def place(conninfo: dict[str, str]) -> tuple[str, str, str, str]:
 @dataclass(frozen=True)
 class Identity:
     """Which database a server holds: its system identifier, the database's OID (None in
-    catalog entries written before pgvdrill recorded it) and name."""
+    catalog entries written before pgvdrill recorded it) and name; for a running server
+    also when its postmaster started, which tells a physical copy (same identifier and
+    OIDs) from the server itself."""
 
     system_identifier: str
     database_oid: int | None
     dbname: str
+    started: str | None = None
 
     @classmethod
     def of(cls, facts: dict[str, Any]) -> Identity | None:
@@ -72,7 +75,8 @@ class Identity:
         ident, oid = facts.get("system_identifier"), facts.get("database_oid")
         if not ident:
             return None
-        return cls(str(ident), int(oid) if oid is not None else None, str(facts.get("dbname")))
+        return cls(str(ident), int(oid) if oid is not None else None, str(facts.get("dbname")),
+                   facts.get("postmaster_started"))
 
     def same_database(self, other: Identity) -> bool:
         if self.system_identifier != other.system_identifier:
@@ -86,61 +90,70 @@ class Identity:
         return f"system identifier {self.system_identifier}, database {self.dbname}{oid}"
 
 
-UNVERIFIABLE_HINT = ("connect to the target as a user who may run pg_control_system() (a "
-                     "superuser, or after GRANT EXECUTE ON FUNCTION pg_control_system() TO "
-                     "<the user>), or, only when you are sure the target is not the source, "
-                     "add --force")
+def running_identity(server: ExternalServer) -> Identity | None:
+    """The identity of a running server's database (server_facts, plus its postmaster's
+    start time); None when it hides its system identifier. ConfigError when unreachable."""
+    facts = server_facts(server)
+    facts["postmaster_started"] = str(server.query("SELECT pg_postmaster_start_time()")[0][0])
+    return Identity.of(facts)
 
 
 def refuse_the_source(config: Config, entry: Entry, target: ExternalServer,
-                      target_facts: dict[str, Any], *, server_wide: bool = False) -> None:
-    """RestoreError when `target` is the database backup `entry` was taken from or the
-    configured source's (`server_wide`: their server, for what changes a whole server:
-    roles), by system identifier and database OID: the catalog's record, and the live
-    source's when it answers (a host spelled another way is the same server). Also when
-    that cannot be told: the target hides its system identifier, or neither the catalog
-    nor the source says which server the source is."""
-    target_id = Identity.of(target_facts)
+                      *, server_wide: bool = False) -> None:
+    """RestoreError when `target` is the source's database (`server_wide`: the source's
+    server, for what changes a whole server: roles), however its host is spelled: by
+    system identifier and database OID. The configured source, when it answers, tells
+    (the same identifier and postmaster start time: the same server; a physical copy
+    differs in the latter); else the catalog's record of the backup's source, which cannot
+    tell a physical copy from the source (refused too). Also refused when that cannot be
+    told: the target hides its system identifier, or neither the source nor the catalog
+    says which server the source is."""
+    target_id = running_identity(target)
     if target_id is None:
+        user = str(target.query("SELECT current_user")[0][0]).replace('"', '""')
         raise RestoreError(f"cannot verify that restore target {target.describe()} is not the "
                            "source: it does not show its system identifier to this user "
                            "(pg_control_system() not allowed); nothing was restored",
-                           UNVERIFIABLE_HINT)
-    sources: list[tuple[str, Identity]] = []
-    recorded = Identity.of(entry.source)
-    if recorded is not None:
-        sources.append((f"backup {entry.id} was taken from it", recorded))
-    live_problem = None
+                           "connect as a superuser, or let this user see it (as a superuser, in "
+                           f'the target database: GRANT EXECUTE ON FUNCTION pg_control_system() TO '
+                           f'"{user}"), or, only when you are sure the target is not the '
+                           "source, add --force")
+    what = "server" if server_wide else "database"
+    roles = ": --with-globals would create roles on the source's server" if server_wide else ""
+    live, live_problem = None, "no [source] configured"
     if config.source is not None:
         if place(config.source.conninfo) == place(target.settings):
             raise RestoreError(f"restore target {target.describe()} is the configured source: "
                                "its connection settings name the same host, port and "
-                               "database", _FORCE_HINT)
+                               f"database{roles}", _FORCE_HINT)
+        live_problem = "the source does not show its system identifier to its user"
         try:
-            live = Identity.of(server_facts(source_server(config)))
+            live = running_identity(source_server(config))
         except ConfigError as exc:  # the source is down (the usual reason to restore)
-            live, live_problem = None, exc.message.splitlines()[0]
-        if live is not None:
-            sources.append(("it is the configured source", live))
-        elif live_problem is None:
-            live_problem = "the source does not show its system identifier to its user"
-    for why, source in sources:
-        same = (source.system_identifier == target_id.system_identifier if server_wide
-                else source.same_database(target_id))
-        if same:
-            what = "server" if server_wide else "database"
-            raise RestoreError(
-                f"restore target {target.describe()} is the source's {what} ({why}: "
-                f"{target_id.describe()})" + (": --with-globals would create roles on the "
-                                              "source's server" if server_wide else ""),
-                _FORCE_HINT)
-    if not sources:
+            live_problem = exc.message.splitlines()[0]
+    if live is not None and live.system_identifier == target_id.system_identifier and \
+            live.started == target_id.started and (server_wide or live.same_database(target_id)):
+        raise RestoreError(f"restore target {target.describe()} is the configured source: it "
+                           f"is the same server ({target_id.describe()}, started "
+                           f"{target_id.started}){roles}", _FORCE_HINT)
+    recorded = Identity.of(entry.source)
+    told = live is not None and recorded is not None and \
+        live.system_identifier == recorded.system_identifier  # the source spoke for it
+    if recorded is not None and not told and \
+            recorded.system_identifier == target_id.system_identifier and \
+            (server_wide or recorded.same_database(target_id)):
+        raise RestoreError(
+            f"restore target {target.describe()} is the source's {what}: backup "
+            f"{entry.id} was taken from it ({recorded.describe()}), and the configured "
+            f"source cannot tell a physical copy from itself ({live_problem}){roles}",
+            _FORCE_HINT)
+    if live is None and recorded is None:
         raise RestoreError(
             f"cannot verify that restore target {target.describe()} is not the source: "
             f"backup {entry.id}'s catalog entry records no system identifier, and the "
-            f"configured source cannot tell ({live_problem or 'no [source] configured'}); "
-            "nothing was restored", "make the source reachable for pgvdrill (its [source] "
-            "conninfo), or, only when you are sure the target is not the source, add --force")
+            f"configured source cannot tell ({live_problem}); nothing was restored",
+            "make the source reachable for pgvdrill (its [source] conninfo), or, only when "
+            "you are sure the target is not the source, add --force")
 
 
 _FORCE_HINT = ("restore into another database or server (a physical copy of the source "
@@ -222,7 +235,7 @@ def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *
     if force:
         say("--force: not checking whether the target is the source")
     else:
-        refuse_the_source(config, entry, target, facts)
+        refuse_the_source(config, entry, target)
     tables = int(str(target.query(USER_TABLES)[0][0]))
     if tables and not clean:
         raise RestoreError(
@@ -236,7 +249,7 @@ def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *
     create = roles_to_create(target, archive, entry, globals_file, ownership)
     if create and globals_file is not None:
         if not force:  # roles are the whole server's: not on the source's server either
-            refuse_the_source(config, entry, target, facts, server_wide=True)
+            refuse_the_source(config, entry, target, server_wide=True)
         created = restore_globals(target, globals_file, set(create))
         say(f"created role(s) {', '.join(created)} from {globals_file} (without passwords)")
         left = withheld(globals_file.read_text(), set(created))

@@ -102,6 +102,28 @@ def restore_wal(name: str, path: Path, source: Path, *, partial: bool = False) -
     return True
 
 
+def expected_range(text: str) -> tuple[str, str]:
+    """--expect FIRST:LAST: two segment names of one timeline, in order."""
+    first, _, last = text.partition(":")
+    if not (SEGMENT_RE.fullmatch(first) and SEGMENT_RE.fullmatch(last)
+            and first[:8] == last[:8] and first <= last):
+        raise argparse.ArgumentTypeError(f"{text!r}: give FIRST:LAST, two WAL segment names "
+                                         "of one timeline, the first not after the last")
+    return first, last
+
+
+def refuse_expected(name: str, source: Path, expected: Sequence[tuple[str, str]]) -> None:
+    """BackupError when the missing `name` is in one of the `expected` ranges: the archive
+    held it when the restore was prepared, so "not found" would end recovery early."""
+    for first, last in expected:
+        if SEGMENT_RE.fullmatch(name) and name[:8] == first[:8] and first <= name <= last:
+            raise BackupError(
+                f"{name} is missing from {source}, which held {first} to {last} when this "
+                "restore was prepared: recovery would end early here",
+                "put the segment back from another copy of the archive (pgvdrill sync), "
+                "then start the server again")
+
+
 def _check_name(name: str) -> None:
     if not is_archive_name(name):
         raise ConfigError(
@@ -160,6 +182,11 @@ def add_restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument("--partial", action="store_true",
                         help="serve a segment from NAME.partial when NAME is absent "
                              "(pg_receivewal's unfinished newest segment)")
+    parser.add_argument("--expect", type=expected_range, action="append", default=[],
+                        metavar="FIRST:LAST",
+                        help="segments the archive must hold (restore pitr writes the ones "
+                             "it saw): one of them missing stops recovery instead of "
+                             "ending it there")
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -176,6 +203,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
             raise ConfigError(f"archive directory {args.source} does not exist or is not a "
                               "directory", "fix restore_command's --source")
         found = restore_wal(args.name, args.path, args.source, partial=args.partial)
+        if not found:
+            refuse_expected(args.name, args.source, args.expect)
     except Exception as exc:  # a crash too must stop recovery, never look like "absent"
         print(f"pgvdrill restore-wal: cannot restore {args.name}: {type(exc).__name__}: "
               f"{exc}\n  recovery stops here (exit {ABORT_RECOVERY}) rather than end early",
