@@ -131,10 +131,10 @@ PITR_EPILOG = """As restore physical, then recovery settings appended to DIR/pos
   recovery_target_timeline: the timeline printed before anything is unpacked.
   A target before the backup's end, or one the archive cannot reach, is refused, and so
   are archived segments recovery needs that the server's OS user cannot read; restore-wal
-  exits 126 on any failure but a missing file, which stops recovery instead of promoting
-  early. `latest`
-  picks the newest backup that finished before a time or LSN target (any backup for an
-  xid or name target: where those lie is not known before replaying). Times need a zone:
+  exits 126 on any failure but a missing file, and on a segment the restore saw that is
+  gone (--expect), which stops recovery instead of promoting early. `latest` picks the
+  newest backup that finished before a time or LSN target (any backup for an xid or name
+  target: where those lie is not known before replaying). Times need a zone:
   "2025-11-01 10:00:00+00".
 
 timeline (--target-timeline): by default the one the source is on now (read with the
