@@ -17,7 +17,9 @@ restore-wal exits 1 only for "the archive has no such file", which PostgreSQL ta
 end of the archived WAL. Every other failure (an unreadable file or archive directory, an
 I/O error, a refused name, a crash) exits 126: PostgreSQL's startup process takes an exit
 status above 125 as fatal and stops instead of ending recovery there and promoting (a
-non-zero status of 125 or less would be "not available": a silent early end).
+non-zero status of 125 or less would be "not available": a silent early end). With
+--expect FIRST:LAST (what `restore pitr` saw in the archive), a missing segment in that
+range is such a failure too.
 """
 
 from __future__ import annotations
