@@ -1,8 +1,10 @@
 """Issue 13, class 4: recovery never ends early in silence.
 
-restore-wal exits 1 only for "not in the archive"; any other failure exits 126, which
-PostgreSQL's startup process takes as fatal, so a segment the server cannot read stops
-recovery instead of promoting a copy without the WAL after it. Every recovery pgvdrill
+restore-wal exits 99 only for "not in the archive"; any other failure (its own usage
+errors too) exits 126, which PostgreSQL's startup process takes as fatal, so a segment the
+server cannot read stops recovery instead of promoting a copy without the WAL after it.
+The restore_command pgvdrill writes maps 99 to 1 and every other failure, one of a program
+that cannot start too, to 126. Every recovery pgvdrill
 runs checks where replay ended against where it had to get, and `restore pitr` names the
 archived segments the server's OS user cannot read before anything is unpacked.
 """
@@ -10,6 +12,7 @@ archived segments the server's OS user cannot read before anything is unpacked.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -25,12 +28,12 @@ from pgvdrill.cluster.ports import lease
 from pgvdrill.errors import RestoreError
 from pgvdrill.installation import Installation
 from pgvdrill.physical.drill import ArchiveReplay, replay_problems
-from pgvdrill.wal.archiving import python_for
+from pgvdrill.wal.archiving import python_for, restore_command
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.drill import Archived, Restore, archive_markers
 from pgvdrill.wal.names import SEGMENT_RE, Segment, format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, archive_end, recover
-from pgvdrill.wal.walcmd import ABORT_RECOVERY, NOT_FOUND
+from pgvdrill.wal.walcmd import ABORT_RECOVERY, NOT_IN_ARCHIVE
 
 SEGMENT = "000000010000000000000003"
 
@@ -97,13 +100,13 @@ def test_restore_wal_absent_file_is_still_not_found(archive: Path) -> None:
     result = walcmd("restore-wal", "000000010000000000000004", archive.parent / "X",
                     "--source", archive)
 
-    assert (result.returncode, result.stderr) == (NOT_FOUND, "")
+    assert (result.returncode, result.stderr) == (NOT_IN_ARCHIVE, "")
 
 
 @pytest.mark.parametrize(("wanted", "code"), [
     ("000000010000000000000004", ABORT_RECOVERY),  # within what restore pitr saw: gone
-    ("000000010000000000000006", NOT_FOUND),  # past the archive's end: the end
-    ("000000020000000000000004", NOT_FOUND),  # another timeline: PostgreSQL tries on
+    ("000000010000000000000006", NOT_IN_ARCHIVE),  # past the archive's end: the end
+    ("000000020000000000000004", NOT_IN_ARCHIVE),  # another timeline: PostgreSQL tries on
 ])
 def test_fault_restore_wal_segment_it_was_told_to_expect_is_gone(archive: Path, wanted: str,
                                                                  code: int) -> None:
@@ -121,6 +124,65 @@ def test_fault_restore_wal_via_the_cli_aborts_too(pgvdrill_cli: Cli, archive: Pa
                           "--source", archive)
 
     assert result.returncode == ABORT_RECOVERY, result.stderr
+
+
+@pytest.mark.parametrize("mistake", ["unknown-option", "no-source", "bad-expect",
+                                     "extra-argument", "no-arguments"])
+@pytest.mark.parametrize("entry", ["walcmd", "cli"])
+def test_fault_restore_wal_usage_errors_abort_recovery(
+        pgvdrill_cli: Cli, archive: Path, mistake: str, entry: str) -> None:
+    """A mistake in restore_command's arguments (a hand-written typo, an option another
+    pgvdrill version lacks) was argparse's exit 2: "not in the archive", recovery ended at
+    the backup and promoted. Now 126, with the reason, and nothing written."""
+    into = archive.parent / "RECOVERYXLOG"
+    args: list[str | Path] = {
+        "unknown-option": [SEGMENT, into, "--archive", archive],
+        "no-source": [SEGMENT, into],
+        "bad-expect": [SEGMENT, into, "--source", archive, "--expect", SEGMENT],
+        "extra-argument": [SEGMENT, into, "--source", archive, "%r"],
+        "no-arguments": []}[mistake]
+
+    result = walcmd("restore-wal", *args) if entry == "walcmd" \
+        else pgvdrill_cli("restore-wal", *args)
+
+    assert result.returncode == ABORT_RECOVERY, (result.returncode, result.stderr)
+    assert "recovery stops here (exit 126)" in result.stderr
+    assert not into.exists()
+
+
+def test_restore_wal_help_still_exits_0(pgvdrill_cli: Cli) -> None:
+    assert pgvdrill_cli("restore-wal", "--help").returncode == 0
+
+
+def as_postgresql_runs(command: str, name: str, path: Path) -> int:
+    """`command` (restore_command) run as PostgreSQL runs it: %f and %p replaced, /bin/sh."""
+    line = command.replace("%f", name).replace("%p", str(path))
+    return subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=60,
+                          check=False).returncode
+
+
+def test_fault_restore_command_whose_program_cannot_start_aborts_recovery(
+        archive: Path, tmp_path: Path) -> None:
+    """The restore_command pgvdrill writes, with the module it names gone (an upgrade
+    moved it, the server's OS user cannot read it): Python exits 1 ("No module named"),
+    which PostgreSQL took for the end of the archive. Its case makes that 126; restore-wal's
+    own "not in the archive" is still 1 and a file found 0."""
+    command = restore_command(archive, None)
+    absent = "000000010000000000000009"
+    assert as_postgresql_runs(command, SEGMENT, tmp_path / "got") == 0
+    assert (tmp_path / "got").read_bytes() == (archive / SEGMENT).read_bytes()
+    assert as_postgresql_runs(command, absent, tmp_path / "none") == 1
+    broken = command.replace("-m pgvdrill.wal.walcmd", "-m pgvdrill.wal.removed_walcmd")
+    assert broken != command
+    python, _ = python_for(None)
+    alone = subprocess.run([python, "-m", "pgvdrill.wal.removed_walcmd"], check=False,
+                           capture_output=True, text=True, timeout=60)
+    assert (alone.returncode, "No module named" in alone.stderr) == (1, True)  # was "absent"
+
+    assert as_postgresql_runs(broken, SEGMENT, tmp_path / "x") == ABORT_RECOVERY
+    assert as_postgresql_runs(broken, absent, tmp_path / "x") == ABORT_RECOVERY
+    assert as_postgresql_runs(command.replace(shlex.quote(python), "/no/such/python"),
+                              SEGMENT, tmp_path / "x") == ABORT_RECOVERY
 
 
 # -- real recoveries ----------------------------------------------------------------------

@@ -124,15 +124,17 @@ examples:
 """ + EXIT_CODES
 PITR_EPILOG = """As restore physical, then recovery settings appended to DIR/postgresql.auto.conf
 (after the safe-start settings) with DIR/recovery.signal:
-  restore_command = '... -m pgvdrill.wal.walcmd restore-wal %f %p --source <repository>/wal'
+  restore_command = '... -m pgvdrill.wal.walcmd restore-wal %f %p --source <repository>/wal
+    --expect FIRST:LAST; case $? in 0) ;; 99) exit 1 ;; *) exit 126 ;; esac' (one line)
   recovery_target_time|xid|lsn|name or recovery_target = 'immediate' (none: the end of the
   archive; the other recovery_target_* set to '' so that no other target in the source's
   postgresql.conf counts), recovery_target_inclusive, recovery_target_action, and
   recovery_target_timeline: the timeline printed before anything is unpacked.
   A target before the backup's end, or one the archive cannot reach, is refused, and so
   are archived segments recovery needs that the server's OS user cannot read; restore-wal
-  exits 126 on any failure but a missing file, and on a segment the restore saw that is
-  gone (--expect), which stops recovery instead of promoting early. `latest` picks the
+  exits 126 on any failure but a missing file (99, which the case turns into 1), and on a
+  segment the restore saw that is gone (--expect); the case turns a program that cannot
+  start into 126 too: recovery stops instead of promoting early. `latest` picks the
   newest backup that finished before a time or LSN target (any backup for an xid or name
   target: where those lie is not known before replaying). Times need a zone:
   "2025-11-01 10:00:00+00".

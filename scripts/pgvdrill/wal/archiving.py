@@ -20,6 +20,7 @@ from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.installation import SHARED_INSTALL_ROOT, world_traversable
 from pgvdrill.wal.names import SEGMENT_RE
+from pgvdrill.wal.walcmd import as_restore_command
 
 WALCMD = "pgvdrill.wal.walcmd"
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
@@ -98,13 +99,15 @@ def archive_command(dest: Path, server_user: str | None) -> str:
 
 def restore_command(source: Path, server_user: str | None, *, partial: bool = False,
                     expect: Sequence[str] = ()) -> str:
-    """A restore_command running `restore-wal` from `source` (see walcmd.restore_wal);
+    """A restore_command running `restore-wal` from `source` (see walcmd.restore_wal), its
+    every failure but "not in the archive" mapped to a stop (walcmd.as_restore_command);
     `expect`: FIRST:LAST ranges of segments that must be there (walcmd --expect)."""
     python, root = python_for(server_user)
-    return (f"PYTHONPATH={shlex.quote(root)} {shlex.quote(python)} -m {WALCMD} "
-            f"restore-wal %f %p --source {shlex.quote(str(source))}"
-            + (" --partial" if partial else "")
-            + "".join(f" --expect {shlex.quote(span)}" for span in expect))
+    return as_restore_command(
+        f"PYTHONPATH={shlex.quote(root)} {shlex.quote(python)} -m {WALCMD} "
+        f"restore-wal %f %p --source {shlex.quote(str(source))}"
+        + (" --partial" if partial else "")
+        + "".join(f" --expect {shlex.quote(span)}" for span in expect))
 
 
 def expected_spans(segments: Sequence[str]) -> list[str]:
