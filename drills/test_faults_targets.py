@@ -222,6 +222,30 @@ def test_fault_system_and_home_directories_are_refused(place: str, tmp_path: Pat
         refuse_unsafe_place(Path(place), tmp_path / "repo")
 
 
+@pytest.mark.parametrize("place", [
+    "/etc/cron.d", "/etc/systemd/system", "/etc/cron.d/pgvdrill-new", "/usr/include",
+    "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/var/lib/dpkg", "/var/spool/cron",
+    "/var/www/new", "/boot/new", "/run/new", "/dev/shm/new", "/var/lib/postgresql",
+    "/var/lib/postgresql-other/new"])
+def test_fault_directories_anywhere_below_the_system_trees_are_refused(
+        place: str, tmp_path: Path) -> None:
+    """The list was matched exactly: one level below it (/etc/cron.d, whose files cron
+    runs, /usr/include, /var/lib/dpkg) --force restored into. Now refused at any depth
+    below /etc, /usr, /var, /boot, /run, /dev... (existing or not), with a place outside
+    them as the hint."""
+    with pytest.raises(RestoreError, match="is a system directory") as refused:
+        refuse_unsafe_place(Path(place), tmp_path / "repo")
+    assert refused.value.hint.endswith("mkdir -m 0700 /srv/pgvdrill-restore")
+
+
+@pytest.mark.parametrize("place", ["/var/lib/postgresql/18/restore", "/var/lib/pgsql/restore",
+                                   "/usr/local/pgsql/data", "/srv/pg/restore", "/opt/pg/data"])
+def test_the_usual_data_directory_places_are_accepted(place: str, tmp_path: Path) -> None:
+    """Below the places PostgreSQL's packages and docs use (new directories: none exists)."""
+    assert not Path(place).exists()
+    refuse_unsafe_place(Path(place), tmp_path / "repo")
+
+
 def test_a_directory_of_its_own_is_accepted(tmp_path: Path) -> None:
     (tmp_path / "new").mkdir(mode=0o700)
     refuse_unsafe_place(tmp_path / "new", tmp_path / "repo")

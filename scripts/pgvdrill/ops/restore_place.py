@@ -2,7 +2,10 @@
 shared or system one, never in, at or around a cluster's files or the repository.
 
 Refused, before anything is written (symlinks followed: where the files would land):
-- `/`, a top-level directory, a well-known system directory, a user's home directory;
+- `/`, a top-level directory, anything at or below the system's trees (/etc, /usr, /var,
+  /boot, /run, /bin, /lib..., SYSTEM_TREES) but for a directory below the data
+  directories' usual places (/var/lib/postgresql, /var/lib/pgsql, /usr/local/pgsql) or
+  /var/tmp, a user's home directory;
 - a directory others may write into (world-writable or sticky, like /tmp): the copy
   would be theirs to change, and PostgreSQL's mode (0700) is not pgvdrill's to impose;
 - a directory inside a PostgreSQL data directory (an ancestor holds PG_VERSION), a
@@ -24,11 +27,15 @@ from pathlib import Path
 from pgvdrill.errors import RestoreError
 from pgvdrill.wal.names import SEGMENT_RE
 
-SYSTEM_DIRS = frozenset(Path(p) for p in (
-    "/usr/bin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/sbin",
-    "/usr/share", "/usr/src", "/var/backups", "/var/cache", "/var/lib", "/var/local",
-    "/var/lock", "/var/log", "/var/mail", "/var/opt", "/var/run", "/var/spool",
-    "/var/lib/postgresql", "/etc/postgresql"))
+# the system's own trees: refused at any depth (a data directory's files added to
+# /etc/cron.d or /etc/systemd/system are read by the system, /usr is the software's)
+SYSTEM_TREES = tuple(Path(p) for p in (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
+    "/sbin", "/snap", "/sys", "/usr", "/var"))
+# ... except below the places PostgreSQL's packages and docs keep data directories in, and
+# below /var/tmp (scratch space like /tmp, where pgvdrill's own drills work as root)
+DATA_TREES = tuple(Path(p) for p in (
+    "/var/lib/postgresql", "/var/lib/pgsql", "/usr/local/pgsql", "/var/tmp"))
 TABLESPACE_RE = re.compile(r"PG_\d+_\d+")
 MAX_DEPTH = 3  # how deep a --force directory is searched for a cluster's files
 MAX_DIRS = 2000  # more than this below a --force directory: refused as not checkable
@@ -53,7 +60,7 @@ def refuse_unsafe_place(pgdata: Path, repository: Path) -> None:
 
 
 def _shared_or_system(place: Path) -> str | None:
-    if len(place.parts) <= 2 or place in SYSTEM_DIRS:
+    if len(place.parts) <= 2 or _in_system_tree(place):
         return "a system directory"
     if place in _home_dirs():
         return "a user's home directory"
@@ -63,6 +70,14 @@ def _shared_or_system(place: Path) -> str | None:
             return (f"a shared directory (mode {stat.S_IMODE(mode):04o}: "
                     f"{'sticky' if mode & stat.S_ISVTX else 'world-writable'})")
     return None
+
+
+def _in_system_tree(place: Path) -> bool:
+    """At or below a SYSTEM_TREES directory and not below a DATA_TREES one."""
+    def within(tree: Path) -> bool:
+        return place == tree or tree in place.parents
+    return any(within(tree) for tree in SYSTEM_TREES) and \
+        not any(tree in place.parents for tree in DATA_TREES)
 
 
 def _home_dirs() -> set[Path]:
@@ -118,7 +133,7 @@ def _suggestion(place: Path, repository: Path) -> Path:
     """A new directory to suggest: beside `place` when that would be accepted, else
     /srv/pgvdrill-restore."""
     beside = place.parent / f"{place.name}-pgvdrill-restore"
-    if len(place.parts) > 2 and place not in _home_dirs() and \
+    if len(place.parts) > 2 and not _in_system_tree(beside) and place not in _home_dirs() and \
             _inside_a_cluster(beside) is None and not _overlaps(beside, repository.resolve()):
         return beside
     return Path("/srv/pgvdrill-restore")
