@@ -35,7 +35,7 @@ SYSTEM_TREES = tuple(Path(p) for p in (
 # ... except below the places PostgreSQL's packages and docs keep data directories in, and
 # below /var/tmp (scratch space like /tmp, where pgvdrill's own drills work as root)
 DATA_TREES = tuple(Path(p) for p in (
-    "/var/lib/postgresql", "/var/lib/pgsql", "/usr/local/pgsql", "/var/tmp"))
+    "/var/lib/postgresql", "/var/lib/pgsql", "/usr/local/pgsql", "/var/tmp"))  # noqa: S108
 TABLESPACE_RE = re.compile(r"PG_\d+_\d+")
 MAX_DEPTH = 3  # how deep a --force directory is searched for a cluster's files
 MAX_DIRS = 2000  # more than this below a --force directory: refused as not checkable
