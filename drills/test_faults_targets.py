@@ -11,25 +11,32 @@ repository, and never changes the mode or owner of a directory it did not create
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo, conninfo
-from pgvdrill import osuser
-from pgvdrill.cluster import Cluster
+from fixtures.pgctl import StartFn
+from pgvdrill import osuser, runner
+from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.errors import RestoreError
-from pgvdrill.ops.restore_logical import Identity
+from pgvdrill.installation import Installation
 from pgvdrill.ops.restore_place import refuse_unsafe_place
+from pgvdrill.ops.restore_target import Identity
 from pgvdrill.source import SOURCE_DB
 
 Done = subprocess.CompletedProcess[str]
 AFTER_BACKUP = "CREATE TABLE written_after_backup AS SELECT 42 AS answer"
+TABLES = ("SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON "
+          "n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1")
 
 
 def refused(result: Done, code: int, words: str) -> None:
@@ -50,9 +57,10 @@ def test_fault_restore_logical_into_the_source_spelled_localhost_is_refused(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         tmp_path: Path) -> None:
     """The issue's case: [source] says host=127.0.0.1, the target host=localhost (the same
-    server), and the source check cannot log in (a wrong password in its passfile). The
-    catalog recorded the source's system identifier and database OID at backup time: the
-    target is the source, whatever its host is called."""
+    server), and the source check cannot log in (a wrong password in its passfile). Where
+    the target's connection went (127.0.0.1, the port) is where the [source] conninfo
+    leads: the same server and database, whatever the host is called, asked before any
+    identity."""
     config = ops_config()
     assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
     prod_source.query(AFTER_BACKUP, SOURCE_DB)
@@ -69,8 +77,9 @@ def test_fault_restore_logical_into_the_source_spelled_localhost_is_refused(
     result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", target, "--clean",
                           "--config", config)
 
-    refused(result, 5, "is the source's database: backup logical-")
-    assert "system identifier" in result.stderr and "--force" in result.stderr
+    refused(result, 5, "is the configured source: it is reached at 127.0.0.1 port "
+                       f"{info.port}, the same server as the [source] conninfo's 127.0.0.1")
+    assert f"the same database {SOURCE_DB}" in result.stderr and "--force" in result.stderr
     assert untouched(prod_source) == before  # the same tables, the same OIDs (not re-created)
 
 
@@ -119,6 +128,122 @@ def test_fault_with_globals_never_creates_roles_on_the_sources_server(
     refused(result, 5, "would create roles on the source's server")
     assert prod_source.query("SELECT count(*) FROM pg_roles WHERE rolname = 'app_owner'") \
         == [(0,)]
+
+
+def physical_copy(source: Cluster, backend: Backend, into: Path) -> Path:
+    """A physical copy of `source` (pg_basebackup, no standby settings): started, it is a
+    server of its own with the source's system identifier and database OIDs."""
+    tools = backend.tools()
+    assert isinstance(tools, Installation)
+    runner.run([tools.tool("pg_basebackup"), "-d", conninfo(source, "postgres"), "-D", into,
+                "-X", "stream", "-c", "fast"], timeout=600)
+    osuser.chown_tree(into, osuser.server_user())
+    return into
+
+
+def test_fault_restore_logical_into_a_server_sharing_the_sources_identity_needs_saying(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        pg_ctl: StartFn, backend: Backend, reachable: Path) -> None:
+    """A target with the source's system identifier and database OID was taken for "a
+    physical copy" when its postmaster started at another time, and restored into; but a
+    primary and its standbys share the identity too (R3: the primary, with [source] naming
+    its standby). Now refused unless the operator says it is a copy
+    (--into-copy-of-source), which then restores."""
+    config = ops_config()
+    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
+    copy = pg_ctl(physical_copy(prod_source, backend, reachable / "copy"), prod_source)
+    with copy.promoted() as conn:
+        conn.execute(AFTER_BACKUP)
+    target = f"{copy.dsn} dbname={SOURCE_DB}"
+
+    def tables() -> list[tuple[object, ...]]:
+        with psycopg.connect(target, autocommit=True) as conn:
+            return conn.execute(TABLES).fetchall()
+    before = tables()
+
+    result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", target, "--clean",
+                          "--config", config)
+
+    refused(result, 5, "has the source's database identity (system identifier")
+    assert "add --into-copy-of-source" in result.stderr
+    assert tables() == before
+    said = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", target, "--clean",
+                        "--into-copy-of-source", "--config", config)
+    assert said.returncode == 0, said.stdout + said.stderr
+    assert tables() != before  # --clean re-created the dump's tables (new OIDs)
+
+
+@pytest.mark.parametrize("how", ["owned-by-the-server-user", "writable-by-others"])
+def test_fault_a_catalog_entry_others_could_write_vouches_for_nothing(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        make_cluster: Callable[..., Cluster], tmp_path: Path, how: str) -> None:
+    """With the source unable to answer, the catalog's record of its identity was the only
+    witness, and whoever can write the entry (R4: the server's OS user, owning wal/, if
+    the catalog is theirs too) chooses it. Such an entry vouches for nothing: refused,
+    naming why, even for a target that is another server (it was restored into)."""
+    config = ops_config()
+    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
+    [entry] = (tmp_path / "repo" / "catalog").glob("logical-*.json")
+    if how == "owned-by-the-server-user":
+        os.chown(entry, pwd.getpwnam(osuser.server_user()).pw_uid, -1)
+        words = f"is owned by {osuser.server_user()}, not by root"
+    else:
+        entry.chmod(0o666)
+        words = "is writable by others (mode 0666)"
+    info = prod_source.conninfo
+    wrong = tmp_path / "wrong.pgpass"
+    wrong.write_text(f"*:*:*:{info.user}:not-the-password\n")
+    wrong.chmod(0o600)
+    config.write_text(config.read_text().replace(str(info.passfile), str(wrong)))
+    other = make_cluster("other")
+    other.query("CREATE DATABASE restored TEMPLATE template0")
+
+    result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
+                          conninfo(other, "restored"), "--config", config)
+
+    refused(result, 5, "catalog entry cannot vouch for it")
+    assert words in result.stderr and "chmod go-w" in result.stderr
+    assert other.query("SELECT count(*) FROM pg_class WHERE relname = 'documents'",
+                       "restored") == [(0,)]
+
+
+def test_the_primary_streaming_to_standbys_is_no_copy(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        pg_ctl: StartFn, backend: Backend, reachable: Path) -> None:
+    """--into-copy-of-source does not let a restore into a server that streams WAL to a
+    standby: [source] names the standby, the target is its primary, production itself."""
+    config = ops_config()
+    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
+    tools = backend.tools()
+    assert isinstance(tools, Installation)
+    standby_dir = reachable / "standby"
+    runner.run([tools.tool("pg_basebackup"), "-d", conninfo(prod_source, "postgres"),
+                "-D", standby_dir, "-R", "-X", "stream", "-c", "fast"], timeout=600)
+    info = prod_source.conninfo
+    passfile = reachable / "standby.pgpass"  # the server's OS user cannot read root's
+    shutil.copyfile(info.passfile, passfile)
+    with (standby_dir / "postgresql.auto.conf").open("a") as conf:
+        conf.write(f"primary_conninfo = 'host={info.host} port={info.port} user={info.user} "
+                   f"passfile={passfile}'\n")
+    osuser.chown_tree(standby_dir, osuser.server_user())
+    osuser.chown_tree(passfile, osuser.server_user())
+    passfile.chmod(0o600)
+    standby = pg_ctl(standby_dir, prod_source)
+    standby.promoted(recovering=True).close()
+    config.write_text(config.read_text().replace(conninfo(prod_source),
+                                                 f"{standby.dsn} dbname={SOURCE_DB}"))
+    deadline = time.monotonic() + 120  # the standby's walreceiver connects once it runs
+    while prod_source.query("SELECT count(*) FROM pg_stat_replication") == [(0,)]:
+        assert time.monotonic() < deadline, "the standby never connected"
+        time.sleep(0.1)
+    before = prod_source.query(TABLES, SOURCE_DB)
+    primary = conninfo(prod_source, SOURCE_DB).replace("127.0.0.1", "localhost")
+
+    result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", primary, "--clean",
+                          "--into-copy-of-source", "--config", config)
+
+    refused(result, 5, "streams WAL to 1 standby(s): a primary of the source's replication")
+    assert prod_source.query(TABLES, SOURCE_DB) == before
 
 
 def test_catalog_entries_without_a_database_oid_compare_by_name() -> None:

@@ -207,6 +207,11 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
     logical.add_argument("--force", action="store_true",
                          help="restore even into the source's database (or one whose "
                               "identity cannot be checked)")
+    logical.add_argument("--into-copy-of-source", action="store_true",
+                         help="the target is a physical copy of the source (restored from "
+                              "its backup, not replicating to or from it): its system "
+                              "identifier and database OID are the source's; the other checks "
+                              "stay")
     logical.add_argument("--with-globals", action="store_true",
                          help="create the roles the target lacks from the backup's "
                               "globals.sql (never alters an existing role)")
@@ -250,11 +255,12 @@ def _restore(args: argparse.Namespace, config: Config, repo: Repository) -> int:
     if args.restore_kind == "logical":
         entry = choose(entries, unreadable, "logical", args.backup)
         require_intact(repo, entry)
-        restore_logical(config, entry, artifact_path(repo, entry), args.target_dsn,
-                        jobs=args.jobs, clean=args.clean, force=args.force, say=say,
-                        globals_file=globals_path(repo, entry),
+        restore_logical(config, entry, repo.entry_path(entry.id), artifact_path(repo, entry),
+                        args.target_dsn, jobs=args.jobs, clean=args.clean, force=args.force,
+                        say=say, globals_file=globals_path(repo, entry),
                         ownership=Ownership(args.with_globals, args.no_owner,
-                                            args.no_privileges))
+                                            args.no_privileges),
+                        copy_of_source=args.into_copy_of_source)
         return 0
     target = target_from(args) if args.restore_kind == "pitr" else None
     entry = choose(entries, unreadable, "physical", args.backup, target)

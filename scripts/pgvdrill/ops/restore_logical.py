@@ -1,12 +1,9 @@
 """`restore logical`: a catalog dump into an existing database named by a libpq conninfo,
 with pg_restore's progress (--verbose) on stderr.
 
-Refused unless --force: a target that is the source's database (the same host, port and
-database in the conninfo, or the same system identifier and database OID as the catalog
-recorded at backup time, or as the configured source shows now); one whose identity
-cannot be told (the target hides its system identifier, or neither the catalog nor the
-source names the source's); --with-globals on the source's server (roles are
-server-wide).
+Refused unless --force: a target that is, or may be, the source's database, and
+--with-globals on the source's server (roles are server-wide): see restore_target (the same
+place, the same server, the same identity unless --into-copy-of-source, unverifiable).
 Refused unless --clean: a target database that already holds tables (pg_restore would
 stop at the first existing object, halfway).
 Refused, before anything moves, when the target lacks roles the dump names (owners,
@@ -24,17 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pgvdrill import runner
 from pgvdrill.config import Config
-from pgvdrill.errors import ConfigError, RestoreError, ToolError
+from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import Archive, inspect
 from pgvdrill.logical.globals import defined_roles, restore_globals, withheld
 from pgvdrill.logical.restore import RestoreSetting
 from pgvdrill.logical.roles import needed_roles, restore_script
-from pgvdrill.ops.backup_source import config_tools, server_facts, source_server
+from pgvdrill.ops.backup_source import config_tools, server_facts
+from pgvdrill.ops.restore_target import COPY_OPTION, refuse_the_source
 from pgvdrill.repository import Entry
 from pgvdrill.server import ExternalServer, parse_conninfo
 
@@ -46,119 +43,6 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
 """
-
-
-def place(conninfo: dict[str, str]) -> tuple[str, str, str, str]:
-    """(service, host, port, database) a conninfo names, with libpq's defaults."""
-    return (conninfo.get("service", ""),
-            conninfo.get("host") or conninfo.get("hostaddr") or "localhost",
-            conninfo.get("port") or "5432",
-            conninfo.get("dbname") or conninfo.get("user") or "")
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Which database a server holds: its system identifier, the database's OID (None in
-    catalog entries written before pgvdrill recorded it) and name; for a running server
-    also when its postmaster started, which tells a physical copy (same identifier and
-    OIDs) from the server itself."""
-
-    system_identifier: str
-    database_oid: int | None
-    dbname: str
-    started: str | None = None
-
-    @classmethod
-    def of(cls, facts: dict[str, Any]) -> Identity | None:
-        """From server_facts() or a catalog entry's `source`; None without a system
-        identifier (the user may not run pg_control_system())."""
-        ident, oid = facts.get("system_identifier"), facts.get("database_oid")
-        if not ident:
-            return None
-        return cls(str(ident), int(oid) if oid is not None else None, str(facts.get("dbname")),
-                   facts.get("postmaster_started"))
-
-    def same_database(self, other: Identity) -> bool:
-        if self.system_identifier != other.system_identifier:
-            return False
-        if self.database_oid is not None and other.database_oid is not None:
-            return self.database_oid == other.database_oid
-        return self.dbname == other.dbname
-
-    def describe(self) -> str:
-        oid = f", OID {self.database_oid}" if self.database_oid is not None else ""
-        return f"system identifier {self.system_identifier}, database {self.dbname}{oid}"
-
-
-def running_identity(server: ExternalServer) -> Identity | None:
-    """The identity of a running server's database (server_facts, plus its postmaster's
-    start time); None when it hides its system identifier. ConfigError when unreachable."""
-    facts = server_facts(server)
-    facts["postmaster_started"] = str(server.query("SELECT pg_postmaster_start_time()")[0][0])
-    return Identity.of(facts)
-
-
-def refuse_the_source(config: Config, entry: Entry, target: ExternalServer,
-                      *, server_wide: bool = False) -> None:
-    """RestoreError when `target` is the source's database (`server_wide`: the source's
-    server, for what changes a whole server: roles), however its host is spelled: by
-    system identifier and database OID. The configured source, when it answers, tells
-    (the same identifier and postmaster start time: the same server; a physical copy
-    differs in the latter); else the catalog's record of the backup's source, which cannot
-    tell a physical copy from the source (refused too). Also refused when that cannot be
-    told: the target hides its system identifier, or neither the source nor the catalog
-    says which server the source is."""
-    target_id = running_identity(target)
-    if target_id is None:
-        user = str(target.query("SELECT current_user")[0][0]).replace('"', '""')
-        raise RestoreError(f"cannot verify that restore target {target.describe()} is not the "
-                           "source: it does not show its system identifier to this user "
-                           "(pg_control_system() not allowed); nothing was restored",
-                           "connect as a superuser, or let this user see it (as a superuser, in "
-                           f'the target database: GRANT EXECUTE ON FUNCTION pg_control_system() TO '
-                           f'"{user}"), or, only when you are sure the target is not the '
-                           "source, add --force")
-    what = "server" if server_wide else "database"
-    roles = ": --with-globals would create roles on the source's server" if server_wide else ""
-    live, live_problem = None, "no [source] configured"
-    if config.source is not None:
-        if place(config.source.conninfo) == place(target.settings):
-            raise RestoreError(f"restore target {target.describe()} is the configured source: "
-                               "its connection settings name the same host, port and "
-                               f"database{roles}", _FORCE_HINT)
-        live_problem = "the source does not show its system identifier to its user"
-        try:
-            live = running_identity(source_server(config))
-        except ConfigError as exc:  # the source is down (the usual reason to restore)
-            live_problem = exc.message.splitlines()[0]
-    if live is not None and live.system_identifier == target_id.system_identifier and \
-            live.started == target_id.started and (server_wide or live.same_database(target_id)):
-        raise RestoreError(f"restore target {target.describe()} is the configured source: it "
-                           f"is the same server ({target_id.describe()}, started "
-                           f"{target_id.started}){roles}", _FORCE_HINT)
-    recorded = Identity.of(entry.source)
-    told = live is not None and recorded is not None and \
-        live.system_identifier == recorded.system_identifier  # the source spoke for it
-    if recorded is not None and not told and \
-            recorded.system_identifier == target_id.system_identifier and \
-            (server_wide or recorded.same_database(target_id)):
-        raise RestoreError(
-            f"restore target {target.describe()} is the source's {what}: backup "
-            f"{entry.id} was taken from it ({recorded.describe()}), and the configured "
-            f"source cannot tell a physical copy from itself ({live_problem}){roles}",
-            _FORCE_HINT)
-    if live is None and recorded is None:
-        raise RestoreError(
-            f"cannot verify that restore target {target.describe()} is not the source: "
-            f"backup {entry.id}'s catalog entry records no system identifier, and the "
-            f"configured source cannot tell ({live_problem}); nothing was restored",
-            "make the source reachable for pgvdrill (its [source] conninfo), or, only when "
-            "you are sure the target is not the source, add --force")
-
-
-_FORCE_HINT = ("restore into another database or server (a physical copy of the source "
-               "shares its identity); if you really mean to restore over the source, add "
-               "--force")
 
 
 @dataclass(frozen=True)
@@ -224,18 +108,23 @@ def roles_to_create(target: ExternalServer, archive: Archive, entry: Entry,
                        "nothing was restored", "; ".join(options))
 
 
-def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *, jobs: int,
-                    clean: bool, force: bool, say: Say, globals_file: Path | None = None,
-                    ownership: Ownership = Ownership()) -> None:
-    """pg_restore `dump`, the archive of `entry`, into `target_dsn`; `globals_file`: the
-    backup's globals.sql, when it has one (checked against the catalog)."""
+def restore_logical(config: Config, entry: Entry, entry_file: Path, dump: Path,
+                    target_dsn: str, *, jobs: int, clean: bool, force: bool, say: Say,
+                    globals_file: Path | None = None, ownership: Ownership = Ownership(),
+                    copy_of_source: bool = False) -> None:
+    """pg_restore `dump`, the archive of `entry` (catalogued in `entry_file`), into
+    `target_dsn`; `globals_file`: the backup's globals.sql, when it has one (checked
+    against the catalog); `copy_of_source`: the operator says the target is a physical
+    copy of the source (restore_target)."""
     tools = config_tools(config)
     target = ExternalServer(parse_conninfo(target_dsn, "--target-dsn"), tools, name="target")
     facts = server_facts(target)
     if force:
         say("--force: not checking whether the target is the source")
     else:
-        refuse_the_source(config, entry, target)
+        if copy_of_source:
+            say(f"{COPY_OPTION}: a target with the source's identity is taken for a copy")
+        refuse_the_source(config, entry, entry_file, target, copy_of_source=copy_of_source)
     tables = int(str(target.query(USER_TABLES)[0][0]))
     if tables and not clean:
         raise RestoreError(
@@ -249,7 +138,8 @@ def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *
     create = roles_to_create(target, archive, entry, globals_file, ownership)
     if create and globals_file is not None:
         if not force:  # roles are the whole server's: not on the source's server either
-            refuse_the_source(config, entry, target, server_wide=True)
+            refuse_the_source(config, entry, entry_file, target, server_wide=True,
+                              copy_of_source=copy_of_source)
         created = restore_globals(target, globals_file, set(create))
         say(f"created role(s) {', '.join(created)} from {globals_file} (without passwords)")
         left = withheld(globals_file.read_text(), set(created))
