@@ -82,6 +82,15 @@ no existing role is changed, the roles created have no password. --no-owner leav
 out (objects belong to the user you connect as); when grants name missing roles add
 --no-privileges. A backup taken without globals.sql cannot use --with-globals.
 
+Never over the source (exit 5, unless --force): a target reached at the same server as the
+[source] conninfo (host names looked up, this host's addresses and socket directories on one
+port are one server) and the same database; one with the source's system identifier and
+database OID, as the live source shows them or the catalog recorded them, unless
+--into-copy-of-source says it is a physical copy (a primary and its standbys share them;
+refused anyway when it streams WAL to standbys); one whose identity cannot be told (it
+hides pg_control_system(), or the source cannot answer and the catalog entry records none
+or could have been written by someone other than you or root).
+
 On failure: with one job pg_restore runs as one transaction (--single-transaction): the
 target database is left as it was, fix the cause and rerun. With --jobs N it cannot: the
 database keeps what was restored so far; drop and re-create it (dropdb, createdb), or rerun
@@ -93,6 +102,7 @@ examples:
   pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --clean
   pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --with-globals
   pgvdrill restore logical latest --target-dsn "service=restore" --no-owner --no-privileges
+  pgvdrill restore logical latest --target-dsn "host=copy1 dbname=vector_db" --into-copy-of-source
 
 """ + EXIT_CODES
 SAFE_START = """The copy is made safe to start beside the source, its configuration kept otherwise
