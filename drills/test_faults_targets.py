@@ -195,16 +195,24 @@ def test_fault_a_catalog_entry_others_could_write_vouches_for_nothing(
     wrong.write_text(f"*:*:*:{info.user}:not-the-password\n")
     wrong.chmod(0o600)
     config.write_text(config.read_text().replace(str(info.passfile), str(wrong)))
-    other = make_cluster("other")
+    other = make_cluster("other")  # a copy of one initdb: the source's system identifier,
+    other.query("CREATE DATABASE filler TEMPLATE template0")  # but not its database's OID
     other.query("CREATE DATABASE restored TEMPLATE template0")
+    oid = "SELECT oid::bigint FROM pg_database WHERE datname = current_database()"
+    assert other.query(oid, "restored") != prod_source.query(oid, SOURCE_DB)
+    documents = "SELECT count(*) FROM pg_class WHERE relname = 'documents'"
 
     result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
                           conninfo(other, "restored"), "--config", config)
 
     refused(result, 5, "catalog entry cannot vouch for it")
     assert words in result.stderr and "chmod go-w" in result.stderr
-    assert other.query("SELECT count(*) FROM pg_class WHERE relname = 'documents'",
-                       "restored") == [(0,)]
+    assert other.query(documents, "restored") == [(0,)]
+    os.chown(entry, 0, 0)
+    entry.chmod(0o600)
+    assert pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
+                        conninfo(other, "restored"), "--config", config).returncode == 0
+    assert other.query(documents, "restored") == [(1,)]  # the entry vouches: not the source
 
 
 def test_the_primary_streaming_to_standbys_is_no_copy(
