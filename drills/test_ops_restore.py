@@ -65,25 +65,28 @@ def test_restore_logical_equals_the_source_and_refuses_unsafe_targets(
     target = make_cluster("restored")
     target.query("CREATE DATABASE restored TEMPLATE template0")
     dsn = conninfo(target, "restored")
+    # the backend's clusters are copies of one initdb: the source's system identifier, and
+    # `restored` gets its database's OID, which only a server said to be a copy may share
+    copy = ("--into-copy-of-source",)
 
     result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--jobs", "2",
-                          "--config", config)
+                          *copy, "--config", config)
 
     assert "restored logical-" in ok(result)
     assert "pg_restore: processing data for table" in result.stderr  # progress
     with prod_source.connect(SOURCE_DB) as source, target.connect("restored") as restored:
         verify(snapshot(source), restored).raise_for_problems()
-    refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn,
+    refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, *copy,
                          "--config", config), 5, "already holds")
-    ok(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--clean",
+    ok(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--clean", *copy,
                     "--config", config))
     refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", conninfo(prod_source),
                          "--clean", "--config", config),
-            5, "is the configured source: its connection settings name the same host")
+            5, "is the configured source: it is reached at 127.0.0.1 port")
     same_server = conninfo(prod_source).replace("host=127.0.0.1", "host=localhost")
     refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn", same_server,
-                         "--clean", "--config", config),
-            5, "is the configured source: it is the same server (system identifier")
+                         "--clean", "--into-copy-of-source", "--config", config),
+            5, "the same server as the [source] conninfo's 127.0.0.1 port")
 
 
 def test_restore_physical_starts_equal_to_the_source(

@@ -59,6 +59,12 @@ def with_roles(source: Cluster) -> None:
     source.query(ROLES_SQL, SOURCE_DB)
 
 
+# make_cluster's servers are copies of one initdb (the source's system identifier), and the
+# first database created in one gets the source database's OID: the source's identity,
+# which a restore takes only into a server said to be a copy
+COPY = "--into-copy-of-source"
+
+
 def fresh_database(make_cluster: Callable[..., Cluster], name: str, *dbnames: str
                    ) -> Cluster:
     """A new server (its own initdb: neither role) with empty databases `dbnames`."""
@@ -98,7 +104,7 @@ def test_restore_logical_onto_a_fresh_server_refuses_then_restores_with_globals(
     config = ops_config()
     ok(pgvdrill_cli("backup", "logical", "--config", config))
     fresh = fresh_database(make_cluster, "fresh", "restored", "no_owner")
-    restore = ("restore", "logical", "latest", "--config", config, "--target-dsn")
+    restore = ("restore", "logical", "latest", "--config", config, COPY, "--target-dsn")
 
     # refused before anything moves, naming both roles and the options that work
     result = pgvdrill_cli(*restore, conninfo(fresh, "restored"))
@@ -189,14 +195,14 @@ def test_least_privilege_backup_keeps_globals_verified_and_existing_roles_stay_u
                    .replace(f"user={target.conninfo.user}", "user=restorer")
                    .replace(f"passfile={target.conninfo.passfile}", f"passfile={restorer}"))
     refused(pgvdrill_cli("restore", "logical", "latest", "--config", config, "--with-globals",
-                         "--target-dsn", as_restorer),
+                         COPY, "--target-dsn", as_restorer),
             "failed at 'CREATE ROLE app_owner': permission denied to create role",
             "nothing was created", "needs CREATEROLE")
     assert target.query("SELECT count(*) FROM pg_roles WHERE rolname = 'app_owner'") == [(0,)]
     assert tables_in(target, "restored") == 0
     target.query("ALTER ROLE postgres CONNECTION LIMIT 50")  # the role pgvdrill connects as
     out = ok(pgvdrill_cli("restore", "logical", "latest", "--config", config, "--with-globals",
-                          "--target-dsn", conninfo(target, "restored")))
+                          COPY, "--target-dsn", conninfo(target, "restored")))
 
     assert "created role(s) app_owner from " in out
     assert target.query("SELECT rolname::text, rolcanlogin, rolconnlimit FROM pg_roles "
@@ -219,7 +225,7 @@ def test_least_privilege_backup_keeps_globals_verified_and_existing_roles_stay_u
     assert f"note: {backup_id} has no globals.sql" in out
     other = fresh_database(make_cluster, "old-backup", "restored")
     refused(pgvdrill_cli("restore", "logical", "latest", "--config", config, "--with-globals",
-                         "--target-dsn", conninfo(other, "restored")),
+                         COPY, "--target-dsn", conninfo(other, "restored")),
             f"backup {backup_id} has no globals.sql")
     assert tables_in(other, "restored") == 0
 
@@ -261,7 +267,7 @@ def test_a_restore_that_fails_leaves_the_target_database_as_it_was(
     # a view (no table: not refused up front) named like the dump's last table
     target.query("CREATE VIEW public.product_embeddings AS SELECT 1 AS x", "restored")
 
-    result = pgvdrill_cli("restore", "logical", "latest", "--config", config,
+    result = pgvdrill_cli("restore", "logical", "latest", "--config", config, COPY,
                           "--target-dsn", conninfo(target, "restored"))
 
     assert result.returncode == 3, result.stdout + result.stderr

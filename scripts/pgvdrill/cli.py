@@ -215,7 +215,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     handle_signals()
-    args = build_parser().parse_args(argv)
+    args = walcmd.parse_args(build_parser(), argv)  # restore-wal's usage errors: 126
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     commands = {"drill": cmd_drill, "settings": cmd_settings,

@@ -34,15 +34,15 @@ def commands(
 def examples(help_text: str) -> list[list[str]]:
     """The pgvdrill command lines under `example:`/`examples:` (continuations joined,
     comments, environment assignments and what follows &&, | or > left out); a setting
-    quoting one (archive_command = '...') gives the quoted command."""
+    quoting one (archive_command = '...') gives the quoted command (up to a `;`)."""
     found: list[list[str]] = []
     match = re.search(r"^examples?:(.*?)(?=\n\S|\n\n|\Z)", help_text, re.M | re.S)
     if match is None:
         return found
     for line in match.group(1).replace("\\\n", " ").splitlines():
         words = shlex.split(line, comments=True)
-        if len(words) == 3 and words[1] == "=":  # a postgresql.conf setting
-            words = shlex.split(words[2])
+        if len(words) == 3 and words[1] == "=":  # a postgresql.conf setting (up to a ;)
+            words = shlex.split(words[2].split(";")[0])
         while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
             words = words[1:]
         for stop in ("&&", "|", ">"):

@@ -28,7 +28,7 @@ from pgvdrill.ops.restore_choose import (
     target_options,
 )
 from pgvdrill.ops.restore_datadir import existing_names, make_safe, restore_datadir
-from pgvdrill.ops.restore_logical import place
+from pgvdrill.ops.restore_target import Place, conninfo_places
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.repository import Entry
 from pgvdrill.wal.names import parse_lsn
@@ -257,11 +257,25 @@ def test_a_forked_archive_without_the_source_is_refused(tmp_path: Path) -> None:
         choose_timeline(config, wal, backup, late, Target("end"), tmp_path / "d", "2")
 
 
-def test_the_place_a_conninfo_names() -> None:
-    assert place({"host": "db1", "dbname": "vector_db"}) == ("", "db1", "5432", "vector_db")
-    assert place({"user": "backup"}) == ("", "localhost", "5432", "backup")
-    assert place({"hostaddr": "10.0.0.1", "port": "5433", "dbname": "x"}) == \
-        ("", "10.0.0.1", "5433", "x")
+def test_the_places_a_conninfo_leads_to() -> None:
+    """Host names looked up, several hosts, a socket directory; the database named."""
+    places, db = conninfo_places({"host": "localhost,/var/run/postgresql", "port": "1,2",
+                                  "dbname": "vector_db", "connect_timeout": "1"})
+    assert Place("127.0.0.1", "1") in places
+    assert Place(os.path.realpath("/var/run/postgresql"), "2") in places  # /run/postgresql
+    assert db == "vector_db"
+    places, db = conninfo_places({"hostaddr": "127.0.0.2", "port": "1", "user": "backup",
+                                  "connect_timeout": "1"})
+    assert places == {Place("127.0.0.2", "1")} and db == "backup"  # libpq's default database
+
+
+def test_this_hosts_addresses_on_one_port_are_one_server() -> None:
+    local = [Place("127.0.0.1", "5432"), Place("::1", "5432"), Place("/tmp", "5432"),
+             Place("127.0.0.2", "5432")]
+    assert all(a.same_server(b) for a in local for b in local)
+    assert not Place("127.0.0.1", "5432").same_server(Place("127.0.0.1", "5433"))
+    assert not Place("192.0.2.7", "5432").same_server(Place("127.0.0.1", "5432"))  # TEST-NET
+    assert Place("192.0.2.7", "5432").same_server(Place("192.0.2.7", "5432"))
 
 
 @pytest.mark.parametrize("epilog", [PHYSICAL_EPILOG, PITR_EPILOG])

@@ -12,6 +12,7 @@ import pytest
 
 from pgvdrill import osuser, runner
 from pgvdrill.wal.archiving import python_for
+from pgvdrill.wal.walcmd import NOT_IN_ARCHIVE
 
 SEGMENT = "000000010000000000000003"
 
@@ -132,10 +133,10 @@ def test_unwritable_archive_fails_non_zero(readonly_archive: tuple[Path, Path, s
     assert list(archive.iterdir()) == []
 
 
-def test_restore_of_an_absent_file_is_quiet_non_zero(archive: Path, tmp_path: Path) -> None:
+def test_restore_of_an_absent_file_is_quiet_not_in_archive(archive: Path, tmp_path: Path) -> None:
     absent = pgvdrill("restore-wal", SEGMENT, tmp_path / "RECOVERYXLOG", "--source", archive)
 
-    assert absent.returncode == 1
+    assert absent.returncode == NOT_IN_ARCHIVE
     assert absent.stderr == ""
     assert not (tmp_path / "RECOVERYXLOG").exists()
 
@@ -145,7 +146,8 @@ def test_restore_serves_a_partial_segment_only_when_asked(archive: Path, tmp_pat
     (archive / f"{SEGMENT}.partial").write_bytes(b"partial")
     target = tmp_path / "RECOVERYXLOG"
 
-    assert pgvdrill("restore-wal", SEGMENT, target, "--source", archive).returncode == 1
+    assert pgvdrill("restore-wal", SEGMENT, target, "--source", archive).returncode == \
+        NOT_IN_ARCHIVE
     assert pgvdrill("restore-wal", SEGMENT, target, "--source", archive,
                     "--partial").returncode == 0
     assert target.read_bytes() == b"partial"

@@ -49,14 +49,17 @@ def source_server(config: Config) -> ExternalServer:
 
 def server_facts(server: ExternalServer) -> dict[str, Any]:
     """What a catalog entry says about the server: where it is, its version, identity
-    and pgvector. ConfigError with what to check when it cannot be reached."""
+    (system identifier, None when this user may not read it; the database's OID) and
+    pgvector. ConfigError with what to check when it cannot be reached."""
     try:
         with server.connect() as conn:
             row = conn.execute(
                 "SELECT current_setting('server_version'), "
                 "current_setting('server_version_num')::int, current_database(), "
                 "(SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
-                "pg_is_in_recovery()").fetchone()
+                "pg_is_in_recovery(), "
+                "(SELECT oid::bigint FROM pg_database WHERE datname = current_database())"
+                ).fetchone()
             assert row is not None
             try:
                 ident = conn.execute(
@@ -71,7 +74,7 @@ def server_facts(server: ExternalServer) -> dict[str, Any]:
                           "service file") from None
     return {"describe": server.describe(), "dbname": row[2], "server_version": row[0],
             "server_version_num": row[1], "system_identifier": ident[0] if ident else None,
-            "pgvector": row[3], "in_recovery": row[4]}
+            "pgvector": row[3], "in_recovery": row[4], "database_oid": row[5]}
 
 
 def require_tools_for(facts: dict[str, Any], tools: Installation) -> None:

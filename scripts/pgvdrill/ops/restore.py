@@ -44,13 +44,14 @@ from pgvdrill.ops.restore_datadir import (
     settle,
 )
 from pgvdrill.ops.restore_logical import Ownership, restore_logical
+from pgvdrill.ops.restore_place import refuse_unsafe_place
 from pgvdrill.ops.verify_repo import artifact_path, globals_path, has_wal, wal_reach
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import read_catalog
-from pgvdrill.wal.archiving import restore_command
+from pgvdrill.wal.archiving import expected_spans, restore_command
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target
@@ -62,9 +63,11 @@ EXIT_CODES = """exit codes:
      server's OS user cannot run the restore_command or read the WAL archive
   3  pg_restore failed (its stderr is shown)
   4  the backup's files differ from its catalog entry, or it cannot be read: not restored
-  5  refused or impossible: a non-empty data directory, a target database that is the
-     configured source or already holds tables, a recovery target before the backup's
-     end, no backup ending before the target, a known pg_restore pitfall
+  5  refused or impossible: a non-empty data directory or one that is shared, a system
+     or home directory, in or around a cluster's files or the repository; a target
+     database that is the source's (system identifier and database OID) or whose identity
+     cannot be told, or already holds tables; a recovery target before the backup's end,
+     no backup ending before the target, a known pg_restore pitfall
 """
 LOGICAL_EPILOG = """The dump's files are checked against the catalog, the dump is read back,
 then pg_restore --exit-on-error --no-password --verbose [--clean --if-exists] [--jobs N]
@@ -79,6 +82,15 @@ no existing role is changed, the roles created have no password. --no-owner leav
 out (objects belong to the user you connect as); when grants name missing roles add
 --no-privileges. A backup taken without globals.sql cannot use --with-globals.
 
+Never over the source (exit 5, unless --force): a target reached at the same server as the
+[source] conninfo (host names looked up, this host's addresses and socket directories on one
+port are one server) and the same database; one with the source's system identifier and
+database OID, as the live source shows them or the catalog recorded them, unless
+--into-copy-of-source says it is a physical copy (a primary and its standbys share them;
+refused anyway when it streams WAL to standbys); one whose identity cannot be told (it
+hides pg_control_system(), or the source cannot answer and the catalog entry records none
+or could have been written by someone other than you or root).
+
 On failure: with one job pg_restore runs as one transaction (--single-transaction): the
 target database is left as it was, fix the cause and rerun. With --jobs N it cannot: the
 database keeps what was restored so far; drop and re-create it (dropdb, createdb), or rerun
@@ -90,6 +102,7 @@ examples:
   pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --clean
   pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --with-globals
   pgvdrill restore logical latest --target-dsn "service=restore" --no-owner --no-privileges
+  pgvdrill restore logical latest --target-dsn "host=copy1 dbname=vector_db" --into-copy-of-source
 
 """ + EXIT_CODES
 SAFE_START = """The copy is made safe to start beside the source, its configuration kept otherwise
@@ -108,7 +121,10 @@ unpacked into DIR (tar archives extracted, a plain backup copied). DIR must be m
 empty; --force also takes a DIR holding other files (lost+found of a mount point) when it
 holds no PG_VERSION and none of the backup's names: nothing is ever deleted or replaced.
 The files take DIR's owner (its parent's when DIR is new): create DIR as the server's OS
-user. Then start it yourself: it replays the backup's own WAL to its end.
+user. DIR is refused when it is /, a system or home directory, shared (world-writable or
+sticky), inside or around a cluster's data directory, tablespace or WAL directory, or the
+repository; a DIR pgvdrill did not create keeps its mode and owner. Then start it
+yourself: it replays the backup's own WAL to its end.
 
 """ + SAFE_START + """
 examples:
@@ -118,14 +134,19 @@ examples:
 """ + EXIT_CODES
 PITR_EPILOG = """As restore physical, then recovery settings appended to DIR/postgresql.auto.conf
 (after the safe-start settings) with DIR/recovery.signal:
-  restore_command = '... -m pgvdrill.wal.walcmd restore-wal %f %p --source <repository>/wal'
+  restore_command = '... -m pgvdrill.wal.walcmd restore-wal %f %p --source <repository>/wal
+    --expect FIRST:LAST; case $? in 0) ;; 99) exit 1 ;; *) exit 126 ;; esac' (one line)
   recovery_target_time|xid|lsn|name or recovery_target = 'immediate' (none: the end of the
   archive; the other recovery_target_* set to '' so that no other target in the source's
   postgresql.conf counts), recovery_target_inclusive, recovery_target_action, and
   recovery_target_timeline: the timeline printed before anything is unpacked.
-  A target before the backup's end, or one the archive cannot reach, is refused. `latest`
-  picks the newest backup that finished before a time or LSN target (any backup for an
-  xid or name target: where those lie is not known before replaying). Times need a zone:
+  A target before the backup's end, or one the archive cannot reach, is refused, and so
+  are archived segments recovery needs that the server's OS user cannot read; restore-wal
+  exits 126 on any failure but a missing file (99, which the case turns into 1), and on a
+  segment the restore saw that is gone (--expect); the case turns a program that cannot
+  start into 126 too: recovery stops instead of promoting early. `latest` picks the
+  newest backup that finished before a time or LSN target (any backup for an xid or name
+  target: where those lie is not known before replaying). Times need a zone:
   "2025-11-01 10:00:00+00".
 
 timeline (--target-timeline): by default the one the source is on now (read with the
@@ -168,8 +189,9 @@ def _datadir_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
     parser.add_argument("--pgdata", type=Path, required=True, metavar="DIR",
                         help="the data directory to make (missing or empty)")
     parser.add_argument("--force", action="store_true",
-                        help="allow a DIR holding other files (never a cluster; nothing is "
-                             "replaced)")
+                        help="allow a DIR holding other files (never a cluster, a shared, "
+                             "system or home directory; nothing is replaced, its mode and "
+                             "owner are kept)")
     return parser
 
 
@@ -193,7 +215,13 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
                          help="drop the dump's objects before re-creating them (--clean "
                               "--if-exists): needed for a database that holds tables")
     logical.add_argument("--force", action="store_true",
-                         help="restore even into the configured source")
+                         help="restore even into the source's database (or one whose "
+                              "identity cannot be checked)")
+    logical.add_argument("--into-copy-of-source", action="store_true",
+                         help="the target is a physical copy of the source (restored from "
+                              "its backup, not replicating to or from it): its system "
+                              "identifier and database OID are the source's; the other checks "
+                              "stay")
     logical.add_argument("--with-globals", action="store_true",
                          help="create the roles the target lacks from the backup's "
                               "globals.sql (never alters an existing role)")
@@ -237,11 +265,12 @@ def _restore(args: argparse.Namespace, config: Config, repo: Repository) -> int:
     if args.restore_kind == "logical":
         entry = choose(entries, unreadable, "logical", args.backup)
         require_intact(repo, entry)
-        restore_logical(config, entry, artifact_path(repo, entry), args.target_dsn,
-                        jobs=args.jobs, clean=args.clean, force=args.force, say=say,
-                        globals_file=globals_path(repo, entry),
+        restore_logical(config, entry, repo.entry_path(entry.id), artifact_path(repo, entry),
+                        args.target_dsn, jobs=args.jobs, clean=args.clean, force=args.force,
+                        say=say, globals_file=globals_path(repo, entry),
                         ownership=Ownership(args.with_globals, args.no_owner,
-                                            args.no_privileges))
+                                            args.no_privileges),
+                        copy_of_source=args.into_copy_of_source)
         return 0
     target = target_from(args) if args.restore_kind == "pitr" else None
     entry = choose(entries, unreadable, "physical", args.backup, target)
@@ -277,6 +306,8 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
     if not pgdata.exists() and not pgdata.parent.is_dir():
         raise ConfigError(f"{pgdata.parent} does not exist",
                           "create the parent directory of --pgdata first")
+    created = not pgdata.exists()
+    refuse_unsafe_place(pgdata, repo.root)
     existing = existing_names(pgdata, force)
     server_user = server_user_for(pgdata)
     backup = base_backup_of(repo, entry)
@@ -298,7 +329,10 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
             end = [] if target.kind == "end" else [
                 pitr_command(config, entry.id, pgdata, ["--target-timeline", followed])]
             refuse_beyond_archive(config_tools(config), repo.wal, reach, target, *end)
-        recovery = {"restore_command": wal_restore_command(repo.wal.resolve(), server_user),
+        seen = () if isinstance(reach, str) else reach.segments
+        refuse_unreadable(repo.wal, seen, server_user)
+        recovery = {"restore_command": wal_restore_command(repo.wal.resolve(), server_user,
+                                                           expected_spans(seen)),
                     **target.settings()}
     require_intact(repo, entry)
     say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
@@ -316,13 +350,16 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
         say(archive_reach(reach, point, target))
     for warning in safe.warnings:
         say(f"warning: {warning}")
-    settle(pgdata, existing, server_user)
+    for line in settle(pgdata, existing, server_user, created=created):
+        say(f"warning: {line}")
     _next_steps(pgdata, entry, target, server_user, safe)
 
 
-def wal_restore_command(wal: Path, server_user: str | None) -> str:
-    """restore_command reading `wal`, checked to work for the server's OS user."""
-    command = restore_command(wal, server_user)
+def wal_restore_command(wal: Path, server_user: str | None, expect: list[str]) -> str:
+    """restore_command reading `wal`, checked to work for the server's OS user; `expect`:
+    the segments it must find (walcmd --expect), so that one removed before the copy
+    starts stops its recovery instead of ending it there."""
+    command = restore_command(wal, server_user, expect=expect)
     probe = runner.run(["test", "-r", wal, "-a", "-x", wal], user=server_user, check=False,
                        timeout=30)
     if probe.returncode != 0:
@@ -330,6 +367,25 @@ def wal_restore_command(wal: Path, server_user: str | None) -> str:
                           f"{wal}", "give it read access to the archive (and every "
                           "directory above it), or create --pgdata owned by another user")
     return command
+
+
+def refuse_unreadable(wal: Path, names: tuple[str, ...], server_user: str | None) -> None:
+    """ConfigError naming the archived files recovery needs (`names`) that the server's OS
+    user cannot read: restore_command fails on them, and recovery stops there."""
+    if not names:
+        return
+    found = runner.run(["find", wal, "-maxdepth", "1", "!", "-readable", "-printf", "%f\\n"],
+                       user=server_user, check=False, timeout=300).stdout.split()
+    unreadable = [name for name in names if name in set(found)]
+    if unreadable:
+        shown = ", ".join(unreadable[:5]) + (f" and {len(unreadable) - 5} more"
+                                             if len(unreadable) > 5 else "")
+        raise ConfigError(
+            f"the server's OS user {server_user or '(current)'} cannot read {shown} in the "
+            f"WAL archive {wal}: recovery would stop at the first of them (nothing was "
+            "unpacked)", "give that user read access, e.g. "
+            + shlex.join(["chown", server_user or str(os.geteuid()),
+                          *(str(wal / name) for name in unreadable[:5])]))
 
 
 def archive_continuity(repo: Repository, entry: Entry, point: BackupPoint,

@@ -110,16 +110,24 @@ def server_user_for(pgdata: Path) -> str | None:
         return None
 
 
-def settle(pgdata: Path, existing: list[str], server_user: str | None) -> None:
-    """Give DIR and everything in it but the `existing` names to `server_user`; DIR no
-    wider than 0750, which PostgreSQL requires."""
+def settle(pgdata: Path, existing: list[str], server_user: str | None, *, created: bool
+           ) -> list[str]:
+    """Give what the restore put into DIR (not the `existing` names) to `server_user`, and
+    DIR itself too, mode 0700, when the restore `created` it; a directory pgvdrill did not
+    create keeps its owner and mode. What the operator must still do, one line each."""
     if server_user is not None:
         entry = pwd.getpwnam(server_user)
-        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+        if created:
+            os.chown(pgdata, entry.pw_uid, entry.pw_gid)
         for name in sorted(set(os.listdir(pgdata)) - set(existing)):
             osuser.chown_tree(pgdata / name, server_user)
-    if stat.S_IMODE(pgdata.stat().st_mode) & 0o027:
+    mode = stat.S_IMODE(pgdata.stat().st_mode)
+    if created:
         pgdata.chmod(0o700)
+    elif mode & 0o027:
+        return [f"{pgdata} has mode {mode:04o}, which PostgreSQL refuses (0700 or 0750); "
+                f"pgvdrill did not create it and left it as it is: chmod 0700 {pgdata}"]
+    return []
 
 
 # what an earlier recovery or a standby left that must not steer this copy

@@ -1,8 +1,9 @@
 """`restore logical`: a catalog dump into an existing database named by a libpq conninfo,
 with pg_restore's progress (--verbose) on stderr.
 
-Refused unless --force: a target that is the configured source (the same host, port and
-database in the conninfo, or, when both answer, the same system identifier and database).
+Refused unless --force: a target that is, or may be, the source's database, and
+--with-globals on the source's server (roles are server-wide): see restore_target (the same
+place, the same server, the same identity unless --into-copy-of-source, unverifiable).
 Refused unless --clean: a target database that already holds tables (pg_restore would
 stop at the first existing object, halfway).
 Refused, before anything moves, when the target lacks roles the dump names (owners,
@@ -20,17 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pgvdrill import runner
 from pgvdrill.config import Config
-from pgvdrill.errors import ConfigError, RestoreError, ToolError
+from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import Archive, inspect
 from pgvdrill.logical.globals import defined_roles, restore_globals, withheld
 from pgvdrill.logical.restore import RestoreSetting
 from pgvdrill.logical.roles import needed_roles, restore_script
-from pgvdrill.ops.backup_source import config_tools, server_facts, source_server
+from pgvdrill.ops.backup_source import config_tools, server_facts
+from pgvdrill.ops.restore_target import COPY_OPTION, refuse_the_source
 from pgvdrill.repository import Entry
 from pgvdrill.server import ExternalServer, parse_conninfo
 
@@ -42,38 +43,6 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
 """
-
-
-def place(conninfo: dict[str, str]) -> tuple[str, str, str, str]:
-    """(service, host, port, database) a conninfo names, with libpq's defaults."""
-    return (conninfo.get("service", ""),
-            conninfo.get("host") or conninfo.get("hostaddr") or "localhost",
-            conninfo.get("port") or "5432",
-            conninfo.get("dbname") or conninfo.get("user") or "")
-
-
-def refuse_the_source(config: Config, target: ExternalServer,
-                      target_facts: dict[str, Any]) -> None:
-    """RestoreError when `target` is the configured source."""
-    if config.source is None:
-        return
-    why = ""
-    if place(config.source.conninfo) == place(target.settings):
-        why = "its connection settings name the same host, port and database"
-    else:
-        try:
-            source_facts = server_facts(source_server(config))
-        except ConfigError:  # the source is down (the usual reason to restore): no match
-            source_facts = {}
-        same = (source_facts.get("system_identifier"), source_facts.get("dbname"))
-        if same[0] is not None and same == (target_facts["system_identifier"],
-                                            target_facts["dbname"]):
-            why = (f"it is the same server (system identifier {same[0]}) and database "
-                   f"{same[1]}")
-    if why:
-        raise RestoreError(f"restore target {target.describe()} is the configured source: "
-                           f"{why}", "restore into another database or server; if you "
-                           "really mean to restore over the source, add --force")
 
 
 @dataclass(frozen=True)
@@ -139,18 +108,23 @@ def roles_to_create(target: ExternalServer, archive: Archive, entry: Entry,
                        "nothing was restored", "; ".join(options))
 
 
-def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *, jobs: int,
-                    clean: bool, force: bool, say: Say, globals_file: Path | None = None,
-                    ownership: Ownership = Ownership()) -> None:
-    """pg_restore `dump`, the archive of `entry`, into `target_dsn`; `globals_file`: the
-    backup's globals.sql, when it has one (checked against the catalog)."""
+def restore_logical(config: Config, entry: Entry, entry_file: Path, dump: Path,
+                    target_dsn: str, *, jobs: int, clean: bool, force: bool, say: Say,
+                    globals_file: Path | None = None, ownership: Ownership = Ownership(),
+                    copy_of_source: bool = False) -> None:
+    """pg_restore `dump`, the archive of `entry` (catalogued in `entry_file`), into
+    `target_dsn`; `globals_file`: the backup's globals.sql, when it has one (checked
+    against the catalog); `copy_of_source`: the operator says the target is a physical
+    copy of the source (restore_target)."""
     tools = config_tools(config)
     target = ExternalServer(parse_conninfo(target_dsn, "--target-dsn"), tools, name="target")
     facts = server_facts(target)
     if force:
-        say("--force: not checking whether the target is the configured source")
+        say("--force: not checking whether the target is the source")
     else:
-        refuse_the_source(config, target, facts)
+        if copy_of_source:
+            say(f"{COPY_OPTION}: a target with the source's identity is taken for a copy")
+        refuse_the_source(config, entry, entry_file, target, copy_of_source=copy_of_source)
     tables = int(str(target.query(USER_TABLES)[0][0]))
     if tables and not clean:
         raise RestoreError(
@@ -163,6 +137,9 @@ def restore_logical(config: Config, entry: Entry, dump: Path, target_dsn: str, *
         diagnose.preflight(conn, archive, needs=entry.source.get("pgvector"))
     create = roles_to_create(target, archive, entry, globals_file, ownership)
     if create and globals_file is not None:
+        if not force:  # roles are the whole server's: not on the source's server either
+            refuse_the_source(config, entry, entry_file, target, server_wide=True,
+                              copy_of_source=copy_of_source)
         created = restore_globals(target, globals_file, set(create))
         say(f"created role(s) {', '.join(created)} from {globals_file} (without passwords)")
         left = withheld(globals_file.read_text(), set(created))

@@ -34,6 +34,7 @@ from pgvdrill.ops.commands import (
     config_from,
 )
 from pgvdrill.ops.sync_rsync import is_remote
+from pgvdrill.wal.walcmd import as_restore_command
 
 FORMATS = ("systemd", "cron", "archiving")
 CRON_FILE = "pgvdrill.cron"
@@ -265,8 +266,15 @@ def cron_file(config: Config, install: Install) -> str:
 
 def _pg_string(argv: list[str]) -> str:
     """A postgresql.conf string holding a shell command; %p/%f stay placeholders."""
-    command = " ".join(a if a in ("%p", "%f") else shlex.quote(a.replace("%", "%%"))
-                       for a in argv)
+    return _pg_quote(_shell(argv))
+
+
+def _shell(argv: list[str]) -> str:
+    """`argv` as a shell command line for PostgreSQL; %p/%f stay placeholders."""
+    return " ".join(a if a in ("%p", "%f") else shlex.quote(a.replace("%", "%%")) for a in argv)
+
+
+def _pg_quote(command: str) -> str:
     return "'" + command.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
@@ -274,6 +282,7 @@ def archiving_conf(config: Config, install: Install) -> str:
     """postgresql.conf settings archiving WAL into the repository, and restore_command."""
     wal = str(config.wal_dir)
     archive = ["archive-wal", "%p", "%f", "--dest", wal]
+    restore = [str(install.bin), "restore-wal", "%f", "%p", "--source", wal]
     return "\n".join([
         _header(install).rstrip("\n"),
         "# Continuous archiving into the repository's WAL directory: put these lines in "
@@ -292,9 +301,10 @@ def archiving_conf(config: Config, install: Install) -> str:
         "installed for that interpreter.",
         f"#archive_command = "
         f"{_pg_string([str(install.python), '-m', 'pgvdrill.wal.walcmd', *archive])}",
-        "# Recovery (point-in-time restore) from this archive:",
-        f"#restore_command = "
-        f"{_pg_string([str(install.bin), 'restore-wal', '%f', '%p', '--source', wal])}",
+        "# Recovery (point-in-time restore) from this archive; the case stops recovery on "
+        "any failure\n# but \"not in the archive\" (also when the program cannot start) "
+        "instead of promoting early:",
+        f"#restore_command = {_pg_quote(as_restore_command(_shell(restore)))}",
         ""])
 
 

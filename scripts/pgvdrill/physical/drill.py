@@ -116,7 +116,8 @@ class PhysicalDrill:
 @dataclass(frozen=True)
 class ArchiveReplay:
     """Recovery through an archive on start (the DR drill): the WAL in `wal`, replayed to
-    its end, must get at least to `reach_lsn` (the start of its last contiguous segment)."""
+    its end, must get past `reach_lsn` (the start of its last contiguous segment: a replay
+    that ends right there, after the previous segment's switch record, read none of it)."""
 
     wal: Path
     reach_lsn: int
@@ -144,7 +145,7 @@ def replay_problems(cluster: Cluster, backup: BaseBackup, replay: ArchiveReplay)
     command = cluster.restore_command(replay.wal, partial=replay.partial)
     timeline = "latest" if replay.timeline is None else str(replay.timeline)
     recovery = recover(cluster, Target("end", timeline=timeline), command, point)
-    if recovery.replayed_to is not None and recovery.replayed_to >= replay.reach_lsn:
+    if recovery.replayed_to is not None and recovery.replayed_to > replay.reach_lsn:
         return []
     stopped = "nowhere" if recovery.replayed_to is None else format_lsn(recovery.replayed_to)
     return [f"recovery through the WAL archive {replay.wal} stopped at {stopped}, before its "

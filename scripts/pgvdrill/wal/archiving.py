@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pgvdrill
@@ -18,6 +19,8 @@ from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.installation import SHARED_INSTALL_ROOT, world_traversable
+from pgvdrill.wal.names import SEGMENT_RE
+from pgvdrill.wal.walcmd import as_restore_command
 
 WALCMD = "pgvdrill.wal.walcmd"
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
@@ -94,12 +97,27 @@ def archive_command(dest: Path, server_user: str | None) -> str:
             f"archive-wal %p %f --dest {shlex.quote(str(dest))}")
 
 
-def restore_command(source: Path, server_user: str | None, *, partial: bool = False) -> str:
-    """A restore_command running `restore-wal` from `source` (see walcmd.restore_wal)."""
+def restore_command(source: Path, server_user: str | None, *, partial: bool = False,
+                    expect: Sequence[str] = ()) -> str:
+    """A restore_command running `restore-wal` from `source` (see walcmd.restore_wal), its
+    every failure but "not in the archive" mapped to a stop (walcmd.as_restore_command);
+    `expect`: FIRST:LAST ranges of segments that must be there (walcmd --expect)."""
     python, root = python_for(server_user)
-    return (f"PYTHONPATH={shlex.quote(root)} {shlex.quote(python)} -m {WALCMD} "
-            f"restore-wal %f %p --source {shlex.quote(str(source))}"
-            + (" --partial" if partial else ""))
+    return as_restore_command(
+        f"PYTHONPATH={shlex.quote(root)} {shlex.quote(python)} -m {WALCMD} "
+        f"restore-wal %f %p --source {shlex.quote(str(source))}"
+        + (" --partial" if partial else "")
+        + "".join(f" --expect {shlex.quote(span)}" for span in expect))
+
+
+def expected_spans(segments: Sequence[str]) -> list[str]:
+    """walcmd --expect ranges (FIRST:LAST per timeline) of the segment files `segments`
+    (recovery's order; a .partial one left out: it is served only under its own name)."""
+    spans: dict[str, list[str]] = {}
+    for name in segments:
+        if SEGMENT_RE.fullmatch(name):
+            spans.setdefault(name[:8], []).append(name)
+    return [f"{min(names)}:{max(names)}" for names in spans.values()]
 
 
 def switch_and_wait(cluster: Cluster, archive: Path, timeout: float = 60) -> str:

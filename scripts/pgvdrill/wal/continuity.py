@@ -66,6 +66,15 @@ class Continuity:
     reachable: int  # LSN up to which the archive carries recovery (end of its last segment)
     gap: str | None  # the first missing file, said as what it makes impossible
     partial: bool  # the last segment is a pg_receivewal .partial file
+    segment_size: int = DEFAULT_SEGMENT_SIZE
+
+    def last_start(self) -> int:
+        """Where its last segment starts (recovery to its end must get at least there);
+        the start LSN when it has none."""
+        if not self.segments:
+            return self.start
+        return Segment.from_name(self.segments[-1].removesuffix(".partial"),
+                                 self.segment_size).start
 
     def require(self) -> None:
         """Raise `BackupError` naming the gap, if there is one."""
@@ -111,7 +120,7 @@ def check_continuity(
             break
     reachable = (first + len(present)) * segment_size if present else start_lsn
     return Continuity(timeline, start_lsn, target_lsn, tuple(present), reachable, gap,
-                      bool(present) and present[-1].endswith(".partial"))
+                      bool(present) and present[-1].endswith(".partial"), segment_size)
 
 
 def _timeline_at(spans: list[Span], number: int, size: int) -> int:

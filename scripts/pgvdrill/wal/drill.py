@@ -30,7 +30,7 @@ from pgvdrill.wal.archiving import (
 )
 from pgvdrill.wal.markers import Marker, MarkerWriter, boundary_problems
 from pgvdrill.wal.names import format_lsn
-from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover
+from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, archive_end, recover
 
 BEFORE_BACKUP = 3
 MARKERS = 12
@@ -165,8 +165,10 @@ def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
                expected: int) -> tuple[Cluster, PitrDrill]:
     """Restore the base backup, recover it to `target`, check markers 1..expected."""
     cluster, copy_seconds = restore(archived.backup, name)
-    recovery = recover(cluster, target, cluster.restore_command(archived.archive),
-                       BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
+    point = BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive)
+    recovery = recover(cluster, target, cluster.restore_command(archived.archive), point,
+                       must_reach=archive_end(archived.archive, point)
+                       if target.kind == "end" else None)
     result = PitrDrill(target.label(), archived.backup_seconds, copy_seconds, recovery)
     if recovery.state != "shut down":
         started = time.monotonic()

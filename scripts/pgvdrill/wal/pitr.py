@@ -22,6 +22,7 @@ from pgvdrill import runner
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import DrillError, RestoreError
+from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.names import DEFAULT_SEGMENT_SIZE, Segment, format_lsn, parse_lsn
 
 TargetKind = Literal["time", "xid", "lsn", "name", "immediate", "end"]
@@ -30,6 +31,22 @@ Action = Literal["promote", "pause", "shutdown"]
 NOT_REACHED = "recovery ended before configured recovery target was reached"
 BEFORE_CONSISTENT = "requested recovery stop point is before consistent recovery point"
 SHUTDOWN_AT_TARGET = "shutdown at recovery target"
+# restore_command failed other than "no such file" (walcmd.ABORT_RECOVERY): FATAL, no promotion
+_NOT_RESTORED = re.compile(r'could not restore file "([^"]+)" from archive: (.+)')
+_RESTORE_WAL_SAID = re.compile(r"pgvdrill restore-wal: cannot restore .+")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Where replay must get to at least (an LSN; with `past`, beyond it: into the segment
+    that starts there), and what that is, for messages."""
+
+    lsn: int
+    what: str
+    past: bool = False
+
+    def reached_by(self, replayed: int) -> bool:
+        return replayed > self.lsn if self.past else replayed >= self.lsn
 
 
 @dataclass(frozen=True)
@@ -157,14 +174,17 @@ class Recovery:
 
 
 def recover(cluster: Cluster, target: Target, restore_command: str, point: BackupPoint,
-            *, timeout: float | None = None) -> Recovery:
+            *, timeout: float | None = None, must_reach: Reach | None = None) -> Recovery:
     """Recover the stopped `cluster` (a restored base backup) to `target` from the archive
     `restore_command` reads, and wait until it is promoted, paused or shut down there
     (within `timeout` seconds; None: the configured [limits] tool_timeout, as long as
     restoring a production backup's WAL may take).
 
-    Raises `RestoreError` when the target is before the backup's end, or when the archive
-    ends before the target (never a silent partial recovery)."""
+    Raises `RestoreError` when the target is before the backup's end, when the archive
+    ends before the target, when restore_command failed on a file, or when replay ended
+    before where it had to get: the backup's end, an inclusive target LSN, `must_reach`
+    (for a recovery to the end of the archive: its last segment). Never a silent partial
+    recovery."""
     refuse_before_backup_end(target, point)
     if timeout is None:
         timeout = runner.tool_timeout().seconds
@@ -185,6 +205,8 @@ def recover(cluster: Cluster, target: Target, restore_command: str, point: Backu
         return Recovery(target, state, seconds, point.start_lsn, None,
                         _replay_seconds(cluster.server_log(200)), None)
     replayed = cluster.query("SELECT pg_last_wal_replay_lsn()::text")[0][0]
+    require_reached(target, point, parse_lsn(str(replayed)) if replayed else None,
+                    must_reach)
     timeline = None
     if state == "promoted":
         name = cluster.query("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
@@ -192,6 +214,40 @@ def recover(cluster: Cluster, target: Target, restore_command: str, point: Backu
     return Recovery(target, state, seconds, point.start_lsn,
                     parse_lsn(str(replayed)) if replayed else None,
                     _replay_seconds(cluster.server_log(200)), timeline)
+
+
+def archive_end(archive: Path, point: BackupPoint, timeline: int | None = None) -> Reach:
+    """Where recovery from `point` to the end of `archive` (along `timeline`, default its
+    latest) must get: into the last segment it holds without a gap (a replay that ends at
+    its start, after the previous segment's switch record, read nothing of it)."""
+    reach = check_continuity(archive, point.start_lsn, point.timeline, timeline=timeline)
+    last = reach.segments[-1] if reach.segments else "none"
+    return Reach(reach.last_start(), f"the start of the archive's last contiguous segment "
+                                     f"{last}", past=bool(reach.segments))
+
+
+def require_reached(target: Target, point: BackupPoint, replayed: int | None,
+                    must_reach: Reach | None = None) -> None:
+    """RestoreError, naming both LSNs, when replay ended at `replayed` (the end of the last
+    record replayed) before the backup's end, an inclusive target LSN or `must_reach`."""
+    needed = [Reach(point.end_lsn, "the base backup's end")]
+    if target.kind == "lsn" and target.inclusive:
+        needed.append(Reach(parse_lsn(target.value), "the target LSN"))
+    if must_reach is not None:
+        needed.append(must_reach)
+    missed = [reach for reach in needed if replayed is None or not reach.reached_by(replayed)]
+    if not missed:
+        return
+    wanted = max(missed, key=lambda reach: reach.lsn)
+    ended = "no record replayed" if replayed is None else f"replay ended at {format_lsn(replayed)}"
+    raise RestoreError(
+        f"recovery to {target.describe()} ended early: {ended}, "
+        f"{'not past' if wanted.past else 'before'} {format_lsn(wanted.lsn)} "
+        f"({wanted.what}); the server "
+        f"{'paused' if target.action == 'pause' else 'promoted'} without the WAL after that",
+        "do not use this copy: read the restored server's log for why replay stopped (a "
+        "damaged or unreadable segment, one of another server), repair the archive from "
+        "another copy and restore again")
 
 
 def _wait_for_target(cluster: Cluster, target: Target, deadline: float
@@ -253,6 +309,16 @@ def _shut_down_at_target(cluster: Cluster) -> bool:
 
 
 def _recovery_failure(target: Target, log: str) -> RestoreError | None:
+    failed = _NOT_RESTORED.findall(log)
+    if failed:
+        name, why = failed[-1]
+        said = _RESTORE_WAL_SAID.findall(log)
+        return RestoreError(
+            f"recovery to {target.describe()} stopped at WAL file {name}: restore_command "
+            f"failed on it ({why})" + (f": {said[-1]}" if said else "")
+            + "; the server stopped without promoting",
+            f"make {name} in the archive readable by the server's OS user (or restore it "
+            "from another copy of the archive), then restore again")
     if NOT_REACHED in log:
         return RestoreError(
             f"recovery to {target.describe()} failed: the archive's WAL ends before the "

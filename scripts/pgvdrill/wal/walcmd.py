@@ -1,7 +1,8 @@
 """The archive_command and restore_command programs: `archive-wal` and `restore-wal`.
 
     archive_command = 'pgvdrill archive-wal %p %f --dest /backup/wal'
-    restore_command = 'pgvdrill restore-wal %f %p --source /backup/wal'
+    restore_command = 'pgvdrill restore-wal %f %p --source /backup/wal; case $? in 0) ;;
+                       99) exit 1 ;; *) exit 126 ;; esac'   (on one line)
 
 Also runnable as `python -m pgvdrill.wal.walcmd ...` with only the standard library (this
 module imports nothing else), which is how pgvdrill's own servers call it.
@@ -12,6 +13,17 @@ it copies to a temporary name in the archive, fsyncs the file, links it to its f
 and fsyncs the directory. An identical file already archived is success (PostgreSQL
 retries after a crash between copy and acknowledgement); a different one is a failure.
 Every failure exits non-zero, so PostgreSQL keeps the segment and retries.
+
+restore-wal exits NOT_IN_ARCHIVE (99) only for "the archive has no such file", which
+PostgreSQL takes as the end of the archived WAL. Every other failure (an unreadable file
+or archive directory, an I/O error, a refused name, a mistake in its arguments, a crash)
+exits 126: PostgreSQL's startup process takes an exit status above 125 as fatal and stops
+instead of ending recovery there and promoting (a non-zero status of 125 or less would be
+"not available": a silent early end). With --expect FIRST:LAST (what `restore pitr` saw
+in the archive), a missing segment in that range is such a failure too. A program that
+cannot even start (an interpreter that cannot import pgvdrill exits 1, a shell that cannot
+find it 127) is caught by the `case` that follows it in restore_command (as_restore_command):
+only 99 becomes PostgreSQL's "not found" (1), every other failure 126.
 """
 
 from __future__ import annotations
@@ -28,7 +40,13 @@ from pgvdrill.errors import BackupError, ConfigError, DrillError
 from pgvdrill.wal.names import SEGMENT_RE, is_archive_name
 
 CHUNK = 1024 * 1024
-NOT_FOUND = 1  # restore-wal: the file is not in the archive (PostgreSQL expects non-zero)
+# restore-wal: the file is not in the archive. PostgreSQL takes any status from 1 to 125
+# as that; a distinct one lets restore_command tell it from a program that failed to start
+# (Python exits 1 on an ImportError, 2 on a usage error of its own).
+NOT_IN_ARCHIVE = 99
+# restore-wal's every other failure: above 125, which stops PostgreSQL's recovery (FATAL)
+# instead of ending it there; not 128 + a signal number (143, SIGTERM, means "shut down")
+ABORT_RECOVERY = 126
 
 
 def archive_wal(path: Path, name: str, dest: Path) -> str:
@@ -93,6 +111,28 @@ def restore_wal(name: str, path: Path, source: Path, *, partial: bool = False) -
     return True
 
 
+def expected_range(text: str) -> tuple[str, str]:
+    """--expect FIRST:LAST: two segment names of one timeline, in order."""
+    first, _, last = text.partition(":")
+    if not (SEGMENT_RE.fullmatch(first) and SEGMENT_RE.fullmatch(last)
+            and first[:8] == last[:8] and first <= last):
+        raise argparse.ArgumentTypeError(f"{text!r}: give FIRST:LAST, two WAL segment names "
+                                         "of one timeline, the first not after the last")
+    return first, last
+
+
+def refuse_expected(name: str, source: Path, expected: Sequence[tuple[str, str]]) -> None:
+    """BackupError when the missing `name` is in one of the `expected` ranges: the archive
+    held it when the restore was prepared, so "not found" would end recovery early."""
+    for first, last in expected:
+        if SEGMENT_RE.fullmatch(name) and name[:8] == first[:8] and first <= name <= last:
+            raise BackupError(
+                f"{name} is missing from {source}, which held {first} to {last} when this "
+                "restore was prepared: recovery would end early here",
+                "put the segment back from another copy of the archive (pgvdrill sync), "
+                "then start the server again")
+
+
 def _check_name(name: str) -> None:
     if not is_archive_name(name):
         raise ConfigError(
@@ -139,9 +179,19 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 def add_restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "restore-wal", help="restore_command: fetch one WAL file from an archive directory",
-        description="Copy a WAL file from an archive directory to where PostgreSQL asks. "
-                    "Exit 1 without a message when the archive has no such file.",
-        epilog="example: restore_command = 'pgvdrill restore-wal %f %p --source /backup/wal'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the example on one line
+        description=(
+            "Copy a WAL file from an archive directory to where PostgreSQL asks.\n"
+            f"Exit {NOT_IN_ARCHIVE} without a message when the archive has no such file; "
+            f"exit {ABORT_RECOVERY} with the reason\non any other failure (a wrong "
+            "argument too), which makes PostgreSQL stop recovery instead\nof promoting "
+            "early. Write restore_command as in the example: its case turns "
+            f"{NOT_IN_ARCHIVE} into\nPostgreSQL's \"not found\" (1) and every other "
+            f"failure into {ABORT_RECOVERY}, also when the program cannot\nstart (Python "
+            "exits 1 when it cannot import pgvdrill: alone, PostgreSQL would take\nthat "
+            "for the end of the archive and promote)."),
+        epilog="example: restore_command = '" + as_restore_command(
+            "pgvdrill restore-wal %f %p --source /backup/wal") + "'",
     )
     parser.add_argument("name", help="the file wanted (PostgreSQL's %%f)")
     parser.add_argument("path", type=Path, help="where to put it (PostgreSQL's %%p)")
@@ -149,6 +199,11 @@ def add_restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument("--partial", action="store_true",
                         help="serve a segment from NAME.partial when NAME is absent "
                              "(pg_receivewal's unfinished newest segment)")
+    parser.add_argument("--expect", type=expected_range, action="append", default=[],
+                        metavar="FIRST:LAST",
+                        help="segments the archive must hold (restore pitr writes the ones "
+                             "it saw): one of them missing stops recovery instead of "
+                             "ending it there")
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -158,8 +213,54 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    return 0 if restore_wal(args.name, args.path, args.source, partial=args.partial) \
-        else NOT_FOUND
+    """0, NOT_IN_ARCHIVE, or ABORT_RECOVERY for every other failure: whatever went wrong, the
+    server must not take it for the end of the archive."""
+    try:
+        if not args.source.is_dir():
+            raise ConfigError(f"archive directory {args.source} does not exist or is not a "
+                              "directory", "fix restore_command's --source")
+        found = restore_wal(args.name, args.path, args.source, partial=args.partial)
+        if not found:
+            refuse_expected(args.name, args.source, args.expect)
+    except Exception as exc:  # a crash too must stop recovery, never look like "absent"
+        print(f"pgvdrill restore-wal: cannot restore {args.name}: {type(exc).__name__}: "
+              f"{exc}\n  recovery stops here (exit {ABORT_RECOVERY}) rather than end early",
+              file=sys.stderr)
+        return ABORT_RECOVERY
+    return 0 if found else NOT_IN_ARCHIVE
+
+
+def as_restore_command(command: str) -> str:
+    """`command` (a restore-wal command line for sh) as a restore_command: restore-wal's
+    NOT_IN_ARCHIVE becomes 1 ("not found"), every other failure, including one of a program
+    that could not start, ABORT_RECOVERY. A signal that kills restore-wal kills the shell
+    too, which PostgreSQL handles itself (SIGTERM: shut down; any other: stop)."""
+    return (f"{command}; case $? in 0) ;; {NOT_IN_ARCHIVE}) exit 1 ;; "
+            f"*) exit {ABORT_RECOVERY} ;; esac")
+
+
+def restore_wal_invoked(argv: Sequence[str]) -> bool:
+    """Whether `argv` (a command line of walcmd or of pgvdrill, whose options before the
+    command take no value) runs restore-wal."""
+    words = [w for w in argv if not w.startswith("-")]
+    return bool(words) and words[0] == "restore-wal"
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None
+               ) -> argparse.Namespace:
+    """`parser.parse_args`, except that a usage error of restore-wal exits ABORT_RECOVERY:
+    argparse's 2 would be "not in the archive" to PostgreSQL, ending recovery early at a
+    typo in restore_command."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code not in (0, None) and \
+                restore_wal_invoked(sys.argv[1:] if argv is None else argv):
+            print(f"pgvdrill restore-wal: the command line is wrong (see above)\n  recovery "
+                  f"stops here (exit {ABORT_RECOVERY}) rather than end early",
+                  file=sys.stderr)
+            raise SystemExit(ABORT_RECOVERY) from None
+        raise
 
 
 COMMANDS = {"archive-wal": cmd_archive, "restore-wal": cmd_restore}
@@ -171,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_archive_parser(sub)
     add_restore_parser(sub)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     try:
         return COMMANDS[args.command](args)
     except DrillError as exc:
