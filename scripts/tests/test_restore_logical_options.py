@@ -18,9 +18,10 @@ def examples() -> list[list[str]]:
 def test_every_example_parses_with_the_role_options_among_them() -> None:
     parsed = [build_parser().parse_args(argv) for argv in examples()]
 
-    assert len(parsed) == 5
-    assert [(a.with_globals, a.no_owner, a.no_privileges) for a in parsed][-2:] == [
-        (True, False, False), (False, True, True)]
+    assert len(parsed) == 6
+    assert [(a.with_globals, a.no_owner, a.no_privileges, a.into_copy_of_source)
+            for a in parsed][-3:] == [
+        (True, False, False, False), (False, True, True, False), (False, False, False, True)]
 
 
 def test_ownership_becomes_pg_restore_options() -> None:
