@@ -3,7 +3,9 @@
 Exit codes: 0 success, 1 verification failed, 2 bad input or configuration,
 3 an external tool failed, 4 a backup is broken, 5 a restore cannot succeed (the target
 or the dump lacks something: pgvector, roles, the extension), 6 every drill verified but
-a documented target was missed (see --fail-on), 130 interrupted.
+a documented target was missed (see --fail-on), 7 the repository is in use (retention),
+8 the machine failed, not the backup (a full disk, a permission, a server that died),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from pgvdrill import __version__, report
 from pgvdrill.backends import BACKENDS, backend_for, default_workdir
 from pgvdrill.bench import add_bench_parser, cmd_bench
@@ -22,7 +26,15 @@ from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
 from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.drill import DrillPlan, run_plan
-from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.errors import (
+    ENVIRONMENT_HINT,
+    BackupError,
+    ConfigError,
+    DrillError,
+    EnvironmentFailure,
+    VerificationError,
+    classified,
+)
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.ops import dr_drill
@@ -211,6 +223,26 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 
+def truthful(exc: Exception, command: str) -> Exception:
+    """`exc` as the CLI reports it: a broken backup or a failed verification that the
+    machine caused (a full disk, a permission, a server that died) is an
+    `EnvironmentFailure`, and so is any such OSError or lost connection; others unchanged."""
+    if isinstance(exc, DrillError) and not isinstance(exc, BackupError | VerificationError):
+        return exc
+    failure = classified(exc, f"pgvdrill {command}: {_first_line(exc)}")
+    if failure is not None:
+        return failure
+    if isinstance(exc, psycopg.OperationalError):
+        return EnvironmentFailure(f"pgvdrill {command}: lost its database connection: "
+                                  f"{_first_line(exc)}", ENVIRONMENT_HINT)
+    return exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = exc.message if isinstance(exc, DrillError) else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -220,7 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "bench": lambda a: cmd_bench(a, say), **PRODUCTION,
                 **walcmd.COMMANDS}
     try:
-        return commands[args.command](args)
+        try:
+            return commands[args.command](args)
+        except (DrillError, OSError, psycopg.OperationalError) as exc:
+            failure = exc if args.command in walcmd.COMMANDS else truthful(exc, args.command)
+            if failure is exc:
+                raise
+            raise failure from exc
     except DrillError as exc:
         kind = "error" if isinstance(exc, ConfigError) else type(exc).__name__
         print(f"pgvdrill: {kind}: {exc}", file=sys.stderr)

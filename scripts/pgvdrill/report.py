@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgvdrill.errors import ConfigError
+from pgvdrill.errors import ConfigError, EnvironmentFailure
 from pgvdrill.report_junit import FAILING, FailOn
 from pgvdrill.report_views import write_views
 from pgvdrill.targets import Targets
@@ -77,15 +77,19 @@ def finish(source: str, run_dir: Path, started: datetime, drills: list[dict[str,
            targets: Targets, fail_on: FailOn, say: Callable[[str], None],
            **facts: object) -> int:
     """Judge and write a drill run (report.json and its views), print its summary line;
-    the exit code: 1 a drill failed, TARGETS_MISSED a target missed under `fail_on`, 0."""
+    the exit code: 1 a drill failed, EnvironmentFailure's when every failed drill failed
+    because of the machine (its record's `environment` names the cause: a full disk, a
+    server that died), TARGETS_MISSED a target missed under `fail_on`, 0."""
     payload = build(source, run_dir, started, drills, targets, **facts)
     path = write_json(run_dir / "report.json", payload)
     write_views(run_dir, payload, fail_on=fail_on)
-    failed = sum(d["ok"] is not True for d in payload["drills"])
+    failed = [d for d in payload["drills"] if d["ok"] is not True]
+    machine = [d for d in failed if d.get("environment")]
     counts = payload["verdicts"]
-    say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {failed} failed; targets: "
-        f"{counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown; "
-        f"report: {path}")
+    say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {len(failed)} failed"
+        + (f" ({len(machine)} by the machine, not the backup)" if machine else "")
+        + f"; targets: {counts['pass']} pass, {counts['fail']} fail, "
+        f"{counts['unknown']} unknown; report: {path}")
     if failed:
-        return 1
+        return EnvironmentFailure.exit_code if len(machine) == len(failed) else 1
     return TARGETS_MISSED if missed(payload, fail_on) else 0

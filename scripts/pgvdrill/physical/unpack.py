@@ -6,14 +6,15 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from pgvdrill.errors import BackupError
+from pgvdrill.errors import BackupError, classified
 
 
 def extract(archive: Path, dest: Path, *, members: Callable[[str], bool] | None = None
             ) -> list[str]:
     """Extract `archive` (.tar or .tar.gz) into `dest`, refusing any member whose path is
     absolute or climbs out with `..`; `members` selects by name. Returns the names
-    extracted. A truncated or corrupt archive is a `BackupError` naming it."""
+    extracted. A truncated or corrupt archive is a `BackupError` naming it; a full disk or
+    a permission where it is extracted an `EnvironmentFailure`."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -24,6 +25,9 @@ def extract(archive: Path, dest: Path, *, members: Callable[[str], bool] | None 
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError) and exc.filename == str(archive):
             raise BackupError(f"{archive} is missing", "the backup is incomplete") from exc
+        failure = classified(exc, f"cannot extract {archive} into {dest}")
+        if failure is not None:
+            raise failure from exc
         raise BackupError(f"cannot extract {archive}: {exc}",
                           "the archive is truncated or corrupt: do not restore from this "
                           "backup, use another one") from exc
