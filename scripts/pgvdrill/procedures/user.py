@@ -164,13 +164,26 @@ def _physical(run: Run, proc: Procedure) -> None:
         if proc.archive_command:
             with run.recorder.step(proc.name, "archive_command", archiving) as out:
                 segment, out.error = archive_next(source)
+                if not out.error and "{wal_dir}" in proc.archive_command:
+                    out.error = _not_in_archive(wal_dir, segment)
                 out.evidence = (f"segment {segment} and those before it archived, no "
-                                "failure (pg_stat_archiver)")
+                                f"failure (pg_stat_archiver), and in {{wal_dir}}")
         target = place_target(source) if proc.restore_command else None
         if target is not None:
             values["target_time"] = target.time
             snap = target.source
         _restore(run, ws, proc, values, snap, source, target.archived if target else "")
+
+
+def _not_in_archive(wal_dir: Path, segment: str) -> str:
+    """Why the archive_command's {wal_dir} does not hold `segment` (under its name, or a
+    name it starts, e.g. compressed), which PostgreSQL was told is archived; "" if it does."""
+    if any(p.name.startswith(segment) for p in wal_dir.iterdir()):
+        return ""
+    held = sorted(p.name for p in wal_dir.iterdir())
+    return (f"archive_command exited 0 for {segment} but {{wal_dir}} holds no copy of it "
+            f"({', '.join(held[:3]) or 'it is empty'}): PostgreSQL took the segment as "
+            "archived and will recycle it; make the command fail when its copy fails")
 
 
 def _restore(run: Run, ws: Workspace, proc: Procedure, values: dict[str, str],
