@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
-from pgvdrill.errors import BackupError, ConfigError, ToolError
+from pgvdrill.errors import BackupError, ToolError
 from pgvdrill.gzipped import gzip_problem
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.unpack import extract
@@ -72,9 +72,10 @@ def _gzip_intact(path: Path) -> None:
 
 
 def _without_manifest(path: Path) -> None:
-    """A plain copy without backup_manifest, named for what it is: a data directory copied
-    without its backup_label (`BackupError`: not a backup at all), or a low-level backup
-    that pg_verifybackup cannot check (`ConfigError`)."""
+    """A plain copy without backup_manifest, named for what it is (`BackupError` either
+    way): a data directory copied without its backup_label (not a backup at all), or one
+    with its backup_label (a low-level backup, or a pg_basebackup copy that lost its
+    manifest) whose files pg_verifybackup cannot check."""
     if (path / "backup_manifest").is_file():
         return
     if not (path / "backup_label").is_file():
@@ -85,11 +86,11 @@ def _without_manifest(path: Path) -> None:
             "silently inconsistent",
             "write the labelfile pg_backup_stop() returns into backup_label in the copy "
             "(pgvdrill's low-level setting does), or take the backup with pg_basebackup")
-    raise ConfigError(
-        f"{path} is a low-level backup (backup_label, no backup_manifest): pg_verifybackup "
-        "checks only the backups pg_basebackup writes with a manifest",
+    raise BackupError(
+        f"{path} has a backup_label but no backup_manifest (a low-level backup, or a "
+        "pg_basebackup copy that lost its manifest): pg_verifybackup cannot check its files",
         "check it by restoring it into a scratch directory and starting it, or take "
-        "backups with pg_basebackup")
+        "backups with pg_basebackup, which writes the manifest")
 
 
 def _verifybackup(tools: ToolRunner, path: Path, extra: list[str]) -> None:
