@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                             f"(default: {','.join(RESTORE_SETTINGS)}); pairings a dump "
                             "cannot feed are skipped with the reason")
     drill.add_argument("--recall-threshold", type=_fraction, default=0.9,
-                       help="minimum ANN recall@10 after restore (default 0.9)")
+                       help="minimum ANN recall@10 after restore (default 0.9); when the "
+                            "source itself finds less on the same queries, its figure less "
+                            "a noise margin")
     drill.add_argument("--reports-dir", type=Path,
                        help="where reports/<run-id>/ is written (default ./reports, or "
                             "[drill] reports_dir of --config)")
