@@ -24,6 +24,8 @@ EXIT_CODES = """exit codes:
   3  pg_dump or pg_basebackup failed (its stderr is shown)
   4  the backup was taken but does not check out (pg_restore cannot read it,
      pg_verifybackup or pg_waldump report damage)
+  8  the machine failed, not the backup: a full disk, a permission, a read-only file
+     system, a server that died (the cause is named; fix it and run again)
   On every failure the backup directory stays without a catalog entry: incomplete, never
   used by restore or drill, reported by pgvdrill verify.
 """

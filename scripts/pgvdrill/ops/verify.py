@@ -77,6 +77,8 @@ exit codes:
      pg_waldump cannot read (--deep), a stray timeline branch or a malformed history
      file, an unreadable catalog entry (with --strict also a warning); for a PATH: the
      archive is missing, empty, truncated or corrupt
+  8  the machine failed, not the backup: a full disk, a permission, a read-only file
+     system, a server that died (the cause is named; fix it and run again)
 """
 
 
