@@ -301,3 +301,19 @@ def test_fault_wal_segment_zeroed_in_its_middle_fails_verify_deep(
     assert "deep: pg_waldump read" in result.stdout and "MiB, in" in result.stdout
     assert os.path.getsize(damaged) == 16 * 1024 * 1024
     assert catalog(repo.root) != []
+
+
+def test_fault_drill_stopped_by_a_full_disk_still_writes_its_report(
+        pgvdrill_cli: Cli, cli_cache: Path, reachable: Path, tmp_path: Path) -> None:
+    """Scratch servers on a 2 MiB filesystem: the run stops at the first copy of a cluster;
+    its report directory held nothing, now its report says what stopped it and why."""
+    with tmpfs(reachable / "small", "2m") as small:
+        small.chmod(0o711)  # like /var/tmp: the server's OS user enters its own session dir
+        result = pgvdrill_cli("drill", "--workdir", small, "--cache-dir", cli_cache,
+                              "--reports-dir", "reports")
+
+    failed(result, 3, "No space left on device")
+    (report,) = _reports(tmp_path)
+    (stopped,) = report["drills"]
+    assert stopped["drill"] == "run:aborted" and report["ok"] is False
+    assert "No space left on device" in stopped["environment"]

@@ -34,6 +34,7 @@ from pgvdrill.errors import (
     EnvironmentFailure,
     VerificationError,
     classified,
+    clean_after,
 )
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
@@ -194,10 +195,17 @@ def cmd_drill(args: argparse.Namespace) -> int:
     plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump] if args.logical else [],
                      [ALL_RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
     started = datetime.now(UTC)
-    with backend_for(args, [run_dir]) as backend:
-        result = run_plan(backend, plan, run_dir / "artifacts", say)
-        physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", say)
-        pitr = _run_pitr(args, backend, data)
+    try:
+        with backend_for(args, [run_dir]) as backend:
+            result = run_plan(backend, plan, run_dir / "artifacts", say)
+            physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", say)
+            pitr = _run_pitr(args, backend, data)
+    except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
+        stopped = [report.aborted(exc)]  # the report says what stopped the run
+        clean_after(exc, lambda: report.finish("pgvdrill drill", run_dir, started, stopped,
+                                               targets, args.fail_on, say),
+                    f"(writing) the report in {run_dir}")
+        raise
     drills = [d.as_dict() for d in [*result.drills, *physical, *pitr]]
     return report.finish("pgvdrill drill", run_dir, started, drills, targets, args.fail_on,
                          say, server=result.server, dataset=result.dataset)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgvdrill.errors import ConfigError, EnvironmentFailure
+from pgvdrill.errors import ConfigError, DrillError, EnvironmentFailure, environment_cause
 from pgvdrill.report_junit import FAILING, FailOn
 from pgvdrill.report_views import write_views
 from pgvdrill.targets import Targets
@@ -66,6 +66,24 @@ def build(source: str, run_dir: Path, started: datetime, drills: list[dict[str, 
             "environment": environment(), **facts, "targets": targets.as_dict(),
             "ok": all(d.get("ok") is True for d in entries), "verdicts": counts(entries),
             "drills": entries}
+
+
+def described(exc: BaseException) -> str:
+    """An error as a report says it: pgvdrill's own as they print, others with their type;
+    with every note (a cleanup that failed after it)."""
+    if isinstance(exc, DrillError):
+        return str(exc)
+    notes = "".join(f"\n  note: {n}" for n in getattr(exc, "__notes__", ()))
+    return f"{type(exc).__name__}: {str(exc).strip()}{notes}"
+
+
+def aborted(exc: BaseException) -> dict[str, Any]:
+    """The record of a run that `exc` stopped, for its report: what stopped it and, when
+    the machine did (a full disk, a lost server), that cause."""
+    why = f"the run stopped: {described(exc)}"
+    cause = environment_cause(exc)
+    return {"drill": "run:aborted", "kind": "run", "ok": False, "error": why,
+            "problems": [why], "evidence": {}, **({"environment": cause} if cause else {})}
 
 
 def missed(payload: dict[str, Any], fail_on: FailOn) -> int:

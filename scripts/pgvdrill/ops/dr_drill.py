@@ -72,7 +72,7 @@ def _failed(kind: str, entry: Entry, why: str | BaseException,
             more: Sequence[str] = ()) -> dict[str, Any]:
     """The record of a drill of `entry` that failed with `why`; `more`: further problems
     found before it failed (the WAL archive's), kept in the report."""
-    text = why if isinstance(why, str) else _described(why)
+    text = why if isinstance(why, str) else report.described(why)
     cause = None if isinstance(why, str) else environment_cause(why)
     return {"drill": f"{kind}:{entry.id}", "kind": kind, "ok": False,
             "backup": {"setting": entry.id, "seconds": entry.seconds,
@@ -81,15 +81,6 @@ def _failed(kind: str, entry: Entry, why: str | BaseException,
                          "backup_age": {"kind": kind, "seconds": backup_age(entry)}},
             "error": text, "problems": [text, *more],
             **({"environment": cause} if cause and not more else {})}
-
-
-def _described(exc: BaseException) -> str:
-    """An error as the report says it: pgvdrill's own as they print, others with their
-    type (and every note, e.g. a cleanup that failed after it)."""
-    if isinstance(exc, DrillError):
-        return str(exc)
-    notes = "".join(f"\n  note: {n}" for n in getattr(exc, "__notes__", ()))
-    return f"{type(exc).__name__}: {str(exc).strip()}{notes}"
 
 
 def _with_age(drill: dict[str, Any], entry: Entry) -> dict[str, Any]:
@@ -276,22 +267,13 @@ def run(args: argparse.Namespace, say: Say) -> int:
     try:
         _drill_all(args, config, repo, run_dir, drills, facts, say)
     except (*FAILURES, KeyboardInterrupt) as exc:  # the report still says what was found
-        drills.append(_aborted(exc))
+        drills.append(report.aborted(exc))
         clean_after(exc, lambda: report.finish("pgvdrill drill --config", run_dir, started,
                                                drills, targets, args.fail_on, say, **facts),
                     f"(writing) the report in {run_dir}")
         raise
     return report.finish("pgvdrill drill --config", run_dir, started, drills, targets,
                          args.fail_on, say, **facts)
-
-
-def _aborted(exc: BaseException) -> dict[str, Any]:
-    """The record of a drill run that could not go on: what stopped it."""
-    why = f"the drill run stopped: {_described(exc)}"
-    cause = environment_cause(exc)
-    return {"drill": "run:aborted", "kind": "run", "ok": False, "error": why,
-            "problems": [why], **({"environment": cause} if cause else {}),
-            "evidence": {}}
 
 
 def _drill_all(args: argparse.Namespace, config: Config, repo: Repository, run_dir: Path,
