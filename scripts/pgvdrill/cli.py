@@ -243,8 +243,8 @@ def truthful(exc: Exception, command: str) -> Exception:
     if failure is not None:
         return failure
     if isinstance(exc, psycopg.OperationalError):
-        return EnvironmentFailure(f"pgvdrill {command}: lost its database connection: "
-                                  f"{_first_line(exc)}", ENVIRONMENT_HINT)
+        return EnvironmentFailure(f"pgvdrill {command}: a database server failed or cannot "
+                                  f"be reached: {_first_line(exc)}", ENVIRONMENT_HINT)
     return exc
 
 
