@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
 from pgvdrill.config import Procedure
-from pgvdrill.errors import ConfigError
+from pgvdrill.errors import ConfigError, cleanup
 from pgvdrill.logical.restore import create_database
 from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.physical.manifest import label_range
@@ -223,7 +223,7 @@ def _start_and_verify(run: Run, pgdata: Path, recovery: tuple[Target, BackupPoin
     """Adopt `pgdata`, start it (recovering to the target with the step's command as
     restore_command), verify it against `snap`, destroy it."""
     cluster = run.backend.adopt("proc-restored", pgdata)
-    try:
+    with cleanup(cluster.destroy, f"server {cluster.name}"):
         if recovery is None:
             cluster.start()
         else:
@@ -232,8 +232,6 @@ def _start_and_verify(run: Run, pgdata: Path, recovery: tuple[Target, BackupPoin
             check_restored(out, snap, conn, source_conn=src, sequence_slack=SEQUENCE_SLACK)
         if recovery is not None:
             out.evidence += f"; recovered to {recovery[0].value}, no row committed after it"
-    finally:
-        cluster.destroy()
 
 
 def _point(backup: Path, pgdata: Path) -> BackupPoint:
