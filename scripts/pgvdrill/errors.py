@@ -95,9 +95,10 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.
 ENVIRONMENT_MESSAGES = (
     "No space left on device", "Disk quota exceeded", "Permission denied",
     "Read-only file system", "could not connect", "Connection refused",
+    "Connection timed out", "timeout expired", "No route to host",
     "server closed the connection", "terminating connection due to administrator command",
-    "the database system is shutting down", "connection to server",
-)
+    "the database system is shutting down",
+)  # case matters: SQL's "permission denied for table" is a grant, not the machine
 ENVIRONMENT_HINT = ("the machine failed, not the backup: free space, fix the permission or "
                     "start the server, then run the command again")
 

@@ -103,3 +103,10 @@ def test_fault_gzip_cut_before_its_trailer_is_named(tmp_path: Path) -> None:
     corrupt[-6] ^= 0xFF  # the second member's CRC-32
     path.write_bytes(bytes(corrupt))
     assert "CRC check failed" in (gzip_problem(path) or "")
+
+
+def test_a_refused_password_or_grant_is_not_the_machine() -> None:
+    assert environment_cause(ToolError(["pg_dump"], 1, 'connection to server at "db" '
+                                       'failed: FATAL:  password authentication failed')) is None
+    assert environment_cause(ToolError(["pg_restore"], 1, "ERROR:  permission denied for "
+                                       "table documents")) is None
