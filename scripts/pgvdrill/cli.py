@@ -28,13 +28,11 @@ from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.drill import DrillPlan, run_plan
 from pgvdrill.errors import (
     ENVIRONMENT_HINT,
-    BackupError,
     ConfigError,
     DrillError,
     EnvironmentFailure,
-    VerificationError,
-    classified,
     clean_after,
+    environment_cause,
 )
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
@@ -234,18 +232,16 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def truthful(exc: Exception, command: str) -> Exception:
-    """`exc` as the CLI reports it: a broken backup or a failed verification that the
-    machine caused (a full disk, a permission, a server that died) is an
-    `EnvironmentFailure`, and so is any such OSError or lost connection; others unchanged."""
-    if isinstance(exc, DrillError) and not isinstance(exc, BackupError | VerificationError):
+    """`exc` as the CLI reports it: an OSError or a psycopg error that nothing caught, when
+    the machine caused it (a full disk, a permission, a server that died or cannot be
+    reached), is an `EnvironmentFailure`; every pgvdrill error is already what it says
+    (the point where the machine failed raises EnvironmentFailure itself)."""
+    if isinstance(exc, DrillError):
         return exc
-    failure = classified(exc, f"pgvdrill {command}: {_first_line(exc)}")
-    if failure is not None:
-        return failure
-    if isinstance(exc, psycopg.OperationalError):
-        return EnvironmentFailure(f"pgvdrill {command}: a database server failed or cannot "
-                                  f"be reached: {_first_line(exc)}", ENVIRONMENT_HINT)
-    return exc
+    cause = environment_cause(exc)
+    if cause is None:
+        return exc
+    return EnvironmentFailure(f"pgvdrill {command}: {_first_line(exc)}", ENVIRONMENT_HINT)
 
 
 def _first_line(exc: Exception) -> str:
@@ -264,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             return commands[args.command](args)
-        except (DrillError, OSError, psycopg.OperationalError) as exc:
+        except (OSError, psycopg.OperationalError) as exc:  # nothing caught: the machine?
             failure = exc if args.command in walcmd.COMMANDS else truthful(exc, args.command)
             if failure is exc:
                 raise

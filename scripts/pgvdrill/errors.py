@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import PurePath
+
+import psycopg
 
 
 class DrillError(Exception):
@@ -92,35 +95,73 @@ class EnvironmentFailure(DrillError):
 
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
                                 errno.EROFS})
-ENVIRONMENT_MESSAGES = (
-    "No space left on device", "Disk quota exceeded", "Permission denied",
-    "Read-only file system", "could not connect", "Connection refused",
-    "Connection timed out", "timeout expired", "No route to host",
-    "server closed the connection", "terminating connection due to administrator command",
+# how a tool reports the machine failing: the last words of a line it wrote itself (a C
+# tool's strerror, libpq's connection messages); a name quoted in a line never ends it
+TOOL_ENDINGS = (
+    ": No space left on device", ": Disk quota exceeded", ": Permission denied",
+    ": Read-only file system", ": Connection refused", ": Connection timed out",
+    ": No route to host", "timeout expired", "server closed the connection unexpectedly",
+    "terminating connection due to administrator command",
     "the database system is shutting down",
 )  # case matters: SQL's "permission denied for table" is a grant, not the machine
+# a server's answer that says it went away or has no room (class 08: the connection,
+# 57P0x: shut down or not yet up, 53100: disk full, 58030: an I/O error)
+ENVIRONMENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53100", "58030")
 ENVIRONMENT_HINT = ("the machine failed, not the backup: free space, fix the permission or "
                     "start the server, then run the command again")
 
 
 def environment_cause(exc: BaseException) -> str | None:
-    """What in the machine made `exc` happen (a full disk, a permission, a lost server),
-    following its causes; None when it is not an environment failure."""
+    """What in the machine made `exc` happen, from structured causes only: an
+    EnvironmentFailure, an OSError's errno, a psycopg connection loss (its SQLSTATE, or
+    libpq's own failure to connect), a tool's stderr line that ends as the machine failing.
+    Follows `exc`'s causes but stops at any other pgvdrill error: a broken backup or a
+    failed verification stays what it is, whatever its text or its causes mention (its
+    text can hold repository names; the point where the machine failed raises
+    EnvironmentFailure itself). None when the machine did not fail."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, EnvironmentFailure):
-            return current.message
-        if isinstance(current, OSError) and current.errno in ENVIRONMENT_ERRNOS:
-            where = f": {current.filename}" if current.filename else ""
-            return f"{current.strerror or current}{where}"
-        text = current.stderr if isinstance(current, ToolError) else str(current)
-        for line in text.splitlines():
-            if any(marker in line for marker in ENVIRONMENT_MESSAGES):
-                return line.strip()
+        cause = _own_cause(current)
+        if cause is not None or (isinstance(current, DrillError)
+                                 and not isinstance(current, ToolError)):
+            return cause
         current = current.__cause__ or current.__context__
     return None
+
+
+def _own_cause(exc: BaseException) -> str | None:
+    if isinstance(exc, EnvironmentFailure):
+        return exc.message
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    if isinstance(exc, ToolError):
+        return next((line.strip() for line in exc.stderr.splitlines()
+                     if _tool_says_machine(exc.argv, line)), None)
+    if isinstance(exc, psycopg.OperationalError) and _connection_lost(exc):
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return None
+
+
+def _tool_says_machine(argv: list[str], line: str) -> bool:
+    """A line the tool itself wrote (`prog: ...`) ending as the machine failing. Not a
+    server's ERROR (a function in a dump can RAISE any text), nor the SQL a tool echoes
+    ("Command was:", a dump's own text), nor a continuation line (a name with a newline)."""
+    prog = PurePath(str(argv[0])).name if argv else ""
+    return (bool(prog) and line.startswith(f"{prog}:") and "ERROR:" not in line
+            and "Command was:" not in line and line.rstrip().endswith(TOOL_ENDINGS))
+
+
+def _connection_lost(exc: psycopg.OperationalError) -> bool:
+    """A server that went away, has no room, or cannot be reached; not one that refused a
+    password, a role or a database (libpq gives no SQLSTATE for a failed connection: its
+    message then says FATAL when the server answered)."""
+    if exc.sqlstate is not None:
+        return exc.sqlstate.startswith(ENVIRONMENT_SQLSTATES)
+    text = str(exc)
+    return "FATAL:" not in text or "the database system is" in text
 
 
 def classified(exc: BaseException, doing: str, hint: str = ENVIRONMENT_HINT

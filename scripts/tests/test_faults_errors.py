@@ -8,6 +8,7 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from pgvdrill import report
@@ -22,35 +23,99 @@ from pgvdrill.errors import (
 )
 from pgvdrill.gzipped import gzip_problem
 from pgvdrill.targets import load_targets
+from pgvdrill.verify.ground_truth import index_requirement
 
 
 @pytest.mark.parametrize("exc", [
     OSError(errno.ENOSPC, "No space left on device", "/restore/base/1/2608"),
     OSError(errno.EACCES, "Permission denied", "/repo/wal"),
     OSError(errno.EROFS, "Read-only file system", "/restore"),
-    ToolError(["pg_restore"], 1, "pg_restore: error: could not write to file: No space "
-                                 "left on device"),
-    ToolError(["pg_dump"], 1, "server closed the connection unexpectedly"),
+    psycopg.OperationalError("consuming input failed: server closed the connection "
+                             "unexpectedly"),
+    psycopg.errors.lookup("57P01")("terminating connection due to administrator command"),
 ])
-def test_fault_the_machine_failing_is_an_environment_failure(exc: Exception) -> None:
-    broken = BackupError("cannot extract base.tar", "do not restore from this backup")
-    broken.__cause__ = exc
-
-    failure = truthful(broken, "restore")
+def test_fault_the_machine_failing_that_nothing_caught_is_an_environment_failure(
+        exc: Exception) -> None:
+    failure = truthful(exc, "restore")
 
     assert isinstance(failure, EnvironmentFailure) and failure.exit_code == 8
-    assert environment_cause(exc) is not None and environment_cause(exc) in failure.message
-    assert "do not restore" not in str(failure)
+    assert "the machine failed, not the backup" in str(failure)
+
+
+@pytest.mark.parametrize("exc", [
+    ToolError(["pg_restore"], 1, "pg_restore: error: could not write to file: No space "
+                                 "left on device"),
+    ToolError(["/usr/lib/postgresql/18/bin/pg_dump"], 1, "pg_dump: error: query failed: "
+              "server closed the connection unexpectedly\n\tThis probably means ..."),
+    ToolError(["cp", "-a"], 1, "cp: error writing '/w/data/base/1/1259': No space left on "
+                               "device"),
+    EnvironmentFailure("cannot extract base.tar into /restore: No space left on device"),
+])
+def test_fault_a_tool_saying_the_machine_failed_is_named(exc: Exception) -> None:
+    broken = ToolError(["pg_ctl", "start"], 1, "")
+    broken.__cause__ = exc  # a tool's failure caused by another: the chain is followed
+
+    assert environment_cause(exc) is not None
+    assert environment_cause(broken) == environment_cause(exc)
+
+
+@pytest.mark.parametrize("name", ["No space left on device", "Permission denied",
+                                  "x: Connection refused", "could not connect"])
+def test_fault_a_broken_backup_stays_broken_whatever_its_text_or_cause_says(
+        name: str) -> None:
+    """E1: a file name planted in a backup, or one machine-like line among mismatches, never
+    makes a broken backup the machine's fault; nor does a cause below it (the point where
+    the machine failed raises EnvironmentFailure itself)."""
+    broken = BackupError(f"backup x does not match its catalog entry:\n  - x: file {name} "
+                         "is not in the catalog\n  - x: file base.tar changed", "do not "
+                         "restore from it")
+    broken.__cause__ = OSError(errno.ENOSPC, "No space left on device", name)
+    failed = VerificationError([f"table public.\"{name}\" has 9 rows, the source 10"])
+
+    for exc in (broken, failed):
+        assert environment_cause(exc) is None
+        assert truthful(exc, "restore") is exc
+
+
+@pytest.mark.parametrize("stderr", [
+    # a dump's function RAISEs any text; the SQL pg_restore echoes is the dump's own
+    "pg_restore: error: COPY failed for table \"t\": ERROR:  x: No space left on device",
+    "pg_restore: detail: Command was: COMMENT ON TABLE t IS 'a: Permission denied",
+    # a name with a newline: its second half is a line of its own
+    'pg_verifybackup: error: "a\nb: No space left on device',
+    # another program's text
+    "tar: x: Cannot open: Permission denied",
+])
+def test_fault_text_a_tool_quotes_is_not_the_machine(stderr: str) -> None:
+    assert environment_cause(ToolError(["pg_restore"], 1, stderr)) is None
 
 
 @pytest.mark.parametrize("exc", [
     BackupError("backup x.dump cannot be read: pg_restore: error: unexpected end of file"),
     VerificationError(["table public.documents has 9 rows in the target, 10 in the source"]),
     OSError(errno.ENOENT, "No such file or directory", "/repo/logical/x"),
+    psycopg.OperationalError('connection failed: connection to server at "127.0.0.1", port '
+                             '5432 failed: FATAL:  password authentication failed for user '
+                             '"x"'),
+    psycopg.errors.lookup("28P01")("password authentication failed"),
 ])
 def test_fault_real_damage_keeps_its_own_class(exc: Exception) -> None:
     assert environment_cause(exc) is None
     assert truthful(exc, "verify") is exc
+
+
+@pytest.mark.parametrize(("source", "samples", "required"), [
+    (None, 200, 0.9),            # the source's figure unknown: the threshold
+    (0.97, 200, 0.81),           # min(0.9, 0.97) - 3 sd (0.09)
+    (0.43, 200, 0.2815),         # 0.43 - 3 sd (0.1485)
+    (0.07, 200, 0.0175),         # E2: the margin (0.077) is wider than the figure
+    (0.05, 200, 0.0125),
+    (0.07, 20_000, 0.02),        # enough samples: 0.07 - the tolerance
+])
+def test_fault_index_requirement_is_never_zero_however_low_the_source(
+        source: float | None, samples: int, required: float) -> None:
+    assert index_requirement(0.9, source, samples, 0.05)[0] == pytest.approx(required)
+    assert index_requirement(0.9, source, samples, 0.05)[0] > 0
 
 
 def test_fault_a_cleanup_failure_is_a_note_on_the_first_error() -> None:
@@ -106,7 +171,8 @@ def test_fault_gzip_cut_before_its_trailer_is_named(tmp_path: Path) -> None:
 
 
 def test_a_refused_password_or_grant_is_not_the_machine() -> None:
-    assert environment_cause(ToolError(["pg_dump"], 1, 'connection to server at "db" '
-                                       'failed: FATAL:  password authentication failed')) is None
-    assert environment_cause(ToolError(["pg_restore"], 1, "ERROR:  permission denied for "
-                                       "table documents")) is None
+    assert environment_cause(ToolError(["pg_dump"], 1, 'pg_dump: error: connection to '
+                                       'server at "db" failed: FATAL:  password '
+                                       'authentication failed')) is None
+    assert environment_cause(ToolError(["pg_restore"], 1, "pg_restore: error: ERROR:  "
+                                       "permission denied for table documents")) is None
