@@ -19,12 +19,14 @@ from drills.test_faults import _free_port, catalog, failed, source_config, tmpfs
 from fixtures.cli import Cli
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
+from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.physical.lowlevel import low_level_backup
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries, sha256_of
 from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.names import SEGMENT_RE
+from pgvdrill.wal.pitr import BackupPoint, Target, recover
 
 pytestmark = pytest.mark.local_server("faults are injected into local server processes, "
                                       "files and mounts")
@@ -301,6 +303,69 @@ def test_fault_wal_segment_zeroed_in_its_middle_fails_verify_deep(
     assert "deep: pg_waldump read" in result.stdout and "MiB, in" in result.stdout
     assert os.path.getsize(damaged) == 16 * 1024 * 1024
     assert catalog(repo.root) != []
+
+
+def test_fault_wal_segment_zeroed_after_a_timeline_switch_fails_verify_deep(
+        pgvdrill_cli: Cli, ops_config: Callable[..., Path], prod_source: Cluster,
+        reachable: Path, tmp_path: Path,
+        restore_backup: Callable[..., tuple[Cluster, float]]) -> None:
+    """An archive holding a real promotion (timeline 1, then timeline 2 from a copy of the
+    backup promoted at its end, archiving into the same wal/): `verify --deep` reads both
+    timelines without calling the switch damage; 64 KiB zeroed in the middle of a full
+    timeline-2 segment is named."""
+    config = ops_config()
+    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
+                                                 str(reachable / "repo")))
+    repo = Repository(reachable / "repo").ensure()
+    osuser.chown_tree(repo.root, osuser.server_user())
+    enable_archiving(prod_source, repo.wal)
+    taken = pgvdrill_cli("backup", "physical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    [entry] = read_entries(repo)
+    backup = base_backup_of(repo, entry)
+    promoted, _ = restore_backup(backup, "promoted")
+    promoted.configure(archive_mode="on", archive_command=promoted.archive_command(repo.wal))
+    point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
+    recover(promoted, Target("immediate"), promoted.restore_command(repo.wal), point)
+    promoted.query("CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad "
+                   "FROM generate_series(1, 150000) g", SOURCE_DB)  # > 2 segments
+    switch_and_wait(promoted, repo.wal)
+    promoted.stop()
+    assert (repo.wal / "00000002.history").is_file()
+    clean = pgvdrill_cli("verify", "--deep", "--config", config)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "every record reads" in clean.stdout, clean.stdout
+    second = sorted(p.name for p in repo.wal.iterdir()
+                    if SEGMENT_RE.fullmatch(p.name) and p.name.startswith("00000002"))
+    damaged = repo.wal / second[-2]  # full of the filler's records, its successor archived
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 65536] = bytes(65536)
+    damaged.write_bytes(bytes(data))
+
+    result = pgvdrill_cli("verify", "--deep", "--config", config)
+
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"WAL segment {damaged.name}: pg_waldump cannot read past a record" in result.stdout
+
+
+def test_fault_bench_stopped_by_a_full_disk_still_writes_its_report(
+        pgvdrill_cli: Cli, cli_cache: Path, reachable: Path, tmp_path: Path) -> None:
+    """`pgvdrill bench` with its scratch servers on a 2 MiB filesystem stops at the first
+    copy of a cluster; its report directory held nothing, now its report says what stopped
+    it and that the machine did."""
+    with tmpfs(reachable / "small", "2m") as small:
+        small.chmod(0o711)
+        result = pgvdrill_cli("bench", "--sizes", "500x16", "--modes", "dump:custom-z1",
+                              "--workdir", small, "--cache-dir", cli_cache,
+                              "--reports-dir", "reports")
+
+    failed(result, 3, "No space left on device")
+    assert "FAILED: the run stopped; report:" in result.stdout, result.stdout
+    (report,) = _reports(tmp_path)
+    assert (report["source"], report["ok"]) == ("pgvdrill bench", False)
+    assert "No space left on device" in report["aborted"]["environment"]
+    assert any("No space left on device" in p for p in report["problems"])
+    assert (tmp_path / "reports" / report["run_id"] / "report.md").is_file()
 
 
 def test_fault_drill_stopped_by_a_full_disk_still_writes_its_report(

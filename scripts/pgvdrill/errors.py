@@ -6,8 +6,10 @@ import errno
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 
 class DrillError(Exception):
@@ -140,6 +142,8 @@ def _own_cause(exc: BaseException) -> str | None:
     if isinstance(exc, ToolError):
         return next((line.strip() for line in exc.stderr.splitlines()
                      if _tool_says_machine(exc.argv, line)), None)
+    import psycopg  # here: walcmd, run by the server's OS user, has the standard library only
+
     if isinstance(exc, psycopg.OperationalError) and _connection_lost(exc):
         return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return None
