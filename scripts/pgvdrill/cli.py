@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--recall-threshold", type=_fraction, default=0.9,
                        help="minimum ANN recall@10 after restore (default 0.9); when the "
                             "source itself finds less on the same queries, its figure less "
-                            "a noise margin")
+                            "a noise margin, never below a quarter of it")
     drill.add_argument("--reports-dir", type=Path,
                        help="where reports/<run-id>/ is written (default ./reports, or "
                             "[drill] reports_dir of --config)")

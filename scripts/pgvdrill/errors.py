@@ -117,19 +117,20 @@ def environment_cause(exc: BaseException) -> str | None:
     """What in the machine made `exc` happen, from structured causes only: an
     EnvironmentFailure, an OSError's errno, a psycopg connection loss (its SQLSTATE, or
     libpq's own failure to connect), a tool's stderr line that ends as the machine failing.
-    Follows `exc`'s causes but stops at any other pgvdrill error: a broken backup or a
-    failed verification stays what it is, whatever its text or its causes mention (its
-    text can hold repository names; the point where the machine failed raises
-    EnvironmentFailure itself). None when the machine did not fail."""
+    Follows `exc`'s causes (a ConfigError "cannot connect to source" to libpq's "Connection
+    refused") but stops at a judgement of the data (JUDGEMENTS): a broken backup, a failed
+    verification or a restore that cannot succeed stays what it is, whatever its text or
+    its causes mention (its text can hold repository names; the point where the machine
+    failed raises EnvironmentFailure itself). None when the machine did not fail."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         cause = _own_cause(current)
-        if cause is not None or (isinstance(current, DrillError)
-                                 and not isinstance(current, ToolError)):
+        if cause is not None or isinstance(current, JUDGEMENTS):
             return cause
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
     return None
 
 
@@ -194,3 +195,7 @@ class VerificationError(DrillError):
             f"verification failed ({len(problems)} problem(s)):\n{listed}",
             "the restored database does not match its source: the backup or restore is broken",
         )
+
+
+# what pgvdrill found wrong with a backup, a restore or restored data: never reclassified
+JUDGEMENTS = (BackupError, RestoreError, VerificationError)

@@ -107,7 +107,7 @@ class ExternalServer:
             return psycopg.connect(dsn, autocommit=True)
         except psycopg.OperationalError as exc:
             raise ConfigError(f"cannot connect to {self.name} {self.describe()}: "
-                              f"{str(exc).strip()}", CONNECT_HINT) from None
+                              f"{str(exc).strip()}", CONNECT_HINT) from exc
 
     def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]:
         with self.connect(dbname) as conn:

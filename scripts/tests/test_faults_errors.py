@@ -15,6 +15,7 @@ from pgvdrill import report
 from pgvdrill.cli import truthful
 from pgvdrill.errors import (
     BackupError,
+    ConfigError,
     EnvironmentFailure,
     ToolError,
     VerificationError,
@@ -176,3 +177,19 @@ def test_a_refused_password_or_grant_is_not_the_machine() -> None:
                                        'authentication failed')) is None
     assert environment_cause(ToolError(["pg_restore"], 1, "pg_restore: error: ERROR:  "
                                        "permission denied for table documents")) is None
+
+
+def test_fault_the_chain_followed_is_the_one_python_prints() -> None:
+    """A cause named with `from exc` is followed (a ConfigError "cannot connect to source"
+    to libpq's "Connection refused"); a context hidden with `from None` is not: it can be
+    any exception that was being handled somewhere up the stack."""
+    refused = psycopg.OperationalError('connection failed: connection to server at '
+                                       '"127.0.0.1", port 1 failed: Connection refused')
+    named = ConfigError("cannot connect to source 127.0.0.1:1/vector_db")
+    named.__cause__ = refused
+    hidden = ConfigError("unknown mode x")
+    hidden.__context__ = OSError(errno.EACCES, "Permission denied", "/repo/.lock")
+    hidden.__suppress_context__ = True
+
+    assert "Connection refused" in (environment_cause(named) or "")
+    assert environment_cause(hidden) is None

@@ -64,7 +64,7 @@ def server_facts(server: ExternalServer) -> dict[str, Any]:
     except psycopg.OperationalError as exc:
         raise ConfigError(f"cannot connect to {server.name} {server.describe()}: "
                           f"{str(exc).strip()}",
-                          CONNECT_HINT) from None
+                          CONNECT_HINT) from exc
     return {"describe": server.describe(), "dbname": row[2], "server_version": row[0],
             "server_version_num": row[1], "system_identifier": ident[0] if ident else None,
             "pgvector": row[3], "in_recovery": row[4]}
