@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import gzip
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -193,3 +195,14 @@ def test_fault_the_chain_followed_is_the_one_python_prints() -> None:
 
     assert "Connection refused" in (environment_cause(named) or "")
     assert environment_cause(hidden) is None
+
+
+def test_walcmd_still_imports_the_standard_library_only() -> None:
+    """errors.py is one of the files walcmd's server-user copy holds (archiving.WALCMD_FILES):
+    classifying psycopg errors must not import psycopg there (restore_command would fail on
+    a system python3 without it)."""
+    probe = "import sys, pgvdrill.wal.walcmd; print(sorted(m for m in sys.modules " \
+            "if m.split('.')[0] in ('psycopg', 'numpy')))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
