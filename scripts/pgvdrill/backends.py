@@ -15,7 +15,7 @@ from pgvdrill.cluster.directory import DirectoryBackend
 from pgvdrill.cluster.docker import DockerBackend
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.docker_image import DEFAULT_TAG
-from pgvdrill.errors import ConfigError
+from pgvdrill.errors import ConfigError, cleanup
 
 BACKENDS = ("embedded", "system", "docker")
 
@@ -66,7 +66,5 @@ def backend_for(args: Namespace, mounts: Sequence[Path] = ()
     backend = make_backend(args.backend or "embedded", pg_bin=args.pg_bin,
                            image=getattr(args, "image", None), workdir=args.workdir,
                            cache_dir=args.cache_dir, mounts=tuple(p.resolve() for p in mounts))
-    try:
+    with cleanup(backend.close, f"the {backend.name} backend"):
         yield backend
-    finally:
-        backend.close()

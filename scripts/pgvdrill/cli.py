@@ -3,8 +3,10 @@
 Exit codes: 0 success, 1 verification failed, 2 bad input or configuration,
 3 an external tool failed, 4 a backup is broken, 5 a restore cannot succeed (the target
 or the dump lacks something: pgvector, roles, the extension), 6 every drill verified but
-a documented target was missed (see --fail-on), 130/143/129 interrupted by SIGINT/SIGTERM/
-SIGHUP (after ending every program it had started).
+a documented target was missed (see --fail-on), 7 the repository is in use (retention),
+8 the machine failed, not the backup (a full disk, a permission, a server that died),
+130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (after ending every program it had
+started).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from pgvdrill import __version__, report
 from pgvdrill.backends import BACKENDS, backend_for, default_workdir
 from pgvdrill.bench import add_bench_parser, cmd_bench
@@ -23,7 +27,14 @@ from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
 from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.drill import DrillPlan, run_plan
-from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.errors import (
+    ENVIRONMENT_HINT,
+    ConfigError,
+    DrillError,
+    EnvironmentFailure,
+    clean_after,
+    environment_cause,
+)
 from pgvdrill.interrupts import Interrupted, handle_signals
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
@@ -123,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                             f"(default: {','.join(RESTORE_SETTINGS)}); pairings a dump "
                             "cannot feed are skipped with the reason")
     drill.add_argument("--recall-threshold", type=_fraction, default=0.9,
-                       help="minimum ANN recall@10 after restore (default 0.9)")
+                       help="minimum ANN recall@10 after restore (default 0.9); when the "
+                            "source itself finds less on the same queries, its figure less "
+                            "a noise margin, never below a quarter of it")
     drill.add_argument("--reports-dir", type=Path,
                        help="where reports/<run-id>/ is written (default ./reports, or "
                             "[drill] reports_dir of --config)")
@@ -182,10 +195,17 @@ def cmd_drill(args: argparse.Namespace) -> int:
     plan = DrillPlan(data, [ALL_DUMP_SETTINGS[n] for n in args.dump] if args.logical else [],
                      [ALL_RESTORE_SETTINGS[n] for n in args.restore], args.recall_threshold)
     started = datetime.now(UTC)
-    with backend_for(args, [run_dir]) as backend:
-        result = run_plan(backend, plan, run_dir / "artifacts", say)
-        physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", say)
-        pitr = _run_pitr(args, backend, data)
+    try:
+        with backend_for(args, [run_dir]) as backend:
+            result = run_plan(backend, plan, run_dir / "artifacts", say)
+            physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", say)
+            pitr = _run_pitr(args, backend, data)
+    except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
+        stopped = [report.aborted(exc)]  # the report says what stopped the run
+        clean_after(exc, lambda: report.finish("pgvdrill drill", run_dir, started, stopped,
+                                               targets, args.fail_on, say),
+                    f"(writing) the report in {run_dir}")
+        raise
     drills = [d.as_dict() for d in [*result.drills, *physical, *pitr]]
     return report.finish("pgvdrill drill", run_dir, started, drills, targets, args.fail_on,
                          say, server=result.server, dataset=result.dataset)
@@ -213,6 +233,24 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 
+def truthful(exc: Exception, command: str) -> Exception:
+    """`exc` as the CLI reports it: an OSError or a psycopg error that nothing caught, when
+    the machine caused it (a full disk, a permission, a server that died or cannot be
+    reached), is an `EnvironmentFailure`; every pgvdrill error is already what it says
+    (the point where the machine failed raises EnvironmentFailure itself)."""
+    if isinstance(exc, DrillError):
+        return exc
+    cause = environment_cause(exc)
+    if cause is None:
+        return exc
+    return EnvironmentFailure(f"pgvdrill {command}: {_first_line(exc)}", ENVIRONMENT_HINT)
+
+
+def _first_line(exc: Exception) -> str:
+    text = exc.message if isinstance(exc, DrillError) else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     handle_signals()
     args = walcmd.parse_args(build_parser(), argv)  # restore-wal's usage errors: 126
@@ -223,7 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "bench": lambda a: cmd_bench(a, say), **PRODUCTION,
                 **walcmd.COMMANDS}
     try:
-        return commands[args.command](args)
+        try:
+            return commands[args.command](args)
+        except (OSError, psycopg.OperationalError) as exc:  # nothing caught: the machine?
+            failure = exc if args.command in walcmd.COMMANDS else truthful(exc, args.command)
+            if failure is exc:
+                raise
+            raise failure from exc
     except DrillError as exc:
         kind = "error" if isinstance(exc, ConfigError) else type(exc).__name__
         print(f"pgvdrill: {kind}: {exc}", file=sys.stderr)

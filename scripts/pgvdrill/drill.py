@@ -29,7 +29,7 @@ from pgvdrill.logical.restore import RestoreResult, RestoreSetting, restore
 from pgvdrill.source import SOURCE_DB, dataset_template
 from pgvdrill.timing import restore_phases
 from pgvdrill.verify import Check, Snapshot, Verification, snapshot, verify
-from pgvdrill.verify.ground_truth import ground_truth_check
+from pgvdrill.verify.ground_truth import ground_truth_check, index_recall
 from pgvdrill.verify.outcome import run_check
 
 SCHEMA_ONLY = PARTIAL_DUMP_SETTINGS["schema-only"]
@@ -97,12 +97,13 @@ class LogicalDrill:
 def restore_and_verify(
     dumped: DumpResult, target: Cluster, dbname: str, setting: RestoreSetting,
     source: Snapshot, *, data: Dataset | None = None, recall_threshold: float = 0.9,
-    schema_source: Archive | None = None,
+    schema_source: Archive | None = None, source_index_recall: float | None = None,
 ) -> LogicalDrill:
     """Prepare `dbname` on `target` as `setting` needs, restore the checked dump (timed),
     and verify: the restored tables against the source's snapshot, that exactly those
     tables arrived, that tables already there are unchanged, and (given the dataset) the
-    ground truth."""
+    ground truth (the index path against `source_index_recall`, the source's own figure
+    on the same queries, when given)."""
     archive = dumped.archive
     reason = refusal(dumped.setting, setting)
     if reason is not None:
@@ -132,7 +133,8 @@ def restore_and_verify(
                 "untouched", untouched.ok, untouched.problems(), untouched.seconds))
         if data is not None and content and ("public", "documents") in restored_tables:
             verification.checks.append(ground_truth_check(
-                conn, data.queries, data.ground_truth, threshold=recall_threshold))
+                conn, data.queries, data.ground_truth, threshold=recall_threshold,
+                source_index_recall=source_index_recall))
     return LogicalDrill(dumped, restored, verification)
 
 
@@ -229,6 +231,7 @@ def run_plan(
         with source.connect(SOURCE_DB) as conn:
             snapshot_started = time.monotonic()
             snap = snapshot(conn)
+            source_recall = index_recall(conn, plan.data.queries, plan.data.ground_truth)
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         progress(f"source snapshot: {time.monotonic() - snapshot_started:.1f}s")
         taken: dict[str, DumpResult] = {}
@@ -255,7 +258,8 @@ def run_plan(
                 try:
                     drill: Drill = restore_and_verify(
                         dumped, target, dbname, rsetting, snap, data=plan.data,
-                        recall_threshold=plan.recall_threshold, schema_source=schema_source)
+                        recall_threshold=plan.recall_threshold, schema_source=schema_source,
+                        source_index_recall=source_recall)
                 except DrillError as exc:
                     drill = FailedDrill(dumped, rsetting, exc)
                 drop_database(target, dbname)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgvdrill.errors import ConfigError
+from pgvdrill.errors import ConfigError, DrillError, EnvironmentFailure, environment_cause
 from pgvdrill.report_junit import FAILING, FailOn
 from pgvdrill.report_views import write_views
 from pgvdrill.targets import Targets
@@ -68,6 +68,24 @@ def build(source: str, run_dir: Path, started: datetime, drills: list[dict[str, 
             "drills": entries}
 
 
+def described(exc: BaseException) -> str:
+    """An error as a report says it: pgvdrill's own as they print, others with their type;
+    with every note (a cleanup that failed after it)."""
+    if isinstance(exc, DrillError):
+        return str(exc)
+    notes = "".join(f"\n  note: {n}" for n in getattr(exc, "__notes__", ()))
+    return f"{type(exc).__name__}: {str(exc).strip()}{notes}"
+
+
+def aborted(exc: BaseException) -> dict[str, Any]:
+    """The record of a run that `exc` stopped, for its report: what stopped it and, when
+    the machine did (a full disk, a lost server), that cause."""
+    why = f"the run stopped: {described(exc)}"
+    cause = environment_cause(exc)
+    return {"drill": "run:aborted", "kind": "run", "ok": False, "error": why,
+            "problems": [why], "evidence": {}, **({"environment": cause} if cause else {})}
+
+
 def missed(payload: dict[str, Any], fail_on: FailOn) -> int:
     """How many verdicts count as missed targets under `fail_on`."""
     return sum(payload["verdicts"][status] for status in FAILING[fail_on])
@@ -77,15 +95,19 @@ def finish(source: str, run_dir: Path, started: datetime, drills: list[dict[str,
            targets: Targets, fail_on: FailOn, say: Callable[[str], None],
            **facts: object) -> int:
     """Judge and write a drill run (report.json and its views), print its summary line;
-    the exit code: 1 a drill failed, TARGETS_MISSED a target missed under `fail_on`, 0."""
+    the exit code: 1 a drill failed, EnvironmentFailure's when every failed drill failed
+    because of the machine (its record's `environment` names the cause: a full disk, a
+    server that died), TARGETS_MISSED a target missed under `fail_on`, 0."""
     payload = build(source, run_dir, started, drills, targets, **facts)
     path = write_json(run_dir / "report.json", payload)
     write_views(run_dir, payload, fail_on=fail_on)
-    failed = sum(d["ok"] is not True for d in payload["drills"])
+    failed = [d for d in payload["drills"] if d["ok"] is not True]
+    machine = [d for d in failed if d.get("environment")]
     counts = payload["verdicts"]
-    say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {failed} failed; targets: "
-        f"{counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown; "
-        f"report: {path}")
+    say(f"{'FAILED' if failed else 'ok'}: {len(drills)} drill(s), {len(failed)} failed"
+        + (f" ({len(machine)} by the machine, not the backup)" if machine else "")
+        + f"; targets: {counts['pass']} pass, {counts['fail']} fail, "
+        f"{counts['unknown']} unknown; report: {path}")
     if failed:
-        return 1
+        return EnvironmentFailure.exit_code if len(machine) == len(failed) else 1
     return TARGETS_MISSED if missed(payload, fail_on) else 0

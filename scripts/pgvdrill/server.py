@@ -32,6 +32,9 @@ LIBPQ_ENV = {
 # what pg_dump turns off in its own sessions (transaction_timeout too, from PostgreSQL 17)
 UNLIMITED = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
 
+CONNECT_HINT = ("check the conninfo, that the server runs and accepts this user (pg_hba.conf), "
+                "and the password in ~/.pgpass, PGPASSFILE or a service file")
+
 
 def parse_conninfo(text: str, where: str) -> dict[str, str]:
     """The keywords of a libpq connection string; ConfigError if it is malformed, holds a
@@ -69,7 +72,7 @@ class ExternalServer:
         """The conninfo's database, else the one libpq picks (a service file's dbname,
         PGDATABASE, else the user's name), asked of the server once."""
         if self._dbname is None:
-            with psycopg.connect(psycopg.conninfo.make_conninfo(**self.settings)) as conn:
+            with self._open(psycopg.conninfo.make_conninfo(**self.settings)) as conn:
                 row = conn.execute("SELECT current_database()").fetchone()
                 self._dbname = str(row[0]) if row else ""
         return self._dbname
@@ -89,13 +92,22 @@ class ExternalServer:
         or database's settings) do not cut its reads short (a drill holds a snapshot open
         while pg_dump runs), and row_security is off, so a table whose policies would hide
         rows from this role is an error, never a silently smaller table."""
-        conn = psycopg.connect(self.dsn(dbname), autocommit=True)
+        conn = self._open(self.dsn(dbname))
         names = UNLIMITED + (("transaction_timeout",) if conn.info.server_version >= 170000
                              else ())
         conn.execute("; ".join([*(f"SET {name} = 0" for name in names),
                                 "SET row_security = off"]))
         conn.autocommit = autocommit
         return conn
+
+    def _open(self, dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
+        """psycopg.connect; ConfigError naming the server and what to check when it
+        cannot be reached or refuses this user."""
+        try:
+            return psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise ConfigError(f"cannot connect to {self.name} {self.describe()}: "
+                              f"{str(exc).strip()}", CONNECT_HINT) from exc
 
     def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]:
         with self.connect(dbname) as conn:
@@ -112,6 +124,11 @@ class ExternalServer:
                           env={**self.env(dbname), **(env or {})}, check=check, hint=hint)
 
     def describe(self) -> str:
-        where = self.settings.get("service") or (
-            f"{self.settings.get('host', 'localhost')}:{self.settings.get('port', '5432')}")
-        return f"{where}/{self._dbname or '(its default database)'}"
+        return describe_conninfo({**self.settings, "dbname": self._dbname or ""})
+
+
+def describe_conninfo(settings: Mapping[str, str]) -> str:
+    """service or host:port, and the database: where a conninfo leads, without connecting."""
+    where = settings.get("service") or (
+        f"{settings.get('host', 'localhost')}:{settings.get('port', '5432')}")
+    return f"{where}/{settings.get('dbname') or '(its default database)'}"

@@ -10,13 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
+
 from pgvdrill import report
 from pgvdrill.backends import backend_for, default_workdir
 from pgvdrill.bench.modes import MODES, parse_modes, select
 from pgvdrill.bench.payload import payload, table
-from pgvdrill.bench.run import run_bench
+from pgvdrill.bench.run import BenchResult, run_bench
 from pgvdrill.bench.sizes import DEFAULT_SIZES, parse_sizes
-from pgvdrill.errors import ConfigError
+from pgvdrill.errors import ConfigError, DrillError, clean_after
 from pgvdrill.report_views import write_views
 
 T = TypeVar("T")
@@ -77,17 +79,24 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 def cmd_bench(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     run_dir = report.new_run_dir(args.reports_dir)
     started = datetime.now(UTC)
-    with backend_for(args) as backend:
-        result = run_bench(backend, args.sizes, select(args.modes), args.repeat,
-                           args.workdir or default_workdir(), say)
+    result = BenchResult()
+    try:
+        with backend_for(args) as backend:
+            run_bench(backend, args.sizes, select(args.modes), args.repeat,
+                      args.workdir or default_workdir(), say, result)
+    except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
+        # the report says what stopped the run, with what was measured before
+        content = payload(result, run_dir.name, started, datetime.now(UTC), exc)
+        clean_after(exc, lambda: say(f"FAILED: the run stopped; report: "
+                                     f"{_write(run_dir, content)}"),
+                    f"(writing) the report in {run_dir}")
+        raise
     for line in table(result.runs):
         say(line)
     say("ratios (a / b: how many times b's time a takes; measured in this run):")
     for ratio in result.ratios:
         say("  " + ratio.line())
-    path = report.write_json(run_dir / "report.json",
-                             payload(result, run_dir.name, started, datetime.now(UTC)))
-    write_views(run_dir, json.loads(path.read_text()))
+    path = _write(run_dir, payload(result, run_dir.name, started, datetime.now(UTC)))
     if result.failures:
         for failure in result.failures:
             say(f"FAILED: {failure.line()}")
@@ -95,3 +104,9 @@ def cmd_bench(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         return result.failures[0].error.exit_code
     say(f"ok: {len(result.runs)} runs at {len(result.sizes)} size(s); report: {path}")
     return 0
+
+
+def _write(run_dir: Path, content: dict[str, object]) -> Path:
+    path = report.write_json(run_dir / "report.json", content)
+    write_views(run_dir, json.loads(path.read_text()))
+    return path

@@ -18,7 +18,7 @@ from pgvdrill.bench.ratios import Comparison
 from pgvdrill.bench.workbench import Workbench
 from pgvdrill.cluster import Cluster
 from pgvdrill.drill import drop_database
-from pgvdrill.errors import ConfigError
+from pgvdrill.errors import ConfigError, cleanup
 from pgvdrill.logical.dump import DUMP_SETTINGS
 from pgvdrill.logical.pairing import finish, prepare
 from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting, restore
@@ -149,12 +149,13 @@ def _restore_base_backup(name: str) -> Mode:
             restored.append(cluster)
             cluster.start()
 
-        try:
-            _, seconds = timed(step)
-            bench.check(restored[0], SOURCE_DB, sequence_slack=SEQUENCE_SLACK)
-        finally:
+        def destroy() -> None:
             for cluster in restored:
                 cluster.destroy()
+
+        with cleanup(destroy, "the restored copy"):
+            _, seconds = timed(step)
+            bench.check(restored[0], SOURCE_DB, sequence_slack=SEQUENCE_SLACK)
         return Sample(seconds, backup.size_bytes)
 
     return Mode(f"restore:basebackup-{name}", "restore",

@@ -18,12 +18,19 @@ def bench_section(result: BenchResult) -> dict[str, object]:
             "ratios": [r.as_dict() for r in result.ratios]}
 
 
-def payload(result: BenchResult, run_id: str, started: datetime, finished: datetime
-            ) -> dict[str, object]:
-    """report.json's content (write_json adds the schema)."""
+def payload(result: BenchResult, run_id: str, started: datetime, finished: datetime,
+            stopped: BaseException | None = None) -> dict[str, object]:
+    """report.json's content (write_json adds the schema); `stopped`: what ended the run
+    before it measured everything (its `aborted` record: the error and, when the machine
+    failed, the cause)."""
+    problems = [f.line() for f in result.failures]
+    aborted = report.aborted(stopped) if stopped is not None else None
     return {"run_id": run_id, "started": started.isoformat(), "finished": finished.isoformat(),
             "source": SOURCE, "environment": report.environment(), "server": result.server,
-            "ok": not result.failures, "problems": [f.line() for f in result.failures],
+            "ok": not problems and aborted is None,
+            "problems": [*problems, *([aborted["error"]] if aborted else [])],
+            **({"aborted": {k: aborted[k] for k in ("error", "environment") if k in aborted}}
+               if aborted else {}),
             "bench": bench_section(result)}
 
 

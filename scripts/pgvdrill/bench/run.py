@@ -55,9 +55,9 @@ class BenchResult:
 
 
 def run_bench(backend: Backend, sizes: list[Size], modes: list[Mode], repeat: int,
-              workdir: Path, say: Callable[[str], None]) -> BenchResult:
-    """Measure each of `modes` at each of `sizes`, announcing each figure through `say`."""
-    result = BenchResult()
+              workdir: Path, say: Callable[[str], None], result: BenchResult) -> BenchResult:
+    """Measure each of `modes` at each of `sizes` into `result` (which keeps what was
+    measured when a failure stops the run), announcing each figure through `say`."""
     for size in sizes:
         data = generate(size.spec())
         template, load_seconds = dataset_template(backend, data)

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, Self
 
 import psycopg
 
+from pgvdrill.errors import clean_after, cleanup
 from pgvdrill.runner import Result
 
 ConfigValue = str | int | float | bool
@@ -222,8 +223,11 @@ class Cluster(abc.ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.destroy()
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        """Destroy the cluster; when the block failed, a failure to destroy it is a note on
+        that error, not a new one."""
+        clean_after(exc, self.destroy, f"server {self.name}")
 
 
 class Backend(abc.ABC):
@@ -269,8 +273,6 @@ class Backend(abc.ABC):
     def cluster(self, name: str, *, template: str | None = None) -> Iterator[Cluster]:
         """A started cluster, destroyed afterwards; cleaned up if start fails."""
         cluster = self.create(name, template=template)
-        try:
+        with cleanup(cluster.destroy, f"server {name}"):
             cluster.start()
             yield cluster
-        finally:
-            cluster.destroy()

@@ -28,7 +28,7 @@ from pgvdrill.cluster.restored import (
     control_limits,
     neutralise,
 )
-from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.errors import ConfigError, DrillError, cleanup
 from pgvdrill.statement_log import PREFIX as STATEMENT_LOG_PREFIX
 from pgvdrill.trust import require_trusted
 
@@ -196,12 +196,13 @@ class DirectoryCluster(Cluster):
 
     def release(self) -> None:
         """Stop the server (if running) and give up its port; the directory stays."""
-        try:
-            if self.is_running():
-                self.stop("immediate")
-        finally:
+        def give_up_port() -> None:
             if self._lease is not None:
                 self._lease.release()
+
+        with cleanup(give_up_port, f"the port lease of {self.name}"):
+            if self.is_running():
+                self.stop("immediate")
 
     def destroy(self) -> None:
         try:
@@ -248,14 +249,12 @@ class DirectoryBackend(Backend):
             if self.has_template(template):
                 return
             cluster = self.create(f"build-{template}"[:40])
-            try:
+            with cleanup(cluster.destroy, f"server {cluster.name}"):
                 cluster.start()
                 build(cluster)
                 cluster.stop()
                 assert isinstance(cluster, DirectoryCluster)
                 self._save_template(cluster, template)
-            finally:
-                cluster.destroy()
 
     def _copy(self, name: str, template: str | None) -> Path:
         """A new cluster directory holding a copy of the template's data and pgpass."""

@@ -36,7 +36,7 @@ from pgvdrill.cluster.directory import (
     publish_initdb,
 )
 from pgvdrill.cluster.restored import Neutralised
-from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.errors import ConfigError, DrillError, cleanup
 
 ENGINE_HINT = ("start a Docker engine: scripts/docker/setup-engine.sh (as root; installs "
                "docker.io and starts dockerd), or choose the embedded backend")
@@ -181,10 +181,8 @@ class DockerCluster(DirectoryCluster):
         return "\n".join(part for part in (own, super().server_log(lines)) if part)
 
     def release(self) -> None:
-        try:
+        with cleanup(self._remove_container, f"the container of {self.name}"):
             super().release()
-        finally:
-            self._remove_container()
 
     # tools
     def run_tool(
@@ -305,11 +303,9 @@ class DockerBackend(DirectoryBackend):
         osuser.chown_tree(build, self.server_user)
         os.chown(build / "pgpass", os.getuid(), os.getgid())
         cluster = DockerCluster("initdb", build, self, initdb_password=build / "pw")
-        try:
+        with cleanup(cluster.release, "the initdb container"):
             cluster.start(timeout=300)
             cluster.stop()
-        finally:
-            cluster.release()
         (build / "pw").unlink()
         with (build / "data" / "pg_hba.conf").open("a") as hba:
             # the image allows every database from other hosts but not replication: base

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
-from pgvdrill.errors import BackupError, ConfigError, ToolError
+from pgvdrill.errors import BackupError, ConfigError, ToolError, classified
 from pgvdrill.logical import table_items
 from pgvdrill.verify.session import parse_table_name
 
@@ -171,8 +171,10 @@ def inspect(tools: ToolRunner, path: Path) -> Archive:
     try:
         listing = tools.run_tool("pg_restore", ["--list", path], hint=hint).stdout
         tools.run_tool("pg_restore", ["--file", "/dev/null", path], hint=hint)
-    except ToolError as exc:
-        raise BackupError(f"backup {path} cannot be read:\n{exc.message}", hint) from exc
+    except ToolError as exc:  # pg_restore's own "could not open ...: Permission denied"
+        failure = classified(exc, f"pg_restore cannot read backup {path}")
+        raise failure or BackupError(f"backup {path} cannot be read:\n{exc.message}",
+                                     hint) from exc
     toc = _exact_schemas(tools, path, parse_toc(listing))
     if not toc:
         raise BackupError(f"backup {path} lists no objects", hint)

@@ -24,6 +24,8 @@ EXIT_CODES = """exit codes:
   3  pg_dump or pg_basebackup failed (its stderr is shown)
   4  the backup was taken but does not check out (pg_restore cannot read it,
      pg_verifybackup or pg_waldump report damage)
+  8  the machine failed, not the backup: a full disk, a permission, a read-only file
+     system, a server that died (the cause is named; fix it and run again)
   130, 143  interrupted by SIGINT or SIGTERM: the tool's whole process group was ended
      first; a tool running past [limits] tool_timeout is ended the same way (exit 3)
   On every failure the backup directory stays without a catalog entry: incomplete, never

@@ -14,7 +14,7 @@ from pgvdrill import runner
 from pgvdrill.config import Config
 from pgvdrill.errors import ConfigError
 from pgvdrill.installation import Installation, embedded, from_bindir
-from pgvdrill.server import ExternalServer
+from pgvdrill.server import CONNECT_HINT, ExternalServer
 from pgvdrill.trust import require_trusted_bindir
 
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
@@ -69,9 +69,7 @@ def server_facts(server: ExternalServer) -> dict[str, Any]:
     except psycopg.OperationalError as exc:
         raise ConfigError(f"cannot connect to {server.name} {server.describe()}: "
                           f"{str(exc).strip()}",
-                          "check the conninfo, that the server runs and accepts this user "
-                          "(pg_hba.conf), and the password in ~/.pgpass, PGPASSFILE or a "
-                          "service file") from None
+                          CONNECT_HINT) from exc
     return {"describe": server.describe(), "dbname": row[2], "server_version": row[0],
             "server_version_num": row[1], "system_identifier": ident[0] if ident else None,
             "pgvector": row[3], "in_recovery": row[4], "database_oid": row[5]}

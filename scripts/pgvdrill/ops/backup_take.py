@@ -108,7 +108,7 @@ def _size(measure: Callable[[], int]) -> int | None:
     """A size the source may not let this user see (pg_database_size needs CONNECT)."""
     try:
         return measure()
-    except psycopg.Error:
+    except (psycopg.Error, ConfigError):  # ConfigError: the source cannot be reached now
         return None
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -33,7 +33,7 @@ from pgvdrill.cluster import Backend
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
 from pgvdrill.drill import restore_and_verify
-from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.errors import ConfigError, DrillError, clean_after, environment_cause
 from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
@@ -49,7 +49,7 @@ from pgvdrill.physical.drill import ComparisonPoint
 from pgvdrill.physical.drill import restore_and_verify as restore_base
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import newest, read_entries
-from pgvdrill.server import ExternalServer
+from pgvdrill.server import ExternalServer, describe_conninfo
 from pgvdrill.targets import load_targets
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.verify.schema import SequenceWindow
@@ -63,13 +63,24 @@ def backup_age(entry: Entry, now: datetime | None = None) -> float:
     return ((now or datetime.now(UTC)) - entry.finished_at).total_seconds()
 
 
-def _failed(kind: str, entry: Entry, why: str) -> dict[str, Any]:
+# what a drill of one backup may fail with: pgvdrill's own errors, a scratch server or the
+# source lost mid-way (psycopg), a file the machine would not give (OSError)
+FAILURES = (DrillError, psycopg.Error, OSError)
+
+
+def _failed(kind: str, entry: Entry, why: str | BaseException,
+            more: Sequence[str] = ()) -> dict[str, Any]:
+    """The record of a drill of `entry` that failed with `why`; `more`: further problems
+    found before it failed (the WAL archive's), kept in the report."""
+    text = why if isinstance(why, str) else report.described(why)
+    cause = None if isinstance(why, str) else environment_cause(why)
     return {"drill": f"{kind}:{entry.id}", "kind": kind, "ok": False,
             "backup": {"setting": entry.id, "seconds": entry.seconds,
                        "size_bytes": entry.size_bytes, "finished": entry.finished},
-            "evidence": {"restore": {"kind": kind, "seconds": None, "why": why},
+            "evidence": {"restore": {"kind": kind, "seconds": None, "why": text},
                          "backup_age": {"kind": kind, "seconds": backup_age(entry)}},
-            "error": why, "problems": [why]}
+            "error": text, "problems": [text, *more],
+            **({"environment": cause} if cause and not more else {})}
 
 
 def _with_age(drill: dict[str, Any], entry: Entry) -> dict[str, Any]:
@@ -90,15 +101,15 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
         return _failed("logical", entry, "; ".join(problems))
     try:
         archive = inspect(backend.tools(), artifact_path(repo, entry))
-    except DrillError as exc:
-        return _failed("logical", entry, str(exc))
+    except FAILURES as exc:
+        return _failed("logical", entry, exc)
     dumped = DumpResult(DumpSetting(entry.id, cast(Format, archive.format),
                                     description=f"catalog backup {entry.id}"),
                         archive, entry.seconds, finished=entry.finished_at,
                         source_bytes=entry.extra.get("source_bytes"))
-    with backend.cluster("dr-logical") as target, \
-            tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
-        try:
+    try:
+        with backend.cluster("dr-logical") as target, \
+                tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
             kept = globals_path(repo, entry)
             roles = kept or dump_globals(source, Path(tmp))
             created = restore_globals(target, roles)
@@ -112,8 +123,8 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
             drill = restore_and_verify(dumped, target, source.dbname,
                                        RESTORE_SETTINGS["parallel-j2"], source_snapshot,
                                        recall_threshold=recall_threshold)
-        except DrillError as exc:
-            return _failed("logical", entry, str(exc))
+    except FAILURES as exc:
+        return _failed("logical", entry, exc)
     say(f"  restore logical {entry.id}: {drill.summary()}")
     return _with_age(drill.as_dict(), entry)
 
@@ -139,11 +150,10 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
                                  recall_threshold=recall_threshold, dbname=source.dbname,
                                  scratch=default_workdir(), replay=replay, point=point,
                                  superuser=bootstrap_superuser(source))
-    except DrillError as exc:
-        return _failed("physical", entry, str(exc))
-    except OSError as exc:  # the archive cannot be read by the user pgvdrill runs as
-        return _failed("physical", entry, f"cannot copy the WAL archive {repo.wal} for the "
-                       f"restored copy: {exc.strerror}: {exc.filename}")
+    except FAILURES as exc:
+        for problem in broken:
+            say(f"  WAL archive: {problem}")
+        return _failed("physical", entry, exc, broken)
     say(f"  restore physical {entry.id}: {drill.summary()}")
     if drill.neutralised is not None:
         say(f"  restored copy: {drill.neutralised.summary()}")
@@ -252,6 +262,25 @@ def run(args: argparse.Namespace, say: Say) -> int:
     args.pg_bin = args.pg_bin or config.drill.pg_bin
     run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir).resolve()
     started = datetime.now(UTC)
+    drills: list[dict[str, Any]] = []
+    facts: dict[str, Any] = {"server": {"source": describe_conninfo(source_conf.conninfo)}}
+    try:
+        _drill_all(args, config, repo, run_dir, drills, facts, say)
+    except (*FAILURES, KeyboardInterrupt) as exc:  # the report still says what was found
+        drills.append(report.aborted(exc))
+        clean_after(exc, lambda: report.finish("pgvdrill drill --config", run_dir, started,
+                                               drills, targets, args.fail_on, say, **facts),
+                    f"(writing) the report in {run_dir}")
+        raise
+    return report.finish("pgvdrill drill --config", run_dir, started, drills, targets,
+                         args.fail_on, say, **facts)
+
+
+def _drill_all(args: argparse.Namespace, config: Config, repo: Repository, run_dir: Path,
+               drills: list[dict[str, Any]], facts: dict[str, Any], say: Say) -> None:
+    """Drill each of --kinds, appending each drill's record to `drills` as it ends and
+    what the report says about the servers to `facts`."""
+    source_conf = config.require_source()
     with lock.shared(repo), backend_for(args, [run_dir, repo.root]) as backend, \
             tempfile.TemporaryDirectory(prefix="pgvdrill-point-",
                                         dir=args.workdir or default_workdir()) as tmp:
@@ -259,7 +288,6 @@ def run(args: argparse.Namespace, say: Say) -> int:
                  else backend.tools() if isinstance(backend, LocalBackend)
                  else embedded(osuser.server_user()))  # containers' tools cannot reach it
         source = ExternalServer(source_conf.conninfo, tools)
-        drills = []
         taken: dict[str, Entry] = {}
         snaps: dict[str, Snapshot] = {}  # each backup taken now: the source at its moment
         point = None
@@ -289,10 +317,8 @@ def run(args: argparse.Namespace, say: Say) -> int:
             if "error" in drill:
                 say(f"  {kind} {entry.id}: FAILED: {drill['error']}")
             drills.append(drill)
-        facts = {"server": {**backend.facts(), "source": source.describe()},
-                 "dataset": {"key": source.describe(), "bytes": _size(source)}}
-    return report.finish("pgvdrill drill --config", run_dir, started, drills, targets,
-                         args.fail_on, say, **facts)
+        facts["server"] = {**backend.facts(), "source": source.describe()}
+        facts["dataset"] = {"key": source.describe(), "bytes": _size(source)}
 
 def _missing(kind: str, repo: Repository) -> dict[str, Any]:
     why = f"no complete {kind} backup in {repo.root}"

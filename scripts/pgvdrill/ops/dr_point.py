@@ -51,7 +51,7 @@ from typing import Self
 import psycopg
 
 from pgvdrill import osuser, runner
-from pgvdrill.errors import DrillError
+from pgvdrill.errors import DrillError, clean_after
 from pgvdrill.physical.drill import ComparisonPoint
 from pgvdrill.process import Process
 from pgvdrill.server import ExternalServer
@@ -88,9 +88,12 @@ class WalStream:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self.process is not None:
-            self.process.stop()
-        shutil.rmtree(self.directory.with_suffix(".segments"), ignore_errors=True)
+        def stop() -> None:
+            if self.process is not None:
+                self.process.stop()
+            shutil.rmtree(self.directory.with_suffix(".segments"), ignore_errors=True)
+
+        clean_after(exc, stop, "the WAL stream (pg_receivewal)")
 
     def until(self, lsn: int, timeout: float = 300) -> None:
         """Stop the background stream (the first time) and stream again from the newest

@@ -68,6 +68,8 @@ EXIT_CODES = """exit codes:
      database that is the source's (system identifier and database OID) or whose identity
      cannot be told, or already holds tables; a recovery target before the backup's end,
      no backup ending before the target, a known pg_restore pitfall
+  8  the machine failed, not the backup: a full disk, a permission, a read-only file
+     system, a server that died (the cause is named; fix it and run again)
 """
 LOGICAL_EPILOG = """The dump's files are checked against the catalog, the dump is read back,
 then pg_restore --exit-on-error --no-password --verbose [--clean --if-exists] [--jobs N]

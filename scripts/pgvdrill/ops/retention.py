@@ -49,6 +49,8 @@ exit codes:
   4  the repository is unreadable (nothing deleted)
   7  another pgvdrill command (backup, restore, verify, sync, drill) is using the
      repository (nothing deleted; run it again later)
+  8  the machine failed, not the backup: a full disk, a permission, a read-only file
+     system, a server that died (the cause is named; fix it and run again)
 """
 
 

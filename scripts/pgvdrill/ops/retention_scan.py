@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pgvdrill.errors import BackupError
+from pgvdrill.errors import BackupError, classified
 from pgvdrill.ops.retention_wal import WalArchive, WalFile, segment_size
 from pgvdrill.repository import KINDS, Entry, Repository
 from pgvdrill.repository.catalog import read_entries
@@ -41,8 +41,9 @@ def scan(repo: Repository) -> Contents:
     try:
         return _scan(repo)
     except OSError as exc:
-        raise BackupError(f"cannot read backup repository {repo.root}: {exc}",
-                          "run as the repository's owner, or fix its permissions") from None
+        doing = f"cannot read backup repository {repo.root}"
+        hint = "run as the repository's owner, or fix its permissions"
+        raise classified(exc, doing, hint) or BackupError(f"{doing}: {exc}", hint) from None
 
 
 def _scan(repo: Repository) -> Contents:

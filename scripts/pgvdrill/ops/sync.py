@@ -66,6 +66,8 @@ exit codes:
   3  rsync or the storage service failed (run again: identical files are skipped)
   4  a backup's local files do not match its catalog entry (refused), a remote file
      differs from the local one (not overwritten), or a copy failed verification
+  8  the machine failed, not the backup: a full disk, a permission, a read-only file
+     system, a server that died (the cause is named; fix it and run again)
 """
 
 TARGETS = ("rsync", "s3", "all")

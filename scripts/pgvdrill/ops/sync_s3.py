@@ -16,7 +16,7 @@ from posixpath import commonpath
 from typing import Any, Protocol, cast
 
 from pgvdrill.config import S3Target
-from pgvdrill.errors import BackupError, ConfigError, DrillError
+from pgvdrill.errors import BackupError, ConfigError, DrillError, classified
 from pgvdrill.ops.sync_plan import Item
 from pgvdrill.ops.sync_store import Comparison
 
@@ -163,7 +163,7 @@ class S3Store:
             raise StorageError(f"{doing}: {exc}", "check the storage service; run "
                                "pgvdrill sync again: identical files are skipped") from None
         except OSError as exc:
-            raise BackupError(f"{doing}: {exc.strerror or exc}",
+            raise classified(exc, doing) or BackupError(f"{doing}: {exc.strerror or exc}",
                               "a local file vanished or became unreadable (did retention run "
                               "at the same time?); run pgvdrill sync again") from None
         except (errors.BotoCoreError, self.upload_failed) as exc:

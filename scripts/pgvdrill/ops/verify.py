@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.ops.backup_source import client_tools, config_tools
@@ -18,8 +19,15 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
-from pgvdrill.ops.verify_repo import source_timeline, timeline_findings, verify_repository
+from pgvdrill.ops.verify_repo import (
+    Findings,
+    has_wal,
+    source_timeline,
+    timeline_findings,
+    verify_repository,
+)
 from pgvdrill.repository import Repository, lock
+from pgvdrill.wal.records import check_records
 
 PROBLEMS = BackupError.exit_code
 
@@ -38,6 +46,13 @@ EPILOG = """what is checked:
                 source's timeline is read with the [source] conninfo (its current WAL
                 file; on a standby pg_stat_wal_receiver or pg_control_checkpoint()):
                 when it cannot be read, a fork is a warning and the check says why
+  gzip:         every .gz file of a backup (base.tar.gz, pg_wal.tar.gz, a directory
+                dump's files) read to its end, each member's CRC-32 and length checked
+  --deep:       also every record of every archived WAL segment, read with pg_waldump
+                per timeline in runs of consecutive segments: the first record it cannot
+                read is a problem naming its segment; the cost (seconds, segments,
+                bytes) is printed. Without it the segments are checked by name, size and
+                page header only
   --all (or no BACKUP_ID): every catalog entry, unreadable entries, and backup
                 directories without an entry (warnings: running or failed backups)
   PATH:         an argument with a / or a . (or that exists) is a pg_dump archive
@@ -46,6 +61,7 @@ EPILOG = """what is checked:
 examples:
   pgvdrill verify                                   # the whole repository
   pgvdrill verify --all --strict                    # warnings fail too (for monitoring)
+  pgvdrill verify --deep                            # and every archived WAL record
   pgvdrill verify physical-20251102T010000Z --config /etc/pgvdrill/pgvdrill.toml
   pgvdrill verify /backup/postgres/full_backup_20251101.dump
 
@@ -57,9 +73,12 @@ exit codes:
   2  bad configuration, an unknown BACKUP_ID, no repository
   3  a checking tool could not run
   4  a problem: a file missing, changed or added, a dump or base backup that does not
-     read back, a gap in the archived WAL, a stray timeline branch or a malformed history
+     read back (or a gzip file cut short), a gap in the archived WAL, a record
+     pg_waldump cannot read (--deep), a stray timeline branch or a malformed history
      file, an unreadable catalog entry (with --strict also a warning); for a PATH: the
      archive is missing, empty, truncated or corrupt
+  8  the machine failed, not the backup: a full disk, a permission, a read-only file
+     system, a server that died (the cause is named; fix it and run again)
 """
 
 
@@ -78,6 +97,10 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
     parser.add_argument("--strict", action="store_true",
                         help="warnings (backup directories without a catalog entry) fail "
                              "too")
+    parser.add_argument("--deep", action="store_true",
+                        help="also read every record of every archived WAL segment with "
+                             "pg_waldump (as long as reading the archive takes; the cost is "
+                             "printed)")
     parser.add_argument("--pg-bin", type=Path,
                         help="client tools to check with (default: [source] pg_bin, else "
                              "the embedded PostgreSQL 18 tools)")
@@ -93,9 +116,9 @@ def is_path(argument: str) -> bool:
 def cmd_verify(args: argparse.Namespace) -> int:
     paths = [a for a in args.backups if is_path(a)]
     if paths:
-        if len(paths) != len(args.backups) or args.all:
+        if len(paths) != len(args.backups) or args.all or args.deep:
             raise ConfigError("pgvdrill verify takes either pg_dump archive paths or backup "
-                              "ids (or --all), not both", "run it once for each")
+                              "ids (or --all, --deep), not both", "run it once for each")
         return _verify_archives([Path(p) for p in paths], args.pg_bin)
     config = config_from(args)
     tools = client_tools(args.pg_bin) if args.pg_bin else config_tools(config)
@@ -108,6 +131,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             findings.notes += timelines.notes
             findings.problems += timelines.problems
             findings.warnings += timelines.warnings
+        if args.deep:
+            findings.notes += _deep(repo, tools, findings)
     for line in findings.checked + findings.notes:
         say(line)
     for problem in findings.problems:
@@ -119,6 +144,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
          f"{len(findings.problems)} problem(s), {len(findings.warnings)} warning(s) in "
          f"{config.repository}")
     return PROBLEMS if failed else 0
+
+
+def _deep(repo: Repository, tools: ToolRunner, findings: Findings) -> list[str]:
+    """--deep: every archived WAL record read (its problems added to `findings`); the
+    note saying what it cost."""
+    if not has_wal(repo):
+        return [f"note: --deep: no archived WAL in {repo.wal} to read"]
+    records = check_records(tools, repo.wal)
+    findings.problems += records.problems
+    return [f"deep: {records.cost()}: "
+            + (f"{len(records.problems)} problem(s)" if records.problems
+               else "every record reads")]
 
 
 def _verify_archives(paths: list[Path], pg_bin: Path | None) -> int:

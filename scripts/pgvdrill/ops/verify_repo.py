@@ -22,6 +22,7 @@ import psycopg
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.gzipped import gzip_problem
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.globals import GLOBALS_FILE
 from pgvdrill.ops.backup_source import source_server
@@ -93,7 +94,13 @@ def globals_note(entry: Entry) -> list[str]:
 
 
 def content_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[str]:
-    """A dump read back in full, or a base backup through pg_verifybackup."""
+    """Every gzip file of the backup read to its end; a dump read back in full, or a base
+    backup through pg_verifybackup."""
+    directory = repo.backup_dir(entry.kind, entry.id)
+    cut = [p for p in (gzip_problem(directory / f.path) for f in entry.files
+                       if f.path.endswith(".gz")) if p]
+    if cut:
+        return [f"{entry.id}: {problem}" for problem in cut]
     try:
         if entry.kind == "logical":
             inspect(tools, artifact_path(repo, entry))
@@ -188,8 +195,9 @@ def source_timeline(config: Config) -> tuple[int | None, str]:
     try:
         with psycopg.connect(server.dsn(), autocommit=True, connect_timeout=10) as conn:
             return current_timeline(conn)
-    except psycopg.Error as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    except (psycopg.Error, ConfigError) as exc:
+        text = exc.message if isinstance(exc, ConfigError) else str(exc)
+        reason = (text.strip().splitlines() or [type(exc).__name__])[-1]
         return None, f"cannot ask the source {server.describe()}: {reason}"
 
 

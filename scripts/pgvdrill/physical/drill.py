@@ -19,7 +19,7 @@ from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.dataset import Dataset
-from pgvdrill.errors import DrillError
+from pgvdrill.errors import DrillError, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import unpack
@@ -238,7 +238,7 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
             checks.append(check_backup(backend.tools(), unpacked.datadir))
         cluster = backend.adopt(f"restored-{backup.setting.name}", unpacked.datadir,
                                 superuser=superuser)
-    try:
+    with cleanup(cluster.destroy, f"the restored copy {cluster.name}"):
         started = time.monotonic()
         replayed = None
         if point is not None:
@@ -269,8 +269,6 @@ def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
                 "wal_replay", lambda check: check.problems.extend(replayed)))
         phases = RestorePhases(unpacked.step, unpacked.seconds, start_seconds,
                                time.monotonic() - started, replay_item(cluster.log_since(0)))
-    finally:
-        cluster.destroy()
     neutralised = cluster.restored if isinstance(cluster, DirectoryCluster) else None
     return PhysicalDrill(backup, checks, phases, verification, neutralised)
 

@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from pgvdrill.errors import BackupError
+from pgvdrill.errors import BackupError, classified
 
 _OUT = ("refusing to extract it: a base backup only holds relative paths and files inside "
         "its directory; this archive was not written by pg_basebackup or has been tampered "
@@ -31,7 +31,8 @@ def extract(archive: Path, dest: Path, *, members: Callable[[str], bool] | None 
             ) -> list[str]:
     """Extract `archive` (.tar or .tar.gz) into `dest` after checking every chosen member
     (see the module docstring); `members` selects by name. Returns the names extracted. A
-    truncated or corrupt archive is a `BackupError` naming it."""
+    truncated or corrupt archive is a `BackupError` naming it; a full disk or a permission
+    where it is extracted an `EnvironmentFailure`."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -48,6 +49,9 @@ def extract(archive: Path, dest: Path, *, members: Callable[[str], bool] | None 
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError) and exc.filename == str(archive):
             raise BackupError(f"{archive} is missing", "the backup is incomplete") from exc
+        failure = classified(exc, f"cannot extract {archive} into {dest}")
+        if failure is not None:
+            raise failure from exc
         raise BackupError(f"cannot extract {archive}: {exc}",
                           "the archive is truncated or corrupt: do not restore from this "
                           "backup, use another one") from exc

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ToolError
+from pgvdrill.gzipped import gzip_problem
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.unpack import extract
 
@@ -50,12 +51,46 @@ def check_backup(tools: ToolRunner, path: Path) -> BackupCheck:
     fmt = backup_format(path)
     started = time.monotonic()
     if fmt == "plain":
+        _without_manifest(path)
         _verifybackup(tools, path, [])
     else:
+        _gzip_intact(path)
         _verifybackup(tools, path, ["--no-parse-wal"])
         with tempfile.TemporaryDirectory(prefix="pgvdrill-wal-") as tmp:
             _parse_wal(tools, path, _tar_wal(path, Path(tmp)))
     return BackupCheck(path, fmt, time.monotonic() - started, True)
+
+
+def _gzip_intact(path: Path) -> None:
+    """Every .tar.gz of a tar backup read to its end (pg_verifybackup never checks the gzip
+    trailer: a base.tar.gz cut there passes it)."""
+    problems = [p for p in map(gzip_problem, sorted(path.glob("*.tar.gz"))) if p]
+    if problems:
+        raise BackupError(f"base backup {path} is broken: " + "; ".join(problems),
+                          "do not restore from it: take a new base backup, and find out "
+                          "what changed this one")
+
+
+def _without_manifest(path: Path) -> None:
+    """A plain copy without backup_manifest, named for what it is (`BackupError` either
+    way): a data directory copied without its backup_label (not a backup at all), or one
+    with its backup_label (a low-level backup, or a pg_basebackup copy that lost its
+    manifest) whose files pg_verifybackup cannot check."""
+    if (path / "backup_manifest").is_file():
+        return
+    if not (path / "backup_label").is_file():
+        raise BackupError(
+            f"{path} has no backup_label (and no backup_manifest): a data directory copied "
+            "without the backup_label pg_backup_stop() returned is not a backup; started, "
+            "it would recover as after a crash from the copy's last checkpoint and be "
+            "silently inconsistent",
+            "write the labelfile pg_backup_stop() returns into backup_label in the copy "
+            "(pgvdrill's low-level setting does), or take the backup with pg_basebackup")
+    raise BackupError(
+        f"{path} has a backup_label but no backup_manifest (a low-level backup, or a "
+        "pg_basebackup copy that lost its manifest): pg_verifybackup cannot check its files",
+        "check it by restoring it into a scratch directory and starting it, or take "
+        "backups with pg_basebackup, which writes the manifest")
 
 
 def _verifybackup(tools: ToolRunner, path: Path, extra: list[str]) -> None:

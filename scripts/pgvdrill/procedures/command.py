@@ -9,13 +9,16 @@ import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from pgvdrill import report
 from pgvdrill.backends import backend_for
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config, Procedure
-from pgvdrill.dataset import DatasetSpec, generate
-from pgvdrill.errors import ConfigError
+from pgvdrill.dataset import Dataset, DatasetSpec, generate
+from pgvdrill.errors import ConfigError, DrillError, clean_after
 from pgvdrill.ops.commands import (
     CONFIG_ENV,
     REGISTRARS,
@@ -130,6 +133,20 @@ def run(args: argparse.Namespace) -> int:
     data = generate(DatasetSpec(rows=args.rows, dim=args.dim))
     own, built_in = Recorder("config", say), Recorder(PACK, say)
     started = datetime.now(UTC)
+    try:
+        facts = _drill(args, data, procedures, pack, own, built_in)
+    except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
+        stopped = report.aborted(exc)
+        clean_after(exc, lambda: _write(args, run_dir, started, own, built_in, {}, stopped),
+                    f"(writing) the report in {run_dir}")
+        raise
+    return _write(args, run_dir, started, own, built_in, facts)
+
+
+def _drill(args: argparse.Namespace, data: Dataset, procedures: list[Procedure],
+           pack: list[str], own: Recorder, built_in: Recorder) -> dict[str, Any]:
+    """Drill the configured procedures and the pack's steps; what the report says about
+    the servers and the dataset."""
     with backend_for(args) as backend:
         if not isinstance(backend, LocalBackend):
             raise ConfigError(f"procedures run on this machine, not in containers (backend "
@@ -141,15 +158,22 @@ def run(args: argparse.Namespace) -> int:
             user.drill(user.Run(backend, template, own), proc)
         if pack:
             run_pack(PackRun(backend, template, built_in, pack))
-        facts = {"server": backend.facts(),
-                 "dataset": {"key": data.spec.key(), "rows": data.spec.rows,
-                             "dim": data.spec.dim, "load_seconds": round(load_seconds, 3)}}
+        return {"server": backend.facts(),
+                "dataset": {"key": data.spec.key(), "rows": data.spec.rows,
+                            "dim": data.spec.dim, "load_seconds": round(load_seconds, 3)}}
+
+
+def _write(args: argparse.Namespace, run_dir: Path, started: datetime, own: Recorder,
+           built_in: Recorder, facts: dict[str, Any], stopped: dict[str, Any] | None = None
+           ) -> int:
+    """Write the report of every step judged (and, when `stopped`, what stopped the run),
+    print its summary line; the exit code."""
     failed = [r for r in own.results if r.verdict != "works"]
     findings = [r for r in built_in.results if r.verdict != "works"]
-    payload = report.build("pgvdrill procedures", run_dir, started, [], load_targets(None),
-                           **facts)
+    payload = report.build("pgvdrill procedures", run_dir, started,
+                           [stopped] if stopped else [], load_targets(None), **facts)
     payload["procedures"] = [r.as_dict() for r in own.results + built_in.results]
-    payload["ok"] = not failed and not (args.fail_on_findings and findings)
+    payload["ok"] = not failed and not stopped and not (args.fail_on_findings and findings)
     path = report.write_json(run_dir / "report.json", payload)
     write_views(run_dir, payload)
     say(f"{'ok' if payload['ok'] else 'FAILED'}: {_tally(own.results + built_in.results)}; "

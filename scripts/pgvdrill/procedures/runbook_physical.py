@@ -19,6 +19,7 @@ from pathlib import Path
 from pgvdrill import runner
 from pgvdrill.cluster.base import ConfigValue, quote
 from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.errors import cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.drill import SEQUENCE_SLACK, restore_and_verify
 from pgvdrill.physical.manifest import manifest_ranges
@@ -192,10 +193,8 @@ def pitr_steps(pack: PackRun, ws: Workspace, source: LocalCluster, pitr: Pitr) -
             with cluster.connect(SOURCE_DB) as conn:
                 check_restored(out, pitr.target.source, conn, sequence_slack=SEQUENCE_SLACK)
     if cluster is not None:
-        try:
+        with cleanup(cluster.destroy, f"server {cluster.name}"):
             _overwrite_conf(pack, ws, cluster, pitr)
-        finally:
-            cluster.destroy()
 
 
 def _extract(pack: PackRun, ws: Workspace, pitr: Pitr, step: str) -> Path | None:
@@ -217,7 +216,7 @@ def _extract(pack: PackRun, ws: Workspace, pitr: Pitr, step: str) -> Path | None
 def _recover(pack: PackRun, source: LocalCluster, pitr: Pitr, pgdata: Path, out: Outcome
              ) -> None:
     cluster = pack.backend.adopt("pitr-recovered", pgdata)
-    try:
+    with cleanup(cluster.destroy, f"server {cluster.name}"):
         point = BackupPoint.of((pitr.backup / "backup_manifest").read_bytes(), pitr.wal_dir)
         settings = pitr.recovery_settings()
         recovery = recover(cluster, Target("time", pitr.target.time),
@@ -228,8 +227,6 @@ def _recover(pack: PackRun, source: LocalCluster, pitr: Pitr, pgdata: Path, out:
         out.evidence += (f"; recovered to {pitr.target.time} ({recovery.state}, "
                          f"{recovery.segments} WAL segments), the rows committed after it "
                          "absent")
-    finally:
-        cluster.destroy()
 
 
 def _overwrite_conf(pack: PackRun, ws: Workspace, cluster: LocalCluster, pitr: Pitr) -> None:

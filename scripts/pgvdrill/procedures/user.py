@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
 from pgvdrill.config import Procedure
-from pgvdrill.errors import ConfigError
+from pgvdrill.errors import ConfigError, cleanup
 from pgvdrill.logical.restore import create_database
 from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.physical.manifest import label_range
@@ -164,13 +164,26 @@ def _physical(run: Run, proc: Procedure) -> None:
         if proc.archive_command:
             with run.recorder.step(proc.name, "archive_command", archiving) as out:
                 segment, out.error = archive_next(source)
+                if not out.error and "{wal_dir}" in proc.archive_command:
+                    out.error = _not_in_archive(wal_dir, segment)
                 out.evidence = (f"segment {segment} and those before it archived, no "
-                                "failure (pg_stat_archiver)")
+                                f"failure (pg_stat_archiver), and in {{wal_dir}}")
         target = place_target(source) if proc.restore_command else None
         if target is not None:
             values["target_time"] = target.time
             snap = target.source
         _restore(run, ws, proc, values, snap, source, target.archived if target else "")
+
+
+def _not_in_archive(wal_dir: Path, segment: str) -> str:
+    """Why the archive_command's {wal_dir} does not hold `segment` (under its name, or a
+    name it starts, e.g. compressed), which PostgreSQL was told is archived; "" if it does."""
+    if any(p.name.startswith(segment) for p in wal_dir.iterdir()):
+        return ""
+    held = sorted(p.name for p in wal_dir.iterdir())
+    return (f"archive_command exited 0 for {segment} but {{wal_dir}} holds no copy of it "
+            f"({', '.join(held[:3]) or 'it is empty'}): PostgreSQL took the segment as "
+            "archived and will recycle it; make the command fail when its copy fails")
 
 
 def _restore(run: Run, ws: Workspace, proc: Procedure, values: dict[str, str],
@@ -210,7 +223,7 @@ def _start_and_verify(run: Run, pgdata: Path, recovery: tuple[Target, BackupPoin
     """Adopt `pgdata`, start it (recovering to the target with the step's command as
     restore_command), verify it against `snap`, destroy it."""
     cluster = run.backend.adopt("proc-restored", pgdata)
-    try:
+    with cleanup(cluster.destroy, f"server {cluster.name}"):
         if recovery is None:
             cluster.start()
         else:
@@ -219,8 +232,6 @@ def _start_and_verify(run: Run, pgdata: Path, recovery: tuple[Target, BackupPoin
             check_restored(out, snap, conn, source_conn=src, sequence_slack=SEQUENCE_SLACK)
         if recovery is not None:
             out.evidence += f"; recovered to {recovery[0].value}, no row committed after it"
-    finally:
-        cluster.destroy()
 
 
 def _point(backup: Path, pgdata: Path) -> BackupPoint:

@@ -57,6 +57,8 @@ def amcheck(conn: psycopg.Connection, facts: SchemaFacts) -> tuple[list[str], di
                     conn.execute(check, (key,))
                 results[key] = "ok"
             except psycopg.Error as exc:
+                if conn.broken or conn.closed:
+                    raise  # the server or the connection was lost: not the index's fault
                 message = exc.diag.message_primary or str(exc)
                 results[key] = message
                 problems.append(f"index {key} on {facts.indexes[key].table} fails amcheck: "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.errors import DrillError
+from pgvdrill.errors import DrillError, clean_after, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import restore_base_backup_timed
@@ -78,7 +78,7 @@ def archive_markers(backend: Backend, template: str, workdir: Path) -> Archived:
     backup into `workdir`/base, more markers and a restore point, the last segment
     archived. The primary is destroyed afterwards."""
     primary = backend.create("pitr-primary", template=template)
-    try:
+    with cleanup(primary.destroy, "the PITR primary"):
         primary.start()
         archive = make_archive_dir(workdir / "archive", osuser.server_user())
         enable_archiving(primary, archive, track_commit_timestamp=True)
@@ -97,8 +97,6 @@ def archive_markers(backend: Backend, template: str, workdir: Path) -> Archived:
         switch_and_wait(primary, archive)
         primary.stop()
         return Archived(archive, backup, writer.written, at_backup)
-    finally:
-        primary.destroy()
 
 
 @dataclass
@@ -237,9 +235,8 @@ def run_pitr(backend: Backend, template: str, kinds: list[str], workdir: Path,
                                              f"pitr-{kind}", expected)
             except DrillError as exc:
                 result.error = exc
-            finally:
-                while restored:
-                    restored.pop().destroy()
+            while restored:  # a failure here is the drill's error, or a note on it
+                clean_after(result.error, restored.pop().destroy, f"the pitr-{kind} copy")
             results.append(result)
             progress(f"  pitr {kind} (markers 1-{expected} expected): {result.summary()}")
             for problem in result.problems():
