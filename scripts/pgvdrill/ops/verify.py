@@ -18,7 +18,12 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
-from pgvdrill.ops.verify_repo import source_timeline, timeline_findings, verify_repository
+from pgvdrill.ops.verify_repo import (
+    source_identity,
+    source_timeline,
+    timeline_findings,
+    verify_repository,
+)
 from pgvdrill.repository import Repository, lock
 
 PROBLEMS = BackupError.exit_code
@@ -100,9 +105,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = config_from(args)
     tools = client_tools(args.pg_bin) if args.pg_bin else config_tools(config)
     repo = Repository(config.repository)
+    source, how = source_identity(config)
     with lock.shared(repo):
         findings = verify_repository(repo, tools,
-                                     None if args.all or not args.backups else args.backups)
+                                     None if args.all or not args.backups else args.backups,
+                                     source)
+        if source is None:
+            findings.notes.append(f"note: the backups' source is not checked ({how})")
         if args.all or not args.backups:
             timelines = timeline_findings(repo, *source_timeline(config))
             findings.notes += timelines.notes

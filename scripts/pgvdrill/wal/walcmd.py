@@ -20,6 +20,8 @@ import argparse
 import contextlib
 import os
 import shutil
+import stat
+import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +30,8 @@ from pgvdrill.errors import BackupError, ConfigError, DrillError
 from pgvdrill.wal.names import SEGMENT_RE, is_archive_name
 
 CHUNK = 1024 * 1024
+_LONG_HEADER = struct.Struct("<HHIQI4xQII")  # XLogLongPageHeaderData; [6]: xlp_seg_size
+_SEGMENT_SIZES = frozenset(1 << n for n in range(20, 31))
 NOT_FOUND = 1  # restore-wal: the file is not in the archive (PostgreSQL expects non-zero)
 
 
@@ -81,16 +85,44 @@ def restore_wal(name: str, path: Path, source: Path, *, partial: bool = False) -
     """
     _check_name(name)
     found = source / name
-    if not found.is_file() and partial and SEGMENT_RE.fullmatch(name):
+    if not os.path.lexists(found) and partial and SEGMENT_RE.fullmatch(name):
         found = source / f"{name}.partial"
-    if not found.is_file():
-        return False
     try:
-        shutil.copyfile(found, path)
+        fd = os.open(found, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return False
     except OSError as exc:
-        raise BackupError(f"cannot restore {found} to {path}: {exc.strerror or exc}",
-                          "check that the server's OS user can read the archive") from exc
+        raise BackupError(f"cannot restore {found} to {path}: {exc.strerror or exc}"
+                          + (" (a symlink: never followed)" if os.path.islink(found) else ""),
+                          "check that the server's OS user can read the archive, and move "
+                          "a symlink out of it") from exc
+    with open(fd, "rb") as src:
+        _refuse_odd(src.fileno(), found)
+        try:
+            with open(path, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+        except OSError as exc:
+            raise BackupError(f"cannot restore {found} to {path}: {exc.strerror or exc}",
+                              "check that the server's OS user can write pg_wal") from exc
     return True
+
+
+def _refuse_odd(fd: int, found: Path) -> None:
+    """BackupError for an archive file that is not a regular file, or a segment whose size
+    is not the segment size its own long page header records."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise BackupError(f"refusing to restore {found}: not a regular file",
+                          "move it out of the archive")
+    if SEGMENT_RE.fullmatch(found.name):
+        header = os.pread(fd, _LONG_HEADER.size, 0)
+        recorded = _LONG_HEADER.unpack(header)[6] if len(header) == _LONG_HEADER.size else 0
+        if info.st_size != recorded or recorded not in _SEGMENT_SIZES:
+            raise BackupError(f"refusing to restore {found}: {info.st_size} bytes, not the "
+                              f"segment size its header records ({recorded})",
+                              "a truncated or foreign file: restore the segment from the "
+                              "server's pg_wal or an off-site copy (pgvdrill verify names "
+                              "every such file)")
 
 
 def _check_name(name: str) -> None:
