@@ -17,9 +17,9 @@ from pgvdrill.wal.walcmd import fsync_dir
 def delete_backup(repo: Repository, kind: str, backup_id: str) -> None:
     """Remove one backup and its catalog entry (OSError if a step fails)."""
     aside = aside_path(repo, backup_id)
+    directory = repo.backup_dir(kind, backup_id)  # UnsafePath before anything changes
     os.rename(repo.entry_path(backup_id), aside)
     fsync_dir(repo.catalog)
-    directory = repo.backup_dir(kind, backup_id)
     if os.path.lexists(directory):
         shutil.rmtree(directory)
     aside.unlink()

@@ -5,6 +5,7 @@ recognise."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from pgvdrill.ops.retention_wal import WalArchive, WalFile, segment_size
 from pgvdrill.repository import KINDS, Entry, Repository
 from pgvdrill.repository.catalog import read_catalog
 from pgvdrill.repository.layout import LOCK, SUBDIRS
+from pgvdrill.repository.paths import UnsafePath
 from pgvdrill.wal.continuity import read_history
 from pgvdrill.wal.names import HISTORY_RE, is_archive_name
 
@@ -58,6 +60,11 @@ def _scan(repo: Repository) -> Contents:
     known = {(e.kind, e.id) for e in entries}
     for kind in KINDS:
         for path in _children(repo.dir(kind)):
+            if path.is_symlink():  # deleting through it would delete elsewhere
+                raise UnsafePath(f"{path} in backup repository {repo.root} is a symlink (to "
+                                 f"{os.readlink(path)}): retention deleted nothing",
+                                 f"find out who made it; move it out of the repository (mv "
+                                 f"{path} SOMEWHERE), then run retention again")
             if (kind, path.name) not in known:
                 left.append(f"{path}: {_entryless(repo, path)}")
     left += [f"{p}: {_catalog_stray(p)}" for p in _children(repo.catalog)
