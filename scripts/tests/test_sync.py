@@ -81,7 +81,8 @@ def test_plan_refuses_a_backup_whose_files_differ_from_its_entry(repo: Repositor
     the_plan = plan(repo)
 
     assert [g.name for g in the_plan.groups] == ["wal", "logical-1"]
-    assert the_plan.refused == ("physical-22: file base.tar has 7 bytes, the catalog says 9000",)
+    assert the_plan.refused == ("physical-22: file base.tar has 7 bytes, the catalog says 9000: "
+                                "the backup is not copied",)
 
 
 @pytest.mark.parametrize(("dest", "remote"), [

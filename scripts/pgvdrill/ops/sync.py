@@ -139,7 +139,7 @@ def _sync(repo: Repository, targets: list[Store], args: argparse.Namespace, say:
     for path in the_plan.incomplete:
         say(f"skipped {path}: no catalog entry (a backup still running, or a failed one)")
     for problem in the_plan.refused:
-        say(f"REFUSED {problem}: not copied")
+        say(f"REFUSED {problem}")
     problems = list(the_plan.refused)
     for store in targets:
         problems += sync_to(store, the_plan, dry_run=args.dry_run, say=say)

@@ -43,7 +43,7 @@ class Group:
 @dataclass(frozen=True)
 class Plan:
     groups: tuple[Group, ...]
-    refused: tuple[str, ...]  # problems of backups whose files differ from their entry
+    refused: tuple[str, ...]  # what is not copied and why
     incomplete: tuple[str, ...]  # backup directories without a catalog entry
 
     @property
@@ -59,17 +59,17 @@ def plan(repo: Repository) -> Plan:
     symlinks are never followed)."""
     groups: list[Group] = []
     odd = wal_file_problems(repo.wal)
-    refused = [f"{problem} (not copied)" for problem in odd.values()]
+    refused = [f"{problem}: not copied" for problem in odd.values()]
     wal = [repo.wal / name for name in sorted(os.listdir(repo.wal)) if repo.wal.is_dir()
            and is_archive_name(name) and name not in odd]
     if wal:
         groups.append(Group("wal", tuple(Item.hashed(repo.root, p) for p in wal)))
     entries, unreadable = read_catalog(repo)
-    refused += [f"{problem} (its backup is not copied)" for problem in unreadable.values()]
+    refused += [f"{problem}: its backup is not copied" for problem in unreadable.values()]
     for entry in entries:
         problems = file_problems(repo, entry)
         if problems:
-            refused += problems
+            refused += [f"{problem}: the backup is not copied" for problem in problems]
             continue
         directory = repo.backup_dir(entry.kind, entry.id)
         files = tuple(Item(f"{entry.kind}/{entry.id}/{f.path}", directory / f.path, f.bytes,
