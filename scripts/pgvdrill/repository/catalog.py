@@ -110,7 +110,12 @@ def write_entry(repo: Repository, entry: Entry) -> Path:
         raise BackupError(f"catalog entry {path} already exists",
                           "pgvdrill never overwrites a catalog entry")
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:  # never through a name someone planted (a symlink, a file)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise BackupError(f"{tmp} exists: a crash while writing this entry, or a file "
+                          "planted in the catalog", "find out which, remove it, then take "
+                          "the backup again") from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(entry.as_dict(), handle, indent=2)
         handle.write("\n")

@@ -11,10 +11,12 @@ files only.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pgvdrill.errors import BackupError
 
@@ -128,5 +130,11 @@ def open_regular(path: str | Path, dir_fd: int | None = None) -> int:
                  dir_fd=dir_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(f"{PurePosixPath(path)} is not a regular file")
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     return fd
+
+
+def copy_regular(source: Path, target: Path) -> None:
+    """Copy the regular file `source` (never through a symlink) to `target`."""
+    with os.fdopen(open_regular(source), "rb") as src, target.open("wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
