@@ -43,8 +43,14 @@ EPILOG = """what is checked:
                 source's timeline is read with the [source] conninfo (its current WAL
                 file; on a standby pg_stat_wal_receiver or pg_control_checkpoint()):
                 when it cannot be read, a fork is a warning and the check says why
-  --all (or no BACKUP_ID): every catalog entry, unreadable entries, and backup
-                directories without an entry (warnings: running or failed backups)
+  --all (or no BACKUP_ID): every catalog entry, unreadable or invalid entries (each
+                field checked: ids, kinds, times, sizes, LSNs, paths, hashes), backup
+                directories without an entry (warnings: running or failed backups), and
+                what in wal/ is not an archived WAL file: a symlink, FIFO or device, a
+                non-WAL name, a segment whose size is not its header's segment size
+  untrusted:    a symlinked repository root or directory, symlinks and other non-regular
+                files in a backup (never followed or read); with a reachable [source],
+                backups of another database system (system identifier) or database
   PATH:         an argument with a / or a . (or that exists) is a pg_dump archive
                 checked on its own, without a configuration (as before the repository)
 
@@ -63,7 +69,8 @@ exit codes:
   3  a checking tool could not run
   4  a problem: a file missing, changed or added, a dump or base backup that does not
      read back, a gap in the archived WAL, a stray timeline branch or a malformed history
-     file, an unreadable catalog entry (with --strict also a warning); for a PATH: the
+     file, an unreadable or invalid catalog entry, a symlink, stray or wrong-size file,
+     a backup of another source (with --strict also a warning); for a PATH: the
      archive is missing, empty, truncated or corrupt
 """
 

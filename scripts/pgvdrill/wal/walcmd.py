@@ -172,7 +172,9 @@ def add_restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     parser = sub.add_parser(
         "restore-wal", help="restore_command: fetch one WAL file from an archive directory",
         description="Copy a WAL file from an archive directory to where PostgreSQL asks. "
-                    "Exit 1 without a message when the archive has no such file.",
+                    "Exit 1 without a message when the archive has no such file. A "
+                    "symlink, a non-regular file and a segment whose size is not the "
+                    "segment size its header records are refused, never served.",
         epilog="example: restore_command = 'pgvdrill restore-wal %f %p --source /backup/wal'",
     )
     parser.add_argument("name", help="the file wanted (PostgreSQL's %%f)")
