@@ -234,6 +234,22 @@ def test_fault_an_artifact_outside_the_backup_is_never_restored_or_verified(
     assert state(outside) == around
 
 
+def test_fault_a_symlink_in_a_base_backup_is_refused_before_any_file_is_read(
+        archived_repo: ArchivedRepo, repo: Path, outside: Path, tmp_path: Path,
+        run: Cli) -> None:
+    manifest = repo / "physical" / archived_repo.physical.id / "backup_manifest"
+    manifest.rename(outside / "backup_manifest")
+    manifest.symlink_to(outside / "backup_manifest")
+    around = state(outside)
+
+    result = run("restore physical", archived_repo.physical.id, "--pgdata", tmp_path / "pgdata")
+
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert (f"{archived_repo.physical.id}: {manifest} is a symlink (to {outside}/"
+            "backup_manifest): never followed or read") in result.stderr
+    assert not (tmp_path / "pgdata").exists() and state(outside) == around
+
+
 # --- WAL archive: restore-wal, sync, verify ------------------------------------------------
 
 def test_fault_a_symlink_in_wal_to_a_root_only_file_is_never_served_or_uploaded(

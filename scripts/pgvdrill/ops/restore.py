@@ -49,7 +49,7 @@ from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.repository import Entry, Repository, file_problems, lock
-from pgvdrill.repository.catalog import read_catalog
+from pgvdrill.repository.catalog import link_problems, read_catalog
 from pgvdrill.wal.archiving import restore_command
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn
@@ -263,7 +263,12 @@ def require_intact(repo: Repository, entry: Entry) -> None:
 
 
 def base_backup_of(repo: Repository, entry: Entry) -> BaseBackup:
-    """The catalog's base backup as the physical library knows it."""
+    """The catalog's base backup as the physical library knows it; BackupError before any
+    file is read when its directory holds a symlink (never followed)."""
+    links = link_problems(repo, entry)
+    if links:
+        raise BackupError("\n".join(links), "do not restore from it: choose another backup "
+                          "(pgvdrill verify --all), and find out who made the links")
     path = repo.backup_dir("physical", entry.id)
     setting = BASE_BACKUP_SETTINGS["plain" if backup_format(path) == "plain" else "tar-stream"]
     return BaseBackup(setting, path, entry.seconds, manifest_ranges(path / "backup_manifest"))

@@ -16,7 +16,7 @@ from typing import Any
 
 from pgvdrill.errors import BackupError
 from pgvdrill.repository.layout import KINDS, Repository
-from pgvdrill.repository.paths import UnsafePath, listing, open_below, open_regular
+from pgvdrill.repository.paths import Listing, UnsafePath, listing, open_below, open_regular
 from pgvdrill.repository.schema import check_entry
 from pgvdrill.wal.walcmd import fsync_dir
 
@@ -179,15 +179,10 @@ def newest(entries: list[Entry], kind: str) -> Entry | None:
 def file_problems(repo: Repository, entry: Entry) -> list[str]:
     """How the backup's files differ from its catalog entry: missing, changed (size or
     sha256) or extra files. Empty when every file is exactly as written."""
-    try:
-        directory = repo.backup_dir(entry.kind, entry.id)
-    except UnsafePath as exc:
-        return [f"{entry.id}: {exc.message}"]
-    if not directory.is_dir():
-        return [f"{entry.id}: backup directory {directory} is missing"]
-    found = listing(directory)
-    problems = [f"{entry.id}: {directory / path} is {what}: never followed or read (a backup "
-                "holds regular files only)" for path, what in found.odd.items()]
+    problems, found = _listed(repo, entry)
+    if found is None:
+        return problems
+    directory = repo.backup_dir(entry.kind, entry.id)
     listed = set(found.files)
     for expected in entry.files:
         if expected.path not in listed:
@@ -206,3 +201,21 @@ def file_problems(repo: Repository, entry: Entry) -> list[str]:
             problems.append(f"{entry.id}: file {expected.path} changed (sha256 differs)")
     problems += [f"{entry.id}: file {path} is not in the catalog" for path in sorted(listed)]
     return problems
+
+
+def link_problems(repo: Repository, entry: Entry) -> list[str]:
+    """The backup's directory missing or a symlink, and every symlink, FIFO, socket or
+    device in it (a listing only, nothing hashed: cheap enough before reading any file)."""
+    return _listed(repo, entry)[0]
+
+
+def _listed(repo: Repository, entry: Entry) -> tuple[list[str], Listing | None]:
+    try:
+        directory = repo.backup_dir(entry.kind, entry.id)
+    except UnsafePath as exc:
+        return [f"{entry.id}: {exc.message}"], None
+    if not directory.is_dir():
+        return [f"{entry.id}: backup directory {directory} is missing"], None
+    found = listing(directory)
+    return [f"{entry.id}: {directory / path} is {what}: never followed or read (a backup "
+            "holds regular files only)" for path, what in found.odd.items()], found
