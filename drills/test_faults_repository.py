@@ -146,6 +146,21 @@ def test_fault_a_symlinked_kind_directory_is_refused_and_its_target_survives(
     assert verify.returncode == 4 and f"{repo}/logical in backup repository" in problems(verify)
 
 
+@pytest.mark.parametrize("name", ["wal", "catalog", "physical"])
+def test_fault_a_symlinked_repository_directory_is_named_by_verify(
+        name: str, repo: Path, outside: Path, run: Cli) -> None:
+    (repo / name).rename(outside / name)
+    (repo / name).symlink_to(outside / name)
+    around = state(outside)
+
+    result = run("verify")
+
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert (f"problem: {repo}/{name} in backup repository {repo} is a symlink (to "
+            f"{outside}/{name})") in result.stdout
+    assert state(outside) == around
+
+
 def test_fault_a_symlinked_backup_directory_is_named_and_never_deleted_through(
         archived_repo: ArchivedRepo, repo: Path, outside: Path, run: Cli) -> None:
     old_copy(repo, archived_repo, "logical", "logical-20200101T000000Z")

@@ -19,6 +19,7 @@ from pgvdrill.ops.commands import (
     say,
 )
 from pgvdrill.ops.verify_repo import (
+    layout_problems,
     source_identity,
     source_timeline,
     timeline_findings,
@@ -119,7 +120,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                                      source)
         if source is None:
             findings.notes.append(f"note: the backups' source is not checked ({how})")
-        if args.all or not args.backups:
+        if (args.all or not args.backups) and not layout_problems(repo):
             timelines = timeline_findings(repo, *source_timeline(config))
             findings.notes += timelines.notes
             findings.problems += timelines.problems
