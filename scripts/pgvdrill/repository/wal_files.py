@@ -7,26 +7,21 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 from pathlib import Path
 
 from pgvdrill.repository.paths import open_below, what_is
-from pgvdrill.wal.names import SEGMENT_RE, is_archive_name
+from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, is_archive_name, recorded_segment_size
 
-# XLogLongPageHeaderData: magic, info, tli, pageaddr, rem_len, sysid, seg_size, blcksz
-LONG_HEADER = struct.Struct("<HHIQI4xQII")
-SEGMENT_SIZES = frozenset(1 << n for n in range(20, 31))  # PostgreSQL allows 1 MB..1 GB
 IN_FLIGHT = re.compile(r"\.(?P<name>.+)\.\d+\.tmp")  # archive-wal's temporary name
 
 
 def segment_size_problem(fd: int, name: str) -> str | None:
     """Why the open segment `name` is not exactly the segment size its header records."""
     size = os.fstat(fd).st_size
-    header = os.pread(fd, LONG_HEADER.size, 0)
-    recorded = LONG_HEADER.unpack(header)[6] if len(header) == LONG_HEADER.size else None
-    if recorded in SEGMENT_SIZES and size == recorded:
+    recorded = recorded_segment_size(os.pread(fd, LONG_HEADER.size, 0))
+    if size == recorded:
         return None
-    said = (f"its header records {recorded} bytes" if recorded in SEGMENT_SIZES else
+    said = (f"its header records {recorded} bytes" if recorded else
             "its header records no valid segment size")
     return (f"WAL segment {name} has {size} bytes, and {said}: a truncated, padded or "
             "foreign file (restore-wal refuses to serve it)")

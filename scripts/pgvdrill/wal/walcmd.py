@@ -21,17 +21,14 @@ import contextlib
 import os
 import shutil
 import stat
-import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pgvdrill.errors import BackupError, ConfigError, DrillError
-from pgvdrill.wal.names import SEGMENT_RE, is_archive_name
+from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, is_archive_name, recorded_segment_size
 
 CHUNK = 1024 * 1024
-_LONG_HEADER = struct.Struct("<HHIQI4xQII")  # XLogLongPageHeaderData; [6]: xlp_seg_size
-_SEGMENT_SIZES = frozenset(1 << n for n in range(20, 31))
 NOT_FOUND = 1  # restore-wal: the file is not in the archive (PostgreSQL expects non-zero)
 
 
@@ -115,9 +112,8 @@ def _refuse_odd(fd: int, found: Path) -> None:
         raise BackupError(f"refusing to restore {found}: not a regular file",
                           "move it out of the archive")
     if SEGMENT_RE.fullmatch(found.name):
-        header = os.pread(fd, _LONG_HEADER.size, 0)
-        recorded = _LONG_HEADER.unpack(header)[6] if len(header) == _LONG_HEADER.size else 0
-        if info.st_size != recorded or recorded not in _SEGMENT_SIZES:
+        recorded = recorded_segment_size(os.pread(fd, LONG_HEADER.size, 0))
+        if info.st_size != recorded:
             raise BackupError(f"refusing to restore {found}: {info.st_size} bytes, not the "
                               f"segment size its header records ({recorded})",
                               "a truncated or foreign file: restore the segment from the "
