@@ -43,8 +43,10 @@ def state(top: Path) -> dict[str, str]:
 
 @pytest.fixture
 def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
-    """This test's copy of the repository."""
-    return Path(shutil.copytree(archived_repo.repo, tmp_path / "repo", symlinks=True))
+    """This test's copy of the repository (without archive-wal's in-flight temporaries:
+    the source may still be archiving)."""
+    return Path(shutil.copytree(archived_repo.repo, tmp_path / "repo", symlinks=True,
+                                ignore=shutil.ignore_patterns(".*.tmp")))
 
 
 @pytest.fixture
@@ -354,6 +356,23 @@ FIELDS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
                           "field started: '2025-11-01T01:00:00' is not an ISO 8601 time"),
     "unknown-field": (lambda d: d.update(command="rm -rf /"),
                       "field command: not a field of a catalog entry"),
+    "time-past-9000": (lambda d: d.update(finished="9999-12-20T00:00:00+00:00"),
+                       "field finished: '9999-12-20T00:00:00+00:00' is not a time between "
+                       "1970-01-01 and 9000-01-01 (UTC)"),
+    "time-before-year-1-in-utc": (lambda d: d.update(started="0001-01-01T00:00:00+01:00"),
+                                  "field started: '0001-01-01T00:00:00+01:00' is not a time"),
+    "started-after-finished": (lambda d: d.update(started="2099-01-01T00:00:00+00:00"),
+                               "field started: '2099-01-01T00:00:00+00:00' is after finished"),
+    "huge-seconds": (lambda d: d.update(seconds=1e300),
+                     "field seconds: 1e+300 is not a duration"),
+    "tiny-seconds": (lambda d: d.update(seconds=1e-300),
+                     "field seconds: 1e-300 is not a duration"),
+    "huge-source-bytes": (lambda d: d["extra"].update(source_bytes=2**64),
+                          "field extra.source_bytes: 18446744073709551616 is not a size"),
+    "huge-timeline": (lambda d: d.update(timeline=2**32),
+                      "field timeline: 4294967296 is not a timeline"),
+    "lsn-part-past-32-bits": (lambda d: d.update(end_lsn="0/100000000"),
+                              "field end_lsn: '0/100000000' is not an LSN"),
 }
 
 
@@ -414,3 +433,78 @@ def test_fault_a_backup_of_another_cluster_is_named(
     assert (f"problem: {archived_repo.logical.id}: taken from database system {foreign}"
             in result.stdout)
     assert f"not the configured source's {ours}" in result.stdout
+
+
+# --- times and numbers at the edge of their range -------------------------------------------
+
+@pytest.mark.parametrize("finished", ["9999-12-20T00:00:00+00:00", "0001-01-01T00:00:00+01:00"])
+def test_fault_an_edge_of_time_finished_makes_retention_delete_nothing(
+        archived_repo: ArchivedRepo, repo: Path, outside: Path, run: Cli, finished: str
+        ) -> None:
+    """A time datetime can parse but not move: retention's monthly rule adds monthly_months
+    to it and converts it to UTC (before: ValueError/OverflowError, a traceback, exit 1)."""
+    planted = old_copy(repo, archived_repo, "logical", "logical-20200101T000000Z")
+    edit_entry(repo, planted.stem, lambda d: d.update(started=OLD, finished=finished))
+    before, around = state(repo), state(outside)
+
+    result = run("retention", "--now", FUTURE)
+
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert (f"catalog entry {planted} is invalid: field finished: {finished!r} is not a time "
+            "between 1970-01-01 and 9000-01-01 (UTC)") in result.stderr, result.stderr
+    assert "retention deleted nothing" in result.stderr
+    assert state(repo) == before and state(outside) == around
+
+
+# --- a missing directory of the repository ---------------------------------------------------
+
+MISSING_COMMANDS: dict[str, tuple[str, ...]] = {
+    "verify": ("verify",),
+    "sync": ("sync", "--to", "rsync"),
+    "retention-dry-run": ("retention", "--dry-run"),
+    "retention": ("retention",),
+    "restore-logical": ("restore logical", "latest", "--target-dsn",
+                        "host=/nonexistent dbname=nothing"),
+    "restore-physical": ("restore physical", "latest", "--pgdata", "{tmp}/restored"),
+    "restore-pitr": ("restore pitr", "latest", "--pgdata", "{tmp}/restored"),
+}
+
+
+@pytest.mark.parametrize("command", list(MISSING_COMMANDS))
+@pytest.mark.parametrize("missing", ["wal", "catalog", "logical", "physical"])
+def test_fault_a_missing_repository_directory_is_named_not_a_traceback(
+        repo: Path, tmp_path: Path, run: Cli, missing: str, command: str) -> None:
+    """A directory of the repository gone (an unmounted disk, an operator's mv): every
+    command says so or goes on without it; none ends in a traceback (exit 1) or deletes
+    anything (before: `sync` with wal/ missing: FileNotFoundError, a traceback)."""
+    shutil.rmtree(repo / missing)
+    offsite = tmp_path / "offsite"
+    offsite.mkdir()
+    configure(tmp_path, repo, f'[sync.rsync]\ndest = "{offsite}"\n')
+    before = state(repo)
+    name, *args = (a.format(tmp=tmp_path) for a in MISSING_COMMANDS[command])
+
+    result = run(name, *args)
+
+    output = result.stdout + result.stderr
+    print(output)
+    assert "Traceback" not in output
+    assert result.returncode != 1, output
+    assert state(repo) == before
+    if command == "verify":
+        assert result.returncode == 4
+        assert f"problem: {repo}/{missing} in backup repository {repo} is missing" in output
+    if command.startswith("retention"):  # with a directory gone, what it protects is unknown
+        assert result.returncode == 4
+        assert f"lacks {repo}/{missing}: retention deleted nothing" in output
+    elif missing == "catalog" and command != "verify":
+        assert result.returncode == 4
+        assert f"{repo}/catalog is missing" in output
+    kind = "logical" if command == "restore-logical" else "physical"
+    if command.startswith("restore") and missing in ("catalog", kind):
+        assert result.returncode == 4 and not (tmp_path / "restored").exists()
+        assert f"{repo}/{missing}" in output
+    if command == "restore-pitr" and missing == "wal":
+        assert result.returncode == 4 and not (tmp_path / "restored").exists()
+        assert f"the WAL archive {repo}/wal is missing" in output

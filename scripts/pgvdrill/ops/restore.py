@@ -268,7 +268,8 @@ def base_backup_of(repo: Repository, entry: Entry) -> BaseBackup:
     links = link_problems(repo, entry)
     if links:
         raise BackupError("\n".join(links), "do not restore from it: choose another backup "
-                          "(pgvdrill verify --all), and find out who made the links")
+                          "(pgvdrill verify --all), and find out who removed it or made the "
+                          "links")
     path = repo.backup_dir("physical", entry.id)
     setting = BASE_BACKUP_SETTINGS["plain" if backup_format(path) == "plain" else "tar-stream"]
     return BaseBackup(setting, path, entry.seconds, manifest_ranges(path / "backup_manifest"))
@@ -327,6 +328,10 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
 
 def wal_restore_command(wal: Path, server_user: str | None) -> str:
     """restore_command reading `wal`, checked to work for the server's OS user."""
+    if not wal.is_dir():
+        raise BackupError(f"the WAL archive {wal} is missing: point-in-time recovery reads "
+                          "it", "mount or move it back, then run the restore again (pgvdrill "
+                          "restore physical restores a base backup to its end without it)")
     command = restore_command(wal, server_user)
     probe = runner.run(["test", "-r", wal, "-a", "-x", wal], user=server_user, check=False,
                        timeout=30)

@@ -82,6 +82,8 @@ def choose(entries: list[Entry], unreadable: dict[str, str], kind: str, wanted: 
            target: Target | None = None) -> Entry:
     """The backup `wanted` (an id, or `latest`: the newest of `kind` that ends before
     `target`)."""
+    if "" in unreadable:  # no catalog/ at all (read_catalog)
+        raise BackupError(unreadable[""], "mount or move it back, then run the restore again")
     if wanted in unreadable:
         raise BackupError(unreadable[wanted], "restore the entry from an off-site copy "
                           "(pgvdrill sync), or choose another backup")

@@ -24,6 +24,7 @@ from pgvdrill.ops.retention_plan import Plan, plan
 from pgvdrill.ops.retention_scan import scan
 from pgvdrill.ops.retention_wal import Decision
 from pgvdrill.repository import Entry, Repository, file_problems, lock
+from pgvdrill.repository.schema import EARLIEST, LATEST
 
 Say = Callable[[str], None]
 DELETE_FAILED = 1
@@ -59,7 +60,14 @@ def _when(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} "
                                          "(e.g. 2026-01-01T03:00:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        if EARLIEST <= moment.astimezone(UTC) < LATEST:
+            return moment
+    except OverflowError:
+        pass
+    raise argparse.ArgumentTypeError(f"not a time between {EARLIEST:%Y-%m-%d} and "
+                                     f"{LATEST:%Y-%m-%d}: {text!r}")
 
 
 def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:

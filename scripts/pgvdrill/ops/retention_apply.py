@@ -42,7 +42,8 @@ def carry_out(repo: Repository, plan: Plan, say: Callable[[str], None]) -> list[
     if physical_left:
         say("WAL left as it is: a physical backup that was to go is still there")
         return failed
-    for decision in (d for d in plan.wal if not d.keep):
+    going = [d for d in plan.wal if not d.keep]
+    for decision in going:
         try:
             (repo.wal / decision.name).unlink()
         except FileNotFoundError:
@@ -50,7 +51,8 @@ def carry_out(repo: Repository, plan: Plan, say: Callable[[str], None]) -> list[
         except OSError as exc:
             failed.append(f"WAL file {decision.name}: {exc}")
             say(f"FAILED to delete WAL file {decision.name}: {exc}")
-    fsync_dir(repo.wal)
+    if going:
+        fsync_dir(repo.wal)
     return failed
 
 

@@ -48,6 +48,12 @@ def scan(repo: Repository) -> Contents:
 
 
 def _scan(repo: Repository) -> Contents:
+    gone = [str(repo.dir(name)) for name in SUBDIRS if not os.path.lexists(repo.dir(name))]
+    if gone:  # an unmounted disk or a directory moved away: what it protects is unknown
+        raise BackupError(f"backup repository {repo.root} lacks {', '.join(gone)}: retention "
+                          "deleted nothing", "mount or move it back, then run retention "
+                          f"again (if it was really empty: mkdir -m 0700 {' '.join(gone)}; "
+                          "wal/ belongs to the server's OS user)")
     entries, unreadable = read_catalog(repo)
     if unreadable:  # which backups and WAL it protects cannot be told: delete nothing
         listed = "\n".join(f"  - {problem}" for problem in unreadable.values())

@@ -60,12 +60,13 @@ def plan(repo: Repository) -> Plan:
     groups: list[Group] = []
     odd = wal_file_problems(repo.wal)
     refused = [f"{problem}: not copied" for problem in odd.values()]
-    wal = [repo.wal / name for name in sorted(os.listdir(repo.wal)) if repo.wal.is_dir()
-           and is_archive_name(name) and name not in odd]
+    names = sorted(os.listdir(repo.wal)) if repo.wal.is_dir() else []
+    wal = [repo.wal / name for name in names if is_archive_name(name) and name not in odd]
     if wal:
         groups.append(Group("wal", tuple(Item.hashed(repo.root, p) for p in wal)))
     entries, unreadable = read_catalog(repo)
-    refused += [f"{problem}: its backup is not copied" for problem in unreadable.values()]
+    refused += [f"{problem}: " + ("its backup is not copied" if key else "no backup is copied")
+                for key, problem in unreadable.items()]
     for entry in entries:
         problems = file_problems(repo, entry)
         if problems:

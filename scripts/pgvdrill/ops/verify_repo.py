@@ -151,11 +151,15 @@ def backup_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[s
 
 def layout_problems(repo: Repository) -> list[str]:
     """The repository's root or one of its directories a symlink or not a directory
-    (nothing below it is read then)."""
+    (nothing below it is read then), or missing (`pgvdrill backup` makes all of them)."""
     try:
         for name in SUBDIRS:
             path = repo.dir(name)
-            if os.path.lexists(path) and not path.is_dir():
+            if not os.path.lexists(path):
+                return [f"{path} in backup repository {repo.root} is missing: an unmounted "
+                        f"disk or a directory moved away (if it was really empty: mkdir -m "
+                        f"0700 {path}; wal/ belongs to the server's OS user)"]
+            if not path.is_dir():
                 return [f"{path} in backup repository {repo.root} is not a directory"]
     except UnsafePath as exc:
         return [f"{exc.message} ({exc.hint})"]

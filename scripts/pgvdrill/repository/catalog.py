@@ -129,9 +129,13 @@ def write_entry(repo: Repository, entry: Entry) -> Path:
 
 def read_catalog(repo: Repository) -> tuple[list[Entry], dict[str, str]]:
     """The readable catalog entries (oldest first), and the problem of each unreadable one
-    by its id (the file name without .json)."""
+    by its id (the file name without .json); a repository whose catalog/ is missing (an
+    unmounted disk, a directory moved away) has that as its one problem."""
     entries: list[Entry] = []
     problems: dict[str, str] = {}
+    if repo.root.is_dir() and not os.path.lexists(repo.catalog):
+        problems[""] = (f"catalog directory {repo.catalog} is missing: an unmounted disk or a "
+                        "directory moved away (which backups are complete cannot be told)")
     paths = sorted(repo.catalog.glob("*.json")) if repo.catalog.is_dir() else []
     for path in paths:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -23,6 +23,13 @@ FIELDS = frozenset({"schema", "id", "kind", "started", "finished", "seconds", "s
                     "settings", "tools", "files", "start_lsn", "end_lsn", "timeline",
                     "extra", "size_bytes"})
 FILE_FIELDS = frozenset({"path", "bytes", "sha256"})
+# A catalog time is between these (in UTC): every later use (astimezone(UTC), adding up to
+# [retention] monthly_months = 1200 months, subtracting from now) stays inside datetime's
+# years 1..9999, and nothing pgvdrill wrote can be older than the Unix epoch.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_SIZE = 2**63  # bytes: a file size the kernel can report (off_t)
+MAX_SECONDS = 1e9  # a backup that took 31 years was not timed
 
 
 class Invalid(ValueError):
@@ -50,11 +57,15 @@ def _check(data: dict[str, Any], kinds: tuple[str, ...]) -> None:
     _match("id", data.get("id"), ID_RE, "a plain name (letters, digits, - and _)")
     if data.get("kind") not in kinds:
         raise Invalid("kind", f"{data.get('kind')!r} is not one of {', '.join(kinds)}")
-    for name in ("started", "finished"):
-        _time(name, data.get(name))
+    started, finished = (_time(name, data.get(name)) for name in ("started", "finished"))
+    if started > finished:
+        raise Invalid("started", f"{data['started']!r} is after finished "
+                      f"({data['finished']!r})")
     seconds = data.get("seconds")
-    if not (_number(seconds) and math.isfinite(seconds) and seconds >= 0):
-        raise Invalid("seconds", f"{seconds!r} is not a finite number >= 0")
+    if not (_number(seconds) and math.isfinite(seconds)
+            and (seconds == 0 or 0.001 <= seconds < MAX_SECONDS)):
+        raise Invalid("seconds", f"{seconds!r} is not a duration (0, or 0.001 .. "
+                      f"{MAX_SECONDS:.0f} seconds)")
     for name in ("source", "settings", "tools", "extra"):
         if not isinstance(data.get(name, {}), dict):
             raise Invalid(name, "not a JSON object")
@@ -69,7 +80,7 @@ def _check(data: dict[str, Any], kinds: tuple[str, ...]) -> None:
         raise Invalid("timeline", f"{timeline!r} is not a timeline (1 .. 4294967295)")
     paths = _files(data.get("files"))
     _extra(data.get("extra", {}), paths)
-    if "size_bytes" in data and not (_integer(data["size_bytes"]) and data["size_bytes"] >= 0):
+    if "size_bytes" in data and not _size(data["size_bytes"]):
         raise Invalid("size_bytes", f"{data['size_bytes']!r} is not a size")
 
 
@@ -88,7 +99,7 @@ def _files(files: Any) -> set[str]:
         if item["path"] in paths:
             raise Invalid(f"{name}.path", f"{item['path']!r} is listed twice")
         paths.add(item["path"])
-        if not (_integer(item["bytes"]) and 0 <= item["bytes"] < 2**63):
+        if not _size(item["bytes"]):
             raise Invalid(f"{name}.bytes", f"{item['bytes']!r} is not a size in bytes")
         _match(f"{name}.sha256", item["sha256"], SHA256_RE, "64 lowercase hex digits")
     return paths
@@ -101,7 +112,7 @@ def _extra(extra: dict[str, Any], paths: set[str]) -> None:
         raise Invalid("extra.artifact", f"{artifact!r} is not one of the backup's top-level "
                       "files")
     size = extra.get("source_bytes")
-    if size is not None and not (_integer(size) and size >= 0):
+    if size is not None and not _size(size):
         raise Invalid("extra.source_bytes", f"{size!r} is not a size in bytes")
 
 
@@ -115,18 +126,32 @@ def _source(source: dict[str, Any]) -> None:
             raise Invalid(f"source.{name}", "not a string")
 
 
-def _time(name: str, value: Any) -> None:
+def _time(name: str, value: Any) -> datetime:
+    """The moment `value` names, in UTC, when it is an ISO 8601 time with a zone between
+    EARLIEST and LATEST."""
     try:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise Invalid(name, f"{value!r} is not an ISO 8601 time with a zone")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # a zone's offset pushed it past year 1 or 9999
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise Invalid(name, f"{value!r} is not a time between {EARLIEST:%Y-%m-%d} and "
+                      f"{LATEST:%Y-%m-%d} (UTC)")
+    return utc
 
 
 def _match(name: str, value: Any, pattern: re.Pattern[str], what: str) -> None:
     if not (isinstance(value, str) and pattern.fullmatch(value)):
         raise Invalid(name, f"{value!r} is not {what}")
+
+
+def _size(value: Any) -> bool:
+    return _integer(value) and 0 <= value < MAX_SIZE
 
 
 def _integer(value: Any) -> bool:
