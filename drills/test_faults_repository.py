@@ -294,6 +294,34 @@ def test_fault_a_symlink_in_wal_to_a_root_only_file_is_never_served_or_uploaded(
         in problems(verify)
 
 
+def test_fault_a_hard_link_in_wal_to_a_file_outside_is_never_served_or_uploaded(
+        repo: Path, outside: Path, tmp_path: Path, run: Cli, pgvdrill_cli: Cli) -> None:
+    """A segment whose file has another name outside the repository (planted by whoever
+    owns wal/ where fs.protected_hardlinks is 0, or for a file that user may write): a
+    valid segment, so only the link is wrong. Before: verified "ok", uploaded and served."""
+    name = a_segment(repo)
+    shutil.move(repo / "wal" / name, outside / name)
+    os.link(outside / name, repo / "wal" / name)
+    offsite = tmp_path / "offsite"
+    offsite.mkdir()
+    configure(tmp_path, repo, f'[sync.rsync]\ndest = "{offsite}"\n')
+    served = tmp_path / "RECOVERYXLOG"
+    around = state(outside)
+
+    restore = pgvdrill_cli("restore-wal", name, served, "--source", repo / "wal")
+    sync = run("sync", "--to", "rsync")
+    verify = run("verify")
+
+    linked = f"{name} is a hard link (1 of its 2 names outside this directory"
+    assert restore.returncode != 0 and not served.exists(), restore.stderr
+    assert "a hard link (1 of its 2 names outside this directory" in restore.stderr
+    assert sync.returncode == 4, sync.stdout + sync.stderr
+    assert f"REFUSED WAL archive {repo}/wal: {linked}" in sync.stdout
+    assert not (offsite / "wal" / name).exists() and (offsite / "wal").is_dir()
+    assert verify.returncode == 4 and f"WAL archive {repo}/wal: {linked}" in problems(verify)
+    assert state(outside) == around
+
+
 def test_fault_a_wrong_size_segment_is_named_and_never_served(
         repo: Path, tmp_path: Path, run: Cli, pgvdrill_cli: Cli) -> None:
     name = a_segment(repo)

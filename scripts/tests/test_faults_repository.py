@@ -1,7 +1,7 @@
 """Fault tests of an untrusted repository without a server (issue 13, class 1): the path
 guard, the catalog writer and the DR drill's copy of the archive never follow a symlink
-someone planted in the repository. The drills with real backups are in
-drills/test_faults_repository.py."""
+(or a hard link with a name outside its directory) someone planted in the repository. The
+drills with real backups are in drills/test_faults_repository.py."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from fixtures.segments import segment_bytes
 from pgvdrill.errors import BackupError
 from pgvdrill.physical.drill import ArchiveReplay
 from pgvdrill.repository import Entry, Repository
-from pgvdrill.repository.catalog import read_catalog, write_entry
-from pgvdrill.repository.paths import UnsafePath, inside
+from pgvdrill.repository.catalog import read_catalog, sha256_of, write_entry
+from pgvdrill.repository.paths import UnsafePath, inside, listing
+from pgvdrill.repository.wal_files import wal_file_problems
+from pgvdrill.wal.walcmd import restore_wal
 
 SEGMENT = "000000010000000000000003"
 
@@ -115,3 +117,57 @@ def test_fault_an_entry_id_with_a_dot_is_invalid(repo: Repository) -> None:
 
     assert entries == []
     assert "is invalid: field id: '..' is not a plain name" in unreadable[".."]
+
+
+# --- hard links: a name in the repository for a file elsewhere -------------------------------
+
+def test_fault_a_hard_link_to_a_file_outside_the_archive_is_never_served_or_copied(
+        tmp_path: Path, outside: Path) -> None:
+    """What a symlink does, a hard link does too where fs.protected_hardlinks is 0 (and for
+    any file the archive's owner can read and write): restore-wal, the DR drill's copy,
+    verify's listing and sync's hashing (open_regular) refuse it; nothing is written."""
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    (outside / SEGMENT).write_bytes(segment_bytes())  # a valid segment, kept elsewhere
+    os.link(outside / SEGMENT, wal / SEGMENT)
+    into = tmp_path / "copy"
+    into.mkdir()
+
+    with pytest.raises(BackupError, match=r"refusing to restore .*: a hard link \(1 of its 2 "
+                       r"names outside this directory"):
+        restore_wal(SEGMENT, into / "RECOVERYXLOG", wal)
+    with pytest.raises(OSError, match="a hard link"):
+        ArchiveReplay(wal, 0, segments=(SEGMENT,)).copied(into, None)
+    with pytest.raises(OSError, match="a hard link"):
+        sha256_of(wal / SEGMENT)
+    problems = wal_file_problems(wal)
+
+    assert f"{SEGMENT} is a hard link (1 of its 2 names outside" in problems[SEGMENT]
+    assert not (into / "RECOVERYXLOG").exists() and not (into / SEGMENT).exists()
+
+
+def test_fault_a_hard_link_inside_a_backup_to_a_file_outside_is_named(
+        repo: Repository, outside: Path) -> None:
+    backup = repo.backup_dir("logical", "logical-1")
+    backup.mkdir()
+    os.link(outside / "secret", backup / "extra.sql")
+
+    found = listing(backup)
+
+    assert found.files == []
+    assert found.odd == {"extra.sql": "a hard link (1 of its 2 names outside this directory: "
+                                      "a file from elsewhere)"}
+
+
+def test_fault_a_crash_between_link_and_unlink_leaves_no_false_alarm(tmp_path: Path) -> None:
+    """archive-wal (and the catalog writer) link a temporary to the final name, then unlink
+    the temporary: killed in between, both names are in the same directory. That segment
+    is served, hashed and not named (a hard link is counted only with a name elsewhere)."""
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    (wal / f".{SEGMENT}.4242.tmp").write_bytes(segment_bytes())
+    os.link(wal / f".{SEGMENT}.4242.tmp", wal / SEGMENT)
+
+    assert restore_wal(SEGMENT, tmp_path / "RECOVERYXLOG", wal)
+    assert sha256_of(wal / SEGMENT) and wal_file_problems(wal) == {}
+    assert (tmp_path / "RECOVERYXLOG").read_bytes() == (wal / SEGMENT).read_bytes()

@@ -6,7 +6,7 @@ by `inside`, which refuses an absolute path, an empty, `.` or `..` part, and a s
 any existing component, the root included (a symlink is reported, never followed). Files
 are listed without following links (`listing`: links, FIFOs, sockets and devices are named
 as problems) and opened with O_NOFOLLOW, component by component (`open_below`), as regular
-files only.
+files only, never one with a hard link outside its directory (hardlinks.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgvdrill.errors import BackupError
+from pgvdrill.hardlinks import hard_link_problem
 
 
 class UnsafePath(BackupError):
@@ -38,11 +39,14 @@ def parts_of(relative: str) -> tuple[str, ...]:
 
 def what_is(path: Path) -> str | None:
     """How `path` is not a plain directory or regular file (a symlink and its target, a
-    FIFO, a socket, a device), or None."""
-    mode = os.lstat(path).st_mode
+    FIFO, a socket, a device, a hard link with names outside its directory), or None."""
+    info = os.lstat(path)
+    mode = info.st_mode
     if stat.S_ISLNK(mode):
         return f"a symlink (to {os.readlink(path)})"
-    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+    if stat.S_ISREG(mode):
+        return hard_link_problem(info, path.parent)
+    if stat.S_ISDIR(mode):
         return None
     return {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
             stat.S_IFBLK: "a device"}.get(stat.S_IFMT(mode), "not a regular file")
@@ -128,9 +132,13 @@ def open_regular(path: str | Path, dir_fd: int | None = None) -> int:
     as its last component; a FIFO is not waited on); OSError otherwise."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                  dir_fd=dir_fd)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    linked = stat.S_ISREG(info.st_mode) and hard_link_problem(
+        info, Path(path).parent if dir_fd is None else dir_fd)
+    if not stat.S_ISREG(info.st_mode) or linked:
         os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", str(path))
+        raise OSError(errno.EMLINK if linked else errno.EINVAL, linked or "not a regular file",
+                      str(path))
     return fd
 
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pgvdrill.errors import BackupError, ConfigError, DrillError
+from pgvdrill.hardlinks import hard_link_problem
 from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, is_archive_name, recorded_segment_size
 
 CHUNK = 1024 * 1024
@@ -105,12 +106,19 @@ def restore_wal(name: str, path: Path, source: Path, *, partial: bool = False) -
 
 
 def _refuse_odd(fd: int, found: Path) -> None:
-    """BackupError for an archive file that is not a regular file, or a segment whose size
-    is not the segment size its own long page header records."""
+    """BackupError for an archive file that is not a regular file, has a hard link outside
+    the archive, or is a segment whose size is not the segment size its own long page
+    header records."""
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise BackupError(f"refusing to restore {found}: not a regular file",
                           "move it out of the archive")
+    linked = hard_link_problem(info, found.parent)
+    if linked:
+        raise BackupError(f"refusing to restore {found}: {linked}",
+                          "find out who linked it; move it out of the archive and restore "
+                          "the segment from an off-site copy (pgvdrill verify names every "
+                          "such file)")
     if SEGMENT_RE.fullmatch(found.name):
         recorded = recorded_segment_size(os.pread(fd, LONG_HEADER.size, 0))
         if info.st_size != recorded:
@@ -169,8 +177,9 @@ def add_restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "restore-wal", help="restore_command: fetch one WAL file from an archive directory",
         description="Copy a WAL file from an archive directory to where PostgreSQL asks. "
                     "Exit 1 without a message when the archive has no such file. A "
-                    "symlink, a non-regular file and a segment whose size is not the "
-                    "segment size its header records are refused, never served.",
+                    "symlink, a non-regular file, a file with a hard link outside the "
+                    "archive and a segment whose size is not the segment size its header "
+                    "records are refused, never served.",
         epilog="example: restore_command = 'pgvdrill restore-wal %f %p --source /backup/wal'",
     )
     parser.add_argument("name", help="the file wanted (PostgreSQL's %%f)")
