@@ -47,8 +47,9 @@ exit codes:
   0  done (or dry run)
   1  something could not be deleted (each one named)
   2  bad configuration or option
-  4  the repository is unreadable, a catalog entry is invalid, or a backup directory
-     or the repository's root, directories or lock is a symlink (nothing deleted)
+  4  the repository is unreadable, a catalog entry is invalid, a directory of it
+     (wal/, catalog/, logical/, physical/) is missing, or a backup directory or the
+     repository's root, directories or lock is a symlink (nothing deleted)
   7  another pgvdrill command (backup, restore, verify, sync, drill) is using the
      repository (nothing deleted; run it again later)
 """

@@ -39,8 +39,9 @@ the backup's files, so an entry on the remote side means the whole backup is the
 backup whose local files do not match its entry, or whose entry is invalid, is refused
 (not copied, exit 4): its off-site copy stays as it was. A backup without an entry
 (running or failed) is skipped. No symlink in the repository is ever followed: a symlink,
-FIFO or device in wal/ or in a backup, a non-WAL name in wal/ and a WAL segment whose size
-is not the segment size are refused by name (exit 4), the rest is copied.
+a hard link to a file elsewhere, a FIFO or device in wal/ or in a backup, a non-WAL name
+in wal/ and a WAL segment whose size is not the segment size are refused by name (exit 4),
+the rest is copied; a missing catalog/ is refused too (no backup is copied).
 
 Nothing is ever deleted remotely, and no remote file is overwritten: a file that is
 already there with the same size and sha256 is skipped, one that differs is reported

@@ -49,8 +49,9 @@ EPILOG = """what is checked:
                 directories without an entry (warnings: running or failed backups), and
                 what in wal/ is not an archived WAL file: a symlink, FIFO or device, a
                 non-WAL name, a segment whose size is not its header's segment size
-  untrusted:    a symlinked repository root or directory, symlinks and other non-regular
-                files in a backup (never followed or read); with a reachable [source],
+  untrusted:    a symlinked repository root, a symlinked or missing directory, symlinks, hard
+                links to files elsewhere and other non-regular files in a backup or in
+                wal/ (never followed or read); with a reachable [source],
                 backups of another database system (system identifier) or database
   PATH:         an argument with a / or a . (or that exists) is a pg_dump archive
                 checked on its own, without a configuration (as before the repository)
