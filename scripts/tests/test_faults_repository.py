@@ -5,6 +5,7 @@ drills with real backups are in drills/test_faults_repository.py."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import replace
@@ -14,6 +15,7 @@ import pytest
 
 from fixtures.segments import segment_bytes
 from pgvdrill.errors import BackupError
+from pgvdrill.ops.retention import _when as retention_when
 from pgvdrill.physical.drill import ArchiveReplay
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.repository.catalog import read_catalog, sha256_of, write_entry
@@ -171,3 +173,32 @@ def test_fault_a_crash_between_link_and_unlink_leaves_no_false_alarm(tmp_path: P
     assert restore_wal(SEGMENT, tmp_path / "RECOVERYXLOG", wal)
     assert sha256_of(wal / SEGMENT) and wal_file_problems(wal) == {}
     assert (tmp_path / "RECOVERYXLOG").read_bytes() == (wal / SEGMENT).read_bytes()
+
+
+# --- times and numbers at the edge of their range -------------------------------------------
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("finished", "9999-12-20T00:00:00+00:00"),  # + monthly_months: past year 9999
+    ("finished", "0001-01-01T00:00:00+01:00"),  # in UTC: before year 1
+    ("started", "1969-12-31T23:59:59+00:00"),  # before anything pgvdrill wrote
+    ("seconds", 1e300), ("seconds", 1e-300), ("seconds", -0.0001),
+])
+def test_fault_a_catalog_time_or_duration_at_the_edge_of_its_range_is_invalid(
+        repo: Repository, field: str, value: object) -> None:
+    data = {**entry("logical-1").as_dict(), field: value}
+    (repo.catalog / "logical-1.json").write_text(json.dumps(data))
+
+    entries, unreadable = read_catalog(repo)
+
+    assert entries == []
+    assert f"is invalid: field {field}: {value!r} is not a" in unreadable["logical-1"]
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00",
+                                  "9500-01-01T00:00:00+00:00"])
+def test_fault_retention_now_at_the_edge_of_time_is_a_usage_error(text: str) -> None:
+    """`retention --now` is converted to UTC and compared with entries' months: before, a
+    traceback (OverflowError) instead of exit 2."""
+    with pytest.raises(argparse.ArgumentTypeError, match="not a time between 1970-01-01 and "
+                       "9000-01-01"):
+        retention_when(text)
