@@ -10,17 +10,20 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from fixtures.segments import segment_bytes
 from pgvdrill.errors import BackupError
+from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.retention import _when as retention_when
 from pgvdrill.physical.drill import ArchiveReplay
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.repository.catalog import read_catalog, sha256_of, write_entry
 from pgvdrill.repository.paths import UnsafePath, inside, listing
 from pgvdrill.repository.wal_files import wal_file_problems
+from pgvdrill.server import ExternalServer
 from pgvdrill.wal.walcmd import restore_wal
 
 SEGMENT = "000000010000000000000003"
@@ -202,3 +205,15 @@ def test_fault_retention_now_at_the_edge_of_time_is_a_usage_error(text: str) -> 
     with pytest.raises(argparse.ArgumentTypeError, match="not a time between 1970-01-01 and "
                        "9000-01-01"):
         retention_when(text)
+
+
+def test_fault_the_dr_drill_names_a_missing_wal_directory(repo: Repository) -> None:
+    """wal/ gone: before, taken for "archiving not in use" and the physical drill passed
+    without a word. The source is not asked (the check ends before it)."""
+    repo.wal.rmdir()
+
+    replay, problems = check_archive(repo, entry("physical-1"), cast(ExternalServer, None))
+
+    assert replay is None
+    assert problems == [f"WAL archive {repo.wal} is missing: an unmounted disk or a directory "
+                        "moved away (recovery cannot go past the backup's end)"]
