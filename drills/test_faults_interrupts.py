@@ -254,13 +254,16 @@ def test_fault_restore_logical_interrupted(prod_source: Cluster, pgvdrill_cli: C
     target = make_cluster("restored")
     target.query("CREATE DATABASE restored TEMPLATE template0")
     dsn = conninfo(target, "restored")
-    first = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--config", config)
+    # the test servers are copies of one initdb: the source's system identifier and OIDs
+    copy = "--into-copy-of-source"
+    first = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, copy,
+                         "--config", config)
     assert first.returncode == 0, first.stderr
     for sig in SIGNALS:
         blocker = target.connect("restored", autocommit=False)
         blocker.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
         proc = start_cli("restore", "logical", "latest", "--target-dsn", dsn, "--clean",
-                         "--config", config, cwd=tmp_path)
+                         copy, "--config", config, cwd=tmp_path)
         try:
             wait_for(lambda: target.query(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_restore' "
@@ -277,7 +280,7 @@ def test_fault_restore_logical_interrupted(prod_source: Cluster, pgvdrill_cli: C
             blocker.close()
         assert_source_clean(target)
     again = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--clean",
-                         "--config", config)
+                         copy, "--config", config)
     assert again.returncode == 0, again.stderr
 
 

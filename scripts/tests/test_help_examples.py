@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.segments import segment_bytes
 from pgvdrill.cli import build_parser
 
 SEGMENT = "000000010000000000000003"
@@ -94,7 +95,7 @@ def test_the_wal_command_examples_paste_and_run(tmp_path: Path) -> None:
     [restore] = examples(HELPS["pgvdrill restore-wal"])
     wal = tmp_path / "pg_wal"
     wal.mkdir()
-    (wal / SEGMENT).write_bytes(os.urandom(4096))
+    (wal / SEGMENT).write_bytes(segment_bytes())
     dest = tmp_path / "archive"
     dest.mkdir()
 

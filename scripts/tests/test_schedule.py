@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.segments import segment_bytes
 from pgvdrill.cli import main
 from pgvdrill.config import load_config
 from pgvdrill.errors import ConfigError
@@ -362,7 +363,7 @@ def test_archive_and_restore_commands_work_on_awkward_paths(tmp_path: Path) -> N
     pg_wal.mkdir()
     segments = [pg_wal / f"00000001000000000000000{i}" for i in (1, 2)]
     for segment in segments:
-        segment.write_bytes(os.urandom(4096))
+        segment.write_bytes(segment_bytes())
 
     run_archive_command(conf_value(text, "archive_command"), segments[0], segments[0].name)
     stdlib = conf_value(text, "archive_command", commented=True)

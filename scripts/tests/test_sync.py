@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.s3 import Bucket
+from fixtures.segments import segment_bytes
 from pgvdrill.config import RsyncTarget, S3Target
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.sync import sync_to
@@ -43,7 +44,8 @@ def repo(tmp_path: Path) -> Repository:
     file (made-up bytes)."""
     repo = Repository(tmp_path / "repo").ensure()
     for name in WAL:
-        (repo.wal / name).write_bytes(name.encode() * 1000)
+        (repo.wal / name).write_bytes(name.encode() * 1000 if name.endswith(".history")
+                                      else segment_bytes())
     (repo.wal / f".{WAL[0]}.123.tmp").write_bytes(b"half")
     _backup(repo, "logical", "logical-1", {"vector_db.dump": os.urandom(5000)})
     _backup(repo, "physical", "physical-22", {"base.tar": os.urandom(9000),
@@ -79,7 +81,8 @@ def test_plan_refuses_a_backup_whose_files_differ_from_its_entry(repo: Repositor
     the_plan = plan(repo)
 
     assert [g.name for g in the_plan.groups] == ["wal", "logical-1"]
-    assert the_plan.refused == ("physical-22: file base.tar has 7 bytes, the catalog says 9000",)
+    assert the_plan.refused == ("physical-22: file base.tar has 7 bytes, the catalog says 9000: "
+                                "the backup is not copied",)
 
 
 @pytest.mark.parametrize(("dest", "remote"), [

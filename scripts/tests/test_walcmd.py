@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.segments import segment_bytes
 from pgvdrill import osuser, runner
 from pgvdrill.wal.archiving import python_for
 from pgvdrill.wal.walcmd import NOT_IN_ARCHIVE
@@ -28,7 +29,7 @@ def pgvdrill(*args: str | Path, user: str | None = None) -> runner.Result:
 def wal(tmp_path: Path) -> Path:
     path = tmp_path / "pg_wal" / SEGMENT
     path.parent.mkdir()
-    path.write_bytes(os.urandom(64 * 1024))
+    path.write_bytes(segment_bytes())
     return path
 
 
@@ -115,7 +116,7 @@ def readonly_archive() -> Iterator[tuple[Path, Path, str | None]]:
     base.chmod(0o755)
     (base / "archive").mkdir(mode=0o555)
     segment = base / SEGMENT
-    segment.write_bytes(os.urandom(8192))
+    segment.write_bytes(segment_bytes())
     segment.chmod(0o644)
     yield segment, base / "archive", user
     (base / "archive").chmod(0o755)

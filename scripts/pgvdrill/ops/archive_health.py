@@ -29,6 +29,9 @@ def check_archive(repo: Repository, entry: Entry, source: ExternalServer
     source is on now, never a stray branch in the archive (a restored copy that archived
     into it); when that timeline cannot be read, the archive's latest, said as a problem
     when the archive forks."""
+    if not repo.wal.is_dir():
+        return None, [f"WAL archive {repo.wal} is missing: an unmounted disk or a directory "
+                      "moved away (recovery cannot go past the backup's end)"]
     if not has_wal(repo):
         return None, []
     with source.connect() as conn:

@@ -50,7 +50,7 @@ from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.repository import Entry, Repository, file_problems, lock
-from pgvdrill.repository.catalog import read_catalog
+from pgvdrill.repository.catalog import link_problems, read_catalog
 from pgvdrill.wal.archiving import expected_spans, restore_command
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn
@@ -294,7 +294,13 @@ def require_intact(repo: Repository, entry: Entry) -> None:
 
 
 def base_backup_of(repo: Repository, entry: Entry) -> BaseBackup:
-    """The catalog's base backup as the physical library knows it."""
+    """The catalog's base backup as the physical library knows it; BackupError before any
+    file is read when its directory holds a symlink (never followed)."""
+    links = link_problems(repo, entry)
+    if links:
+        raise BackupError("\n".join(links), "do not restore from it: choose another backup "
+                          "(pgvdrill verify --all), and find out who removed it or made the "
+                          "links")
     path = repo.backup_dir("physical", entry.id)
     setting = BASE_BACKUP_SETTINGS["plain" if backup_format(path) == "plain" else "tar-stream"]
     return BaseBackup(setting, path, entry.seconds, manifest_ranges(path / "backup_manifest"))
@@ -361,6 +367,10 @@ def wal_restore_command(wal: Path, server_user: str | None, expect: list[str]) -
     """restore_command reading `wal`, checked to work for the server's OS user; `expect`:
     the segments it must find (walcmd --expect), so that one removed before the copy
     starts stops its recovery instead of ending it there."""
+    if not wal.is_dir():
+        raise BackupError(f"the WAL archive {wal} is missing: point-in-time recovery reads "
+                          "it", "mount or move it back, then run the restore again (pgvdrill "
+                          "restore physical restores a base backup to its end without it)")
     command = restore_command(wal, server_user, expect=expect)
     probe = runner.run(["test", "-r", wal, "-a", "-x", wal], user=server_user, check=False,
                        timeout=30)

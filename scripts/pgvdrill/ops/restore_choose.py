@@ -82,6 +82,8 @@ def choose(entries: list[Entry], unreadable: dict[str, str], kind: str, wanted: 
            target: Target | None = None) -> Entry:
     """The backup `wanted` (an id, or `latest`: the newest of `kind` that ends before
     `target`)."""
+    if "" in unreadable:  # no catalog/ at all (read_catalog)
+        raise BackupError(unreadable[""], "mount or move it back, then run the restore again")
     if wanted in unreadable:
         raise BackupError(unreadable[wanted], "restore the entry from an off-site copy "
                           "(pgvdrill sync), or choose another backup")
@@ -97,6 +99,15 @@ def choose(entries: list[Entry], unreadable: dict[str, str], kind: str, wanted: 
                               "--help)")
         return found
     of_kind = [e for e in entries if e.kind == kind]
+    if unreadable:  # one of them may be the newest: latest cannot be told
+        listed = "\n".join(f"  - {problem}" for problem in unreadable.values())
+        newest = [e for e in of_kind if ends_before(e, target)][-1:]
+        raise BackupError(f"latest is not chosen while the catalog holds invalid entries "
+                          f"(one may be the newest {kind} backup):\n{listed}",
+                          "name the backup instead of latest" + "".join(
+                              f" (the newest valid one is {e.id}, finished {e.finished})"
+                              for e in newest) + ", or restore the invalid entries from an "
+                          "off-site copy; pgvdrill verify names every problem")
     if not of_kind:
         raise ConfigError(f"no {kind} backup in the catalog",
                           f"take one first: pgvdrill backup {kind}")

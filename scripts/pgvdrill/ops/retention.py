@@ -24,6 +24,7 @@ from pgvdrill.ops.retention_plan import Plan, plan
 from pgvdrill.ops.retention_scan import scan
 from pgvdrill.ops.retention_wal import Decision
 from pgvdrill.repository import Entry, Repository, file_problems, lock
+from pgvdrill.repository.schema import EARLIEST, LATEST
 
 Say = Callable[[str], None]
 DELETE_FAILED = 1
@@ -46,7 +47,9 @@ exit codes:
   0  done (or dry run)
   1  something could not be deleted (each one named)
   2  bad configuration or option
-  4  the repository is unreadable (nothing deleted)
+  4  the repository is unreadable, a catalog entry is invalid, a directory of it
+     (wal/, catalog/, logical/, physical/) is missing, or a backup directory or the
+     repository's root, directories or lock is a symlink (nothing deleted)
   7  another pgvdrill command (backup, restore, verify, sync, drill) is using the
      repository (nothing deleted; run it again later)
   8  the machine failed, not the backup: a full disk, a permission, a read-only file
@@ -60,7 +63,14 @@ def _when(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} "
                                          "(e.g. 2026-01-01T03:00:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        if EARLIEST <= moment.astimezone(UTC) < LATEST:
+            return moment
+    except OverflowError:
+        pass
+    raise argparse.ArgumentTypeError(f"not a time between {EARLIEST:%Y-%m-%d} and "
+                                     f"{LATEST:%Y-%m-%d}: {text!r}")
 
 
 def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:

@@ -17,9 +17,9 @@ from pgvdrill.wal.walcmd import fsync_dir
 def delete_backup(repo: Repository, kind: str, backup_id: str) -> None:
     """Remove one backup and its catalog entry (OSError if a step fails)."""
     aside = aside_path(repo, backup_id)
+    directory = repo.backup_dir(kind, backup_id)  # UnsafePath before anything changes
     os.rename(repo.entry_path(backup_id), aside)
     fsync_dir(repo.catalog)
-    directory = repo.backup_dir(kind, backup_id)
     if os.path.lexists(directory):
         shutil.rmtree(directory)
     aside.unlink()
@@ -42,7 +42,8 @@ def carry_out(repo: Repository, plan: Plan, say: Callable[[str], None]) -> list[
     if physical_left:
         say("WAL left as it is: a physical backup that was to go is still there")
         return failed
-    for decision in (d for d in plan.wal if not d.keep):
+    going = [d for d in plan.wal if not d.keep]
+    for decision in going:
         try:
             (repo.wal / decision.name).unlink()
         except FileNotFoundError:
@@ -50,7 +51,8 @@ def carry_out(repo: Repository, plan: Plan, say: Callable[[str], None]) -> list[
         except OSError as exc:
             failed.append(f"WAL file {decision.name}: {exc}")
             say(f"FAILED to delete WAL file {decision.name}: {exc}")
-    fsync_dir(repo.wal)
+    if going:
+        fsync_dir(repo.wal)
     return failed
 
 

@@ -62,7 +62,7 @@ def kept_by(kind: str, entries: list[Entry], problems: Problems, policy: Retenti
             now: datetime) -> list[tuple[Entry, dict[str, str]]]:
     """Each backup of `kind`, oldest first, with the rules that keep it (rule -> why; none:
     it goes)."""
-    of_kind = sorted((e for e in entries if e.kind == kind), key=lambda e: (e.finished, e.id))
+    of_kind = sorted((e for e in entries if e.kind == kind), key=lambda e: (e.finished_at, e.id))
     days = kind_days(kind, policy)
     newest, corrupt = _newest_valid(of_kind, problems)
     monthly = _monthly(of_kind, problems, policy.monthly_months, now)

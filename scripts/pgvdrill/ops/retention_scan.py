@@ -5,6 +5,7 @@ recognise."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +13,9 @@ from pathlib import Path
 from pgvdrill.errors import BackupError, classified
 from pgvdrill.ops.retention_wal import WalArchive, WalFile, segment_size
 from pgvdrill.repository import KINDS, Entry, Repository
-from pgvdrill.repository.catalog import read_entries
+from pgvdrill.repository.catalog import read_catalog
 from pgvdrill.repository.layout import LOCK, SUBDIRS
+from pgvdrill.repository.paths import UnsafePath
 from pgvdrill.wal.continuity import read_history
 from pgvdrill.wal.names import HISTORY_RE, is_archive_name
 
@@ -22,7 +24,7 @@ DELETING = ".deleting"  # suffix of a catalog entry renamed aside while its back
 
 @dataclass(frozen=True)
 class Contents:
-    entries: list[Entry]  # of the kinds retention knows
+    entries: list[Entry]
     wal: WalArchive
     left_alone: list[str]  # "<path>: <why>"
 
@@ -47,14 +49,29 @@ def scan(repo: Repository) -> Contents:
 
 
 def _scan(repo: Repository) -> Contents:
-    entries = read_entries(repo)
+    gone = [str(repo.dir(name)) for name in SUBDIRS if not os.path.lexists(repo.dir(name))]
+    if gone:  # an unmounted disk or a directory moved away: what it protects is unknown
+        raise BackupError(f"backup repository {repo.root} lacks {', '.join(gone)}: retention "
+                          "deleted nothing", "mount or move it back, then run retention "
+                          f"again (if it was really empty: mkdir -m 0700 {' '.join(gone)}; "
+                          "wal/ belongs to the server's OS user)")
+    entries, unreadable = read_catalog(repo)
+    if unreadable:  # which backups and WAL it protects cannot be told: delete nothing
+        listed = "\n".join(f"  - {problem}" for problem in unreadable.values())
+        raise BackupError(f"the catalog holds invalid entries; retention deleted nothing:\n"
+                          f"{listed}", "restore them from an off-site copy (pgvdrill sync "
+                          "keeps one) or move them out of the catalog once you know who "
+                          "wrote them; pgvdrill verify names every problem")
     left = [f"{p}: not part of a pgvdrill repository" for p in _children(repo.root)
             if p.name not in (*SUBDIRS, LOCK)]
-    left += [f"{repo.entry_path(e.id)}: catalog entry of unknown kind {e.kind!r}"
-             for e in entries if e.kind not in KINDS]
     known = {(e.kind, e.id) for e in entries}
     for kind in KINDS:
         for path in _children(repo.dir(kind)):
+            if path.is_symlink():  # deleting through it would delete elsewhere
+                raise UnsafePath(f"{path} in backup repository {repo.root} is a symlink (to "
+                                 f"{os.readlink(path)}): retention deleted nothing",
+                                 f"find out who made it; move it out of the repository (mv "
+                                 f"{path} SOMEWHERE), then run retention again")
             if (kind, path.name) not in known:
                 left.append(f"{path}: {_entryless(repo, path)}")
     left += [f"{p}: {_catalog_stray(p)}" for p in _children(repo.catalog)
@@ -68,7 +85,7 @@ def _scan(repo: Repository) -> Contents:
         else:
             left.append(f"{path}: not an archived WAL file")
     wal = WalArchive(tuple(files), _ancestry(repo.wal, files), segment_size(tuple(files)))
-    return Contents([e for e in entries if e.kind in KINDS], wal, left)
+    return Contents(entries, wal, left)
 
 
 def _children(directory: Path) -> list[Path]:

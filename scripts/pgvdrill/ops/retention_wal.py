@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pgvdrill.errors import BackupError
-from pgvdrill.wal.names import DEFAULT_SEGMENT_SIZE, HISTORY_RE, SEGMENT_RE, Segment
+from pgvdrill.wal.names import DEFAULT_SEGMENT_SIZE, HISTORY_RE, SEGMENT_RE, SEGMENT_SIZES, Segment
 
-WAL_SEGMENT_SIZES = frozenset(1 << n for n in range(20, 31))  # PostgreSQL allows 1 MB..1 GB
 DAY = 86400.0
 
 HISTORY_KEPT = ("a timeline history file: always kept (a promoted server picks its new "
@@ -85,7 +84,7 @@ def segment_size(files: tuple[WalFile, ...]) -> int:
     sizes = Counter(f.bytes for f in files if SEGMENT_RE.fullmatch(f.name))
     if not sizes:
         return DEFAULT_SEGMENT_SIZE
-    if len(sizes) == 1 and next(iter(sizes)) in WAL_SEGMENT_SIZES:
+    if len(sizes) == 1 and next(iter(sizes)) in SEGMENT_SIZES:
         return next(iter(sizes))
     rarest = sizes.most_common()[-1][0]
     odd = next(f.name for f in files if SEGMENT_RE.fullmatch(f.name) and f.bytes == rarest)

@@ -36,8 +36,12 @@ boto3 with credentials from its usual chain: environment, ~/.aws, instance role)
 What is copied: the archived WAL (wal/) and every complete backup, i.e. one with a catalog
 entry, whose files still match the sha256 sums of that entry; the entry is copied after
 the backup's files, so an entry on the remote side means the whole backup is there. A
-backup whose local files do not match its entry is refused (not copied, exit 4): its
-off-site copy stays as it was. A backup without an entry (running or failed) is skipped.
+backup whose local files do not match its entry, or whose entry is invalid, is refused
+(not copied, exit 4): its off-site copy stays as it was. A backup without an entry
+(running or failed) is skipped. No symlink in the repository is ever followed: a symlink,
+a hard link to a file elsewhere, a FIFO or device in wal/ or in a backup, a non-WAL name
+in wal/ and a WAL segment whose size is not the segment size are refused by name (exit 4),
+the rest is copied; a missing catalog/ is refused too (no backup is copied).
 
 Nothing is ever deleted remotely, and no remote file is overwritten: a file that is
 already there with the same size and sha256 is skipped, one that differs is reported
@@ -64,7 +68,8 @@ exit codes:
   2  bad configuration: no such [sync.*] section, no repository, rsync or boto3 missing,
      no S3 credentials or access, no such bucket
   3  rsync or the storage service failed (run again: identical files are skipped)
-  4  a backup's local files do not match its catalog entry (refused), a remote file
+  4  a backup's local files do not match its catalog entry or the entry is invalid, a
+     symlink or a stray or wrong-size file in wal/ (refused), a remote file
      differs from the local one (not overwritten), or a copy failed verification
   8  the machine failed, not the backup: a full disk, a permission, a read-only file
      system, a server that died (the cause is named; fix it and run again)
@@ -137,7 +142,7 @@ def _sync(repo: Repository, targets: list[Store], args: argparse.Namespace, say:
     for path in the_plan.incomplete:
         say(f"skipped {path}: no catalog entry (a backup still running, or a failed one)")
     for problem in the_plan.refused:
-        say(f"REFUSED {problem}: the backup is not copied")
+        say(f"REFUSED {problem}")
     problems = list(the_plan.refused)
     for store in targets:
         problems += sync_to(store, the_plan, dry_run=args.dry_run, say=say)

@@ -4,11 +4,13 @@ entry on the remote side implies that the backup's files are there)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pgvdrill.repository import Repository, file_problems
-from pgvdrill.repository.catalog import incomplete, read_entries, sha256_of
+from pgvdrill.repository.catalog import incomplete, read_catalog, sha256_of
+from pgvdrill.repository.wal_files import wal_file_problems
 from pgvdrill.wal.names import is_archive_name
 
 
@@ -41,7 +43,7 @@ class Group:
 @dataclass(frozen=True)
 class Plan:
     groups: tuple[Group, ...]
-    refused: tuple[str, ...]  # problems of backups whose files differ from their entry
+    refused: tuple[str, ...]  # what is not copied and why
     incomplete: tuple[str, ...]  # backup directories without a catalog entry
 
     @property
@@ -51,18 +53,24 @@ class Plan:
 
 def plan(repo: Repository) -> Plan:
     """The groups to copy from `repo`, WAL first, then backups oldest first. A backup whose
-    files differ from its catalog entry (file_problems) is refused with its problems."""
+    files differ from its catalog entry (file_problems) or whose entry is invalid is refused
+    with its problems, and
+    so is what in wal/ is not an archived WAL file of the right size (wal_file_problems:
+    symlinks are never followed)."""
     groups: list[Group] = []
-    wal = sorted(p for p in repo.wal.iterdir() if p.is_file() and is_archive_name(p.name)) \
-        if repo.wal.is_dir() else []
+    odd = wal_file_problems(repo.wal)
+    refused = [f"{problem}: not copied" for problem in odd.values()]
+    names = sorted(os.listdir(repo.wal)) if repo.wal.is_dir() else []
+    wal = [repo.wal / name for name in names if is_archive_name(name) and name not in odd]
     if wal:
         groups.append(Group("wal", tuple(Item.hashed(repo.root, p) for p in wal)))
-    refused: list[str] = []
-    entries = read_entries(repo)
+    entries, unreadable = read_catalog(repo)
+    refused += [f"{problem}: " + ("its backup is not copied" if key else "no backup is copied")
+                for key, problem in unreadable.items()]
     for entry in entries:
         problems = file_problems(repo, entry)
         if problems:
-            refused += problems
+            refused += [f"{problem}: the backup is not copied" for problem in problems]
             continue
         directory = repo.backup_dir(entry.kind, entry.id)
         files = tuple(Item(f"{entry.kind}/{entry.id}/{f.path}", directory / f.path, f.bytes,

@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import os
 from collections.abc import Iterator, Sequence
 from posixpath import commonpath
-from typing import Any, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from pgvdrill.config import S3Target
 from pgvdrill.errors import BackupError, ConfigError, DrillError, classified
 from pgvdrill.ops.sync_plan import Item
 from pgvdrill.ops.sync_store import Comparison
+from pgvdrill.repository.paths import open_regular
 
 META = "sha256"  # stored as x-amz-meta-sha256
 _CHUNK = 1 << 20
@@ -43,8 +45,8 @@ class S3Client(Protocol):
 
     def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]: ...
 
-    def upload_file(self, Filename: str, Bucket: str, Key: str,
-                    ExtraArgs: dict[str, Any] | None = None) -> None: ...
+    def upload_fileobj(self, Fileobj: BinaryIO, Bucket: str, Key: str,
+                       ExtraArgs: dict[str, Any] | None = None) -> None: ...
 
 
 def _module(name: str) -> Any:
@@ -89,9 +91,10 @@ class S3Store:
             extra: dict[str, Any] = {"Metadata": {META: item.sha256}}
             if self.storage_class:
                 extra["StorageClass"] = self.storage_class
-            with self._errors(f"uploading {item.path} to {self.name}{item.key}"):
-                self.client.upload_file(str(item.path), self.bucket, self.prefix + item.key,
-                                        ExtraArgs=extra)
+            with self._errors(f"uploading {item.path} to {self.name}{item.key}"), \
+                    os.fdopen(open_regular(item.path), "rb") as handle:  # never a symlink
+                self.client.upload_fileobj(handle, self.bucket, self.prefix + item.key,
+                                           ExtraArgs=extra)
 
     def verify(self, items: Sequence[Item]) -> list[Item | tuple[Item, str]]:
         sizes = self._sizes("")

@@ -22,6 +22,8 @@ from pgvdrill.ops.commands import (
 from pgvdrill.ops.verify_repo import (
     Findings,
     has_wal,
+    layout_problems,
+    source_identity,
     source_timeline,
     timeline_findings,
     verify_repository,
@@ -53,8 +55,15 @@ EPILOG = """what is checked:
                 read is a problem naming its segment; the cost (seconds, segments,
                 bytes) is printed. Without it the segments are checked by name, size and
                 page header only
-  --all (or no BACKUP_ID): every catalog entry, unreadable entries, and backup
-                directories without an entry (warnings: running or failed backups)
+  --all (or no BACKUP_ID): every catalog entry, unreadable or invalid entries (each
+                field checked: ids, kinds, times, sizes, LSNs, paths, hashes), backup
+                directories without an entry (warnings: running or failed backups), and
+                what in wal/ is not an archived WAL file: a symlink, FIFO or device, a
+                non-WAL name, a segment whose size is not its header's segment size
+  untrusted:    a symlinked repository root, a symlinked or missing directory, symlinks, hard
+                links to files elsewhere and other non-regular files in a backup or in
+                wal/ (never followed or read); with a reachable [source],
+                backups of another database system (system identifier) or database
   PATH:         an argument with a / or a . (or that exists) is a pg_dump archive
                 checked on its own, without a configuration (as before the repository)
 
@@ -75,7 +84,8 @@ exit codes:
   4  a problem: a file missing, changed or added, a dump or base backup that does not
      read back (or a gzip file cut short), a gap in the archived WAL, a record
      pg_waldump cannot read (--deep), a stray timeline branch or a malformed history
-     file, an unreadable catalog entry (with --strict also a warning); for a PATH: the
+     file, an unreadable or invalid catalog entry, a symlink, stray or wrong-size file,
+     a backup of another source (with --strict also a warning); for a PATH: the
      archive is missing, empty, truncated or corrupt
   8  the machine failed, not the backup: a full disk, a permission, a read-only file
      system, a server that died (the cause is named; fix it and run again)
@@ -123,10 +133,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = config_from(args)
     tools = client_tools(args.pg_bin) if args.pg_bin else config_tools(config)
     repo = Repository(config.repository)
+    source, how = source_identity(config)
     with lock.shared(repo):
         findings = verify_repository(repo, tools,
-                                     None if args.all or not args.backups else args.backups)
-        if args.all or not args.backups:
+                                     None if args.all or not args.backups else args.backups,
+                                     source)
+        if source is None:
+            findings.notes.append(f"note: the backups' source is not checked ({how})")
+        if (args.all or not args.backups) and not layout_problems(repo):
             timelines = timeline_findings(repo, *source_timeline(config))
             findings.notes += timelines.notes
             findings.problems += timelines.problems

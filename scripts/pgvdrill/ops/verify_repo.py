@@ -8,14 +8,19 @@ timeline (`wal_reach`: the first missing segment is named, and the first one fro
 database system, or renamed); for a dump also the globals.sql beside it (readable, holding
 CREATE ROLE; a backup taken before pgvdrill kept globals gets a note). For the whole
 repository also unreadable catalog entries (problems) and backup directories without an
-entry (warnings: a backup running now, or one that failed; pgvdrill never deletes them).
+entry (warnings: a backup running now, or one that failed; pgvdrill never deletes them),
+invalid catalog entries (schema.py), a symlinked root or directory, what in wal/ is not
+an archived WAL file of the right size (wal_files.py), symlinks and other non-regular files
+in a backup, and backups whose source is not the configured source (by system identifier).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -25,10 +30,13 @@ from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.gzipped import gzip_problem
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.globals import GLOBALS_FILE
-from pgvdrill.ops.backup_source import source_server
+from pgvdrill.ops.backup_source import server_facts, source_server
 from pgvdrill.physical.verifybackup import check_backup
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import incomplete, read_catalog
+from pgvdrill.repository.layout import SUBDIRS
+from pgvdrill.repository.paths import UnsafePath, inside
+from pgvdrill.repository.wal_files import wal_file_problems
 from pgvdrill.wal.continuity import Continuity, check_continuity, up_to_foreign
 from pgvdrill.wal.names import SEGMENT_RE, parse_lsn
 from pgvdrill.wal.timelines import current_timeline, scan
@@ -52,19 +60,19 @@ def has_wal(repo: Repository) -> bool:
 def artifact_path(repo: Repository, entry: Entry) -> Path:
     """A logical backup's dump: the entry's `artifact`, else the directory's only item."""
     directory = repo.backup_dir(entry.kind, entry.id)
-    name = entry.extra.get("artifact")
+    name = entry.extra.get("artifact")  # a top-level file of the entry (schema.py)
     if isinstance(name, str):
-        return directory / name
-    items = sorted(directory.iterdir())
+        return inside(directory, name)
+    items = sorted(os.listdir(directory))
     if len(items) != 1:
         raise BackupError(f"{entry.id}: {directory} holds {len(items)} items, not one dump",
                           "the backup directory was changed after the backup")
-    return items[0]
+    return inside(directory, items[0])
 
 
 def globals_path(repo: Repository, entry: Entry) -> Path | None:
     """A logical backup's globals.sql, when its catalog entry lists one."""
-    return repo.backup_dir(entry.kind, entry.id) / GLOBALS_FILE \
+    return inside(repo.backup_dir(entry.kind, entry.id), GLOBALS_FILE) \
         if entry.kind == "logical" and any(f.path == GLOBALS_FILE for f in entry.files) \
         else None
 
@@ -148,17 +156,59 @@ def backup_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[s
     return problems + (wal_problems(repo, entry) if entry.kind == "physical" else [])
 
 
-def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None
-                      ) -> Findings:
-    """Check the backups `ids` (None: the whole repository)."""
+def layout_problems(repo: Repository) -> list[str]:
+    """The repository's root or one of its directories a symlink or not a directory
+    (nothing below it is read then), or missing (`pgvdrill backup` makes all of them)."""
+    try:
+        for name in SUBDIRS:
+            path = repo.dir(name)
+            if not os.path.lexists(path):
+                return [f"{path} in backup repository {repo.root} is missing: an unmounted "
+                        f"disk or a directory moved away (if it was really empty: mkdir -m "
+                        f"0700 {path}; wal/ belongs to the server's OS user)"]
+            if not path.is_dir():
+                return [f"{path} in backup repository {repo.root} is not a directory"]
+    except UnsafePath as exc:
+        return [f"{exc.message} ({exc.hint})"]
+    return []
+
+
+def source_problems(entries: list[Entry], source: dict[str, Any]) -> list[str]:
+    """Backups taken from another database system than the configured source (`source`:
+    its server_facts), or, for a dump, from another of its databases."""
+    problems = []
+    for entry in entries:
+        theirs = entry.source.get("system_identifier")
+        if theirs and source["system_identifier"] and theirs != source["system_identifier"]:
+            problems.append(
+                f"{entry.id}: taken from database system {theirs} "
+                f"({entry.source.get('describe')}), not the configured source's "
+                f"{source['system_identifier']} ({source['describe']}): a repository shared "
+                "with or copied from another cluster; restoring it brings back that "
+                "cluster's data")
+        elif entry.kind == "logical" and entry.source.get("dbname") not in (
+                None, source["dbname"]):
+            problems.append(
+                f"{entry.id}: a dump of database {entry.source.get('dbname')}, not of the "
+                f"configured source's {source['dbname']} ({source['describe']})")
+    return problems
+
+
+def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None,
+                      source: dict[str, Any] | None = None) -> Findings:
+    """Check the backups `ids` (None: the whole repository, its wal/ too); `source`: the
+    configured source's server_facts, when it could be asked, for the backups' origin."""
     if not repo.root.is_dir():
         raise ConfigError(f"backup repository {repo.root} does not exist",
                           "check [repository] path, or take a backup first (pgvdrill backup)")
+    findings = Findings(problems=layout_problems(repo))
+    if findings.problems:
+        return findings
     entries, unreadable = read_catalog(repo)
-    findings = Findings()
     if ids is None:
         chosen = entries
         findings.problems += unreadable.values()
+        findings.problems += wal_file_problems(repo.wal).values()
         findings.warnings += [
             f"{path}: backup directory without a catalog entry: a backup running now, or "
             "one that failed (never used by restore or drill; remove it once it is of no "
@@ -172,8 +222,10 @@ def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None
                               f"the ids are the names in {repo.catalog} without .json "
                               "(pgvdrill verify --all lists every backup)")
         chosen = [by_id[i] for i in ids if i in by_id]
+    origin = source_problems(chosen, source) if source else []
     for entry in chosen:
-        problems = backup_problems(repo, entry, tools)
+        problems = backup_problems(repo, entry, tools) + [
+            p for p in origin if p.startswith(f"{entry.id}: ")]
         findings.problems += problems
         findings.notes += globals_note(entry)
         if not problems:
@@ -184,6 +236,19 @@ def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None
         findings.notes.append(f"note: no archived WAL in {repo.wal}: base backups restore to "
                               "their end only (no point-in-time recovery beyond)")
     return findings
+
+
+def source_identity(config: Config) -> tuple[dict[str, Any] | None, str]:
+    """The configured source's server_facts, or None and why they cannot be read."""
+    if config.source is None:
+        return None, f"{config.path} has no [source]"
+    try:
+        facts = server_facts(source_server(config))
+    except ConfigError as exc:
+        return None, exc.message
+    if facts["system_identifier"] is None:
+        return None, "the source's user may not read pg_control_system()"
+    return facts, ""
 
 
 def source_timeline(config: Config) -> tuple[int | None, str]:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBac
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import unpack
 from pgvdrill.physical.verifybackup import BackupCheck, check_backup
+from pgvdrill.repository.paths import copy_regular
 from pgvdrill.source import SOURCE_DB, dataset_template
 from pgvdrill.timing import Item, Phase, backup_measures, restore_phases
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
@@ -131,8 +131,8 @@ class ArchiveReplay:
         nothing of production's, whichever user owns production's archive."""
         into.chmod(0o700)
         names = [*self.segments, *(p.name for p in self.wal.glob("*.history"))]
-        for name in names:
-            shutil.copyfile(self.wal / name, into / name)
+        for name in names:  # an archive's symlink is never followed (OSError)
+            copy_regular(self.wal / name, into / name)
             (into / name).chmod(0o600)
         osuser.chown_tree(into, server_user)
         return replace(self, wal=into)

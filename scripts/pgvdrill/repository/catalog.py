@@ -16,6 +16,8 @@ from typing import Any
 
 from pgvdrill.errors import BackupError
 from pgvdrill.repository.layout import KINDS, Repository
+from pgvdrill.repository.paths import Listing, UnsafePath, listing, open_below, open_regular
+from pgvdrill.repository.schema import check_entry
 from pgvdrill.wal.walcmd import fsync_dir
 
 SCHEMA = "pgvdrill.catalog/1"
@@ -30,17 +32,33 @@ class FileSum:
 
 
 def sha256_of(path: Path) -> str:
+    """The sha256 of the regular file `path` (OSError for a symlink, FIFO or device)."""
+    return _sha256(open_regular(path))
+
+
+def _sha256(fd: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with os.fdopen(fd, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def checksum_files(directory: Path) -> list[FileSum]:
-    """Every regular file below `directory`, sorted by path."""
-    return [FileSum(str(p.relative_to(directory)), p.stat().st_size, sha256_of(p))
-            for p in sorted(directory.rglob("*")) if p.is_file() and not p.is_symlink()]
+    """Every regular file below `directory`, sorted by path; BackupError when it holds a
+    symlink, FIFO, socket or device (pgvdrill takes backups without tablespaces)."""
+    found = listing(directory)
+    if found.odd:
+        raise BackupError(f"{directory} holds what is not a regular file: "
+                          + "; ".join(f"{p} is {what}" for p, what in found.odd.items()),
+                          "pgvdrill takes and restores base backups without tablespaces or "
+                          "links (pg_basebackup -Ft, or -Fp with --tablespace-mapping)")
+    return [_sum(directory, path) for path in found.files]
+
+
+def _sum(directory: Path, path: str) -> FileSum:
+    fd = open_below(directory, path)
+    return FileSum(path, os.fstat(fd).st_size, _sha256(fd))
 
 
 @dataclass(frozen=True)
@@ -79,14 +97,10 @@ class Entry:
             raise BackupError(f"catalog entry {where} has schema {data.get('schema')!r}, "
                               f"expected {SCHEMA!r}", "it was written by another tool or "
                               "version; move it out of the catalog directory")
+        check_entry(data, KINDS, where)
         body = {k: v for k, v in data.items() if k != "size_bytes"}
-        try:
-            body["files"] = [FileSum(**f) for f in body.get("files", [])]
-            return cls(**body)
-        except TypeError as exc:
-            raise BackupError(f"catalog entry {where} is malformed: {exc}",
-                              "restore it from a copy (pgvdrill sync keeps one off-site)"
-                              ) from None
+        body["files"] = [FileSum(**f) for f in body["files"]]
+        return cls(**body)
 
 
 def write_entry(repo: Repository, entry: Entry) -> Path:
@@ -96,7 +110,12 @@ def write_entry(repo: Repository, entry: Entry) -> Path:
         raise BackupError(f"catalog entry {path} already exists",
                           "pgvdrill never overwrites a catalog entry")
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:  # never through a name someone planted (a symlink, a file)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise BackupError(f"{tmp} exists: a crash while writing this entry, or a file "
+                          "planted in the catalog", "find out which, remove it, then take "
+                          "the backup again") from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(entry.as_dict(), handle, indent=2)
         handle.write("\n")
@@ -110,13 +129,18 @@ def write_entry(repo: Repository, entry: Entry) -> Path:
 
 def read_catalog(repo: Repository) -> tuple[list[Entry], dict[str, str]]:
     """The readable catalog entries (oldest first), and the problem of each unreadable one
-    by its id (the file name without .json)."""
+    by its id (the file name without .json); a repository whose catalog/ is missing (an
+    unmounted disk, a directory moved away) has that as its one problem."""
     entries: list[Entry] = []
     problems: dict[str, str] = {}
+    if repo.root.is_dir() and not os.path.lexists(repo.catalog):
+        problems[""] = (f"catalog directory {repo.catalog} is missing: an unmounted disk or a "
+                        "directory moved away (which backups are complete cannot be told)")
     paths = sorted(repo.catalog.glob("*.json")) if repo.catalog.is_dir() else []
     for path in paths:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            with os.fdopen(open_regular(path), encoding="utf-8") as handle:
+                data = json.load(handle)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
             entry = Entry.from_dict(data, path)
@@ -131,7 +155,7 @@ def read_catalog(repo: Repository) -> tuple[list[Entry], dict[str, str]]:
                                    f"not {path.stem!r}")
             continue
         entries.append(entry)
-    return sorted(entries, key=lambda e: (e.finished, e.id)), problems
+    return sorted(entries, key=lambda e: (e.finished_at, e.id)), problems
 
 
 def incomplete(repo: Repository, entries: list[Entry]) -> list[Path]:
@@ -159,19 +183,43 @@ def newest(entries: list[Entry], kind: str) -> Entry | None:
 def file_problems(repo: Repository, entry: Entry) -> list[str]:
     """How the backup's files differ from its catalog entry: missing, changed (size or
     sha256) or extra files. Empty when every file is exactly as written."""
+    problems, found = _listed(repo, entry)
+    if found is None:
+        return problems
     directory = repo.backup_dir(entry.kind, entry.id)
-    if not directory.is_dir():
-        return [f"{entry.id}: backup directory {directory} is missing"]
-    found = {f.path: f for f in checksum_files(directory)}
-    problems = []
+    listed = set(found.files)
     for expected in entry.files:
-        actual = found.pop(expected.path, None)
-        if actual is None:
+        if expected.path not in listed:
             problems.append(f"{entry.id}: file {expected.path} is missing")
-        elif actual.bytes != expected.bytes:
+            continue
+        listed.discard(expected.path)
+        try:
+            actual = _sum(directory, expected.path)
+        except OSError as exc:
+            problems.append(f"{entry.id}: file {expected.path} cannot be read: {exc}")
+            continue
+        if actual.bytes != expected.bytes:
             problems.append(f"{entry.id}: file {expected.path} has {actual.bytes} bytes, "
                             f"the catalog says {expected.bytes}")
         elif actual.sha256 != expected.sha256:
             problems.append(f"{entry.id}: file {expected.path} changed (sha256 differs)")
-    problems += [f"{entry.id}: file {path} is not in the catalog" for path in sorted(found)]
+    problems += [f"{entry.id}: file {path} is not in the catalog" for path in sorted(listed)]
     return problems
+
+
+def link_problems(repo: Repository, entry: Entry) -> list[str]:
+    """The backup's directory missing or a symlink, and every symlink, FIFO, socket or
+    device in it (a listing only, nothing hashed: cheap enough before reading any file)."""
+    return _listed(repo, entry)[0]
+
+
+def _listed(repo: Repository, entry: Entry) -> tuple[list[str], Listing | None]:
+    try:
+        directory = repo.backup_dir(entry.kind, entry.id)
+    except UnsafePath as exc:
+        return [f"{entry.id}: {exc.message}"], None
+    if not directory.is_dir():
+        return [f"{entry.id}: backup directory {directory} is missing"], None
+    found = listing(directory)
+    return [f"{entry.id}: {directory / path} is {what}: never followed or read (a backup "
+            "holds regular files only)" for path, what in found.odd.items()], found

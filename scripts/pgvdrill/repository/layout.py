@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgvdrill.errors import ConfigError
+from pgvdrill.repository.paths import inside
 
 KINDS = ("logical", "physical")
 LOCK = ".lock"
@@ -27,24 +28,27 @@ SUBDIRS = (*KINDS, "wal", "catalog")
 
 @dataclass(frozen=True)
 class Repository:
+    """Every path below `root` is made by `paths.inside`: UnsafePath (a BackupError) for
+    a name that would leave the repository or a symlink on the way, the root included."""
+
     root: Path
 
     def dir(self, name: str) -> Path:
-        return self.root / name
+        return inside(self.root, name)
 
     @property
     def wal(self) -> Path:
-        return self.root / "wal"
+        return inside(self.root, "wal")
 
     @property
     def catalog(self) -> Path:
-        return self.root / "catalog"
+        return inside(self.root, "catalog")
 
     def backup_dir(self, kind: str, backup_id: str) -> Path:
-        return self.root / kind / backup_id
+        return inside(self.root, kind, backup_id)
 
     def entry_path(self, backup_id: str) -> Path:
-        return self.catalog / f"{backup_id}.json"
+        return inside(self.root, "catalog", f"{backup_id}.json")
 
     def ensure(self) -> Repository:
         """Create the layout (0700); ConfigError when the root cannot be written or is open
@@ -53,7 +57,8 @@ class Repository:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             for name in SUBDIRS:
                 self.dir(name).mkdir(mode=0o700, exist_ok=True)
-            (self.root / LOCK).touch(mode=0o600)
+            os.close(os.open(inside(self.root, LOCK),
+                             os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
         except OSError as exc:
             raise ConfigError(f"cannot create the backup repository {self.root}: "
                               f"{exc.strerror or exc}",

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from pgvdrill.errors import DrillError
 from pgvdrill.repository.layout import LOCK, Repository
+from pgvdrill.repository.paths import inside
 
 
 class RepositoryBusy(DrillError):
@@ -30,7 +31,7 @@ def shared(repo: Repository) -> Iterator[None]:
     """Hold the repository's lock shared, waiting while retention deletes (without a lock
     file, in a repository no backup of this version created yet: unlocked)."""
     try:
-        fd = os.open(repo.root / LOCK, os.O_RDONLY)
+        fd = os.open(inside(repo.root, LOCK), os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         yield
         return
@@ -46,7 +47,7 @@ def exclusive(repo: Repository) -> Iterator[None]:
     """Hold the repository's lock alone; `RepositoryBusy` at once if another holds it
     (no repository: unlocked, the command says it is missing)."""
     try:
-        fd = os.open(repo.root / LOCK, os.O_RDONLY | os.O_CREAT, 0o600)
+        fd = os.open(inside(repo.root, LOCK), os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except FileNotFoundError:
         yield
         return

@@ -5,7 +5,6 @@ timeline history files), must be there; the first missing one is named."""
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from pgvdrill.errors import BackupError
 from pgvdrill.wal.names import (
     DEFAULT_SEGMENT_SIZE,
     HISTORY_RE,
+    LONG_HEADER,
     Segment,
     format_lsn,
     history_name,
@@ -145,7 +145,6 @@ def _last_on_path(names: set[str], spans: list[Span], first: int, size: int) -> 
 
 # XLogLongPageHeaderData, little-endian: magic, info, timeline, pageaddr, rem_len, padding,
 # system identifier, segment size, block size (the first 40 bytes of every segment)
-_LONG_HEADER = struct.Struct("<HHIQI4xQII")
 
 
 def up_to_foreign(continuity: Continuity, archive: Path, system_identifier: int,
@@ -165,11 +164,11 @@ def _not_ours(archive: Path, name: str, system_identifier: int, segment_size: in
               ) -> str | None:
     """Why segment `name` is not that segment of `system_identifier`'s WAL, if it is not."""
     with (archive / name).open("rb") as handle:
-        header = handle.read(_LONG_HEADER.size)
+        header = handle.read(LONG_HEADER.size)
     expected = Segment.from_name(name.removesuffix(".partial"), segment_size).start
-    if len(header) < _LONG_HEADER.size:
+    if len(header) < LONG_HEADER.size:
         return f"segment {name} is too short to hold a WAL page header"
-    *_, pageaddr, _, sysid, _, _ = _LONG_HEADER.unpack(header)
+    *_, pageaddr, _, sysid, _, _ = LONG_HEADER.unpack(header)
     if sysid != system_identifier:
         return (f"segment {name} is from another database system (system identifier "
                 f"{sysid}, the backup's is {system_identifier}): recovery would stop "

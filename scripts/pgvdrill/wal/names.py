@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 
 DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024
+SEGMENT_SIZES = frozenset(1 << n for n in range(20, 31))  # PostgreSQL allows 1 MB..1 GB
+# XLogLongPageHeaderData, at the start of every segment: magic, info, timeline, pageaddr,
+# rem_len, system identifier, segment size, block size
+LONG_HEADER = struct.Struct("<HHIQI4xQII")
 
 SEGMENT_RE = re.compile(r"[0-9A-F]{24}")
 HISTORY_RE = re.compile(r"[0-9A-F]{8}\.history")
@@ -18,6 +23,15 @@ def is_archive_name(name: str) -> bool:
     """A WAL segment, timeline history, backup history or .partial segment name (and
     therefore a bare file name: no directory part, no dot-dot)."""
     return any(pattern.fullmatch(name) for pattern in ARCHIVE_NAMES)
+
+
+def recorded_segment_size(header: bytes) -> int | None:
+    """The segment size a segment's long page header records, when it is one PostgreSQL
+    allows (None: too short, or no valid size: not a segment's start)."""
+    if len(header) < LONG_HEADER.size:
+        return None
+    size: int = LONG_HEADER.unpack(header[:LONG_HEADER.size])[6]
+    return size if size in SEGMENT_SIZES else None
 
 
 def parse_lsn(text: str) -> int:

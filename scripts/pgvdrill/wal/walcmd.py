@@ -32,12 +32,14 @@ import argparse
 import contextlib
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pgvdrill.errors import BackupError, ConfigError, DrillError
-from pgvdrill.wal.names import SEGMENT_RE, is_archive_name
+from pgvdrill.hardlinks import hard_link_problem
+from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, is_archive_name, recorded_segment_size
 
 CHUNK = 1024 * 1024
 # restore-wal: the file is not in the archive. PostgreSQL takes any status from 1 to 125
@@ -99,15 +101,25 @@ def restore_wal(name: str, path: Path, source: Path, *, partial: bool = False) -
     """
     _check_name(name)
     found = source / name
-    if not found.is_file() and partial and SEGMENT_RE.fullmatch(name):
+    if not os.path.lexists(found) and partial and SEGMENT_RE.fullmatch(name):
         found = source / f"{name}.partial"
-    if not found.is_file():
-        return False
     try:
-        shutil.copyfile(found, path)
+        fd = os.open(found, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return False
     except OSError as exc:
-        raise BackupError(f"cannot restore {found} to {path}: {exc.strerror or exc}",
-                          "check that the server's OS user can read the archive") from exc
+        raise BackupError(f"cannot restore {found} to {path}: {exc.strerror or exc}"
+                          + (" (a symlink: never followed)" if os.path.islink(found) else ""),
+                          "check that the server's OS user can read the archive, and move "
+                          "a symlink out of it") from exc
+    with open(fd, "rb") as src:
+        _refuse_odd(src.fileno(), found)
+        try:
+            with open(path, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+        except OSError as exc:
+            raise BackupError(f"cannot restore {found} to {path}: {exc.strerror or exc}",
+                              "check that the server's OS user can write pg_wal") from exc
     return True
 
 
@@ -131,6 +143,30 @@ def refuse_expected(name: str, source: Path, expected: Sequence[tuple[str, str]]
                 "restore was prepared: recovery would end early here",
                 "put the segment back from another copy of the archive (pgvdrill sync), "
                 "then start the server again")
+
+
+def _refuse_odd(fd: int, found: Path) -> None:
+    """BackupError for an archive file that is not a regular file, has a hard link outside
+    the archive, or is a segment whose size is not the segment size its own long page
+    header records."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise BackupError(f"refusing to restore {found}: not a regular file",
+                          "move it out of the archive")
+    linked = hard_link_problem(info, found.parent)
+    if linked:
+        raise BackupError(f"refusing to restore {found}: {linked}",
+                          "find out who linked it; move it out of the archive and restore "
+                          "the segment from an off-site copy (pgvdrill verify names every "
+                          "such file)")
+    if SEGMENT_RE.fullmatch(found.name):
+        recorded = recorded_segment_size(os.pread(fd, LONG_HEADER.size, 0))
+        if info.st_size != recorded:
+            raise BackupError(f"refusing to restore {found}: {info.st_size} bytes, not the "
+                              f"segment size its header records ({recorded})",
+                              "a truncated or foreign file: restore the segment from the "
+                              "server's pg_wal or an off-site copy (pgvdrill verify names "
+                              "every such file)")
 
 
 def _check_name(name: str) -> None:
@@ -185,7 +221,10 @@ def add_restore_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
             f"Exit {NOT_IN_ARCHIVE} without a message when the archive has no such file; "
             f"exit {ABORT_RECOVERY} with the reason\non any other failure (a wrong "
             "argument too), which makes PostgreSQL stop recovery instead\nof promoting "
-            "early. Write restore_command as in the example: its case turns "
+            "early. A symlink, a non-regular file, a file with a hard link outside the\n"
+            "archive and a segment whose size is not the segment size its header records\n"
+            "are refused, never served. Write restore_command as in the example: its case "
+            "turns "
             f"{NOT_IN_ARCHIVE} into\nPostgreSQL's \"not found\" (1) and every other "
             f"failure into {ABORT_RECOVERY}, also when the program cannot\nstart (Python "
             "exits 1 when it cannot import pgvdrill: alone, PostgreSQL would take\nthat "
