@@ -22,6 +22,7 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
+from fixtures.segments import segment_bytes
 from pgvdrill import osuser, runner
 from pgvdrill.cluster import Backend
 from pgvdrill.cluster.ports import lease
@@ -31,7 +32,7 @@ from pgvdrill.physical.drill import ArchiveReplay, replay_problems
 from pgvdrill.wal.archiving import python_for, restore_command
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.drill import Archived, Restore, archive_markers
-from pgvdrill.wal.names import SEGMENT_RE, Segment, format_lsn
+from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, Segment, format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, archive_end, recover
 from pgvdrill.wal.walcmd import ABORT_RECOVERY, NOT_IN_ARCHIVE
 
@@ -56,7 +57,7 @@ def archive(reachable: Path) -> Path:
     """An archive directory the server's OS user owns, holding one segment."""
     path = reachable / "archive"
     path.mkdir()
-    (path / SEGMENT).write_bytes(os.urandom(8192))
+    (path / SEGMENT).write_bytes(segment_bytes())
     osuser.chown_tree(path, osuser.server_user())
     return path
 
@@ -192,6 +193,14 @@ def archived(backend: Backend, source_template: str, wal_workdir: Path) -> Archi
     return archive_markers(backend, source_template, wal_workdir)
 
 
+def zero_records(segment: Path) -> None:
+    """Zero everything of `segment` after its long page header: the right size and header
+    (restore-wal serves it), no WAL record (PostgreSQL ends replay at its start)."""
+    with segment.open("r+b") as handle:
+        handle.seek(LONG_HEADER.size)
+        handle.write(bytes(segment.stat().st_size - LONG_HEADER.size))
+
+
 def damaged_copy(archived: Archived, into: Path) -> tuple[Path, BackupPoint, str]:
     """A copy of the archive the server's OS user owns, the point of its base backup, and
     the name of its last segment (after the backup's end: the markers written after it)."""
@@ -228,7 +237,7 @@ def test_fault_replay_that_ends_early_fails_naming_both_lsns(
     accepted in silence; it now checks where replay ended against the archive's last
     segment."""
     copy, point, last = damaged_copy(archived, wal_workdir / "zeroed-archive")
-    (copy / last).write_bytes(bytes((copy / last).stat().st_size))
+    zero_records(copy / last)
     must = archive_end(copy, point)
     cluster, _ = restore_backup(archived.backup, "zeroed")
 
@@ -245,7 +254,7 @@ def test_fault_dr_drill_replay_that_stops_before_the_last_segment_is_a_problem(
     a replay that read none of it reaches (the previous segment's switch record ends
     there): a zeroed last segment passed."""
     copy, _, last = damaged_copy(archived, wal_workdir / "zeroed-dr-archive")
-    (copy / last).write_bytes(bytes((copy / last).stat().st_size))
+    zero_records(copy / last)
     cluster, _ = restore_backup(archived.backup, "zeroed-dr")
 
     problems = replay_problems(cluster, archived.backup,
