@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pgvdrill import interrupts, procgroup
+from pgvdrill.cluster.docker import WAL_SCRIPTS
 from pgvdrill.wal import walcmd
 
 SLEEPER = "/bin/sleep"
@@ -287,4 +288,20 @@ def test_fault_a_killed_attempts_temporary_is_removed_by_the_next(
     assert walcmd.archive_wal(segment, SEGMENT, archive).startswith("archived")
     assert sorted(os.listdir(archive)) == sorted([SEGMENT, running.name, other.name])
     assert stat.S_ISREG((archive / SEGMENT).stat().st_mode)
+    assert (archive / SEGMENT).read_bytes() == segment.read_bytes()
+
+
+def test_fault_a_killed_container_archivers_temporary_is_removed_by_the_next(
+        segment: Path, archive: Path) -> None:
+    """The same for archive-wal.sh, the docker backend's archive_command (run here with
+    this machine's sh, cp, ln and sync)."""
+    dead = subprocess.Popen(["/bin/true"])
+    dead.wait()
+    stale = archive / f".{SEGMENT}.{dead.pid}.tmp"
+    running = archive / f".{SEGMENT}.{os.getpid()}.tmp"
+    for path in (stale, running):
+        path.write_bytes(b"partial")
+    subprocess.run(["sh", WAL_SCRIPTS / "archive-wal.sh", segment, SEGMENT, archive],
+                   check=True)
+    assert sorted(os.listdir(archive)) == sorted([SEGMENT, running.name])
     assert (archive / SEGMENT).read_bytes() == segment.read_bytes()
