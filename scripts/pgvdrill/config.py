@@ -138,6 +138,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("retention", "wal_days"): (0, 36500),
     ("retention", "monthly_months"): (0, 1200),
 }
+OWN_CHECK = {("limits", "tool_timeout")}  # checked, with its own message, by its section
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("logical", "format"): ("custom", "directory"),
     ("physical", "format"): ("tar", "plain"),
@@ -198,8 +199,9 @@ class _Reader:
                 if not value.is_absolute():
                     value = self.path.parent / value
             elif "int" in kind or "float" in kind:
-                self.number(where, value, *RANGES[section.split()[0], key],
-                            whole="float" not in kind)
+                if (section, key) not in OWN_CHECK:
+                    self.number(where, value, *RANGES[section.split()[0], key],
+                                whole="float" not in kind)
             elif not isinstance(value, str):
                 raise self.error(where, f"wrong type ({type(value).__name__})",
                                  "write a string in double quotes")
