@@ -103,11 +103,13 @@ for docker, label in sorted(containers):
 deadline = time.monotonic() + GRACE
 while any(alive(g) for g in ended) and time.monotonic() < deadline:
     time.sleep(0.05)
-for pgid in ended:
+late = {g for _, g in owned()} - {os.getpgid(0)}  # forked, exec'd only after the scan
+for pgid in set(ended) | late:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
+ended += sorted(late - set(ended))
 if ended:
     print(f"pgvdrill watchdog: pgvdrill (pid {parent}) ended with process group(s) "
           f"{', '.join(map(str, ended))} still running: ended them", file=sys.stderr)

@@ -183,7 +183,7 @@ def fsync_dir(directory: Path) -> None:
 def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "archive-wal", help="archive_command: store one WAL file durably, never overwrite",
-        description="Copy a WAL file into an archive directory: temporary name, fsync, "
+        description="Copy a WAL file into an archive directory: unnamed file, fsync, "
                     "atomic link, directory fsync. Exit 0 only when the file is stored "
                     "(or an identical copy already is).",
         # an epilog is printed as it is (only help strings expand %%): pasteable
