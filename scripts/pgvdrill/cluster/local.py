@@ -83,7 +83,10 @@ class LocalCluster(DirectoryCluster):
             os.killpg(pid, signal.SIGKILL)  # pg_ctl makes the postmaster a session leader
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if not procgroup.running(pid) and not procgroup.members(pid):  # zombies too
+            procgroup.running(pid)  # reaps it when pgvdrill is its parent
+            try:  # gone, not only dead: a zombie's pid still holds postmaster.pid's lock
+                os.killpg(pid, 0)
+            except ProcessLookupError:
                 return
             time.sleep(0.05)
         raise DrillError(f"server {self.name} (pid {pid}) survived SIGKILL for 30s")
