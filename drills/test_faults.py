@@ -263,8 +263,11 @@ def test_fault_archive_unwritable_or_full_then_fixed(
         else:
             filler.unlink()
         last = _new_segment(prod_source)  # wakes the archiver
+        # acknowledged, not only present: archive-wal has returned (a temporary it used
+        # was gone only then; the docker backend's archive-wal.sh still uses one)
         deadline = time.monotonic() + 60
-        while not (mount / last).exists():
+        while prod_source.query("SELECT last_archived_wal FROM pg_stat_archiver") != \
+                [(last,)]:
             assert time.monotonic() < deadline, prod_source.server_log(40)
             time.sleep(0.1)
 

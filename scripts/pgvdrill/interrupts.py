@@ -7,11 +7,17 @@ partial backup left without a catalog entry), and the CLI exits 128 + the signal
 (130, 143, 129). A signal the launcher ignored stays ignored (nohup, a background job of
 a non-interactive shell ignores SIGINT), but is caught by a handler that does nothing, so
 the programs pgvdrill starts get the default disposition back on exec.
+
+`held()` makes a few steps indivisible: a signal that arrives inside waits until the block
+ends (starting a tool and registering its group; ending a group), then is raised.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -28,13 +34,38 @@ class Interrupted(KeyboardInterrupt):
 
 
 _stopping: list[int] = []  # the signal being handled, once one arrived
+_held: list[int] = []  # one entry per `held()` block the main thread is in
+_pending: list[int] = []  # a signal that arrived inside a `held()` block
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     if _stopping:  # already unwinding: let the cleanup finish
         return
+    if _held:  # inside steps that must not be cut in two: raised when they are done
+        _pending[:] = [signum]
+        return
     _stopping.append(signum)
     raise Interrupted(signum)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Hold `Interrupted` while the block runs: a signal that arrives meanwhile raises it
+    when the block ends (in the main thread, where handlers run; elsewhere nothing is
+    held). Not a signal mask: the programs started inside would inherit it, and a tool
+    with SIGTERM blocked could not be ended."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _held.append(1)
+    try:
+        yield
+    finally:
+        _held.pop()
+        if not _held and _pending and not _stopping:
+            signum = _pending.pop()
+            _stopping.append(signum)
+            raise Interrupted(signum)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

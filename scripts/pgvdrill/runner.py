@@ -116,6 +116,7 @@ def run(
         out_target = open(stdout, "wb") if stdout is not None else out  # noqa: SIM115
         in_source = open(stdin, "rb") if stdin is not None else subprocess.DEVNULL  # noqa: SIM115
         copier: threading.Thread | None = None
+        proc: subprocess.Popen[bytes] | None = None
         try:
             proc = procgroup.spawn(
                 args, stdin=in_source, stdout=out_target,
@@ -126,6 +127,8 @@ def run(
                 copier.start()
             returncode = _wait(proc, limit.seconds)
         finally:
+            if proc is not None and proc.pid in procgroup.live():  # raised before _wait
+                procgroup.end(proc)
             if copier is not None:
                 copier.join(TEE_DRAIN)  # a process outside the group may hold the pipe
             if stdout is not None:

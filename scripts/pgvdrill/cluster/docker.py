@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pgvdrill import osuser, runner
+from pgvdrill import osuser, procgroup, runner
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.cluster.directory import (
     SUPERUSER,
@@ -246,6 +246,9 @@ class DockerBackend(DirectoryBackend):
         self.image_id = inspected.stdout.strip()
         self.session = secrets.token_hex(6)
         self.labels = {SESSION_LABEL: self.session}
+        # killed before close(), pgvdrill's watchdog removes this backend's containers
+        self._guarded = (shutil.which("docker") or "docker", f"{SESSION_LABEL}={self.session}")
+        procgroup.guard_containers(*self._guarded)
         if os.environ.get("PGVDRILL_RUN_ID"):
             self.labels[RUN_LABEL] = run_id(os.environ["PGVDRILL_RUN_ID"])
         # tools get paths below the temporary directory too (restore lists, WAL copies)
@@ -363,8 +366,10 @@ class DockerBackend(DirectoryBackend):
         listed = docker(["ps", "--all", "--quiet", "--filter",
                          f"label={SESSION_LABEL}={self.session}"], check=False)
         ids = listed.stdout.split()
-        if ids:
-            docker(["rm", "--force", "--volumes", *ids], check=False)
+        removed = not ids or docker(["rm", "--force", "--volumes", *ids],
+                                    check=False).returncode == 0
+        if listed.returncode == 0 and removed:  # else the watchdog tries again at exit
+            procgroup.release_containers(*self._guarded)
         super().close()
 
 

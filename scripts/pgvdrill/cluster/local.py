@@ -57,10 +57,11 @@ class LocalCluster(DirectoryCluster):
                 f"server {self.name} did not start:\n{self.server_log(20)}",
                 "read the server log above; " + (exc.hint or "check the data directory"),
             ) from exc
+        finally:  # interrupted too: whatever postmaster runs goes if pgvdrill dies
+            pid = self._postmaster_pid()
+            if pid is not None and self.is_running():
+                procgroup.guard(pid, f"server {self.name}")
         self._wait_ready(timeout)
-        pid = self._postmaster_pid()
-        if pid is not None:  # a scratch server: it goes if pgvdrill dies (procgroup)
-            procgroup.guard(pid, f"server {self.name}")
 
     def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None:
         pid = self._postmaster_pid()
@@ -82,7 +83,8 @@ class LocalCluster(DirectoryCluster):
             os.killpg(pid, signal.SIGKILL)  # pg_ctl makes the postmaster a session leader
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
+            procgroup.running(pid)  # reaps it when pgvdrill is its parent
+            try:  # gone, not only dead: a zombie's pid still holds postmaster.pid's lock
                 os.killpg(pid, 0)
             except ProcessLookupError:
                 return
@@ -90,14 +92,9 @@ class LocalCluster(DirectoryCluster):
         raise DrillError(f"server {self.name} (pid {pid}) survived SIGKILL for 30s")
 
     def is_running(self) -> bool:
+        """A postmaster runs for the data directory (a killed one left a zombie: no)."""
         pid = self._postmaster_pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return pid is not None and procgroup.running(pid)
 
     def _postmaster_pid(self) -> int | None:
         try:

@@ -8,10 +8,13 @@ Also runnable as `python -m pgvdrill.wal.walcmd ...` with only the standard libr
 module imports nothing else), which is how pgvdrill's own servers call it.
 
 archive-wal never acknowledges a file it has not stored durably and never replaces one:
-it copies to a temporary name in the archive, fsyncs the file, links it to its final name
-(atomic, and unlike rename it fails instead of replacing a file that appeared meanwhile)
-and fsyncs the directory. An identical file already archived is success (PostgreSQL
-retries after a crash between copy and acknowledgement); a different one is a failure.
+it copies into an unnamed file in the archive (O_TMPFILE: a killed archive-wal leaves
+nothing, and nobody listing the archive ever sees a temporary), fsyncs it, links it to its
+final name (atomic, and unlike rename it fails instead of replacing a file that appeared
+meanwhile) and fsyncs the directory. Where the file system has no unnamed files, a
+temporary `.NAME.PID.tmp` is used, and one a killed attempt left is removed by the next.
+An identical file already archived is success (PostgreSQL retries after a crash between
+copy and acknowledgement); a different one is a failure.
 Every failure exits non-zero, so PostgreSQL keeps the segment and retries.
 
 restore-wal exits NOT_IN_ARCHIVE (99) only for "the archive has no such file", which
@@ -30,12 +33,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import shutil
 import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from pgvdrill.errors import BackupError, ConfigError, DrillError
 from pgvdrill.hardlinks import hard_link_problem
@@ -49,6 +54,7 @@ NOT_IN_ARCHIVE = 99
 # restore-wal's every other failure: above 125, which stops PostgreSQL's recovery (FATAL)
 # instead of ending it there; not 128 + a signal number (143, SIGTERM, means "shut down")
 ABORT_RECOVERY = 126
+UNNAMED_UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}  # no O_TMPFILE here
 
 
 def archive_wal(path: Path, name: str, dest: Path) -> str:
@@ -74,23 +80,75 @@ def _store(path: Path, target: Path) -> str:
             f"{target} already exists with different content; refusing to overwrite it",
             "two servers may be archiving into one directory, or the archive holds an "
             "older timeline's file: give each cluster its own archive and inspect both files")
+    _remove_stale(target)
+    directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:  # a file without a name until it is whole: nothing to leave behind if killed
+            fd = os.open(target.parent, os.O_TMPFILE | os.O_WRONLY, 0o666)
+        except OSError as exc:
+            if exc.errno not in UNNAMED_UNSUPPORTED:
+                raise
+            _store_named(path, target)
+        else:
+            with path.open("rb") as src, os.fdopen(fd, "wb") as out:
+                _copy(src, out)
+                _link(f"/proc/self/fd/{out.fileno()}", target, path, directory)
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return f"archived {target.name} into {target.parent}"
+
+
+def _store_named(path: Path, target: Path) -> None:
+    """`_store` where the file system has no unnamed files (O_TMPFILE): a temporary name
+    `.NAME.PID.tmp`, removed whatever happens (and by the next attempt if killed)."""
     tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
     try:
         with path.open("rb") as src, open(tmp, "xb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            if not _same_content(path, target):
-                raise BackupError(f"{target} appeared meanwhile with different content",
-                                  "another archiver writes into this directory") from None
-        fsync_dir(target.parent)
+            _copy(src, out)
+        _link(tmp, target, path, None)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    return f"archived {target.name} into {target.parent}"
+
+
+def _copy(src: IO[bytes], out: IO[bytes]) -> None:
+    shutil.copyfileobj(src, out, CHUNK)
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def _link(stored: str | Path, target: Path, path: Path, directory: int | None) -> None:
+    """Give the stored copy its final name (never replacing a file: link, not rename)."""
+    try:
+        if directory is None:
+            os.link(stored, target)
+        else:  # through /proc/self/fd: linkat with AT_SYMLINK_FOLLOW
+            os.link(stored, target.name, dst_dir_fd=directory)
+    except FileExistsError:
+        if not _same_content(path, target):
+            raise BackupError(f"{target} appeared meanwhile with different content",
+                              "another archiver writes into this directory") from None
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove `.NAME.PID.tmp` files an archive-wal of this file left when it was killed
+    (its process is gone): PostgreSQL archives one file at a time, so none is in use."""
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = stale.name.removeprefix(f".{target.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not _running(int(pid)) and not stale.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def restore_wal(name: str, path: Path, source: Path, *, partial: bool = False) -> bool:
@@ -201,7 +259,7 @@ def fsync_dir(directory: Path) -> None:
 def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "archive-wal", help="archive_command: store one WAL file durably, never overwrite",
-        description="Copy a WAL file into an archive directory: temporary name, fsync, "
+        description="Copy a WAL file into an archive directory: unnamed file, fsync, "
                     "atomic link, directory fsync. Exit 0 only when the file is stored "
                     "(or an identical copy already is).",
         # an epilog is printed as it is (only help strings expand %%): pasteable

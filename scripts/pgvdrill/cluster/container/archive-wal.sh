@@ -11,6 +11,12 @@ if [ -e "$final" ]; then
     echo "archive-wal: $final exists with other contents; it is never overwritten" >&2
     exit 1
 fi
+for stale in "$dest/.$name".*.tmp; do  # left by an attempt that was killed (its pid gone)
+    pid=${stale#"$dest/.$name."}
+    pid=${pid%.tmp}
+    case $pid in ''|*[!0-9]*) continue ;; esac
+    [ -f "$stale" ] && [ ! -L "$stale" ] && [ ! -d "/proc/$pid" ] && rm -f "$stale"
+done
 tmp=$dest/.$name.$$.tmp
 if cp "$path" "$tmp" && sync "$tmp" && ln "$tmp" "$final"; then
     rm -f "$tmp"
