@@ -1,0 +1,78 @@
+"""Attacks on issue 13 classes 4 and 5 (recovery never ends early; restores write only where
+told). Each test asserts the behaviour the issue requires; one that fails found a hole.
+
+restore_command rule (PostgreSQL xlogarchive.c): an exit status above 125 stops recovery
+(FATAL), any other non-zero status is "not in the archive" and ends recovery there; 143
+(128 + SIGTERM) is taken as a shutdown request.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.cli import Cli
+
+SEGMENT = "000000010000000000000003"
+
+
+def walcmd(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """restore-wal exactly as a restore_command runs it (python -m pgvdrill.wal.walcmd)."""
+    return subprocess.run([sys.executable, "-m", "pgvdrill.wal.walcmd", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    path = tmp_path / "archive"
+    path.mkdir()
+    (path / SEGMENT).write_bytes(os.urandom(8192))
+    return path
+
+
+def stops_recovery(code: int) -> bool:
+    return code > 125 and code != 128 + 15
+
+
+@pytest.mark.parametrize("mistake", ["misspelled-option", "no-source", "bad-expect",
+                                     "extra-argument"])
+@pytest.mark.parametrize("entry", ["walcmd", "cli"])
+def test_fault_attack_restore_command_usage_error_stops_recovery(
+        archive: Path, tmp_path: Path, pgvdrill_cli: Cli, mistake: str, entry: str) -> None:
+    """A restore_command an operator wrote with a typo (the --help example is to be copied
+    by hand), or one pgvdrill wrote with an option another pgvdrill version does not know,
+    is not "the archive has no such file": argparse's exit 2 makes PostgreSQL end recovery
+    at the backup and promote, the silent early end issue 13 class 4 forbids."""
+    args: list[str | Path] = [SEGMENT, tmp_path / "RECOVERYXLOG"]
+    args += {"misspelled-option": ["--archive", archive],
+             "no-source": [],
+             "bad-expect": ["--source", archive, "--expect", "000000010000000000000001"],
+             "extra-argument": ["--source", archive, "%r"]}[mistake]
+
+    result = walcmd("restore-wal", *args) if entry == "walcmd" \
+        else pgvdrill_cli("restore-wal", *args)
+
+    assert stops_recovery(result.returncode), (result.returncode, result.stderr)
+    assert not (tmp_path / "RECOVERYXLOG").exists()
+
+
+@pytest.mark.parametrize("place", ["/usr/include", "/etc/ssl", "/etc/cron.d", "/var/lib/dpkg",
+                                   "/usr/lib/x86_64-linux-gnu", "/etc/systemd/system"])
+def test_fault_attack_force_into_a_system_directory_below_the_listed_ones_is_refused(
+        place: str, tmp_path: Path) -> None:
+    """`restore physical|pitr --force` "refuses shared or system directories": the list is
+    matched exactly, so any system directory one level below it (or anywhere under /etc)
+    is accepted and gets base/, global/, PG_VERSION, postgresql.conf... added (a file in
+    /etc/cron.d or /etc/systemd/system is read by the system). Checked through the
+    library's own place check (a real restore there would write into the system)."""
+    from pgvdrill.errors import RestoreError
+    from pgvdrill.ops.restore_place import refuse_unsafe_place
+
+    if not Path(place).is_dir():
+        pytest.skip(f"{place} does not exist here")
+    with pytest.raises(RestoreError, match="system directory"):
+        refuse_unsafe_place(Path(place), tmp_path / "repo")
