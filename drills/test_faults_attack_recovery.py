@@ -11,13 +11,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fixtures.cli import Cli
+from fixtures.ops import conninfo
+from fixtures.pgctl import StartFn
+from pgvdrill import osuser, runner
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.installation import Installation
+from pgvdrill.source import SOURCE_DB
 
 SEGMENT = "000000010000000000000003"
+TABLES = ("SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON "
+          "n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1")
 
 
 def walcmd(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -76,3 +85,38 @@ def test_fault_attack_force_into_a_system_directory_below_the_listed_ones_is_ref
         pytest.skip(f"{place} does not exist here")
     with pytest.raises(RestoreError, match="system directory"):
         refuse_unsafe_place(Path(place), tmp_path / "repo")
+
+
+def test_fault_attack_restore_logical_into_the_primary_while_source_names_its_standby(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        pg_ctl: StartFn, backend: Backend, reachable: Path) -> None:
+    """Backups are often taken from a hot standby ([source] conninfo names it). The primary
+    has the same system identifier and database OID but another postmaster start time, so
+    refuse_the_source takes it for "a physical copy" of the source, and the configured
+    source "spoke for" the catalog's record: `restore logical --clean` into the primary,
+    production itself, goes ahead. Issue 13 class 5: the target is checked by system
+    identifier and database OID, never over the source."""
+    config = ops_config()
+    backup = pgvdrill_cli("backup", "logical", "--config", config)
+    assert backup.returncode == 0, backup.stderr
+    tools = backend.tools()
+    assert isinstance(tools, Installation)
+    standby_dir = reachable / "standby"
+    runner.run([tools.tool("pg_basebackup"), "-d", conninfo(prod_source, "postgres"),
+                "-D", standby_dir, "-R", "-X", "stream", "-c", "fast"], timeout=600)
+    osuser.chown_tree(standby_dir, osuser.server_user())
+    standby = pg_ctl(standby_dir, prod_source)
+    standby.promoted(recovering=True).close()  # a hot standby, accepting queries
+    info = prod_source.conninfo
+    standby_source = f"{standby.dsn} dbname={SOURCE_DB}"
+    config.write_text(config.read_text().replace(conninfo(prod_source), standby_source))
+    prod_source.query("CREATE TABLE written_after_backup AS SELECT 42 AS answer", SOURCE_DB)
+    before = prod_source.query(TABLES, SOURCE_DB)
+    primary = (f"host=localhost port={info.port} user={info.user} dbname={SOURCE_DB} "
+               f"passfile={info.passfile}")
+
+    result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", primary, "--clean",
+                          "--config", config)
+
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert prod_source.query(TABLES, SOURCE_DB) == before  # --clean re-creates: new OIDs
