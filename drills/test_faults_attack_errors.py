@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,14 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
+from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
+from pgvdrill.ops.restore import base_backup_of
+from pgvdrill.repository import Repository
+from pgvdrill.repository.catalog import read_entries
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
+from pgvdrill.wal.pitr import BackupPoint, Target, recover
 from pgvdrill.verify.ground_truth import ground_truth_check
 
 
@@ -97,3 +105,39 @@ def test_fault_attack_an_index_that_finds_nothing_fails_however_low_the_sources_
     assert check.details["index_recall"] == 0.0, check.details  # the index finds nothing
     assert any("index search finds 0.00" in p for p in check.problems), (check.details,
                                                                          check.problems)
+
+
+def test_fault_attack_verify_deep_reads_across_a_timeline_switch_without_false_damage(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        reachable: Path, tmp_path: Path,
+        restore_backup: Callable[..., tuple[Cluster, float]]) -> None:
+    """An archive holding a real promotion (timeline 1, then timeline 2 from a copy promoted
+    at its backup's end, archiving into the same wal/): `verify --deep` reads every record;
+    the switch segment (timeline 1's pages, then 2's) and the end of timeline 1 (its last
+    segment archived as .partial by nobody) must not be called damage."""
+    config = ops_config()
+    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
+                                                 str(reachable / "repo")))
+    repo = Repository(reachable / "repo").ensure()
+    osuser.chown_tree(repo.root, osuser.server_user())
+    enable_archiving(prod_source, repo.wal)
+    prod_source.query("CREATE TABLE marks (id int)", SOURCE_DB)
+    backed = pgvdrill_cli("backup", "physical", "--config", config)
+    assert backed.returncode == 0, backed.stderr
+    [entry] = read_entries(repo)
+    backup = base_backup_of(repo, entry)
+    promoted, _ = restore_backup(backup, "promoted")
+    promoted.configure(archive_mode="on", archive_command=promoted.archive_command(repo.wal))
+    point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
+    recover(promoted, Target("immediate"), promoted.restore_command(repo.wal), point)
+    for _ in range(2):
+        promoted.query("INSERT INTO marks SELECT generate_series(1, 1000)", SOURCE_DB)
+        switch_and_wait(promoted, repo.wal)
+    promoted.stop()
+    assert (repo.wal / "00000002.history").is_file()
+
+    result = pgvdrill_cli("verify", "--deep", "--config", config)
+
+    assert "pg_waldump cannot read" not in result.stdout + result.stderr, result.stdout
+    assert "pg_waldump read" in result.stdout + result.stderr, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
