@@ -8,6 +8,7 @@ restore_command rule (PostgreSQL xlogarchive.c): an exit status above 125 stops 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -120,3 +121,35 @@ def test_fault_attack_restore_logical_into_the_primary_while_source_names_its_st
 
     assert result.returncode == 5, result.stdout + result.stderr
     assert prod_source.query(TABLES, SOURCE_DB) == before  # --clean re-creates: new OIDs
+
+
+def test_fault_attack_a_tampered_catalog_identity_lets_restore_logical_over_the_source(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        tmp_path: Path) -> None:
+    """The issue's case (the source check cannot log in, the target spelled localhost), with
+    the one guard left, the catalog's record of the source's system identifier, changed by
+    whoever can write the repository (class 1: the catalog is untrusted; the new value
+    passes the schema). The target's identity is then "verified" against a value an
+    attacker chose, and `--clean` drops and re-creates production's tables. An identity
+    that only the untrusted catalog vouches for is unverifiable: refuse."""
+    config = ops_config()
+    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
+    [entry_file] = (tmp_path / "repo" / "catalog").glob("logical-*.json")
+    data = json.loads(entry_file.read_text())
+    data["source"]["system_identifier"] = "1234567890123456789"
+    entry_file.write_text(json.dumps(data))
+    info = prod_source.conninfo
+    wrong = tmp_path / "wrong.pgpass"
+    wrong.write_text(f"*:*:*:{info.user}:not-the-password\n")
+    wrong.chmod(0o600)
+    config.write_text(config.read_text().replace(str(info.passfile), str(wrong)))
+    prod_source.query("CREATE TABLE written_after_backup AS SELECT 42 AS answer", SOURCE_DB)
+    before = prod_source.query(TABLES, SOURCE_DB)
+    target = (f"host=localhost port={info.port} user={info.user} dbname={SOURCE_DB} "
+              f"passfile={info.passfile}")
+
+    result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", target, "--clean",
+                          "--config", config)
+
+    assert result.returncode in (4, 5), result.stdout + result.stderr
+    assert prod_source.query(TABLES, SOURCE_DB) == before
