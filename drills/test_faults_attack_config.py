@@ -33,9 +33,10 @@ def home(tmp_path: Path) -> Path:
 
 def give_to_other(path: Path) -> None:
     entry = pwd.getpwnam(OTHER)
+    os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
     for top, dirs, files in os.walk(path):
         for name in [top, *(os.path.join(top, n) for n in dirs + files)]:
-            os.chown(name, entry.pw_uid, entry.pw_gid)
+            os.chown(name, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
 def refused(config: Path, *expected: str) -> None:
@@ -91,3 +92,25 @@ def test_fault_attack_pg_bin_whose_libraries_another_user_owns_is_refused(
     refused(config, str(libs))
     result = pgvdrill_cli("verify", "--config", config)
     assert result.returncode == 2 and str(libs) in result.stderr, result.stdout + result.stderr
+
+
+def test_fault_attack_a_configuration_reached_through_another_users_symlink_is_refused(
+        home: Path) -> None:
+    """/etc/pgvdrill.toml -> /srv/team/current.toml -> the real, root-owned file: the link
+    in the middle lives in a directory another user owns, who can point it elsewhere at any
+    moment (between trust.problem's check and load_config's read, or at the next run to any
+    file that passes). trust.problem checks the final target, its directories and the
+    first link's directory, not the directories of the links in between."""
+    real = home / "real" / "pgvdrill.toml"
+    real.parent.mkdir()
+    real.write_text(REPO)
+    real.chmod(0o644)
+    team = home / "team"
+    team.mkdir()
+    (team / "current.toml").symlink_to(real)
+    give_to_other(team)
+    entry = home / "etc"
+    entry.mkdir()
+    (entry / "pgvdrill.toml").symlink_to(team / "current.toml")
+
+    refused(entry / "pgvdrill.toml", str(team))
