@@ -58,10 +58,12 @@ def test_fault_attack_restore_command_usage_error_stops_recovery(
     is not "the archive has no such file": argparse's exit 2 makes PostgreSQL end recovery
     at the backup and promote, the silent early end issue 13 class 4 forbids."""
     args: list[str | Path] = [SEGMENT, tmp_path / "RECOVERYXLOG"]
-    args += {"misspelled-option": ["--archive", archive],
-             "no-source": [],
-             "bad-expect": ["--source", archive, "--expect", "000000010000000000000001"],
-             "extra-argument": ["--source", archive, "%r"]}[mistake]
+    mistakes: dict[str, list[str | Path]] = {
+        "misspelled-option": ["--archive", archive],
+        "no-source": [],
+        "bad-expect": ["--source", archive, "--expect", "000000010000000000000001"],
+        "extra-argument": ["--source", archive, "%r"]}
+    args += mistakes[mistake]
 
     result = walcmd("restore-wal", *args) if entry == "walcmd" \
         else pgvdrill_cli("restore-wal", *args)
