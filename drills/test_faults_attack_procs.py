@@ -58,12 +58,18 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("signals", [(signal.SIGKILL,), (signal.SIGTERM,),
+                                     (signal.SIGINT, signal.SIGINT),
+                                     (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)],
+                         ids=["SIGKILL", "SIGTERM", "SIGINT-twice", "SIGINT-SIGTERM-SIGKILL"])
 def test_fault_attack_a_killed_drill_leaves_no_scratch_server_running(
-        reachable: Path, cli_cache: Path, tmp_path: Path, sig: signal.Signals) -> None:
+        reachable: Path, cli_cache: Path, tmp_path: Path,
+        signals: tuple[signal.Signals, ...]) -> None:
     """`pgvdrill drill` killed while its throw-away source server runs: the postmaster that
     pg_ctl started (its own session) must not outlive pgvdrill. With SIGKILL only the
-    watchdog can end it, and it ends the registered groups only (pg_ctl's, long gone)."""
+    watchdog can end it, and it ends the registered groups only (pg_ctl's, long gone).
+    Several signals in a row: an impatient operator (Ctrl-C again during the cleanup, then
+    kill, then kill -9): whatever the cleanup had not finished must still end."""
     work = reachable / "work"
     work.mkdir()
     osuser.chown_tree(work, osuser.server_user())
@@ -75,7 +81,9 @@ def test_fault_attack_a_killed_drill_leaves_no_scratch_server_running(
     try:
         started = wait_until(lambda: server_running(work) or proc.poll() is not None, 900)
         assert started and proc.poll() is None, proc.communicate(timeout=60)
-        proc.send_signal(sig)
+        for sig in signals:
+            if proc.poll() is None:
+                proc.send_signal(sig)
         proc.communicate(timeout=120)
         # what runs on after pgvdrill: its watchdog's work (SIGTERM, SIGKILL after 10 s)
         wait_until(lambda: not live_processes("pgvdrill watchdog"), 60)
