@@ -6,9 +6,11 @@ and the pgvdrill command as an operator runs it.
 
 from __future__ import annotations
 
+import io
 import os
 import pwd
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,36 @@ def test_fault_attack_a_configuration_reached_through_another_users_symlink_is_r
     (entry / "pgvdrill.toml").symlink_to(team / "current.toml")
 
     refused(entry / "pgvdrill.toml", str(team))
+
+
+def test_fault_attack_a_tar_whose_links_point_out_later_creates_nothing_outside(
+        tmp_path: Path) -> None:
+    """Class 7's own tar extraction (for Python 3.11.2): `s -> q/r/../..` points inside when
+    it is written (q and r do not exist yet, and its lexical depth never goes below 0); then
+    `q -> .` and `r -> .` make it point two levels above the data directory. A member
+    `s/planted/file` is refused, but only after `parent.mkdir(parents=True)` has created
+    `planted` outside, as root (any depth: more q/r pairs climb further). A tampered base
+    backup in the repository (class 1) reaches this through `restore physical`."""
+    from pgvdrill.errors import BackupError
+    from pgvdrill.physical.unpack import extract
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, target in (("s", "q/r/../.."), ("q", "."), ("r", ".")):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tar.addfile(link)
+        planted = tarfile.TarInfo("s/planted/file")
+        planted.size = 1
+        tar.addfile(planted, io.BytesIO(b"x"))
+    archive = tmp_path / "base.tar"
+    archive.write_bytes(buffer.getvalue())
+    above = tmp_path / "above"
+    dest = above / "b" / "data"
+    dest.mkdir(parents=True)
+
+    with pytest.raises(BackupError):
+        extract(archive, dest)
+
+    assert sorted(os.listdir(above)) == ["b"]
+    assert sorted(os.listdir(above / "b")) == ["data"]
