@@ -1,0 +1,143 @@
+"""Attacks on issue 13 class 6 (errors classified truthfully): a broken backup must never be
+reported as "the machine failed, not the backup" (exit 8), whatever its files are called.
+A copy of a repository made as production makes it (fixtures.ops `archived_repo`), one
+file planted in a backup as whoever can write the repository would, and the pgvdrill
+command as an operator runs it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures.cli import Cli
+from fixtures.ops import ArchivedRepo
+from pgvdrill import osuser
+from pgvdrill.cluster import Cluster
+from pgvdrill.ops.restore import base_backup_of
+from pgvdrill.repository import Repository
+from pgvdrill.repository.catalog import read_entries
+from pgvdrill.source import SOURCE_DB
+from pgvdrill.verify.ground_truth import ground_truth_check
+from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
+from pgvdrill.wal.pitr import BackupPoint, Target, recover
+
+
+@pytest.fixture
+def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(archived_repo.repo, tmp_path / "repo", symlinks=True))
+
+
+@pytest.fixture
+def run(pgvdrill_cli: Cli, tmp_path: Path, repo: Path) -> Cli:
+    config = tmp_path / "pgvdrill.toml"
+    config.write_text(f'[repository]\npath = "{repo}"\n')
+    config.chmod(0o600)
+
+    def command(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        return pgvdrill_cli(*name.split(), "--config", config, *args, timeout=300)
+
+    return command
+
+
+@pytest.mark.parametrize("name", ["No space left on device", "Permission denied",
+                                  "could not connect"])
+@pytest.mark.parametrize("kind", ["logical", "physical"])
+def test_fault_attack_a_file_name_in_a_broken_backup_does_not_make_it_the_machines_fault(
+        archived_repo: ArchivedRepo, repo: Path, run: Cli, tmp_path: Path, name: str,
+        kind: str) -> None:
+    """errors.environment_cause looks for "Permission denied", "No space left on device",
+    "could not connect"... in the text of a BackupError: a file planted in the backup with
+    such a name makes `restore` call a backup that does not match its catalog entry "the
+    machine failed, not the backup" (exit 8), and the hint says to run it again, when the
+    truth is exit 4, "do not restore from it"."""
+    entry = archived_repo.logical if kind == "logical" else archived_repo.physical
+    (repo / kind / entry.id / name).write_text("planted\n")
+    where = ("--target-dsn", "host=127.0.0.1 port=1 dbname=x") if kind == "logical" \
+        else ("--pgdata", tmp_path / "restored")
+
+    result = run(f"restore {kind}", "latest", *where)
+
+    assert result.returncode == 4, (result.returncode, result.stderr)
+    assert f"file {name} is not in the catalog" in result.stderr, result.stderr
+    assert "the machine failed" not in result.stderr
+
+
+@pytest.mark.parametrize("source_recall", [0.05, 0.07])
+def test_fault_attack_an_index_that_finds_nothing_fails_however_low_the_sources_figure(
+        target: Cluster, source_recall: float) -> None:
+    """Recall judged against the source: required = min(threshold, source) - a noise margin
+    of at least 0.05 (absolute). When the source's own index finds 0.05 or less (the
+    issue's random 768-d case found 0.07; larger tables find less), the requirement is
+    <= 0: a restored index that finds none of the true neighbours passes. The restored
+    index here is real and broken: an IVFFlat index whose probed list lost all its rows
+    returns no row at all for every query, while exact search is perfect."""
+    rng = np.random.default_rng(7)
+    near_a = np.array([1.0, 0, 0, 0]) + rng.normal(0, 0.05, (200, 4))
+    near_b = np.array([-1.0, 0, 0, 0]) + rng.normal(0, 0.05, (200, 4))
+    with target.connect() as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("CREATE TABLE public.documents (id int PRIMARY KEY, "
+                     "embedding vector(4))")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO public.documents VALUES (%s, %s::vector)",
+                            [(i, "[" + ",".join(map(str, v)) + "]")
+                             for i, v in enumerate([*near_a, *near_b])])
+        conn.execute("CREATE INDEX ON public.documents USING ivfflat "
+                     "(embedding vector_cosine_ops) WITH (lists = 2)")
+        conn.execute("DELETE FROM public.documents WHERE id < 200")
+        conn.execute("VACUUM public.documents")
+    queries = (np.array([1.0, 0, 0, 0]) + rng.normal(0, 0.05, (20, 4))).astype(np.float32)
+    left = near_b / np.linalg.norm(near_b, axis=1, keepdims=True)
+    cosine = 1 - (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ left.T
+    truth = (np.argsort(cosine, axis=1, kind="stable")[:, :10] + 200).astype(np.int64)
+
+    with target.connect(autocommit=False) as conn:
+        check = ground_truth_check(conn, queries, truth, threshold=0.9,
+                                   source_index_recall=source_recall)
+
+    assert float(str(check.details["exact_recall"])) >= 0.99, check.details
+    assert check.details["index_recall"] == 0.0, check.details  # the index finds nothing
+    assert any("index search finds 0.00" in p for p in check.problems), (check.details,
+                                                                         check.problems)
+
+
+def test_fault_attack_verify_deep_reads_across_a_timeline_switch_without_false_damage(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        reachable: Path, tmp_path: Path,
+        restore_backup: Callable[..., tuple[Cluster, float]]) -> None:
+    """An archive holding a real promotion (timeline 1, then timeline 2 from a copy promoted
+    at its backup's end, archiving into the same wal/): `verify --deep` reads every record;
+    the switch segment (timeline 1's pages, then 2's) and the end of timeline 1 (its last
+    segment archived as .partial by nobody) must not be called damage."""
+    config = ops_config()
+    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
+                                                 str(reachable / "repo")))
+    repo = Repository(reachable / "repo").ensure()
+    osuser.chown_tree(repo.root, osuser.server_user())
+    enable_archiving(prod_source, repo.wal)
+    prod_source.query("CREATE TABLE marks (id int)", SOURCE_DB)
+    backed = pgvdrill_cli("backup", "physical", "--config", config)
+    assert backed.returncode == 0, backed.stderr
+    [entry] = read_entries(repo)
+    backup = base_backup_of(repo, entry)
+    promoted, _ = restore_backup(backup, "promoted")
+    promoted.configure(archive_mode="on", archive_command=promoted.archive_command(repo.wal))
+    point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
+    recover(promoted, Target("immediate"), promoted.restore_command(repo.wal), point)
+    for _ in range(2):
+        promoted.query("INSERT INTO marks SELECT generate_series(1, 1000)", SOURCE_DB)
+        switch_and_wait(promoted, repo.wal)
+    promoted.stop()
+    assert (repo.wal / "00000002.history").is_file()
+
+    result = pgvdrill_cli("verify", "--deep", "--config", config)
+
+    assert "pg_waldump cannot read" not in result.stdout + result.stderr, result.stdout
+    assert "pg_waldump read" in result.stdout + result.stderr, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
