@@ -536,3 +536,46 @@ def test_fault_a_missing_repository_directory_is_named_not_a_traceback(
     if command == "restore-pitr" and missing == "wal":
         assert result.returncode == 4 and not (tmp_path / "restored").exists()
         assert f"the WAL archive {repo}/wal is missing" in output
+
+
+# --- every problem at once ------------------------------------------------------------------
+
+def test_fault_verify_names_every_problem_of_one_seeded_repository(
+        archived_repo: ArchivedRepo, repo: Path, outside: Path, tmp_path: Path,
+        prod_source: Cluster, run: Cli) -> None:
+    """One repository holding every class-1 problem at once: `verify` (and `verify --deep`)
+    names each of them, not only the first, and changes nothing (a FIFO: its own test)."""
+    old_copy(repo, archived_repo, "logical", "logical-20200101T000000Z")
+    edit_entry(repo, "logical-20200101T000000Z", lambda d: d.update(finished="yesterday"))
+    old_copy(repo, archived_repo, "logical", "logical-20200102T000000Z")
+    edit_entry(repo, "logical-20200102T000000Z",
+               lambda d: d.setdefault("extra", {}).update(artifact="../../outside/secret"))
+    entry_path(repo, "dotdot").write_text(
+        entry_path(repo, archived_repo.logical.id).read_text().replace(
+            f'"id": "{archived_repo.logical.id}"', '"id": ".."'))
+    ours = str(prod_source.query("SELECT system_identifier FROM pg_control_system()")[0][0])
+    edit_entry(repo, archived_repo.logical.id,
+               lambda d: d["source"].update(system_identifier=str(int(ours) + 1)))
+    wal = repo / "wal"
+    (wal / "0000000100000000000000F0").symlink_to(outside / "secret")
+    (wal / "notes.txt").write_text("not WAL\n")
+    os.link(outside / "secret", wal / "0000000100000000000000F2")
+    (wal / "0000000100000000000000F3").write_bytes((wal / a_segment(repo)).read_bytes()[:2**20])
+    backup = repo / "physical" / archived_repo.physical.id
+    (backup / "planted").symlink_to(outside)
+    configure(tmp_path, repo, f'[source]\nconninfo = "{conninfo(prod_source)}"\n')
+    before, kept = state(repo), state(outside)
+
+    said = {deep: problems(result) for deep, result in
+            ((False, run("verify")), (True, run("verify", "--deep")))}
+
+    expected = ["logical-20200101T000000Z", "field finished",
+                "logical-20200102T000000Z", "artifact",
+                "dotdot", "field id",
+                f"{archived_repo.logical.id}: taken from database system",
+                "0000000100000000000000F0", "notes.txt",
+                "0000000100000000000000F2", "0000000100000000000000F3", "planted"]
+    for deep, text in said.items():
+        missing = [what for what in expected if what not in text]
+        assert not missing, (deep, missing, text)
+    assert state(repo) == before and state(outside) == kept
