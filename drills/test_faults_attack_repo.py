@@ -7,9 +7,7 @@ the repository would, runs pgvdrill as an operator does (the CLI) and asserts wh
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,24 +16,15 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
+from fixtures.repository_copy import copy_repository, state
 
 OLD_ID = "logical-20200101T000000Z"
 FUTURE = "2030-01-01T00:00:00+00:00"
 
 
-def state(top: Path) -> dict[str, str]:
-    """Every path below `top`: a symlink's target, a file's sha256, or 'dir'."""
-    found = {}
-    for path in sorted(top.rglob("*")):
-        key = str(path.relative_to(top))
-        found[key] = (f"-> {os.readlink(path)}" if path.is_symlink() else "dir"
-                      if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest())
-    return found
-
-
 @pytest.fixture
 def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(archived_repo.repo, tmp_path / "repo", symlinks=True))
+    return copy_repository(archived_repo.repo, tmp_path / "repo")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ field or the file, and that nothing outside the repository changed (every file o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo, conninfo
+from fixtures.repository_copy import copy_repository, state
 from pgvdrill.cluster import Cluster
 from pgvdrill.wal.names import SEGMENT_RE
 
@@ -31,22 +31,11 @@ OLD = "2020-01-01T00:00:00+00:00"
 FUTURE = "2030-01-01T00:00:00+00:00"  # retention --now: every backup but the newest expires
 
 
-def state(top: Path) -> dict[str, str]:
-    """Every path below `top`: a symlink's target, a file's sha256, or 'dir'."""
-    found = {}
-    for path in sorted(top.rglob("*")):
-        key = str(path.relative_to(top))
-        found[key] = (f"-> {os.readlink(path)}" if path.is_symlink() else "dir"
-                      if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest())
-    return found
-
-
 @pytest.fixture
 def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
     """This test's copy of the repository (without archive-wal's in-flight temporaries:
     the source may still be archiving)."""
-    return Path(shutil.copytree(archived_repo.repo, tmp_path / "repo", symlinks=True,
-                                ignore=shutil.ignore_patterns(".*.tmp")))
+    return copy_repository(archived_repo.repo, tmp_path / "repo")
 
 
 @pytest.fixture
