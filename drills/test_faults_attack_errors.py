@@ -19,10 +19,10 @@ from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify.ground_truth import ground_truth_check
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.pitr import BackupPoint, Target, recover

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
+from pgvdrill.proc import runner
 
 RESET_SIGNALS_THEN_PGVDRILL = (
     "import os, signal, sys\n"

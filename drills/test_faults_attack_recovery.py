@@ -20,10 +20,11 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
 from fixtures.pgctl import StartFn
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.installation import Installation
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc import runner
 
 SEGMENT = "000000010000000000000003"
 TABLES = ("SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON "

@@ -26,10 +26,11 @@ import pytest
 
 from fixtures.cli import Cli, start_cli
 from fixtures.ops import conninfo
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.proc import runner
 from pgvdrill.repository import Repository
-from pgvdrill.source import SOURCE_DB
 
 pytestmark = pytest.mark.local_server("signals are sent to local pgvdrill processes and the "
                                       "process table is read")

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgvdrill import procgroup
 from pgvdrill.cluster.base import Backend, Cluster
 from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.proc import group as procgroup
 
 
 def state(pid: int) -> bytes:

@@ -23,15 +23,16 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
 from fixtures.segments import segment_bytes
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend
 from pgvdrill.cluster.ports import lease
+from pgvdrill.drill.physical import ArchiveReplay, replay_problems
+from pgvdrill.drill.pitr import Archived, Restore, archive_markers
 from pgvdrill.errors import RestoreError
 from pgvdrill.installation import Installation
-from pgvdrill.physical.drill import ArchiveReplay, replay_problems
+from pgvdrill.proc import runner
 from pgvdrill.wal.archiving import python_for, restore_command
 from pgvdrill.wal.continuity import check_continuity
-from pgvdrill.wal.drill import Archived, Restore, archive_markers
 from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, Segment, format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, archive_end, recover
 from pgvdrill.wal.walcmd import ABORT_RECOVERY, NOT_IN_ARCHIVE

@@ -25,13 +25,14 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo, conninfo
 from fixtures.pgctl import StartFn
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import RestoreError
 from pgvdrill.installation import Installation
 from pgvdrill.ops.restore_place import refuse_unsafe_place
 from pgvdrill.ops.restore_target import Identity
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc import runner
 
 Done = subprocess.CompletedProcess[str]
 AFTER_BACKUP = "CREATE TABLE written_after_backup AS SELECT 42 AS answer"

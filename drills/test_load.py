@@ -21,13 +21,13 @@ import pytest
 
 from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.drill.physical import SEQUENCE_SLACK
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, dump
 from pgvdrill.logical.restore import RESTORE_SETTINGS, create_database, restore
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup, cluster_size
-from pgvdrill.physical.drill import SEQUENCE_SLACK
-from pgvdrill.process import Process
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc.background import Process
 from pgvdrill.verify import Snapshot, Verification, snapshot, verify
 
 BATCH_ROWS = 10

@@ -13,11 +13,11 @@ import pytest
 from fixtures.options import DrillOptions
 from pgvdrill.cluster import Cluster
 from pgvdrill.dataset import Dataset
-from pgvdrill.drill import LogicalDrill, restore_and_verify
+from pgvdrill.drill.logical import LogicalDrill, restore_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS, DumpResult, DumpSetting
 from pgvdrill.logical.pairing import refusal
 from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot
 
 FULL_PAIRS = [pytest.param(d, r, id=f"{d.name}-{r.name}")

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.options import DrillOptions
-from pgvdrill import cli
+from pgvdrill.cli import main as cli
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.drill import drop_database, restore_and_verify
+from pgvdrill.drill.logical import drop_database, restore_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.dump import (
@@ -33,7 +34,6 @@ from pgvdrill.logical.restore import (
     create_database,
     restore,
 )
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot, verify
 
 FRESH = RESTORE_SETTINGS["fresh"]

@@ -15,9 +15,9 @@ from fixtures.ops import conninfo
 from fixtures.writes import Writer
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import snapshot, verify
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.names import Segment, parse_lsn

@@ -19,13 +19,13 @@ from fixtures.ops import ArchivedRepo, conninfo
 from fixtures.pgctl import StartFn
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.physical import SEQUENCE_SLACK
+from pgvdrill.drill.pitr import MARKERS, RESTORE_POINT
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.ops.restore_logical import USER_TABLES
-from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.repository import Repository
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import snapshot, verify
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
-from pgvdrill.wal.drill import MARKERS, RESTORE_POINT
 from pgvdrill.wal.markers import MarkerWriter, boundary_problems
 from pgvdrill.wal.names import SEGMENT_RE, Segment, format_lsn
 

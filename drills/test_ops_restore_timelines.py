@@ -21,10 +21,10 @@ from fixtures.pgctl import StartFn
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.conffile import read_conf
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.pitr import BackupPoint, Target, recover
 from pgvdrill.wal.timelines import current_timeline

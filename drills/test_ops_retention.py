@@ -20,13 +20,13 @@ import pytest
 
 from fixtures.cli import Cli
 from pgvdrill.cluster import Backend
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.repository import Entry, Repository, checksum_files, file_problems, lock
 from pgvdrill.repository.catalog import read_entries, write_entry
 from pgvdrill.repository.layout import restrict
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.names import DEFAULT_SEGMENT_SIZE, Segment, parse_lsn
 
 NOW = datetime(2025, 11, 15, 3, 0, tzinfo=UTC)

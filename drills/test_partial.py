@@ -15,7 +15,8 @@ import pytest
 from fixtures.options import DrillOptions
 from pgvdrill.cluster import Cluster
 from pgvdrill.dataset import Dataset
-from pgvdrill.drill import LogicalDrill, restore_and_verify
+from pgvdrill.drill.logical import LogicalDrill, restore_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, PARTIAL_DUMP_SETTINGS, DumpResult, DumpSetting
 from pgvdrill.logical.pairing import refusal
 from pgvdrill.logical.restore import (
@@ -23,7 +24,6 @@ from pgvdrill.logical.restore import (
     PARTIAL_RESTORE_SETTINGS,
     RestoreSetting,
 )
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot
 
 # Restores of the runbook that verification must fail, and the problem it must name.

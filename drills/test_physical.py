@@ -18,20 +18,20 @@ import pytest
 
 from fixtures.clusters import shared_tmp
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.errors import BackupError, ConfigError, RestoreError
-from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
-from pgvdrill.physical.backup import base_backup
-from pgvdrill.physical.drill import (
+from pgvdrill.drill.physical import (
     SEQUENCE_SLACK,
     PhysicalDrill,
     incremental_backup,
     restore_and_verify,
 )
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.errors import BackupError, ConfigError, RestoreError
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
+from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import restore_base_backup, unpack
 from pgvdrill.physical.runbook import runbook_recovery_conf, runbook_start_backup
 from pgvdrill.physical.unpack import extract
 from pgvdrill.physical.verifybackup import check_backup
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, same_ann_answers, snapshot, verify
 
 FULL_SETTINGS = [s for s in BASE_BACKUP_SETTINGS.values() if s.method != "incremental"]

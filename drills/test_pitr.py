@@ -24,14 +24,7 @@ import pytest
 from fixtures.clusters import shared_tmp
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend
-from pgvdrill.errors import RestoreError
-from pgvdrill.source import SOURCE_DB
-from pgvdrill.verify import verify
-from pgvdrill.wal.archiving import (
-    switch_and_wait,
-)
-from pgvdrill.wal.continuity import check_continuity
-from pgvdrill.wal.drill import (
+from pgvdrill.drill.pitr import (
     BEFORE_BACKUP,
     TARGETS,
     Archived,
@@ -39,7 +32,14 @@ from pgvdrill.wal.drill import (
     Restore,
     archive_markers,
 )
-from pgvdrill.wal.drill import pitr_drill as drill
+from pgvdrill.drill.pitr import pitr_drill as drill
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.errors import RestoreError
+from pgvdrill.verify import verify
+from pgvdrill.wal.archiving import (
+    switch_and_wait,
+)
+from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.markers import Marker, MarkerWriter, boundary_problems
 from pgvdrill.wal.names import Segment, format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, recover, resume

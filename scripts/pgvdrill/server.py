@@ -14,9 +14,9 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill import runner
 from pgvdrill.errors import ConfigError
 from pgvdrill.installation import Installation
+from pgvdrill.proc import runner
 
 # libpq connection keywords and the environment variable each has (libpq docs, 34.15)
 LIBPQ_ENV = {

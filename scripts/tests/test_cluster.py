@@ -10,8 +10,8 @@ import pytest
 
 from pgvdrill.backends import make_backend
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
+from pgvdrill.drill.source import require_pgvector
 from pgvdrill.errors import ConfigError, DrillError
-from pgvdrill.source import require_pgvector
 
 PG15 = Path("/usr/lib/postgresql/15/bin")
 

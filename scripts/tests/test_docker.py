@@ -21,10 +21,11 @@ import psycopg
 import pytest
 
 from fixtures.cli import Cli
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster.docker import check_engine
-from pgvdrill.docker_image import DEFAULT_TAG
+from pgvdrill.cluster.docker_image import DEFAULT_TAG
 from pgvdrill.errors import ConfigError, ToolError
+from pgvdrill.proc import runner
 
 DOCKER = pytest.mark.docker
 NO_ENGINE = "unix:///nonexistent/docker.sock"

@@ -13,8 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgvdrill import report
-from pgvdrill.cli import truthful
+from pgvdrill.cli.main import truthful
 from pgvdrill.errors import (
     BackupError,
     ConfigError,
@@ -24,8 +23,9 @@ from pgvdrill.errors import (
     cleanup,
     environment_cause,
 )
-from pgvdrill.gzipped import gzip_problem
-from pgvdrill.targets import load_targets
+from pgvdrill.files.gzipped import gzip_problem
+from pgvdrill.policy.targets import load_targets
+from pgvdrill.report import run_dir as report
 from pgvdrill.verify.ground_truth import index_requirement
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill.cli import build_parser
+from pgvdrill.cli.main import build_parser
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError, RestoreError
 from pgvdrill.installation import Installation

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 
-from pgvdrill.cli import build_parser
+from pgvdrill.cli.main import build_parser
 from pgvdrill.ops.restore import LOGICAL_EPILOG
 from pgvdrill.ops.restore_logical import Ownership
 

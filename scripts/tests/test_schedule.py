@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from fixtures.segments import segment_bytes
-from pgvdrill.cli import main
+from pgvdrill.cli.main import main
 from pgvdrill.config import load_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.schedule import ARCHIVING_FILE, CRON_FILE, Install, files, write_files

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill.cli import build_parser
+from pgvdrill.cli.main import build_parser
 from pgvdrill.errors import RestoreError
-from pgvdrill.runner import Result
+from pgvdrill.proc.runner import Result
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.pitr import Target
 from pgvdrill.wal.reach import last_transaction_end, refuse_beyond_archive, stopping_points

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.segments import segment_bytes
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
+from pgvdrill.proc import runner
 from pgvdrill.wal.archiving import python_for
 from pgvdrill.wal.walcmd import NOT_IN_ARCHIVE
 

@@ -17,16 +17,16 @@ from pgvdrill.bench.measure import Kind, Sample, disk_bytes, timed
 from pgvdrill.bench.ratios import Comparison
 from pgvdrill.bench.workbench import Workbench
 from pgvdrill.cluster import Cluster
-from pgvdrill.drill import drop_database
+from pgvdrill.drill.logical import drop_database
+from pgvdrill.drill.physical import SEQUENCE_SLACK
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import ConfigError, cleanup
 from pgvdrill.logical.dump import DUMP_SETTINGS
 from pgvdrill.logical.pairing import finish, prepare
 from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting, restore
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
-from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.physical.restore import restore_base_backup_timed
 from pgvdrill.physical.verifybackup import check_backup
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.statement_log import pgoptions
 
 Step = Callable[[Workbench], Sample]

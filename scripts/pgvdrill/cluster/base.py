@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, Self
 import psycopg
 
 from pgvdrill.errors import clean_after, cleanup
-from pgvdrill.runner import Result
+from pgvdrill.proc.runner import Result
 
 ConfigValue = str | int | float | bool
 # libpq's environment variables (libpq docs, "Environment Variables"): the caller's are

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster.base import Backend, Cluster, ClusterSettings, ConfigValue, ConnInfo
 from pgvdrill.cluster.ports import PortLease, lease
 from pgvdrill.cluster.restored import (
@@ -29,8 +29,9 @@ from pgvdrill.cluster.restored import (
     neutralise,
 )
 from pgvdrill.errors import ConfigError, DrillError, cleanup
+from pgvdrill.files.trust import require_trusted
+from pgvdrill.proc import runner
 from pgvdrill.statement_log import PREFIX as STATEMENT_LOG_PREFIX
-from pgvdrill.trust import require_trusted
 
 INCLUDED_CONF = "pgvdrill.conf"
 SUPERUSER = "postgres"
@@ -192,7 +193,7 @@ class DirectoryCluster(Cluster):
     def process_command(self, tool: str, args: list[str], env: Mapping[str, str]
                         ) -> tuple[list[str], dict[str, str | None]]:
         """(argv, environment) running client `tool` connected to this server, with `env`
-        added, as a long-running process (pgvdrill.process.Process), e.g. pg_receivewal."""
+        added, as a long-running process (pgvdrill.proc.background.Process), e.g. pg_receivewal."""
 
     def release(self) -> None:
         """Stop the server (if running) and give up its port; the directory stays."""

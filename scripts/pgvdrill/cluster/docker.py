@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pgvdrill import osuser, procgroup, runner
+from pgvdrill import osuser
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.cluster.directory import (
     SUPERUSER,
@@ -37,6 +37,8 @@ from pgvdrill.cluster.directory import (
 )
 from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.errors import ConfigError, DrillError, cleanup
+from pgvdrill.proc import group as procgroup
+from pgvdrill.proc import runner
 
 ENGINE_HINT = ("start a Docker engine: scripts/docker/setup-engine.sh (as root; installs "
                "docker.io and starts dockerd), or choose the embedded backend")

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pgvdrill import osuser, procgroup, runner
+from pgvdrill import osuser
 from pgvdrill.cluster.base import LIBPQ_VARIABLES
 from pgvdrill.cluster.directory import (
     SUPERUSER,
@@ -30,6 +30,8 @@ from pgvdrill.cluster.directory import (
 from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.errors import DrillError, ToolError
 from pgvdrill.installation import Installation
+from pgvdrill.proc import group as procgroup
+from pgvdrill.proc import runner
 from pgvdrill.wal import archiving
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ConfigError, ToolError, classified
+from pgvdrill.identifiers import parse_table_name
 from pgvdrill.logical import table_items
-from pgvdrill.verify.session import parse_table_name
 
 # pg_dump's object descriptions, longest first so that "TABLE DATA" wins over "TABLE".
 _DESCS = sorted(

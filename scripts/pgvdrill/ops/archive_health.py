@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pgvdrill.drill.physical import ArchiveReplay
 from pgvdrill.ops.verify_repo import has_wal, wal_reach
-from pgvdrill.physical.drill import ArchiveReplay
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.server import ExternalServer
 from pgvdrill.wal.names import Segment

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from pgvdrill.ops.backup_take import take_backup
-from pgvdrill.ops.commands import (
+from pgvdrill.cli.common import (
     REGISTRARS,
     AddBackendOptions,
     Handler,
@@ -15,6 +14,7 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
+from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.repository import KINDS, Repository, lock
 
 EXIT_CODES = """exit codes:

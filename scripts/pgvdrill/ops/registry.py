@@ -1,5 +1,6 @@
 """Imports each production module so that it appends its register function to
 commands.REGISTRARS (one line per module)."""
+from pgvdrill.cli import procedure as command  # noqa: F401
 from pgvdrill.ops import (
     backup,  # noqa: F401
     image,  # noqa: F401
@@ -9,4 +10,3 @@ from pgvdrill.ops import (
     sync,  # noqa: F401
     verify,  # noqa: F401
 )
-from pgvdrill.procedures import command  # noqa: F401

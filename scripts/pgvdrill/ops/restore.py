@@ -11,11 +11,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from pgvdrill import runner
-from pgvdrill.config import Config
-from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.ops.backup_source import config_tools
-from pgvdrill.ops.commands import (
+from pgvdrill.cli.common import (
     REGISTRARS,
     AddBackendOptions,
     Handler,
@@ -25,6 +21,9 @@ from pgvdrill.ops.commands import (
     positive_int,
     say,
 )
+from pgvdrill.config import Config
+from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.ops.backup_source import config_tools
 from pgvdrill.ops.restore_choose import (
     LATEST,
     choose,
@@ -49,6 +48,7 @@ from pgvdrill.ops.verify_repo import artifact_path, globals_path, has_wal, wal_r
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import backup_format
+from pgvdrill.proc import runner
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import link_problems, read_catalog
 from pgvdrill.wal.archiving import expected_spans, restore_command

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgvdrill import runner
 from pgvdrill.config import Config
 from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import diagnose
@@ -32,6 +31,7 @@ from pgvdrill.logical.restore import RestoreSetting
 from pgvdrill.logical.roles import needed_roles, restore_script
 from pgvdrill.ops.backup_source import config_tools, server_facts
 from pgvdrill.ops.restore_target import COPY_OPTION, refuse_the_source
+from pgvdrill.proc import runner
 from pgvdrill.repository import Entry
 from pgvdrill.server import ExternalServer, parse_conninfo
 

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import groupby
 
-from pgvdrill.config import Retention
-from pgvdrill.ops.commands import (
+from pgvdrill.cli.common import (
     REGISTRARS,
     AddBackendOptions,
     Handler,
@@ -19,6 +18,7 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
+from pgvdrill.config import Retention
 from pgvdrill.ops.retention_apply import carry_out
 from pgvdrill.ops.retention_plan import Plan, plan
 from pgvdrill.ops.retention_scan import scan

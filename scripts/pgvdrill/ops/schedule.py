@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pgvdrill.config import Config
-from pgvdrill.errors import ConfigError
-from pgvdrill.ops.commands import (
+from pgvdrill.cli.common import (
     CONFIG_ENV,
     REGISTRARS,
     AddBackendOptions,
@@ -33,6 +31,8 @@ from pgvdrill.ops.commands import (
     add_config_option,
     config_from,
 )
+from pgvdrill.config import Config
+from pgvdrill.errors import ConfigError
 from pgvdrill.ops.sync_rsync import is_remote
 from pgvdrill.wal.walcmd import as_restore_command
 

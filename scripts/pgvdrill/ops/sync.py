@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from pgvdrill.config import Config
-from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.ops.commands import (
+from pgvdrill.cli.common import (
     REGISTRARS,
     AddBackendOptions,
     Handler,
@@ -22,6 +20,8 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
+from pgvdrill.config import Config
+from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.ops.sync_plan import Plan, plan
 from pgvdrill.ops.sync_rsync import RsyncStore
 from pgvdrill.ops.sync_s3 import S3Store

@@ -6,11 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgvdrill.cluster.base import ToolRunner
-from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.logical.archive import inspect
-from pgvdrill.ops.backup_source import client_tools, config_tools
-from pgvdrill.ops.commands import (
+from pgvdrill.cli.common import (
     REGISTRARS,
     AddBackendOptions,
     Handler,
@@ -19,6 +15,10 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
+from pgvdrill.cluster.base import ToolRunner
+from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.logical.archive import inspect
+from pgvdrill.ops.backup_source import client_tools, config_tools
 from pgvdrill.ops.verify_repo import (
     Findings,
     has_wal,

@@ -27,7 +27,7 @@ import psycopg
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.gzipped import gzip_problem
+from pgvdrill.files.gzipped import gzip_problem
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.globals import GLOBALS_FILE
 from pgvdrill.ops.backup_source import server_facts, source_server

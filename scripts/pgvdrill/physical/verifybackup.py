@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ToolError
-from pgvdrill.gzipped import gzip_problem
+from pgvdrill.files.gzipped import gzip_problem
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.unpack import extract
 

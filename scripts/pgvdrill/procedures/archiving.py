@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.procedures.steps import first_lines
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot
 
 MARKER_TABLE = "procedure_marker"

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from pgvdrill.cluster import ConnInfo
 from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import BackupError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.selection import Selection, expected_toc, toc_problems
+from pgvdrill.proc.runner import Result
 from pgvdrill.procedures.pack import PackRun
 from pgvdrill.procedures.runbook_scripts import BACKUP_MANAGER_PY
 from pgvdrill.procedures.steps import exit_text, first_lines
 from pgvdrill.procedures.workspace import Workspace
-from pgvdrill.runner import Result
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.names import SEGMENT_RE, Segment
 from pgvdrill.wal.pitr import BackupPoint

@@ -16,14 +16,15 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgvdrill import runner
 from pgvdrill.cluster.base import ConfigValue, quote
 from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.drill.physical import SEQUENCE_SLACK, restore_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
-from pgvdrill.physical.drill import SEQUENCE_SLACK, restore_and_verify
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.runbook import START_BACKUP_SQL, runbook_recovery_conf, runbook_start_backup
+from pgvdrill.proc import runner
 from pgvdrill.procedures.archiving import RecoveryTarget, archive_next, archive_with
 from pgvdrill.procedures.pack import CONNECTION, PackRun
 from pgvdrill.procedures.runbook_scripts import ARCHIVE_WAL_SH
@@ -31,7 +32,6 @@ from pgvdrill.procedures.steps import Outcome, exit_text, judge
 from pgvdrill.procedures.template import render
 from pgvdrill.procedures.verification import check_restored
 from pgvdrill.procedures.workspace import Workspace
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot
 from pgvdrill.wal.pitr import BackupPoint, Target, recover
 

@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pgvdrill
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.installation import SHARED_INSTALL_ROOT, world_traversable
+from pgvdrill.proc import runner
 from pgvdrill.wal.names import SEGMENT_RE
 from pgvdrill.wal.walcmd import as_restore_command
 

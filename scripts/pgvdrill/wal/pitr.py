@@ -18,10 +18,10 @@ from typing import Literal
 
 import psycopg
 
-from pgvdrill import runner
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import DrillError, RestoreError
+from pgvdrill.proc import runner
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.names import DEFAULT_SEGMENT_SIZE, Segment, format_lsn, parse_lsn
 

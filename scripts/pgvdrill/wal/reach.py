@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import RestoreError
-from pgvdrill.runner import Result
+from pgvdrill.proc.runner import Result
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn, parse_lsn
 from pgvdrill.wal.pitr import Target

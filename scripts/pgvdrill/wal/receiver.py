@@ -9,7 +9,7 @@ from typing import Self
 
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.errors import BackupError
-from pgvdrill.process import Process
+from pgvdrill.proc.background import Process
 
 APPLICATION_NAME = "pgvdrill_receivewal"
 

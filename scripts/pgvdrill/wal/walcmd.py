@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO
 
 from pgvdrill.errors import BackupError, ConfigError, DrillError
-from pgvdrill.hardlinks import hard_link_problem
+from pgvdrill.files.hardlinks import hard_link_problem
 from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, is_archive_name, recorded_segment_size
 
 CHUNK = 1024 * 1024
@@ -245,15 +245,6 @@ def _same_content(first: Path, second: Path) -> bool:
                 return False
             if not chunk:
                 return True
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make renames, links and unlinks in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

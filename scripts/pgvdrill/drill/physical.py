@@ -18,13 +18,13 @@ from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.dataset import Dataset
+from pgvdrill.drill.source import SOURCE_DB, dataset_template
 from pgvdrill.errors import DrillError, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import unpack
 from pgvdrill.physical.verifybackup import BackupCheck, check_backup
 from pgvdrill.repository.paths import copy_regular
-from pgvdrill.source import SOURCE_DB, dataset_template
 from pgvdrill.timing import Item, Phase, backup_measures, restore_phases
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
 from pgvdrill.verify.outcome import Check, run_check
@@ -159,7 +159,7 @@ class ComparisonPoint:
     through the WAL in `wal` (pg_receivewal's, the newest segment .partial) to the record
     at `lsn` (inclusive), it must show exactly what
     the source's snapshot `xids` (pg_current_snapshot()'s text) shows. How the point is
-    chosen so that this holds: pgvdrill.ops.dr_point."""
+    chosen so that this holds: pgvdrill.drill.dr_point."""
 
     wal: Path
     lsn: int

@@ -20,13 +20,19 @@ from pathlib import Path
 
 import psycopg
 
-from pgvdrill import __version__, report
+from pgvdrill import __version__
 from pgvdrill.backends import BACKENDS, backend_for, default_workdir
 from pgvdrill.bench import add_bench_parser, cmd_bench
+from pgvdrill.cli import physical as physcmd
+from pgvdrill.cli.common import Handler, add_config_option, positive_int, register_all, say
 from pgvdrill.cluster import Backend
+from pgvdrill.cluster.docker_image import DEFAULT_TAG
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
-from pgvdrill.docker_image import DEFAULT_TAG
-from pgvdrill.drill import DrillPlan, run_plan
+from pgvdrill.drill import dr as dr_drill
+from pgvdrill.drill.logical import DrillPlan, run_plan
+from pgvdrill.drill.pitr import KINDS as PITR_KINDS
+from pgvdrill.drill.pitr import PitrResult, run_pitr
+from pgvdrill.drill.source import dataset_template
 from pgvdrill.errors import (
     ENVIRONMENT_HINT,
     ConfigError,
@@ -35,17 +41,12 @@ from pgvdrill.errors import (
     clean_after,
     environment_cause,
 )
-from pgvdrill.interrupts import Interrupted, handle_signals
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
-from pgvdrill.ops import dr_drill
-from pgvdrill.ops.commands import Handler, add_config_option, positive_int, register_all, say
-from pgvdrill.physical import physcmd
-from pgvdrill.source import dataset_template
-from pgvdrill.targets import load_targets
+from pgvdrill.policy.targets import load_targets
+from pgvdrill.proc.interrupts import Interrupted, handle_signals
+from pgvdrill.report import run_dir as report
 from pgvdrill.wal import walcmd
-from pgvdrill.wal.drill import KINDS as PITR_KINDS
-from pgvdrill.wal.drill import PitrResult, run_pitr
 
 DRILL_EXAMPLES = """examples:
   pgvdrill drill                                  # embedded PostgreSQL 18 + pgvector, 2000 x 64

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from pgvdrill import svg_charts as charts
-from pgvdrill.report_model import (
+from pgvdrill.report import charts
+from pgvdrill.report.model import (
     STATUSES,
     Bench,
     Drill,

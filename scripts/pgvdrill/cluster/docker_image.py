@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pgvdrill import installation, runner
+from pgvdrill import installation
 from pgvdrill.errors import ConfigError
+from pgvdrill.proc import runner
 
 DEFAULT_TAG = "pgvdrill/pgvector:pg18-local"
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 
-from pgvdrill import runner
 from pgvdrill.config import Config, load_config
 from pgvdrill.errors import ConfigError
-from pgvdrill.trust import safe_directory
+from pgvdrill.files.trust import safe_directory
+from pgvdrill.proc import runner
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 AddBackendOptions: TypeAlias = Callable[[argparse.ArgumentParser], None]

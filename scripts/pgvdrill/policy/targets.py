@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import ConfigError
-from pgvdrill.trust import require_trusted
+from pgvdrill.files.trust import require_trusted
 
 KIB = 1024
 MIB = 1024**2

@@ -50,10 +50,11 @@ from typing import Self
 
 import psycopg
 
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
+from pgvdrill.drill.physical import ComparisonPoint
 from pgvdrill.errors import DrillError, clean_after
-from pgvdrill.physical.drill import ComparisonPoint
-from pgvdrill.process import Process
+from pgvdrill.proc import runner
+from pgvdrill.proc.background import Process
 from pgvdrill.server import ExternalServer
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.verify.schema import Sequence, SequenceWindow, read_sequences

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pgvdrill.targets import MIB, Targets
+from pgvdrill.policy.targets import MIB, Targets
 
 Status = Literal["pass", "fail", "unknown"]
 

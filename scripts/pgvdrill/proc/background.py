@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
-from pgvdrill import procgroup
 from pgvdrill.errors import DrillError, ToolError
-from pgvdrill.runner import which
+from pgvdrill.proc import group as procgroup
+from pgvdrill.proc.runner import which
 
-log = logging.getLogger("pgvdrill.process")
+log = logging.getLogger("pgvdrill.proc.background")
 
 
 class Process:

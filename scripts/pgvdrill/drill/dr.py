@@ -27,12 +27,16 @@ from typing import Any, cast
 
 import psycopg
 
-from pgvdrill import osuser, report
+from pgvdrill import osuser
 from pgvdrill.backends import backend_for, default_workdir
+from pgvdrill.cli.common import config_from
 from pgvdrill.cluster import Backend
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
-from pgvdrill.drill import restore_and_verify
+from pgvdrill.drill.dr_point import WalStream, comparison_point, sequences_now
+from pgvdrill.drill.logical import restore_and_verify
+from pgvdrill.drill.physical import ComparisonPoint
+from pgvdrill.drill.physical import restore_and_verify as restore_base
 from pgvdrill.errors import ConfigError, DrillError, clean_after, environment_cause
 from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
@@ -41,16 +45,13 @@ from pgvdrill.logical.globals import dump_globals, restore_globals, withheld
 from pgvdrill.logical.restore import RESTORE_SETTINGS, make_room
 from pgvdrill.ops.archive_health import check_archive
 from pgvdrill.ops.backup_take import take_backup
-from pgvdrill.ops.commands import config_from
-from pgvdrill.ops.dr_point import WalStream, comparison_point, sequences_now
 from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.ops.verify_repo import artifact_path, globals_path
-from pgvdrill.physical.drill import ComparisonPoint
-from pgvdrill.physical.drill import restore_and_verify as restore_base
+from pgvdrill.policy.targets import load_targets
+from pgvdrill.report import run_dir as report
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer, describe_conninfo
-from pgvdrill.targets import load_targets
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.verify.schema import SequenceWindow
 from pgvdrill.verify.session import USER_SCHEMA, not_extension_member

@@ -12,14 +12,14 @@ from typing import TypeVar
 
 import psycopg
 
-from pgvdrill import report
 from pgvdrill.backends import backend_for, default_workdir
 from pgvdrill.bench.modes import MODES, parse_modes, select
 from pgvdrill.bench.payload import payload, table
 from pgvdrill.bench.run import BenchResult, run_bench
 from pgvdrill.bench.sizes import DEFAULT_SIZES, parse_sizes
 from pgvdrill.errors import ConfigError, DrillError, clean_after
-from pgvdrill.report_views import write_views
+from pgvdrill.report import run_dir as report
+from pgvdrill.report.views import write_views
 
 T = TypeVar("T")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from pgvdrill.backends import backend_for
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset
+from pgvdrill.drill.physical import PhysicalDrill, PhysicalFailure, run_physical
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
-from pgvdrill.physical.drill import PhysicalDrill, PhysicalFailure, run_physical
 from pgvdrill.physical.verifybackup import check_backup
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import DrillError, clean_after, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import restore_base_backup_timed
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.timing import Item, Phase, restore_phases
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.wal.archiving import (

@@ -13,9 +13,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from pgvdrill.report_html import html
-from pgvdrill.report_junit import FailOn, junit
-from pgvdrill.report_model import (
+from pgvdrill.report.html import html
+from pgvdrill.report.junit import FailOn, junit
+from pgvdrill.report.model import (
     Bench,
     Drill,
     Payload,

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pgvdrill import procgroup
 from pgvdrill.errors import ConfigError, ToolError
+from pgvdrill.proc import group as procgroup
 
-log = logging.getLogger("pgvdrill.runner")
+log = logging.getLogger("pgvdrill.proc.runner")
 
 DEFAULT_TOOL_TIMEOUT = 23 * 3600.0  # the scheduled units' TimeoutStartSec=23h
 MAX_TOOL_TIMEOUT = 31 * 86400.0

@@ -13,13 +13,8 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill import report
 from pgvdrill.backends import backend_for
-from pgvdrill.cluster.local import LocalBackend
-from pgvdrill.config import Config, Procedure
-from pgvdrill.dataset import Dataset, DatasetSpec, generate
-from pgvdrill.errors import ConfigError, DrillError, clean_after
-from pgvdrill.ops.commands import (
+from pgvdrill.cli.common import (
     CONFIG_ENV,
     REGISTRARS,
     AddBackendOptions,
@@ -29,13 +24,18 @@ from pgvdrill.ops.commands import (
     config_from,
     say,
 )
+from pgvdrill.cluster.local import LocalBackend
+from pgvdrill.config import Config, Procedure
+from pgvdrill.dataset import Dataset, DatasetSpec, generate
+from pgvdrill.drill.source import dataset_template
+from pgvdrill.errors import ConfigError, DrillError, clean_after
+from pgvdrill.policy.targets import load_targets
 from pgvdrill.procedures import user
 from pgvdrill.procedures.pack import PACK, PROCEDURES, PackRun
 from pgvdrill.procedures.runbook import run_pack
 from pgvdrill.procedures.steps import VERDICTS, Recorder, StepResult
-from pgvdrill.report_views import write_views
-from pgvdrill.source import dataset_template
-from pgvdrill.targets import load_targets
+from pgvdrill.report import run_dir as report
+from pgvdrill.report.views import write_views
 
 DESCRIPTION = """\
 Drill backup and restore procedures on throw-away servers and judge every step: works

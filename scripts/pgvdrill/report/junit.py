@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Literal
 
-from pgvdrill.report_model import Drill, Payload, drills
+from pgvdrill.report.model import Drill, Payload, drills
 
 FailOn = Literal["fail", "unknown", "none"]
 # the verdict statuses that count as a missed target under each --fail-on

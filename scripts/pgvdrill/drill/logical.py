@@ -15,6 +15,7 @@ from psycopg import sql
 
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.dataset import Dataset
+from pgvdrill.drill.source import SOURCE_DB, dataset_template
 from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import Archive
 from pgvdrill.logical.dump import PARTIAL_DUMP_SETTINGS, DumpResult, DumpSetting, dump
@@ -26,7 +27,6 @@ from pgvdrill.logical.pairing import (
     user_tables,
 )
 from pgvdrill.logical.restore import RestoreResult, RestoreSetting, restore
-from pgvdrill.source import SOURCE_DB, dataset_template
 from pgvdrill.timing import restore_phases
 from pgvdrill.verify import Check, Snapshot, Verification, snapshot, verify
 from pgvdrill.verify.ground_truth import ground_truth_check, index_recall

@@ -20,8 +20,8 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from pgvdrill import elf
 from pgvdrill.errors import ConfigError
+from pgvdrill.files import elf
 
 
 def _name(uid: int) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import ConfigError, DrillError, EnvironmentFailure, environment_cause
-from pgvdrill.report_junit import FAILING, FailOn
-from pgvdrill.report_views import write_views
-from pgvdrill.targets import Targets
-from pgvdrill.verdicts import counts, judged
+from pgvdrill.policy.targets import Targets
+from pgvdrill.policy.verdicts import counts, judged
+from pgvdrill.report.junit import FAILING, FailOn
+from pgvdrill.report.views import write_views
 
 SCHEMA = "pgvdrill.report/2"
 TARGETS_MISSED = 6  # exit code: every drill verified, a documented target was missed

@@ -33,10 +33,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pgvdrill import interrupts
 from pgvdrill.errors import ConfigError
+from pgvdrill.proc import interrupts
 
-log = logging.getLogger("pgvdrill.procgroup")
+log = logging.getLogger("pgvdrill.proc.group")
 
 GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 KILLED_WAIT = 10.0  # seconds to wait for SIGKILLed members to go (uninterruptible I/O)
