@@ -77,6 +77,31 @@ def test_dr_drill_take_is_exact_while_the_source_is_written(
     assert drill["ok"] is True and drill["kind"] == "logical"
 
 
+def test_dr_drill_command_and_drill_config_run_the_same_drill(
+        pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
+        tmp_path: Path) -> None:
+    """`pgvdrill dr-drill` is the DR drill; `drill --config` still runs it, with one
+    deprecation line on stderr naming dr-drill."""
+    config = ops_config()
+    taken = pgvdrill_cli("backup", "logical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    options = ["--config", config, "--kinds", "logical", "--cache-dir", cli_cache,
+               "--reports-dir", "reports"]
+
+    new = pgvdrill_cli("dr-drill", *options)
+    old = pgvdrill_cli("drill", *options)
+
+    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
+    assert "deprecated" not in new.stderr
+    [line] = [w for w in old.stderr.splitlines() if "deprecated" in w]
+    assert "pgvdrill dr-drill" in line
+    reports = sorted((tmp_path / "reports").glob("*/report.json"))
+    assert len(reports) == 2
+    for path in reports:
+        [drill] = json.loads(path.read_text())["drills"]
+        assert (drill["kind"], drill["ok"]) == ("logical", True)
+
+
 def test_dr_drill_fails_on_a_corrupt_newest_backup_and_a_missing_kind(
         pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
         tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 from pgvdrill.cli.main import build_parser
-from pgvdrill.ops.restore import LOGICAL_EPILOG
+from pgvdrill.cli.restore import LOGICAL_EPILOG
 from pgvdrill.ops.restore_logical import Ownership
 
 

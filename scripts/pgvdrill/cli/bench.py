@@ -12,11 +12,12 @@ from typing import TypeVar
 
 import psycopg
 
-from pgvdrill.backends import backend_for, default_workdir
+from pgvdrill.backends import backend_for
 from pgvdrill.bench.modes import MODES, parse_modes, select
 from pgvdrill.bench.payload import payload, table
 from pgvdrill.bench.run import BenchResult, run_bench
 from pgvdrill.bench.sizes import DEFAULT_SIZES, parse_sizes
+from pgvdrill.cli.common import backend_options, say
 from pgvdrill.errors import ConfigError, DrillError, clean_after
 from pgvdrill.report import run_dir as report
 from pgvdrill.report.views import write_views
@@ -76,14 +77,16 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                         help="where reports/<run-id>/ is written (default ./reports)")
 
 
-def cmd_bench(args: argparse.Namespace, say: Callable[[str], None]) -> int:
+def run(args: argparse.Namespace) -> int:
+    """The `pgvdrill bench` handler."""
     run_dir = report.new_run_dir(args.reports_dir)
     started = datetime.now(UTC)
     result = BenchResult()
+    options = backend_options(args)
     try:
-        with backend_for(args) as backend:
-            run_bench(backend, args.sizes, select(args.modes), args.repeat,
-                      args.workdir or default_workdir(), say, result)
+        with backend_for(options) as backend:
+            run_bench(backend, args.sizes, select(args.modes), args.repeat, options.workdir,
+                      say, result)
     except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
         # the report says what stopped the run, with what was measured before
         content = payload(result, run_dir.name, started, datetime.now(UTC), exc)

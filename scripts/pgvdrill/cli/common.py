@@ -1,40 +1,30 @@
-"""Registration of the production subcommands, and what they share: --config."""
+"""What the CLI's commands share: the command table's entry type, --config, the backend
+options, progress output and argparse types."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
-from pgvdrill.config import Config, load_config
-from pgvdrill.errors import ConfigError
-from pgvdrill.files.trust import safe_directory
-from pgvdrill.proc import runner
+from pgvdrill.backends import BACKENDS, BackendOptions, default_cache_dir, default_workdir
+from pgvdrill.cluster.docker_image import DEFAULT_TAG
+from pgvdrill.config import CONFIG_ENV, CONFIG_PLACES, Drill
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-AddBackendOptions: TypeAlias = Callable[[argparse.ArgumentParser], None]
 Handler: TypeAlias = Callable[[argparse.Namespace], int]
-Register: TypeAlias = Callable[[SubParsers, AddBackendOptions], dict[str, Handler]]
-
-CONFIG_ENV = "PGVDRILL_CONFIG"
-CONFIG_PLACES = (Path("pgvdrill.toml"), Path("/etc/pgvdrill/pgvdrill.toml"))
-
-# each production module appends its register function here (see register_all)
-REGISTRARS: list[Register] = []
+DRILL_DEFAULTS = Drill()  # [drill] of a configuration that does not set it, or of none
 
 
-def register_all(sub: SubParsers, add_backend_options: AddBackendOptions
-                 ) -> dict[str, Handler]:
-    """Add every production subcommand to `sub`; their handlers by command name."""
-    from pgvdrill.ops import registry  # noqa: F401  (imports the modules that register)
+@dataclass(frozen=True)
+class Command:
+    """One entry of the command table: its name, what adds its parser, what runs it."""
 
-    handlers: dict[str, Handler] = {}
-    for register in REGISTRARS:
-        handlers.update(register(sub, add_backend_options))
-    return handlers
+    name: str
+    add_parser: Callable[[SubParsers], None]
+    run: Handler
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -44,32 +34,18 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
                              "pgvdrill.example.toml)")
 
 
-def config_from(args: argparse.Namespace) -> Config:
-    """The configuration named by --config, $PGVDRILL_CONFIG or found in its default places;
-    its [limits] tool_timeout becomes the runner's limit for long-running tools."""
-    path = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
-    if path is None:
-        path = next((p for p in CONFIG_PLACES if p.is_file() and _searchable(p)), None)
-    if path is None:
-        raise ConfigError("no configuration file",
-                          f"pass --config FILE, set {CONFIG_ENV}, or create "
-                          f"{' or '.join(str(p) for p in CONFIG_PLACES)} "
-                          "(start from pgvdrill.example.toml)")
-    config = load_config(path)
-    runner.set_tool_timeout(config.limits.tool_timeout, f"[limits] tool_timeout of {path}")
-    return config
-
-
-def _searchable(found: Path) -> bool:
-    """Whether a configuration found in a default place may be used: one in a directory
-    other users can write (e.g. ./pgvdrill.toml in /tmp) could be theirs, so it is
-    skipped with a warning on stderr, as if absent. An explicit --config is never skipped
-    (load_config refuses it if it is unsafe)."""
-    unsafe = safe_directory(found.absolute().parent)
-    if unsafe:
-        print(f"pgvdrill: warning: ignoring {found.absolute()}: {unsafe}, so the file may "
-              "not be yours; pass --config to use a configuration there", file=sys.stderr)
-    return unsafe is None
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="where scratch servers run (default: embedded, or [drill] "
+                             "backend of --config)")
+    parser.add_argument("--pg-bin", type=Path, help="PostgreSQL bin dir for --backend system")
+    parser.add_argument("--image", help="image for --backend docker, e.g. pgvector/pgvector:pg17 "
+                                        f"(default {DEFAULT_TAG}: pgvdrill image build)")
+    parser.add_argument("--workdir", type=Path,
+                        help="where scratch clusters live (default: /var/tmp as root, else TMPDIR)")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="where initdb and dataset templates are kept "
+                             "(default: ~/.cache/pgvdrill)")
 
 
 def say(line: str) -> None:
@@ -83,3 +59,11 @@ def positive_int(value: str) -> int:
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
     return number
+
+
+def backend_options(args: argparse.Namespace, drill: Drill = DRILL_DEFAULTS) -> BackendOptions:
+    """The backend options, resolved once: each from the command line, else from the
+    configuration's [drill] (`drill`), else its default."""
+    return BackendOptions(args.backend or drill.backend, args.pg_bin or drill.pg_bin,
+                          args.image, args.workdir or default_workdir(),
+                          args.cache_dir or default_cache_dir())

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pgvdrill.backends import backend_for
+from pgvdrill.cli.common import SubParsers, add_backend_options, backend_options, say
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset
 from pgvdrill.drill.physical import PhysicalDrill, PhysicalFailure, run_physical
@@ -53,9 +54,7 @@ def list_settings(say: Callable[[str], None]) -> None:
         say(f"  {setting.name:16} {setting.description}")
 
 
-def add_verify_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                             add_backend_options: Callable[[argparse.ArgumentParser], None]
-                             ) -> None:
+def add_verify_backup_parser(sub: SubParsers) -> None:
     parser = sub.add_parser(
         "verify-backup", help="check a base backup with pg_verifybackup without restoring it",
         description="Check every file of a pg_basebackup backup (plain or tar) against its "
@@ -66,8 +65,8 @@ def add_verify_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("path", type=Path, help="the directory pg_basebackup -D wrote")
 
 
-def cmd_verify_backup(args: argparse.Namespace, say: Callable[[str], None]) -> int:
-    with backend_for(args, [args.path]) as backend:
+def cmd_verify_backup(args: argparse.Namespace) -> int:
+    with backend_for(backend_options(args), [args.path]) as backend:
         checked = check_backup(backend.tools(), args.path.resolve())
     say(f"ok: {checked.path} ({checked.format} base backup, every file matches its manifest, "
         f"WAL parsed; {checked.seconds:.2f}s)")

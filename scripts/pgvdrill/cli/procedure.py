@@ -13,19 +13,17 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill.backends import backend_for
+from pgvdrill.backends import BackendOptions, backend_for
 from pgvdrill.cli.common import (
-    CONFIG_ENV,
-    REGISTRARS,
-    AddBackendOptions,
-    Handler,
+    DRILL_DEFAULTS,
     SubParsers,
+    add_backend_options,
     add_config_option,
-    config_from,
+    backend_options,
     say,
 )
 from pgvdrill.cluster.local import LocalBackend
-from pgvdrill.config import Config, Procedure
+from pgvdrill.config import CONFIG_ENV, Config, Procedure, find_config
 from pgvdrill.dataset import Dataset, DatasetSpec, generate
 from pgvdrill.drill.source import dataset_template
 from pgvdrill.errors import ConfigError, DrillError, clean_after
@@ -73,7 +71,7 @@ def _names(value: str) -> list[str]:
     return names
 
 
-def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
+def add_parser(sub: SubParsers) -> None:
     parser = sub.add_parser(
         "procedures", help="drill your own backup/restore procedures and the runbook's",
         description=DESCRIPTION, epilog=EXAMPLES,
@@ -95,22 +93,19 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
                         help=f"rows of the generated dataset (default {DatasetSpec.rows})")
     parser.add_argument("--dim", type=int, default=DatasetSpec.dim,
                         help=f"its vector dimension (default {DatasetSpec.dim})")
-    return {"procedures": run}
 
 
-
-
-def _selected(args: argparse.Namespace, config: Config | None) -> tuple[list[Procedure],
-                                                                        list[str]]:
+def _selected(pack_asked: bool, only_asked: list[str] | None, config: Config | None
+              ) -> tuple[list[Procedure], list[str]]:
     """The configured procedures and the pack's procedures this run drills (checked)."""
     procedures = list(config.procedures) if config else []
-    if not procedures and not args.pack:
+    if not procedures and not pack_asked:
         raise ConfigError(f"{config.path if config else 'the configuration'} has no "
                           "[[procedure]] entry and no --pack was given: nothing to drill",
                           "add [[procedure]] entries (see pgvdrill.example.toml) or pass "
                           "--pack runbook")
-    pack = list(PROCEDURES) if args.pack else []
-    only = args.only or [p.name for p in procedures] + pack
+    pack = list(PROCEDURES) if pack_asked else []
+    only = only_asked or [p.name for p in procedures] + pack
     unknown = sorted(set(only) - {p.name for p in procedures} - set(pack))
     if unknown:
         raise ConfigError(f"--only names unknown procedure(s): {', '.join(unknown)}",
@@ -124,30 +119,29 @@ def _selected(args: argparse.Namespace, config: Config | None) -> tuple[list[Pro
 def run(args: argparse.Namespace) -> int:
     """The `pgvdrill procedures` handler."""
     load = args.config is not None or bool(os.environ.get(CONFIG_ENV)) or not args.pack
-    config = config_from(args) if load else None
-    procedures, pack = _selected(args, config)
-    args.backend = args.backend or (config.drill.backend if config else None)
-    args.pg_bin = args.pg_bin or (config.drill.pg_bin if config else None)
-    run_dir = report.new_run_dir(args.reports_dir or (config.drill.reports_dir if config
-                                                      else Path("reports")))
+    config = find_config(args.config) if load else None
+    procedures, pack = _selected(bool(args.pack), args.only, config)
+    drill = config.drill if config else DRILL_DEFAULTS
+    run_dir = report.new_run_dir(args.reports_dir or drill.reports_dir)
     data = generate(DatasetSpec(rows=args.rows, dim=args.dim))
     own, built_in = Recorder("config", say), Recorder(PACK, say)
     started = datetime.now(UTC)
     try:
-        facts = _drill(args, data, procedures, pack, own, built_in)
+        facts = _drill(backend_options(args, drill), data, procedures, pack, own, built_in)
     except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
         stopped = report.aborted(exc)
-        clean_after(exc, lambda: _write(args, run_dir, started, own, built_in, {}, stopped),
+        clean_after(exc, lambda: _write(args.fail_on_findings, run_dir, started, own, built_in, {},
+                                           stopped),
                     f"(writing) the report in {run_dir}")
         raise
-    return _write(args, run_dir, started, own, built_in, facts)
+    return _write(args.fail_on_findings, run_dir, started, own, built_in, facts)
 
 
-def _drill(args: argparse.Namespace, data: Dataset, procedures: list[Procedure],
+def _drill(options: BackendOptions, data: Dataset, procedures: list[Procedure],
            pack: list[str], own: Recorder, built_in: Recorder) -> dict[str, Any]:
     """Drill the configured procedures and the pack's steps; what the report says about
     the servers and the dataset."""
-    with backend_for(args) as backend:
+    with backend_for(options) as backend:
         if not isinstance(backend, LocalBackend):
             raise ConfigError(f"procedures run on this machine, not in containers (backend "
                               f"{backend.name})", "use --backend embedded or system")
@@ -163,7 +157,7 @@ def _drill(args: argparse.Namespace, data: Dataset, procedures: list[Procedure],
                             "dim": data.spec.dim, "load_seconds": round(load_seconds, 3)}}
 
 
-def _write(args: argparse.Namespace, run_dir: Path, started: datetime, own: Recorder,
+def _write(fail_on_findings: bool, run_dir: Path, started: datetime, own: Recorder,
            built_in: Recorder, facts: dict[str, Any], stopped: dict[str, Any] | None = None
            ) -> int:
     """Write the report of every step judged (and, when `stopped`, what stopped the run),
@@ -173,7 +167,7 @@ def _write(args: argparse.Namespace, run_dir: Path, started: datetime, own: Reco
     payload = report.build("pgvdrill procedures", run_dir, started,
                            [stopped] if stopped else [], load_targets(None), **facts)
     payload["procedures"] = [r.as_dict() for r in own.results + built_in.results]
-    payload["ok"] = not failed and not stopped and not (args.fail_on_findings and findings)
+    payload["ok"] = not failed and not stopped and not (fail_on_findings and findings)
     path = report.write_json(run_dir / "report.json", payload)
     write_views(run_dir, payload)
     say(f"{'ok' if payload['ok'] else 'FAILED'}: {_tally(own.results + built_in.results)}; "
@@ -186,5 +180,3 @@ def _tally(results: list[StepResult]) -> str:
     counted = Counter(r.verdict for r in results)
     return f"{len(results)} steps: " + ", ".join(f"{counted[v]} {v}" for v in VERDICTS)
 
-
-REGISTRARS.append(register)

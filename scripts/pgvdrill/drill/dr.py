@@ -15,12 +15,11 @@ difference then fails the drill, never passes it.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -28,8 +27,7 @@ from typing import Any, cast
 import psycopg
 
 from pgvdrill import osuser
-from pgvdrill.backends import backend_for, default_workdir
-from pgvdrill.cli.common import config_from
+from pgvdrill.backends import BackendOptions, backend_for, default_workdir
 from pgvdrill.cluster import Backend
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
@@ -49,6 +47,7 @@ from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.ops.verify_repo import artifact_path, globals_path
 from pgvdrill.policy.targets import load_targets
 from pgvdrill.report import run_dir as report
+from pgvdrill.report.junit import FailOn
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer, describe_conninfo
@@ -251,40 +250,53 @@ def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
     return snap
 
 
-def run(args: argparse.Namespace, say: Say) -> int:
-    """`pgvdrill drill --config CFG`: drill the newest backup of each of --kinds (with
-    --take, backups taken now)."""
-    config = config_from(args)
+@dataclass(frozen=True)
+class DrOptions:
+    """The DR drill's options, resolved: which `kinds` of backup, `take` them now or use
+    the newest in the repository, the ANN `recall_threshold`, `fail_on` (which target
+    verdicts fail the run), where reports go, the targets file and production size, and
+    where scratch servers run."""
+
+    kinds: tuple[str, ...]
+    take: bool
+    recall_threshold: float
+    fail_on: FailOn
+    reports_dir: Path
+    targets: Path | None
+    production_size: str | None
+    backend: BackendOptions
+
+
+def run(config: Config, options: DrOptions, say: Say) -> int:
+    """`pgvdrill dr-drill`: drill the newest backup of each of `options.kinds` (with
+    `options.take`, backups taken now)."""
     source_conf = config.require_source()
-    targets = load_targets(args.targets or config.drill.targets,
-                           args.production_size or config.drill.production_size)
+    targets = load_targets(options.targets, options.production_size)
     repo = Repository(config.repository)
-    args.backend = args.backend or config.drill.backend
-    args.pg_bin = args.pg_bin or config.drill.pg_bin
-    run_dir = report.new_run_dir(args.reports_dir or config.drill.reports_dir).resolve()
+    run_dir = report.new_run_dir(options.reports_dir).resolve()
     started = datetime.now(UTC)
     drills: list[dict[str, Any]] = []
     facts: dict[str, Any] = {"server": {"source": describe_conninfo(source_conf.conninfo)}}
     try:
-        _drill_all(args, config, repo, run_dir, drills, facts, say)
+        _drill_all(options, config, repo, run_dir, drills, facts, say)
     except (*FAILURES, KeyboardInterrupt) as exc:  # the report still says what was found
         drills.append(report.aborted(exc))
         clean_after(exc, lambda: report.finish("pgvdrill drill --config", run_dir, started,
-                                               drills, targets, args.fail_on, say, **facts),
+                                               drills, targets, options.fail_on, say, **facts),
                     f"(writing) the report in {run_dir}")
         raise
     return report.finish("pgvdrill drill --config", run_dir, started, drills, targets,
-                         args.fail_on, say, **facts)
+                         options.fail_on, say, **facts)
 
 
-def _drill_all(args: argparse.Namespace, config: Config, repo: Repository, run_dir: Path,
+def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Path,
                drills: list[dict[str, Any]], facts: dict[str, Any], say: Say) -> None:
     """Drill each of --kinds, appending each drill's record to `drills` as it ends and
     what the report says about the servers to `facts`."""
     source_conf = config.require_source()
-    with lock.shared(repo), backend_for(args, [run_dir, repo.root]) as backend, \
+    with lock.shared(repo), backend_for(options.backend, [run_dir, repo.root]) as backend, \
             tempfile.TemporaryDirectory(prefix="pgvdrill-point-",
-                                        dir=args.workdir or default_workdir()) as tmp:
+                                        dir=options.backend.workdir) as tmp:
         tools = (from_bindir(source_conf.pg_bin) if source_conf.pg_bin
                  else backend.tools() if isinstance(backend, LocalBackend)
                  else embedded(osuser.server_user()))  # containers' tools cannot reach it
@@ -292,15 +304,15 @@ def _drill_all(args: argparse.Namespace, config: Config, repo: Repository, run_d
         taken: dict[str, Entry] = {}
         snaps: dict[str, Snapshot] = {}  # each backup taken now: the source at its moment
         point = None
-        if args.take and "logical" in args.kinds:
+        if options.take and "logical" in options.kinds:
             snaps["logical"], taken["logical"] = take_logical(config, source, say)
-        if args.take and "physical" in args.kinds:
+        if options.take and "physical" in options.kinds:
             Path(tmp).chmod(0o711)  # the restored copy's restore_command reads the WAL
             snaps["physical"], point, taken["physical"] = take_physical(
                 config, source, Path(tmp) / "wal", say)
-        snap = None if set(args.kinds) <= snaps.keys() else source_snapshot(source, say)
+        snap = None if set(options.kinds) <= snaps.keys() else source_snapshot(source, say)
         entries = read_entries(repo)
-        for kind in args.kinds:
+        for kind in options.kinds:
             entry = taken.get(kind) or newest(entries, kind)
             if entry is None:
                 drills.append(_missing(kind, repo))
@@ -311,9 +323,9 @@ def _drill_all(args: argparse.Namespace, config: Config, repo: Repository, run_d
             compared = snaps.get(kind) or snap
             assert compared is not None
             drill = drill_logical(
-                backend, repo, entry, source, compared, recall_threshold=args.recall_threshold,
+                backend, repo, entry, source, compared, recall_threshold=options.recall_threshold,
                 say=say) if kind == "logical" else drill_physical(
-                backend, repo, entry, source, compared, recall_threshold=args.recall_threshold,
+                backend, repo, entry, source, compared, recall_threshold=options.recall_threshold,
                 say=say, point=point if kind in snaps else None)
             if "error" in drill:
                 say(f"  {kind} {entry.id}: FAILED: {drill['error']}")

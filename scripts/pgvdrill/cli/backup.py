@@ -1,19 +1,12 @@
 """`pgvdrill backup logical|physical`: a backup of the configured source into the
-repository, with its catalog entry (see backup_take.py)."""
+repository, with its catalog entry (see ops/backup_take.py)."""
 
 from __future__ import annotations
 
 import argparse
 
-from pgvdrill.cli.common import (
-    REGISTRARS,
-    AddBackendOptions,
-    Handler,
-    SubParsers,
-    add_config_option,
-    config_from,
-    say,
-)
+from pgvdrill.cli.common import SubParsers, add_config_option, say
+from pgvdrill.config import find_config
 from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.repository import KINDS, Repository, lock
 
@@ -52,7 +45,7 @@ examples:
 """ + EXIT_CODES
 
 
-def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
+def add_parser(sub: SubParsers) -> None:
     parser = sub.add_parser(
         "backup", help="back up the configured source into the repository (with a catalog "
                        "entry)",
@@ -64,16 +57,10 @@ def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[st
     parser.add_argument("kind", choices=KINDS, help="logical (pg_dump) or physical "
                                                     "(pg_basebackup)")
     add_config_option(parser)
-    return {"backup": cmd_backup}
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    config = config_from(args)
+def run(args: argparse.Namespace) -> int:
+    config = find_config(args.config)
     with lock.shared(Repository(config.repository).ensure()):
         take_backup(config, args.kind, say)
     return 0
-
-
-
-
-REGISTRARS.append(register)
