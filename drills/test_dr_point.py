@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgvdrill.backup.take import take_backup
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.config import load_config
 from pgvdrill.drill.dr import drill_physical
@@ -19,7 +20,6 @@ from pgvdrill.drill.dr_point import WalStream, comparison_point, sequences_now
 from pgvdrill.drill.physical import ComparisonPoint
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import DrillError
-from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.server import ExternalServer
 from pgvdrill.verify import Snapshot

@@ -18,9 +18,9 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
 from pgvdrill import osuser
+from pgvdrill.backup.stored import base_backup_of
 from pgvdrill.cluster import Cluster
 from pgvdrill.drill.source import SOURCE_DB
-from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
 from pgvdrill.verify.ground_truth import ground_truth_check

@@ -18,9 +18,9 @@ import pytest
 from drills.test_faults import _free_port, catalog, failed, source_config, tmpfs
 from fixtures.cli import Cli
 from pgvdrill import osuser
+from pgvdrill.backup.stored import base_backup_of
 from pgvdrill.cluster import Cluster
 from pgvdrill.drill.source import SOURCE_DB
-from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.physical.lowlevel import low_level_backup
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries, sha256_of

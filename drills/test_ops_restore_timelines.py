@@ -19,10 +19,10 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.pgctl import StartFn
 from pgvdrill import osuser
+from pgvdrill.backup.stored import base_backup_of
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.conffile import read_conf
 from pgvdrill.drill.source import SOURCE_DB
-from pgvdrill.ops.restore import base_backup_of
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait

@@ -22,11 +22,11 @@ import pytest
 import pgvdrill
 from pgvdrill import installation
 from pgvdrill.backends import default_cache_dir, make_backend
+from pgvdrill.backup.source import client_tools
 from pgvdrill.cluster.docker import run_id
 from pgvdrill.config import load_config
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.files import elf
-from pgvdrill.ops.backup_source import client_tools
 from pgvdrill.physical.unpack import extract
 from pgvdrill.policy.targets import Targets, load_targets, with_production_size
 from pgvdrill.proc import runner

@@ -1,13 +1,13 @@
 """`pgvdrill backup logical|physical`: a backup of the configured source into the
-repository, with its catalog entry (see ops/backup_take.py)."""
+repository, with its catalog entry (see backup/take.py)."""
 
 from __future__ import annotations
 
 import argparse
 
-from pgvdrill.cli.common import SubParsers, add_config_option, say
+from pgvdrill.backup.take import take_backup
+from pgvdrill.cli.common import Command, SubParsers, add_config_option, say
 from pgvdrill.config import find_config
-from pgvdrill.ops.backup_take import take_backup
 from pgvdrill.repository import KINDS, Repository, lock
 
 EXIT_CODES = """exit codes:
@@ -64,3 +64,6 @@ def run(args: argparse.Namespace) -> int:
     with lock.shared(Repository(config.repository).ensure()):
         take_backup(config, args.kind, say)
     return 0
+
+
+COMMAND = Command("backup", add_parser, run)

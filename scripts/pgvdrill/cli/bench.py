@@ -17,7 +17,7 @@ from pgvdrill.bench.modes import MODES, parse_modes, select
 from pgvdrill.bench.payload import payload, table
 from pgvdrill.bench.run import BenchResult, run_bench
 from pgvdrill.bench.sizes import DEFAULT_SIZES, parse_sizes
-from pgvdrill.cli.common import backend_options, say
+from pgvdrill.cli.common import Command, add_backend_options, backend_options, say
 from pgvdrill.errors import ConfigError, DrillError, clean_after
 from pgvdrill.report import run_dir as report
 from pgvdrill.report.views import write_views
@@ -113,3 +113,6 @@ def _write(run_dir: Path, content: dict[str, object]) -> Path:
     path = report.write_json(run_dir / "report.json", content)
     write_views(run_dir, json.loads(path.read_text()))
     return path
+
+
+COMMAND = Command("bench", lambda sub: add_bench_parser(sub, add_backend_options), run)

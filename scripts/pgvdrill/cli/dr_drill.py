@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from pgvdrill.cli.common import (
+    Command,
     SubParsers,
     add_backend_options,
     add_config_option,
@@ -53,3 +54,6 @@ def run(args: argparse.Namespace) -> int:
         production_size=args.production_size or drill.production_size,
         backend=backend_options(args, drill))
     return dr.run(config, options, say)
+
+
+COMMAND = Command("dr-drill", add_parser, run)

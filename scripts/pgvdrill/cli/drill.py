@@ -16,6 +16,7 @@ from pgvdrill.cli import dr_drill
 from pgvdrill.cli import physical as physcmd
 from pgvdrill.cli.common import (
     DRILL_DEFAULTS,
+    Command,
     SubParsers,
     add_backend_options,
     add_config_option,
@@ -144,3 +145,6 @@ def _run_pitr(kinds: list[str], backend: Backend, data: Dataset, workdir: Path
         return []
     template, _ = dataset_template(backend, data)
     return run_pitr(backend, template, kinds, workdir, say)
+
+
+COMMAND = Command("drill", add_parser, run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgvdrill.cli.common import SubParsers
+from pgvdrill.cli.common import Command, SubParsers
 from pgvdrill.cluster import docker_image
 
 
@@ -32,3 +32,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"built {built.tag} ({built.image_id}) from a {built.rootfs_bytes / 2**20:.0f} MB "
           f"root filesystem in {built.seconds:.1f} s", flush=True)
     return 0
+
+
+COMMAND = Command("image", add_parser, run)

@@ -21,6 +21,7 @@ import psycopg
 from pgvdrill import __version__
 from pgvdrill.cli import (
     backup,
+    bench,
     dr_drill,
     drill,
     image,
@@ -32,9 +33,8 @@ from pgvdrill.cli import (
     sync,
     verify,
 )
-from pgvdrill.cli import bench as bench_command
 from pgvdrill.cli import physical as physcmd
-from pgvdrill.cli.common import Command, add_backend_options
+from pgvdrill.cli.common import Command
 from pgvdrill.errors import (
     ENVIRONMENT_HINT,
     ConfigError,
@@ -45,27 +45,19 @@ from pgvdrill.errors import (
 from pgvdrill.proc.interrupts import Interrupted, handle_signals
 from pgvdrill.wal import walcmd
 
-# in the order an operator meets them: the drill on a throw-away dataset first; then
-# production's daily path (back up, archive WAL, check, copy off-site, expire, put it all
-# on a schedule); then recovery (restore, its restore_command, the monthly DR drill that
-# rehearses it); then the tools around them
+# in the order an operator meets them
 COMMANDS = (
-    Command("drill", drill.add_parser, drill.run),
-    Command("settings", settings.add_parser, settings.run),
-    Command("backup", backup.add_parser, backup.run),
-    Command("archive-wal", walcmd.add_archive_parser, walcmd.cmd_archive),
-    Command("verify", verify.add_parser, verify.run),
-    Command("verify-backup", physcmd.add_verify_backup_parser, physcmd.cmd_verify_backup),
-    Command("sync", sync.add_parser, sync.run),
-    Command("retention", retention.add_parser, retention.run),
-    Command("schedule", schedule.add_parser, schedule.run),
-    Command("restore", restore.add_parser, restore.run),
-    Command("restore-wal", walcmd.add_restore_parser, walcmd.cmd_restore),
-    Command("dr-drill", dr_drill.add_parser, dr_drill.run),
-    Command("procedures", procedure.add_parser, procedure.run),
-    Command("bench", lambda sub: bench_command.add_bench_parser(sub, add_backend_options),
-            bench_command.run),
-    Command("image", image.add_parser, image.run),
+    # first the drill, on a throw-away dataset, and what its settings mean
+    drill.COMMAND, settings.COMMAND,
+    # then production's daily path: back up, archive WAL, check, copy off-site, expire,
+    # and the schedule that runs all of it
+    backup.COMMAND, Command("archive-wal", walcmd.add_archive_parser, walcmd.cmd_archive),
+    verify.COMMAND, physcmd.VERIFY_BACKUP, sync.COMMAND, retention.COMMAND, schedule.COMMAND,
+    # then recovery: restore, its restore_command, the monthly DR drill that rehearses it
+    restore.COMMAND, Command("restore-wal", walcmd.add_restore_parser, walcmd.cmd_restore),
+    dr_drill.COMMAND,
+    # and the tools around them
+    procedure.COMMAND, bench.COMMAND, image.COMMAND,
 )
 HANDLERS = {command.name: command.run for command in COMMANDS}
 

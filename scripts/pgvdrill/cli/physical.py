@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pgvdrill.backends import backend_for
-from pgvdrill.cli.common import SubParsers, add_backend_options, backend_options, say
+from pgvdrill.cli.common import Command, SubParsers, add_backend_options, backend_options, say
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset
 from pgvdrill.drill.physical import PhysicalDrill, PhysicalFailure, run_physical
@@ -71,3 +71,6 @@ def cmd_verify_backup(args: argparse.Namespace) -> int:
     say(f"ok: {checked.path} ({checked.format} base backup, every file matches its manifest, "
         f"WAL parsed; {checked.seconds:.2f}s)")
     return 0
+
+
+VERIFY_BACKUP = Command("verify-backup", add_verify_backup_parser, cmd_verify_backup)

@@ -16,6 +16,7 @@ import psycopg
 from pgvdrill.backends import BackendOptions, backend_for
 from pgvdrill.cli.common import (
     DRILL_DEFAULTS,
+    Command,
     SubParsers,
     add_backend_options,
     add_config_option,
@@ -180,3 +181,6 @@ def _tally(results: list[StepResult]) -> str:
     counted = Counter(r.verdict for r in results)
     return f"{len(results)} steps: " + ", ".join(f"{counted[v]} {v}" for v in VERDICTS)
 
+
+
+COMMAND = Command("procedures", add_parser, run)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgvdrill.cli.common import SubParsers, add_config_option, positive_int, say
+from pgvdrill.backup.stored import artifact_path, globals_path
+from pgvdrill.cli.common import Command, SubParsers, add_config_option, positive_int, say
 from pgvdrill.config import Config, find_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.restore import require_intact, restore_base
 from pgvdrill.ops.restore_choose import LATEST, choose, parse_time
 from pgvdrill.ops.restore_logical import Ownership, restore_logical
-from pgvdrill.ops.verify_repo import artifact_path, globals_path
 from pgvdrill.repository import Repository, lock
 from pgvdrill.repository.catalog import read_catalog
 from pgvdrill.wal.names import parse_lsn
@@ -282,3 +282,6 @@ def timeline_option(value: str) -> str:
                                      "(the source's now) or latest (the archive's newest)")
 
 
+
+
+COMMAND = Command("restore", add_parser, run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from pgvdrill.cli.common import SubParsers, add_config_option, say
+from pgvdrill.cli.common import Command, SubParsers, add_config_option, say
 from pgvdrill.config import find_config
 from pgvdrill.ops.retention import apply_retention
 from pgvdrill.repository.schema import EARLIEST, LATEST
@@ -73,3 +73,6 @@ def add_parser(sub: SubParsers) -> None:
 def run(args: argparse.Namespace) -> int:
     return apply_retention(find_config(args.config), args.now or datetime.now(UTC),
                            dry_run=args.dry_run, say=say)
+
+
+COMMAND = Command("retention", add_parser, run)

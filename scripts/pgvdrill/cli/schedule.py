@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from pgvdrill.cli.common import SubParsers, add_config_option
+from pgvdrill.cli.common import Command, SubParsers, add_config_option
 from pgvdrill.config import Config, find_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.schedule import FORMATS, Install, files, write_files
@@ -105,3 +105,6 @@ def run(args: argparse.Namespace) -> int:
     for name, text in texts.items():
         print(f"# ==> {name} <==\n{text}", flush=True)
     return 0
+
+
+COMMAND = Command("schedule", add_parser, run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from pgvdrill.cli import physical as physcmd
-from pgvdrill.cli.common import SubParsers, say
+from pgvdrill.cli.common import Command, SubParsers, say
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS
 
@@ -24,3 +24,6 @@ def run(args: argparse.Namespace) -> int:
         say(f"  {restore_setting.name:20} {restore_setting.description}")
     physcmd.list_settings(say)
     return 0
+
+
+COMMAND = Command("settings", add_parser, run)

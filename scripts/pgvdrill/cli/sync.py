@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from pgvdrill.cli.common import SubParsers, add_config_option, say
+from pgvdrill.cli.common import Command, SubParsers, add_config_option, say
 from pgvdrill.config import find_config
 from pgvdrill.ops.sync import TARGETS, sync
 
@@ -76,3 +76,6 @@ def add_parser(sub: SubParsers) -> None:
 def run(args: argparse.Namespace) -> int:
     return sync(find_config(args.config), args.to, dry_run=args.dry_run,
                 download=args.verify_download, say=say)
+
+
+COMMAND = Command("sync", add_parser, run)

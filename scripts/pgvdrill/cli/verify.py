@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgvdrill.cli.common import SubParsers, add_config_option, say
+from pgvdrill.cli.common import Command, SubParsers, add_config_option, say
 from pgvdrill.config import find_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.verify import VerifyRequest, verify_archives, verify_backups
@@ -109,3 +109,6 @@ def run(args: argparse.Namespace) -> int:
         return verify_archives([Path(p) for p in paths], args.pg_bin, say)
     request = VerifyRequest(tuple(args.backups), args.all, args.strict, args.deep, args.pg_bin)
     return verify_backups(find_config(args.config), request, say)
+
+
+COMMAND = Command("verify", add_parser, run)

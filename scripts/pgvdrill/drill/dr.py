@@ -28,9 +28,12 @@ import psycopg
 
 from pgvdrill import osuser
 from pgvdrill.backends import BackendOptions, backend_for, default_workdir
+from pgvdrill.backup.stored import artifact_path, base_backup_of, globals_path
+from pgvdrill.backup.take import take_backup
 from pgvdrill.cluster import Backend
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
+from pgvdrill.drill.archive_health import check_archive
 from pgvdrill.drill.dr_point import WalStream, comparison_point, sequences_now
 from pgvdrill.drill.logical import restore_and_verify
 from pgvdrill.drill.physical import ComparisonPoint
@@ -41,10 +44,6 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals, withheld
 from pgvdrill.logical.restore import RESTORE_SETTINGS, make_room
-from pgvdrill.ops.archive_health import check_archive
-from pgvdrill.ops.backup_take import take_backup
-from pgvdrill.ops.restore import base_backup_of
-from pgvdrill.ops.verify_repo import artifact_path, globals_path
 from pgvdrill.policy.targets import load_targets
 from pgvdrill.report import run_dir as report
 from pgvdrill.report.junit import FailOn

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from pgvdrill.backup.source import config_tools
+from pgvdrill.backup.stored import base_backup_of, has_wal, wal_reach
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.ops.backup_source import config_tools
 from pgvdrill.ops.restore_choose import (
     choose_timeline,
     pitr_command,
@@ -29,13 +30,8 @@ from pgvdrill.ops.restore_datadir import (
     settle,
 )
 from pgvdrill.ops.restore_place import refuse_unsafe_place
-from pgvdrill.ops.verify_repo import has_wal, wal_reach
-from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
-from pgvdrill.physical.manifest import manifest_ranges
-from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.proc import runner
 from pgvdrill.repository import Entry, Repository, file_problems
-from pgvdrill.repository.catalog import link_problems
 from pgvdrill.wal.archiving import expected_spans, restore_command
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn
@@ -53,19 +49,6 @@ def require_intact(repo: Repository, entry: Entry) -> None:
         raise BackupError(f"backup {entry.id} does not match its catalog entry:\n{listed}",
                           "do not restore from it: choose another backup (pgvdrill verify "
                           "--all), and find out what changed this one")
-
-
-def base_backup_of(repo: Repository, entry: Entry) -> BaseBackup:
-    """The catalog's base backup as the physical library knows it; BackupError before any
-    file is read when its directory holds a symlink (never followed)."""
-    links = link_problems(repo, entry)
-    if links:
-        raise BackupError("\n".join(links), "do not restore from it: choose another backup "
-                          "(pgvdrill verify --all), and find out who removed it or made the "
-                          "links")
-    path = repo.backup_dir("physical", entry.id)
-    setting = BASE_BACKUP_SETTINGS["plain" if backup_format(path) == "plain" else "tar-stream"]
-    return BaseBackup(setting, path, entry.seconds, manifest_ranges(path / "backup_manifest"))
 
 
 def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgvdrill.backup.source import config_tools, server_facts
 from pgvdrill.config import Config
 from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import diagnose
@@ -29,7 +30,6 @@ from pgvdrill.logical.archive import Archive, inspect
 from pgvdrill.logical.globals import defined_roles, restore_globals, withheld
 from pgvdrill.logical.restore import RestoreSetting
 from pgvdrill.logical.roles import needed_roles, restore_script
-from pgvdrill.ops.backup_source import config_tools, server_facts
 from pgvdrill.ops.restore_target import COPY_OPTION, refuse_the_source
 from pgvdrill.proc import runner
 from pgvdrill.repository import Entry

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgvdrill.backup.source import client_tools, config_tools
+from pgvdrill.backup.stored import has_wal
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError
 from pgvdrill.logical.archive import inspect
-from pgvdrill.ops.backup_source import client_tools, config_tools
 from pgvdrill.ops.verify_repo import (
     Findings,
-    has_wal,
     layout_problems,
     source_identity,
     source_timeline,

@@ -26,16 +26,16 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill.config import Config, Logical, Physical
-from pgvdrill.errors import BackupError, ConfigError, ToolError
-from pgvdrill.logical.archive import inspect
-from pgvdrill.logical.globals import GLOBALS_FILE, dump_globals
-from pgvdrill.ops.backup_source import (
+from pgvdrill.backup.source import (
     require_tools_for,
     server_facts,
     source_server,
     tool_versions,
 )
+from pgvdrill.config import Config, Logical, Physical
+from pgvdrill.errors import BackupError, ConfigError, ToolError
+from pgvdrill.logical.archive import inspect
+from pgvdrill.logical.globals import GLOBALS_FILE, dump_globals
 from pgvdrill.physical.backup import cluster_size
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.verifybackup import check_backup

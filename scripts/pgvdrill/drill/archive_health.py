@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pgvdrill.backup.stored import has_wal, wal_reach
 from pgvdrill.drill.physical import ArchiveReplay
-from pgvdrill.ops.verify_repo import has_wal, wal_reach
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.server import ExternalServer
 from pgvdrill.wal.names import Segment
