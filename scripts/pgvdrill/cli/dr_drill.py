@@ -5,14 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from pgvdrill.cli.common import (
-    Command,
-    SubParsers,
-    add_backend_options,
-    add_config_option,
-    backend_options,
-    say,
-)
+from pgvdrill.cli import common
 from pgvdrill.cli.drill_options import add_dr_options, add_fail_on_option, add_judging_options
 from pgvdrill.config import find_config
 from pgvdrill.drill import dr
@@ -29,15 +22,15 @@ EXAMPLES = """examples:
 """
 
 
-def add_parser(sub: SubParsers) -> None:
+def add_parser(sub: common.SubParsers) -> None:
     parser = sub.add_parser(
         "dr-drill", help="the disaster-recovery drill: restore the configured source's "
                          "newest backups and compare",
         description=DESCRIPTION,
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_backend_options(parser)
+    common.add_backend_options(parser)
     add_judging_options(parser, "[drill] reports_dir of the configuration, else ./reports")
-    add_config_option(parser)
+    common.add_config_option(parser)
     add_dr_options(parser, "")
     add_fail_on_option(parser)
 
@@ -52,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         fail_on=args.fail_on, reports_dir=args.reports_dir or drill.reports_dir,
         targets=args.targets or drill.targets,
         production_size=args.production_size or drill.production_size,
-        backend=backend_options(args, drill))
-    return dr.run(config, options, say)
+        backend=common.backend_options(args, drill))
+    return dr.run(config, options, common.say)
 
 
-COMMAND = Command("dr-drill", add_parser, run)
+COMMAND = common.Command("dr-drill", add_parser, run)

@@ -14,15 +14,7 @@ from typing import Any
 import psycopg
 
 from pgvdrill.backends import BackendOptions, backend_for
-from pgvdrill.cli.common import (
-    DRILL_DEFAULTS,
-    Command,
-    SubParsers,
-    add_backend_options,
-    add_config_option,
-    backend_options,
-    say,
-)
+from pgvdrill.cli import common
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import CONFIG_ENV, Config, Procedure, find_config
 from pgvdrill.dataset import Dataset, DatasetSpec, generate
@@ -72,13 +64,13 @@ def _names(value: str) -> list[str]:
     return names
 
 
-def add_parser(sub: SubParsers) -> None:
+def add_parser(sub: common.SubParsers) -> None:
     parser = sub.add_parser(
         "procedures", help="drill your own backup/restore procedures and the runbook's",
         description=DESCRIPTION, epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_backend_options(parser)
-    add_config_option(parser)
+    common.add_backend_options(parser)
+    common.add_config_option(parser)
     parser.add_argument("--pack", choices=(PACK,),
                         help="also run a built-in procedure pack: runbook (RUNBOOK.md's "
                              f"procedures: {', '.join(PROCEDURES)})")
@@ -122,17 +114,18 @@ def run(args: argparse.Namespace) -> int:
     load = args.config is not None or bool(os.environ.get(CONFIG_ENV)) or not args.pack
     config = find_config(args.config) if load else None
     procedures, pack = _selected(bool(args.pack), args.only, config)
-    drill = config.drill if config else DRILL_DEFAULTS
+    drill = config.drill if config else common.DRILL_DEFAULTS
     run_dir = report.new_run_dir(args.reports_dir or drill.reports_dir)
     data = generate(DatasetSpec(rows=args.rows, dim=args.dim))
-    own, built_in = Recorder("config", say), Recorder(PACK, say)
+    own, built_in = Recorder("config", common.say), Recorder(PACK, common.say)
+    options = common.backend_options(args, drill)
     started = datetime.now(UTC)
     try:
-        facts = _drill(backend_options(args, drill), data, procedures, pack, own, built_in)
+        facts = _drill(options, data, procedures, pack, own, built_in)
     except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
         stopped = report.aborted(exc)
-        clean_after(exc, lambda: _write(args.fail_on_findings, run_dir, started, own, built_in, {},
-                                           stopped),
+        clean_after(exc, lambda: _write(args.fail_on_findings, run_dir, started, own,
+                                        built_in, {}, stopped),
                     f"(writing) the report in {run_dir}")
         raise
     return _write(args.fail_on_findings, run_dir, started, own, built_in, facts)
@@ -147,8 +140,8 @@ def _drill(options: BackendOptions, data: Dataset, procedures: list[Procedure],
             raise ConfigError(f"procedures run on this machine, not in containers (backend "
                               f"{backend.name})", "use --backend embedded or system")
         template, load_seconds = dataset_template(backend, data)
-        say(f"dataset {data.spec.key()}: "
-             + (f"loaded in {load_seconds:.1f}s" if load_seconds else "cached template"))
+        common.say(f"dataset {data.spec.key()}: "
+                   + (f"loaded in {load_seconds:.1f}s" if load_seconds else "cached template"))
         for proc in procedures:
             user.drill(user.Run(backend, template, own), proc)
         if pack:
@@ -171,9 +164,10 @@ def _write(fail_on_findings: bool, run_dir: Path, started: datetime, own: Record
     payload["ok"] = not failed and not stopped and not (fail_on_findings and findings)
     path = report.write_json(run_dir / "report.json", payload)
     write_views(run_dir, payload)
-    say(f"{'ok' if payload['ok'] else 'FAILED'}: {_tally(own.results + built_in.results)}; "
-         f"configured procedures: {len(failed)} step(s) not working; runbook findings: "
-         f"{len(findings)}; report: {path}")
+    common.say(f"{'ok' if payload['ok'] else 'FAILED'}: "
+               f"{_tally(own.results + built_in.results)}; configured procedures: "
+               f"{len(failed)} step(s) not working; runbook findings: {len(findings)}; "
+               f"report: {path}")
     return 0 if payload["ok"] else 1
 
 
@@ -183,4 +177,4 @@ def _tally(results: list[StepResult]) -> str:
 
 
 
-COMMAND = Command("procedures", add_parser, run)
+COMMAND = common.Command("procedures", add_parser, run)
