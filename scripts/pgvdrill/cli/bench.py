@@ -17,7 +17,13 @@ from pgvdrill.bench.modes import MODES, parse_modes, select
 from pgvdrill.bench.payload import payload, table
 from pgvdrill.bench.run import BenchResult, run_bench
 from pgvdrill.bench.sizes import DEFAULT_SIZES, parse_sizes
-from pgvdrill.cli.common import Command, add_backend_options, backend_options, say
+from pgvdrill.cli.common import (
+    DRILL_DEFAULTS,
+    Command,
+    add_backend_options,
+    backend_options,
+    say,
+)
 from pgvdrill.errors import ConfigError, DrillError, clean_after
 from pgvdrill.report import run_dir as report
 from pgvdrill.report.views import write_views
@@ -73,13 +79,13 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                         help="comma-separated modes or groups (default all; listed below)")
     parser.add_argument("--repeat", type=_option(repeats), default=1,
                         help="measure each run N times and keep the median (default 1)")
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"),
+    parser.add_argument("--reports-dir", type=Path,
                         help="where reports/<run-id>/ is written (default ./reports)")
 
 
 def run(args: argparse.Namespace) -> int:
     """The `pgvdrill bench` handler."""
-    run_dir = report.new_run_dir(args.reports_dir)
+    run_dir = report.new_run_dir(args.reports_dir or DRILL_DEFAULTS.reports_dir)
     started = datetime.now(UTC)
     result = BenchResult()
     options = backend_options(args)
