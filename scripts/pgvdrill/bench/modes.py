@@ -23,7 +23,7 @@ from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import ConfigError, cleanup
 from pgvdrill.logical.dump import DUMP_SETTINGS
 from pgvdrill.logical.pairing import finish, prepare
-from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting, restore
+from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting, restore, restore_argv
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.physical.restore import restore_base_backup_timed
 from pgvdrill.physical.verifybackup import check_backup
@@ -125,7 +125,7 @@ def _restore(name: str, setting_of: Callable[[Workbench], RestoreSetting], descr
         if archive.format == "plain":
             tool, args = "psql", ["--dbname", dbname, *PSQL_ARGS, "--file", str(archive.path)]
         else:
-            tool, args = "pg_restore", [*setting.base_argv(dbname), str(archive.path)]
+            tool, args = "pg_restore", restore_argv(archive.path, setting=setting, dbname=dbname)
         env = {"PGOPTIONS": pgoptions(setting.session)} if setting.session else None
 
         def step() -> None:
