@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.clusters import source_copy
+from fixtures.polling import assert_until
 from pgvdrill.cluster import Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.drill.physical import SEQUENCE_SLACK
@@ -139,12 +140,16 @@ class Writer:
     def __enter__(self) -> Writer:
         first = Tally.read(self.cluster).batches
         self.process.start()
-        deadline = time.monotonic() + 30
-        while Tally.read(self.cluster).batches < first + 5:  # connected and committing
-            self.process.check_running()
-            assert time.monotonic() < deadline, \
-                f"the writer committed nothing in 30s:\n{self.process.log_tail()}"
-            time.sleep(0.05)
+        process = self.process
+
+        def committing() -> bool:  # connected and committing
+            if Tally.read(self.cluster).batches >= first + 5:
+                return True
+            process.check_running()
+            return False
+
+        assert_until(committing, timeout=30, message=lambda _: (
+            f"the writer committed nothing in 30s:\n{process.log_tail()}"))
         return self
 
     def __exit__(self, *exc: object) -> None:
