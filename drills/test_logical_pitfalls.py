@@ -34,6 +34,7 @@ from pgvdrill.logical.restore import (
     create_database,
     restore,
 )
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.verify import Snapshot, snapshot, verify
 
 FRESH = RESTORE_SETTINGS["fresh"]
@@ -108,8 +109,8 @@ def test_logical_pitfall_scoped_dump_lacks_create_extension_and_the_fix_verifies
     create_database(target, "runbook")
 
     with pytest.raises(ToolError) as caught:  # the runbook's pg_restore -d (no --exit-on-error)
-        target.run_tool("pg_restore", ["--dbname", "runbook", "--no-password",
-                                       str(dumped.archive.path)], stdout="/dev/null")
+        target.run_tool(ToolCall("pg_restore", ["--dbname", "runbook", "--no-password",
+                                                str(dumped.archive.path)], stdout="/dev/null"))
     explained = diagnose.explain(caught.value)
 
     assert explained is not None, caught.value.stderr
@@ -201,8 +202,8 @@ def test_logical_pitfall_roles_missing_on_target_then_globals_restored(
         verify(source_snapshot, conn).raise_for_problems()
     # the hint's other way, --no-owner --no-privileges, loses owners and grants: verify says so
     create_database(target, "no_owner")
-    target.run_tool("pg_restore", ["--dbname", "no_owner", "--exit-on-error", "--no-owner",
-                                   "--no-privileges", str(archive.path)])
+    target.run_tool(ToolCall("pg_restore", ["--dbname", "no_owner", "--exit-on-error", "--no-owner",
+                                            "--no-privileges", str(archive.path)]))
     with target.connect("no_owner") as conn:
         problems = verify(source_snapshot, conn).check("schema").problems
     assert problems == [

@@ -23,6 +23,7 @@ from pgvdrill.backup.stored import base_backup_of
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.conffile import read_conf
 from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
@@ -234,9 +235,9 @@ def test_a_backup_role_reads_the_current_timeline_of_a_primary_and_of_a_standby(
                          autocommit=True, **login) as primary:
         assert current_timeline(primary) == (1, "its current WAL file")
     standby = reachable / "standby"
-    prod_source.run_tool("pg_basebackup", ["-D", standby, "-R", "-X", "stream", "-c", "fast",
-                                           "-U", "backup_role", "-h", info.host, "-p",
-                                           str(info.port), "-d", f"passfile={passfile}"])
+    prod_source.run_tool(ToolCall("pg_basebackup", [
+        "-D", standby, "-R", "-X", "stream", "-c", "fast", "-U", "backup_role", "-h", info.host,
+        "-p", str(info.port), "-d", f"passfile={passfile}"]))
     osuser.chown_tree(standby, osuser.server_user())
     standby.chmod(0o700)
 

@@ -32,6 +32,7 @@ from pgvdrill.physical.restore import restore_base_backup, unpack
 from pgvdrill.physical.runbook import runbook_recovery_conf, runbook_start_backup
 from pgvdrill.physical.unpack import extract
 from pgvdrill.physical.verifybackup import check_backup
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.verify import Snapshot, same_ann_answers, snapshot, verify
 
 FULL_SETTINGS = [s for s in BASE_BACKUP_SETTINGS.values() if s.method != "incremental"]
@@ -253,7 +254,7 @@ def test_physical_truncated_tar_backup_is_broken(
     with pytest.raises(BackupError, match=r"is broken|cannot extract"):
         check_backup(backend.tools(), copy)
     if archive == "pg_wal.tar.gz":
-        backend.tools().run_tool("pg_verifybackup", ["--no-parse-wal", copy])
+        backend.tools().run_tool(ToolCall("pg_verifybackup", ["--no-parse-wal", copy]))
 
 
 def test_physical_refuses_a_non_empty_target(

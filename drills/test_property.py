@@ -44,7 +44,7 @@ from hypothesis.stateful import (
 )
 from psycopg import sql
 
-from fixtures.options import get_option
+from fixtures.options import drill_options
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.drill.logical import restore_and_verify
@@ -103,7 +103,7 @@ class Profile:
 
 @pytest.fixture(scope="module")
 def profile(pytestconfig: pytest.Config) -> Profile:
-    name = get_option(pytestconfig, "drill-hypothesis") or "quick"
+    name = drill_options(pytestconfig).hypothesis
     if name not in BUDGETS:
         raise pytest.UsageError(f"--drill-hypothesis takes {' or '.join(BUDGETS)}, not {name!r}")
     return Profile(name, BUDGETS[name], pytestconfig.rootpath / ".hypothesis" / "examples")

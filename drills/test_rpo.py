@@ -10,18 +10,18 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import psycopg
-import pytest
 from pgvector.psycopg import register_vector
 
+from fixtures.clusters import source_copy
 from pgvdrill import osuser
-from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
@@ -94,15 +94,7 @@ class RpoDrill:
                             **self.recovery.as_dict()}}
 
 
-@pytest.fixture
-def primary(backend: Backend, source_template: str) -> Iterator[DirectoryCluster]:
-    cluster = backend.create("rpo-primary", template=source_template)
-    assert isinstance(cluster, DirectoryCluster)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
+primary = source_copy("rpo-primary")
 
 
 def destroy_while_writing(primary: DirectoryCluster) -> tuple[int, datetime]:

@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -32,8 +31,20 @@ from pgvdrill.errors import DrillError, ToolError
 from pgvdrill.installation import Installation
 from pgvdrill.proc import group as procgroup
 from pgvdrill.proc import runner
+from pgvdrill.proc.runner import ToolCall
+from pgvdrill.proc.wait import wait_until
 from pgvdrill.wal import archiving
 
+
+def _gone(pid: int) -> bool:
+    """The killed postmaster `pid` is gone, not only dead (a zombie's pid still holds
+    postmaster.pid's lock)."""
+    procgroup.running(pid)  # reaps it when pgvdrill is its parent
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 class LocalCluster(DirectoryCluster):
     """A server run as a local process by pg_ctl."""
@@ -83,15 +94,8 @@ class LocalCluster(DirectoryCluster):
         procgroup.release(pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # pg_ctl makes the postmaster a session leader
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            procgroup.running(pid)  # reaps it when pgvdrill is its parent
-            try:  # gone, not only dead: a zombie's pid still holds postmaster.pid's lock
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        raise DrillError(f"server {self.name} (pid {pid}) survived SIGKILL for 30s")
+        wait_until(lambda: _gone(pid), timeout=30, error=DrillError,
+                   message=f"server {self.name} (pid {pid}) survived SIGKILL for 30s")
 
     def is_running(self) -> bool:
         """A postmaster runs for the data directory (a killed one left a zombie: no)."""
@@ -109,16 +113,8 @@ class LocalCluster(DirectoryCluster):
         self._server_tool("pg_ctl", ["reload", "-D", self.datadir], timeout=60)
 
     # tools
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> runner.Result:
-        return runner.run(
-            [self.installation.tool(tool), *args], timeout=timeout, stdout=stdout,
-            env={**self.conninfo.env(dbname), **(env or {})}, check=check, hint=hint,
-        )
+    def run_tool(self, call: ToolCall) -> runner.Result:
+        return call.run([self.installation.tool(call.tool)], self.conninfo.env(call.dbname))
 
     def archive_command(self, dest: Path) -> str:
         return archiving.archive_command(dest, self.server_user)

@@ -28,13 +28,13 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from pgvdrill.errors import ConfigError
 from pgvdrill.proc import interrupts
+from pgvdrill.proc.wait import poll_until
 
 log = logging.getLogger("pgvdrill.proc.group")
 
@@ -241,12 +241,7 @@ def _signal(pgid: int, sig: signal.Signals) -> None:
 
 
 def _wait_gone(pgid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while members(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return bool(poll_until(lambda: not members(pgid), timeout=seconds))
 
 
 def end(proc: subprocess.Popen[bytes], grace: float = GRACE) -> int | None:

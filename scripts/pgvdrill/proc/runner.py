@@ -76,6 +76,29 @@ class Result:
     seconds: float
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """One run of a PostgreSQL client tool, as every `run_tool` takes it: the program's
+    name and arguments, and `run`'s settings (`dbname`: the database it connects to, for
+    tools that connect through the environment; `env` is added to the connection's)."""
+
+    tool: str
+    args: Sequence[str | os.PathLike[str]] = ()
+    timeout: float | None = None
+    dbname: str | None = None
+    stdout: str | os.PathLike[str] | None = None
+    check: bool = True
+    env: Mapping[str, str] | None = None
+    hint: str = ""
+
+    def run(self, argv: Sequence[str | os.PathLike[str]], env: Mapping[str, str | None]
+            ) -> Result:
+        """`run` `argv` (the tool's path or the command that reaches it, then the call's
+        arguments) with `env` and the call's own variables."""
+        return run([*argv, *self.args], timeout=self.timeout, stdout=self.stdout,
+                   env={**env, **(self.env or {})}, check=self.check, hint=self.hint)
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,

@@ -9,7 +9,6 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.installation import SHARED_INSTALL_ROOT, world_traversable
 from pgvdrill.proc import runner
+from pgvdrill.proc.wait import Waited, wait_until
 from pgvdrill.wal.names import SEGMENT_RE
 from pgvdrill.wal.walcmd import as_restore_command
 
@@ -132,17 +132,14 @@ def switch_and_wait(cluster: Cluster, archive: Path, timeout: float = 60) -> str
 def wait_archived(cluster: Cluster, archive: Path, name: str, timeout: float = 60) -> None:
     """Wait until `archive/name` exists (archive-wal links a file there only once it is
     durable); on timeout, `BackupError` with the archiver's statistics."""
-    deadline = time.monotonic() + timeout
-    while not (archive / name).exists():
-        if time.monotonic() > deadline:
-            last, failed, failures = cluster.query(
-                "SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver"
-            )[0]
-            raise BackupError(
-                f"{name} was not archived into {archive} within {timeout:.0f}s (last "
-                f"archived {last}, last failed {failed}, {failures} failure(s))",
-                "read the server log for archive_command's error output")
-        time.sleep(0.05)
+    def stalled(_: Waited) -> str:
+        last, failed, failures = cluster.query(
+            "SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver")[0]
+        return (f"{name} was not archived into {archive} within {timeout:.0f}s (last "
+                f"archived {last}, last failed {failed}, {failures} failure(s))")
+
+    wait_until((archive / name).exists, timeout=timeout, error=BackupError, message=stalled,
+               hint="read the server log for archive_command's error output")
 
 
 def hand_to_server(directory: Path, server_user: str | None) -> None:
