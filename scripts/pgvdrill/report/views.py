@@ -13,8 +13,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from pgvdrill.policy.fail_on import FailOn
 from pgvdrill.report.html import html
-from pgvdrill.report.junit import FailOn, junit
+from pgvdrill.report.junit import junit
 from pgvdrill.report.model import (
     Bench,
     Drill,
