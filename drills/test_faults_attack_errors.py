@@ -8,7 +8,6 @@ command as an operator runs it.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
+from fixtures.repository_cli import repository_cli
 from fixtures.wal_repository import branched_copy, reachable_config
 from pgvdrill.cluster import Cluster
 from pgvdrill.drill.source import SOURCE_DB
@@ -31,14 +31,7 @@ def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(pgvdrill_cli: Cli, tmp_path: Path, repo: Path) -> Cli:
-    config = tmp_path / "pgvdrill.toml"
-    config.write_text(f'[repository]\npath = "{repo}"\n')
-    config.chmod(0o600)
-
-    def command(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        return pgvdrill_cli(*name.split(), "--config", config, *args, timeout=300)
-
-    return command
+    return repository_cli(pgvdrill_cli, tmp_path, repo)
 
 
 @pytest.mark.parametrize("name", ["No space left on device", "Permission denied",

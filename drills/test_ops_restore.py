@@ -4,6 +4,7 @@ rows committed up to the target), and every unsafe request is refused."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import Cli
+from fixtures.data_directory import empty_data_directory
 from fixtures.installations import OLD_PGVECTOR
 from fixtures.ops import ArchivedRepo, conninfo
 from fixtures.pgctl import StartFn
@@ -34,14 +36,7 @@ from pgvdrill.wal.names import SEGMENT_RE, Segment, format_lsn
 def pgdata(reachable: Path) -> Callable[[str], Path]:
     """pgdata(name): an empty data directory owned by the server's OS user, as an operator
     prepares it."""
-
-    def make(name: str) -> Path:
-        path = reachable / name
-        path.mkdir(mode=0o700)
-        osuser.chown_tree(path, osuser.server_user())
-        return path
-
-    return make
+    return functools.partial(empty_data_directory, reachable)
 
 
 Done = subprocess.CompletedProcess[str]
