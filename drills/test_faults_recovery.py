@@ -11,6 +11,7 @@ archived segments the server's OS user cannot read before anything is unpacked.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import Cli
+from fixtures.data_directory import empty_data_directory
 from fixtures.ops import ArchivedRepo
 from fixtures.segments import segment_bytes
 from pgvdrill import osuser
@@ -278,13 +280,7 @@ def repo_copy(archived_repo: ArchivedRepo, reachable: Path) -> tuple[Path, Path,
 
 @pytest.fixture
 def pgdata(reachable: Path) -> Callable[[str], Path]:
-    def make(name: str) -> Path:
-        path = reachable / name
-        path.mkdir(mode=0o700)
-        osuser.chown_tree(path, osuser.server_user())
-        return path
-
-    return make
+    return functools.partial(empty_data_directory, reachable)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file another user's")

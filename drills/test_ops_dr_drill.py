@@ -12,11 +12,11 @@ from typing import Any
 
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
+from fixtures.wal_repository import reachable_config
 from fixtures.writes import Writer
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.drill.source import SOURCE_DB
-from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
 from pgvdrill.verify import snapshot, verify
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
@@ -131,11 +131,7 @@ def test_dr_drill_fails_when_the_wal_archive_cannot_carry_recovery(
     it fails when a record after the backup cannot be replayed (its segment's header
     intact), when a segment is missing, and when the source's archiving fails now,
     saying where each time."""
-    config = ops_config()
-    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
-                                                 str(reachable / "repo")))
-    repo = Repository(reachable / "repo").ensure()
-    osuser.chown_tree(repo.root, osuser.server_user())
+    config, repo = reachable_config(ops_config, tmp_path, reachable)
     enable_archiving(prod_source, repo.wal)
     taken = pgvdrill_cli("backup", "physical", "--config", config)
     assert taken.returncode == 0, taken.stdout + taken.stderr

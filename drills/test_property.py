@@ -47,7 +47,7 @@ from psycopg import sql
 from fixtures.options import drill_options
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.drill.logical import restore_and_verify
+from pgvdrill.drill.logical import drop_database, restore_and_verify
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.logical.pairing import user_tables
 from pgvdrill.logical.restore import (
@@ -401,19 +401,13 @@ def property_target(backend: Backend) -> Iterator[Cluster]:
         yield cluster
 
 
-def drop(cluster: Cluster, dbname: str) -> None:
-    with cluster.connect() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(dbname)))
-
-
 @contextmanager
 def scratch(target: Cluster, dbname: str, outdir: Path) -> Iterator[Path]:
     """`outdir` for an example's backup; it and the target's copy are removed after."""
     try:
         yield outdir
     finally:
-        drop(target, dbname)
+        drop_database(target, dbname)
         shutil.rmtree(outdir, ignore_errors=True)
 
 
@@ -429,7 +423,7 @@ def source_database(property_source: Cluster) -> Iterator[Any]:
                 create(conn, db)
             yield dbname
         finally:
-            drop(property_source, dbname)
+            drop_database(property_source, dbname)
 
     return made
 

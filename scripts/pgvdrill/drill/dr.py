@@ -44,9 +44,9 @@ from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals, withheld
 from pgvdrill.logical.restore import RESTORE_SETTINGS, make_room
+from pgvdrill.policy.fail_on import FailOn
 from pgvdrill.policy.targets import load_targets
 from pgvdrill.report import run_dir as report
-from pgvdrill.report.junit import FailOn
 from pgvdrill.repository import Entry, Repository, file_problems, lock
 from pgvdrill.repository.catalog import newest, read_entries
 from pgvdrill.server import ExternalServer, describe_conninfo

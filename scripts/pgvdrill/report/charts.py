@@ -115,6 +115,8 @@ def _legend(entries: Sequence[tuple[str, str]], y: float) -> list[str]:
 
 @dataclass(frozen=True)
 class Segment:
+    """One part of a bar: its legend name, its value, its fill and its tooltip."""
+
     name: str
     value: float
     colour: str

@@ -2,8 +2,8 @@
 
 A testcase has at most one outcome element, so the suite's counts are counts of drills:
 `<error>` when the drill could not run (it records an `error`); otherwise `<failure>` when
-it did not verify, or when a target verdict is one `fail_on` fails on ("fail": fail;
-"unknown": fail and unknown; "none": never). The message names every reason, the text
+it did not verify, or when a target verdict is one `fail_on` fails on (policy.fail_on:
+"fail": fail; "unknown": fail and unknown; "none": never). The message names every reason, the text
 lists the problems and the missed targets; `<properties>` carry each verdict's status and
 `<system-out>` every verdict's detail.
 """
@@ -12,17 +12,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Literal
 
+from pgvdrill.policy.fail_on import FAILING, FailOn
 from pgvdrill.report.model import Drill, Payload, drills
-
-FailOn = Literal["fail", "unknown", "none"]
-# the verdict statuses that count as a missed target under each --fail-on
-FAILING: dict[str, frozenset[str]] = {
-    "fail": frozenset({"fail"}),
-    "unknown": frozenset({"fail", "unknown"}),
-    "none": frozenset(),
-}
 
 # characters XML 1.0 cannot carry at all (pg_restore output may hold control characters)
 _ILLEGAL = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -1,4 +1,5 @@
-"""Run reports: one directory per run under reports/, machine-readable JSON first."""
+"""A run's report directory: reports/<run-id>/ with report.json (the judged drills, schema
+pgvdrill.report/2) written first, then its views; the run's summary line and exit code."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgvdrill.errors import ConfigError, DrillError, EnvironmentFailure, environment_cause
+from pgvdrill.errors import ConfigError, DrillError, environment_cause
+from pgvdrill.policy.fail_on import FailOn, exit_code
 from pgvdrill.policy.targets import Targets
 from pgvdrill.policy.verdicts import counts, judged
-from pgvdrill.report.junit import FAILING, FailOn
 from pgvdrill.report.views import write_views
 
 SCHEMA = "pgvdrill.report/2"
-TARGETS_MISSED = 6  # exit code: every drill verified, a documented target was missed
 
 
 def run_id(now: datetime | None = None) -> str:
@@ -86,18 +86,11 @@ def aborted(exc: BaseException) -> dict[str, Any]:
             "problems": [why], "evidence": {}, **({"environment": cause} if cause else {})}
 
 
-def missed(payload: dict[str, Any], fail_on: FailOn) -> int:
-    """How many verdicts count as missed targets under `fail_on`."""
-    return sum(payload["verdicts"][status] for status in FAILING[fail_on])
-
-
 def finish(source: str, run_dir: Path, started: datetime, drills: list[dict[str, Any]],
            targets: Targets, fail_on: FailOn, say: Callable[[str], None],
            **facts: object) -> int:
     """Judge and write a drill run (report.json and its views), print its summary line;
-    the exit code: 1 a drill failed, EnvironmentFailure's when every failed drill failed
-    because of the machine (its record's `environment` names the cause: a full disk, a
-    server that died), TARGETS_MISSED a target missed under `fail_on`, 0."""
+    the exit code is the fail-on policy's (policy.fail_on.exit_code)."""
     payload = build(source, run_dir, started, drills, targets, **facts)
     path = write_json(run_dir / "report.json", payload)
     write_views(run_dir, payload, fail_on=fail_on)
@@ -108,6 +101,4 @@ def finish(source: str, run_dir: Path, started: datetime, drills: list[dict[str,
         + (f" ({len(machine)} by the machine, not the backup)" if machine else "")
         + f"; targets: {counts['pass']} pass, {counts['fail']} fail, "
         f"{counts['unknown']} unknown; report: {path}")
-    if failed:
-        return EnvironmentFailure.exit_code if len(machine) == len(failed) else 1
-    return TARGETS_MISSED if missed(payload, fail_on) else 0
+    return exit_code(payload["drills"], fail_on)

@@ -13,27 +13,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from pgvdrill.policy.fail_on import FailOn
+from pgvdrill.report import model
 from pgvdrill.report.html import html
-from pgvdrill.report.junit import FailOn, junit
-from pgvdrill.report.model import (
-    Bench,
-    Drill,
-    Payload,
-    ProcedureStep,
-    bench,
-    counts,
-    drills,
-    facts,
-    figure,
-    num,
-    procedure_summary,
-    procedures,
-    run_ok,
-    secs,
-    size,
-    summary,
-    unix_time,
-)
+from pgvdrill.report.junit import junit
 
 # -- Markdown -------------------------------------------------------------------------------
 
@@ -46,78 +29,82 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def _timings(drill: Drill) -> list[str]:
-    lines = [f"### {_cell(drill.name)}", "", f"Restore (RTO) {secs(drill.restore_seconds)} s.",
-             "", "| step | name | seconds | size |", "|---|---|---:|---:|"]
-    lines += [_row("phase", p.name, secs(p.seconds), "-") for p in drill.phases]
-    lines += [_row(i.phase, i.name, secs(i.seconds), size(i.bytes)) for i in drill.items]
+def _timings(drill: model.Drill) -> list[str]:
+    lines = [f"### {_cell(drill.name)}", "",
+             f"Restore (RTO) {model.secs(drill.restore_seconds)} s.", "",
+             "| step | name | seconds | size |", "|---|---|---:|---:|"]
+    lines += [_row("phase", p.name, model.secs(p.seconds), "-") for p in drill.phases]
+    lines += [_row(i.phase, i.name, model.secs(i.seconds), model.size(i.bytes))
+              for i in drill.items]
     return [*lines, ""]
 
 
-def _bench(section: Bench) -> list[str]:
+def _bench(section: model.Bench) -> list[str]:
     lines = ["## Benchmark", "", "| mode | kind | size | source | seconds | bytes |",
              "|---|---|---|---:|---:|---:|"]
-    lines += [_row(r.mode, r.kind, r.size_key, size(r.source_bytes), secs(r.seconds),
-                   size(r.bytes)) for r in section.runs]
+    lines += [_row(r.mode, r.kind, r.size_key, model.size(r.source_bytes), model.secs(r.seconds),
+                   model.size(r.bytes)) for r in section.runs]
     lines += ["", "| ratio | what | size | a | a s | b | b s | a / b |",
               "|---|---|---|---|---:|---|---:|---:|"]
-    lines += [_row(r.name, r.what, r.size_key, r.a, secs(r.a_seconds), r.b, secs(r.b_seconds),
-                   "-" if r.ratio is None else f"{r.ratio:.2f}") for r in section.ratios]
+    lines += [_row(r.name, r.what, r.size_key, r.a, model.secs(r.a_seconds), r.b,
+                   model.secs(r.b_seconds), "-" if r.ratio is None else f"{r.ratio:.2f}")
+              for r in section.ratios]
     return [*lines, ""]
 
 
-def _procedures(steps: list[ProcedureStep]) -> list[str]:
+def _procedures(steps: list[model.ProcedureStep]) -> list[str]:
     """The per-step verdict table, then what each step ran and how it was adapted."""
-    lines = ["## Procedures", "", f"Steps: {procedure_summary(steps)}.", "",
+    lines = ["## Procedures", "", f"Steps: {model.procedure_summary(steps)}.", "",
              "| pack | procedure | step | verdict | why | seconds |",
              "|---|---|---|---|---|---:|"]
     lines += [_row(s.pack, s.procedure, s.step,
                    s.verdict if s.verdict == "works" else f"**{s.verdict}**", s.why or "-",
-                   secs(s.seconds)) for s in steps]
+                   model.secs(s.seconds)) for s in steps]
     lines += ["", "### Commands", "", "| procedure | step | command | adapted to the drill |",
               "|---|---|---|---|"]
     lines += [_row(s.procedure, s.step, s.command or "-", s.adapted or "-") for s in steps]
     return [*lines, ""]
 
 
-def markdown(payload: Payload) -> str:
+def markdown(payload: model.Payload) -> str:
     """A Markdown report: run facts, procedure steps (when drilled), one row per drill,
     verdicts, phases, problems, bench. A run of procedures alone shows no drill sections."""
-    rows = drills(payload)
-    steps = procedures(payload)
-    ok = run_ok(payload, rows)
+    rows = model.drills(payload)
+    steps = model.procedures(payload)
+    ok = model.run_ok(payload, rows)
     lines = [f"# pgvdrill run {payload.get('run_id', '?')}: {'ok' if ok else 'FAILED'}", ""]
-    lines += [f"- {label}: {text}" for label, text in facts(payload)]
+    lines += [f"- {label}: {text}" for label, text in model.facts(payload)]
     if steps:
-        lines += [f"- Procedure steps: {len(steps)}: {procedure_summary(steps)}"]
+        lines += [f"- Procedure steps: {len(steps)}: {model.procedure_summary(steps)}"]
     if rows or not steps:
         lines += [f"- Drills: {len(rows)}, verified: {sum(d.ok for d in rows)}, "
                   f"failed: {sum(not d.ok for d in rows)}",
-                  f"- Targets judged: {summary(counts(rows))}"]
+                  f"- Targets judged: {model.summary(model.counts(rows))}"]
     lines.append("")
     if steps:
         lines += _procedures(steps)
     if rows or not steps:
         lines += _drill_sections(rows)
-    section = bench(payload)
+    section = model.bench(payload)
     if section is not None:
         lines += _bench(section)
     return "\n".join(lines)
 
 
-def _drill_sections(rows: list[Drill]) -> list[str]:
+def _drill_sections(rows: list[model.Drill]) -> list[str]:
     """Drills, Targets, Phases and Problems."""
     lines = ["## Drills", "",
              "| drill | kind | backup | restore | size | backup s | restore s | verified "
              "| targets |",
              "|---|---|---|---|---:|---:|---:|---|---|"]
-    lines += [_row(d.name, d.kind, d.backup, d.restore, size(d.size_bytes),
-                   secs(d.backup_seconds), secs(d.restore_seconds),
-                   "ok" if d.ok else "**FAILED**", summary(d.counts())) for d in rows]
+    lines += [_row(d.name, d.kind, d.backup, d.restore, model.size(d.size_bytes),
+                   model.secs(d.backup_seconds), model.secs(d.restore_seconds),
+                   "ok" if d.ok else "**FAILED**", model.summary(d.counts())) for d in rows]
     lines += ["", "## Targets", "", "| drill | target | status | measured | target value "
               "| detail |", "|---|---|---|---:|---:|---|"]
     lines += [_row(d.name, v.name, v.status if v.status == "pass" else f"**{v.status}**",
-                   figure(v.measured, v.unit), figure(v.target, v.unit), v.detail or "-")
+                   model.figure(v.measured, v.unit), model.figure(v.target, v.unit),
+                   v.detail or "-")
               for d in rows for v in d.verdicts]
     lines += ["", "## Phases", ""]
     timed = [d for d in rows if d.phases or d.items]
@@ -188,10 +175,10 @@ class _Families:
 _STATUS_VALUE = {"pass": 1.0, "fail": 0.0, "unknown": -1.0}
 
 
-def prometheus(payload: Payload, now: float) -> str:
+def prometheus(payload: model.Payload, now: float) -> str:
     """The run as a node_exporter textfile (all gauges). `now` stands in for the drill time
     when the payload records neither finished nor started."""
-    rows = drills(payload)
+    rows = model.drills(payload)
     fam = _Families()
     fam.family("pgvdrill_drill_success", "1 if the drill restored and verified, else 0.")
     fam.family("pgvdrill_last_drill_timestamp_seconds", "Unix time the last drill run ended.")
@@ -211,15 +198,15 @@ def prometheus(payload: Payload, now: float) -> str:
         fam.add("pgvdrill_backup_size_bytes", d.size_bytes, backup)
         fam.add("pgvdrill_backup_timestamp_seconds", d.backup_finished, backup)
         if d.kind == "rpo":  # named rpo:<mode>
-            fam.add("pgvdrill_rpo_seconds", num(d.measures.get("rpo_seconds")),
+            fam.add("pgvdrill_rpo_seconds", model.num(d.measures.get("rpo_seconds")),
                     {"mode": d.name.split(":", 1)[-1]})
         for v in d.verdicts:
             fam.add("pgvdrill_target_status", _STATUS_VALUE[v.status],
                     {"target": v.name, "drill": d.name})
-    stamps = (unix_time(payload.get(k)) for k in ("finished", "started"))
+    stamps = (model.unix_time(payload.get(k)) for k in ("finished", "started"))
     fam.add("pgvdrill_last_drill_timestamp_seconds",
             next((s for s in stamps if s is not None), now))
-    fam.add("pgvdrill_last_drill_success", 1.0 if run_ok(payload, rows) else 0.0)
+    fam.add("pgvdrill_last_drill_success", 1.0 if model.run_ok(payload, rows) else 0.0)
     return fam.render()
 
 
@@ -240,7 +227,7 @@ def _write_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def write_views(run_dir: Path, payload: Payload, now: float | None = None,
+def write_views(run_dir: Path, payload: model.Payload, now: float | None = None,
                 fail_on: FailOn = "fail") -> list[Path]:
     """Write report.md, report.html, junit.xml and metrics.prom into run_dir, each
     atomically (temporary name, then rename). `fail_on` decides which missed targets are
