@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Literal
 
-from pgvdrill.report.model import Drill, Payload, drills
+from pgvdrill.report.model import DrillRow, Payload, drills
 
 FailOn = Literal["fail", "unknown", "none"]
 # the verdict statuses that count as a missed target under each --fail-on
@@ -32,7 +32,7 @@ def _xml(text: str) -> str:
     return _ILLEGAL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
-def _testcase(drill: Drill, failing: frozenset[str]) -> tuple[ET.Element, str | None]:
+def _testcase(drill: DrillRow, failing: frozenset[str]) -> tuple[ET.Element, str | None]:
     """The drill's testcase and its outcome ("error", "failure" or None)."""
     case = ET.Element("testcase", classname=_xml(drill.kind), name=_xml(drill.name))
     if drill.restore_seconds is not None:

@@ -15,6 +15,7 @@ from pgvdrill.errors import ConfigError, DrillError, EnvironmentFailure, environ
 from pgvdrill.policy.targets import Targets
 from pgvdrill.policy.verdicts import counts, judged
 from pgvdrill.report.junit import FAILING, FailOn
+from pgvdrill.report.record import DrillEntry
 from pgvdrill.report.views import write_views
 
 SCHEMA = "pgvdrill.report/2"
@@ -82,8 +83,8 @@ def aborted(exc: BaseException) -> dict[str, Any]:
     the machine did (a full disk, a lost server), that cause."""
     why = f"the run stopped: {described(exc)}"
     cause = environment_cause(exc)
-    return {"drill": "run:aborted", "kind": "run", "ok": False, "error": why,
-            "problems": [why], "evidence": {}, **({"environment": cause} if cause else {})}
+    return DrillEntry("run:aborted", "run", False, evidence={}, problems=[why], error=why,
+                      environment=cause).as_dict()
 
 
 def missed(payload: dict[str, Any], fail_on: FailOn) -> int:

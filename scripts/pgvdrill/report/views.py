@@ -17,7 +17,7 @@ from pgvdrill.report.html import html
 from pgvdrill.report.junit import FailOn, junit
 from pgvdrill.report.model import (
     Bench,
-    Drill,
+    DrillRow,
     Payload,
     ProcedureStep,
     bench,
@@ -46,7 +46,7 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def _timings(drill: Drill) -> list[str]:
+def _timings(drill: DrillRow) -> list[str]:
     lines = [f"### {_cell(drill.name)}", "", f"Restore (RTO) {secs(drill.restore_seconds)} s.",
              "", "| step | name | seconds | size |", "|---|---|---:|---:|"]
     lines += [_row("phase", p.name, secs(p.seconds), "-") for p in drill.phases]
@@ -105,7 +105,7 @@ def markdown(payload: Payload) -> str:
     return "\n".join(lines)
 
 
-def _drill_sections(rows: list[Drill]) -> list[str]:
+def _drill_sections(rows: list[DrillRow]) -> list[str]:
     """Drills, Targets, Phases and Problems."""
     lines = ["## Drills", "",
              "| drill | kind | backup | restore | size | backup s | restore s | verified "
