@@ -30,8 +30,10 @@ from pgvdrill.cluster.docker_image import DEFAULT_TAG
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
 from pgvdrill.drill import dr as dr_drill
 from pgvdrill.drill.logical import DrillPlan, run_plan
+from pgvdrill.drill.physical import run_physical
 from pgvdrill.drill.pitr import KINDS as PITR_KINDS
-from pgvdrill.drill.pitr import PitrResult, run_pitr
+from pgvdrill.drill.pitr import run_pitr
+from pgvdrill.drill.record import DrillResult
 from pgvdrill.drill.source import dataset_template
 from pgvdrill.errors import (
     ENVIRONMENT_HINT,
@@ -43,6 +45,7 @@ from pgvdrill.errors import (
 )
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.policy.targets import load_targets
 from pgvdrill.proc.interrupts import Interrupted, handle_signals
 from pgvdrill.report import run_dir as report
@@ -199,7 +202,10 @@ def cmd_drill(args: argparse.Namespace) -> int:
     try:
         with backend_for(args, [run_dir]) as backend:
             result = run_plan(backend, plan, run_dir / "artifacts", say)
-            physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", say)
+            physical = run_physical(
+                backend, data, [BASE_BACKUP_SETTINGS[n] for n in args.physical],
+                run_dir / "artifacts" / "physical", say, recall_threshold=args.recall_threshold,
+                fast_checkpoint=args.fast_checkpoint)
             pitr = _run_pitr(args, backend, data)
     except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
         stopped = [report.aborted(exc)]  # the report says what stopped the run
@@ -212,7 +218,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
                          say, server=result.server, dataset=result.dataset)
 
 
-def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset) -> list[PitrResult]:
+def _run_pitr(args: argparse.Namespace, backend: Backend, data: Dataset
+              ) -> list[DrillResult]:
     """The PITR drills `args.pitr` asks for (none when it is empty), on a primary copied
     from the dataset's template."""
     if not args.pitr:

@@ -7,7 +7,7 @@ its declared shape is left out).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -32,8 +32,8 @@ class DrillEntry:
     backup: Record | None = None  # its "setting" names the backup
     restore: Record | None = None  # its "setting" names the restore; "seconds" its time
     measures: Record | None = None
-    phases: list[Record] | None = None  # {"phase", "seconds"}
-    items: list[Record] | None = None  # {"phase", "item", "seconds", "bytes", "segments"}
+    phases: Sequence[Record] | None = None  # {"phase", "seconds"}
+    items: Sequence[Record] | None = None  # {"phase", "item", "seconds", "bytes", "segments"}
     evidence: Record | None = None  # what the targets judge (policy.verdicts.evaluate)
     verification: Record | None = None  # {"checks": [{"name", "ok", "problems"}], ...}
     problems: list[str] | None = None
@@ -41,7 +41,7 @@ class DrillEntry:
     environment: str | None = None  # the machine's part in it (a full disk, a lost server)
     neutralised: Record | None = None  # what a restored copy's start changed
     target_kind: str | None = None  # a `pgvdrill drill --pitr` kind
-    verdicts: list[Record] | None = None  # added when the entry is judged
+    verdicts: Sequence[Record] | None = None  # added when the entry is judged
 
     def as_dict(self) -> dict[str, Any]:
         """The entry as report.json holds it."""
