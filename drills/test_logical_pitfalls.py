@@ -16,7 +16,7 @@ import pytest
 from fixtures.options import DrillOptions
 from pgvdrill.cli import main as cli
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.drill.logical import drop_database, restore_and_verify
+from pgvdrill.drill.logical import drop_database, restore_dump_and_verify
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import diagnose
@@ -117,7 +117,7 @@ def test_logical_pitfall_scoped_dump_lacks_create_extension_and_the_fix_verifies
     assert explained.message.startswith('restore failed: type "public.vector" does not exist')
     assert explained.hint.startswith(CREATE_EXTENSION_HINT)
     # the fix: CREATE EXTENSION vector first ('scoped' also skips re-creating public)
-    fixed = restore_and_verify(dumped, target, SOURCE_DB, PARTIAL_RESTORE_SETTINGS["scoped"],
+    fixed = restore_dump_and_verify(dumped, target, SOURCE_DB, PARTIAL_RESTORE_SETTINGS["scoped"],
                                source_snapshot)
     fixed.verification.raise_for_problems()
 
@@ -128,9 +128,9 @@ def test_logical_pitfall_ivfflat_built_before_its_data_loses_recall(
     options: DrillOptions,
 ) -> None:
     dumped = dumps(DUMP_SETTINGS["custom-z1"])
-    normal = restore_and_verify(dumped, target, "normal", FRESH, source_snapshot,
+    normal = restore_dump_and_verify(dumped, target, "normal", FRESH, source_snapshot,
                                 recall_threshold=options.recall_threshold)
-    schema_first = restore_and_verify(dumped, target, "schema_first",
+    schema_first = restore_dump_and_verify(dumped, target, "schema_first",
                                       PARTIAL_RESTORE_SETTINGS["data-runbook"],
                                       source_snapshot, recall_threshold=options.recall_threshold)
 

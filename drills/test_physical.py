@@ -22,7 +22,7 @@ from pgvdrill.drill.physical import (
     SEQUENCE_SLACK,
     PhysicalDrill,
     incremental_backup,
-    restore_and_verify,
+    restore_backup_and_verify,
 )
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import BackupError, ConfigError, RestoreError
@@ -82,7 +82,7 @@ def test_physical_restore(
     counts, bit-exact content, schema, valid indexes, amcheck, recall, same ANN answers."""
     backup = backups(setting)
 
-    drill = restore_and_verify(backend, backup, physical_source, physical_snapshot)
+    drill = restore_backup_and_verify(backend, backup, physical_source, physical_snapshot)
     record_drill(drill)
 
     drill.verification.raise_for_problems()
@@ -119,7 +119,7 @@ def test_physical_incremental_equals_full_at_the_same_point(
     with source.connect(SOURCE_DB) as conn:
         changed = snapshot(conn)
 
-    drill = restore_and_verify(backend, incremental, source, changed)
+    drill = restore_backup_and_verify(backend, incremental, source, changed)
     record_drill(drill)
 
     drill.verification.raise_for_problems()
@@ -239,7 +239,7 @@ def test_physical_drill_refuses_a_tampered_backup(
     tampered = BaseBackup(good.setting, copy, good.seconds, good.wal)
 
     with pytest.raises(BackupError, match="backup_manifest" if remove_manifest else "checksum"):
-        restore_and_verify(backend, tampered, physical_source, physical_snapshot)
+        restore_backup_and_verify(backend, tampered, physical_source, physical_snapshot)
 
 
 @pytest.mark.parametrize("archive", ["base.tar.gz", "pg_wal.tar.gz"])

@@ -47,7 +47,7 @@ from psycopg import sql
 from fixtures.options import drill_options
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.drill.logical import drop_database, restore_and_verify
+from pgvdrill.drill.logical import drop_database, restore_dump_and_verify
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.logical.pairing import user_tables
 from pgvdrill.logical.restore import (
@@ -495,7 +495,7 @@ def test_property_table_restore_brings_exactly_that_table(
             dumped = dump(property_source, dbname, DUMP_SETTINGS["custom-z1"], outdir)
             with property_source.connect(dbname) as src:
                 source = snapshot(src)
-            drilled = restore_and_verify(dumped, property_target, dbname, setting, source)
+            drilled = restore_dump_and_verify(dumped, property_target, dbname, setting, source)
             with property_source.connect(dbname) as src, \
                     property_target.connect(dbname) as tgt:
                 assert user_tables(tgt) == sorted(

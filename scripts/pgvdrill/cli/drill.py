@@ -33,12 +33,15 @@ from pgvdrill.cli.drill_options import (
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset, DatasetSpec, from_file, generate, real_dataset
 from pgvdrill.drill.logical import DrillPlan, run_plan
+from pgvdrill.drill.physical import run_physical
 from pgvdrill.drill.pitr import KINDS as PITR_KINDS
-from pgvdrill.drill.pitr import PitrResult, run_pitr
+from pgvdrill.drill.pitr import run_pitr
+from pgvdrill.drill.record import DrillResult
 from pgvdrill.drill.source import dataset_template
 from pgvdrill.errors import DrillError, clean_after
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.policy.targets import load_targets
 from pgvdrill.report import run_dir as report
 
@@ -124,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         with backend_for(options, [run_dir]) as backend:
             result = run_plan(backend, plan, run_dir / "artifacts", say)
-            physical = physcmd.run_drills(args, backend, data, run_dir / "artifacts", say)
+            physical = run_physical(
+                backend, data, [BASE_BACKUP_SETTINGS[n] for n in args.physical],
+                run_dir / "artifacts" / "physical", say, recall_threshold=args.recall_threshold,
+                fast_checkpoint=args.fast_checkpoint)
             pitr = _run_pitr(args.pitr, backend, data, options.workdir)
     except (DrillError, OSError, psycopg.Error, KeyboardInterrupt) as exc:
         stopped = [report.aborted(exc)]  # the report says what stopped the run
@@ -138,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_pitr(kinds: list[str], backend: Backend, data: Dataset, workdir: Path
-              ) -> list[PitrResult]:
+              ) -> list[DrillResult]:
     """The PITR drills of `kinds` (none when it is empty), on a primary copied from the
     dataset's template."""
     if not kinds:

@@ -8,9 +8,6 @@ from pathlib import Path
 
 from pgvdrill.backends import backend_for
 from pgvdrill.cli.common import Command, SubParsers, add_backend_options, backend_options, say
-from pgvdrill.cluster import Backend
-from pgvdrill.dataset import Dataset
-from pgvdrill.drill.physical import PhysicalDrill, PhysicalFailure, run_physical
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.physical.verifybackup import check_backup
 
@@ -36,16 +33,6 @@ def add_drill_options(drill: argparse.ArgumentParser) -> None:
     drill.add_argument("--logical", action=argparse.BooleanOptionalAction, default=True,
                        help="run the logical dump/restore drills (default; --no-logical "
                             "runs only --physical ones)")
-
-
-def run_drills(args: argparse.Namespace, backend: Backend, data: Dataset, outdir: Path,
-               say: Callable[[str], None]) -> list[PhysicalDrill | PhysicalFailure]:
-    """The physical drills `args.physical` asks for (none when it is empty)."""
-    if not args.physical:
-        return []
-    return run_physical(backend, data, [BASE_BACKUP_SETTINGS[n] for n in args.physical],
-                        outdir / "physical", say, recall_threshold=args.recall_threshold,
-                        fast_checkpoint=args.fast_checkpoint)
 
 
 def list_settings(say: Callable[[str], None]) -> None:

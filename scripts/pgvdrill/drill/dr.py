@@ -35,10 +35,10 @@ from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
 from pgvdrill.drill.archive_health import check_archive
 from pgvdrill.drill.dr_point import WalStream, comparison_point, sequences_now
-from pgvdrill.drill.logical import restore_and_verify
-from pgvdrill.drill.physical import ComparisonPoint
-from pgvdrill.drill.physical import restore_and_verify as restore_base
-from pgvdrill.errors import ConfigError, DrillError, clean_after, environment_cause
+from pgvdrill.drill.logical import restore_dump_and_verify
+from pgvdrill.drill.physical import ComparisonPoint, restore_backup_and_verify
+from pgvdrill.drill.record import DrillFailure, DrillResult
+from pgvdrill.errors import ConfigError, DrillError, clean_after
 from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
@@ -71,22 +71,26 @@ def _failed(kind: str, entry: Entry, why: str | BaseException,
             more: Sequence[str] = ()) -> dict[str, Any]:
     """The record of a drill of `entry` that failed with `why`; `more`: further problems
     found before it failed (the WAL archive's), kept in the report."""
-    text = why if isinstance(why, str) else report.described(why)
-    cause = None if isinstance(why, str) else environment_cause(why)
-    return {"drill": f"{kind}:{entry.id}", "kind": kind, "ok": False,
-            "backup": {"setting": entry.id, "seconds": entry.seconds,
-                       "size_bytes": entry.size_bytes, "finished": entry.finished},
-            "evidence": {"restore": {"kind": kind, "seconds": None, "why": text},
-                         "backup_age": {"kind": kind, "seconds": backup_age(entry)}},
-            "error": text, "problems": [text, *more],
-            **({"environment": cause} if cause and not more else {})}
+    return DrillFailure(
+        f"{kind}:{entry.id}", kind, why, stage=None,
+        backup={"setting": entry.id, "seconds": entry.seconds, "size_bytes": entry.size_bytes,
+                "finished": entry.finished},
+        more_evidence={"backup_age": {"kind": kind, "seconds": backup_age(entry)}},
+        listed=tuple(more)).as_dict()
 
 
-def _with_age(drill: dict[str, Any], entry: Entry) -> dict[str, Any]:
-    evidence = {**drill.get("evidence", {}),
-                "backup_age": {"kind": drill["kind"], "seconds": backup_age(entry)}}
-    return {**drill, "drill": f"{drill['kind']}:{entry.id}", "evidence": evidence,
-            "backup": {**drill.get("backup", {}), "catalog_id": entry.id}}
+def _with_age(drill: DrillResult, entry: Entry, more: Sequence[str] = ()) -> dict[str, Any]:
+    """The record of `drill`, a drill of `entry`: named by the catalog id, with the
+    backup's age; `more`: further problems (the WAL archive's), which fail it."""
+    recorded = drill.entry()
+    aged = replace(
+        recorded, drill=f"{drill.kind}:{entry.id}",
+        evidence={**(recorded.evidence or {}),
+                  "backup_age": {"kind": drill.kind, "seconds": backup_age(entry)}},
+        backup={**(recorded.backup or {}), "catalog_id": entry.id})
+    if more:
+        aged = replace(aged, ok=False, problems=[*(aged.problems or []), *more])
+    return aged.as_dict()
 
 
 def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
@@ -119,13 +123,13 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
                    f"{entry.id} has no globals.sql)")
                 + (f", without {', '.join(left)}" if left else ""))
             make_room(target, source.dbname)
-            drill = restore_and_verify(dumped, target, source.dbname,
-                                       RESTORE_SETTINGS["parallel-j2"], source_snapshot,
-                                       recall_threshold=recall_threshold)
+            drill = restore_dump_and_verify(dumped, target, source.dbname,
+                                            RESTORE_SETTINGS["parallel-j2"], source_snapshot,
+                                            recall_threshold=recall_threshold)
     except FAILURES as exc:
         return _failed("logical", entry, exc)
     say(f"  restore logical {entry.id}: {drill.summary()}")
-    return _with_age(drill.as_dict(), entry)
+    return _with_age(drill, entry)
 
 
 def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
@@ -145,10 +149,10 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
         with tempfile.TemporaryDirectory(prefix="dr-wal-", dir=default_workdir()) as wal:
             if replay is not None and isinstance(backend, LocalBackend):
                 replay = replay.copied(Path(wal), osuser.server_user())
-            drill = restore_base(backend, backup, source, source_snapshot,
-                                 recall_threshold=recall_threshold, dbname=source.dbname,
-                                 scratch=default_workdir(), replay=replay, point=point,
-                                 superuser=bootstrap_superuser(source))
+            drill = restore_backup_and_verify(
+                backend, backup, source, source_snapshot, recall_threshold=recall_threshold,
+                dbname=source.dbname, scratch=default_workdir(), replay=replay, point=point,
+                superuser=bootstrap_superuser(source))
     except FAILURES as exc:
         for problem in broken:
             say(f"  WAL archive: {problem}")
@@ -158,11 +162,9 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
         say(f"  restored copy: {drill.neutralised.summary()}")
         for warning in drill.neutralised.warnings:
             say(f"  restored copy: warning: {warning}")
-    result = _with_age(drill.as_dict(), entry)
     for problem in broken:
         say(f"  WAL archive: {problem}")
-    return {**result, "ok": False, "problems": [*result["problems"], *broken]} if broken \
-        else result
+    return _with_age(drill, entry, broken)
 
 
 def bootstrap_superuser(source: ExternalServer) -> str:
@@ -333,11 +335,9 @@ def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Pa
         facts["dataset"] = {"key": source.describe(), "bytes": _size(source)}
 
 def _missing(kind: str, repo: Repository) -> dict[str, Any]:
-    why = f"no complete {kind} backup in {repo.root}"
-    return {"drill": f"{kind}:none", "kind": kind, "ok": False, "error": why,
-            "problems": [why], "evidence": {
-                "restore": {"kind": kind, "seconds": None, "why": why},
-                "backup_age": {"kind": kind, "seconds": None}}}
+    return DrillFailure(f"{kind}:none", kind, f"no complete {kind} backup in {repo.root}",
+                        stage=None, more_evidence={"backup_age": {"kind": kind, "seconds": None}},
+                        listed=()).as_dict()
 
 
 def _size(source: ExternalServer) -> int:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, ClassVar
 
 from psycopg import sql
 
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.dataset import Dataset
+from pgvdrill.drill.record import DrillFailure, DrillResult, run_cases
 from pgvdrill.drill.source import SOURCE_DB, dataset_template
 from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import Archive
@@ -27,6 +30,7 @@ from pgvdrill.logical.pairing import (
     user_tables,
 )
 from pgvdrill.logical.restore import RestoreResult, RestoreSetting, restore
+from pgvdrill.report.record import DrillEntry
 from pgvdrill.timing import restore_phases
 from pgvdrill.verify import Check, Snapshot, Verification, snapshot, verify
 from pgvdrill.verify.ground_truth import ground_truth_check, index_recall
@@ -42,6 +46,7 @@ class LogicalDrill:
     dump: DumpResult
     restore: RestoreResult
     verification: Verification
+    kind: ClassVar[str] = "logical"
 
     @property
     def ok(self) -> bool:
@@ -84,17 +89,19 @@ class LogicalDrill:
                             "why": None if self.ok else "the restore did not verify"},
                 "throughput": throughput}
 
-    def as_dict(self) -> dict[str, object]:
-        return {"drill": self.name, "kind": "logical", "ok": self.ok,
-                "backup": self.dump.as_dict(), "restore": self.restore.as_dict(),
-                "measures": self.measures(),
-                "phases": restore_phases(list(self.restore.phases), self.verification.seconds),
-                "items": [i.as_dict() for i in self.restore.items],
-                "evidence": self.evidence(), "verification": self.verification.as_dict(),
-                "problems": self.problems()}
+    def entry(self) -> DrillEntry:
+        return DrillEntry(
+            self.name, self.kind, self.ok, backup=self.dump.as_dict(),
+            restore=self.restore.as_dict(), measures=self.measures(),
+            phases=restore_phases(list(self.restore.phases), self.verification.seconds),
+            items=[i.as_dict() for i in self.restore.items], evidence=self.evidence(),
+            verification=self.verification.as_dict(), problems=self.problems())
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.entry().as_dict()
 
 
-def restore_and_verify(
+def restore_dump_and_verify(
     dumped: DumpResult, target: Cluster, dbname: str, setting: RestoreSetting,
     source: Snapshot, *, data: Dataset | None = None, recall_threshold: float = 0.9,
     schema_source: Archive | None = None, source_index_recall: float | None = None,
@@ -153,6 +160,10 @@ def _arrival_problems(now: list[tuple[str, str]], restored: list[tuple[str, str]
     return problems
 
 
+def _dbname(dumped: DumpResult, setting: RestoreSetting) -> str:
+    return f"restored_{dumped.setting.name}_{setting.name}".replace("-", "_")
+
+
 def drop_database(cluster: Cluster, dbname: str) -> None:
     with cluster.connect() as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -169,46 +180,23 @@ class DrillPlan:
     recall_threshold: float = 0.9
 
 
-@dataclass
-class FailedDrill:
+def failed_restore(dumped: DumpResult, setting: RestoreSetting, error: DrillError
+                   ) -> DrillFailure:
     """A pairing whose restore could not run or failed (e.g. the target lacks pgvector)."""
-
-    dump: DumpResult
-    setting: RestoreSetting
-    error: DrillError
-    ok = False
-
-    @property
-    def name(self) -> str:
-        return f"logical:{self.dump.setting.name}->{self.setting.name}"
-
-    def summary(self) -> str:
-        return f"FAILED: {self.error.message.splitlines()[0]}"
-
-    def problems(self) -> list[str]:
-        return [str(self.error)]
-
-    def as_dict(self) -> dict[str, object]:
-        return {"drill": self.name, "kind": "logical", "ok": False,
-                "backup": self.dump.as_dict(), "restore": {"setting": self.setting.name},
-                "measures": self.dump.measures(),
-                "evidence": {"restore": {"kind": "logical", "seconds": None,
-                                         "why": f"the restore failed: {self.summary()}"}},
-                "error": str(self.error)}
-
-
-Drill = LogicalDrill | FailedDrill
+    return DrillFailure(f"logical:{dumped.setting.name}->{setting.name}", "logical", error,
+                        stage="restore", backup=dumped.as_dict(),
+                        restore={"setting": setting.name}, measures=dumped.measures())
 
 
 @dataclass
 class PlanResult:
-    drills: list[Drill]
+    drills: list[DrillResult]
     server: dict[str, object]
     dataset: dict[str, object]
     seconds: float
 
     @property
-    def failed(self) -> list[Drill]:
+    def failed(self) -> list[DrillResult]:
         return [d for d in self.drills if not d.ok]
 
     def as_dict(self) -> dict[str, object]:
@@ -225,7 +213,7 @@ def run_plan(
     template, load_seconds = dataset_template(backend, plan.data)
     progress(f"dataset {plan.data.spec.key()}: "
              + (f"loaded in {load_seconds:.1f}s" if load_seconds else "cached template"))
-    drills: list[Drill] = []
+    drills: list[DrillResult] = []
     with backend.cluster("source", template=template) as source, \
             backend.cluster("target") as target:
         with source.connect(SOURCE_DB) as conn:
@@ -241,32 +229,29 @@ def run_plan(
                 taken[setting.name] = dump(source, SOURCE_DB, setting, outdir)
             return taken[setting.name]
 
+        def restore_each(dumped: DumpResult, schema: Archive | None) -> list[DrillResult]:
+            def restored(setting: RestoreSetting) -> LogicalDrill:
+                return restore_dump_and_verify(
+                    dumped, target, _dbname(dumped, setting), setting, snap, data=plan.data,
+                    recall_threshold=plan.recall_threshold, schema_source=schema,
+                    source_index_recall=source_recall)
+
+            return run_cases(
+                plan.restore_settings, restored, partial(failed_restore, dumped), progress,
+                label=lambda setting: f"restore {setting.name}",
+                skip=partial(refusal, dumped.setting),
+                after=lambda setting, _: drop_database(target, _dbname(dumped, setting)))
+
         for setting in plan.dump_settings:
             dumped = dumped_with(setting)
             progress(f"backup {setting.name}: {dumped.seconds:.2f}s, "
                      f"{dumped.archive.size_bytes / 1e6:.1f} MB, "
                      f"{len(dumped.archive.toc)} TOC items"
                      + "".join(f"\n  - {p}" for p in dumped.toc_problems))
-            for rsetting in plan.restore_settings:
-                reason = refusal(setting, rsetting)
-                if reason is not None:
-                    progress(f"  restore {rsetting.name}: not applicable ({reason})")
-                    continue
-                schema_source = (dumped_with(SCHEMA_ONLY).archive
-                                 if setting.selection.section == "data" else None)
-                dbname = f"restored_{setting.name}_{rsetting.name}".replace("-", "_")
-                try:
-                    drill: Drill = restore_and_verify(
-                        dumped, target, dbname, rsetting, snap, data=plan.data,
-                        recall_threshold=plan.recall_threshold, schema_source=schema_source,
-                        source_index_recall=source_recall)
-                except DrillError as exc:
-                    drill = FailedDrill(dumped, rsetting, exc)
-                drop_database(target, dbname)
-                drills.append(drill)
-                progress(f"  restore {rsetting.name}: {drill.summary()}")
-                for problem in drill.problems():
-                    progress(f"    - {problem}")
+            schema_from = setting.selection.section == "data" and any(
+                refusal(setting, r) is None for r in plan.restore_settings)
+            drills += restore_each(
+                dumped, dumped_with(SCHEMA_ONLY).archive if schema_from else None)
         server = {**backend.facts(), "version": source.query("SHOW server_version")[0][0]}
     spec = plan.data.spec
     return PlanResult(drills, server,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
@@ -18,12 +18,14 @@ from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.dataset import Dataset
+from pgvdrill.drill.record import DrillFailure, DrillResult, Progress, run_cases
 from pgvdrill.drill.source import SOURCE_DB, dataset_template
 from pgvdrill.errors import DrillError, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import unpack
 from pgvdrill.physical.verifybackup import BackupCheck, check_backup
+from pgvdrill.report.record import DrillEntry
 from pgvdrill.repository.paths import copy_regular
 from pgvdrill.timing import Item, Phase, backup_measures, restore_phases
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
@@ -70,6 +72,7 @@ class PhysicalDrill:
     phases: RestorePhases      # result); none for a low-level copy, which has no manifest
     verification: Verification
     neutralised: Neutralised | None = None  # what the restored copy's start changed
+    kind: ClassVar[str] = "physical"
 
     @property
     def ok(self) -> bool:
@@ -95,22 +98,24 @@ class PhysicalDrill:
                 "throughput": [{"kind": "physical_backup", "bytes": self.backup.source_bytes,
                                 "seconds": self.backup.seconds}]}
 
-    def as_dict(self) -> dict[str, object]:
+    def entry(self) -> DrillEntry:
         replay = self.phases.replay
         measures = backup_measures(self.backup.source_bytes, self.backup.size_bytes,
                                    self.backup.seconds)
         if replay is not None:
             measures.update(wal_replay_bytes=replay.bytes, wal_replay_segments=replay.segments,
                             wal_replay_seconds=replay.seconds)
-        return {"drill": self.name, "kind": "physical", "ok": self.ok,
-                "backup": {**self.backup.as_dict(),
-                           "verifybackup": [c.as_dict() for c in self.checks]},
-                "restore": {"setting": self.phases.unpack_step, **self.phases.as_dict()},
-                "measures": measures, "phases": self.phases.phases(),
-                "items": [] if replay is None else [replay.as_dict()],
-                "evidence": self.evidence(), "verification": self.verification.as_dict(),
-                "problems": self.problems(),
-                **({"neutralised": self.neutralised.as_dict()} if self.neutralised else {})}
+        return DrillEntry(
+            self.name, self.kind, self.ok,
+            backup={**self.backup.as_dict(), "verifybackup": [c.as_dict() for c in self.checks]},
+            restore={"setting": self.phases.unpack_step, **self.phases.as_dict()},
+            measures=measures, phases=self.phases.phases(),
+            items=[] if replay is None else [replay.as_dict()], evidence=self.evidence(),
+            verification=self.verification.as_dict(), problems=self.problems(),
+            neutralised=None if self.neutralised is None else self.neutralised.as_dict())
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.entry().as_dict()
 
 
 @dataclass(frozen=True)
@@ -216,12 +221,11 @@ def _recover_to_point(cluster: Cluster, backup: BaseBackup, point: ComparisonPoi
             "backup is not judged)", "run the drill again")
 
 
-def restore_and_verify(backend: Backend, backup: BaseBackup, source: Server,
-                       source_snapshot: Snapshot, *, recall_threshold: float = 0.9,
-                       dbname: str = SOURCE_DB, scratch: Path | None = None,
-                       replay: ArchiveReplay | None = None,
-                       point: ComparisonPoint | None = None, superuser: str = "postgres"
-                       ) -> PhysicalDrill:
+def restore_backup_and_verify(
+        backend: Backend, backup: BaseBackup, source: Server, source_snapshot: Snapshot, *,
+        recall_threshold: float = 0.9, dbname: str = SOURCE_DB, scratch: Path | None = None,
+        replay: ArchiveReplay | None = None, point: ComparisonPoint | None = None,
+        superuser: str = "postgres") -> PhysicalDrill:
     """Check `backup` with pg_verifybackup, restore it into a fresh data directory, start
     it (with `replay`: recovering through the archive to its end; with `point`: to the
     moment `source_snapshot` shows) and verify it against the source (its snapshot, and
@@ -334,15 +338,14 @@ def incremental_backup(source: Cluster, outdir: Path, parent: BaseBackup, *,
                        parent=parent, fast_checkpoint=fast_checkpoint)
 
 
-def run_physical(backend: Backend, data: Dataset, settings: list[BaseBackupSetting],
-                 outdir: Path, progress: Callable[[str], None], *,
-                 recall_threshold: float = 0.9, fast_checkpoint: bool = False
-                 ) -> list[PhysicalDrill | PhysicalFailure]:
-    """Each setting's drill on a source holding `data` (summarize_wal on, for incremental
-    backups, which change the source and so run last)."""
+def run_physical(backend: Backend, data: Dataset, settings: Sequence[BaseBackupSetting],
+                 outdir: Path, progress: Progress, *, recall_threshold: float = 0.9,
+                 fast_checkpoint: bool = False) -> list[DrillResult]:
+    """Each setting's drill (none when `settings` is empty) on a source holding `data`
+    (summarize_wal on, for incremental backups, which change the source and so run last)."""
+    if not settings:
+        return []
     template, _ = dataset_template(backend, data)
-    drills: list[PhysicalDrill | PhysicalFailure] = []
-    ordered = sorted(settings, key=lambda s: s.method == "incremental")
     with backend.cluster("physical-source", template=template) as source:
         source.configure(summarize_wal=True)
         source.stop()
@@ -351,55 +354,31 @@ def run_physical(backend: Backend, data: Dataset, settings: list[BaseBackupSetti
                               fast_checkpoint=fast_checkpoint)
                   if any(s.method == "incremental" for s in settings) else None)
         with source.connect(SOURCE_DB) as conn:
-            snap = snapshot(conn)
-        for setting in ordered:
-            try:
-                if setting.method == "incremental":
-                    assert parent is not None
-                    backup = incremental_backup(source, outdir, parent,
-                                                fast_checkpoint=fast_checkpoint)
-                    with source.connect(SOURCE_DB) as conn:
-                        snap = snapshot(conn)
-                else:
-                    backup = base_backup(source, setting, outdir / setting.name,
-                                         fast_checkpoint=fast_checkpoint)
-                files = backup.files()
-                progress(f"base backup {setting.name}: {backup.seconds:.2f}s, "
-                         f"{backup.size_bytes / 1e6:.1f} MB, WAL {backup.start_lsn} to "
-                         f"{backup.end_lsn}, "
-                         + (", ".join(files) if len(files) <= 4 else "a data directory"))
-                drill: PhysicalDrill | PhysicalFailure = restore_and_verify(
-                    backend, backup, source, snap, recall_threshold=recall_threshold)
-            except DrillError as exc:
-                drill = PhysicalFailure(setting, exc)
-            drills.append(drill)
-            progress(f"  restore {setting.name}: {drill.summary()}")
-            for problem in drill.problems():
-                progress(f"    - {problem}")
-    return drills
+            snaps = [snapshot(conn)]  # the source as the next backup holds it
+
+        def drilled(setting: BaseBackupSetting) -> PhysicalDrill:
+            if setting.method == "incremental":
+                assert parent is not None
+                backup = incremental_backup(source, outdir, parent,
+                                            fast_checkpoint=fast_checkpoint)
+                with source.connect(SOURCE_DB) as conn:
+                    snaps.append(snapshot(conn))
+            else:
+                backup = base_backup(source, setting, outdir / setting.name,
+                                     fast_checkpoint=fast_checkpoint)
+            files = backup.files()
+            progress(f"base backup {setting.name}: {backup.seconds:.2f}s, "
+                     f"{backup.size_bytes / 1e6:.1f} MB, WAL {backup.start_lsn} to "
+                     f"{backup.end_lsn}, "
+                     + (", ".join(files) if len(files) <= 4 else "a data directory"))
+            return restore_backup_and_verify(backend, backup, source, snaps[-1],
+                                             recall_threshold=recall_threshold)
+
+        return run_cases(sorted(settings, key=lambda s: s.method == "incremental"), drilled,
+                         failed_drill, progress, label=lambda setting: f"restore {setting.name}")
 
 
-@dataclass
-class PhysicalFailure:
+def failed_drill(setting: BaseBackupSetting, error: DrillError) -> DrillFailure:
     """A physical drill whose backup, check or restore failed outright."""
-
-    setting: BaseBackupSetting
-    error: DrillError
-    ok = False
-
-    @property
-    def name(self) -> str:
-        return f"physical:{self.setting.name}"
-
-    def summary(self) -> str:
-        return f"FAILED: {self.error.message.splitlines()[0]}"
-
-    def problems(self) -> list[str]:
-        return [str(self.error)]
-
-    def as_dict(self) -> dict[str, object]:
-        return {"drill": self.name, "kind": "physical", "ok": False,
-                "backup": {"setting": self.setting.name},
-                "evidence": {"restore": {"kind": "physical", "seconds": None,
-                                         "why": f"the drill failed: {self.summary()}"}},
-                "error": str(self.error)}
+    return DrillFailure(f"physical:{setting.name}", "physical", error,
+                        backup={"setting": setting.name})

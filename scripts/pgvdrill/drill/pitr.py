@@ -13,14 +13,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.record import DrillFailure, DrillResult, Progress, run_cases
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import DrillError, clean_after, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import restore_base_backup_timed
+from pgvdrill.report.record import DrillEntry
 from pgvdrill.timing import Item, Phase, restore_phases
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.wal.archiving import (
@@ -103,17 +106,23 @@ def archive_markers(backend: Backend, template: str, workdir: Path) -> Archived:
 class PitrDrill:
     """One recovery: what it aimed at, its phases, and the boundary check."""
 
-    name: str
+    target: str  # the recovery target, as Target.label() says it
     backup_seconds: float
     copy_seconds: float
     recovery: Recovery
-    problems: list[str] = field(default_factory=list)
+    boundary_problems: list[str] = field(default_factory=list)
     verify_seconds: float = 0.0
+    target_kind: str | None = None  # the `pgvdrill drill --pitr` kind it drills
+    kind: ClassVar[str] = "pitr"
+
+    @property
+    def name(self) -> str:
+        return f"pitr:{self.target_kind or self.target}"
 
     @property
     def ok(self) -> bool:
         """Recovered to the target (promoted, or paused there as asked), boundary exact."""
-        return self.recovery.state in ("promoted", "paused") and not self.problems
+        return self.recovery.state in ("promoted", "paused") and not self.boundary_problems
 
     @property
     def restore_seconds(self) -> float:
@@ -124,7 +133,10 @@ class PitrDrill:
         return (f"restore {self.restore_seconds:.2f}s (copy {self.copy_seconds:.2f}s, start to "
                 f"{self.recovery.state} {self.recovery.start_to_ready:.2f}s, WAL replay "
                 f"{'-' if replay is None else f'{replay:.2f}'}s), boundary "
-                f"{'ok' if not self.problems else 'WRONG'}")
+                f"{'ok' if not self.boundary_problems else 'WRONG'}")
+
+    def problems(self) -> list[str]:
+        return self.boundary_problems
 
     def replay(self) -> Item | None:
         r = self.recovery
@@ -142,21 +154,24 @@ class PitrDrill:
                                 "bytes": None if replay is None else replay.bytes,
                                 "seconds": None if replay is None else replay.seconds}]}
 
-    def as_dict(self) -> dict[str, object]:
+    def entry(self) -> DrillEntry:
         replay = self.replay()
         measures = {} if replay is None else {
             "wal_replay_bytes": replay.bytes, "wal_replay_segments": replay.segments,
             "wal_replay_seconds": replay.seconds}
         phases = [Phase("copy", self.copy_seconds),
                   Phase("start", self.recovery.start_to_ready)]
-        return {"drill": f"pitr:{self.name}", "kind": "pitr", "ok": self.ok,
-                "backup": {"setting": "plain", "seconds": round(self.backup_seconds, 3)},
-                "restore": {"setting": self.name, "seconds": round(self.restore_seconds, 3),
-                            "copy_seconds": round(self.copy_seconds, 3),
-                            **self.recovery.as_dict()},
-                "measures": measures, "phases": restore_phases(phases, self.verify_seconds),
-                "items": [] if replay is None else [replay.as_dict()],
-                "evidence": self.evidence(), "problems": self.problems}
+        return DrillEntry(
+            self.name, self.kind, self.ok,
+            backup={"setting": "plain", "seconds": round(self.backup_seconds, 3)},
+            restore={"setting": self.target, "seconds": round(self.restore_seconds, 3),
+                     "copy_seconds": round(self.copy_seconds, 3), **self.recovery.as_dict()},
+            measures=measures, phases=restore_phases(phases, self.verify_seconds),
+            items=[] if replay is None else [replay.as_dict()], evidence=self.evidence(),
+            problems=self.boundary_problems, target_kind=self.target_kind)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.entry().as_dict()
 
 
 def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
@@ -171,42 +186,13 @@ def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
     if recovery.state != "shut down":
         started = time.monotonic()
         with cluster.connect(SOURCE_DB) as conn:
-            result.problems = boundary_problems(conn, *archived.upto(expected))
+            result.boundary_problems = boundary_problems(conn, *archived.upto(expected))
         result.verify_seconds = time.monotonic() - started
     return cluster, result
 
 
-@dataclass
-class PitrResult:
-    """One `--pitr` kind's outcome for the CLI report: the drill, or the error it hit."""
-
-    kind: str
-    drill: PitrDrill | None = None
-    error: DrillError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.drill is not None and self.drill.ok
-
-    def summary(self) -> str:
-        if self.drill is None:
-            return f"FAILED: {self.error.message.splitlines()[0] if self.error else '?'}"
-        return self.drill.summary()
-
-    def problems(self) -> list[str]:
-        return self.drill.problems if self.drill is not None else [str(self.error)]
-
-    def as_dict(self) -> dict[str, object]:
-        details = self.drill.as_dict() if self.drill is not None else {
-            "evidence": {"restore": {"kind": "pitr", "seconds": None,
-                                     "why": f"the drill failed: {self.summary()}"}},
-            "error": str(self.error)}
-        return {**details, "drill": f"pitr:{self.kind}", "kind": "pitr",
-                "target_kind": self.kind, "ok": self.ok}
-
-
 def run_pitr(backend: Backend, template: str, kinds: list[str], workdir: Path,
-             progress: Callable[[str], None]) -> list[PitrResult]:
+             progress: Progress) -> list[DrillResult]:
     """Archive the marker workload on a primary from `template`, then for each of `kinds`
     (keys of KINDS) restore the base backup, recover to that target and check the marker
     boundary. Backups and archive live in a scratch directory below `workdir` (which the
@@ -226,21 +212,23 @@ def run_pitr(backend: Backend, template: str, kinds: list[str], workdir: Path,
             restored.append(cluster)
             return cluster, unpacked.seconds
 
-        results: list[PitrResult] = []
-        for kind in kinds:
+        def drilled(kind: str) -> PitrDrill:
             make_target, expected = KINDS[kind]
-            result = PitrResult(kind)
-            try:
-                _, result.drill = pitr_drill(archived, restore, make_target(archived.markers),
-                                             f"pitr-{kind}", expected)
-            except DrillError as exc:
-                result.error = exc
+            _, drill = pitr_drill(archived, restore, make_target(archived.markers),
+                                  f"pitr-{kind}", expected)
+            drill.target_kind = kind
+            return drill
+
+        def failed(kind: str, error: DrillError) -> DrillFailure:
+            return DrillFailure(f"pitr:{kind}", "pitr", error, target_kind=kind)
+
+        def destroy_copies(kind: str, result: DrillResult) -> None:
+            error = result.exception if isinstance(result, DrillFailure) else None
             while restored:  # a failure here is the drill's error, or a note on it
-                clean_after(result.error, restored.pop().destroy, f"the pitr-{kind} copy")
-            results.append(result)
-            progress(f"  pitr {kind} (markers 1-{expected} expected): {result.summary()}")
-            for problem in result.problems():
-                progress(f"    - {problem}")
-        return results
+                clean_after(error, restored.pop().destroy, f"the pitr-{kind} copy")
+
+        return run_cases(kinds, drilled, failed, progress, after=destroy_copies,
+                         label=lambda kind: f"pitr {kind} (markers 1-{KINDS[kind][1]} "
+                                            "expected)")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pgvdrill.cluster.base import ConfigValue, quote
 from pgvdrill.cluster.local import LocalCluster
-from pgvdrill.drill.physical import SEQUENCE_SLACK, restore_and_verify
+from pgvdrill.drill.physical import SEQUENCE_SLACK, restore_backup_and_verify
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
@@ -124,7 +124,7 @@ def base_backup_step(pack: PackRun, ws: Workspace, source: LocalCluster, snap: S
             return None
         taken = BaseBackup(BASE_BACKUP_SETTINGS["tar-gz"], dest, result.seconds,
                            manifest_ranges(dest / "backup_manifest"))
-        drill = restore_and_verify(pack.backend, taken, source, snap)
+        drill = restore_backup_and_verify(pack.backend, taken, source, snap)
         out.problems += drill.problems()
         files = ", ".join(taken.files())
         streamed = ("; its WAL is in pg_wal.tar.gz although the command has no -X "

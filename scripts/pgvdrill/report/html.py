@@ -17,7 +17,7 @@ from pgvdrill.report import charts
 from pgvdrill.report.model import (
     STATUSES,
     Bench,
-    Drill,
+    DrillRow,
     Payload,
     ProcedureStep,
     bench,
@@ -26,7 +26,6 @@ from pgvdrill.report.model import (
     duration,
     facts,
     figure,
-    mapping,
     num,
     procedure_summary,
     procedures,
@@ -34,6 +33,7 @@ from pgvdrill.report.model import (
     secs,
     size,
 )
+from pgvdrill.report.record import mapping
 
 #: chart fills; the page's own chrome (header, badges) uses other shades of green and red
 STATUS_COLOURS = {"pass": "#1e8e3e", "fail": "#d93025", "unknown": "#80868b"}
@@ -138,7 +138,7 @@ def _badge(status: str, text: str, tip: str = "") -> str:
             f"{SYMBOLS.get(status, '?')} {_e(text)}</span>")
 
 
-def _header(payload: Payload, rows: list[Drill], steps: list[ProcedureStep]) -> str:
+def _header(payload: Payload, rows: list[DrillRow], steps: list[ProcedureStep]) -> str:
     ok = run_ok(payload, rows)
     counted = counts(rows)
     verified = sum(d.ok for d in rows)
@@ -183,7 +183,7 @@ def _facts(payload: Payload) -> str:
     return f'<section><h2>Run</h2><dl class="facts" id="facts">{items}</dl></section>'
 
 
-def _drills(rows: list[Drill]) -> str:
+def _drills(rows: list[DrillRow]) -> str:
     head = [("drill", ""), ("kind", ""), ("backup size", "num"), ("backup s", "num"),
             ("restore s (RTO)", "num"), ("verified", ""), ("targets", "")]
     body = [[_td(d.name, "name"), _td(d.kind), _td(size(d.size_bytes), "num"),
@@ -202,7 +202,7 @@ def _note(status: str, measured: float | None, target: float | None, unit: str) 
     return f"{SYMBOLS.get(status, '?')} {status}: {shown} ({bound} {figure(target, unit)})"
 
 
-def _targets_chart(rows: list[Drill]) -> str:
+def _targets_chart(rows: list[DrillRow]) -> str:
     groups = [(d.name, [charts.RatioRow(v.name, v.shortfall, v.status,
                                         _note(v.status, v.measured, v.target, v.unit))
                         for v in d.verdicts]) for d in rows if d.verdicts]
@@ -234,7 +234,7 @@ def _colour(name: str, known: dict[str, str], seen: list[str]) -> str:
     return PALETTE[seen.index(name) % len(PALETTE)]
 
 
-def _phases_chart(rows: list[Drill]) -> str:
+def _phases_chart(rows: list[DrillRow]) -> str:
     timed = [d for d in rows if any(p.seconds is not None for p in d.phases)]
     if not timed:
         return ""
@@ -272,8 +272,8 @@ def _binary_unit(value: float) -> tuple[float, str]:
     return unit, name
 
 
-def _sizes_chart(payload: Payload, rows: list[Drill]) -> str:
-    seen: dict[tuple[str, str], Drill] = {}
+def _sizes_chart(payload: Payload, rows: list[DrillRow]) -> str:
+    seen: dict[tuple[str, str], DrillRow] = {}
     for d in rows:
         if d.size_bytes is not None:
             seen.setdefault((d.kind, d.backup), d)
@@ -297,7 +297,7 @@ def _sizes_chart(payload: Payload, rows: list[Drill]) -> str:
     return _figure("Backup size per backup", svg, "Bytes on disk of each backup, by kind.")
 
 
-def _verdicts(rows: list[Drill]) -> str:
+def _verdicts(rows: list[DrillRow]) -> str:
     head = [("target", ""), ("status", ""), ("measured", "num"), ("target value", "num"),
             ("detail", "")]
     body: list[list[str]] = []
@@ -310,7 +310,7 @@ def _verdicts(rows: list[Drill]) -> str:
     return "<section><h2>Targets</h2>" + _table("verdicts", head, body) + "</section>"
 
 
-def _items(rows: list[Drill]) -> str:
+def _items(rows: list[DrillRow]) -> str:
     parts = ['<section id="timings"><h2>Timings per phase and item</h2>',
              '<p class="none">Items come from the server\'s statement log: data load per '
              "table, build per index, WAL replay. Under pg_restore -j they overlap.</p>"]
@@ -329,7 +329,7 @@ def _items(rows: list[Drill]) -> str:
     return "".join(parts) + "</section>"
 
 
-def _problems(rows: list[Drill]) -> str:
+def _problems(rows: list[DrillRow]) -> str:
     troubled = [d for d in rows if d.problems]
     body = "".join(
         f"<h3>{_e(d.name)} {_badge('pass', 'ok') if d.ok else _badge('fail', 'FAILED')}</h3>"

@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from pgvdrill.policy.fail_on import FAILING, FailOn
-from pgvdrill.report.model import Drill, Payload, drills
+from pgvdrill.report.model import DrillRow, Payload, drills
 
 # characters XML 1.0 cannot carry at all (pg_restore output may hold control characters)
 _ILLEGAL = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -24,7 +24,7 @@ def _xml(text: str) -> str:
     return _ILLEGAL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
-def _testcase(drill: Drill, failing: frozenset[str]) -> tuple[ET.Element, str | None]:
+def _testcase(drill: DrillRow, failing: frozenset[str]) -> tuple[ET.Element, str | None]:
     """The drill's testcase and its outcome ("error", "failure" or None)."""
     case = ET.Element("testcase", classname=_xml(drill.kind), name=_xml(drill.name))
     if drill.restore_seconds is not None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pgvdrill.report.record import DrillEntry, listing, mapping
+
 Payload = Mapping[str, Any]
 STATUSES = ("pass", "fail", "unknown")
 
@@ -21,14 +23,6 @@ def num(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def listing(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def unix_time(value: object) -> float | None:
@@ -76,7 +70,7 @@ class VerdictRow:
 
 
 @dataclass(frozen=True)
-class Drill:
+class DrillRow:
     """One drill flattened for the views; None means the figure was not recorded."""
 
     name: str
@@ -115,54 +109,54 @@ def _verdict(entry: object) -> VerdictRow:
                       str(data.get("unit") or ""), str(data.get("detail") or ""))
 
 
-def _problems(drill: Mapping[str, Any]) -> tuple[str, ...]:
+def _problems(entry: DrillEntry) -> tuple[str, ...]:
     """Every problem a drill records, once each: its error, TOC problems, problems, failed
     checks; a drill that is not ok but records none says so."""
     found: list[str] = []
-    if drill.get("error"):
-        found.append(str(drill["error"]))
-    found += [str(p) for p in listing(mapping(drill.get("backup")).get("toc_problems"))]
-    found += [str(p) for p in listing(drill.get("problems"))]
-    for check in listing(mapping(drill.get("verification")).get("checks")):
+    if entry.error:
+        found.append(entry.error)
+    found += [str(p) for p in listing(mapping(entry.backup).get("toc_problems"))]
+    found += entry.problems or []
+    for check in listing(mapping(entry.verification).get("checks")):
         check = mapping(check)
         name = check.get("name", "check")
         listed = [f"{name}: {p}" for p in listing(check.get("problems"))]
         if not listed and check.get("ok") is False:
             listed = [f"{name}: failed"]
         found += [p for p in listed if not any(p in known for known in found)]
-    if not found and drill.get("ok") is not True:
+    if not found and not entry.ok:
         found.append("not verified (no problem recorded)")
     return tuple(dict.fromkeys(found))
 
 
-def drill(entry: object) -> Drill:
-    data = mapping(entry)
-    backup, restore = mapping(data.get("backup")), mapping(data.get("restore"))
-    name = str(data.get("drill") or "?")
-    return Drill(
-        name=name,
-        kind=str(data.get("kind") or name.split(":", 1)[0]),
-        ok=data.get("ok") is True,
+def drill(data: object) -> DrillRow:
+    """A report entry flattened for the views."""
+    entry = DrillEntry.parse(data)
+    backup, restore = mapping(entry.backup), mapping(entry.restore)
+    return DrillRow(
+        name=entry.drill,
+        kind=entry.kind,
+        ok=entry.ok,
         backup=str(backup.get("setting") or "unknown"),
         restore=str(restore.get("setting") or "unknown"),
         backup_seconds=num(backup.get("seconds")),
         size_bytes=num(backup.get("size_bytes")),
         backup_finished=unix_time(backup.get("finished")),
         restore_seconds=num(restore.get("seconds")),
-        measures=mapping(data.get("measures")),
-        phases=tuple(_timing(p, "phase") for p in listing(data.get("phases"))),
-        items=tuple(_timing(i, "item") for i in listing(data.get("items"))),
-        verdicts=tuple(_verdict(v) for v in listing(data.get("verdicts"))),
-        problems=_problems(data),
-        error=str(data["error"]) if data.get("error") else None,
+        measures=mapping(entry.measures),
+        phases=tuple(_timing(p, "phase") for p in entry.phases or []),
+        items=tuple(_timing(i, "item") for i in entry.items or []),
+        verdicts=tuple(_verdict(v) for v in entry.verdicts or []),
+        problems=_problems(entry),
+        error=entry.error,
     )
 
 
-def drills(payload: Payload) -> list[Drill]:
+def drills(payload: Payload) -> list[DrillRow]:
     return [drill(d) for d in listing(payload.get("drills"))]
 
 
-def counts(rows: list[Drill]) -> dict[str, int]:
+def counts(rows: list[DrillRow]) -> dict[str, int]:
     """Verdict counts over the drills shown (the payload's `verdicts`, recomputed)."""
     return {s: sum(d.counts()[s] for d in rows) for s in STATUSES}
 
@@ -172,7 +166,7 @@ def summary(counted: Mapping[str, int]) -> str:
     return ", ".join(f"{counted[s]} {s}" for s in STATUSES if counted.get(s)) or "-"
 
 
-def run_ok(payload: Payload, rows: list[Drill]) -> bool:
+def run_ok(payload: Payload, rows: list[DrillRow]) -> bool:
     return payload.get("ok") is True and all(d.ok for d in rows)
 
 

@@ -16,6 +16,7 @@ from pgvdrill.errors import ConfigError, DrillError, environment_cause
 from pgvdrill.policy.fail_on import FailOn, exit_code
 from pgvdrill.policy.targets import Targets
 from pgvdrill.policy.verdicts import counts, judged
+from pgvdrill.report.record import DrillEntry
 from pgvdrill.report.views import write_views
 
 SCHEMA = "pgvdrill.report/2"
@@ -82,8 +83,8 @@ def aborted(exc: BaseException) -> dict[str, Any]:
     the machine did (a full disk, a lost server), that cause."""
     why = f"the run stopped: {described(exc)}"
     cause = environment_cause(exc)
-    return {"drill": "run:aborted", "kind": "run", "ok": False, "error": why,
-            "problems": [why], "evidence": {}, **({"environment": cause} if cause else {})}
+    return DrillEntry("run:aborted", "run", False, evidence={}, problems=[why], error=why,
+                      environment=cause).as_dict()
 
 
 def finish(source: str, run_dir: Path, started: datetime, drills: list[dict[str, Any]],

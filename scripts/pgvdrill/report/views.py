@@ -29,7 +29,7 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def _timings(drill: model.Drill) -> list[str]:
+def _timings(drill: model.DrillRow) -> list[str]:
     lines = [f"### {_cell(drill.name)}", "",
              f"Restore (RTO) {model.secs(drill.restore_seconds)} s.", "",
              "| step | name | seconds | size |", "|---|---|---:|---:|"]
@@ -91,7 +91,7 @@ def markdown(payload: model.Payload) -> str:
     return "\n".join(lines)
 
 
-def _drill_sections(rows: list[model.Drill]) -> list[str]:
+def _drill_sections(rows: list[model.DrillRow]) -> list[str]:
     """Drills, Targets, Phases and Problems."""
     lines = ["## Drills", "",
              "| drill | kind | backup | restore | size | backup s | restore s | verified "
