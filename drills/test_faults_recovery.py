@@ -28,16 +28,16 @@ from fixtures.segments import segment_bytes
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend
 from pgvdrill.cluster.ports import lease
+from pgvdrill.cluster.wal_commands import python_for, restore_command
 from pgvdrill.drill.physical import ArchiveReplay, replay_problems
 from pgvdrill.drill.pitr import Archived, Restore, archive_markers
 from pgvdrill.errors import RestoreError
 from pgvdrill.installation import Installation
 from pgvdrill.proc import runner
-from pgvdrill.wal.archiving import python_for, restore_command
+from pgvdrill.restore_status import ABORT_RECOVERY, NOT_IN_ARCHIVE
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, Segment, format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, archive_end, recover
-from pgvdrill.wal.walcmd import ABORT_RECOVERY, NOT_IN_ARCHIVE
 
 SEGMENT = "000000010000000000000003"
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from pgvdrill import osuser
+from pgvdrill.cluster import wal_commands
 from pgvdrill.cluster.base import LIBPQ_VARIABLES
 from pgvdrill.cluster.directory import (
     SUPERUSER,
@@ -33,7 +34,6 @@ from pgvdrill.proc import group as procgroup
 from pgvdrill.proc import runner
 from pgvdrill.proc.runner import ToolCall
 from pgvdrill.proc.wait import wait_until
-from pgvdrill.wal import archiving
 
 
 def _gone(pid: int) -> bool:
@@ -117,10 +117,10 @@ class LocalCluster(DirectoryCluster):
         return call.run([self.installation.tool(call.tool)], self.conninfo.env(call.dbname))
 
     def archive_command(self, dest: Path) -> str:
-        return archiving.archive_command(dest, self.server_user)
+        return wal_commands.archive_command(dest, self.server_user)
 
     def restore_command(self, source: Path, *, partial: bool = False) -> str:
-        return archiving.restore_command(source, self.server_user, partial=partial)
+        return wal_commands.restore_command(source, self.server_user, partial=partial)
 
     def process_command(self, tool: str, args: list[str], env: Mapping[str, str]
                         ) -> tuple[list[str], dict[str, str | None]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pgvdrill.backup.source import config_tools
 from pgvdrill.backup.stored import base_backup_of, has_wal, wal_reach
+from pgvdrill.cluster.wal_commands import restore_command
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.ops.restore_choose import (
@@ -32,7 +33,7 @@ from pgvdrill.ops.restore_datadir import (
 from pgvdrill.ops.restore_place import refuse_unsafe_place
 from pgvdrill.proc import runner
 from pgvdrill.repository import Entry, Repository, file_problems
-from pgvdrill.wal.archiving import expected_spans, restore_command
+from pgvdrill.wal.archiving import expected_spans
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target

@@ -22,7 +22,7 @@ from typing import Literal
 from pgvdrill.config import CONFIG_ENV, Config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.sync_rsync import is_remote
-from pgvdrill.wal.walcmd import as_restore_command
+from pgvdrill.restore_status import as_restore_command
 
 FORMATS = ("systemd", "cron", "archiving")
 CRON_FILE = "pgvdrill.cron"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
+from pgvdrill.cluster.wal_commands import archive_command as archive_wal_command
 from pgvdrill.config import Procedure
 from pgvdrill.drill.physical import SEQUENCE_SLACK
 from pgvdrill.drill.source import SOURCE_DB
@@ -35,7 +36,6 @@ from pgvdrill.procedures.template import placeholders, render
 from pgvdrill.procedures.verification import check_restored
 from pgvdrill.procedures.workspace import Workspace, dsn, started
 from pgvdrill.verify import Snapshot, snapshot
-from pgvdrill.wal.archiving import archive_command as archive_wal_command
 from pgvdrill.wal.names import parse_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, recover
 
