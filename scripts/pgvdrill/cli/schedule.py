@@ -44,7 +44,7 @@ EPILOG = """what it writes (--output-dir DIR) or prints:
              standard-library-only variant) for postgresql.conf
   Schedule (the runbook's): logical backup daily 02:00, physical backup Sunday 01:00,
   each followed by pgvdrill sync if [sync.rsync] or [sync.s3] is configured; retention
-  daily 03:00; drill --config --take on the first Sunday of the month 04:00 (after that
+  daily 03:00; dr-drill --config --take on the first Sunday of the month 04:00 (after that
   night's backups and cleanup; it takes its own backups, so writes on the source do not
   fail it: remove --take for a standby source and pause its replay instead).
   A file DIR already holds with other content is never overwritten.

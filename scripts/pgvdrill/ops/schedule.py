@@ -89,7 +89,7 @@ def jobs(config: Config, install: Install) -> list[Job]:
         Job("pgvdrill-retention", "cleanup by the retention policy", ("retention",),
             "*-*-* 03:00:00", "0 3 * * *", (repo,), "cleanup"),
         Job("pgvdrill-drill", "monthly disaster-recovery drill",
-            ("drill", "--config", str(install.config), "--take", "--workdir", DRILL_WORKDIR),
+            ("dr-drill", "--config", str(install.config), "--take", "--workdir", DRILL_WORKDIR),
             "Sun *-*-01..07 04:00:00", "0 4 * * 0", (reports, *backups), "drill",
             first_week=True, delay="30min"),
     ]
