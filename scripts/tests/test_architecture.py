@@ -22,13 +22,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pgvdrill"
 # Bottom to top: a module may import only from its own layer or a layer below it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
-        "errors", "identifiers", "files", "proc", "osuser", "installation", "timing",
-        "statement_log", "server", "config", "cluster", "dataset", "repository", "backends",
+        "errors", "identifiers", "files", "proc", "restore_status", "osuser", "installation",
+        "timing", "statement_log", "server", "config", "cluster", "dataset", "backends",
     ),
-    ("logical", "physical", "wal", "verify"),
-    ("policy", "report"),
+    ("logical", "physical", "wal", "verify", "repository"),
+    ("backup", "policy", "report"),
     ("drill",),
-    ("ops", "bench", "procedures", "backup"),
+    ("ops", "bench", "procedures"),
     ("cli",),
 )  # fmt: skip
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
