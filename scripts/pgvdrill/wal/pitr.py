@@ -32,7 +32,8 @@ Action = Literal["promote", "pause", "shutdown"]
 NOT_REACHED = "recovery ended before configured recovery target was reached"
 BEFORE_CONSISTENT = "requested recovery stop point is before consistent recovery point"
 SHUTDOWN_AT_TARGET = "shutdown at recovery target"
-# restore_command failed other than "no such file" (restore_status.ABORT_RECOVERY): FATAL, no promotion
+# restore_command failed other than "no such file" (restore_status.ABORT_RECOVERY): FATAL,
+# no promotion
 _NOT_RESTORED = re.compile(r'could not restore file "([^"]+)" from archive: (.+)')
 _RESTORE_WAL_SAID = re.compile(r"pgvdrill restore-wal: cannot restore .+")
 
