@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 from pgvector.psycopg import register_vector
 
 from fixtures.clusters import source_copy
@@ -94,7 +95,14 @@ class RpoDrill:
                             **self.recovery.as_dict()}}
 
 
-primary = source_copy("rpo-primary")
+rpo_source = source_copy("rpo-primary")
+
+
+@pytest.fixture
+def primary(rpo_source: Cluster) -> DirectoryCluster:
+    """A started copy of the source, whose data directory this test removes."""
+    assert isinstance(rpo_source, DirectoryCluster)
+    return rpo_source
 
 
 def destroy_while_writing(primary: DirectoryCluster) -> tuple[int, datetime]:
