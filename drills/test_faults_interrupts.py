@@ -31,6 +31,7 @@ from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.proc import runner
+from pgvdrill.proc.wait import poll_until
 from pgvdrill.repository import Repository
 
 pytestmark = pytest.mark.local_server("signals are sent to local pgvdrill processes and the "
@@ -97,12 +98,7 @@ def wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen[st
 def settle(condition: Callable[[], bool], timeout: float = 60) -> bool:
     """Whether `condition` holds within `timeout` (what a killed process leaves goes away
     asynchronously: the watchdog, the server noticing a closed connection)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return poll_until(condition, timeout=timeout) is not None
 
 
 def interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[set[int], str]:

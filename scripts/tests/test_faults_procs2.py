@@ -215,13 +215,6 @@ def segment(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    path = tmp_path / "archive"
-    path.mkdir()
-    return path
-
-
 def test_fault_archive_wal_killed_mid_copy_leaves_no_temporary(tmp_path: Path,
                                                                archive: Path) -> None:
     """archive-wal SIGKILLed while it copies (server shutdown, an archiver killed): nothing

@@ -35,13 +35,6 @@ def wal(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    path = tmp_path / "archive"
-    path.mkdir()
-    return path
-
-
 def test_archives_a_segment_and_restores_it(wal: Path, archive: Path, tmp_path: Path) -> None:
     done = runner.run([sys.executable, "-m", "pgvdrill.cli", "archive-wal", wal, SEGMENT,
                        "--dest", archive], check=False)  # the `pgvdrill` command

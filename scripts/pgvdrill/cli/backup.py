@@ -6,9 +6,15 @@ from __future__ import annotations
 import argparse
 
 from pgvdrill.backup.take import take_backup
-from pgvdrill.cli.common import Command, SubParsers, add_config_option, say
+from pgvdrill.cli.common import Command, SubParsers, add_config_option, command_parser, say
 from pgvdrill.config import find_config
 from pgvdrill.repository import KINDS, Repository, lock
+
+HELP = "back up the configured source into the repository (with a catalog entry)"
+DESCRIPTION = ("Take a logical (pg_dump) or physical (pg_basebackup) backup of the [source] server "
+               "into the [repository], check it, restrict and hash its files and write its catalog "
+               "entry. Read-only towards the source; the tool's progress is shown on stderr as it "
+               "runs.")
 
 EXIT_CODES = """exit codes:
   0  the backup is complete, checked and in the catalog
@@ -46,14 +52,7 @@ examples:
 
 
 def add_parser(sub: SubParsers) -> None:
-    parser = sub.add_parser(
-        "backup", help="back up the configured source into the repository (with a catalog "
-                       "entry)",
-        description="Take a logical (pg_dump) or physical (pg_basebackup) backup of the "
-                    "[source] server into the [repository], check it, restrict and hash its "
-                    "files and write its catalog entry. Read-only towards the source; the "
-                    "tool's progress is shown on stderr as it runs.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(sub, "backup", HELP, DESCRIPTION, EXAMPLES)
     parser.add_argument("kind", choices=KINDS, help="logical (pg_dump) or physical "
                                                     "(pg_basebackup)")
     add_config_option(parser)

@@ -22,6 +22,7 @@ from pgvdrill.cli.common import (
     Command,
     add_backend_options,
     backend_options,
+    command_parser,
     say,
 )
 from pgvdrill.errors import ConfigError, DrillError, clean_after
@@ -63,15 +64,15 @@ def repeats(text: str) -> int:
 
 def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                      add_backend_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    parser = sub.add_parser(
-        "bench", help="time every backup and restore mode across dataset sizes",
+    parser = command_parser(
+        sub, "bench", "time every backup and restore mode across dataset sizes",
         description="Load a generated dataset at each size, take every backup and restore "
                     "with pgvdrill and with the bare tool command, and print the times and "
                     "ratios measured side by side: harness overhead, the runbook's settings "
                     "vs recommended ones, physical vs logical RTO, an RTO-optimised restore vs "
                     "plain pg_restore -j 2. Writes reports/<run-id>/report.json (its bench "
                     "section). Nothing is asserted about speed.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES)
     add_backend_options(parser)
     parser.add_argument("--sizes", type=_option(parse_sizes), default=parse_sizes(DEFAULT_SIZES),
                         help=f"comma-separated ROWSxDIM dataset sizes (default {DEFAULT_SIZES})")

@@ -27,6 +27,19 @@ class Command:
     run: Handler
 
 
+def command_parser(sub: SubParsers, name: str, help_text: str, description: str,
+                   epilog: str) -> argparse.ArgumentParser:
+    """A command's parser, its description and epilog shown as written (line breaks kept)."""
+    return sub.add_parser(name, help=help_text, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_switches(parser: argparse.ArgumentParser, switches: dict[str, str]) -> None:
+    """Add on/off options (`store_true`), each flag with its help, in this order."""
+    for flag, help_text in switches.items():
+        parser.add_argument(flag, action="store_true", help=help_text)
+
+
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path,
                         help=f"the pgvdrill TOML file (default: ${CONFIG_ENV}, then "

@@ -23,11 +23,11 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: common.SubParsers) -> None:
-    parser = sub.add_parser(
-        "dr-drill", help="the disaster-recovery drill: restore the configured source's "
+    parser = common.command_parser(
+        sub, "dr-drill", "the disaster-recovery drill: restore the configured source's "
                          "newest backups and compare",
         description=DESCRIPTION,
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES)
     common.add_backend_options(parser)
     add_judging_options(parser, "[drill] reports_dir of the configuration, else ./reports")
     common.add_config_option(parser)

@@ -21,6 +21,7 @@ from pgvdrill.cli.common import (
     add_backend_options,
     add_config_option,
     backend_options,
+    command_parser,
     positive_int,
     say,
 )
@@ -62,8 +63,8 @@ DEPRECATED = ("pgvdrill: warning: `pgvdrill drill --config` is deprecated: run `
 
 
 def add_parser(sub: SubParsers) -> None:
-    drill = sub.add_parser(
-        "drill", help="back up a dataset every configured way, restore, verify, time",
+    drill = command_parser(
+        sub, "drill", "back up a dataset every configured way, restore, verify, time",
         description="Load a dataset into a throw-away source server, dump it with each "
                     "--dump setting, restore each dump with each --restore setting into a "
                     "scratch server, verify the result against the source and write "
@@ -72,7 +73,7 @@ def add_parser(sub: SubParsers) -> None:
                     "its newest backups restored into scratch servers (the base backup "
                     "recovering through the archived WAL to its end) and compared with it "
                     "(read-only towards the source), judged against the targets.",
-        epilog=DRILL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=DRILL_EXAMPLES)
     add_backend_options(drill)
     drill.add_argument("--dataset", choices=("generated", "real"), default="generated",
                        help="generated vectors (default) or the shipped real embeddings")

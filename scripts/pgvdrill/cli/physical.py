@@ -7,7 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pgvdrill.backends import backend_for
-from pgvdrill.cli.common import Command, SubParsers, add_backend_options, backend_options, say
+from pgvdrill.cli.common import (
+    Command,
+    SubParsers,
+    add_backend_options,
+    backend_options,
+    command_parser,
+    say,
+)
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.physical.verifybackup import check_backup
 
@@ -42,12 +49,11 @@ def list_settings(say: Callable[[str], None]) -> None:
 
 
 def add_verify_backup_parser(sub: SubParsers) -> None:
-    parser = sub.add_parser(
-        "verify-backup", help="check a base backup with pg_verifybackup without restoring it",
+    parser = command_parser(
+        sub, "verify-backup", "check a base backup with pg_verifybackup without restoring it",
         description="Check every file of a pg_basebackup backup (plain or tar) against its "
                     "backup_manifest and parse the WAL it needs. Exit 4 if it is broken.",
-        epilog="example:\n  pgvdrill verify-backup /backup/postgres/physical_backup_20251101",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog="example:\n  pgvdrill verify-backup /backup/postgres/physical_backup_20251101")
     add_backend_options(parser)
     parser.add_argument("path", type=Path, help="the directory pg_basebackup -D wrote")
 

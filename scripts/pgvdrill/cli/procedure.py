@@ -65,10 +65,9 @@ def _names(value: str) -> list[str]:
 
 
 def add_parser(sub: common.SubParsers) -> None:
-    parser = sub.add_parser(
-        "procedures", help="drill your own backup/restore procedures and the runbook's",
-        description=DESCRIPTION, epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.command_parser(
+        sub, "procedures", "drill your own backup/restore procedures and the runbook's",
+        description=DESCRIPTION, epilog=EXAMPLES)
     common.add_backend_options(parser)
     common.add_config_option(parser)
     parser.add_argument("--pack", choices=(PACK,),

@@ -7,7 +7,15 @@ import argparse
 from pathlib import Path
 
 from pgvdrill.backup.stored import artifact_path, globals_path
-from pgvdrill.cli.common import Command, SubParsers, add_config_option, positive_int, say
+from pgvdrill.cli.common import (
+    Command,
+    SubParsers,
+    add_config_option,
+    add_switches,
+    command_parser,
+    positive_int,
+    say,
+)
 from pgvdrill.config import Config, find_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.restore import require_intact, restore_base
@@ -136,8 +144,7 @@ examples:
 
 def _kind_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
                  ) -> argparse.ArgumentParser:
-    parser = kinds.add_parser(name, help=help_text, description=help_text, epilog=epilog,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(kinds, name, help_text, help_text, epilog)
     parser.add_argument("backup", metavar="BACKUP_ID|latest",
                         help="a catalog backup id, or latest")
     add_config_option(parser)
@@ -156,14 +163,15 @@ def _datadir_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
     return parser
 
 
+HELP = "restore a catalog backup: logical, physical or point-in-time"
+DESCRIPTION = ("Restore a backup from the repository, after checking its files against the "
+               "catalog. Physical and pitr restores prepare a data directory and print how to "
+               "start it.")
+EPILOG = "see pgvdrill restore logical|physical|pitr --help\n\n" + EXIT_CODES
+
+
 def add_parser(sub: SubParsers) -> None:
-    restore = sub.add_parser(
-        "restore", help="restore a catalog backup: logical, physical or point-in-time",
-        description="Restore a backup from the repository, after checking its files "
-                    "against the catalog. Physical and pitr restores prepare a data "
-                    "directory and print how to start it.",
-        epilog="see pgvdrill restore logical|physical|pitr --help\n\n" + EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    restore = command_parser(sub, "restore", HELP, DESCRIPTION, EPILOG)
     kinds = restore.add_subparsers(dest="restore_kind", required=True,
                                    metavar="logical|physical|pitr")
     logical = _kind_parser(kinds, "logical", "pg_restore a logical backup into a database",
@@ -172,24 +180,19 @@ def add_parser(sub: SubParsers) -> None:
                          help="libpq connection string of the existing target database")
     logical.add_argument("-j", "--jobs", type=positive_int, default=1,
                          help="parallel pg_restore jobs (default 1)")
-    logical.add_argument("--clean", action="store_true",
-                         help="drop the dump's objects before re-creating them (--clean "
-                              "--if-exists): needed for a database that holds tables")
-    logical.add_argument("--force", action="store_true",
-                         help="restore even into the source's database (or one whose "
-                              "identity cannot be checked)")
-    logical.add_argument("--into-copy-of-source", action="store_true",
-                         help="the target is a physical copy of the source (restored from "
-                              "its backup, not replicating to or from it): its system "
-                              "identifier and database OID are the source's; the other checks "
-                              "stay")
-    logical.add_argument("--with-globals", action="store_true",
-                         help="create the roles the target lacks from the backup's "
-                              "globals.sql (never alters an existing role)")
-    logical.add_argument("--no-owner", action="store_true",
-                         help="objects owned by the connecting user, not the dump's owners")
-    logical.add_argument("--no-privileges", action="store_true",
-                         help="leave the dump's grants and default privileges out")
+    add_switches(logical, {
+        "--clean": "drop the dump's objects before re-creating them (--clean --if-exists): "
+                   "needed for a database that holds tables",
+        "--force": "restore even into the source's database (or one whose identity cannot "
+                   "be checked)",
+        "--into-copy-of-source": "the target is a physical copy of the source (restored from "
+                                 "its backup, not replicating to or from it): its system "
+                                 "identifier and database OID are the source's; the other "
+                                 "checks stay",
+        "--with-globals": "create the roles the target lacks from the backup's globals.sql "
+                          "(never alters an existing role)",
+        "--no-owner": "objects owned by the connecting user, not the dump's owners",
+        "--no-privileges": "leave the dump's grants and default privileges out"})
     _datadir_parser(kinds, "physical", "unpack a base backup into a new data directory",
                     PHYSICAL_EPILOG)
     pitr = _datadir_parser(kinds, "pitr", "a base backup plus recovery settings for a point "

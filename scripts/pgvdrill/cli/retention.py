@@ -6,10 +6,15 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from pgvdrill.cli.common import Command, SubParsers, add_config_option, say
+from pgvdrill.cli.common import Command, SubParsers, add_config_option, command_parser, say
 from pgvdrill.config import find_config
 from pgvdrill.ops.retention import apply_retention
 from pgvdrill.repository.schema import EARLIEST, LATEST
+
+HELP = "delete backups and WAL the retention policy no longer needs"
+DESCRIPTION = ("Apply [retention] to the repository: print what goes and what stays, each with its "
+               "reason (age, rule), then delete what goes. A backup goes catalog entry first, then "
+               "its directory.")
 
 EXAMPLES = """examples:
   pgvdrill retention --dry-run                 # what would go and what stays, and why
@@ -56,12 +61,7 @@ def _when(text: str) -> datetime:
 
 
 def add_parser(sub: SubParsers) -> None:
-    parser = sub.add_parser(
-        "retention", help="delete backups and WAL the retention policy no longer needs",
-        description="Apply [retention] to the repository: print what goes and what stays, "
-                    "each with its reason (age, rule), then delete what goes. A backup "
-                    "goes catalog entry first, then its directory.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(sub, "retention", HELP, DESCRIPTION, EXAMPLES)
     add_config_option(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="print the decisions and delete nothing")

@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from pgvdrill.cli.common import Command, SubParsers, add_config_option
+from pgvdrill.cli.common import Command, SubParsers, add_config_option, command_parser
 from pgvdrill.config import Config, find_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.schedule import FORMATS, Install, files, write_files
@@ -34,6 +34,11 @@ def install_from(args: argparse.Namespace, config: Config) -> Install:
     return Install(paths["--bin"], paths["--python"], paths["--installed-config"], args.user,
                    paths["--lock-dir"])
 
+
+HELP = "systemd units, cron lines and archive_command for the runbook's schedule"
+DESCRIPTION = ("Generate the runbook's schedule for the configuration: systemd service and timer "
+               "units, an /etc/cron.d file and the postgresql.conf archiving settings. Prints "
+               "them, or writes them into --output-dir.")
 
 EPILOG = """what it writes (--output-dir DIR) or prints:
   systemd    pgvdrill-{backup-logical,backup-physical,retention,drill}.{service,timer}:
@@ -65,13 +70,7 @@ exit codes:
 
 
 def add_parser(sub: SubParsers) -> None:
-    parser = sub.add_parser(
-        "schedule", help="systemd units, cron lines and archive_command for the runbook's "
-                         "schedule",
-        description="Generate the runbook's schedule for the configuration: systemd "
-                    "service and timer units, an /etc/cron.d file and the postgresql.conf "
-                    "archiving settings. Prints them, or writes them into --output-dir.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(sub, "schedule", HELP, DESCRIPTION, EPILOG)
     add_config_option(parser)
     parser.add_argument("--format", choices=(*FORMATS, "all"), default="all",
                         help="what to generate (default all)")

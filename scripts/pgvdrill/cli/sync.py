@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from pgvdrill.cli.common import Command, SubParsers, add_config_option, say
+from pgvdrill.cli import common
 from pgvdrill.config import find_config
 from pgvdrill.ops.sync import TARGETS, sync
 
+HELP = ("copy the backup repository off-site (rsync, S3) and verify the copies; never "
+        "deletes remotely")
 DESCRIPTION = """\
 Copy the backup repository off-site: to [sync.rsync] dest (a local directory or
 host:path, by rsync over ssh) and/or to [sync.s3] (S3 or S3-compatible storage, through
@@ -57,25 +59,21 @@ exit codes:
 """
 
 
-def add_parser(sub: SubParsers) -> None:
-    parser = sub.add_parser("sync", help="copy the backup repository off-site (rsync, S3) "
-                                         "and verify the copies; never deletes remotely",
-                            description=DESCRIPTION, epilog=EPILOG,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_option(parser)
+def add_parser(sub: common.SubParsers) -> None:
+    parser = common.command_parser(sub, "sync", HELP, DESCRIPTION, EPILOG)
+    common.add_config_option(parser)
     parser.add_argument("--to", choices=TARGETS, default="all",
                         help="which configured target: rsync ([sync.rsync]), s3 ([sync.s3]) "
                              "or all configured ones (default)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="compare only: show what would be uploaded, what is identical "
-                             "and what differs; copy and verify nothing")
-    parser.add_argument("--verify-download", action="store_true",
-                        help="S3: after the upload, also download every object and hash it")
+    common.add_switches(parser, {
+        "--dry-run": "compare only: show what would be uploaded, what is identical and what "
+                     "differs; copy and verify nothing",
+        "--verify-download": "S3: after the upload, also download every object and hash it"})
 
 
 def run(args: argparse.Namespace) -> int:
     return sync(find_config(args.config), args.to, dry_run=args.dry_run,
-                download=args.verify_download, say=say)
+                download=args.verify_download, say=common.say)
 
 
-COMMAND = Command("sync", add_parser, run)
+COMMAND = common.Command("sync", add_parser, run)

@@ -6,10 +6,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgvdrill.cli.common import Command, SubParsers, add_config_option, say
+from pgvdrill.cli.common import (
+    Command,
+    SubParsers,
+    add_config_option,
+    add_switches,
+    command_parser,
+    say,
+)
 from pgvdrill.config import find_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.verify import VerifyRequest, verify_archives, verify_backups
+
+HELP = "check backups in the repository (or a pg_dump archive) without restoring"
+DESCRIPTION = ("Check catalog backups, or the whole repository, without restoring them: checksums, "
+               "manifests, the dump's table of contents and data, WAL continuity. Exit 4 on any "
+               "problem.")
 
 EPILOG = """what is checked:
   every backup: each file against its catalog entry (present, size, sha256; no file added)
@@ -71,24 +83,14 @@ exit codes:
 
 
 def add_parser(sub: SubParsers) -> None:
-    parser = sub.add_parser(
-        "verify", help="check backups in the repository (or a pg_dump archive) without "
-                       "restoring",
-        description="Check catalog backups, or the whole repository, without restoring "
-                    "them: checksums, manifests, the dump's table of contents and data, "
-                    "WAL continuity. Exit 4 on any problem.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(sub, "verify", HELP, DESCRIPTION, EPILOG)
     parser.add_argument("backups", nargs="*", metavar="BACKUP_ID|PATH",
                         help="catalog backup ids (default: all), or pg_dump archive paths")
-    parser.add_argument("--all", action="store_true",
-                        help="the whole repository (the default without BACKUP_ID)")
-    parser.add_argument("--strict", action="store_true",
-                        help="warnings (backup directories without a catalog entry) fail "
-                             "too")
-    parser.add_argument("--deep", action="store_true",
-                        help="also read every record of every archived WAL segment with "
-                             "pg_waldump (as long as reading the archive takes; the cost is "
-                             "printed)")
+    add_switches(parser, {
+        "--all": "the whole repository (the default without BACKUP_ID)",
+        "--strict": "warnings (backup directories without a catalog entry) fail too",
+        "--deep": "also read every record of every archived WAL segment with pg_waldump (as "
+                  "long as reading the archive takes; the cost is printed)"})
     parser.add_argument("--pg-bin", type=Path,
                         help="client tools to check with (default: [source] pg_bin, else "
                              "the embedded PostgreSQL 18 tools)")
