@@ -10,6 +10,7 @@ import pytest
 from pgvdrill.cluster import Cluster
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.roles import needed_roles, restore_script
+from pgvdrill.proc.runner import ToolCall
 
 
 @pytest.mark.parametrize("role", ["app\nowner", "x; Owner: postgres", "Ünïcode owner"])
@@ -19,7 +20,7 @@ def test_the_owner_checked_is_the_role_that_owns(target: Cluster, tmp_path: Path
     target.query("CREATE TABLE owned (id int)")
     target.query("ALTER TABLE owned OWNER TO {}".format('"' + role.replace('"', '""') + '"'))
     dump = tmp_path / "db.dump"
-    target.run_tool("pg_dump", ["-Fc", "--file", str(dump), "--dbname", "postgres"])
+    target.run_tool(ToolCall("pg_dump", ["-Fc", "--file", str(dump), "--dbname", "postgres"]))
 
     script = restore_script(target, inspect(target, dump), no_owner=False,
                             no_privileges=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.cli import start_cli
+from fixtures.processes import read_to_first_backup, reaped, start_drill
 from pgvdrill.cluster import Backend
 from pgvdrill.errors import ConfigError
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting
@@ -168,23 +168,14 @@ def test_bad_dataset_file(tmp_path: Path) -> None:
 def test_interrupted_drill_leaves_nothing_running(workdir: Path, tmp_path: Path) -> None:
     """Ctrl-C in the middle of a drill stops every server it started (pgvdrill started
     with SIGINT at its default, whatever this test's launcher ignores)."""
-    proc = start_cli("drill", "--workdir", workdir, "--reports-dir", tmp_path / "r",
-                     "--cache-dir", tmp_path / "cache", cwd=tmp_path)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("backup "):
-                break
-        else:
-            pytest.fail(f"the drill ended before its first backup: {proc.communicate()[1]}")
-        assert servers_under(workdir), "no server was running mid-drill"
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 130, stderr
-        assert "interrupted" in stderr and "Traceback" not in stderr
-        assert servers_under(workdir) == []
+        with reaped(start_drill(workdir, tmp_path)) as proc:
+            read_to_first_backup(proc)
+            assert servers_under(workdir), "no server was running mid-drill"
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=120)
+            assert proc.returncode == 130, stderr
+            assert "interrupted" in stderr and "Traceback" not in stderr
+            assert servers_under(workdir) == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,5 +1,5 @@
 """The comparison point of the DR drill's own base backup (`drill --take`) on a source
-that keeps changing (pgvdrill.ops.dr_point): a commit that is in the WAL but not yet
+that keeps changing (pgvdrill.drill.dr_point): a commit that is in the WAL but not yet
 visible to anyone, the case a WAL position alone gets wrong, made to happen for sure."""
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgvdrill.backup.take import take_backup
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.config import load_config
+from pgvdrill.drill.dr import drill_physical
+from pgvdrill.drill.dr_point import WalStream, comparison_point, sequences_now
+from pgvdrill.drill.physical import ComparisonPoint
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import DrillError
-from pgvdrill.ops.backup_take import take_backup
-from pgvdrill.ops.dr_drill import drill_physical
-from pgvdrill.ops.dr_point import WalStream, comparison_point, sequences_now
-from pgvdrill.physical.drill import ComparisonPoint
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.server import ExternalServer
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot
 from pgvdrill.wal.names import parse_lsn
 

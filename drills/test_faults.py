@@ -28,8 +28,8 @@ from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo, conninfo
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.repository import Repository
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.names import SEGMENT_RE, Segment, parse_lsn
 

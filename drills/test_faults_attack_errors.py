@@ -8,7 +8,6 @@ command as an operator runs it.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,15 +16,12 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
-from pgvdrill import osuser
+from fixtures.repository_cli import repository_cli
+from fixtures.wal_repository import branched_copy, reachable_config
 from pgvdrill.cluster import Cluster
-from pgvdrill.ops.restore import base_backup_of
-from pgvdrill.repository import Repository
-from pgvdrill.repository.catalog import read_entries
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.verify.ground_truth import ground_truth_check
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
-from pgvdrill.wal.pitr import BackupPoint, Target, recover
 
 
 @pytest.fixture
@@ -35,14 +31,7 @@ def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(pgvdrill_cli: Cli, tmp_path: Path, repo: Path) -> Cli:
-    config = tmp_path / "pgvdrill.toml"
-    config.write_text(f'[repository]\npath = "{repo}"\n')
-    config.chmod(0o600)
-
-    def command(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        return pgvdrill_cli(*name.split(), "--config", config, *args, timeout=300)
-
-    return command
+    return repository_cli(pgvdrill_cli, tmp_path, repo)
 
 
 @pytest.mark.parametrize("name", ["No space left on device", "Permission denied",
@@ -115,21 +104,12 @@ def test_fault_attack_verify_deep_reads_across_a_timeline_switch_without_false_d
     at its backup's end, archiving into the same wal/): `verify --deep` reads every record;
     the switch segment (timeline 1's pages, then 2's) and the end of timeline 1 (its last
     segment archived as .partial by nobody) must not be called damage."""
-    config = ops_config()
-    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
-                                                 str(reachable / "repo")))
-    repo = Repository(reachable / "repo").ensure()
-    osuser.chown_tree(repo.root, osuser.server_user())
+    config, repo = reachable_config(ops_config, tmp_path, reachable)
     enable_archiving(prod_source, repo.wal)
     prod_source.query("CREATE TABLE marks (id int)", SOURCE_DB)
     backed = pgvdrill_cli("backup", "physical", "--config", config)
     assert backed.returncode == 0, backed.stderr
-    [entry] = read_entries(repo)
-    backup = base_backup_of(repo, entry)
-    promoted, _ = restore_backup(backup, "promoted")
-    promoted.configure(archive_mode="on", archive_command=promoted.archive_command(repo.wal))
-    point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
-    recover(promoted, Target("immediate"), promoted.restore_command(repo.wal), point)
+    promoted = branched_copy(repo, restore_backup, "promoted")
     for _ in range(2):
         promoted.query("INSERT INTO marks SELECT generate_series(1, 1000)", SOURCE_DB)
         switch_and_wait(promoted, repo.wal)

@@ -13,13 +13,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
+from pgvdrill.proc import runner
+from pgvdrill.proc.wait import poll_until
 
 RESET_SIGNALS_THEN_PGVDRILL = (
     "import os, signal, sys\n"
@@ -50,12 +51,8 @@ def server_running(work: Path) -> bool:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    """Whether `condition` holds within `timeout` seconds."""
+    return poll_until(condition, timeout=timeout) is not None
 
 
 @pytest.mark.parametrize("signals", [(signal.SIGKILL,), (signal.SIGTERM,),

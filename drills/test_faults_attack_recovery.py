@@ -20,10 +20,12 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
 from fixtures.pgctl import StartFn
-from pgvdrill import osuser, runner
+from fixtures.source_guard import source_check_cannot_log_in, spelled_localhost
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.installation import Installation
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc import runner
 
 SEGMENT = "000000010000000000000003"
 TABLES = ("SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON "
@@ -110,13 +112,11 @@ def test_fault_attack_restore_logical_into_the_primary_while_source_names_its_st
     osuser.chown_tree(standby_dir, osuser.server_user())
     standby = pg_ctl(standby_dir, prod_source)
     standby.promoted(recovering=True).close()  # a hot standby, accepting queries
-    info = prod_source.conninfo
     standby_source = f"{standby.dsn} dbname={SOURCE_DB}"
     config.write_text(config.read_text().replace(conninfo(prod_source), standby_source))
     prod_source.query("CREATE TABLE written_after_backup AS SELECT 42 AS answer", SOURCE_DB)
     before = prod_source.query(TABLES, SOURCE_DB)
-    primary = (f"host=localhost port={info.port} user={info.user} dbname={SOURCE_DB} "
-               f"passfile={info.passfile}")
+    primary = spelled_localhost(prod_source)
 
     result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", primary, "--clean",
                           "--config", config)
@@ -140,15 +140,10 @@ def test_fault_attack_a_tampered_catalog_identity_lets_restore_logical_over_the_
     data = json.loads(entry_file.read_text())
     data["source"]["system_identifier"] = "1234567890123456789"
     entry_file.write_text(json.dumps(data))
-    info = prod_source.conninfo
-    wrong = tmp_path / "wrong.pgpass"
-    wrong.write_text(f"*:*:*:{info.user}:not-the-password\n")
-    wrong.chmod(0o600)
-    config.write_text(config.read_text().replace(str(info.passfile), str(wrong)))
+    source_check_cannot_log_in(config, prod_source, tmp_path)
     prod_source.query("CREATE TABLE written_after_backup AS SELECT 42 AS answer", SOURCE_DB)
     before = prod_source.query(TABLES, SOURCE_DB)
-    target = (f"host=localhost port={info.port} user={info.user} dbname={SOURCE_DB} "
-              f"passfile={info.passfile}")
+    target = spelled_localhost(prod_source)
 
     result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", target, "--clean",
                           "--config", config)

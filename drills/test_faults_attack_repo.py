@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
+from fixtures.repository_cli import repository_cli
 from fixtures.repository_copy import copy_repository, state
 
 OLD_ID = "logical-20200101T000000Z"
@@ -29,14 +29,7 @@ def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(pgvdrill_cli: Cli, tmp_path: Path, repo: Path) -> Cli:
-    config = tmp_path / "pgvdrill.toml"
-    config.write_text(f'[repository]\npath = "{repo}"\n')
-    config.chmod(0o600)
-
-    def command(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        return pgvdrill_cli(*name.split(), "--config", config, *args, timeout=300)
-
-    return command
+    return repository_cli(pgvdrill_cli, tmp_path, repo)
 
 
 def planted_copy(repo: Path, entry: ArchivedRepo, finished: str) -> None:

@@ -19,7 +19,8 @@ import pytest
 import pgvdrill
 from fixtures.cli import Cli
 from fixtures.options import DrillOptions
-from pgvdrill import installation, runner
+from pgvdrill import installation
+from pgvdrill.proc import runner
 
 OTHER = "pgvprod"  # another OS user: plants files, runs its own drills
 SCRIPTS = Path(pgvdrill.__file__).parents[1]  # the pgvdrill under test

@@ -17,16 +17,14 @@ import pytest
 
 from drills.test_faults import _free_port, catalog, failed, source_config, tmpfs
 from fixtures.cli import Cli
-from pgvdrill import osuser
+from fixtures.wal_repository import branched_copy, reachable_config
 from pgvdrill.cluster import Cluster
-from pgvdrill.ops.restore import base_backup_of
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.physical.lowlevel import low_level_backup
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries, sha256_of
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.names import SEGMENT_RE
-from pgvdrill.wal.pitr import BackupPoint, Target, recover
 
 pytestmark = pytest.mark.local_server("faults are injected into local server processes, "
                                       "files and mounts")
@@ -138,11 +136,7 @@ def test_fault_dr_drill_restore_failure_keeps_the_wal_problems(
     """A base backup that cannot be restored (its base.tar cut short, the catalog entry
     rewritten to match, as a damaged disk copy would leave it) and a WAL archive with a
     segment missing after it: the report names both, not only the restore's error."""
-    config = ops_config()
-    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
-                                                 str(reachable / "repo")))
-    repo = Repository(reachable / "repo").ensure()
-    osuser.chown_tree(repo.root, osuser.server_user())
+    config, repo = reachable_config(ops_config, tmp_path, reachable)
     enable_archiving(prod_source, repo.wal)
     taken = pgvdrill_cli("backup", "physical", "--config", config)
     assert taken.returncode == 0, taken.stdout + taken.stderr
@@ -275,11 +269,7 @@ def test_fault_wal_segment_zeroed_in_its_middle_fails_verify_deep(
     """A full archived segment with 64 KiB zeroed in its middle (its header intact): the
     segment checks pass it; `verify --deep` reads every record with pg_waldump, names the
     segment and prints what it cost."""
-    config = ops_config()
-    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
-                                                 str(reachable / "repo")))
-    repo = Repository(reachable / "repo").ensure()
-    osuser.chown_tree(repo.root, osuser.server_user())
+    config, repo = reachable_config(ops_config, tmp_path, reachable)
     enable_archiving(prod_source, repo.wal)
     taken = pgvdrill_cli("backup", "physical", "--config", config)
     assert taken.returncode == 0, taken.stdout + taken.stderr
@@ -314,20 +304,11 @@ def test_fault_wal_segment_zeroed_after_a_timeline_switch_fails_verify_deep(
     timelines without calling the switch damage (timeline 1's segment 3 holds the switch,
     timeline 2 starts in its own copy of segment 3); 64 KiB zeroed in the middle of a full
     timeline-2 segment is named."""
-    config = ops_config()
-    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
-                                                 str(reachable / "repo")))
-    repo = Repository(reachable / "repo").ensure()
-    osuser.chown_tree(repo.root, osuser.server_user())
+    config, repo = reachable_config(ops_config, tmp_path, reachable)
     enable_archiving(prod_source, repo.wal)
     taken = pgvdrill_cli("backup", "physical", "--config", config)
     assert taken.returncode == 0, taken.stdout + taken.stderr
-    [entry] = read_entries(repo)
-    backup = base_backup_of(repo, entry)
-    promoted, _ = restore_backup(backup, "promoted")
-    promoted.configure(archive_mode="on", archive_command=promoted.archive_command(repo.wal))
-    point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
-    recover(promoted, Target("immediate"), promoted.restore_command(repo.wal), point)
+    promoted = branched_copy(repo, restore_backup, "promoted")
     promoted.query("CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad "
                    "FROM generate_series(1, 150000) g", SOURCE_DB)  # > 2 segments
     switch_and_wait(promoted, repo.wal)

@@ -26,10 +26,13 @@ import pytest
 
 from fixtures.cli import Cli, start_cli
 from fixtures.ops import conninfo
-from pgvdrill import osuser, runner
+from fixtures.processes import read_to_first_backup, reaped, start_drill
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.proc import runner
+from pgvdrill.proc.wait import poll_until
 from pgvdrill.repository import Repository
-from pgvdrill.source import SOURCE_DB
 
 pytestmark = pytest.mark.local_server("signals are sent to local pgvdrill processes and the "
                                       "process table is read")
@@ -95,12 +98,7 @@ def wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen[st
 def settle(condition: Callable[[], bool], timeout: float = 60) -> bool:
     """Whether `condition` holds within `timeout` (what a killed process leaves goes away
     asynchronously: the watchdog, the server noticing a closed connection)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return poll_until(condition, timeout=timeout) is not None
 
 
 def interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[set[int], str]:
@@ -199,17 +197,12 @@ def test_fault_backup_physical_interrupted(prod_source: Cluster, pgvdrill_cli: C
     WAL-streaming child (a process of its group) goes too, and the slot with it."""
     repo = tmp_path / "repo"
     config = backup_config(tmp_path / "pgvdrill.toml", prod_source, repo, max_rate="32k")
-    proc = start_cli("backup", "physical", "--config", config, cwd=tmp_path)
-    try:
+    with reaped(start_cli("backup", "physical", "--config", config, cwd=tmp_path)) as proc:
         if point == "directory":
             wait_for(_backup_dir_appeared(repo, "physical"), "the backup directory", proc)
         else:
             wait_for(lambda: prod_source.query(STREAMING) == [(3,)], "streaming", proc)
         groups, stderr = interrupt(proc, sig)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert_nothing_running(groups, str(repo))
     assert_source_clean(prod_source)
     assert_said_interrupted(stderr, sig)
@@ -225,18 +218,16 @@ def test_fault_backup_logical_interrupted(prod_source: Cluster, pgvdrill_cli: Cl
     config = backup_config(tmp_path / "pgvdrill.toml", prod_source, repo)
     blocker = prod_source.connect(SOURCE_DB, autocommit=False)
     blocker.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
-    proc = start_cli("backup", "logical", "--config", config, cwd=tmp_path)
     try:
-        wait_for(lambda: prod_source.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
-            "AND wait_event_type = 'Lock'") == [(1,)], "pg_dump waiting for its lock", proc)
-        groups, stderr = interrupt(proc, sig)
-        assert_nothing_running(groups, str(repo))
-        assert_said_interrupted(stderr, sig)
+        with reaped(start_cli("backup", "logical", "--config", config, cwd=tmp_path)) as proc:
+            wait_for(lambda: prod_source.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
+                "AND wait_event_type = 'Lock'") == [(1,)], "pg_dump waiting for its lock",
+                proc)
+            groups, stderr = interrupt(proc, sig)
+            assert_nothing_running(groups, str(repo))
+            assert_said_interrupted(stderr, sig)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
         blocker.close()
     assert_source_clean(prod_source)
     assert_repository_consistent(repo, "logical", pgvdrill_cli, config)
@@ -262,21 +253,18 @@ def test_fault_restore_logical_interrupted(prod_source: Cluster, pgvdrill_cli: C
     for sig in SIGNALS:
         blocker = target.connect("restored", autocommit=False)
         blocker.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
-        proc = start_cli("restore", "logical", "latest", "--target-dsn", dsn, "--clean",
-                         copy, "--config", config, cwd=tmp_path)
         try:
-            wait_for(lambda: target.query(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_restore' "
-                "AND wait_event_type = 'Lock'") == [(1,)], "pg_restore waiting for its lock",
-                proc)
-            groups, stderr = interrupt(proc, sig)
-            assert groups, "no tool was running"
-            assert_nothing_running(groups, str(repo))
-            assert_said_interrupted(stderr, sig)
+            with reaped(start_cli("restore", "logical", "latest", "--target-dsn", dsn,
+                                  "--clean", copy, "--config", config, cwd=tmp_path)) as proc:
+                wait_for(lambda: target.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                    "'pg_restore' AND wait_event_type = 'Lock'") == [(1,)],
+                    "pg_restore waiting for its lock", proc)
+                groups, stderr = interrupt(proc, sig)
+                assert groups, "no tool was running"
+                assert_nothing_running(groups, str(repo))
+                assert_said_interrupted(stderr, sig)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
             blocker.close()
         assert_source_clean(target)
     again = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn, "--clean",
@@ -292,23 +280,14 @@ def test_fault_drill_interrupted(backend: Backend, tmp_path: Path, sig: signal.S
     watchdog ends the servers' process groups)."""
     base = Path("/var/tmp") if os.geteuid() == 0 else tmp_path  # the server user enters it
     workdir = Path(os.path.realpath(base)) / f"pgvdrill-interrupts-{os.getpid()}-{sig.name}"
-    proc = start_cli("drill", "--workdir", workdir, "--reports-dir", tmp_path / "r",
-                     "--cache-dir", tmp_path / "cache", cwd=tmp_path)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("backup "):
-                break
-        else:
-            pytest.fail(f"the drill ended before its first backup: {proc.communicate()[1]}")
-        assert running(set(), str(workdir)), "no server was running mid-drill"
-        groups, stderr = interrupt(proc, sig)
-        assert_nothing_running(groups, str(workdir))
-        assert_said_interrupted(stderr, sig)
+        with reaped(start_drill(workdir, tmp_path)) as proc:
+            read_to_first_backup(proc)
+            assert running(set(), str(workdir)), "no server was running mid-drill"
+            groups, stderr = interrupt(proc, sig)
+            assert_nothing_running(groups, str(workdir))
+            assert_said_interrupted(stderr, sig)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from pgvdrill import procgroup
+from fixtures.polling import assert_until
 from pgvdrill.cluster.base import Backend, Cluster
 from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.proc import group as procgroup
 
 
 def state(pid: int) -> bytes:
@@ -39,19 +39,11 @@ def test_fault_a_killed_postmaster_left_a_zombie_is_a_stopped_server(
             [cluster.installation.tool("postgres"), "-D", cluster.datadir], stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
             **procgroup.identity(cluster.server_user))
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            cluster.query("SELECT 1")
-            break
-        except psycopg.OperationalError:
-            assert time.monotonic() < deadline, cluster.server_log(20)
-            time.sleep(0.1)
+    assert_until(lambda: cluster.query("SELECT 1"), timeout=120, interval=0.1,
+                 transient=(psycopg.OperationalError,), message=lambda _: cluster.server_log(20))
     os.kill(postmaster.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while state(postmaster.pid) != b"Z":
-        assert time.monotonic() < deadline, f"postmaster {postmaster.pid} never exited"
-        time.sleep(0.05)
+    assert_until(lambda: state(postmaster.pid) == b"Z", timeout=60,
+                 message=f"postmaster {postmaster.pid} never exited")
 
     assert not cluster.is_running()
     assert state(postmaster.pid) == b"gone", "the zombie postmaster was not reaped"

@@ -11,6 +11,7 @@ archived segments the server's OS user cannot read before anything is unpacked.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -21,20 +22,22 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import Cli
+from fixtures.data_directory import empty_data_directory
 from fixtures.ops import ArchivedRepo
 from fixtures.segments import segment_bytes
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend
 from pgvdrill.cluster.ports import lease
+from pgvdrill.cluster.wal_commands import python_for, restore_command
+from pgvdrill.drill.physical import ArchiveReplay, replay_problems
+from pgvdrill.drill.pitr import Archived, Restore, archive_markers
 from pgvdrill.errors import RestoreError
 from pgvdrill.installation import Installation
-from pgvdrill.physical.drill import ArchiveReplay, replay_problems
-from pgvdrill.wal.archiving import python_for, restore_command
+from pgvdrill.proc import runner
+from pgvdrill.restore_status import ABORT_RECOVERY, NOT_IN_ARCHIVE
 from pgvdrill.wal.continuity import check_continuity
-from pgvdrill.wal.drill import Archived, Restore, archive_markers
 from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, Segment, format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, archive_end, recover
-from pgvdrill.wal.walcmd import ABORT_RECOVERY, NOT_IN_ARCHIVE
 
 SEGMENT = "000000010000000000000003"
 
@@ -277,13 +280,7 @@ def repo_copy(archived_repo: ArchivedRepo, reachable: Path) -> tuple[Path, Path,
 
 @pytest.fixture
 def pgdata(reachable: Path) -> Callable[[str], Path]:
-    def make(name: str) -> Path:
-        path = reachable / name
-        path.mkdir(mode=0o700)
-        osuser.chown_tree(path, osuser.server_user())
-        return path
-
-    return make
+    return functools.partial(empty_data_directory, reachable)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file another user's")

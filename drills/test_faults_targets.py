@@ -25,13 +25,15 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo, conninfo
 from fixtures.pgctl import StartFn
-from pgvdrill import osuser, runner
+from fixtures.source_guard import source_check_cannot_log_in, spelled_localhost
+from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import RestoreError
 from pgvdrill.installation import Installation
 from pgvdrill.ops.restore_place import refuse_unsafe_place
 from pgvdrill.ops.restore_target import Identity
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc import runner
 
 Done = subprocess.CompletedProcess[str]
 AFTER_BACKUP = "CREATE TABLE written_after_backup AS SELECT 42 AS answer"
@@ -66,13 +68,9 @@ def test_fault_restore_logical_into_the_source_spelled_localhost_is_refused(
     prod_source.query(AFTER_BACKUP, SOURCE_DB)
     before = untouched(prod_source)
     info = prod_source.conninfo
-    wrong = tmp_path / "wrong.pgpass"
-    wrong.write_text(f"*:*:*:{info.user}:not-the-password\n")
-    wrong.chmod(0o600)
-    config.write_text(config.read_text().replace(str(info.passfile), str(wrong)))
+    source_check_cannot_log_in(config, prod_source, tmp_path)
     assert "127.0.0.1" in config.read_text()
-    target = (f"host=localhost port={info.port} user={info.user} dbname={SOURCE_DB} "
-              f"passfile={info.passfile}")
+    target = spelled_localhost(prod_source)
 
     result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", target, "--clean",
                           "--config", config)
@@ -190,11 +188,7 @@ def test_fault_a_catalog_entry_others_could_write_vouches_for_nothing(
     else:
         entry.chmod(0o666)
         words = "is writable by others (mode 0666)"
-    info = prod_source.conninfo
-    wrong = tmp_path / "wrong.pgpass"
-    wrong.write_text(f"*:*:*:{info.user}:not-the-password\n")
-    wrong.chmod(0o600)
-    config.write_text(config.read_text().replace(str(info.passfile), str(wrong)))
+    source_check_cannot_log_in(config, prod_source, tmp_path)
     other = make_cluster("other")  # a copy of one initdb: the source's system identifier,
     other.query("CREATE DATABASE filler TEMPLATE template0")  # but not its database's OID
     other.query("CREATE DATABASE restored TEMPLATE template0")

@@ -35,7 +35,7 @@ from fixtures.production import (
     read_report,
 )
 from pgvdrill.cluster import Cluster
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.drill.source import SOURCE_DB
 
 
 def _drill(cli: Cli, cli_cache: Path, tmp_path: Path, production: Production

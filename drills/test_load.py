@@ -13,21 +13,23 @@ Each drill records the backup's duration and the writer's throughput during it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from pgvdrill.cluster import Backend, Cluster, Server
+from fixtures.clusters import source_copy
+from fixtures.polling import assert_until
+from pgvdrill.cluster import Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.drill.physical import SEQUENCE_SLACK
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, dump
 from pgvdrill.logical.restore import RESTORE_SETTINGS, create_database, restore
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup, cluster_size
-from pgvdrill.physical.drill import SEQUENCE_SLACK
-from pgvdrill.process import Process
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc.background import Process
 from pgvdrill.verify import Snapshot, Verification, snapshot, verify
 
 BATCH_ROWS = 10
@@ -138,12 +140,16 @@ class Writer:
     def __enter__(self) -> Writer:
         first = Tally.read(self.cluster).batches
         self.process.start()
-        deadline = time.monotonic() + 30
-        while Tally.read(self.cluster).batches < first + 5:  # connected and committing
-            self.process.check_running()
-            assert time.monotonic() < deadline, \
-                f"the writer committed nothing in 30s:\n{self.process.log_tail()}"
-            time.sleep(0.05)
+        process = self.process
+
+        def committing() -> bool:  # connected and committing
+            if Tally.read(self.cluster).batches >= first + 5:
+                return True
+            process.check_running()
+            return False
+
+        assert_until(committing, timeout=30, message=lambda _: (
+            f"the writer committed nothing in 30s:\n{process.log_tail()}"))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -154,20 +160,18 @@ class Writer:
         self.process.check_running()
 
 
+load_source = source_copy("load-primary", scope="module")
+
+
 @pytest.fixture(scope="module")
-def primary(backend: Backend, source_template: str) -> Iterator[tuple[DirectoryCluster, Snapshot]]:
+def primary(load_source: Cluster) -> tuple[DirectoryCluster, Snapshot]:
     """A started copy of the source with the writer's tables, and a snapshot of the
     dataset taken before any load."""
-    cluster = backend.create("load-primary", template=source_template)
-    assert isinstance(cluster, DirectoryCluster)
-    try:
-        cluster.start()
-        with cluster.connect(SOURCE_DB) as conn:
-            dataset = snapshot(conn)
-            conn.execute(SCHEMA)
-        yield cluster, dataset
-    finally:
-        cluster.destroy()
+    assert isinstance(load_source, DirectoryCluster)
+    with load_source.connect(SOURCE_DB) as conn:
+        dataset = snapshot(conn)
+        conn.execute(SCHEMA)
+    return load_source, dataset
 
 
 def consistency_problems(restored: Server, before: Tally, after: Tally) -> tuple[Tally, list[str]]:

@@ -13,11 +13,11 @@ import pytest
 from fixtures.options import DrillOptions
 from pgvdrill.cluster import Cluster
 from pgvdrill.dataset import Dataset
-from pgvdrill.drill import LogicalDrill, restore_and_verify
+from pgvdrill.drill.logical import LogicalDrill, restore_dump_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS, DumpResult, DumpSetting
 from pgvdrill.logical.pairing import refusal
 from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot
 
 FULL_PAIRS = [pytest.param(d, r, id=f"{d.name}-{r.name}")
@@ -33,7 +33,7 @@ def test_logical_full_drill(
 ) -> None:
     dumped = dumps(dump_setting)
 
-    drill = restore_and_verify(dumped, target, SOURCE_DB, restore_setting, source_snapshot,
+    drill = restore_dump_and_verify(dumped, target, SOURCE_DB, restore_setting, source_snapshot,
                                data=dataset, recall_threshold=options.recall_threshold)
     record_drill(drill)
 
@@ -69,7 +69,7 @@ def test_logical_restore_times_the_data_load_and_each_index_build(
 ) -> None:
     """The server's statement log splits the restore: schema, data load, index builds;
     every table's load and every index's build (each HNSW graph) is its own item."""
-    drill = restore_and_verify(dumps(DUMP_SETTINGS["custom-z9"]), target, SOURCE_DB,
+    drill = restore_dump_and_verify(dumps(DUMP_SETTINGS["custom-z9"]), target, SOURCE_DB,
                                RESTORE_SETTINGS["parallel-j2"], source_snapshot,
                                recall_threshold=options.recall_threshold)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.options import DrillOptions
-from pgvdrill import cli
+from pgvdrill.cli import main as cli
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.drill import drop_database, restore_and_verify
+from pgvdrill.drill.logical import drop_database, restore_dump_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.dump import (
@@ -33,7 +34,7 @@ from pgvdrill.logical.restore import (
     create_database,
     restore,
 )
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.verify import Snapshot, snapshot, verify
 
 FRESH = RESTORE_SETTINGS["fresh"]
@@ -108,15 +109,15 @@ def test_logical_pitfall_scoped_dump_lacks_create_extension_and_the_fix_verifies
     create_database(target, "runbook")
 
     with pytest.raises(ToolError) as caught:  # the runbook's pg_restore -d (no --exit-on-error)
-        target.run_tool("pg_restore", ["--dbname", "runbook", "--no-password",
-                                       str(dumped.archive.path)], stdout="/dev/null")
+        target.run_tool(ToolCall("pg_restore", ["--dbname", "runbook", "--no-password",
+                                                str(dumped.archive.path)], stdout="/dev/null"))
     explained = diagnose.explain(caught.value)
 
     assert explained is not None, caught.value.stderr
     assert explained.message.startswith('restore failed: type "public.vector" does not exist')
     assert explained.hint.startswith(CREATE_EXTENSION_HINT)
     # the fix: CREATE EXTENSION vector first ('scoped' also skips re-creating public)
-    fixed = restore_and_verify(dumped, target, SOURCE_DB, PARTIAL_RESTORE_SETTINGS["scoped"],
+    fixed = restore_dump_and_verify(dumped, target, SOURCE_DB, PARTIAL_RESTORE_SETTINGS["scoped"],
                                source_snapshot)
     fixed.verification.raise_for_problems()
 
@@ -127,9 +128,9 @@ def test_logical_pitfall_ivfflat_built_before_its_data_loses_recall(
     options: DrillOptions,
 ) -> None:
     dumped = dumps(DUMP_SETTINGS["custom-z1"])
-    normal = restore_and_verify(dumped, target, "normal", FRESH, source_snapshot,
+    normal = restore_dump_and_verify(dumped, target, "normal", FRESH, source_snapshot,
                                 recall_threshold=options.recall_threshold)
-    schema_first = restore_and_verify(dumped, target, "schema_first",
+    schema_first = restore_dump_and_verify(dumped, target, "schema_first",
                                       PARTIAL_RESTORE_SETTINGS["data-runbook"],
                                       source_snapshot, recall_threshold=options.recall_threshold)
 
@@ -201,8 +202,8 @@ def test_logical_pitfall_roles_missing_on_target_then_globals_restored(
         verify(source_snapshot, conn).raise_for_problems()
     # the hint's other way, --no-owner --no-privileges, loses owners and grants: verify says so
     create_database(target, "no_owner")
-    target.run_tool("pg_restore", ["--dbname", "no_owner", "--exit-on-error", "--no-owner",
-                                   "--no-privileges", str(archive.path)])
+    target.run_tool(ToolCall("pg_restore", ["--dbname", "no_owner", "--exit-on-error", "--no-owner",
+                                            "--no-privileges", str(archive.path)]))
     with target.connect("no_owner") as conn:
         problems = verify(source_snapshot, conn).check("schema").problems
     assert problems == [

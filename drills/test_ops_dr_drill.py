@@ -12,12 +12,12 @@ from typing import Any
 
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
+from fixtures.wal_repository import reachable_config
 from fixtures.writes import Writer
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
-from pgvdrill.repository import Repository
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.repository.catalog import read_entries
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import snapshot, verify
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 from pgvdrill.wal.names import Segment, parse_lsn
@@ -77,6 +77,31 @@ def test_dr_drill_take_is_exact_while_the_source_is_written(
     assert drill["ok"] is True and drill["kind"] == "logical"
 
 
+def test_dr_drill_command_and_drill_config_run_the_same_drill(
+        pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
+        tmp_path: Path) -> None:
+    """`pgvdrill dr-drill` is the DR drill; `drill --config` still runs it, with one
+    deprecation line on stderr naming dr-drill."""
+    config = ops_config()
+    taken = pgvdrill_cli("backup", "logical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    options = ["--config", config, "--kinds", "logical", "--cache-dir", cli_cache,
+               "--reports-dir", "reports"]
+
+    new = pgvdrill_cli("dr-drill", *options)
+    old = pgvdrill_cli("drill", *options)
+
+    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
+    assert "deprecated" not in new.stderr
+    [line] = [w for w in old.stderr.splitlines() if "deprecated" in w]
+    assert "pgvdrill dr-drill" in line
+    reports = sorted((tmp_path / "reports").glob("*/report.json"))
+    assert len(reports) == 2
+    for path in reports:
+        [drill] = json.loads(path.read_text())["drills"]
+        assert (drill["kind"], drill["ok"]) == ("logical", True)
+
+
 def test_dr_drill_fails_on_a_corrupt_newest_backup_and_a_missing_kind(
         pgvdrill_cli: Cli, cli_cache: Path, ops_config: Callable[..., Path],
         tmp_path: Path) -> None:
@@ -106,11 +131,7 @@ def test_dr_drill_fails_when_the_wal_archive_cannot_carry_recovery(
     it fails when a record after the backup cannot be replayed (its segment's header
     intact), when a segment is missing, and when the source's archiving fails now,
     saying where each time."""
-    config = ops_config()
-    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
-                                                 str(reachable / "repo")))
-    repo = Repository(reachable / "repo").ensure()
-    osuser.chown_tree(repo.root, osuser.server_user())
+    config, repo = reachable_config(ops_config, tmp_path, reachable)
     enable_archiving(prod_source, repo.wal)
     taken = pgvdrill_cli("backup", "physical", "--config", config)
     assert taken.returncode == 0, taken.stdout + taken.stderr

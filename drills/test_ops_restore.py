@@ -4,6 +4,7 @@ rows committed up to the target), and every unsafe request is refused."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -14,18 +15,19 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import Cli
+from fixtures.data_directory import empty_data_directory
 from fixtures.installations import OLD_PGVECTOR
 from fixtures.ops import ArchivedRepo, conninfo
 from fixtures.pgctl import StartFn
+from fixtures.wal_repository import reachable_config
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.physical import SEQUENCE_SLACK
+from pgvdrill.drill.pitr import MARKERS, RESTORE_POINT
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.ops.restore_logical import USER_TABLES
-from pgvdrill.physical.drill import SEQUENCE_SLACK
-from pgvdrill.repository import Repository
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import snapshot, verify
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
-from pgvdrill.wal.drill import MARKERS, RESTORE_POINT
 from pgvdrill.wal.markers import MarkerWriter, boundary_problems
 from pgvdrill.wal.names import SEGMENT_RE, Segment, format_lsn
 
@@ -34,14 +36,7 @@ from pgvdrill.wal.names import SEGMENT_RE, Segment, format_lsn
 def pgdata(reachable: Path) -> Callable[[str], Path]:
     """pgdata(name): an empty data directory owned by the server's OS user, as an operator
     prepares it."""
-
-    def make(name: str) -> Path:
-        path = reachable / name
-        path.mkdir(mode=0o700)
-        osuser.chown_tree(path, osuser.server_user())
-        return path
-
-    return make
+    return functools.partial(empty_data_directory, reachable)
 
 
 Done = subprocess.CompletedProcess[str]
@@ -148,11 +143,7 @@ def test_restore_pitr_to_each_target_kind(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         reachable: Path, pgdata: Callable[[str], Path],
         pg_ctl: StartFn, tmp_path: Path) -> None:
-    config = ops_config()  # the repository where the server's OS user can write its WAL
-    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
-                                                 str(reachable / "repo")))
-    repo = Repository(reachable / "repo").ensure()
-    osuser.chown_tree(repo.root, osuser.server_user())
+    config, repo = reachable_config(ops_config, tmp_path, reachable)
     enable_archiving(prod_source, repo.wal, track_commit_timestamp=True)
     with prod_source.connect(SOURCE_DB) as conn, prod_source.connect() as wal_conn:
         writer = MarkerWriter(conn, wal_conn)

@@ -18,15 +18,13 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.pgctl import StartFn
+from fixtures.wal_repository import branched_copy, reachable_config
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.conffile import read_conf
-from pgvdrill.ops.restore import base_backup_of
-from pgvdrill.repository import Repository
-from pgvdrill.repository.catalog import read_entries
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
-from pgvdrill.wal.pitr import BackupPoint, Target, recover
 from pgvdrill.wal.timelines import current_timeline
 
 LOCAL = pytest.mark.local_server("pgvdrill restore pitr writes a restore_command that runs "
@@ -50,17 +48,6 @@ def archive_files(repo: Path) -> dict[str, str]:
     """Every file under the repository and its sha256."""
     return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(repo.rglob("*")) if p.is_file()}
-
-
-def reachable_config(ops_config: Callable[..., Path], tmp_path: Path, reachable: Path
-                     ) -> tuple[Path, Repository]:
-    """ops_config with its repository where the server's OS user can write WAL."""
-    config = ops_config()
-    config.write_text(config.read_text().replace(str(tmp_path / "repo"),
-                                                 str(reachable / "repo")))
-    repo = Repository(reachable / "repo").ensure()
-    osuser.chown_tree(repo.root, osuser.server_user())
-    return config, repo
 
 
 def backup_role(source: Cluster, directory: Path) -> Path:
@@ -159,12 +146,7 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     prod_source.query("CREATE TABLE marks (id serial PRIMARY KEY, note text)", SOURCE_DB)
     prod_source.query("INSERT INTO marks (note) VALUES ('before the backup')", SOURCE_DB)
     ok(pgvdrill_cli("backup", "physical", "--config", config))
-    [entry] = read_entries(repo)
-    backup = base_backup_of(repo, entry)
-    stray, _ = restore_backup(backup, "stray")
-    stray.configure(archive_mode="on", archive_command=stray.archive_command(repo.wal))
-    point = BackupPoint.of((backup.path / "backup_manifest").read_bytes(), repo.wal)
-    recover(stray, Target("immediate"), stray.restore_command(repo.wal), point)
+    stray = branched_copy(repo, restore_backup, "stray")
     stray.query("INSERT INTO marks (note) VALUES ('on the stray branch')", SOURCE_DB)
     switch_and_wait(stray, repo.wal)
     for note in ("newest 1", "newest 2"):  # the source goes on, past the branch point
@@ -234,9 +216,9 @@ def test_a_backup_role_reads_the_current_timeline_of_a_primary_and_of_a_standby(
                          autocommit=True, **login) as primary:
         assert current_timeline(primary) == (1, "its current WAL file")
     standby = reachable / "standby"
-    prod_source.run_tool("pg_basebackup", ["-D", standby, "-R", "-X", "stream", "-c", "fast",
-                                           "-U", "backup_role", "-h", info.host, "-p",
-                                           str(info.port), "-d", f"passfile={passfile}"])
+    prod_source.run_tool(ToolCall("pg_basebackup", [
+        "-D", standby, "-R", "-X", "stream", "-c", "fast", "-U", "backup_role", "-h", info.host,
+        "-p", str(info.port), "-d", f"passfile={passfile}"]))
     osuser.chown_tree(standby, osuser.server_user())
     standby.chmod(0o700)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,14 +18,15 @@ from typing import Any
 import pytest
 
 from fixtures.cli import Cli
-from pgvdrill.cluster import Backend
+from fixtures.clusters import source_copy
+from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.repository import Entry, Repository, checksum_files, file_problems, lock
 from pgvdrill.repository.catalog import read_entries, write_entry
 from pgvdrill.repository.layout import restrict
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.names import DEFAULT_SEGMENT_SIZE, Segment, parse_lsn
 
 NOW = datetime(2025, 11, 15, 3, 0, tzinfo=UTC)
@@ -47,26 +47,24 @@ class Taken:
         return Segment.containing(parse_lsn(self.start_lsn), self.timeline)
 
 
+retention_source = source_copy("retention", scope="module")
+
+
 @pytest.fixture(scope="module")
-def taken(backend: Backend, source_template: str, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[Taken]:
+def taken(retention_source: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Taken:
     """Backups of a copy of the dataset's source, after a few WAL switches (so that the
     archive can hold segments from before the base backup)."""
     outdir = tmp_path_factory.mktemp("retention-backups")
-    cluster = backend.create("retention", template=source_template)
-    try:
-        cluster.start()
-        for _ in range(4):
-            cluster.query("SELECT pg_logical_emit_message(false, 'pgvdrill', 'retention')")
-            cluster.query("SELECT pg_switch_wal()")
-        archive = dump(cluster, SOURCE_DB, DUMP_SETTINGS["custom-z1"], outdir).archive
-        base = base_backup(cluster, BASE_BACKUP_SETTINGS["tar-stream"], outdir / "base",
-                           fast_checkpoint=True)
-    finally:
-        cluster.destroy()
+    cluster = retention_source
+    for _ in range(4):
+        cluster.query("SELECT pg_logical_emit_message(false, 'pgvdrill', 'retention')")
+        cluster.query("SELECT pg_switch_wal()")
+    archive = dump(cluster, SOURCE_DB, DUMP_SETTINGS["custom-z1"], outdir).archive
+    base = base_backup(cluster, BASE_BACKUP_SETTINGS["tar-stream"], outdir / "base",
+                       fast_checkpoint=True)
     backups = Taken(archive.path, base.path, base.start_lsn, base.end_lsn, base.timeline)
     assert backups.start.number >= 3, f"too little WAL before the base backup: {base.start_lsn}"
-    yield backups
+    return backups
 
 
 class Repo:

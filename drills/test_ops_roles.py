@@ -17,14 +17,14 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import conninfo
+from pgvdrill.backup.source import client_tools
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.ops.backup_source import client_tools
-from pgvdrill.ops.dr_drill import drill_logical
+from pgvdrill.drill.dr import drill_logical
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.ops.restore_logical import USER_TABLES
 from pgvdrill.repository import Repository
 from pgvdrill.repository.catalog import read_entries
 from pgvdrill.server import ExternalServer, parse_conninfo
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import snapshot, verify
 
 ROLES_SQL = """

@@ -23,7 +23,8 @@ from fixtures.production import Production, assert_untouched, read_report
 from fixtures.writes import Writer
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
-from pgvdrill.wal.archiving import make_archive_dir, python_for, switch_and_wait
+from pgvdrill.cluster.wal_commands import python_for
+from pgvdrill.wal.archiving import make_archive_dir, switch_and_wait
 
 ROOT = Path(__file__).parents[1]
 JOBS = ["pgvdrill-backup-logical", "pgvdrill-backup-physical", "pgvdrill-retention",

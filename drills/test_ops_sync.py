@@ -16,13 +16,13 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.s3 import Bucket
 from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.repository import Entry, Repository, checksum_files
 from pgvdrill.repository.catalog import read_entries, write_entry
 from pgvdrill.repository.layout import restrict
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.walcmd import archive_wal
 
 Config = Callable[..., Path]

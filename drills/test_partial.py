@@ -15,7 +15,8 @@ import pytest
 from fixtures.options import DrillOptions
 from pgvdrill.cluster import Cluster
 from pgvdrill.dataset import Dataset
-from pgvdrill.drill import LogicalDrill, restore_and_verify
+from pgvdrill.drill.logical import LogicalDrill, restore_dump_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, PARTIAL_DUMP_SETTINGS, DumpResult, DumpSetting
 from pgvdrill.logical.pairing import refusal
 from pgvdrill.logical.restore import (
@@ -23,7 +24,6 @@ from pgvdrill.logical.restore import (
     PARTIAL_RESTORE_SETTINGS,
     RestoreSetting,
 )
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot
 
 # Restores of the runbook that verification must fail, and the problem it must name.
@@ -53,7 +53,7 @@ def drill(dumps: Callable[[DumpSetting], DumpResult], target: Cluster,
     schema_only = PARTIAL_DUMP_SETTINGS["schema-only"]
 
     def run(dump_setting: DumpSetting, restore_setting: RestoreSetting) -> LogicalDrill:
-        result = restore_and_verify(
+        result = restore_dump_and_verify(
             dumps(dump_setting), target, SOURCE_DB, restore_setting, source_snapshot,
             data=dataset, recall_threshold=options.recall_threshold,
             schema_source=dumps(schema_only).archive)
@@ -97,7 +97,7 @@ def test_partial_parallel_and_single_job_restores_are_identical(
     contents = []
     for name in ("fresh", "parallel-j2"):
         target = make_cluster(name)
-        restore_and_verify(dumped, target, SOURCE_DB, ALL_RESTORE_SETTINGS[name],
+        restore_dump_and_verify(dumped, target, SOURCE_DB, ALL_RESTORE_SETTINGS[name],
                            source_snapshot).verification.raise_for_problems()
         with target.connect(SOURCE_DB) as conn:
             contents.append(snapshot(conn).contents)

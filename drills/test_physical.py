@@ -18,20 +18,21 @@ import pytest
 
 from fixtures.clusters import shared_tmp
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.errors import BackupError, ConfigError, RestoreError
-from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
-from pgvdrill.physical.backup import base_backup
-from pgvdrill.physical.drill import (
+from pgvdrill.drill.physical import (
     SEQUENCE_SLACK,
     PhysicalDrill,
     incremental_backup,
-    restore_and_verify,
+    restore_backup_and_verify,
 )
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.errors import BackupError, ConfigError, RestoreError
+from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
+from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import restore_base_backup, unpack
 from pgvdrill.physical.runbook import runbook_recovery_conf, runbook_start_backup
 from pgvdrill.physical.unpack import extract
 from pgvdrill.physical.verifybackup import check_backup
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.verify import Snapshot, same_ann_answers, snapshot, verify
 
 FULL_SETTINGS = [s for s in BASE_BACKUP_SETTINGS.values() if s.method != "incremental"]
@@ -81,7 +82,7 @@ def test_physical_restore(
     counts, bit-exact content, schema, valid indexes, amcheck, recall, same ANN answers."""
     backup = backups(setting)
 
-    drill = restore_and_verify(backend, backup, physical_source, physical_snapshot)
+    drill = restore_backup_and_verify(backend, backup, physical_source, physical_snapshot)
     record_drill(drill)
 
     drill.verification.raise_for_problems()
@@ -118,7 +119,7 @@ def test_physical_incremental_equals_full_at_the_same_point(
     with source.connect(SOURCE_DB) as conn:
         changed = snapshot(conn)
 
-    drill = restore_and_verify(backend, incremental, source, changed)
+    drill = restore_backup_and_verify(backend, incremental, source, changed)
     record_drill(drill)
 
     drill.verification.raise_for_problems()
@@ -238,7 +239,7 @@ def test_physical_drill_refuses_a_tampered_backup(
     tampered = BaseBackup(good.setting, copy, good.seconds, good.wal)
 
     with pytest.raises(BackupError, match="backup_manifest" if remove_manifest else "checksum"):
-        restore_and_verify(backend, tampered, physical_source, physical_snapshot)
+        restore_backup_and_verify(backend, tampered, physical_source, physical_snapshot)
 
 
 @pytest.mark.parametrize("archive", ["base.tar.gz", "pg_wal.tar.gz"])
@@ -253,7 +254,7 @@ def test_physical_truncated_tar_backup_is_broken(
     with pytest.raises(BackupError, match=r"is broken|cannot extract"):
         check_backup(backend.tools(), copy)
     if archive == "pg_wal.tar.gz":
-        backend.tools().run_tool("pg_verifybackup", ["--no-parse-wal", copy])
+        backend.tools().run_tool(ToolCall("pg_verifybackup", ["--no-parse-wal", copy]))
 
 
 def test_physical_refuses_a_non_empty_target(

@@ -24,14 +24,7 @@ import pytest
 from fixtures.clusters import shared_tmp
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend
-from pgvdrill.errors import RestoreError
-from pgvdrill.source import SOURCE_DB
-from pgvdrill.verify import verify
-from pgvdrill.wal.archiving import (
-    switch_and_wait,
-)
-from pgvdrill.wal.continuity import check_continuity
-from pgvdrill.wal.drill import (
+from pgvdrill.drill.pitr import (
     BEFORE_BACKUP,
     TARGETS,
     Archived,
@@ -39,7 +32,14 @@ from pgvdrill.wal.drill import (
     Restore,
     archive_markers,
 )
-from pgvdrill.wal.drill import pitr_drill as drill
+from pgvdrill.drill.pitr import pitr_drill as drill
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.errors import RestoreError
+from pgvdrill.verify import verify
+from pgvdrill.wal.archiving import (
+    switch_and_wait,
+)
+from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.markers import Marker, MarkerWriter, boundary_problems
 from pgvdrill.wal.names import Segment, format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, recover, resume
@@ -61,7 +61,7 @@ def test_pitr_target(archived: Archived, restore_backup: Restore,
     record_drill(result)
 
     assert result.recovery.state == "promoted"
-    assert result.problems == []
+    assert result.boundary_problems == []
     assert result.recovery.timeline == 2
 
 
@@ -87,7 +87,7 @@ def test_pitr_pause_then_resume(archived: Archived, restore_backup: Restore,
     assert result.recovery.state == "paused"
     assert cluster.query("SELECT pg_is_wal_replay_paused(), pg_is_in_recovery()") == \
         [(True, True)]
-    assert result.problems == []  # read-only, at the target
+    assert result.boundary_problems == []  # read-only, at the target
     resume(cluster)
     with cluster.connect(SOURCE_DB) as conn:
         assert boundary_problems(conn, *archived.upto(5)) == []
@@ -200,7 +200,7 @@ def test_pitr_timeline_latest_follows_an_earlier_promotion(
             result = PitrDrill(target.label(), archived.backup_seconds, copy_seconds,
                                recovery, boundary_problems(conn, present, absent))
         record_drill(result)
-        assert result.problems == [], name
+        assert result.boundary_problems == [], name
         assert recovery.timeline == 3, name  # 2 is taken, even when branching from 1
         cluster.destroy()
 

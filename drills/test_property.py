@@ -44,10 +44,10 @@ from hypothesis.stateful import (
 )
 from psycopg import sql
 
-from fixtures.options import get_option
+from fixtures.options import drill_options
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.drill import restore_and_verify
+from pgvdrill.drill.logical import drop_database, restore_dump_and_verify
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.logical.pairing import user_tables
 from pgvdrill.logical.restore import (
@@ -103,7 +103,7 @@ class Profile:
 
 @pytest.fixture(scope="module")
 def profile(pytestconfig: pytest.Config) -> Profile:
-    name = get_option(pytestconfig, "drill-hypothesis") or "quick"
+    name = drill_options(pytestconfig).hypothesis
     if name not in BUDGETS:
         raise pytest.UsageError(f"--drill-hypothesis takes {' or '.join(BUDGETS)}, not {name!r}")
     return Profile(name, BUDGETS[name], pytestconfig.rootpath / ".hypothesis" / "examples")
@@ -401,19 +401,13 @@ def property_target(backend: Backend) -> Iterator[Cluster]:
         yield cluster
 
 
-def drop(cluster: Cluster, dbname: str) -> None:
-    with cluster.connect() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(dbname)))
-
-
 @contextmanager
 def scratch(target: Cluster, dbname: str, outdir: Path) -> Iterator[Path]:
     """`outdir` for an example's backup; it and the target's copy are removed after."""
     try:
         yield outdir
     finally:
-        drop(target, dbname)
+        drop_database(target, dbname)
         shutil.rmtree(outdir, ignore_errors=True)
 
 
@@ -429,7 +423,7 @@ def source_database(property_source: Cluster) -> Iterator[Any]:
                 create(conn, db)
             yield dbname
         finally:
-            drop(property_source, dbname)
+            drop_database(property_source, dbname)
 
     return made
 
@@ -501,7 +495,7 @@ def test_property_table_restore_brings_exactly_that_table(
             dumped = dump(property_source, dbname, DUMP_SETTINGS["custom-z1"], outdir)
             with property_source.connect(dbname) as src:
                 source = snapshot(src)
-            drilled = restore_and_verify(dumped, property_target, dbname, setting, source)
+            drilled = restore_dump_and_verify(dumped, property_target, dbname, setting, source)
             with property_source.connect(dbname) as src, \
                     property_target.connect(dbname) as tgt:
                 assert user_tables(tgt) == sorted(

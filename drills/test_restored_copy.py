@@ -18,10 +18,10 @@ from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.cluster.restored import SOURCE_CONFIG
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import DrillError
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import make_archive_dir
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +20,13 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
+from fixtures.clusters import source_copy
 from pgvdrill import osuser
-from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.archiving import (
     enable_archiving,
     hand_to_server,
@@ -94,15 +95,14 @@ class RpoDrill:
                             **self.recovery.as_dict()}}
 
 
+rpo_source = source_copy("rpo-primary")
+
+
 @pytest.fixture
-def primary(backend: Backend, source_template: str) -> Iterator[DirectoryCluster]:
-    cluster = backend.create("rpo-primary", template=source_template)
-    assert isinstance(cluster, DirectoryCluster)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
+def primary(rpo_source: Cluster) -> DirectoryCluster:
+    """A started copy of the source, whose data directory this test removes."""
+    assert isinstance(rpo_source, DirectoryCluster)
+    return rpo_source
 
 
 def destroy_while_writing(primary: DirectoryCluster) -> tuple[int, datetime]:

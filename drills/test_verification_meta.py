@@ -15,14 +15,14 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from pgvdrill import runner
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.local import LocalCluster
 from pgvdrill.dataset import VECTOR_INDEXES, Dataset
-from pgvdrill.drill import restore_and_verify
+from pgvdrill.drill.logical import restore_dump_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, DumpSetting
 from pgvdrill.logical.restore import RESTORE_SETTINGS
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc import runner
 from pgvdrill.verify import Snapshot, verify
 from pgvdrill.verify.ground_truth import ground_truth_check
 
@@ -74,7 +74,7 @@ def drop_table(conn: Conn) -> str:
 def restored(dumps: Callable[[DumpSetting], DumpResult], target: Cluster,
              source_snapshot: Snapshot) -> Cluster:
     """A verified restore of the source, ready to be damaged."""
-    drill = restore_and_verify(dumps(DUMP_SETTINGS["custom-z1"]), target, SOURCE_DB,
+    drill = restore_dump_and_verify(dumps(DUMP_SETTINGS["custom-z1"]), target, SOURCE_DB,
                                RESTORE_SETTINGS["fresh"], source_snapshot)
     drill.verification.raise_for_problems()
     return target

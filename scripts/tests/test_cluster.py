@@ -10,8 +10,9 @@ import pytest
 
 from pgvdrill.backends import make_backend
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
+from pgvdrill.drill.source import require_pgvector
 from pgvdrill.errors import ConfigError, DrillError
-from pgvdrill.source import require_pgvector
+from pgvdrill.proc.runner import ToolCall
 
 PG15 = Path("/usr/lib/postgresql/15/bin")
 
@@ -119,7 +120,7 @@ def test_system_server_without_pgvector_is_refused(tmp_path: Path) -> None:
 def test_adopt_a_base_backup(cluster: LocalCluster, local_backend: LocalBackend) -> None:
     cluster.query("CREATE TABLE t AS SELECT generate_series(1, 100) AS i")
     copy = local_backend.workdir / "copy"
-    cluster.run_tool("pg_basebackup", ["-D", copy, "-Fp", "-X", "stream", "-c", "fast"])
+    cluster.run_tool(ToolCall("pg_basebackup", ["-D", copy, "-Fp", "-X", "stream", "-c", "fast"]))
     restored = local_backend.adopt("restored", copy)
     try:
         restored.start()

@@ -21,10 +21,11 @@ import psycopg
 import pytest
 
 from fixtures.cli import Cli
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster.docker import check_engine
-from pgvdrill.docker_image import DEFAULT_TAG
+from pgvdrill.cluster.docker_image import DEFAULT_TAG
 from pgvdrill.errors import ConfigError, ToolError
+from pgvdrill.proc import runner
 
 DOCKER = pytest.mark.docker
 NO_ENGINE = "unix:///nonexistent/docker.sock"
@@ -125,15 +126,21 @@ def test_entrypoint_user_database_settings_and_pgvector(start: Start) -> None:
                         password=password + "-wrong", dbname="appdb", connect_timeout=10)
 
 
-@DOCKER
-def test_entrypoint_reads_password_file(start: Start, tmp_path: Path) -> None:
-    """POSTGRES_PASSWORD_FILE: the password from a read-only bind-mounted file."""
+def with_password_file(start: Start, tmp_path: Path, mode: int) -> tuple[Container, str]:
+    """A container whose password comes from a read-only bind-mounted file of `mode`
+    (POSTGRES_PASSWORD_FILE), and that password."""
     password = secrets.token_urlsafe(16)
     secret = tmp_path / "pw"
     secret.write_text(password + "\n")
-    secret.chmod(0o644)
-    container = start("--volume", f"{secret}:/run/secrets/pw:ro",
-                      "--env", "POSTGRES_PASSWORD_FILE=/run/secrets/pw")
+    secret.chmod(mode)
+    return start("--volume", f"{secret}:/run/secrets/pw:ro",
+                 "--env", "POSTGRES_PASSWORD_FILE=/run/secrets/pw"), password
+
+
+@DOCKER
+def test_entrypoint_reads_password_file(start: Start, tmp_path: Path) -> None:
+    """POSTGRES_PASSWORD_FILE: the password from a read-only bind-mounted file."""
+    container, password = with_password_file(start, tmp_path, 0o644)
     with container.connect(password=password) as conn:
         assert one(conn, "SELECT current_user") == "postgres"
 
@@ -141,12 +148,7 @@ def test_entrypoint_reads_password_file(start: Start, tmp_path: Path) -> None:
 @DOCKER
 def test_entrypoint_reads_root_only_password_file(start: Start, tmp_path: Path) -> None:
     """A secret only root can read (mode 0600), as the official image accepts."""
-    password = secrets.token_urlsafe(16)
-    secret = tmp_path / "pw"
-    secret.write_text(password + "\n")
-    secret.chmod(0o600)
-    container = start("--volume", f"{secret}:/run/secrets/pw:ro",
-                      "--env", "POSTGRES_PASSWORD_FILE=/run/secrets/pw")
+    container, password = with_password_file(start, tmp_path, 0o600)
     with container.connect(password=password) as conn:
         assert one(conn, "SELECT 1") == 1
 

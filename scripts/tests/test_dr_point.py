@@ -1,4 +1,4 @@
-"""What the DR drill's comparison point reads (pgvdrill.ops.dr_point): which commits a
+"""What the DR drill's comparison point reads (pgvdrill.drill.dr_point): which commits a
 source's snapshot sees, asked of pg_waldump's 32-bit transaction ids, and whether
 pg_waldump read every record up to the end it was given."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgvdrill.ops.dr_point import snapshot_sees, stopped_at_end
+from pgvdrill.drill.dr_point import snapshot_sees, stopped_at_end
 
 EPOCH = 2**32
 

@@ -20,14 +20,16 @@ from pathlib import Path
 import pytest
 
 import pgvdrill
-from pgvdrill import elf, installation, runner
+from pgvdrill import installation
 from pgvdrill.backends import default_cache_dir, make_backend
+from pgvdrill.backup.source import client_tools
 from pgvdrill.cluster.docker import run_id
 from pgvdrill.config import load_config
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.ops.backup_source import client_tools
+from pgvdrill.files import elf
 from pgvdrill.physical.unpack import extract
-from pgvdrill.targets import Targets, load_targets, with_production_size
+from pgvdrill.policy.targets import Targets, load_targets, with_production_size
+from pgvdrill.proc import runner
 
 OTHER = "pgvprod"  # an OS user that is neither root nor the caller
 SCRIPTS = Path(pgvdrill.__file__).parents[1]  # the pgvdrill under test, for other Pythons

@@ -13,8 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgvdrill import report
-from pgvdrill.cli import truthful
+from pgvdrill.cli.main import truthful
 from pgvdrill.errors import (
     BackupError,
     ConfigError,
@@ -24,8 +23,9 @@ from pgvdrill.errors import (
     cleanup,
     environment_cause,
 )
-from pgvdrill.gzipped import gzip_problem
-from pgvdrill.targets import load_targets
+from pgvdrill.files.gzipped import gzip_problem
+from pgvdrill.policy.targets import load_targets
+from pgvdrill.report import run_dir as report
 from pgvdrill.verify.ground_truth import index_requirement
 
 
@@ -198,7 +198,7 @@ def test_fault_the_chain_followed_is_the_one_python_prints() -> None:
 
 
 def test_walcmd_still_imports_the_standard_library_only() -> None:
-    """errors.py is one of the files walcmd's server-user copy holds (archiving.WALCMD_FILES):
+    """errors.py is one of the files walcmd's server-user copy holds (wal_commands.WALCMD_FILES):
     classifying psycopg errors must not import psycopg there (restore_command would fail on
     a system python3 without it)."""
     probe = "import sys, pgvdrill.wal.walcmd; print(sorted(m for m in sys.modules " \

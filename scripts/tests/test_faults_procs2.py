@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from pgvdrill import interrupts, procgroup
 from pgvdrill.cluster.docker import WAL_SCRIPTS
+from pgvdrill.proc import group as procgroup
+from pgvdrill.proc import interrupts
 from pgvdrill.wal import walcmd
 
 SLEEPER = "/bin/sleep"
@@ -150,7 +151,7 @@ def test_fault_sigkilled_pgvdrill_leaves_no_unregistered_program(where: str) -> 
             if where == "killed-before-registration" else "")
     pgvdrill = start_pgvdrill(f"""
         import os, subprocess, sys, time
-        from pgvdrill import procgroup
+        from pgvdrill.proc import group as procgroup
         {stop}
         proc = procgroup.spawn([sys.executable, "-c", {ESCAPES!r}], env=dict(os.environ),
                                cwd=None, user=None, stdin=subprocess.DEVNULL,
@@ -185,7 +186,7 @@ def test_fault_sigkilled_pgvdrill_removes_its_containers(tmp_path: Path) -> None
     client.chmod(0o755)
     pgvdrill = start_pgvdrill(f"""
         import time
-        from pgvdrill import procgroup
+        from pgvdrill.proc import group as procgroup
         procgroup.guard_containers({str(client)!r}, "pgvdrill.session=abc123")
         procgroup.guard_containers({str(client)!r}, "pgvdrill.session=closed")
         procgroup.release_containers({str(client)!r}, "pgvdrill.session=closed")
@@ -211,13 +212,6 @@ def segment(tmp_path: Path) -> Path:
     wal.mkdir()
     path = wal / SEGMENT
     path.write_bytes(os.urandom(2**20))
-    return path
-
-
-@pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    path = tmp_path / "archive"
-    path.mkdir()
     return path
 
 

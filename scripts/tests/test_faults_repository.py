@@ -15,10 +15,10 @@ from typing import cast
 import pytest
 
 from fixtures.segments import segment_bytes
+from pgvdrill.cli.retention import _when as retention_when
+from pgvdrill.drill.archive_health import check_archive
+from pgvdrill.drill.physical import ArchiveReplay
 from pgvdrill.errors import BackupError
-from pgvdrill.ops.archive_health import check_archive
-from pgvdrill.ops.retention import _when as retention_when
-from pgvdrill.physical.drill import ArchiveReplay
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.repository.catalog import read_catalog, sha256_of, write_entry
 from pgvdrill.repository.paths import UnsafePath, inside, listing

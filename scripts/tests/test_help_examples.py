@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.segments import segment_bytes
-from pgvdrill.cli import build_parser
+from pgvdrill.cli.main import build_parser
 
 SEGMENT = "000000010000000000000003"
 

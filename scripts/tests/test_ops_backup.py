@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill import runner
+from pgvdrill.backup.source import require_tools_for
+from pgvdrill.backup.take import artifact_name, basebackup_argv, dump_argv
 from pgvdrill.config import Logical, Physical
 from pgvdrill.errors import ConfigError, ToolError
 from pgvdrill.installation import Installation
-from pgvdrill.ops.backup_source import require_tools_for
-from pgvdrill.ops.backup_take import artifact_name, basebackup_argv, dump_argv
+from pgvdrill.proc import runner
 
 TARGET = Path("/repo/logical/x/vector_db.dump")
 

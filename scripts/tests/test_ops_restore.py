@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill.cli import build_parser
+from pgvdrill.cli.main import build_parser
+from pgvdrill.cli.restore import PHYSICAL_EPILOG, PITR_EPILOG, target_from
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError, RestoreError
 from pgvdrill.installation import Installation
-from pgvdrill.ops.restore import PHYSICAL_EPILOG, PITR_EPILOG
 from pgvdrill.ops.restore_choose import (
     choose,
     choose_timeline,
     parse_time,
     pitr_command,
     refuse_before_backup,
-    target_from,
     target_options,
 )
 from pgvdrill.ops.restore_datadir import existing_names, make_safe, restore_datadir

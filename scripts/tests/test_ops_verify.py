@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill.ops.verify import is_path
+from pgvdrill.cli.verify import is_path
 from pgvdrill.ops.verify_repo import wal_problems
 from pgvdrill.repository import Entry, Repository
 from pgvdrill.repository.catalog import incomplete, read_catalog, write_entry

@@ -7,10 +7,10 @@ import pytest
 
 from pgvdrill.config import Procedure
 from pgvdrill.errors import ConfigError, ToolError
+from pgvdrill.proc.runner import Result
 from pgvdrill.procedures.runbook_physical import active_settings
 from pgvdrill.procedures.steps import Outcome, Recorder, exit_text, first_lines, judge
 from pgvdrill.procedures.user import check
-from pgvdrill.runner import Result
 
 
 def test_hazards_make_a_step_unsafe_whatever_else_it_did() -> None:

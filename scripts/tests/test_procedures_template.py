@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill import runner
 from pgvdrill.errors import ConfigError
+from pgvdrill.proc import runner
 from pgvdrill.procedures.template import placeholders, render
 
 HOSTILE = "it's a \"backup\" $(touch pwned); `touch pwned2` & rm -rf nothing\n|>x *"

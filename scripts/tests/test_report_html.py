@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pgvdrill.report_html import STATUS_COLOURS, html
+from pgvdrill.report.html import STATUS_COLOURS, html
 
 SAMPLE = Path(__file__).parent / "data" / "report_sample.json"
 PROCEDURES = Path(__file__).parent / "data" / "report_procedures.json"  # a procedures run

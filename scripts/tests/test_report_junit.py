@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pgvdrill.report_junit import FailOn, junit
+from pgvdrill.policy.fail_on import FailOn
+from pgvdrill.report.junit import junit
 
 SAMPLE = Path(__file__).parent / "data" / "report_sample.json"
 #: drills of the sample with a target verdict "fail", and with one "unknown"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pgvdrill import report_views
-from pgvdrill.report_model import unix_time
+from pgvdrill.report import views as report_views
+from pgvdrill.report.model import unix_time
 
 SAMPLE = Path(__file__).parent / "data" / "report_sample.json"
 PROCEDURES = Path(__file__).parent / "data" / "report_procedures.json"  # a procedures run

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shlex
 
-from pgvdrill.cli import build_parser
-from pgvdrill.ops.restore import LOGICAL_EPILOG
+from pgvdrill.cli.main import build_parser
+from pgvdrill.cli.restore import LOGICAL_EPILOG
 from pgvdrill.ops.restore_logical import Ownership
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill import runner
 from pgvdrill.errors import ConfigError, ToolError
+from pgvdrill.proc import runner
 
 
 def test_captures_stdout_and_stderr() -> None:
@@ -48,7 +48,7 @@ def test_stdin_and_stdout_files(tmp_path: Path) -> None:
 
 
 def test_env_is_added_and_command_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "pgvdrill.runner")
+    caplog.set_level(logging.INFO, "pgvdrill.proc.runner")
     result = runner.run(["sh", "-c", "echo $PGVDRILL_X"], env={"PGVDRILL_X": "42"})
     assert result.stdout == "42\n"
     assert "sh -c echo $PGVDRILL_X" in caplog.text

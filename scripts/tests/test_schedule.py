@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from fixtures.segments import segment_bytes
-from pgvdrill.cli import main
+from pgvdrill.cli.main import main
 from pgvdrill.config import load_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.schedule import ARCHIVING_FILE, CRON_FILE, Install, files, write_files
@@ -118,7 +118,7 @@ def test_services_run_the_runbooks_commands_in_their_sandboxes(tmp_path: Path) -
     expected = {"pgvdrill-backup-logical": "backup logical",
                 "pgvdrill-backup-physical": "backup physical",
                 "pgvdrill-retention": "retention",
-                "pgvdrill-drill": "drill --config /etc/pgvdrill/pgvdrill.toml --take "
+                "pgvdrill-drill": "dr-drill --config /etc/pgvdrill/pgvdrill.toml --take "
                                   "--workdir /var/tmp --cache-dir /var/cache/pgvdrill-drill"}
     for job, command in expected.items():
         parsed = unit(units[f"{job}.service"])
@@ -176,7 +176,7 @@ def test_systemd_analyze_accepts_the_units_with_awkward_paths(
     specifiers = str(config).replace("%", "%%")
     assert drill["Environment"] == f'"PGVDRILL_CONFIG={specifiers}"'
     assert drill["ExecStart"].startswith(
-        f'{PGVDRILL} drill --config "{specifiers.replace("$", "$$")}" --take --workdir')
+        f'{PGVDRILL} dr-drill --config "{specifiers.replace("$", "$$")}" --take --workdir')
     retention = unit((out / "pgvdrill-retention.service").read_text())["Service"]
     assert retention["ReadWritePaths"] == f'"{str(awkward / "repo").replace("%", "%%")}"'
 
@@ -323,7 +323,7 @@ def test_cron_commands_run_under_sh_with_awkward_paths(tmp_path: Path) -> None:
         assert calls.exists() == ran, f"day {day}"
         calls.unlink(missing_ok=True)
     run_cron_command(text, commands[3], tmp_path, DAY="01")
-    assert calls.read_text() == f"{config}|drill --config {config} --take --workdir /var/tmp\n"
+    assert calls.read_text() == f"{config}|dr-drill --config {config} --take --workdir /var/tmp\n"
 
     with open(install.lock_dir / "pgvdrill-retention.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -484,7 +484,7 @@ def test_the_cronjob_drills_monthly_with_the_configmaps_config_and_a_0600_pgpass
     drill = containers[verdicts["onExitCodes"]["containerName"]]
     mounts = {m["mountPath"]: m for m in drill["volumeMounts"]}
     args = drill["args"]
-    assert args[:2] == ["drill", "--config"] and "--take" in args
+    assert args[:2] == ["dr-drill", "--config"] and "--take" in args
     config_path = Path(args[2])
     config_volume = volumes[mounts[str(config_path.parent)]["name"]]["configMap"]
     assert config_volume["name"] == docs["ConfigMap"]["metadata"]["name"]

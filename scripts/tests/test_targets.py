@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pgvdrill import targets as targets_module
 from pgvdrill.errors import ConfigError
-from pgvdrill.targets import (
+from pgvdrill.policy import targets as targets_module
+from pgvdrill.policy.targets import (
     GIB,
     MIB,
     Production,
@@ -18,7 +18,7 @@ from pgvdrill.targets import (
     parse_size,
     targets_from_mapping,
 )
-from pgvdrill.verdicts import (
+from pgvdrill.policy.verdicts import (
     backup_age_verdict,
     evaluate,
     projected_seconds,

@@ -16,9 +16,9 @@ import pytest
 from pgvdrill import installation, osuser
 from pgvdrill.cluster.base import Cluster
 from pgvdrill.cluster.local import LocalBackend
+from pgvdrill.identifiers import parse_table_name
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
 from pgvdrill.verify.schema import SequenceWindow, compare_extensions
-from pgvdrill.verify.session import parse_table_name
 
 WORK = Path("/var/tmp/pgvdrill-vf-work")
 CACHE = Path("/var/tmp/pgvdrill-vf-cache")

@@ -3,18 +3,17 @@ faked here; drills/test_ops_restore.py runs the real one against a real archive)
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pgvdrill.cli import build_parser
+from pgvdrill.cli.main import build_parser
 from pgvdrill.errors import RestoreError
-from pgvdrill.runner import Result
+from pgvdrill.proc.runner import Result, ToolCall
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.pitr import Target
 from pgvdrill.wal.reach import last_transaction_end, refuse_beyond_archive, stopping_points
@@ -37,15 +36,12 @@ class FakeWaldump:
         self.answers = answers
         self.read: list[str] = []
 
-    def run_tool(self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-                 timeout: float = 3600, dbname: str | None = None,
-                 stdout: str | os.PathLike[str] | None = None, check: bool = True,
-                 env: Mapping[str, str] | None = None, hint: str = "") -> Result:
-        assert tool == "pg_waldump" and env == {"TZ": "UTC"} and not check
-        segment = str(args[-1])
+    def run_tool(self, call: ToolCall) -> Result:
+        assert call.tool == "pg_waldump" and call.env == {"TZ": "UTC"} and not call.check
+        segment = str(call.args[-1])
         self.read.append(segment)
         code, out = self.answers.get(segment, (0, ""))
-        return Result([tool, *map(str, args)], code, out, "", 0.0)
+        return Result([call.tool, *map(str, call.args)], code, out, "", 0.0)
 
 
 def test_the_newest_segment_with_a_transaction_end_decides() -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+import pgvdrill as pgvdrill_package
 from fixtures.segments import segment_bytes
-from pgvdrill import osuser, runner
-from pgvdrill.wal.archiving import python_for
-from pgvdrill.wal.walcmd import NOT_IN_ARCHIVE
+from pgvdrill import osuser
+from pgvdrill.cluster.wal_commands import WALCMD_FILES, python_for
+from pgvdrill.proc import runner
+from pgvdrill.restore_status import NOT_IN_ARCHIVE
 
 SEGMENT = "000000010000000000000003"
 
@@ -30,13 +32,6 @@ def wal(tmp_path: Path) -> Path:
     path = tmp_path / "pg_wal" / SEGMENT
     path.parent.mkdir()
     path.write_bytes(segment_bytes())
-    return path
-
-
-@pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    path = tmp_path / "archive"
-    path.mkdir()
     return path
 
 
@@ -153,3 +148,16 @@ def test_restore_serves_a_partial_segment_only_when_asked(archive: Path, tmp_pat
                     "--partial").returncode == 0
     assert target.read_bytes() == b"partial"
     assert sorted(p.name for p in archive.iterdir()) == [f"{SEGMENT}.partial"]
+
+
+def test_the_server_user_copy_of_walcmd_holds_every_module_it_imports(tmp_path: Path) -> None:
+    """shared_walcmd copies WALCMD_FILES only: walcmd must run from exactly those files,
+    without site-packages (a server's own python3 has neither pgvdrill nor psycopg)."""
+    root = Path(pgvdrill_package.__file__).resolve().parent.parent
+    for name in WALCMD_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((root / name).read_bytes())
+    for command in ("archive-wal", "restore-wal"):
+        result = runner.run([sys.executable, "-S", "-m", "pgvdrill.wal.walcmd", command,
+                             "--help"], env={"PYTHONPATH": str(tmp_path)}, check=False)
+        assert result.returncode == 0, result.stderr

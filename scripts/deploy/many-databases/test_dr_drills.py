@@ -1,4 +1,4 @@
-"""`pgvdrill drill --config` for one database: its newest backups restored into scratch
+"""`pgvdrill dr-drill --config` for one database: its newest backups restored into scratch
 servers and compared with the source; the test fails with the drill's exit code and why."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ EXIT_CODES = {1: "a restored database differs from its source",
 
 
 def test_dr_drill(config: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "pgvdrill.cli", "drill", "--config",
+    result = subprocess.run([sys.executable, "-m", "pgvdrill.cli", "dr-drill", "--config",
                              str(config)], capture_output=True, text=True, check=False)
     print(result.stdout)  # the drill's progress and report path, shown for failures
     assert result.returncode == 0, (

@@ -17,16 +17,17 @@ from pgvdrill.bench.measure import Kind, Sample, disk_bytes, timed
 from pgvdrill.bench.ratios import Comparison
 from pgvdrill.bench.workbench import Workbench
 from pgvdrill.cluster import Cluster
-from pgvdrill.drill import drop_database
+from pgvdrill.drill.logical import drop_database
+from pgvdrill.drill.physical import SEQUENCE_SLACK
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import ConfigError, cleanup
 from pgvdrill.logical.dump import DUMP_SETTINGS
 from pgvdrill.logical.pairing import finish, prepare
-from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting, restore
+from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting, restore, restore_argv
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
-from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.physical.restore import restore_base_backup_timed
 from pgvdrill.physical.verifybackup import check_backup
-from pgvdrill.source import SOURCE_DB
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.statement_log import pgoptions
 
 Step = Callable[[Workbench], Sample]
@@ -69,8 +70,8 @@ def _dump(name: str) -> Mode:
         outdir = bench.fresh(f"raw-dump-{name}")
         outdir.mkdir()
         target = outdir / setting.artifact_name(SOURCE_DB)
-        _, seconds = timed(lambda: bench.source.run_tool(
-            "pg_dump", setting.argv(SOURCE_DB, target)))
+        _, seconds = timed(lambda: bench.source.run_tool(ToolCall(
+            "pg_dump", setting.argv(SOURCE_DB, target))))
         size = disk_bytes(target)
         shutil.rmtree(outdir)
         return Sample(seconds, size)
@@ -92,8 +93,8 @@ def _base_backup(name: str) -> Mode:
 
     def raw(bench: Workbench) -> Sample:
         dest = bench.fresh(f"raw-base-{name}")
-        _, seconds = timed(lambda: bench.source.run_tool(
-            "pg_basebackup", ["-D", dest, *setting.args, "--checkpoint=fast"]))
+        _, seconds = timed(lambda: bench.source.run_tool(ToolCall(
+            "pg_basebackup", ["-D", dest, *setting.args, "--checkpoint=fast"])))
         size = disk_bytes(dest)
         shutil.rmtree(dest)
         return Sample(seconds, size)
@@ -124,12 +125,12 @@ def _restore(name: str, setting_of: Callable[[Workbench], RestoreSetting], descr
         if archive.format == "plain":
             tool, args = "psql", ["--dbname", dbname, *PSQL_ARGS, "--file", str(archive.path)]
         else:
-            tool, args = "pg_restore", [*setting.base_argv(dbname), str(archive.path)]
+            tool, args = "pg_restore", restore_argv(archive.path, setting=setting, dbname=dbname)
         env = {"PGOPTIONS": pgoptions(setting.session)} if setting.session else None
 
         def step() -> None:
-            bench.target.run_tool("createdb", [dbname])
-            bench.target.run_tool(tool, args, stdout="/dev/null", env=env)
+            bench.target.run_tool(ToolCall("createdb", [dbname]))
+            bench.target.run_tool(ToolCall(tool, args, stdout="/dev/null", env=env))
 
         _, seconds = timed(step)
         bench.check(bench.target, dbname)

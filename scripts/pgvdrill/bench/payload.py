@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pgvdrill import report
 from pgvdrill.bench.measure import Run
 from pgvdrill.bench.run import BenchResult
+from pgvdrill.report import run_dir as report
 
 SOURCE = "pgvdrill bench"
 

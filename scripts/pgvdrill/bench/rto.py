@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 
 from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.restore import RESTORE_SETTINGS, RestoreSetting
-from pgvdrill.source import SOURCE_DB
 
 MIB = 1024 * 1024
 DEFAULT_BYTES = 64 * MIB  # PostgreSQL's default maintenance_work_mem

@@ -16,8 +16,8 @@ from pgvdrill.bench.sizes import Size
 from pgvdrill.bench.workbench import Workbench
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.dataset import generate
+from pgvdrill.drill.source import SOURCE_DB, dataset_template
 from pgvdrill.errors import DrillError
-from pgvdrill.source import SOURCE_DB, dataset_template
 
 
 @dataclass(frozen=True)

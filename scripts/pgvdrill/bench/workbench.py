@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import BackupError
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, dump
 from pgvdrill.logical.restore import RestoreSetting
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot, verify
 
 

@@ -8,8 +8,7 @@ whose data directory lives in a container can implement the same drills.
 from __future__ import annotations
 
 import abc
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, Literal, Protocol, Self
 import psycopg
 
 from pgvdrill.errors import clean_after, cleanup
-from pgvdrill.runner import Result
+from pgvdrill.proc.runner import Result, ToolCall
 
 ConfigValue = str | int | float | bool
 # libpq's environment variables (libpq docs, "Environment Variables"): the caller's are
@@ -52,12 +51,7 @@ SCRATCH_KEYWORDS = {
 class ToolRunner(Protocol):
     """Runs client tools of one PostgreSQL version (a cluster, or an installation alone)."""
 
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> Result: ...
+    def run_tool(self, call: ToolCall) -> Result: ...
 
 
 class Server(Protocol):
@@ -72,12 +66,7 @@ class Server(Protocol):
 
     def query(self, sql: str, dbname: str | None = None) -> list[tuple[object, ...]]: ...
 
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> Result: ...
+    def run_tool(self, call: ToolCall) -> Result: ...
 
 
 @dataclass(frozen=True)
@@ -162,12 +151,7 @@ class Cluster(abc.ABC):
     def reload(self) -> None: ...
 
     @abc.abstractmethod
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> Result:
+    def run_tool(self, call: ToolCall) -> Result:
         """Run a client tool of this server's version, connected to this server."""
 
     @abc.abstractmethod

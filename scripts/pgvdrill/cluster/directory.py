@@ -12,13 +12,12 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psycopg
 
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster.base import Backend, Cluster, ClusterSettings, ConfigValue, ConnInfo
 from pgvdrill.cluster.ports import PortLease, lease
 from pgvdrill.cluster.restored import (
@@ -29,8 +28,11 @@ from pgvdrill.cluster.restored import (
     neutralise,
 )
 from pgvdrill.errors import ConfigError, DrillError, cleanup
+from pgvdrill.files.trust import require_trusted
+from pgvdrill.proc import runner
+from pgvdrill.proc.runner import ToolCall
+from pgvdrill.proc.wait import GiveUp, Waited, wait_until
 from pgvdrill.statement_log import PREFIX as STATEMENT_LOG_PREFIX
-from pgvdrill.trust import require_trusted
 
 INCLUDED_CONF = "pgvdrill.conf"
 SUPERUSER = "postgres"
@@ -112,28 +114,29 @@ class DirectoryCluster(Cluster):
     def _wait_ready(self, timeout: float) -> None:
         """Wait until a query runs; fail at once on an answer that waiting cannot change
         (a refused login, a stopped server), with the server log's last lines."""
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             try:
                 with psycopg.connect(self.conninfo.dsn(), connect_timeout=5) as conn:
                     conn.execute("SELECT 1")
-                    return
+                    return True
             except psycopg.OperationalError as exc:
-                last = exc
                 if not self.is_running() or any(r in str(exc) for r in REFUSED):
-                    break
-                time.sleep(0.2)
-        running = self.is_running()
-        raise DrillError(
-            f"server {self.name} "
-            f"{'does not accept queries' if running else 'did not start (it stopped)'}: "
-            f"{str(last).strip()}\nlast lines of its log ({self.logfile}):\n"
-            f"{self.server_log(20)}",
-            "read the server log above" + ("; the server may still be recovering"
-                                           if running and deadline <= time.monotonic()
-                                           else ""),
-        )
+                    raise GiveUp from exc
+                raise
+
+        def failed(waited: Waited) -> str:
+            running[0] = self.is_running()
+            return (f"server {self.name} "
+                    f"{'does not accept queries' if running[0] else 'did not start (it stopped)'}"
+                    f": {str(waited.error).strip()}\nlast lines of its log ({self.logfile}):\n"
+                    f"{self.server_log(20)}")
+
+        running = [False]
+        wait_until(answers, timeout=timeout, interval=0.2, transient=(psycopg.OperationalError,),
+                   error=DrillError, message=failed, hint=lambda waited: (
+                       "read the server log above" + ("; the server may still be recovering"
+                                                      if running[0] and not waited.gave_up
+                                                      else "")))
 
     # configuration
     def configure(self, **settings: ConfigValue) -> None:
@@ -192,7 +195,7 @@ class DirectoryCluster(Cluster):
     def process_command(self, tool: str, args: list[str], env: Mapping[str, str]
                         ) -> tuple[list[str], dict[str, str | None]]:
         """(argv, environment) running client `tool` connected to this server, with `env`
-        added, as a long-running process (pgvdrill.process.Process), e.g. pg_receivewal."""
+        added, as a long-running process (pgvdrill.proc.background.Process), e.g. pg_receivewal."""
 
     def release(self) -> None:
         """Stop the server (if running) and give up its port; the directory stays."""
@@ -283,7 +286,7 @@ class DirectoryBackend(Backend):
                               "choose a shorter work directory, e.g. --workdir /var/tmp")
         shutil.move(str(datadir), directory / "data")
         (directory / "data").chmod(0o700)
-        controldata = self.tools().run_tool("pg_controldata", [directory / "data"]).stdout
+        controldata = self.tools().run_tool(ToolCall("pg_controldata", [directory / "data"])).stdout
         done = neutralise(directory / "data", directory / SOURCE_CONFIG, socket,
                           has_library=self.has_library, control=control_limits(controldata))
         socket.mkdir(mode=0o700)

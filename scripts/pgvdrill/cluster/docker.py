@@ -23,11 +23,11 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from pgvdrill import osuser, procgroup, runner
+from pgvdrill import osuser
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.cluster.directory import (
     SUPERUSER,
@@ -37,6 +37,9 @@ from pgvdrill.cluster.directory import (
 )
 from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.errors import ConfigError, DrillError, cleanup
+from pgvdrill.proc import group as procgroup
+from pgvdrill.proc import runner
+from pgvdrill.proc.runner import ToolCall
 
 ENGINE_HINT = ("start a Docker engine: scripts/docker/setup-engine.sh (as root; installs "
                "docker.io and starts dockerd), or choose the embedded backend")
@@ -82,15 +85,9 @@ class ContainerTools:
     def major(self) -> int:
         return int(self.version.split(".")[0])
 
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> runner.Result:
-        extra = {**({"PGDATABASE": dbname} if dbname else {}), **(env or {})}
-        return self.backend.exec(self.backend.tools_container(), tool, args, extra,
-                                 timeout=timeout, stdout=stdout, check=check, hint=hint)
+    def run_tool(self, call: ToolCall) -> runner.Result:
+        return self.backend.exec(self.backend.tools_container(), call,
+                                 {"PGDATABASE": call.dbname} if call.dbname else {})
 
 
 class DockerCluster(DirectoryCluster):
@@ -185,17 +182,10 @@ class DockerCluster(DirectoryCluster):
             super().release()
 
     # tools
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> runner.Result:
+    def run_tool(self, call: ToolCall) -> runner.Result:
         if self.container is None:
-            raise DrillError(f"cluster {self.name} is not running: cannot run {tool} in it")
-        return self.backend.exec(self.container, tool, args,
-                                 {**self._client_env(SOCKET_DIR, dbname), **(env or {})},
-                                 timeout=timeout, stdout=stdout, check=check, hint=hint)
+            raise DrillError(f"cluster {self.name} is not running: cannot run {call.tool} in it")
+        return self.backend.exec(self.container, call, self._client_env(SOCKET_DIR, call.dbname))
 
     def process_command(self, tool: str, args: list[str], env: Mapping[str, str]
                         ) -> tuple[list[str], dict[str, str | None]]:
@@ -275,7 +265,7 @@ class DockerBackend(DirectoryBackend):
                 "image_id": self.image_id}
 
     def pgvector_version(self) -> str | None:
-        found = self._tools.run_tool("sh", ["-c", CONTROL_FILE], check=False).stdout
+        found = self._tools.run_tool(ToolCall("sh", ["-c", CONTROL_FILE], check=False)).stdout
         match = re.search(r"default_version\s*=\s*'([^']+)'", found)
         return match.group(1) if match else None
 
@@ -292,7 +282,7 @@ class DockerBackend(DirectoryBackend):
 
     def has_library(self, name: str) -> bool:
         script = 'test -f "$(pg_config --pkglibdir)/$1.so"'
-        probe = self._tools.run_tool("sh", ["-c", script, "sh", name], check=False)
+        probe = self._tools.run_tool(ToolCall("sh", ["-c", script, "sh", name], check=False))
         return probe.returncode == 0
 
     def _initdb(self, directory: Path) -> None:
@@ -344,13 +334,13 @@ class DockerBackend(DirectoryBackend):
                 "tools", ["--user", "0:0", "--entrypoint", "tail"], {}, ["-f", "/dev/null"])
         return self._tools_container
 
-    def exec(self, container: str, tool: str, args: Sequence[str | os.PathLike[str]],
-             env: Mapping[str, str], *, timeout: float | None,
-             stdout: str | os.PathLike[str] | None, check: bool, hint: str) -> runner.Result:
-        """Run `tool` as root in `container` with `env` (its output, as runner.run's)."""
-        variables = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
-        return runner.run(["docker", "exec", "--user", "0:0", *variables, container, tool,
-                           *args], timeout=timeout, stdout=stdout, check=check, hint=hint)
+    def exec(self, container: str, call: ToolCall, env: Mapping[str, str]) -> runner.Result:
+        """Run `call` as root in `container` with `env` and the call's own variables (its
+        output, as runner.run's)."""
+        variables = [arg for key, value in {**env, **(call.env or {})}.items()
+                     for arg in ("--env", f"{key}={value}")]
+        return replace(call, env=None).run(
+            ["docker", "exec", "--user", "0:0", *variables, container, call.tool], {})
 
     def wal_script(self, name: str) -> Path:
         """archive-wal.sh or restore-wal.sh, written into the (mounted) work directory."""

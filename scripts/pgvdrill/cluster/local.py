@@ -14,12 +14,12 @@ import os
 import secrets
 import signal
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pgvdrill import osuser, procgroup, runner
+from pgvdrill import osuser
+from pgvdrill.cluster import wal_commands
 from pgvdrill.cluster.base import LIBPQ_VARIABLES
 from pgvdrill.cluster.directory import (
     SUPERUSER,
@@ -30,8 +30,21 @@ from pgvdrill.cluster.directory import (
 from pgvdrill.cluster.restored import Neutralised
 from pgvdrill.errors import DrillError, ToolError
 from pgvdrill.installation import Installation
-from pgvdrill.wal import archiving
+from pgvdrill.proc import group as procgroup
+from pgvdrill.proc import runner
+from pgvdrill.proc.runner import ToolCall
+from pgvdrill.proc.wait import wait_until
 
+
+def _gone(pid: int) -> bool:
+    """The killed postmaster `pid` is gone, not only dead (a zombie's pid still holds
+    postmaster.pid's lock)."""
+    procgroup.running(pid)  # reaps it when pgvdrill is its parent
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 class LocalCluster(DirectoryCluster):
     """A server run as a local process by pg_ctl."""
@@ -81,15 +94,8 @@ class LocalCluster(DirectoryCluster):
         procgroup.release(pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # pg_ctl makes the postmaster a session leader
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            procgroup.running(pid)  # reaps it when pgvdrill is its parent
-            try:  # gone, not only dead: a zombie's pid still holds postmaster.pid's lock
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        raise DrillError(f"server {self.name} (pid {pid}) survived SIGKILL for 30s")
+        wait_until(lambda: _gone(pid), timeout=30, error=DrillError,
+                   message=f"server {self.name} (pid {pid}) survived SIGKILL for 30s")
 
     def is_running(self) -> bool:
         """A postmaster runs for the data directory (a killed one left a zombie: no)."""
@@ -107,22 +113,14 @@ class LocalCluster(DirectoryCluster):
         self._server_tool("pg_ctl", ["reload", "-D", self.datadir], timeout=60)
 
     # tools
-    def run_tool(
-        self, tool: str, args: Sequence[str | os.PathLike[str]], *,
-        timeout: float | None = None, dbname: str | None = None,
-        stdout: str | os.PathLike[str] | None = None, check: bool = True,
-        env: Mapping[str, str] | None = None, hint: str = "",
-    ) -> runner.Result:
-        return runner.run(
-            [self.installation.tool(tool), *args], timeout=timeout, stdout=stdout,
-            env={**self.conninfo.env(dbname), **(env or {})}, check=check, hint=hint,
-        )
+    def run_tool(self, call: ToolCall) -> runner.Result:
+        return call.run([self.installation.tool(call.tool)], self.conninfo.env(call.dbname))
 
     def archive_command(self, dest: Path) -> str:
-        return archiving.archive_command(dest, self.server_user)
+        return wal_commands.archive_command(dest, self.server_user)
 
     def restore_command(self, source: Path, *, partial: bool = False) -> str:
-        return archiving.restore_command(source, self.server_user, partial=partial)
+        return wal_commands.restore_command(source, self.server_user, partial=partial)
 
     def process_command(self, tool: str, args: list[str], env: Mapping[str, str]
                         ) -> tuple[list[str], dict[str, str | None]]:

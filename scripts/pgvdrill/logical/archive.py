@@ -15,8 +15,9 @@ from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ConfigError, ToolError, classified
+from pgvdrill.identifiers import parse_table_name
 from pgvdrill.logical import table_items
-from pgvdrill.verify.session import parse_table_name
+from pgvdrill.proc.runner import ToolCall
 
 # pg_dump's object descriptions, longest first so that "TABLE DATA" wins over "TABLE".
 _DESCS = sorted(
@@ -75,8 +76,8 @@ class Archive:
         """Dump id -> (desc, (schema, table)) of the tables' own items: definition, data,
         indexes, constraints, sequences, defaults, triggers and, for a partitioned table,
         its partitions with theirs (found from the archive alone, no server needed)."""
-        items = table_items.read(tools.run_tool(
-            "pg_restore", ["--schema-only", "--file", "-", str(self.path)]).stdout)
+        items = table_items.read(tools.run_tool(ToolCall(
+            "pg_restore", ["--schema-only", "--file", "-", str(self.path)])).stdout)
         wanted = items.with_partitions(qualified(t) for t in tables)
         by_name = {(table_items.clean(s), table_items.clean(t)): (s, t) for s, t in wanted}
         found: dict[int, tuple[str, tuple[str, str]]] = {}
@@ -111,7 +112,8 @@ def in_schema(tools: ToolRunner, path: Path, schema: str) -> list[TocEntry]:
     """The archive's items in `schema` (`pg_restore -l --schema`), split after its name:
     a plain listing cannot tell where a schema name holding a space ends."""
     prefix = table_items.clean(schema) + " "
-    listing = tools.run_tool("pg_restore", ["--list", "--schema", schema, str(path)]).stdout
+    listing = tools.run_tool(
+        ToolCall("pg_restore", ["--list", "--schema", schema, str(path)])).stdout
     return [replace(e, schema=prefix[:-1], name=joined[len(prefix):])
             for e in map(entry_of, listing_lines(listing))
             if e is not None and (joined := table_items.listed(e.schema, e.name))
@@ -169,8 +171,8 @@ def inspect(tools: ToolRunner, path: Path) -> Archive:
     fmt = "directory" if path.is_dir() else "custom"
     hint = f"{path} is damaged (truncated or corrupted): restore from another backup"
     try:
-        listing = tools.run_tool("pg_restore", ["--list", path], hint=hint).stdout
-        tools.run_tool("pg_restore", ["--file", "/dev/null", path], hint=hint)
+        listing = tools.run_tool(ToolCall("pg_restore", ["--list", path], hint=hint)).stdout
+        tools.run_tool(ToolCall("pg_restore", ["--file", "/dev/null", path], hint=hint))
     except ToolError as exc:  # pg_restore's own "could not open ...: Permission denied"
         failure = classified(exc, f"pg_restore cannot read backup {path}")
         raise failure or BackupError(f"backup {path} cannot be read:\n{exc.message}",

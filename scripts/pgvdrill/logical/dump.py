@@ -12,6 +12,7 @@ from pgvdrill.cluster import Server
 from pgvdrill.errors import BackupError
 from pgvdrill.logical.archive import Archive, inspect
 from pgvdrill.logical.selection import Selection, expected_toc, toc_problems
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.timing import backup_measures
 
 Format = Literal["custom", "directory", "plain"]
@@ -115,8 +116,9 @@ def dump(cluster: Server, dbname: str, setting: DumpSetting, outdir: Path) -> Du
         expected = expected_toc(conn, setting.selection)
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
     started = time.monotonic()
-    cluster.run_tool("pg_dump", setting.argv(dbname, target),
-                     hint=f"pg_dump of {dbname} failed; the archive {target} is incomplete")
+    cluster.run_tool(ToolCall(
+        "pg_dump", setting.argv(dbname, target),
+        hint=f"pg_dump of {dbname} failed; the archive {target} is incomplete"))
     seconds = time.monotonic() - started
     finished = datetime.now(UTC)
     archive = inspect(cluster, target)

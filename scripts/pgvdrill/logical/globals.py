@@ -34,6 +34,7 @@ import psycopg
 from pgvdrill.cluster.base import Server
 from pgvdrill.errors import BackupError, RestoreError
 from pgvdrill.logical.roles import role_name, statements, upper
+from pgvdrill.proc.runner import ToolCall
 
 GLOBALS_FILE = "globals.sql"
 _GRANTED_BY = re.compile(r'\s+GRANTED\s+BY\s+("(?:[^"]|"")+"|[^\s"]+)\s*$', re.I)
@@ -51,9 +52,10 @@ def dump_globals(server: Server, outdir: Path, *, hint: str = "") -> Path:
         raise BackupError(f"{target} already exists", "pgvdrill never overwrites a backup: "
                           "move it away or choose another directory") from None
     dbname = str(server.query("SELECT current_database()")[0][0])
-    server.run_tool("pg_dumpall", ["--globals-only", "--no-role-passwords", "--no-password",
-                                   "--database", dbname, "--file", str(target)],
-                    hint=hint or f"pg_dumpall --globals-only failed; {target} is incomplete")
+    server.run_tool(ToolCall(
+        "pg_dumpall", ["--globals-only", "--no-role-passwords", "--no-password",
+                       "--database", dbname, "--file", str(target)],
+        hint=hint or f"pg_dumpall --globals-only failed; {target} is incomplete"))
     if "CREATE ROLE" not in target.read_text():
         raise BackupError(f"{target} holds no CREATE ROLE: pg_dumpall wrote no globals",
                           "check that the role pg_dumpall connects as can read pg_roles")

@@ -18,9 +18,11 @@ from pgvdrill.logical.restore import (
     RestoreSetting,
     create_database,
     restore,
+    restore_argv,
     table_list,
     use_list,
 )
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.timing import Phase
 
 Table = tuple[str, str]
@@ -80,8 +82,9 @@ def prepare(target: Cluster, dbname: str, archive: Archive, setting: RestoreSett
     elif setting.prepare == "other-tables":
         others = table_list(target, archive, setting.tables, exclude=True)
         with use_list(others) as list_args:
-            target.run_tool("pg_restore", ["--dbname", dbname, "--exit-on-error", *list_args,
-                                           str(archive.path)], stdout="/dev/null")
+            target.run_tool(ToolCall("pg_restore", restore_argv(
+                archive.path, "--dbname", dbname, "--exit-on-error", *list_args),
+                stdout="/dev/null"))
 
 
 def finish(target: Cluster, dbname: str, archive: Archive, setting: RestoreSetting,

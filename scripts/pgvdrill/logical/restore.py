@@ -23,6 +23,7 @@ from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import Archive, entry_of, listing_lines
 from pgvdrill.logical.selection import Section
 from pgvdrill.logical.table_items import clean
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.timing import Item, Phase
 
 # What the target database holds before the timed restore:
@@ -65,6 +66,13 @@ class RestoreSetting:
         if self.tables and not self.table_objects:
             args += [f"--table={t}" for t in self.tables]
         return args
+
+
+def restore_argv(archive: Path, *options: str, setting: RestoreSetting | None = None,
+                 dbname: str = "") -> list[str]:
+    """pg_restore's arguments, put together here only: `setting`'s for `dbname` (when
+    given), then `options` (a -L list, --section, ownership, --list, ...), then `archive`."""
+    return [*(setting.base_argv(dbname) if setting is not None else []), *options, str(archive)]
 
 
 def _settings(*settings: RestoreSetting) -> dict[str, RestoreSetting]:
@@ -146,7 +154,7 @@ def table_list(cluster: Cluster, archive: Archive, tables: tuple[str, ...], *,
                exclude: bool = False) -> list[str]:
     """A pg_restore -L list of `tables` with their dependent objects (or, with `exclude`,
     of everything else), taken from the archive's own listing."""
-    listing = cluster.run_tool("pg_restore", ["--list", str(archive.path)]).stdout
+    listing = cluster.run_tool(ToolCall("pg_restore", restore_argv(archive.path, "--list"))).stdout
     owned = archive.items_of_tables(cluster, tables)
     schemas = {clean(schema) for _, (schema, _) in owned.values()}  # as the listing prints
     keep = []
@@ -168,7 +176,7 @@ def _without_schemas(cluster: Cluster, archive: Archive, dbname: str) -> list[st
     extension pgvector lives in must keep)."""
     with cluster.connect(dbname) as conn:
         existing = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")}
-    listing = cluster.run_tool("pg_restore", ["--list", str(archive.path)]).stdout
+    listing = cluster.run_tool(ToolCall("pg_restore", restore_argv(archive.path, "--list"))).stdout
     return [line for line in listing_lines(listing)
             if (e := entry_of(line)) is None or e.desc != "SCHEMA" or e.name not in existing]
 
@@ -202,10 +210,13 @@ def restore(cluster: Cluster, archive: Archive, dbname: str, setting: RestoreSet
     lister: AbstractContextManager[list[str]] = (
         use_list(listing) if listing is not None else nullcontext([]))
     with lister as list_args:
-        base = [*setting.base_argv(dbname), *list_args]
         runs = sections or (SECTIONS if setting.sectioned else ())
-        commands = ({s: [*base, f"--section={s}", str(archive.path)] for s in runs} if runs
-                    else {"restore": [*base, str(archive.path)]})
+
+        def argv(*section: str) -> list[str]:
+            return restore_argv(archive.path, *list_args, *section, setting=setting,
+                                dbname=dbname)
+
+        commands = {s: argv(f"--section={s}") for s in runs} if runs else {"restore": argv()}
         return _timed(cluster, "pg_restore", commands, setting, dbname, archive)
 
 
@@ -221,8 +232,8 @@ def _timed(cluster: Cluster, tool: str, commands: dict[str, list[str]],
     for phase, args in commands.items():
         begun = time.monotonic()
         try:
-            cluster.run_tool(tool, args, stdout="/dev/null", env=env,
-                             hint=f"restoring {archive.path} into {dbname} failed")
+            cluster.run_tool(ToolCall(tool, args, stdout="/dev/null", env=env,
+                                      hint=f"restoring {archive.path} into {dbname} failed"))
         except ToolError as exc:
             raise diagnose.explain(exc) or exc from exc
         runs.append(Phase(phase, time.monotonic() - begun))

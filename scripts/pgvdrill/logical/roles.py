@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.logical.archive import Archive
+from pgvdrill.logical.restore import restore_argv
 from pgvdrill.logical.table_items import unquote
+from pgvdrill.proc.runner import ToolCall
 
 _HEADER = re.compile(r"^-- Name: .*?; Type: (.*?); Schema: .*?; Owner: ?(.*)$", re.M)
 # comments and psql meta-commands (skipped), quoted identifiers, string literals
@@ -38,7 +40,7 @@ def restore_script(tools: ToolRunner, archive: Archive, *, no_owner: bool,
     args = ["--schema-only", "--file", "-"]
     args += ["--no-owner"] if no_owner else []
     args += ["--no-privileges"] if no_privileges else []
-    return tools.run_tool("pg_restore", [*args, str(archive.path)]).stdout
+    return tools.run_tool(ToolCall("pg_restore", restore_argv(archive.path, *args))).stdout
 
 
 def needed_roles(script: str) -> dict[str, set[str]]:

@@ -4,35 +4,22 @@ print how to start it; pgvdrill never starts the server itself."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from pgvdrill import runner
+from pgvdrill.backup.source import config_tools
+from pgvdrill.backup.stored import base_backup_of, has_wal, wal_reach
+from pgvdrill.cluster.wal_commands import restore_command
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.ops.backup_source import config_tools
-from pgvdrill.ops.commands import (
-    REGISTRARS,
-    AddBackendOptions,
-    Handler,
-    SubParsers,
-    add_config_option,
-    config_from,
-    positive_int,
-    say,
-)
 from pgvdrill.ops.restore_choose import (
-    LATEST,
-    choose,
     choose_timeline,
     pitr_command,
     refuse_before_backup,
-    target_from,
-    timeline_option,
 )
 from pgvdrill.ops.restore_datadir import (
     AUTO_CONF,
@@ -43,244 +30,16 @@ from pgvdrill.ops.restore_datadir import (
     server_user_for,
     settle,
 )
-from pgvdrill.ops.restore_logical import Ownership, restore_logical
 from pgvdrill.ops.restore_place import refuse_unsafe_place
-from pgvdrill.ops.verify_repo import artifact_path, globals_path, has_wal, wal_reach
-from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
-from pgvdrill.physical.manifest import manifest_ranges
-from pgvdrill.physical.verifybackup import backup_format
-from pgvdrill.repository import Entry, Repository, file_problems, lock
-from pgvdrill.repository.catalog import link_problems, read_catalog
-from pgvdrill.wal.archiving import expected_spans, restore_command
+from pgvdrill.proc import runner
+from pgvdrill.repository import Entry, Repository, file_problems
+from pgvdrill.wal.archiving import expected_spans
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target
 from pgvdrill.wal.reach import refuse_beyond_archive
 
-EXIT_CODES = """exit codes:
-  0  restored (physical, pitr: the data directory is ready to start)
-  2  bad input: an unknown BACKUP_ID, a backup of another kind, bad target values, the
-     server's OS user cannot run the restore_command or read the WAL archive
-  3  pg_restore failed (its stderr is shown)
-  4  the backup's files differ from its catalog entry, or it cannot be read: not restored
-  5  refused or impossible: a non-empty data directory or one that is shared, a system
-     or home directory, in or around a cluster's files or the repository; a target
-     database that is the source's (system identifier and database OID) or whose identity
-     cannot be told, or already holds tables; a recovery target before the backup's end,
-     no backup ending before the target, a known pg_restore pitfall
-  8  the machine failed, not the backup: a full disk, a permission, a read-only file
-     system, a server that died (the cause is named; fix it and run again)
-"""
-LOGICAL_EPILOG = """The dump's files are checked against the catalog, the dump is read back,
-then pg_restore --exit-on-error --no-password --verbose [--clean --if-exists] [--jobs N]
-restores it into the database the conninfo names, which must exist (createdb). No password
-in the conninfo: libpq takes it from ~/.pgpass, PGPASSFILE, a service file or PGPASSWORD.
-
-Roles: before anything moves, the roles the dump names (owners, grantees, default
-privileges, policies) are looked up on the target; when some are missing the restore is
-refused (exit 5) naming them. --with-globals creates the missing ones, and only those, from
-the globals.sql every logical backup keeps (pg_dumpall --globals-only --no-role-passwords):
-no existing role is changed, the roles created have no password. --no-owner leaves owners
-out (objects belong to the user you connect as); when grants name missing roles add
---no-privileges. A backup taken without globals.sql cannot use --with-globals.
-
-Never over the source (exit 5, unless --force): a target reached at the same server as the
-[source] conninfo (host names looked up, this host's addresses and socket directories on one
-port are one server) and the same database; one with the source's system identifier and
-database OID, as the live source shows them or the catalog recorded them, unless
---into-copy-of-source says it is a physical copy (a primary and its standbys share them;
-refused anyway when it streams WAL to standbys); one whose identity cannot be told (it
-hides pg_control_system(), or the source cannot answer and the catalog entry records none
-or could have been written by someone other than you or root).
-
-On failure: with one job pg_restore runs as one transaction (--single-transaction): the
-target database is left as it was, fix the cause and rerun. With --jobs N it cannot: the
-database keeps what was restored so far; drop and re-create it (dropdb, createdb), or rerun
-with --clean.
-
-examples:
-  pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db user=postgres"
-  pgvdrill restore logical logical-20251101T020000Z --target-dsn "service=restore" -j 4
-  pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --clean
-  pgvdrill restore logical latest --target-dsn "host=db2 dbname=vector_db" --with-globals
-  pgvdrill restore logical latest --target-dsn "service=restore" --no-owner --no-privileges
-  pgvdrill restore logical latest --target-dsn "host=copy1 dbname=vector_db" --into-copy-of-source
-
-""" + EXIT_CODES
-SAFE_START = """The copy is made safe to start beside the source, its configuration kept otherwise
-(it may become production); what changed is printed: appended to DIR/postgresql.auto.conf
-(read last, so it wins) archive_mode = 'off' (nothing archives into the source's archive),
-primary_conninfo = '', primary_slot_name = ''; the recovery settings the backup carries
-there (restore_command, recovery_target_*, primary_conninfo: an earlier PITR's or a
-standby's) commented out; standby.signal and recovery.signal renamed *.moved-by-pgvdrill.
-The port stays the source's: when the source runs on this host, start the copy with
--o "-p <free port>" (the next steps say whether the port is in use). A backup without
-postgresql.conf (Debian keeps it in /etc/postgresql/) is named, with what to copy.
-Once the copy replaces the source: ALTER SYSTEM SET archive_mode = 'on', then restart.
-"""
-PHYSICAL_EPILOG = """The base backup's files are checked against the catalog, then it is
-unpacked into DIR (tar archives extracted, a plain backup copied). DIR must be missing or
-empty; --force also takes a DIR holding other files (lost+found of a mount point) when it
-holds no PG_VERSION and none of the backup's names: nothing is ever deleted or replaced.
-The files take DIR's owner (its parent's when DIR is new): create DIR as the server's OS
-user. DIR is refused when it is /, a system or home directory, shared (world-writable or
-sticky), inside or around a cluster's data directory, tablespace or WAL directory, or the
-repository; a DIR pgvdrill did not create keeps its mode and owner. Then start it
-yourself: it replays the backup's own WAL to its end.
-
-""" + SAFE_START + """
-examples:
-  pgvdrill restore physical latest --pgdata /var/lib/postgresql/18/restore
-  pgvdrill restore physical physical-20251102T010000Z --pgdata /srv/pg/restore
-
-""" + EXIT_CODES
-PITR_EPILOG = """As restore physical, then recovery settings appended to DIR/postgresql.auto.conf
-(after the safe-start settings) with DIR/recovery.signal:
-  restore_command = '... -m pgvdrill.wal.walcmd restore-wal %f %p --source <repository>/wal
-    --expect FIRST:LAST; case $? in 0) ;; 99) exit 1 ;; *) exit 126 ;; esac' (one line)
-  recovery_target_time|xid|lsn|name or recovery_target = 'immediate' (none: the end of the
-  archive; the other recovery_target_* set to '' so that no other target in the source's
-  postgresql.conf counts), recovery_target_inclusive, recovery_target_action, and
-  recovery_target_timeline: the timeline printed before anything is unpacked.
-  A target before the backup's end, or one the archive cannot reach, is refused, and so
-  are archived segments recovery needs that the server's OS user cannot read; restore-wal
-  exits 126 on any failure but a missing file (99, which the case turns into 1), and on a
-  segment the restore saw that is gone (--expect); the case turns a program that cannot
-  start into 126 too: recovery stops instead of promoting early. `latest` picks the
-  newest backup that finished before a time or LSN target (any backup for an xid or name
-  target: where those lie is not known before replaying). Times need a zone:
-  "2025-11-01 10:00:00+00".
-
-timeline (--target-timeline): by default the one the source is on now (read with the
-[source] conninfo), never a branch the source does not descend from, such as a restored
-copy that archived into the archive (pgvdrill verify --all names those). When the source
-cannot be reached: the archive's only lineage; if its timelines fork, restore pitr refuses
-(exit 5) and lists them. N: that timeline (it must descend from the backup's). latest:
-PostgreSQL's 'latest', the newest in the archive, even a stray branch.
-
-""" + SAFE_START + """
-examples:
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-time "2025-11-01 10:00:00+00"
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-xid 7531 --exclusive
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-lsn 16/B374D848
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-name before_migration
-  pgvdrill restore pitr physical-20251102T010000Z --pgdata /srv/pg/pitr --target immediate
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr      # to the end of the archive
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-name nightly --target-action pause
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-timeline 2
-  pgvdrill restore pitr latest --pgdata /srv/pg/pitr --target-timeline latest
-
-""" + EXIT_CODES
-
-
-
-
-def _kind_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
-                 ) -> argparse.ArgumentParser:
-    parser = kinds.add_parser(name, help=help_text, description=help_text, epilog=epilog,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("backup", metavar="BACKUP_ID|latest",
-                        help="a catalog backup id, or latest")
-    add_config_option(parser)
-    return parser
-
-
-def _datadir_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
-                    ) -> argparse.ArgumentParser:
-    parser = _kind_parser(kinds, name, help_text, epilog)
-    parser.add_argument("--pgdata", type=Path, required=True, metavar="DIR",
-                        help="the data directory to make (missing or empty)")
-    parser.add_argument("--force", action="store_true",
-                        help="allow a DIR holding other files (never a cluster, a shared, "
-                             "system or home directory; nothing is replaced, its mode and "
-                             "owner are kept)")
-    return parser
-
-
-def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
-    restore = sub.add_parser(
-        "restore", help="restore a catalog backup: logical, physical or point-in-time",
-        description="Restore a backup from the repository, after checking its files "
-                    "against the catalog. Physical and pitr restores prepare a data "
-                    "directory and print how to start it.",
-        epilog="see pgvdrill restore logical|physical|pitr --help\n\n" + EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    kinds = restore.add_subparsers(dest="restore_kind", required=True,
-                                   metavar="logical|physical|pitr")
-    logical = _kind_parser(kinds, "logical", "pg_restore a logical backup into a database",
-                           LOGICAL_EPILOG)
-    logical.add_argument("--target-dsn", required=True, metavar="CONNINFO",
-                         help="libpq connection string of the existing target database")
-    logical.add_argument("-j", "--jobs", type=positive_int, default=1,
-                         help="parallel pg_restore jobs (default 1)")
-    logical.add_argument("--clean", action="store_true",
-                         help="drop the dump's objects before re-creating them (--clean "
-                              "--if-exists): needed for a database that holds tables")
-    logical.add_argument("--force", action="store_true",
-                         help="restore even into the source's database (or one whose "
-                              "identity cannot be checked)")
-    logical.add_argument("--into-copy-of-source", action="store_true",
-                         help="the target is a physical copy of the source (restored from "
-                              "its backup, not replicating to or from it): its system "
-                              "identifier and database OID are the source's; the other checks "
-                              "stay")
-    logical.add_argument("--with-globals", action="store_true",
-                         help="create the roles the target lacks from the backup's "
-                              "globals.sql (never alters an existing role)")
-    logical.add_argument("--no-owner", action="store_true",
-                         help="objects owned by the connecting user, not the dump's owners")
-    logical.add_argument("--no-privileges", action="store_true",
-                         help="leave the dump's grants and default privileges out")
-    _datadir_parser(kinds, "physical", "unpack a base backup into a new data directory",
-                    PHYSICAL_EPILOG)
-    pitr = _datadir_parser(kinds, "pitr", "a base backup plus recovery settings for a point "
-                                          "in time", PITR_EPILOG)
-    targets = pitr.add_mutually_exclusive_group()
-    targets.add_argument("--target-time", metavar="T", help="recovery_target_time, with a zone")
-    targets.add_argument("--target-xid", metavar="X", help="recovery_target_xid")
-    targets.add_argument("--target-lsn", metavar="L", help="recovery_target_lsn")
-    targets.add_argument("--target-name", metavar="N",
-                         help="recovery_target_name (a pg_create_restore_point name)")
-    targets.add_argument("--target", choices=("immediate",),
-                         help="immediate: the backup's consistent point")
-    pitr.add_argument("--exclusive", action="store_true",
-                      help="stop just before the target (recovery_target_inclusive = off)")
-    pitr.add_argument("--target-action", choices=("promote", "pause", "shutdown"),
-                      help="what the server does at the target (default promote)")
-    pitr.add_argument("--target-timeline", type=timeline_option, metavar="N|current|latest",
-                      help="the timeline to follow: a number, current (the source's now: "
-                           "the default; when the source cannot be reached, the archive's "
-                           "only lineage) or latest (the archive's newest, which may be a "
-                           "stray branch)")
-    return {"restore": cmd_restore}
-
-
-def cmd_restore(args: argparse.Namespace) -> int:
-    config = config_from(args)
-    repo = Repository(config.repository)
-    with lock.shared(repo):  # retention waits: the backup restored here stays
-        return _restore(args, config, repo)
-
-
-def _restore(args: argparse.Namespace, config: Config, repo: Repository) -> int:
-    entries, unreadable = read_catalog(repo)
-    if args.restore_kind == "logical":
-        entry = choose(entries, unreadable, "logical", args.backup)
-        require_intact(repo, entry)
-        restore_logical(config, entry, repo.entry_path(entry.id), artifact_path(repo, entry),
-                        args.target_dsn, jobs=args.jobs, clean=args.clean, force=args.force,
-                        say=say, globals_file=globals_path(repo, entry),
-                        ownership=Ownership(args.with_globals, args.no_owner,
-                                            args.no_privileges),
-                        copy_of_source=args.into_copy_of_source)
-        return 0
-    target = target_from(args) if args.restore_kind == "pitr" else None
-    entry = choose(entries, unreadable, "physical", args.backup, target)
-    if args.backup == LATEST:
-        say(f"latest: {entry.id} (finished {entry.finished}, end LSN {entry.end_lsn})")
-    restore_base(config, repo, entry, args.pgdata.absolute(), target, force=args.force,
-                 timeline=getattr(args, "target_timeline", None))
-    return 0
+Say = Callable[[str], None]
 
 
 def require_intact(repo: Repository, entry: Entry) -> None:
@@ -293,24 +52,12 @@ def require_intact(repo: Repository, entry: Entry) -> None:
                           "--all), and find out what changed this one")
 
 
-def base_backup_of(repo: Repository, entry: Entry) -> BaseBackup:
-    """The catalog's base backup as the physical library knows it; BackupError before any
-    file is read when its directory holds a symlink (never followed)."""
-    links = link_problems(repo, entry)
-    if links:
-        raise BackupError("\n".join(links), "do not restore from it: choose another backup "
-                          "(pgvdrill verify --all), and find out who removed it or made the "
-                          "links")
-    path = repo.backup_dir("physical", entry.id)
-    setting = BASE_BACKUP_SETTINGS["plain" if backup_format(path) == "plain" else "tar-stream"]
-    return BaseBackup(setting, path, entry.seconds, manifest_ranges(path / "backup_manifest"))
-
-
 def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
-                 target: Target | None, *, force: bool, timeline: str | None = None) -> None:
+                 target: Target | None, *, force: bool, timeline: str | None = None,
+                 say: Say) -> None:
     """Unpack base backup `entry` into `pgdata`, made safe to start beside the source, with
     recovery settings for `target` along `timeline` (--target-timeline; None: the source's
-    current one)."""
+    current one), saying what it does and what to do next."""
     if not pgdata.exists() and not pgdata.parent.is_dir():
         raise ConfigError(f"{pgdata.parent} does not exist",
                           "create the parent directory of --pgdata first")
@@ -360,7 +107,7 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
         say(f"warning: {warning}")
     for line in settle(pgdata, existing, server_user, created=created):
         say(f"warning: {line}")
-    _next_steps(pgdata, entry, target, server_user, safe)
+    _next_steps(pgdata, entry, target, server_user, safe, say)
 
 
 def wal_restore_command(wal: Path, server_user: str | None, expect: list[str]) -> str:
@@ -427,7 +174,7 @@ def archive_reach(reach: Continuity | str, point: BackupPoint, target: Target) -
 
 
 def _next_steps(pgdata: Path, entry: Entry, target: Target | None,
-                server_user: str | None, safe: SafeStart) -> None:
+                server_user: str | None, safe: SafeStart, say: Say = print) -> None:
     who = f" as {server_user}" if server_user else ""
     # the backup's own configuration said the port: a number, or a placeholder (pasted,
     # the commands below run nothing else)
@@ -463,6 +210,3 @@ def _port_in_use(port: str) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
         return probe.connect_ex(("127.0.0.1", int(port))) == 0
-
-
-REGISTRARS.append(register)

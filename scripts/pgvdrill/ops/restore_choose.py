@@ -4,7 +4,6 @@ recovery target), the recovery target the options name, and the timeline recover
 
 from __future__ import annotations
 
-import argparse
 import shlex
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ from pgvdrill.errors import BackupError, ConfigError, RestoreError
 from pgvdrill.ops.verify_repo import source_timeline
 from pgvdrill.repository import Entry
 from pgvdrill.wal.names import format_lsn, parse_lsn
-from pgvdrill.wal.pitr import Action, BackupPoint, Target, refuse_before_backup_end
+from pgvdrill.wal.pitr import BackupPoint, Target, refuse_before_backup_end
 from pgvdrill.wal.timelines import ArchiveTimelines, scan
 
 LATEST = "latest"
@@ -32,39 +31,6 @@ def parse_time(value: str) -> datetime:
         raise ConfigError(f"--target-time {value!r} has no time zone",
                           f'add one, e.g. "{value}+00" for UTC')
     return moment
-
-
-def target_from(args: argparse.Namespace) -> Target:
-    """The recovery target of `restore pitr`'s options (none given: the end of the
-    archive)."""
-    inclusive = not args.exclusive
-    action: Action = args.target_action or "promote"  # argparse allows only these
-    if args.target_time is not None:
-        target = Target("time", parse_time(args.target_time).isoformat(), inclusive, action)
-    elif args.target_xid is not None:
-        if not args.target_xid.isdigit():
-            raise ConfigError(f"--target-xid {args.target_xid!r} is not a transaction id",
-                              "give the number, e.g. 7531 (txid_current() / xid8)")
-        target = Target("xid", args.target_xid, inclusive, action)
-    elif args.target_lsn is not None:
-        try:
-            parse_lsn(args.target_lsn)
-        except ValueError as exc:
-            raise ConfigError(f"--target-lsn: {exc}", "write it like 0/A000028") from None
-        target = Target("lsn", args.target_lsn.upper(), inclusive, action)
-    elif args.target_name is not None:
-        target = Target("name", args.target_name, action=action)
-    elif args.target == "immediate":
-        target = Target("immediate", action=action)
-    else:
-        if args.target_action:
-            raise ConfigError("--target-action needs a target",
-                              "recovery to the end of the archive always promotes")
-        target = Target("end")
-    if args.exclusive and target.kind not in ("time", "xid", "lsn"):
-        raise ConfigError(f"--exclusive applies to time, xid and lsn targets, not "
-                          f"{target.kind}", "leave it out")
-    return target
 
 
 def ends_before(entry: Entry, target: Target | None) -> bool:
@@ -133,14 +99,6 @@ def refuse_before_backup(entry: Entry, target: Target, point: BackupPoint) -> No
             f"recovery target time {target.value} is before base backup {entry.id} started "
             f"({entry.started}): it cannot be recovered to an earlier point",
             "use a base backup taken before the target, or a later target")
-
-
-def timeline_option(value: str) -> str:
-    """--target-timeline: a timeline number, current or latest."""
-    if value in ("current", "latest") or (value.isdigit() and 0 < int(value) < 2**32):
-        return value
-    raise argparse.ArgumentTypeError(f"{value!r}: give a timeline number (e.g. 2), current "
-                                     "(the source's now) or latest (the archive's newest)")
 
 
 def target_options(target: Target) -> list[str]:

@@ -22,16 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgvdrill import runner
+from pgvdrill.backup.source import config_tools, server_facts
 from pgvdrill.config import Config
 from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import Archive, inspect
 from pgvdrill.logical.globals import defined_roles, restore_globals, withheld
-from pgvdrill.logical.restore import RestoreSetting
+from pgvdrill.logical.restore import RestoreSetting, restore_argv
 from pgvdrill.logical.roles import needed_roles, restore_script
-from pgvdrill.ops.backup_source import config_tools, server_facts
 from pgvdrill.ops.restore_target import COPY_OPTION, refuse_the_source
+from pgvdrill.proc import runner
 from pgvdrill.repository import Entry
 from pgvdrill.server import ExternalServer, parse_conninfo
 
@@ -159,8 +159,9 @@ def restore_logical(config: Config, entry: Entry, entry_file: Path, dump: Path,
 def _pg_restore(target: ExternalServer, archive: Archive, setting: RestoreSetting,
                 ownership: Ownership, created: list[str]) -> float:
     single = setting.jobs == 1
-    args = [*setting.base_argv(target.dbname), *ownership.argv(),
-            *(["--single-transaction"] if single else []), "--verbose", str(archive.path)]
+    args = restore_argv(archive.path, *ownership.argv(),
+                        *(["--single-transaction"] if single else []), "--verbose",
+                        setting=setting, dbname=target.dbname)
     left = ("nothing was restored (one transaction, rolled back): fix the cause and rerun "
             "the same command" if single else
             f"with --jobs {setting.jobs} pg_restore cannot run as one transaction: the "

@@ -35,9 +35,9 @@ from typing import Any
 
 import psycopg
 
+from pgvdrill.backup.source import server_facts, source_server
 from pgvdrill.config import Config
 from pgvdrill.errors import ConfigError, RestoreError
-from pgvdrill.ops.backup_source import server_facts, source_server
 from pgvdrill.repository import Entry
 from pgvdrill.server import ExternalServer
 

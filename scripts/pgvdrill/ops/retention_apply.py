@@ -8,10 +8,10 @@ import os
 import shutil
 from collections.abc import Callable
 
+from pgvdrill.files.fsync import fsync_dir
 from pgvdrill.ops.retention_plan import Plan
 from pgvdrill.ops.retention_scan import aside_path
 from pgvdrill.repository import Repository
-from pgvdrill.wal.walcmd import fsync_dir
 
 
 def delete_backup(repo: Repository, kind: str, backup_id: str) -> None:

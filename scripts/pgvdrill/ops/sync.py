@@ -8,91 +8,17 @@ files are skipped, a remote file that differs is reported (exit 4).
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.ops.commands import (
-    REGISTRARS,
-    AddBackendOptions,
-    Handler,
-    SubParsers,
-    add_config_option,
-    config_from,
-    say,
-)
 from pgvdrill.ops.sync_plan import Plan, plan
 from pgvdrill.ops.sync_rsync import RsyncStore
 from pgvdrill.ops.sync_s3 import S3Store
 from pgvdrill.ops.sync_store import Say, Store, mib, push, unverified
 from pgvdrill.repository import Repository, lock
 
-DESCRIPTION = """\
-Copy the backup repository off-site: to [sync.rsync] dest (a local directory or
-host:path, by rsync over ssh) and/or to [sync.s3] (S3 or S3-compatible storage, through
-boto3 with credentials from its usual chain: environment, ~/.aws, instance role).
-
-What is copied: the archived WAL (wal/) and every complete backup, i.e. one with a catalog
-entry, whose files still match the sha256 sums of that entry; the entry is copied after
-the backup's files, so an entry on the remote side means the whole backup is there. A
-backup whose local files do not match its entry, or whose entry is invalid, is refused
-(not copied, exit 4): its off-site copy stays as it was. A backup without an entry
-(running or failed) is skipped. No symlink in the repository is ever followed: a symlink,
-a hard link to a file elsewhere, a FIFO or device in wal/ or in a backup, a non-WAL name
-in wal/ and a WAL segment whose size is not the segment size are refused by name (exit 4),
-the rest is copied; a missing catalog/ is refused too (no backup is copied).
-
-Nothing is ever deleted remotely, and no remote file is overwritten: a file that is
-already there with the same size and sha256 is skipped, one that differs is reported
-(exit 4) and left alone: the local and the off-site copy diverged and someone must find
-out which is right. Unlike the runbook's `rsync -av --delete`, which propagates a local
-deletion or corruption to the only off-site copy, remote files outlive local retention:
-expire them on the remote side (an S3 lifecycle rule, a cleanup job on the backup host).
-
-After copying, every file is verified on the remote side: S3 object sizes and their
-x-amz-meta-sha256 against the catalog (and, with --verify-download, the downloaded
-bytes); in a local directory the copies are hashed; on host:path rsync compares by
-checksum.
-"""
-
-EPILOG = """\
-examples:
-  pgvdrill sync                              # every [sync.*] target of the configuration
-  pgvdrill sync --to s3 --dry-run            # what would be uploaded, what is identical
-  pgvdrill sync --to rsync --config /etc/pgvdrill/pgvdrill.toml
-  pgvdrill sync --to s3 --verify-download    # also download and hash every object
-
-exit codes:
-  0  every file copied (or identical) and verified
-  2  bad configuration: no such [sync.*] section, no repository, rsync or boto3 missing,
-     no S3 credentials or access, no such bucket
-  3  rsync or the storage service failed (run again: identical files are skipped)
-  4  a backup's local files do not match its catalog entry or the entry is invalid, a
-     symlink or a stray or wrong-size file in wal/ (refused), a remote file
-     differs from the local one (not overwritten), or a copy failed verification
-  8  the machine failed, not the backup: a full disk, a permission, a read-only file
-     system, a server that died (the cause is named; fix it and run again)
-"""
-
 TARGETS = ("rsync", "s3", "all")
-
-
-def register(sub: SubParsers, add_backend_options: AddBackendOptions) -> dict[str, Handler]:
-    parser = sub.add_parser("sync", help="copy the backup repository off-site (rsync, S3) "
-                                         "and verify the copies; never deletes remotely",
-                            description=DESCRIPTION, epilog=EPILOG,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_option(parser)
-    parser.add_argument("--to", choices=TARGETS, default="all",
-                        help="which configured target: rsync ([sync.rsync]), s3 ([sync.s3]) "
-                             "or all configured ones (default)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="compare only: show what would be uploaded, what is identical "
-                             "and what differs; copy and verify nothing")
-    parser.add_argument("--verify-download", action="store_true",
-                        help="S3: after the upload, also download every object and hash it")
-    return {"sync": lambda args: run(args, say)}
 
 
 def stores(config: Config, to: str, *, download: bool) -> list[Store]:
@@ -125,19 +51,19 @@ def sync_to(store: Store, the_plan: Plan, *, dry_run: bool, say: Say) -> list[st
     return problems
 
 
-def run(args: argparse.Namespace, say: Say) -> int:
-    config = config_from(args)
+def sync(config: Config, to: str, *, dry_run: bool, download: bool, say: Say) -> int:
+    """Copy the configuration's repository to the stores `to` names (TARGETS) and verify
+    the copies; the exit code (BackupError listing the problems found)."""
     repo = Repository(config.repository)
     if not repo.root.is_dir():
         raise ConfigError(f"backup repository {repo.root} does not exist",
                           "fix [repository] path in the configuration")
-    targets = stores(config, args.to, download=args.verify_download)
+    targets = stores(config, to, download=download)
     with lock.shared(repo):
-        return _sync(repo, targets, args, say)
+        return _sync(repo, targets, dry_run, say)
 
 
-def _sync(repo: Repository, targets: list[Store], args: argparse.Namespace, say: Say
-          ) -> int:
+def _sync(repo: Repository, targets: list[Store], dry_run: bool, say: Say) -> int:
     the_plan = plan(repo)
     for path in the_plan.incomplete:
         say(f"skipped {path}: no catalog entry (a backup still running, or a failed one)")
@@ -145,7 +71,7 @@ def _sync(repo: Repository, targets: list[Store], args: argparse.Namespace, say:
         say(f"REFUSED {problem}")
     problems = list(the_plan.refused)
     for store in targets:
-        problems += sync_to(store, the_plan, dry_run=args.dry_run, say=say)
+        problems += sync_to(store, the_plan, dry_run=dry_run, say=say)
     if problems:
         raise BackupError(f"sync found {len(problems)} problem(s):\n"
                           + "\n".join(f"  - {p}" for p in problems),
@@ -154,8 +80,3 @@ def _sync(repo: Repository, targets: list[Store], args: argparse.Namespace, say:
                           "diverged file must be inspected on both sides before either copy "
                           "is moved away")
     return 0
-
-
-
-
-REGISTRARS.append(register)

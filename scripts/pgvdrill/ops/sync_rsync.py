@@ -19,8 +19,8 @@ from pgvdrill.config import RsyncTarget
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.sync_plan import Item
 from pgvdrill.ops.sync_store import Comparison
+from pgvdrill.proc.runner import run, which
 from pgvdrill.repository.catalog import sha256_of
-from pgvdrill.runner import run, which
 
 # rsync --itemize-changes: YXcstpoguax, Y the update type, X the file type
 _ITEM = re.compile(r"(?P<code>[<>ch.*](?P<type>[fdLDS]).{9}) (?P<name>.+)")

@@ -19,26 +19,24 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from pgvdrill.backup.source import server_facts, source_server
+from pgvdrill.backup.stored import artifact_path, globals_path, has_wal, wal_reach
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.gzipped import gzip_problem
+from pgvdrill.files.gzipped import gzip_problem
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.globals import GLOBALS_FILE
-from pgvdrill.ops.backup_source import server_facts, source_server
 from pgvdrill.physical.verifybackup import check_backup
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import incomplete, read_catalog
 from pgvdrill.repository.layout import SUBDIRS
-from pgvdrill.repository.paths import UnsafePath, inside
+from pgvdrill.repository.paths import UnsafePath
 from pgvdrill.repository.wal_files import wal_file_problems
-from pgvdrill.wal.continuity import Continuity, check_continuity, up_to_foreign
-from pgvdrill.wal.names import SEGMENT_RE, parse_lsn
 from pgvdrill.wal.timelines import current_timeline, scan
 
 
@@ -50,31 +48,6 @@ class Findings:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def has_wal(repo: Repository) -> bool:
-    """Whether the repository's wal/ holds any WAL segment (archiving into it is on)."""
-    return repo.wal.is_dir() and any(SEGMENT_RE.fullmatch(p.name) for p in repo.wal.iterdir())
-
-
-def artifact_path(repo: Repository, entry: Entry) -> Path:
-    """A logical backup's dump: the entry's `artifact`, else the directory's only item."""
-    directory = repo.backup_dir(entry.kind, entry.id)
-    name = entry.extra.get("artifact")  # a top-level file of the entry (schema.py)
-    if isinstance(name, str):
-        return inside(directory, name)
-    items = sorted(os.listdir(directory))
-    if len(items) != 1:
-        raise BackupError(f"{entry.id}: {directory} holds {len(items)} items, not one dump",
-                          "the backup directory was changed after the backup")
-    return inside(directory, items[0])
-
-
-def globals_path(repo: Repository, entry: Entry) -> Path | None:
-    """A logical backup's globals.sql, when its catalog entry lists one."""
-    return inside(repo.backup_dir(entry.kind, entry.id), GLOBALS_FILE) \
-        if entry.kind == "logical" and any(f.path == GLOBALS_FILE for f in entry.files) \
-        else None
 
 
 def globals_problems(repo: Repository, entry: Entry) -> list[str]:
@@ -117,26 +90,6 @@ def content_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[
     except BackupError as exc:
         return [f"{entry.id}: {exc.message}"]
     return []
-
-
-def wal_reach(repo: Repository, entry: Entry, timeline: int | None = None
-              ) -> tuple[Continuity | None, str | None]:
-    """How far the archived WAL carries recovery from base backup `entry` along `timeline`
-    (default: the archive's latest), ending before a segment of another database system,
-    and what stops it short, if anything: a gap, a foreign segment, or why the archive
-    cannot be followed at all (then no Continuity)."""
-    if entry.start_lsn is None or entry.timeline is None:
-        return None, ("its catalog entry has no start LSN and timeline: the WAL archive "
-                      "cannot be checked for it")
-    try:
-        reach = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline,
-                                 timeline=timeline)
-    except BackupError as exc:
-        return None, exc.message
-    ident = entry.source.get("system_identifier")
-    if ident:
-        reach = up_to_foreign(reach, repo.wal, int(ident))
-    return reach, reach.gap
 
 
 def wal_problems(repo: Repository, entry: Entry) -> list[str]:

@@ -14,6 +14,7 @@ from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.physical.artifact import BaseBackup, BaseBackupSetting
 from pgvdrill.physical.lowlevel import low_level_backup
 from pgvdrill.physical.manifest import manifest_ranges
+from pgvdrill.proc.runner import ToolCall
 
 
 def base_backup(cluster: Server, setting: BaseBackupSetting, dest: Path, *,
@@ -54,7 +55,7 @@ def _pg_basebackup(cluster: Server, setting: BaseBackupSetting, dest: Path,
         args += [f"--incremental={parent.manifest}"]
     dest.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    cluster.run_tool("pg_basebackup", args, hint=_hint(setting))
+    cluster.run_tool(ToolCall("pg_basebackup", args, hint=_hint(setting)))
     seconds = time.monotonic() - started
     return BaseBackup(setting, dest, seconds, manifest_ranges(dest / "backup_manifest"), parent)
 

@@ -17,6 +17,7 @@ from pgvdrill.errors import BackupError, RestoreError
 from pgvdrill.physical.artifact import BaseBackup
 from pgvdrill.physical.unpack import extract
 from pgvdrill.physical.verifybackup import backup_format
+from pgvdrill.proc.runner import ToolCall
 
 ARCHIVES = ("base.tar", "base.tar.gz", "pg_wal.tar", "pg_wal.tar.gz")
 
@@ -40,9 +41,10 @@ def unpack(tools: ToolRunner, backup: BaseBackup, datadir: Path, *, force: bool 
         step = "combine"
         datadir.rmdir()  # pg_combinebackup creates its output directory
         chain = [b.path for b in _chain(backup)]
-        tools.run_tool("pg_combinebackup", [*chain, "--output", datadir],
-                       hint="pg_combinebackup needs the full backup and every incremental "
-                            "after it, oldest first, each intact (pgvdrill verify-backup)")
+        tools.run_tool(ToolCall(
+            "pg_combinebackup", [*chain, "--output", datadir],
+            hint="pg_combinebackup needs the full backup and every incremental "
+                 "after it, oldest first, each intact (pgvdrill verify-backup)"))
     elif backup_format(backup.path) == "plain":
         step = "copy"
         shutil.copytree(backup.path, datadir, symlinks=True, dirs_exist_ok=True)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ToolError
-from pgvdrill.gzipped import gzip_problem
+from pgvdrill.files.gzipped import gzip_problem
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.unpack import extract
+from pgvdrill.proc.runner import ToolCall
 
 _QUOTED = re.compile(r'"([^"]+)"')
 
@@ -94,7 +95,7 @@ def _without_manifest(path: Path) -> None:
 
 
 def _verifybackup(tools: ToolRunner, path: Path, extra: list[str]) -> None:
-    result = tools.run_tool("pg_verifybackup", [*extra, path], check=False)
+    result = tools.run_tool(ToolCall("pg_verifybackup", [*extra, path], check=False))
     if result.returncode != 0:
         read = sorted(p.name for p in path.glob("*.tar*") if not p.name.startswith("pg_wal"))
         raise broken(path, "pg_verifybackup", result.stderr, read)
@@ -127,9 +128,9 @@ def _tar_wal(path: Path, tmp: Path) -> Path:
 def _parse_wal(tools: ToolRunner, path: Path, waldir: Path) -> None:
     for wal in manifest_ranges(path / "backup_manifest"):
         try:
-            tools.run_tool("pg_waldump", ["--quiet", "--path", waldir, "--timeline",
-                                          str(wal.timeline), "--start", wal.start,
-                                          "--end", wal.end])
+            tools.run_tool(ToolCall("pg_waldump", ["--quiet", "--path", waldir, "--timeline",
+                                                   str(wal.timeline), "--start", wal.start,
+                                                   "--end", wal.end]))
         except ToolError as exc:
             raise broken(path, "pg_waldump", exc.stderr,
                          [p.name for p in path.glob("pg_wal.tar*")] or ["base.tar: pg_wal/"]

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.proc.wait import poll_until
 from pgvdrill.procedures.steps import first_lines
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot
 
 MARKER_TABLE = "procedure_marker"
@@ -55,19 +56,22 @@ def archive_next(cluster: Cluster, *, timeout: float = 60,
     before = Archiver.of(cluster)
     mark = cluster.log_position()
     segment = switch_wal(cluster)
-    deadline = time.monotonic() + timeout
-    while True:
-        now = Archiver.of(cluster)
-        if now.last_archived >= segment:
-            return segment, ""
-        if now.failed - before.failed >= failures or time.monotonic() > deadline:
-            said = [line for line in cluster.log_since(mark).splitlines()
-                    if "DETAIL" not in line and "HINT" not in line]
-            return segment, (
-                f"segment {segment} not archived: archive_command failed "
-                f"{now.failed - before.failed} time(s) (last failed {now.last_failed or 'none'})"
-                + (f": {first_lines(chr(10).join(said[-2:]))}" if said else ""))
-        time.sleep(0.1)
+    seen = [before]
+
+    def settled() -> bool:
+        now = seen[0] = Archiver.of(cluster)
+        return now.last_archived >= segment or now.failed - before.failed >= failures
+
+    poll_until(settled, timeout=timeout, interval=0.1)
+    now = seen[0]
+    if now.last_archived >= segment:
+        return segment, ""
+    said = [line for line in cluster.log_since(mark).splitlines()
+            if "DETAIL" not in line and "HINT" not in line]
+    return segment, (
+        f"segment {segment} not archived: archive_command failed "
+        f"{now.failed - before.failed} time(s) (last failed {now.last_failed or 'none'})"
+        + (f": {first_lines(chr(10).join(said[-2:]))}" if said else ""))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.procedures.archiving import archive_with, place_target
 from pgvdrill.procedures.pack import LOGICAL, PACK, PHYSICAL, PROCEDURES, PackRun
 from pgvdrill.procedures.runbook_logical import damaged_copy, run_logical
@@ -39,7 +40,6 @@ from pgvdrill.procedures.runbook_physical import (
 )
 from pgvdrill.procedures.steps import Recorder
 from pgvdrill.procedures.workspace import Workspace, started
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import snapshot
 
 

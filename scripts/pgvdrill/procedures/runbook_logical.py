@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgvdrill.cluster.local import LocalCluster
-from pgvdrill.drill import drop_database
+from pgvdrill.drill.logical import drop_database
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import ToolError
 from pgvdrill.logical import diagnose
 from pgvdrill.logical.archive import inspect
@@ -25,14 +26,13 @@ from pgvdrill.logical.dump import PARTIAL_DUMP_SETTINGS
 from pgvdrill.logical.pairing import diverge
 from pgvdrill.logical.restore import RESTORE_SETTINGS, create_database, restore
 from pgvdrill.logical.selection import Selection, expected_toc, toc_problems
+from pgvdrill.proc.runner import Result
 from pgvdrill.procedures.pack import CONNECTION, PackRun
 from pgvdrill.procedures.runbook_scripts import RESTORE_TEST_SH
 from pgvdrill.procedures.steps import Outcome, exit_text, judge
 from pgvdrill.procedures.template import render
 from pgvdrill.procedures.verification import check_restored
 from pgvdrill.procedures.workspace import Workspace
-from pgvdrill.runner import Result
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot
 
 DUMP, RESTORE, RESTORE_TEST = "pg_dump", "pg_restore", "restore_test.sh"

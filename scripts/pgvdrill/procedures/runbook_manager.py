@@ -17,15 +17,16 @@ from pathlib import Path
 
 from pgvdrill.cluster import ConnInfo
 from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import BackupError
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.selection import Selection, expected_toc, toc_problems
+from pgvdrill.proc.runner import Result
+from pgvdrill.proc.wait import poll_until
 from pgvdrill.procedures.pack import PackRun
 from pgvdrill.procedures.runbook_scripts import BACKUP_MANAGER_PY
 from pgvdrill.procedures.steps import exit_text, first_lines
 from pgvdrill.procedures.workspace import Workspace
-from pgvdrill.runner import Result
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.names import SEGMENT_RE, Segment
 from pgvdrill.wal.pitr import BackupPoint
@@ -111,21 +112,22 @@ def environ_of(program: str, marker: str, timeout: float = 30
                ) -> tuple[int, dict[str, str]] | None:
     """(pid, environment) of our own OS user's process running `program` with `marker` in
     its arguments, once it appears; None after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for proc in Path("/proc").iterdir():
-            try:
-                if not proc.name.isdigit() or proc.stat().st_uid != os.geteuid():
-                    continue
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-                if os.path.basename(argv[0]) != program.encode() or \
-                        not any(marker.encode() in arg for arg in argv):
-                    continue
-                pairs = (proc / "environ").read_bytes().decode(errors="replace").split("\0")
-            except OSError:  # gone meanwhile, or not ours
+    return poll_until(lambda: _running(program, marker), timeout=timeout, interval=0.02)
+
+
+def _running(program: str, marker: str) -> tuple[int, dict[str, str]] | None:
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or proc.stat().st_uid != os.geteuid():
                 continue
-            return int(proc.name), dict(p.split("=", 1) for p in pairs if "=" in p)
-        time.sleep(0.02)
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if os.path.basename(argv[0]) != program.encode() or \
+                    not any(marker.encode() in arg for arg in argv):
+                continue
+            pairs = (proc / "environ").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        return int(proc.name), dict(p.split("=", 1) for p in pairs if "=" in p)
     return None
 
 

@@ -16,14 +16,15 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgvdrill import runner
 from pgvdrill.cluster.base import ConfigValue, quote
 from pgvdrill.cluster.local import LocalCluster
+from pgvdrill.drill.physical import SEQUENCE_SLACK, restore_backup_and_verify
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
-from pgvdrill.physical.drill import SEQUENCE_SLACK, restore_and_verify
 from pgvdrill.physical.manifest import manifest_ranges
 from pgvdrill.physical.runbook import START_BACKUP_SQL, runbook_recovery_conf, runbook_start_backup
+from pgvdrill.proc import runner
 from pgvdrill.procedures.archiving import RecoveryTarget, archive_next, archive_with
 from pgvdrill.procedures.pack import CONNECTION, PackRun
 from pgvdrill.procedures.runbook_scripts import ARCHIVE_WAL_SH
@@ -31,7 +32,6 @@ from pgvdrill.procedures.steps import Outcome, exit_text, judge
 from pgvdrill.procedures.template import render
 from pgvdrill.procedures.verification import check_restored
 from pgvdrill.procedures.workspace import Workspace
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot
 from pgvdrill.wal.pitr import BackupPoint, Target, recover
 
@@ -124,7 +124,7 @@ def base_backup_step(pack: PackRun, ws: Workspace, source: LocalCluster, snap: S
             return None
         taken = BaseBackup(BASE_BACKUP_SETTINGS["tar-gz"], dest, result.seconds,
                            manifest_ranges(dest / "backup_manifest"))
-        drill = restore_and_verify(pack.backend, taken, source, snap)
+        drill = restore_backup_and_verify(pack.backend, taken, source, snap)
         out.problems += drill.problems()
         files = ", ".join(taken.files())
         streamed = ("; its WAL is in pg_wal.tar.gz although the command has no -X "

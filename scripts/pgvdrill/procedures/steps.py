@@ -19,7 +19,7 @@ from typing import Literal
 import psycopg
 
 from pgvdrill.errors import DrillError
-from pgvdrill.runner import Result
+from pgvdrill.proc.runner import Result
 
 Verdict = Literal["works", "fails", "unsafe"]
 VERDICTS: tuple[Verdict, ...] = ("works", "fails", "unsafe")

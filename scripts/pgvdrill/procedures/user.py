@@ -23,19 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
+from pgvdrill.cluster.wal_commands import archive_command as archive_wal_command
 from pgvdrill.config import Procedure
+from pgvdrill.drill.physical import SEQUENCE_SLACK
+from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import ConfigError, cleanup
 from pgvdrill.logical.restore import create_database
-from pgvdrill.physical.drill import SEQUENCE_SLACK
 from pgvdrill.physical.manifest import label_range
 from pgvdrill.procedures.archiving import archive_next, archive_with, place_target
 from pgvdrill.procedures.steps import Outcome, Recorder, exit_text, judge
 from pgvdrill.procedures.template import placeholders, render
 from pgvdrill.procedures.verification import check_restored
 from pgvdrill.procedures.workspace import Workspace, dsn, started
-from pgvdrill.source import SOURCE_DB
 from pgvdrill.verify import Snapshot, snapshot
-from pgvdrill.wal.archiving import archive_command as archive_wal_command
 from pgvdrill.wal.names import parse_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, recover
 

@@ -21,9 +21,10 @@ from types import TracebackType
 
 import psycopg
 
-from pgvdrill import osuser, runner
+from pgvdrill import osuser
 from pgvdrill.cluster import ConnInfo
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
+from pgvdrill.proc import runner
 
 
 def dsn(info: ConnInfo, dbname: str) -> str:

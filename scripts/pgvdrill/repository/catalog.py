@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pgvdrill.errors import BackupError
+from pgvdrill.files.fsync import fsync_dir
 from pgvdrill.repository.layout import KINDS, Repository
 from pgvdrill.repository.paths import Listing, UnsafePath, listing, open_below, open_regular
 from pgvdrill.repository.schema import check_entry
-from pgvdrill.wal.walcmd import fsync_dir
 
 SCHEMA = "pgvdrill.catalog/1"
 _CHUNK = 1 << 20

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgvdrill.errors import BackupError
-from pgvdrill.hardlinks import hard_link_problem
+from pgvdrill.files.hardlinks import hard_link_problem
 
 
 class UnsafePath(BackupError):

@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 
 import psycopg
 
+from pgvdrill.identifiers import parse_table_name
 from pgvdrill.verify import ann
 from pgvdrill.verify.fingerprint import Content, read_content
 from pgvdrill.verify.schema import SchemaFacts, SequenceWindow, Table, read_schema
-from pgvdrill.verify.session import parse_table_name, reading
+from pgvdrill.verify.session import reading
 
 
 @dataclass(frozen=True)

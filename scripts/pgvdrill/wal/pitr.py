@@ -18,10 +18,11 @@ from typing import Literal
 
 import psycopg
 
-from pgvdrill import runner
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.base import ConfigValue
 from pgvdrill.errors import DrillError, RestoreError
+from pgvdrill.proc import runner
+from pgvdrill.proc.wait import GiveUp, poll_until, wait_until
 from pgvdrill.wal.continuity import check_continuity
 from pgvdrill.wal.names import DEFAULT_SEGMENT_SIZE, Segment, format_lsn, parse_lsn
 
@@ -31,7 +32,8 @@ Action = Literal["promote", "pause", "shutdown"]
 NOT_REACHED = "recovery ended before configured recovery target was reached"
 BEFORE_CONSISTENT = "requested recovery stop point is before consistent recovery point"
 SHUTDOWN_AT_TARGET = "shutdown at recovery target"
-# restore_command failed other than "no such file" (walcmd.ABORT_RECOVERY): FATAL, no promotion
+# restore_command failed other than "no such file" (restore_status.ABORT_RECOVERY): FATAL,
+# no promotion
 _NOT_RESTORED = re.compile(r'could not restore file "([^"]+)" from archive: (.+)')
 _RESTORE_WAL_SAID = re.compile(r"pgvdrill restore-wal: cannot restore .+")
 
@@ -199,7 +201,7 @@ def recover(cluster: Cluster, target: Target, restore_command: str, point: Backu
             raise _recovery_failure(target, cluster.server_log(200)) or exc from exc
         state: Literal["promoted", "paused", "shut down"] = "shut down"
     else:
-        state = _wait_for_target(cluster, target, started + timeout)
+        state = _wait_for_target(cluster, target, started + timeout - time.monotonic())
     seconds = time.monotonic() - started
     if state == "shut down":
         return Recovery(target, state, seconds, point.start_lsn, None,
@@ -250,61 +252,62 @@ def require_reached(target: Target, point: BackupPoint, replayed: int | None,
         "another copy and restore again")
 
 
-def _wait_for_target(cluster: Cluster, target: Target, deadline: float
+def _wait_for_target(cluster: Cluster, target: Target, timeout: float
                      ) -> Literal["promoted", "paused", "shut down"]:
-    while True:
-        try:
-            in_recovery, pause = cluster.query(
-                "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() "
-                "THEN pg_get_wal_replay_pause_state() END")[0]
-        except psycopg.OperationalError:
-            failure = _recovery_failure(target, cluster.server_log(200))
-            if failure is not None:  # the server is on its way down after a FATAL
-                _wait_stopped(cluster)
-                raise failure from None
-            if cluster.is_running() and target.action != "shutdown":
-                raise
-            in_recovery, pause = True, None  # the server went away: see below
-        if target.action == "shutdown" and _shut_down_at_target(cluster):
-            return "shut down"
-        if not in_recovery:
-            return "promoted"
-        if target.action == "pause" and pause == "paused":
-            return "paused"
-        if time.monotonic() > deadline or not cluster.is_running():
-            failure = _recovery_failure(target, cluster.server_log(200))
-            raise failure or RestoreError(
-                f"recovery to {target.describe()} did not finish in time",
-                "read the server log; the archive may be slow or the target far away (a "
-                "long recovery needs a larger [limits] tool_timeout, in seconds)")
-        time.sleep(0.05)
+    def failure(message: str, hint: str) -> DrillError:
+        return _recovery_failure(target, cluster.server_log(200)) or RestoreError(message, hint)
+
+    return wait_until(
+        lambda: _recovery_state(cluster, target), timeout=timeout, error=failure,
+        message=f"recovery to {target.describe()} did not finish in time",
+        hint="read the server log; the archive may be slow or the target far away (a "
+             "long recovery needs a larger [limits] tool_timeout, in seconds)")
+
+
+def _recovery_state(cluster: Cluster, target: Target
+                    ) -> Literal["promoted", "paused", "shut down"] | None:
+    """Where recovery stands (None: still replaying); `GiveUp` once the server stopped."""
+    try:
+        in_recovery, pause = cluster.query(
+            "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() "
+            "THEN pg_get_wal_replay_pause_state() END")[0]
+    except psycopg.OperationalError:
+        failure = _recovery_failure(target, cluster.server_log(200))
+        if failure is not None:  # the server is on its way down after a FATAL
+            _wait_stopped(cluster)
+            raise failure from None
+        if cluster.is_running() and target.action != "shutdown":
+            raise
+        in_recovery, pause = True, None  # the server went away: see below
+    if target.action == "shutdown" and _shut_down_at_target(cluster):
+        return "shut down"
+    if not in_recovery:
+        return "promoted"
+    if target.action == "pause" and pause == "paused":
+        return "paused"
+    if not cluster.is_running():
+        raise GiveUp
+    return None
 
 
 def _wait_stopped(cluster: Cluster, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while cluster.is_running() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll_until(lambda: not cluster.is_running(), timeout=timeout)
 
 
 def resume(cluster: Cluster, timeout: float = 60) -> None:
     """End a recovery paused at its target (pg_wal_replay_resume) and wait for promotion."""
     cluster.query("SELECT pg_wal_replay_resume()")
-    deadline = time.monotonic() + timeout
-    while cluster.query("SELECT pg_is_in_recovery()")[0][0]:
-        if time.monotonic() > deadline:
-            raise RestoreError(f"server {cluster.name} still in recovery {timeout:.0f}s after "
-                               "pg_wal_replay_resume()", "read the server log")
-        time.sleep(0.05)
+    wait_until(lambda: not cluster.query("SELECT pg_is_in_recovery()")[0][0], timeout=timeout,
+               error=RestoreError, message=f"server {cluster.name} still in recovery "
+               f"{timeout:.0f}s after pg_wal_replay_resume()", hint="read the server log")
 
 
 def _shut_down_at_target(cluster: Cluster) -> bool:
     """The server stopped itself at its target (recovery_target_action = shutdown)."""
-    deadline = time.monotonic() + 30
-    while cluster.is_running() and SHUTDOWN_AT_TARGET in cluster.server_log(200):
-        if time.monotonic() > deadline:
-            raise RestoreError(f"server {cluster.name} reached its target but did not stop",
-                               "read the server log")
-        time.sleep(0.05)
+    wait_until(lambda: not (cluster.is_running()
+                            and SHUTDOWN_AT_TARGET in cluster.server_log(200)),
+               timeout=30, error=RestoreError, hint="read the server log",
+               message=f"server {cluster.name} reached its target but did not stop")
     return not cluster.is_running() and SHUTDOWN_AT_TARGET in cluster.server_log(200)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import RestoreError
-from pgvdrill.runner import Result
+from pgvdrill.proc.runner import Result, ToolCall
 from pgvdrill.wal.continuity import Continuity
 from pgvdrill.wal.names import format_lsn, parse_lsn
 from pgvdrill.wal.pitr import Target
@@ -75,9 +75,9 @@ def stopping_points(tools: ToolRunner, archive: Path, segments: Sequence[str]
 
 def _waldump(tools: ToolRunner, archive: Path, segment: str) -> Result:
     """pg_waldump's transaction and XLOG records of one archived segment (times in UTC)."""
-    return tools.run_tool(
+    return tools.run_tool(ToolCall(
         "pg_waldump", ["--path", archive, "--rmgr", "Transaction", "--rmgr", "XLOG", segment],
-        check=False, env={"TZ": "UTC"})  # an unfinished last record ends it non-zero
+        check=False, env={"TZ": "UTC"}))  # an unfinished last record ends it non-zero
 
 
 def refuse_beyond_archive(tools: ToolRunner, archive: Path, reach: Continuity,

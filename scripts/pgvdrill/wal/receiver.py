@@ -3,13 +3,14 @@ optionally as its synchronous standby (each commit waits until the receiver has 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Self
 
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.errors import BackupError
-from pgvdrill.process import Process
+from pgvdrill.proc.background import Process
+from pgvdrill.proc.runner import ToolCall
+from pgvdrill.proc.wait import wait_until
 
 APPLICATION_NAME = "pgvdrill_receivewal"
 
@@ -34,8 +35,8 @@ class Receiver:
         """Create the slot, start streaming, and wait until the cluster sees the receiver
         (as its synchronous standby when `synchronous`)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.cluster.run_tool("pg_receivewal", ["--create-slot", "--if-not-exists",
-                                                "--slot", self.slot])
+        self.cluster.run_tool(ToolCall("pg_receivewal", ["--create-slot", "--if-not-exists",
+                                                         "--slot", self.slot]))
         args = ["-D", str(self.directory), "--slot", self.slot, "--no-loop", "--verbose"]
         if self.synchronous:
             args.append("--synchronous")
@@ -50,21 +51,21 @@ class Receiver:
 
     def _wait_streaming(self, timeout: float) -> None:
         assert self.process is not None
+        process = self.process
         want = "sync" if self.synchronous else None
-        deadline = time.monotonic() + timeout
-        while True:
-            self.process.check_running()
-            rows = self.cluster.query(
+        seen: list[list[tuple[object, ...]]] = [[]]
+
+        def streaming() -> bool:
+            process.check_running()
+            rows = seen[0] = self.cluster.query(
                 "SELECT state, sync_state FROM pg_stat_replication "
                 f"WHERE application_name = '{APPLICATION_NAME}'")
-            if rows and rows[0][0] == "streaming" and want in (None, rows[0][1]):
-                return
-            if time.monotonic() > deadline:
-                raise BackupError(
-                    f"pg_receivewal is not streaming{' synchronously' if want else ''} after "
-                    f"{timeout:.0f}s (pg_stat_replication: {rows})\n{self.process.log_tail()}",
-                    "check max_wal_senders, the replication slot and synchronous_standby_names")
-            time.sleep(0.05)
+            return bool(rows and rows[0][0] == "streaming" and want in (None, rows[0][1]))
+
+        wait_until(streaming, timeout=timeout, error=BackupError, message=lambda _: (
+            f"pg_receivewal is not streaming{' synchronously' if want else ''} after "
+            f"{timeout:.0f}s (pg_stat_replication: {seen[0]})\n{process.log_tail()}"),
+            hint="check max_wal_senders, the replication slot and synchronous_standby_names")
 
     def stop(self) -> int | None:
         """Stop pg_receivewal (it flushes what it received); its exit code. After the

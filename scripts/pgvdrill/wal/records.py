@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgvdrill.cluster.base import ToolRunner
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.wal.names import SEGMENT_RE, Segment, parse_lsn
 
 _AT = re.compile(r"at ([0-9A-F]+/[0-9A-F]+)")
@@ -45,8 +46,8 @@ def check_records(tools: ToolRunner, wal: Path) -> RecordCheck:
     for run in runs(wal):
         found.segments += len(run)
         found.bytes += sum((wal / s.name).stat().st_size for s in run)
-        result = tools.run_tool("pg_waldump", ["--quiet", "--path", wal, run[0].name,
-                                               run[-1].name], check=False)
+        result = tools.run_tool(ToolCall("pg_waldump", ["--quiet", "--path", wal, run[0].name,
+                                                        run[-1].name], check=False))
         if result.returncode != 0:
             problem = _problem(result.stderr, run)
             if problem:

@@ -43,17 +43,11 @@ from pathlib import Path
 from typing import IO
 
 from pgvdrill.errors import BackupError, ConfigError, DrillError
-from pgvdrill.hardlinks import hard_link_problem
+from pgvdrill.files.hardlinks import hard_link_problem
+from pgvdrill.restore_status import ABORT_RECOVERY, NOT_IN_ARCHIVE, as_restore_command
 from pgvdrill.wal.names import LONG_HEADER, SEGMENT_RE, is_archive_name, recorded_segment_size
 
 CHUNK = 1024 * 1024
-# restore-wal: the file is not in the archive. PostgreSQL takes any status from 1 to 125
-# as that; a distinct one lets restore_command tell it from a program that failed to start
-# (Python exits 1 on an ImportError, 2 on a usage error of its own).
-NOT_IN_ARCHIVE = 99
-# restore-wal's every other failure: above 125, which stops PostgreSQL's recovery (FATAL)
-# instead of ending it there; not 128 + a signal number (143, SIGTERM, means "shut down")
-ABORT_RECOVERY = 126
 UNNAMED_UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}  # no O_TMPFILE here
 
 
@@ -247,15 +241,6 @@ def _same_content(first: Path, second: Path) -> bool:
                 return True
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make renames, links and unlinks in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "archive-wal", help="archive_command: store one WAL file durably, never overwrite",
@@ -325,15 +310,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return ABORT_RECOVERY
     return 0 if found else NOT_IN_ARCHIVE
-
-
-def as_restore_command(command: str) -> str:
-    """`command` (a restore-wal command line for sh) as a restore_command: restore-wal's
-    NOT_IN_ARCHIVE becomes 1 ("not found"), every other failure, including one of a program
-    that could not start, ABORT_RECOVERY. A signal that kills restore-wal kills the shell
-    too, which PostgreSQL handles itself (SIGTERM: shut down; any other: stop)."""
-    return (f"{command}; case $? in 0) ;; {NOT_IN_ARCHIVE}) exit 1 ;; "
-            f"*) exit {ABORT_RECOVERY} ;; esac")
 
 
 def restore_wal_invoked(argv: Sequence[str]) -> bool:

@@ -1,0 +1,5 @@
+import sys
+
+from pgvdrill.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""`pgvdrill dr-drill`: the monthly disaster-recovery drill of the configured source (see
+drill/dr.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from pgvdrill.cli import common
+from pgvdrill.cli.drill_options import add_dr_options, add_fail_on_option, add_judging_options
+from pgvdrill.config import find_config
+from pgvdrill.drill import dr
+
+DESCRIPTION = """\
+The disaster-recovery drill of the configured source: its newest backups restored into
+scratch servers (the base backup recovering through the archived WAL to its end) and
+compared with it (read-only towards the source), judged against the targets. Writes
+reports/<run-id>/ (report.json, .md, .html, junit.xml, metrics.prom)."""
+EXAMPLES = """examples:
+  pgvdrill dr-drill --config /etc/pgvdrill/pgvdrill.toml          # the newest backups
+  pgvdrill dr-drill --config /etc/pgvdrill/pgvdrill.toml --take   # backups taken now
+  pgvdrill dr-drill --kinds physical --fail-on unknown
+"""
+
+
+def add_parser(sub: common.SubParsers) -> None:
+    parser = common.command_parser(
+        sub, "dr-drill", "the disaster-recovery drill: restore the configured source's "
+                         "newest backups and compare",
+        description=DESCRIPTION,
+        epilog=EXAMPLES)
+    common.add_backend_options(parser)
+    add_judging_options(parser, "[drill] reports_dir of the configuration, else ./reports")
+    common.add_config_option(parser)
+    add_dr_options(parser, "")
+    add_fail_on_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The DR drill, its options resolved once: the command line's, else the
+    configuration's [drill], else the defaults."""
+    config = find_config(args.config)
+    drill = config.drill
+    options = dr.DrOptions(
+        kinds=tuple(args.kinds), take=args.take, recall_threshold=args.recall_threshold,
+        fail_on=args.fail_on, reports_dir=args.reports_dir or drill.reports_dir,
+        targets=args.targets or drill.targets,
+        production_size=args.production_size or drill.production_size,
+        backend=common.backend_options(args, drill))
+    return dr.run(config, options, common.say)
+
+
+COMMAND = common.Command("dr-drill", add_parser, run)

@@ -1,0 +1,344 @@
+"""The monthly disaster-recovery drill of a real source: restore its newest backups from the
+repository into scratch servers and compare them with the source.
+
+Read-only towards the source: it is only read in READ ONLY repeatable-read transactions
+(its snapshot, pg_dumpall --globals-only) and streamed from without a slot. The comparison
+is exact: the restored data must equal the source's. Backups taken by the drill itself
+(`--take`) are compared with the source at each backup's own moment, so writes on the
+source do not matter: the logical one at its snapshot (pg_dump --snapshot; its sequences,
+which no snapshot holds, between reads before and after pg_dump), the physical one
+recovered to the moment of a snapshot read after it (ops.dr_point). A backup picked from
+the repository is compared with the source as it is now, which is exact only while the
+source has not changed since (a replica with replay paused, a quiet period): a
+difference then fails the drill, never passes it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import psycopg
+
+from pgvdrill import osuser
+from pgvdrill.backends import BackendOptions, backend_for, default_workdir
+from pgvdrill.backup.stored import artifact_path, base_backup_of, globals_path
+from pgvdrill.backup.take import take_backup
+from pgvdrill.cluster import Backend
+from pgvdrill.cluster.local import LocalBackend
+from pgvdrill.config import Config
+from pgvdrill.drill.archive_health import check_archive
+from pgvdrill.drill.dr_point import WalStream, comparison_point, sequences_now
+from pgvdrill.drill.logical import restore_dump_and_verify
+from pgvdrill.drill.physical import ComparisonPoint, restore_backup_and_verify
+from pgvdrill.drill.record import DrillFailure, DrillResult
+from pgvdrill.errors import ConfigError, DrillError, clean_after
+from pgvdrill.installation import embedded, from_bindir
+from pgvdrill.logical.archive import inspect
+from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
+from pgvdrill.logical.globals import dump_globals, restore_globals, withheld
+from pgvdrill.logical.restore import RESTORE_SETTINGS, make_room
+from pgvdrill.policy.fail_on import FailOn
+from pgvdrill.policy.targets import load_targets
+from pgvdrill.report import run_dir as report
+from pgvdrill.repository import Entry, Repository, file_problems, lock
+from pgvdrill.repository.catalog import newest, read_entries
+from pgvdrill.server import ExternalServer, describe_conninfo
+from pgvdrill.verify import Snapshot, snapshot
+from pgvdrill.verify.schema import SequenceWindow
+from pgvdrill.verify.session import USER_SCHEMA, not_extension_member
+from pgvdrill.wal.names import parse_lsn
+
+Say = Callable[[str], None]
+
+
+def backup_age(entry: Entry, now: datetime | None = None) -> float:
+    return ((now or datetime.now(UTC)) - entry.finished_at).total_seconds()
+
+
+# what a drill of one backup may fail with: pgvdrill's own errors, a scratch server or the
+# source lost mid-way (psycopg), a file the machine would not give (OSError)
+FAILURES = (DrillError, psycopg.Error, OSError)
+
+
+def _failed(kind: str, entry: Entry, why: str | BaseException,
+            more: Sequence[str] = ()) -> dict[str, Any]:
+    """The record of a drill of `entry` that failed with `why`; `more`: further problems
+    found before it failed (the WAL archive's), kept in the report."""
+    return DrillFailure(
+        f"{kind}:{entry.id}", kind, why, stage=None,
+        backup={"setting": entry.id, "seconds": entry.seconds, "size_bytes": entry.size_bytes,
+                "finished": entry.finished},
+        more_evidence={"backup_age": {"kind": kind, "seconds": backup_age(entry)}},
+        listed=tuple(more)).as_dict()
+
+
+def _with_age(drill: DrillResult, entry: Entry, more: Sequence[str] = ()) -> dict[str, Any]:
+    """The record of `drill`, a drill of `entry`: named by the catalog id, with the
+    backup's age; `more`: further problems (the WAL archive's), which fail it."""
+    recorded = drill.entry()
+    aged = replace(
+        recorded, drill=f"{drill.kind}:{entry.id}",
+        evidence={**(recorded.evidence or {}),
+                  "backup_age": {"kind": drill.kind, "seconds": backup_age(entry)}},
+        backup={**(recorded.backup or {}), "catalog_id": entry.id})
+    if more:
+        aged = replace(aged, ok=False, problems=[*(aged.problems or []), *more])
+    return aged.as_dict()
+
+
+def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
+                  source_snapshot: Snapshot, *, recall_threshold: float, say: Say
+                  ) -> dict[str, Any]:
+    """Restore the logical backup `entry` into a scratch server, after its roles (from the
+    backup's own globals.sql, as a real disaster recovery would; a live pg_dumpall of the
+    source for a backup taken without one), and verify it against `source_snapshot`."""
+    problems = file_problems(repo, entry)
+    if problems:
+        return _failed("logical", entry, "; ".join(problems))
+    try:
+        archive = inspect(backend.tools(), artifact_path(repo, entry))
+    except FAILURES as exc:
+        return _failed("logical", entry, exc)
+    dumped = DumpResult(DumpSetting(entry.id, cast(Format, archive.format),
+                                    description=f"catalog backup {entry.id}"),
+                        archive, entry.seconds, finished=entry.finished_at,
+                        source_bytes=entry.extra.get("source_bytes"))
+    try:
+        with backend.cluster("dr-logical") as target, \
+                tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
+            kept = globals_path(repo, entry)
+            roles = kept or dump_globals(source, Path(tmp))
+            created = restore_globals(target, roles)
+            left = withheld(roles.read_text(), set(created))
+            say(f"  roles {', '.join(created) or '(none)'} created from "
+                + (f"the backup's {kept.name}" if kept else
+                   f"a live pg_dumpall --globals-only of {source.describe()} (backup "
+                   f"{entry.id} has no globals.sql)")
+                + (f", without {', '.join(left)}" if left else ""))
+            make_room(target, source.dbname)
+            drill = restore_dump_and_verify(dumped, target, source.dbname,
+                                            RESTORE_SETTINGS["parallel-j2"], source_snapshot,
+                                            recall_threshold=recall_threshold)
+    except FAILURES as exc:
+        return _failed("logical", entry, exc)
+    say(f"  restore logical {entry.id}: {drill.summary()}")
+    return _with_age(drill, entry)
+
+
+def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
+                   source_snapshot: Snapshot, *, recall_threshold: float, say: Say,
+                   point: ComparisonPoint | None = None) -> dict[str, Any]:
+    """Restore the base backup `entry` into a scratch data directory, start it recovering
+    through the archived WAL to its end (when there is any; with `point`, to that point
+    instead), verify it against the source, and check that the archive can carry
+    recovery past the backup."""
+    problems = file_problems(repo, entry)
+    if problems:
+        return _failed("physical", entry, "; ".join(problems))
+    backup = replace(base_backup_of(repo, entry), source_bytes=entry.extra.get("source_bytes"),
+                     finished=entry.finished_at)
+    replay, broken = check_archive(repo, entry, source)
+    try:
+        with tempfile.TemporaryDirectory(prefix="dr-wal-", dir=default_workdir()) as wal:
+            if replay is not None and isinstance(backend, LocalBackend):
+                replay = replay.copied(Path(wal), osuser.server_user())
+            drill = restore_backup_and_verify(
+                backend, backup, source, source_snapshot, recall_threshold=recall_threshold,
+                dbname=source.dbname, scratch=default_workdir(), replay=replay, point=point,
+                superuser=bootstrap_superuser(source))
+    except FAILURES as exc:
+        for problem in broken:
+            say(f"  WAL archive: {problem}")
+        return _failed("physical", entry, exc, broken)
+    say(f"  restore physical {entry.id}: {drill.summary()}")
+    if drill.neutralised is not None:
+        say(f"  restored copy: {drill.neutralised.summary()}")
+        for warning in drill.neutralised.warnings:
+            say(f"  restored copy: warning: {warning}")
+    for problem in broken:
+        say(f"  WAL archive: {problem}")
+    return _with_age(drill, entry, broken)
+
+
+def bootstrap_superuser(source: ExternalServer) -> str:
+    """The source's bootstrap superuser (initdb -U), the only role a restored copy is
+    sure to have: the role pgvdrill logs into the copy as."""
+    return str(source.query("SELECT rolname FROM pg_roles WHERE oid = 10")[0][0])
+
+
+def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snapshot, Entry]:
+    """Take a logical backup into the repository from a snapshot this session exports and
+    snapshot the source in that same snapshot: the two describe the same moment, so the
+    comparison is exact however busy the source is. Sequences are the exception (no
+    snapshot holds them; pg_dump reads each when it dumps it): they are read once more
+    after pg_dump finished, and a restored one must lie between the two reads."""
+    started = time.monotonic()
+    with reading_source(source), source.connect() as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        exported = str(row[0]) if row else ""
+        snap = snapshot(conn, tables=readable_tables(conn))
+        say(f"source {source.describe()}: snapshot {exported} in "
+            f"{time.monotonic() - started:.1f}s ({len(snap.schema.tables)} tables)")
+        entry = take_backup(config, "logical", say, snapshot=exported)
+    window = SequenceWindow(snap.schema.sequences, sequences_now(source))
+    return replace(snap, sequence_window=window), entry
+
+
+def take_physical(config: Config, source: ExternalServer, wal: Path, say: Say
+                  ) -> tuple[Snapshot, ComparisonPoint, Entry]:
+    """Take a base backup into the repository while streaming the source's WAL into `wal`,
+    then the point at which a copy of it is compared with the source (ops.dr_point): the
+    source keeps changing after the backup ends."""
+    before = sequences_now(source)
+    with WalStream(source, wal) as stream:
+        entry = take_backup(config, "physical", say)
+        if entry.end_lsn is None or entry.timeline is None:
+            raise DrillError(f"backup {entry.id} records no end LSN or timeline")
+        snap, point = comparison_point(source, stream, parse_lsn(entry.end_lsn),
+                                       entry.timeline, before, say)
+    return snap, point, entry
+
+
+READABLE_IN_RECOVERY = f"""SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND {USER_SCHEMA}
+      AND {not_extension_member('pg_class', 'c.oid')}"""
+
+
+def readable_tables(conn: psycopg.Connection[Any]) -> list[str] | None:
+    """The tables a standby source lets the snapshot read: none of its unlogged ones ("cannot
+    access temporary or unlogged relations during recovery"; no backup holds their rows
+    either); None (all) on a primary or without unlogged tables."""
+    standby, unlogged = conn.execute(
+        "SELECT pg_is_in_recovery(), EXISTS (SELECT FROM pg_catalog.pg_class "
+        "WHERE relpersistence = 'u' AND relkind IN ('r', 'p'))").fetchone() or (False, False)
+    if not (standby and unlogged):
+        return None
+    return ['"{}"."{}"'.format(s.replace('"', '""'), n.replace('"', '""'))
+            for s, n in conn.execute(READABLE_IN_RECOVERY)]
+
+
+@contextmanager
+def reading_source(source: ExternalServer) -> Iterator[None]:
+    """ConfigError saying what the configured role lacks when the source refuses a read
+    (a table it may not read, row-level security it does not bypass)."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as exc:
+        role = str(source.query("SELECT quote_ident(current_user)")[0][0])
+        raise ConfigError(
+            f"the source {source.describe()} refuses to let {role} read everything the "
+            f"drill compares: {exc.diag.message_primary or exc}",
+            "as a superuser on the source (pg_dump needs it too): "
+            + (f"ALTER ROLE {role} BYPASSRLS;" if "row-level security" in str(exc)
+               else f"GRANT pg_read_all_data TO {role};")) from None
+
+
+def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
+    started = time.monotonic()
+    with reading_source(source), source.connect() as conn:
+        snap = snapshot(conn, tables=readable_tables(conn))
+    say(f"source {source.describe()}: snapshot in {time.monotonic() - started:.1f}s "
+        f"({len(snap.schema.tables)} tables, {len(snap.ann)} vector indexes)")
+    return snap
+
+
+@dataclass(frozen=True)
+class DrOptions:
+    """The DR drill's options, resolved: which `kinds` of backup, `take` them now or use
+    the newest in the repository, the ANN `recall_threshold`, `fail_on` (which target
+    verdicts fail the run), where reports go, the targets file and production size, and
+    where scratch servers run."""
+
+    kinds: tuple[str, ...]
+    take: bool
+    recall_threshold: float
+    fail_on: FailOn
+    reports_dir: Path
+    targets: Path | None
+    production_size: str | None
+    backend: BackendOptions
+
+
+def run(config: Config, options: DrOptions, say: Say) -> int:
+    """`pgvdrill dr-drill`: drill the newest backup of each of `options.kinds` (with
+    `options.take`, backups taken now)."""
+    source_conf = config.require_source()
+    targets = load_targets(options.targets, options.production_size)
+    repo = Repository(config.repository)
+    run_dir = report.new_run_dir(options.reports_dir).resolve()
+    started = datetime.now(UTC)
+    drills: list[dict[str, Any]] = []
+    facts: dict[str, Any] = {"server": {"source": describe_conninfo(source_conf.conninfo)}}
+    try:
+        _drill_all(options, config, repo, run_dir, drills, facts, say)
+    except (*FAILURES, KeyboardInterrupt) as exc:  # the report still says what was found
+        drills.append(report.aborted(exc))
+        clean_after(exc, lambda: report.finish("pgvdrill drill --config", run_dir, started,
+                                               drills, targets, options.fail_on, say, **facts),
+                    f"(writing) the report in {run_dir}")
+        raise
+    return report.finish("pgvdrill drill --config", run_dir, started, drills, targets,
+                         options.fail_on, say, **facts)
+
+
+def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Path,
+               drills: list[dict[str, Any]], facts: dict[str, Any], say: Say) -> None:
+    """Drill each of --kinds, appending each drill's record to `drills` as it ends and
+    what the report says about the servers to `facts`."""
+    source_conf = config.require_source()
+    with lock.shared(repo), backend_for(options.backend, [run_dir, repo.root]) as backend, \
+            tempfile.TemporaryDirectory(prefix="pgvdrill-point-",
+                                        dir=options.backend.workdir) as tmp:
+        tools = (from_bindir(source_conf.pg_bin) if source_conf.pg_bin
+                 else backend.tools() if isinstance(backend, LocalBackend)
+                 else embedded(osuser.server_user()))  # containers' tools cannot reach it
+        source = ExternalServer(source_conf.conninfo, tools)
+        taken: dict[str, Entry] = {}
+        snaps: dict[str, Snapshot] = {}  # each backup taken now: the source at its moment
+        point = None
+        if options.take and "logical" in options.kinds:
+            snaps["logical"], taken["logical"] = take_logical(config, source, say)
+        if options.take and "physical" in options.kinds:
+            Path(tmp).chmod(0o711)  # the restored copy's restore_command reads the WAL
+            snaps["physical"], point, taken["physical"] = take_physical(
+                config, source, Path(tmp) / "wal", say)
+        snap = None if set(options.kinds) <= snaps.keys() else source_snapshot(source, say)
+        entries = read_entries(repo)
+        for kind in options.kinds:
+            entry = taken.get(kind) or newest(entries, kind)
+            if entry is None:
+                drills.append(_missing(kind, repo))
+                say(f"  {kind}: no backup in {repo.root}")
+                continue
+            say(f"{kind} backup {entry.id}: finished {entry.finished}, "
+                f"{entry.size_bytes / 2**20:.1f} MiB, {backup_age(entry) / 3600:.1f} h old")
+            compared = snaps.get(kind) or snap
+            assert compared is not None
+            drill = drill_logical(
+                backend, repo, entry, source, compared, recall_threshold=options.recall_threshold,
+                say=say) if kind == "logical" else drill_physical(
+                backend, repo, entry, source, compared, recall_threshold=options.recall_threshold,
+                say=say, point=point if kind in snaps else None)
+            if "error" in drill:
+                say(f"  {kind} {entry.id}: FAILED: {drill['error']}")
+            drills.append(drill)
+        facts["server"] = {**backend.facts(), "source": source.describe()}
+        facts["dataset"] = {"key": source.describe(), "bytes": _size(source)}
+
+def _missing(kind: str, repo: Repository) -> dict[str, Any]:
+    return DrillFailure(f"{kind}:none", kind, f"no complete {kind} backup in {repo.root}",
+                        stage=None, more_evidence={"backup_age": {"kind": kind, "seconds": None}},
+                        listed=()).as_dict()
+
+
+def _size(source: ExternalServer) -> int:
+    return int(str(source.query("SELECT pg_database_size(current_database())")[0][0]))

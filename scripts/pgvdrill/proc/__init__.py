@@ -1,0 +1,2 @@
+"""Processes: the one subprocess runner, long-running programs, process groups, signals
+and waiting until something holds."""
