@@ -26,6 +26,7 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo, conninfo
+from fixtures.processes import wait_while_running
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.drill.source import SOURCE_DB
@@ -108,12 +109,7 @@ def test_fault_disk_full_during_backup(prod_source: Cluster, pgvdrill_cli: Cli,
 
 def _wait(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str],
           timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"the backup ended before {what}: {proc.communicate()}")
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    wait_while_running(condition, what, proc, who="the backup", timeout=timeout, interval=0.05)
 
 
 @pytest.mark.parametrize("kind", ["logical", "physical"])

@@ -26,7 +26,7 @@ import pytest
 
 from fixtures.cli import Cli, start_cli
 from fixtures.ops import conninfo
-from fixtures.processes import read_to_first_backup, reaped, start_drill
+from fixtures.processes import read_to_first_backup, reaped, start_drill, wait_while_running
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.drill.source import SOURCE_DB
@@ -87,12 +87,7 @@ def running(groups: set[int], mark: str) -> list[str]:
 def wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str],
              timeout: float = 120) -> None:
     """Poll `condition` until it holds; fail if pgvdrill ended first or after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"pgvdrill ended before {what}: {proc.communicate()}")
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    wait_while_running(condition, what, proc, who="pgvdrill", timeout=timeout, interval=0.02)
 
 
 def settle(condition: Callable[[], bool], timeout: float = 60) -> bool:
