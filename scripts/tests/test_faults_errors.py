@@ -26,7 +26,7 @@ from pgvdrill.errors import (
 from pgvdrill.files.gzipped import gzip_problem
 from pgvdrill.policy.targets import load_targets
 from pgvdrill.report import run_dir as report
-from pgvdrill.verify.ground_truth import index_requirement
+from pgvdrill.verify.compare import index_requirement
 
 
 @pytest.mark.parametrize("exc", [

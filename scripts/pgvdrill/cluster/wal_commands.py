@@ -50,7 +50,7 @@ def python_for(server_user: str | None) -> tuple[str, str]:
 
 # walcmd and the standard-library-only modules it imports, relative to the package root
 WALCMD_FILES = ("pgvdrill/__init__.py", "pgvdrill/errors.py", "pgvdrill/restore_status.py",
-                "pgvdrill/files/__init__.py", "pgvdrill/files/fsync.py",
+                "pgvdrill/files/__init__.py",
                 "pgvdrill/files/hardlinks.py", "pgvdrill/wal/__init__.py",
                 "pgvdrill/wal/names.py", "pgvdrill/wal/walcmd.py")
 

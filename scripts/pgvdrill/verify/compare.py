@@ -140,6 +140,37 @@ def noise_margin(recall: float, samples: int, tolerance: float) -> float:
     return max(tolerance, round(spread, 4))
 
 
+# the least a rebuilt index may find, as a share of the source's own figure, however wide
+# the noise: a quarter (at 0.07 on 20 queries x 10 the spread of a perfect rebuild is
+# 0.026, so a floor at a quarter falsely fails one perfect restore in about fifty; an
+# absolute margin let an index that finds nothing pass)
+RELATIVE_FLOOR = 0.25
+
+
+def index_requirement(threshold: float, source_index_recall: float | None, samples: int,
+                      tolerance: float) -> tuple[float, str]:
+    """What the index path's recall must reach and how that was worked out: `threshold`
+    when the source's figure is not known; else min(`threshold`, the source's figure) less
+    a noise margin (compare.noise_margin), never below RELATIVE_FLOOR of that figure."""
+    if source_index_recall is None:
+        return threshold, ""
+    base = min(threshold, source_index_recall)
+    margin = noise_margin(base, samples, tolerance)
+    required = recall_floor(base, margin)
+    if required == round(base - margin, 4):
+        return required, (f" = min({threshold}, the source's "
+                          f"{source_index_recall:.2f}) - {margin:.2f}")
+    return required, (f" = {RELATIVE_FLOOR} x min({threshold}, the source's "
+                      f"{source_index_recall:.2f}): the noise margin {margin:.2f} "
+                      "is wider than the figure")
+
+
+def recall_floor(base: float, margin: float) -> float:
+    """What a rebuilt index's recall must reach against `base` (the lower of the threshold
+    and the source's figure): `base` less the noise margin, never below RELATIVE_FLOOR of it."""
+    return round(max(base - margin, RELATIVE_FLOOR * base), 4)
+
+
 def _ann_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
                 target: psycopg.Connection, threshold: float, tolerance: float) -> None:
     with timed("ann_recall", checks) as recall, reading(target):
@@ -152,7 +183,11 @@ def _ann_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
             src_recall = threshold if base.recall is None else base.recall
             margin = noise_margin(min(threshold, src_recall),
                                   len(source.ann[key].queries) * ann.K, tolerance)
-            required = round(min(threshold, src_recall) - margin, 4)
+            required = recall_floor(min(threshold, src_recall), margin)
+            rule = (f"min({threshold:.2f}, source) - {margin:.2f}"
+                    if required == round(min(threshold, src_recall) - margin, 4) else
+                    f"{RELATIVE_FLOOR} x min({threshold:.2f}, source): the noise margin "
+                    f"{margin:.2f} is wider than the figure")
             figures: dict[str, object] = {
                 "target": result.recall, "source": base.recall, "required": required,
                 "settings": result.settings, "queries": len(source.ann[key].queries)}
@@ -167,7 +202,7 @@ def _ann_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
                 recall.problems.append(
                     f"{where}: recall@{ann.K} is {result.recall:.2f} in the target and "
                     f"{_fmt(base.recall)} in the source (required >= {required:.2f} = "
-                    f"min({threshold:.2f}, source) - {margin:.2f}; settings "
+                    f"{rule}; settings "
                     f"{_settings(result.settings)})" + _recall_hint(indexes[key]))
     with timed("planner", checks) as planner:
         for key, result in results.items():

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import psycopg
 
 from pgvdrill.verify.ann import EXACT_PATH, INDEX_PATH
-from pgvdrill.verify.compare import noise_margin
+from pgvdrill.verify.compare import index_requirement
 from pgvdrill.verify.outcome import Check, run_check
 from pgvdrill.verify.session import reading, set_local
 
@@ -37,31 +37,6 @@ def index_recall(conn: psycopg.Connection, queries: npt.NDArray[np.float32],
     """The index path's recall@k against the ground truth: the source's own figure, which a
     restored copy's is judged against."""
     return _recall(top_ids(conn, queries, truth.shape[1], INDEX_PATH), truth)
-
-
-# the least a rebuilt index may find, as a share of the source's own figure, however wide
-# the noise: a quarter (at 0.07 on 20 queries x 10 the spread of a perfect rebuild is
-# 0.026, so a floor at a quarter falsely fails one perfect restore in about fifty; an
-# absolute margin let an index that finds nothing pass)
-RELATIVE_FLOOR = 0.25
-
-
-def index_requirement(threshold: float, source_index_recall: float | None, samples: int,
-                      tolerance: float) -> tuple[float, str]:
-    """What the index path's recall must reach and how that was worked out: `threshold`
-    when the source's figure is not known; else min(`threshold`, the source's figure) less
-    a noise margin (compare.noise_margin), never below RELATIVE_FLOOR of that figure."""
-    if source_index_recall is None:
-        return threshold, ""
-    base = min(threshold, source_index_recall)
-    margin = noise_margin(base, samples, tolerance)
-    floor = RELATIVE_FLOOR * base
-    if base - margin >= floor:
-        return round(base - margin, 4), (f" = min({threshold}, the source's "
-                                         f"{source_index_recall:.2f}) - {margin:.2f}")
-    return round(floor, 4), (f" = {RELATIVE_FLOOR} x min({threshold}, the source's "
-                             f"{source_index_recall:.2f}): the noise margin {margin:.2f} "
-                             "is wider than the figure")
 
 
 def ground_truth_check(conn: psycopg.Connection, queries: npt.NDArray[np.float32],
