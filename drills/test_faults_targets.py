@@ -351,7 +351,7 @@ def test_fault_system_and_home_directories_are_refused(place: str, tmp_path: Pat
 
 @pytest.mark.parametrize("place", [
     "/etc/cron.d", "/etc/systemd/system", "/etc/cron.d/pgvdrill-new", "/usr/include",
-    "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/var/lib/dpkg", "/var/spool/cron",
+    "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/var/lib/dpkg", "/var/spool/cron", "/etc/ssl",
     "/var/www/new", "/boot/new", "/run/new", "/dev/shm/new", "/var/lib/postgresql",
     "/var/lib/postgresql-other/new"])
 def test_fault_directories_anywhere_below_the_system_trees_are_refused(
