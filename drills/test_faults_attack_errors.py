@@ -7,7 +7,6 @@ command as an operator runs it.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +15,14 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.ops import ArchivedRepo
 from fixtures.repository_cli import repository_cli
+from fixtures.repository_copy import copy_repository
 from pgvdrill.cluster import Cluster
 from pgvdrill.verify.ground_truth import ground_truth_check
 
 
 @pytest.fixture
 def repo(archived_repo: ArchivedRepo, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(archived_repo.repo, tmp_path / "repo", symlinks=True))
+    return copy_repository(archived_repo.repo, tmp_path / "repo")
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import pytest
 from fixtures.cli import Cli
 from fixtures.data_directory import empty_data_directory
 from fixtures.ops import ArchivedRepo
+from fixtures.repository_copy import copy_repository
 from fixtures.segments import segment_bytes
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend
@@ -270,7 +271,7 @@ def test_fault_dr_drill_replay_that_stops_before_the_last_segment_is_a_problem(
 
 def repo_copy(archived_repo: ArchivedRepo, reachable: Path) -> tuple[Path, Path, str]:
     """(repository copy the server's OS user owns, its config, its last WAL segment)."""
-    repo = Path(shutil.copytree(archived_repo.repo, reachable / "repo", symlinks=True))
+    repo = copy_repository(archived_repo.repo, reachable / "repo")
     osuser.chown_tree(repo, osuser.server_user())
     config = reachable / "pgvdrill.toml"
     config.write_text(f'[repository]\npath = "{repo}"\n')

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from fixtures.cli import Cli
+from fixtures.data_directory import empty_data_directory
 from fixtures.pgctl import StartFn
 from fixtures.wal_repository import branched_copy, reachable_config
 from pgvdrill import osuser
@@ -34,14 +35,6 @@ LOCAL = pytest.mark.local_server("pgvdrill restore pitr writes a restore_command
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
-
-
-def empty_datadir(parent: Path, name: str) -> Path:
-    """An empty data directory owned by the server's OS user, as an operator makes it."""
-    path = parent / name
-    path.mkdir(mode=0o700)
-    osuser.chown_tree(path, osuser.server_user())
-    return path
 
 
 def archive_files(repo: Path) -> dict[str, str]:
@@ -105,7 +98,7 @@ def test_restore_pitr_starts_beside_the_source_reaches_its_target_and_archives_n
     target = write("the target")
     write("after the target")
     switch_and_wait(prod_source, repo.wal)
-    datadir = empty_datadir(reachable, "pitr")
+    datadir = empty_data_directory(reachable, "pitr")
 
     said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", datadir, "--target-lsn",
                            target, "--config", config))
@@ -156,7 +149,7 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     stray.stop()
     least = least_privilege(prod_source, config, tmp_path)
 
-    followed = empty_datadir(reachable, "followed")
+    followed = empty_data_directory(reachable, "followed")
     said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", followed, "--config",
                            least))
     with pg_ctl(followed, prod_source).promoted() as copy:
@@ -184,7 +177,7 @@ def test_a_stray_timeline_is_flagged_and_not_followed(
     assert physical["ok"] is True, drilled.stdout + drilled.stderr
     assert {c["name"]: c["ok"] for c in physical["verification"]["checks"]}["wal_replay"]
 
-    branch = empty_datadir(reachable, "branch")
+    branch = empty_data_directory(reachable, "branch")
     said = ok(pgvdrill_cli("restore", "pitr", "latest", "--pgdata", branch,
                            "--target-timeline", "latest", "--config", config))
     assert "timeline: following latest (timeline 2 now" in said
