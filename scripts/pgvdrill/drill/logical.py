@@ -219,7 +219,8 @@ def run_plan(
         with source.connect(SOURCE_DB) as conn:
             snapshot_started = time.monotonic()
             snap = snapshot(conn)
-            source_recall = index_recall(conn, plan.data.queries, plan.data.ground_truth)
+            source_recall = (index_recall(conn, plan.data.queries, plan.data.ground_truth)
+                             if plan.dump_settings else None)  # only the restores use it
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         progress(f"source snapshot: {time.monotonic() - snapshot_started:.1f}s")
         taken: dict[str, DumpResult] = {}
