@@ -23,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pgvdrill"
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "errors", "identifiers", "files", "proc", "restore_status", "osuser", "installation",
+        "capabilities",
         "timing", "statement_log", "server", "config", "cluster", "dataset", "backends",
     ),
     ("logical", "physical", "wal", "verify", "repository"),

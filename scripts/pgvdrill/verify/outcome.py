@@ -12,13 +12,27 @@ from pgvdrill.errors import VerificationError
 
 @dataclass
 class Check:
-    """One check: `problems` name the object that differs and how; empty means it passed."""
+    """One check: `problems` name the object that differs and how; empty means it passed,
+    unless `unknown` says why the check could not run (a capability the server lacks):
+    then it neither passed nor failed."""
 
     name: str
     ok: bool
     problems: list[str]
     seconds: float
     details: dict[str, object] = field(default_factory=dict)
+    unknown: str | None = None
+
+    @property
+    def status(self) -> str:
+        """pass, fail or unknown."""
+        return "fail" if not self.ok else "unknown" if self.unknown else "pass"
+
+    def as_dict(self) -> dict[str, object]:
+        found = asdict(self)
+        if self.unknown is None:
+            del found["unknown"]
+        return found
 
 
 @dataclass
@@ -29,7 +43,12 @@ class Verification:
 
     @property
     def ok(self) -> bool:
+        """No check failed (a check that could not run is `unknown`, listed apart)."""
         return all(check.ok for check in self.checks)
+
+    def unknown(self) -> list[str]:
+        """Each check that could not run, with why: "amcheck: ...". """
+        return [f"{c.name}: {c.unknown}" for c in self.checks if c.ok and c.unknown]
 
     @property
     def seconds(self) -> float:
@@ -42,7 +61,8 @@ class Verification:
                    if isinstance(f, dict) and isinstance(f.get("target"), float)]
         lowest = f", lowest recall@10 {min(recalls):.2f}" if recalls else ""
         verdict = "ok" if self.ok else f"FAILED ({len(self.problems())} problems)"
-        return f"{verdict}: {len(self.checks)} checks in {self.seconds:.1f}s{lowest}"
+        unknown = f", {len(self.unknown())} unknown" if self.unknown() else ""
+        return f"{verdict}: {len(self.checks)} checks{unknown} in {self.seconds:.1f}s{lowest}"
 
     def problems(self) -> list[str]:
         return [f"{c.name}: {p}" for c in self.checks for p in c.problems]
@@ -52,7 +72,7 @@ class Verification:
             raise VerificationError(self.problems())
 
     def as_dict(self) -> dict[str, object]:
-        return {"ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
 
     def check(self, name: str) -> Check:
         """The check called `name` (KeyError if it did not run)."""

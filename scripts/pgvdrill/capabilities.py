@@ -1,0 +1,142 @@
+"""What an installation and a server can do, found by looking rather than by version.
+
+A check that needs a capability that is missing reports `unknown` with the capability's
+reason: never a pass, never a traceback. Versions appear only where a behaviour has no
+other observable sign (which tar formats pg_verifybackup reads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pgvdrill.installation import Installation
+
+# pg_verifybackup reads tar-format backups from PostgreSQL 18 on (before: plain only)
+VERIFYBACKUP_TAR_MAJOR = 18
+# pgvector's types a schema may use; vector since 0.1, halfvec and sparsevec since 0.7
+VECTOR_TYPES = ("vector", "halfvec", "sparsevec")
+# contrib extensions whose checks have no other source
+CHECK_EXTENSIONS = ("amcheck", "pg_walinspect")
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One thing an installation or server can do; `reason` says why not (or what it is)."""
+
+    name: str
+    available: bool
+    reason: str
+
+
+def installation_capabilities(inst: Installation) -> dict[str, Capability]:
+    """Capabilities read from an installation's files, without starting a server."""
+    extension_dir = inst.sharedir() / "extension"
+    where = f"PostgreSQL {inst.version} in {inst.bindir}"
+    found = {
+        name: _control(extension_dir, name, where) for name in ("vector", *CHECK_EXTENSIONS)}
+    found["pg_verifybackup_tar"] = _tool_feature(
+        "pg_verifybackup_tar", inst, "pg_verifybackup", inst.major >= VERIFYBACKUP_TAR_MAJOR,
+        f"pg_verifybackup {inst.version} reads plain-format backups only (tar from "
+        f"PostgreSQL {VERIFYBACKUP_TAR_MAJOR})")
+    found["incremental_backup"] = _tool_feature(
+        "incremental_backup", inst, "pg_combinebackup", True, "")
+    for tool in ("pg_upgrade", "pg_waldump"):
+        found[tool] = _tool_feature(tool, inst, tool, True, "")
+    return found
+
+
+def _control(extension_dir: Path, name: str, where: str) -> Capability:
+    control = extension_dir / f"{name}.control"
+    if control.is_file():
+        return Capability(name, True, f"{control}")
+    return Capability(name, False, f"{where} has no {name} extension ({control} is missing)")
+
+
+def _tool_feature(name: str, inst: Installation, tool: str, supported: bool, why_not: str
+                  ) -> Capability:
+    path = inst.bindir / tool
+    if not path.is_file():
+        return Capability(name, False, f"{inst.bindir} has no {tool}")
+    return Capability(name, supported, why_not if not supported else str(path))
+
+
+@dataclass(frozen=True)
+class ServerCapabilities:
+    """What one database of a running server offers, as the server itself reports it."""
+
+    version: str  # server_version, e.g. "16.2"
+    version_num: int  # server_version_num, e.g. 160002
+    pgvector: str | None  # the vector extension installed in this database
+    pgvector_offered: str | None  # the version CREATE EXTENSION vector would install
+    vector_types: frozenset[str]  # pgvector's types present in this database
+    extensions: frozenset[str]  # every extension the server offers (pg_available_extensions)
+    settings: frozenset[str]  # every setting name the server knows (pg_settings)
+
+    @property
+    def major(self) -> int:
+        return self.version_num // 10000
+
+    def extension(self, name: str) -> Capability:
+        """Whether CREATE EXTENSION `name` can succeed on this server."""
+        if name in self.extensions:
+            return Capability(name, True, "offered by the server")
+        return Capability(name, False, f"PostgreSQL {self.version} does not offer the {name} "
+                                       "extension (not in pg_available_extensions)")
+
+    def setting(self, name: str) -> Capability:
+        """Whether the server knows the configuration parameter `name`."""
+        if name in self.settings:
+            return Capability(name, True, "a server setting")
+        return Capability(name, False, f"PostgreSQL {self.version} has no {name} setting")
+
+    def vector_type(self, name: str) -> Capability:
+        """Whether pgvector's type `name` exists in this database (after CREATE EXTENSION)."""
+        if name in self.vector_types:
+            return Capability(name, True, f"pgvector {self.pgvector}")
+        if self.pgvector is None:
+            return Capability(name, False, "the vector extension is not installed here")
+        return Capability(name, False, f"pgvector {self.pgvector} has no {name} type")
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a report says about the server a drill ran on."""
+        return {"postgresql": self.version, "pgvector": self.pgvector,
+                "vector_types": sorted(self.vector_types)}
+
+
+def server_capabilities(conn: psycopg.Connection[Any]) -> ServerCapabilities:
+    """Probe the server and database `conn` is connected to (read-only queries)."""
+    version, version_num = _row(conn, "SELECT current_setting('server_version'),"
+                                      " current_setting('server_version_num')::int")
+    installed, offered = _row(
+        conn, "SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'vector'),"
+              " (SELECT default_version FROM pg_catalog.pg_available_extensions"
+              "  WHERE name = 'vector')")
+    return ServerCapabilities(
+        version=str(version).split()[0], version_num=int(version_num),
+        pgvector=None if installed is None else str(installed),
+        pgvector_offered=None if offered is None else str(offered),
+        vector_types=vector_types(conn),
+        extensions=frozenset(str(r[0]) for r in conn.execute(
+            "SELECT name FROM pg_catalog.pg_available_extensions").fetchall()),
+        settings=frozenset(str(r[0]) for r in conn.execute(
+            "SELECT name FROM pg_catalog.pg_settings").fetchall()))
+
+
+def vector_types(conn: psycopg.Connection[Any]) -> frozenset[str]:
+    """pgvector's types that exist in the database (those the vector extension created)."""
+    rows = conn.execute(
+        "SELECT t.typname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_depend d"
+        " ON d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'"
+        " JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'vector'"
+        " WHERE t.typname = ANY(%s)", (list(VECTOR_TYPES),)).fetchall()
+    return frozenset(str(r[0]) for r in rows)
+
+
+def _row(conn: psycopg.Connection[Any], query: str) -> tuple[Any, ...]:
+    row = conn.execute(query).fetchone()
+    assert row is not None, query
+    return tuple(row)
