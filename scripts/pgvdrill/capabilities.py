@@ -7,6 +7,7 @@ other observable sign (which tar formats pg_verifybackup reads).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,8 @@ def installation_capabilities(inst: Installation) -> dict[str, Capability]:
     """Capabilities read from an installation's files, without starting a server."""
     extension_dir = inst.sharedir() / "extension"
     where = f"PostgreSQL {inst.version} in {inst.bindir}"
-    found = {
-        name: _control(extension_dir, name, where) for name in ("vector", *CHECK_EXTENSIONS)}
+    found = {name: _extension(extension_dir, inst.pkglibdir(), name, where)
+             for name in ("vector", *CHECK_EXTENSIONS)}
     found["pg_verifybackup_tar"] = _tool_feature(
         "pg_verifybackup_tar", inst, "pg_verifybackup", inst.major >= VERIFYBACKUP_TAR_MAJOR,
         f"pg_verifybackup {inst.version} reads plain-format backups only (tar from "
@@ -49,11 +50,27 @@ def installation_capabilities(inst: Installation) -> dict[str, Capability]:
     return found
 
 
-def _control(extension_dir: Path, name: str, where: str) -> Capability:
+def _extension(extension_dir: Path, libdir: Path, name: str, where: str) -> Capability:
+    """Installable: a control file, a script reaching its default version (a base script
+    or an update path's last step) and the module it loads."""
     control = extension_dir / f"{name}.control"
-    if control.is_file():
-        return Capability(name, True, f"{control}")
-    return Capability(name, False, f"{where} has no {name} extension ({control} is missing)")
+    if not control.is_file():
+        return Capability(name, False, f"{where} has no {name} extension ({control} is missing)")
+    text = control.read_text(errors="replace")
+    version = re.search(r"^\s*default_version\s*=\s*'([^']+)'", text, re.MULTILINE)
+    if version is None:
+        return Capability(name, False, f"{control} names no default_version")
+    scripts = [*extension_dir.glob(f"{name}--{version[1]}.sql"),
+               *extension_dir.glob(f"{name}--*--{version[1]}.sql")]
+    if not scripts:
+        return Capability(name, False, f"{control} names version {version[1]}, but "
+                                       f"{extension_dir} has neither {name}--{version[1]}.sql"
+                                       " nor an update script to it")
+    module = re.search(r"^\s*module_pathname\s*=\s*'\$libdir/([^']+)'", text, re.MULTILINE)
+    if module and not (libdir / f"{module[1]}.so").is_file():
+        return Capability(name, False, f"{name} {version[1]} loads {libdir / module[1]}.so, "
+                                       "which is missing")
+    return Capability(name, True, f"{name} {version[1]} ({control})")
 
 
 def _tool_feature(name: str, inst: Installation, tool: str, supported: bool, why_not: str

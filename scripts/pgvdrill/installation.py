@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgvdrill.errors import ConfigError
-from pgvdrill.files.trust import require_trusted_bindir
+from pgvdrill.files.trust import require_trusted_bindir, require_trusted_files
 from pgvdrill.proc import runner
 from pgvdrill.proc.runner import ToolCall
 
@@ -67,7 +67,13 @@ def from_bindir(bindir: Path) -> Installation:
     match = re.search(r"(\d+)(?:\.(\d+))?", out)
     if match is None:
         raise ConfigError(f"cannot read a version from {postgres} --version: {out!r}")
-    return Installation(bindir, f"{match.group(1)}.{match.group(2) or 0}")
+    found = Installation(bindir, f"{match.group(1)}.{match.group(2) or 0}")
+    # the server loads extension modules (vector.so) and runs extension scripts as superuser
+    for directory, kind in ((found.pkglibdir(), "server module"),
+                            (found.sharedir() / "extension", "extension script")):
+        require_trusted_files(directory, f"the {kind} directory of {bindir}",
+                              f"{kind} of {bindir}")
+    return found
 
 
 def embedded(server_user: str | None) -> Installation:

@@ -192,7 +192,8 @@ def test_fault_system_backend_bin_dir_of_another_user_is_refused(home: Path) -> 
     real = installation.embedded(None).bindir
     bindir = home / "bin"
     bindir.mkdir()
-    (bindir / "postgres").symlink_to(real / "postgres")
+    for program in ("postgres", "pg_config"):  # pg_config: where its modules load from
+        (bindir / program).symlink_to(real / program)
     os.chown(bindir, other_uid(), -1)
 
     with pytest.raises(ConfigError, match=f"refusing PostgreSQL bin directory {bindir}"):

@@ -132,9 +132,16 @@ def require_trusted_bindir(bindir: Path, what: str) -> None:
     for program in programs:
         require_trusted(program, f"{what}: program")
     for directory, loader in library_dirs(bindir, programs):
-        _require_trusted_dir(directory, f"{what}: library directory of {loader.name}")
-        for library in _files(directory):
-            require_trusted(library, f"{what}: library")
+        require_trusted_files(directory, f"{what}: library directory of {loader.name}",
+                              f"{what}: library")
+
+
+def require_trusted_files(directory: Path, what: str, each: str) -> None:
+    """`require_trusted` for a directory whose files are loaded or run (shared libraries,
+    a server's extension modules and scripts), `what`, and for each file in it, `each`."""
+    _require_trusted_dir(directory, what)
+    for path in _files(directory):
+        require_trusted(path, each)
 
 
 def _files(directory: Path) -> list[Path]:

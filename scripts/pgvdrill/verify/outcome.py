@@ -43,8 +43,10 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        """No check failed (a check that could not run is `unknown`, listed apart)."""
-        return all(check.ok for check in self.checks)
+        """No check failed and at least one passed (a check that could not run is
+        `unknown`, listed apart: a verification that verified nothing is not ok)."""
+        return (all(check.ok for check in self.checks)
+                and any(check.status == "pass" for check in self.checks))
 
     def unknown(self) -> list[str]:
         """Each check that could not run, with why: "amcheck: ...". """
@@ -60,7 +62,8 @@ class Verification:
                    for f in c.details.values()
                    if isinstance(f, dict) and isinstance(f.get("target"), float)]
         lowest = f", lowest recall@10 {min(recalls):.2f}" if recalls else ""
-        verdict = "ok" if self.ok else f"FAILED ({len(self.problems())} problems)"
+        verdict = ("ok" if self.ok else f"FAILED ({len(self.problems())} problems)"
+                   if self.problems() else "UNKNOWN (nothing could be verified)")
         unknown = f", {len(self.unknown())} unknown" if self.unknown() else ""
         return f"{verdict}: {len(self.checks)} checks{unknown} in {self.seconds:.1f}s{lowest}"
 
@@ -72,7 +75,8 @@ class Verification:
             raise VerificationError(self.problems())
 
     def as_dict(self) -> dict[str, object]:
-        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks],
+                **({"unknown": self.unknown()} if self.unknown() else {})}
 
     def check(self, name: str) -> Check:
         """The check called `name` (KeyError if it did not run)."""
