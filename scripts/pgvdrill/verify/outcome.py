@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field
 
 from pgvdrill.errors import VerificationError
 
+# a check's detail listing what differs but was not compared or failed (versions of the
+# servers, of an extension): said in the report, never silently dropped
+STATED = "stated"
+
 
 @dataclass
 class Check:
@@ -45,6 +49,11 @@ class Verification:
     def ok(self) -> bool:
         """No check failed (a check that could not run is `unknown`, listed apart)."""
         return all(check.ok for check in self.checks)
+
+    def stated(self) -> list[str]:
+        """What differs between source and target but is no failure: "extensions: ..." """
+        return [f"{c.name}: {s}" for c in self.checks
+                for s in c.details.get(STATED, ()) or ()]  # type: ignore[attr-defined]
 
     def unknown(self) -> list[str]:
         """Each check that could not run, with why: "amcheck: ...". """
