@@ -7,6 +7,7 @@ other observable sign (which tar formats pg_verifybackup reads).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,12 @@ def vector_types(conn: psycopg.Connection[Any]) -> frozenset[str]:
         " JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'vector'"
         " WHERE t.typname = ANY(%s)", (list(VECTOR_TYPES),)).fetchall()
     return frozenset(str(r[0]) for r in rows)
+
+
+def version_key(text: str) -> tuple[int, ...]:
+    """An extension version as numbers to compare ("0.8.6" -> (0, 8, 6), "1.10" -> (1, 10));
+    suffixes after "-" are ignored."""
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0]))
 
 
 def _row(conn: psycopg.Connection[Any], query: str) -> tuple[Any, ...]:

@@ -10,6 +10,7 @@ import re
 
 import psycopg
 
+from pgvdrill.capabilities import version_key
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import RestoreError, ToolError
 from pgvdrill.logical import vector_use
@@ -48,7 +49,7 @@ def preflight(conn: psycopg.Connection, archive: Archive, tools: ToolRunner,
     taken = f", the backup was taken with {needs}" if needs else ""
     if lacking:
         update = (f"run ALTER EXTENSION vector UPDATE in the target database (the server "
-                  f"offers {offered}), or " if installed and _version(offered) > _version(
+                  f"offers {offered}), or " if installed and version_key(offered) > version_key(
                       installed) else "")
         raise RestoreError(
             f"{archive.path} uses {vector_use.describe(lacking)}, which pgvector {there} "
@@ -57,17 +58,12 @@ def preflight(conn: psycopg.Connection, archive: Archive, tools: ToolRunner,
             f"{update}install a pgvector that has them on the target server"
             f"{f' (the backup was taken with {needs}, which has them)' if needs else ''} "
             "before restoring")
-    if needs is None or _version(there) == _version(needs):
+    if needs is None or version_key(there) == version_key(needs):
         return []
-    side = "older" if _version(there) < _version(needs) else "newer"
+    side = "older" if version_key(there) < version_key(needs) else "newer"
     named = vector_use.describe(used) or "no pgvector object"
     return [f"the target's pgvector {there} is {side} than the {needs} the backup was taken "
             f"with; the dump uses nothing {there} lacks ({named})"]
-
-
-def _version(text: str) -> tuple[int, ...]:
-    """A pgvector version as numbers ("0.8.6" -> (0, 8, 6)); suffixes are ignored."""
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0]))
 
 
 # Known errors and what to do; a hint's {0} is the pattern's first group.

@@ -50,11 +50,6 @@ class Verification:
         """No check failed (a check that could not run is `unknown`, listed apart)."""
         return all(check.ok for check in self.checks)
 
-    def stated(self) -> list[str]:
-        """What differs between source and target but is no failure: "extensions: ..." """
-        return [f"{c.name}: {s}" for c in self.checks
-                for s in c.details.get(STATED, ()) or ()]  # type: ignore[attr-defined]
-
     def unknown(self) -> list[str]:
         """Each check that could not run, with why: "amcheck: ...". """
         return [f"{c.name}: {c.unknown}" for c in self.checks if c.ok and c.unknown]

@@ -8,13 +8,13 @@ schemas are left out.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import psycopg
 
+from pgvdrill.capabilities import version_key
 from pgvdrill.verify import privileges as privs
 from pgvdrill.verify.objects import Definition, compare_objects, read_objects, restricted
 from pgvdrill.verify.session import USER_SCHEMA, ident, not_extension_member
@@ -312,15 +312,10 @@ def extension_versions(source: SchemaFacts, target: SchemaFacts) -> list[str]:
     for name, version in sorted(source.extensions.items()):
         there = target.extensions.get(name)
         if there is not None and there != version:
-            older = "older" if _version(there) < _version(version) else "newer"
+            older = "older" if version_key(there) < version_key(version) else "newer"
             stated.append(f"extension {name} is {there} in the target ({older}), {version} "
                           "in the source")
     return stated
-
-
-def _version(text: str) -> tuple[int, ...]:
-    """An extension version as numbers ("0.8.6" -> (0, 8, 6), "1.10" -> (1, 10))."""
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0]))
 
 
 def compare_extensions(source: SchemaFacts, target: SchemaFacts, *, partial: bool = False
