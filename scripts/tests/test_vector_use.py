@@ -38,7 +38,8 @@ def test_what_a_dump_uses_of_pgvector_is_read_from_its_ddl() -> None:
     assert uses(DDL, own) == {
         ("type", "vector"), ("type", "halfvec"), ("type", "sparsevec"),
         ("index method", "hnsw"), ("index method", "ivfflat"),
-        ("operator class", "halfvec_cosine_ops"), ("operator class", "vector_l2_ops"),
+        ("operator class", "halfvec_cosine_ops for hnsw"),
+        ("operator class", "vector_l2_ops for ivfflat"),
         ("operator", "<+>"), ("function", "l2_normalize")}
     assert describe(frozenset({("type", "halfvec"), ("index method", "hnsw")})) == \
         "index method hnsw, type halfvec"
@@ -50,4 +51,5 @@ def test_a_dump_using_only_vector_needs_no_newer_pgvector_object() -> None:
            "CREATE INDEX t_v ON public.t USING hnsw (v ext.vector_cosine_ops);\n"
            "CREATE TABLE public.halfvec_notes (halfvec text);\n")
     assert uses(ddl, archive(("TABLE", "t"))) == {
-        ("type", "vector"), ("index method", "hnsw"), ("operator class", "vector_cosine_ops")}
+        ("type", "vector"), ("index method", "hnsw"),
+        ("operator class", "vector_cosine_ops for hnsw")}

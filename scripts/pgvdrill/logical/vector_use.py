@@ -33,7 +33,7 @@ FUNCTIONS = ("l2_distance", "inner_product", "cosine_distance", "l1_distance",
 _OPCLASS = re.compile(r"^(?:vector|halfvec|sparsevec|bit)_\w+_ops$")
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
 _EXTENSION = re.compile(rf"CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA ({_IDENT})")
-_INDEX_METHOD = re.compile(r"^CREATE (?:UNIQUE )?INDEX .* USING (\w+) \(", re.MULTILINE)
+_INDEX = re.compile(r"^CREATE (?:UNIQUE )?INDEX .* USING (\w+) \((.*)$", re.MULTILINE)
 _MEMBERS = """
 SELECT k, name FROM (
   SELECT 'type' AS k, t.typname::text AS name, t.oid AS objid, 'pg_type'::regclass AS cls
@@ -42,8 +42,9 @@ SELECT k, name FROM (
   FROM pg_catalog.pg_proc p
   UNION ALL SELECT 'operator', o.oprname::text, o.oid, 'pg_operator'::regclass
   FROM pg_catalog.pg_operator o
-  UNION ALL SELECT 'operator class', c.opcname::text, c.oid, 'pg_opclass'::regclass
-  FROM pg_catalog.pg_opclass c
+  UNION ALL SELECT 'operator class', c.opcname || ' for ' || a.amname, c.oid,
+         'pg_opclass'::regclass
+  FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_am a ON a.oid = c.opcmethod
   UNION ALL SELECT 'index method', a.amname::text, a.oid, 'pg_am'::regclass
   FROM pg_catalog.pg_am a) m
 WHERE EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e
@@ -51,7 +52,8 @@ WHERE EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e
               WHERE d.classid = m.cls AND d.objid = m.objid AND d.deptype = 'e')
 """
 
-Used = frozenset[tuple[str, str]]  # (kind, name): ("type", "halfvec"), ...
+# (kind, name): ("type", "halfvec"), ("operator class", "halfvec_cosine_ops for hnsw"), ...
+Used = frozenset[tuple[str, str]]
 
 
 def ddl(tools: ToolRunner, archive: Archive) -> str:
@@ -84,22 +86,18 @@ def uses(script: str, archive: Archive, schema: str = "public") -> Used:
     found: set[tuple[str, str]] = set()
     for match in re.finditer(rf"{prefix}\.({_IDENT})", script):
         name = _unquoted(match.group(1))
-        kind = _kind(name)
+        kind = "type" if name in TYPES else "function" if name in FUNCTIONS else None
         if kind is not None and name not in own:
             found.add((kind, name))
     found |= {("operator", m.group(1)) for m in re.finditer(
         rf"OPERATOR\({prefix}\.([^\s)]+)\)", script) if m.group(1) in OPERATORS}
-    found |= {("index method", m.group(1)) for m in _INDEX_METHOD.finditer(script)
-              if m.group(1) in METHODS}
+    for index in _INDEX.finditer(script):  # an operator class exists per index method
+        method = index.group(1)
+        found |= {("index method", method)} if method in METHODS else set()
+        found |= {("operator class", f"{name} for {method}") for m in re.finditer(
+            rf"{prefix}\.({_IDENT})", index.group(2))
+            if _OPCLASS.match(name := _unquoted(m.group(1)))}
     return frozenset(found)
-
-
-def _kind(name: str) -> str | None:
-    if name in TYPES:
-        return "type"
-    if _OPCLASS.match(name):
-        return "operator class"
-    return "function" if name in FUNCTIONS else None
 
 
 def offered(conn: psycopg.Connection[Any], installed: bool) -> Used:
