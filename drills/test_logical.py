@@ -11,8 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from fixtures.options import DrillOptions
-from pgvdrill.cluster import Cluster
-from pgvdrill.dataset import Dataset
+from pgvdrill.capabilities import server_capabilities
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.dataset import TABLES, Dataset, columns, vector_indexes
 from pgvdrill.drill.logical import LogicalDrill, restore_dump_and_verify
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS, DumpResult, DumpSetting
@@ -30,6 +31,7 @@ def test_logical_full_drill(
     dumps: Callable[[DumpSetting], DumpResult], target: Cluster, source_snapshot: Snapshot,
     options: DrillOptions, dataset: Dataset, dump_setting: DumpSetting,
     restore_setting: RestoreSetting, record_drill: Callable[[LogicalDrill], None],
+    backend: Backend,
 ) -> None:
     dumped = dumps(dump_setting)
 
@@ -38,6 +40,33 @@ def test_logical_full_drill(
     record_drill(drill)
 
     drill.verification.raise_for_problems()
+    server = drill.entry().server  # what the report says it ran on: the lane's server
+    assert server is not None
+    assert (server["postgresql"], server["pgvector"]) == (
+        backend.facts().get("version", server["postgresql"]), backend.pgvector_version())
+    assert "server" in drill.as_dict()
+
+
+def test_logical_drill_schema_follows_the_servers_pgvector_types(
+    source: Cluster, backend: Backend, record_property: Callable[[str, object], None],
+) -> None:
+    """The drill schema has halfvec/sparsevec columns and the halfvec HNSW index only where
+    the server's pgvector has those types (0.7 on): a 16.2/0.6.2 source loads without
+    them, and restores like any other."""
+    with source.connect(SOURCE_DB) as conn:
+        caps = server_capabilities(conn)
+        found = {(str(t), str(c)) for t, c in conn.execute(
+            "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c"
+            " ON c.oid = a.attrelid WHERE c.relname = ANY(%s) AND a.attnum > 0"
+            " AND NOT a.attisdropped", [list(TABLES)])}
+        indexes = {str(r[0]) for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+            " AND indexdef ~ 'USING (hnsw|ivfflat)' AND tablename = ANY(%s)", [list(TABLES)])}
+    record_property("server", caps.as_dict())
+    assert caps.pgvector == backend.pgvector_version()
+    assert found == {(t, c.name) for t in TABLES for c in columns(t, caps.vector_types)}
+    assert indexes == set(vector_indexes(caps.vector_types))
+    assert (("documents", "embedding_half") in found) == ("halfvec" in caps.vector_types)
 
 
 @pytest.mark.parametrize("dump_setting", ALL_DUMP_SETTINGS.values(), ids=lambda s: s.name)

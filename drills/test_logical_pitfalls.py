@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from fixtures.options import DrillOptions
+from pgvdrill.backends import make_backend
+from pgvdrill.capabilities import server_capabilities
 from pgvdrill.cli import main as cli
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.drill.logical import drop_database, restore_dump_and_verify
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import RestoreError, ToolError
-from pgvdrill.logical import diagnose
+from pgvdrill.logical import diagnose, vector_use
 from pgvdrill.logical.dump import (
     DUMP_SETTINGS,
     PARTIAL_DUMP_SETTINGS,
@@ -34,6 +36,7 @@ from pgvdrill.logical.restore import (
     create_database,
     restore,
 )
+from pgvdrill.logical.selection import Selection
 from pgvdrill.proc.runner import ToolCall
 from pgvdrill.verify import Snapshot, snapshot, verify
 
@@ -212,3 +215,48 @@ def test_logical_pitfall_roles_missing_on_target_then_globals_restored(
         "sequence app.items_id_seq is owned by postgres in the target, app_owner in the source",
         "table app.items is owned by postgres in the target, app_owner in the source",
         "table app.items privileges differ: granted only in the source: SELECT to app_reader"]
+
+
+# 5. A target whose pgvector is another version: refused only for what the dump uses.
+def test_logical_pitfall_target_pgvector_refused_only_for_what_the_dump_uses(
+    options: DrillOptions, backend: Backend, source: Cluster,
+    dumps: Callable[[DumpSetting], DumpResult], tmp_path: Path,
+) -> None:
+    """A dump of the drill schema restored toward each --drill-installations server: where
+    its pgvector lacks a type the dump uses (halfvec before 0.7), refused before anything
+    moves (RestoreError, exit 5) naming the type and the version; a dump of the vector
+    tables alone passes there, and a pgvector other than the backup's is stated."""
+    if not options.installations:
+        pytest.skip("needs servers of other versions: --drill-installations DIR,DIR "
+                    "(scripts/install-installations.sh installs 16.2/0.6.2 and 18.3/0.8.2)")
+    with source.connect(SOURCE_DB) as conn:
+        caps = server_capabilities(conn)
+    if not caps.vector_type("halfvec").available:
+        pytest.skip(f"the source's dump uses no halfvec: {caps.vector_type('halfvec').reason}")
+    whole = dumps(DUMP_SETTINGS["custom-z1"]).archive
+    vector_only = dump(source, SOURCE_DB, DumpSetting(
+        "vector-only", "custom", 1, selection=Selection(tables=("account_behaviors",))),
+        tmp_path).archive
+    for bindir in options.installations:
+        other = make_backend("system", pg_bin=bindir, workdir=options.workdir,
+                             cache_dir=tmp_path / f"cache-{bindir.parent.name}")
+        try:
+            with other.cluster("other-pgvector") as target:
+                create_database(target, SOURCE_DB)
+                with target.connect(SOURCE_DB) as conn:
+                    there = server_capabilities(conn)
+                    needs = caps.pgvector
+                    if ("type", "halfvec") not in vector_use.offered(conn, installed=False):
+                        with pytest.raises(RestoreError) as caught:
+                            diagnose.preflight(conn, whole, backend.tools(), needs=needs)
+                        assert caught.value.exit_code == 5
+                        assert "type halfvec" in caught.value.message, caught.value.message
+                        assert f"pgvector {there.pgvector_offered}" in caught.value.message
+                    stated = diagnose.preflight(conn, vector_only, backend.tools(),
+                                                needs=needs)
+                assert user_tables(target, SOURCE_DB) == []  # nothing moved
+                if there.pgvector_offered != needs:
+                    assert stated and f"pgvector {there.pgvector_offered} is" in stated[0], \
+                        (there.as_dict(), stated)
+        finally:
+            other.close()

@@ -234,31 +234,39 @@ def test_restore_pitr_ends_where_a_segment_of_another_system_starts(
     assert (repo / "wal" / last).read_bytes() == foreign_segment  # nothing removed
 
 
-def test_restore_logical_refuses_a_target_with_an_older_pgvector(
+def test_restore_logical_into_an_older_pgvector_follows_what_the_dump_uses(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         oldvector_backend: Backend, installable_old_backend: Backend) -> None:
-    """A backup taken with the shipped pgvector, restored onto a server that offers only
-    OLD_PGVECTOR, and into a database that has OLD_PGVECTOR installed on a server that
-    offers the shipped one: each refused before anything is restored (exit 5), naming
-    both versions and what to do."""
+    """A backup taken with the shipped pgvector restores onto a server that offers only
+    OLD_PGVECTOR (with every object the dump uses), saying that the target's pgvector is
+    older; into a database whose installed OLD_PGVECTOR lacks an operator class the dump
+    uses, it is refused before anything is restored (exit 5), naming what is lacking, both
+    versions and what to do."""
     config = ops_config()
     ok(pgvdrill_cli("backup", "logical", "--config", config))
     shipped = prod_source.query("SELECT extversion FROM pg_extension WHERE extname = 'vector'",
                                 SOURCE_DB)[0][0]
     with oldvector_backend.cluster("old-pgvector") as target:
         target.query("CREATE DATABASE restored TEMPLATE template0")
-        refused(pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
-                             conninfo(target, "restored"), "--config", config),
-                5, f"the target server offers pgvector {OLD_PGVECTOR}, older than the "
-                   f"{shipped} the backup")
-        assert target.query(USER_TABLES, "restored") == [(0,)]
+        said = ok(pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
+                               conninfo(target, "restored"), "--config", config))
+        assert f"the target's pgvector {OLD_PGVECTOR} is older than the {shipped} the " \
+               "backup was taken with; the dump uses nothing" in said
+        assert target.query(USER_TABLES, "restored") != [(0,)]
+    used = prod_source.query(
+        "SELECT o.opcname FROM pg_index i JOIN pg_opclass o ON o.oid = i.indclass[0]"
+        " JOIN pg_am a ON a.oid = o.opcmethod WHERE a.amname = 'hnsw' ORDER BY 1 LIMIT 1",
+        SOURCE_DB)[0][0]
     with installable_old_backend.cluster("installable-old") as target:
         target.query("CREATE DATABASE restored TEMPLATE template0")
-        target.query(f"CREATE EXTENSION vector VERSION '{OLD_PGVECTOR}'", "restored")
+        target.query(f"CREATE EXTENSION vector VERSION '{OLD_PGVECTOR}'; "
+                     f"ALTER EXTENSION vector DROP OPERATOR CLASS {used} USING hnsw; "
+                     f"DROP OPERATOR CLASS {used} USING hnsw CASCADE", "restored")
         dsn = conninfo(target, "restored")
         result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn", dsn,
                               "--config", config)
-        refused(result, 5, f"the target database has pgvector {OLD_PGVECTOR} installed, "
-                           f"older than the {shipped}")
+        refused(result, 5, f"uses operator class {used} for hnsw, which pgvector {OLD_PGVECTOR} "
+                           f"installed in the target lacks, the backup was taken with "
+                           f"{shipped}")
         assert "ALTER EXTENSION vector UPDATE" in result.stderr
         assert target.query(USER_TABLES, "restored") == [(0,)]

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
+from pgvdrill.capabilities import server_capabilities
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.local import LocalCluster
 from pgvdrill.dataset import VECTOR_INDEXES, Dataset
@@ -137,6 +138,10 @@ def test_amcheck_names_a_btree_whose_key_order_is_broken(
     index."""
     if not isinstance(restored, LocalCluster):
         pytest.skip("edits an index file of a local cluster")
+    with restored.connect(SOURCE_DB) as conn:
+        offered = server_capabilities(conn).extension("amcheck")
+    if not offered.available:
+        pytest.skip(f"amcheck cannot run here: {offered.reason}")
     index = "public.documents_pkey"
     swap_first_leaf_keys(restored, index)
     with restored.connect(SOURCE_DB) as conn:
@@ -145,3 +150,25 @@ def test_amcheck_names_a_btree_whose_key_order_is_broken(
     amcheck = outcome.check("amcheck")
     assert not amcheck.ok
     assert any(index in problem for problem in amcheck.problems), amcheck.problems
+
+
+def test_amcheck_that_cannot_run_is_unknown_never_a_pass(
+    restored: Cluster, source_snapshot: Snapshot, record_property: Callable[[str, object], None],
+) -> None:
+    """On a server without amcheck (the 16.2 and 18.3 wheels) the amcheck check is unknown,
+    with the reason, and listed as such: the btree indexes were not checked. Where amcheck
+    exists it passes with a verdict per btree index."""
+    with restored.connect(SOURCE_DB) as conn:
+        caps = server_capabilities(conn)
+        outcome = verify(source_snapshot, conn)
+    record_property("server", caps.as_dict())
+    amcheck = outcome.check("amcheck")
+    assert amcheck.ok and not amcheck.problems, amcheck.problems
+    if caps.extension("amcheck").available:
+        assert amcheck.status == "pass" and amcheck.details, caps.as_dict()
+        return
+    assert amcheck.status == "unknown", (caps.as_dict(), amcheck)
+    assert amcheck.unknown == ("btree indexes not checked: "
+                               f"{caps.extension('amcheck').reason}")
+    assert f"amcheck: {amcheck.unknown}" in outcome.unknown()
+    assert "unknown" in outcome.summary() and outcome.ok

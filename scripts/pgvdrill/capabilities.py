@@ -153,6 +153,12 @@ def vector_types(conn: psycopg.Connection[Any]) -> frozenset[str]:
     return frozenset(str(r[0]) for r in rows)
 
 
+def version_key(text: str) -> tuple[int, ...]:
+    """An extension version as numbers to compare ("0.8.6" -> (0, 8, 6), "1.10" -> (1, 10));
+    suffixes after "-" are ignored."""
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0]))
+
+
 def _row(conn: psycopg.Connection[Any], query: str) -> tuple[Any, ...]:
     row = conn.execute(query).fetchone()
     assert row is not None, query

@@ -20,6 +20,7 @@ from pgvdrill.dataset import (
     VECTOR_INDEXES,
     Dataset,
     DatasetSpec,
+    columns,
     create_indexes,
     create_schema,
     generate,
@@ -27,6 +28,7 @@ from pgvdrill.dataset import (
     load,
     populate,
     real_dataset,
+    vector_indexes,
 )
 from pgvdrill.errors import ConfigError
 
@@ -178,3 +180,13 @@ def test_load_refuses_a_schema_of_another_dimension(cluster: Cluster) -> None:
         create_indexes(conn)  # an empty schema still gets every index
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'"
                             ).fetchone() == (len(VECTOR_INDEXES) + len(BTREE_INDEXES) + 3,)
+
+
+def test_schema_leaves_out_the_types_an_old_pgvector_lacks() -> None:
+    """pgvector before 0.7 has no halfvec or sparsevec: their columns and indexes go."""
+    assert [c.name for c in columns("documents", {"vector"})] == [
+        "id", "title", "body", "metadata", "created_at", "embedding"]
+    assert "features" not in [c.name for c in columns("product_embeddings", {"vector"})]
+    assert set(vector_indexes({"vector"})) == set(VECTOR_INDEXES) - {
+        "documents_embedding_half_hnsw_cos"}
+    assert vector_indexes({"vector", "halfvec", "sparsevec"}) == VECTOR_INDEXES

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pgvdrill.report import html as report_html
 from pgvdrill.report import views as report_views
 from pgvdrill.report.model import unix_time
 
@@ -86,7 +87,7 @@ def test_markdown_has_one_row_per_drill(payload: dict[str, Any]) -> None:
     assert {d["kind"] for d in payload["drills"]} == {"logical", "physical", "pitr", "rpo"}
     for drill, row in zip(payload["drills"], rows, strict=True):
         assert row.startswith(f"| {drill['drill']} | {drill['kind']} |")
-    assert rows[0] == ("| logical:custom-z9->fresh | logical | custom-z9 | fresh | 56.0 MiB "
+    assert rows[0] == ("| logical:custom-z9->fresh | logical | - | custom-z9 | fresh | 56.0 MiB "
                        "| 41.83 | 23.09 | ok | 2 pass, 1 fail |")
     assert rows[3].endswith("| 26.21 | **FAILED** | 3 pass |")  # verified is not a target
     assert rows[4].endswith("| - | **FAILED** | 1 pass, 2 unknown |")
@@ -203,7 +204,7 @@ def test_views_of_a_partial_payload(partial: dict[str, Any], tmp_path: Path) -> 
     text = (tmp_path / "report.md").read_text()
     assert "FAILED" in text
     if partial.get("drills") == [BARE]:
-        assert "| logical:custom-z9->fresh | logical | unknown | unknown | - | - | - " \
+        assert "| logical:custom-z9->fresh | logical | - | unknown | unknown | - | - | - " \
                "| **FAILED** | - |" in text
         assert "- pg_restore \\| exit 1" in text
 
@@ -308,3 +309,27 @@ def test_write_views_is_atomic(payload: dict[str, Any], tmp_path: Path,
 def test_parser_rejects_malformed_text(bad: str) -> None:
     with pytest.raises(AssertionError):
         parse(bad)
+
+
+def test_views_name_the_server_each_drill_ran_on_and_its_notes(payload: dict[str, Any]
+                                                               ) -> None:
+    """A drill's `server` shows in its row; checks that could not run and differences
+    stated (versions) are listed under Notes, in Markdown and HTML."""
+    drill = payload["drills"][0]
+    drill["server"] = {"postgresql": "16.2", "pgvector": "0.6.2", "vector_types": ["vector"]}
+    drill["verification"] = {"ok": True, "checks": [
+        {"name": "amcheck", "ok": True, "problems": [], "seconds": 0.1, "details": {},
+         "unknown": "btree indexes not checked: no amcheck"},
+        {"name": "extensions", "ok": True, "problems": [], "seconds": 0.1,
+         "details": {"stated": ["extension vector is 0.6.2 in the target (older), 0.8.6 in "
+                                "the source"]}}]}
+    text = report_views.markdown(payload)
+    rows = _table(_section(text, "Drills"))
+    assert rows[0].startswith("| logical:custom-z9->fresh | logical | PostgreSQL 16.2, "
+                              "pgvector 0.6.2 | custom-z9 |")
+    notes = _section(text, "Notes")
+    assert "- amcheck unknown: btree indexes not checked: no amcheck" in notes
+    assert "- extensions: extension vector is 0.6.2 in the target (older)" in notes
+    page = report_html.html(payload)
+    assert "<td>PostgreSQL 16.2, pgvector 0.6.2</td>" in page
+    assert "amcheck unknown: btree indexes not checked: no amcheck" in page

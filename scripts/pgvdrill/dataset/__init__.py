@@ -11,15 +11,20 @@ from pgvdrill.dataset.load import load, populate
 from pgvdrill.dataset.real import real_dataset
 from pgvdrill.dataset.schema import (
     BTREE_INDEXES,
+    COLUMNS,
     TABLES,
     VECTOR_INDEXES,
+    columns,
     create_indexes,
     create_schema,
+    documents_copies_sql,
+    vector_indexes,
 )
 from pgvdrill.dataset.spec import DatasetSpec, K
 
 __all__ = [
     "BTREE_INDEXES",
+    "COLUMNS",
     "TABLES",
     "VECTOR_INDEXES",
     "AccountBehaviors",
@@ -28,12 +33,15 @@ __all__ = [
     "Documents",
     "K",
     "ProductEmbeddings",
+    "columns",
     "create_indexes",
     "create_schema",
+    "documents_copies_sql",
     "from_file",
     "generate",
     "ivfflat_lists",
     "load",
     "populate",
     "real_dataset",
+    "vector_indexes",
 ]

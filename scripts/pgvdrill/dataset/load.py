@@ -11,9 +11,10 @@ from pgvector import HalfVector, SparseVector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from pgvdrill.capabilities import vector_types
 from pgvdrill.dataset.data import Dataset, Times
 from pgvdrill.dataset.generate import SPARSE_DIM
-from pgvdrill.dataset.schema import TABLES, create_indexes, create_schema
+from pgvdrill.dataset.schema import COLUMNS, TABLES, Column, columns, create_indexes, create_schema
 from pgvdrill.errors import ConfigError
 
 Row = Sequence[object]
@@ -27,19 +28,16 @@ def populate(conn: psycopg.Connection, data: Dataset) -> None:
 
 
 def load(conn: psycopg.Connection, data: Dataset) -> None:
-    """COPY the three tables (FORMAT BINARY) in one transaction, then ANALYZE them."""
+    """COPY the three tables (FORMAT BINARY) in one transaction, then ANALYZE them; the
+    columns are those the tables have (create_schema leaves out the types pgvector lacks)."""
     register_vector(conn)
     with conn.transaction():
         _check_dim(conn, data.spec.dim)
-        _copy(conn, "documents", ["id", "title", "body", "metadata", "created_at", "embedding",
-                                  "embedding_half"],
-              ["int8", "text", "text", "jsonb", "timestamptz", "vector", "halfvec"],
-              _document_rows(data))
-        _copy(conn, "account_behaviors", ["id", "account_id", "event", "occurred_at", "behavior"],
-              ["int8", "int8", "jsonb", "timestamptz", "vector"], _behavior_rows(data))
-        _copy(conn, "product_embeddings",
-              ["id", "name", "price", "tags", "features", "embedding"],
-              ["int8", "text", "numeric", "text[]", "sparsevec", "vector"], _product_rows(data))
+        types = vector_types(conn)
+        for table, rows in (("documents", _document_rows(data)),
+                            ("account_behaviors", _behavior_rows(data)),
+                            ("product_embeddings", _product_rows(data))):
+            _copy(conn, table, COLUMNS[table], columns(table, types), rows)
         for table in TABLES:
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
@@ -54,14 +52,16 @@ def _check_dim(conn: psycopg.Connection, dim: int) -> None:
             f"{dim} dimensions", "create the schema with create_schema(conn, data.spec.dim)")
 
 
-def _copy(conn: psycopg.Connection, table: str, columns: list[str], types: list[str],
-          rows: Iterator[Row]) -> None:
+def _copy(conn: psycopg.Connection, table: str, every: tuple[Column, ...],
+          present: tuple[Column, ...], rows: Iterator[Row]) -> None:
+    """COPY `rows` (a value for each of `every` column) into the `present` columns."""
+    keep = [every.index(c) for c in present]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c.name) for c in present))
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.set_types(types)
+        copy.set_types([c.copy_type for c in present])
         for row in rows:
-            copy.write_row(row)
+            copy.write_row([row[i] for i in keep])
 
 
 def _document_rows(data: Dataset) -> Iterator[Row]:

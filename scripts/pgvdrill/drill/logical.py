@@ -17,7 +17,7 @@ from psycopg import sql
 
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.dataset import Dataset
-from pgvdrill.drill.record import DrillFailure, DrillResult, run_cases
+from pgvdrill.drill.record import DrillFailure, DrillResult, ran_on, run_cases
 from pgvdrill.drill.source import SOURCE_DB, dataset_template
 from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.logical.archive import Archive
@@ -30,7 +30,7 @@ from pgvdrill.logical.pairing import (
     user_tables,
 )
 from pgvdrill.logical.restore import RestoreResult, RestoreSetting, restore
-from pgvdrill.report.record import DrillEntry
+from pgvdrill.report.record import DrillEntry, Record
 from pgvdrill.timing import restore_phases
 from pgvdrill.verify import Check, Snapshot, Verification, snapshot, verify
 from pgvdrill.verify.ground_truth import ground_truth_check, index_recall
@@ -46,6 +46,7 @@ class LogicalDrill:
     dump: DumpResult
     restore: RestoreResult
     verification: Verification
+    server: Record | None = None  # ran_on() the restored database
     kind: ClassVar[str] = "logical"
 
     @property
@@ -91,7 +92,7 @@ class LogicalDrill:
 
     def entry(self) -> DrillEntry:
         return DrillEntry(
-            self.name, self.kind, self.ok, backup=self.dump.as_dict(),
+            self.name, self.kind, self.ok, server=self.server, backup=self.dump.as_dict(),
             restore=self.restore.as_dict(), measures=self.measures(),
             phases=restore_phases(list(self.restore.phases), self.verification.seconds),
             items=[i.as_dict() for i in self.restore.items], evidence=self.evidence(),
@@ -129,6 +130,7 @@ def restore_dump_and_verify(
     source_tables = {(t.schema, t.name) for t in source.schema.tables.values()}
     scope = None if source_tables <= set(restored_tables) else _names(restored_tables)
     with target.connect(dbname) as conn:
+        server = ran_on(conn)
         verification = verify(source, conn, tables=scope, recall_threshold=recall_threshold,
                               content=content)
         verification.checks.append(run_check("arrived", lambda c: c.problems.extend(
@@ -142,7 +144,7 @@ def restore_dump_and_verify(
             verification.checks.append(ground_truth_check(
                 conn, data.queries, data.ground_truth, threshold=recall_threshold,
                 source_index_recall=source_index_recall))
-    return LogicalDrill(dumped, restored, verification)
+    return LogicalDrill(dumped, restored, verification, server)
 
 
 def _names(tables: list[tuple[str, str]]) -> list[str]:

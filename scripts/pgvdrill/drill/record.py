@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
+import psycopg
+
+from pgvdrill.capabilities import server_capabilities
 from pgvdrill.errors import DrillError, environment_cause
 from pgvdrill.report.record import DrillEntry, Record
 from pgvdrill.report.run_dir import described
@@ -54,6 +57,7 @@ class DrillFailure:
     # nothing more, the machine's part in the error; None: it lists neither
     listed: tuple[str, ...] | None = None
     target_kind: str | None = None  # a `pgvdrill drill --pitr` kind
+    server: Record | None = None  # ran_on() of the server it reached, if any
     ok: ClassVar[bool] = False
 
     @property
@@ -80,7 +84,8 @@ class DrillFailure:
     def entry(self) -> DrillEntry:
         cause = None if self.exception is None else environment_cause(self.exception)
         return DrillEntry(
-            self.name, self.kind, False, backup=self.backup, restore=self.restore,
+            self.name, self.kind, False, server=self.server, backup=self.backup,
+            restore=self.restore,
             measures=self.measures, evidence=self.evidence(),
             problems=None if self.listed is None else self.problems(), error=self.text,
             environment=cause if self.listed is not None and not self.listed else None,
@@ -88,6 +93,13 @@ class DrillFailure:
 
     def as_dict(self) -> dict[str, Any]:
         return self.entry().as_dict()
+
+
+def ran_on(conn: psycopg.Connection[Any]) -> Record:
+    """What a drill ran on, for its entry's `server`: the PostgreSQL and pgvector versions
+    (and pgvector's types) of the database `conn` is connected to, e.g. the restored
+    target: {"postgresql": "16.2", "pgvector": "0.6.2", "vector_types": ["vector"]}."""
+    return server_capabilities(conn).as_dict()
 
 
 def run_cases(cases: Iterable[Case], drill: Callable[[Case], DrillResult],

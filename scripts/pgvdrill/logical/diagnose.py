@@ -1,6 +1,6 @@
 """Why a logical restore cannot succeed, said before it starts or after it failed.
 
-`preflight` checks the target against the archive before any data moves; `explain`
+`preflight` checks the target against what the archive uses before any data moves; `explain`
 turns pg_restore/psql errors of the known pgvector pitfalls into what to do.
 """
 
@@ -10,19 +10,27 @@ import re
 
 import psycopg
 
+from pgvdrill.capabilities import version_key
+from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import RestoreError, ToolError
+from pgvdrill.logical import vector_use
 from pgvdrill.logical.archive import Archive
 
 
-def preflight(conn: psycopg.Connection, archive: Archive, needs: str | None = None) -> None:
+def preflight(conn: psycopg.Connection, archive: Archive, tools: ToolRunner,
+              needs: str | None = None) -> list[str]:
     """Refuse a restore whose archive needs pgvector the target server does not offer, or
-    (`needs`: the version the backup was taken with) offers only in an older version."""
-    needs_vector = archive.format == "plain" or any(
-        e.identity == ("EXTENSION", "-", "vector") for e in archive.toc)
-    if not needs_vector:
-        return
-    row = conn.execute("SELECT default_version, installed_version FROM"
-                       " pg_available_extensions WHERE name = 'vector'").fetchone()
+    uses what the target's pgvector lacks (types, index methods, operator classes,
+    operators, functions: `vector_use`); return what to state: a target pgvector other
+    than `needs` (the version the backup was taken with), older or newer."""
+    script = vector_use.ddl(tools, archive)
+    row = conn.execute("SELECT default_version, installed_version, (SELECT n.nspname"
+                       " FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+                       " WHERE e.extname = 'vector') FROM pg_available_extensions"
+                       " WHERE name = 'vector'").fetchone()
+    used = vector_use.uses(script, archive, row[2] if row and row[2] else "public")
+    if not used and not any(e.identity == ("EXTENSION", "-", "vector") for e in archive.toc):
+        return []
     if row is None:
         version = conn.execute("SHOW server_version").fetchone()
         raise RestoreError(
@@ -31,27 +39,31 @@ def preflight(conn: psycopg.Connection, archive: Archive, needs: str | None = No
             "install pgvector on the target server (e.g. the postgresql-NN-pgvector package, "
             "or build it from source) before restoring",
         )
-    offered, installed = row
-    if needs is None:
-        return
-    if _version(offered) < _version(needs):
+    offered, installed, _ = row
+    there = installed or offered
+    try:
+        lacking = used - vector_use.offered(conn, installed is not None)
+    except psycopg.Error as exc:
+        return [f"what the target's pgvector {there} offers could not be probed "
+                f"({exc.diag.message_primary or exc}): the restore itself will tell"]
+    taken = f", the backup was taken with {needs}" if needs else ""
+    if lacking:
+        update = (f"run ALTER EXTENSION vector UPDATE in the target database (the server "
+                  f"offers {offered}), or " if installed and version_key(offered) > version_key(
+                      installed) else "")
         raise RestoreError(
-            f"the target server offers pgvector {offered}, older than the {needs} the backup "
-            f"{archive.path} was taken with: its types, functions and index behaviour may "
-            "be missing or differ (halfvec, sparsevec and bit need 0.7.0), and an extension "
-            "cannot be downgraded",
-            f"install pgvector {needs} or later on the target server before restoring")
-    if installed is not None and _version(installed) < _version(needs):
-        raise RestoreError(
-            f"the target database has pgvector {installed} installed, older than the "
-            f"{needs} the backup {archive.path} was taken with",
-            f"run ALTER EXTENSION vector UPDATE in the target database (the server offers "
-            f"{offered}), then restore")
-
-
-def _version(text: str) -> tuple[int, ...]:
-    """A pgvector version as numbers ("0.8.6" -> (0, 8, 6)); suffixes are ignored."""
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0]))
+            f"{archive.path} uses {vector_use.describe(lacking)}, which pgvector {there} "
+            f"{'installed in' if installed else 'offered by'} the target lacks{taken}; "
+            "nothing was restored",
+            f"{update}install a pgvector that has them on the target server"
+            f"{f' (the backup was taken with {needs}, which has them)' if needs else ''} "
+            "before restoring")
+    if needs is None or version_key(there) == version_key(needs):
+        return []
+    side = "older" if version_key(there) < version_key(needs) else "newer"
+    named = vector_use.describe(used) or "no pgvector object"
+    return [f"the target's pgvector {there} is {side} than the {needs} the backup was taken "
+            f"with; the dump uses nothing {there} lacks ({named})"]
 
 
 # Known errors and what to do; a hint's {0} is the pattern's first group.

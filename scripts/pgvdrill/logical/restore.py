@@ -195,7 +195,7 @@ def restore(cluster: Cluster, archive: Archive, dbname: str, setting: RestoreSet
     """Restore `archive` into `dbname` (which must exist) with `setting`; `sections`
     overrides which sections run (each timed as its own phase)."""
     with cluster.connect(dbname) as conn:
-        diagnose.preflight(conn, archive)
+        diagnose.preflight(conn, archive, cluster)
     if archive.format == "plain":
         if setting != RESTORE_SETTINGS["fresh"]:
             raise ConfigError(f"a plain SQL dump restores only with psql ('fresh'), "

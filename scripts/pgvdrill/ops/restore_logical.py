@@ -134,7 +134,9 @@ def restore_logical(config: Config, entry: Entry, entry_file: Path, dump: Path,
             "re-create the dump's objects (other objects stay)")
     archive = inspect(tools, dump)
     with target.connect() as conn:
-        diagnose.preflight(conn, archive, needs=entry.source.get("pgvector"))
+        for statement in diagnose.preflight(conn, archive, tools,
+                                            needs=entry.source.get("pgvector")):
+            say(statement)
     create = roles_to_create(target, archive, entry, globals_file, ownership)
     if create and globals_file is not None:
         if not force:  # roles are the whole server's: not on the source's server either

@@ -184,9 +184,9 @@ def _facts(payload: Payload) -> str:
 
 
 def _drills(rows: list[DrillRow]) -> str:
-    head = [("drill", ""), ("kind", ""), ("backup size", "num"), ("backup s", "num"),
-            ("restore s (RTO)", "num"), ("verified", ""), ("targets", "")]
-    body = [[_td(d.name, "name"), _td(d.kind), _td(size(d.size_bytes), "num"),
+    head = [("drill", ""), ("kind", ""), ("server", ""), ("backup size", "num"),
+            ("backup s", "num"), ("restore s (RTO)", "num"), ("verified", ""), ("targets", "")]
+    body = [[_td(d.name, "name"), _td(d.kind), _td(d.server), _td(size(d.size_bytes), "num"),
              _td(secs(d.backup_seconds), "num"), _td(secs(d.restore_seconds), "num"),
              "<td>" + (_badge("pass", "ok") if d.ok else _badge("fail", "FAILED")) + "</td>",
              "<td>" + ("".join(_badge(v.status, v.name, v.detail) for v in d.verdicts)
@@ -336,7 +336,17 @@ def _problems(rows: list[DrillRow]) -> str:
         '<ul class="problems">' + "".join(f"<li>{_e(p)}</li>" for p in d.problems) + "</ul>"
         for d in troubled)
     return ('<section id="problems"><h2>Problems</h2>'
-            + (body or '<p class="none">None.</p>') + "</section>")
+            + (body or '<p class="none">None.</p>') + "</section>" + _notes(rows))
+
+
+def _notes(rows: list[DrillRow]) -> str:
+    """Checks that could not run and differences stated (versions), per drill."""
+    body = "".join(f"<h3>{_e(d.name)}</h3><ul>"
+                   + "".join(f"<li>{_e(n)}</li>" for n in d.notes) + "</ul>"
+                   for d in rows if d.notes)
+    return ('<section id="notes"><h2>Notes</h2><p>Checks that could not run, and what '
+            "differs between source and target without failing (versions).</p>"
+            + body + "</section>") if body else ""
 
 
 def _bench(section: Bench) -> str:

@@ -88,6 +88,8 @@ class DrillRow:
     verdicts: tuple[VerdictRow, ...]
     problems: tuple[str, ...]
     error: str | None
+    server: str = "-"  # "PostgreSQL 16.2, pgvector 0.6.2": what the drill ran on
+    notes: tuple[str, ...] = ()  # checks that could not run, differences stated
 
     def counts(self) -> dict[str, int]:
         return {s: sum(v.status == s for v in self.verdicts) for s in STATUSES}
@@ -149,7 +151,31 @@ def drill(data: object) -> DrillRow:
         verdicts=tuple(_verdict(v) for v in entry.verdicts or []),
         problems=_problems(entry),
         error=entry.error,
+        server=server_text(entry.server),
+        notes=_notes(entry),
     )
+
+
+def server_text(server: Mapping[str, Any] | None) -> str:
+    """'PostgreSQL 16.2, pgvector 0.6.2' ('-' when not recorded)."""
+    if not server:
+        return "-"
+    vector = server.get("pgvector")
+    return (f"PostgreSQL {server.get('postgresql', '?')}, "
+            + (f"pgvector {vector}" if vector else "no pgvector"))
+
+
+def _notes(entry: DrillEntry) -> tuple[str, ...]:
+    """Checks that could not run ("<check> unknown: why") and differences the
+    verification stated (other server or extension versions), once each."""
+    found: list[str] = []
+    for check in listing(mapping(entry.verification).get("checks")):
+        check = mapping(check)
+        name = check.get("name", "check")
+        if check.get("unknown"):
+            found.append(f"{name} unknown: {check['unknown']}")
+        found += [f"{name}: {s}" for s in listing(mapping(check.get("details")).get("stated"))]
+    return tuple(dict.fromkeys(found))
 
 
 def drills(payload: Payload) -> list[DrillRow]:

@@ -94,10 +94,10 @@ def markdown(payload: model.Payload) -> str:
 def _drill_sections(rows: list[model.DrillRow]) -> list[str]:
     """Drills, Targets, Phases and Problems."""
     lines = ["## Drills", "",
-             "| drill | kind | backup | restore | size | backup s | restore s | verified "
-             "| targets |",
-             "|---|---|---|---|---:|---:|---:|---|---|"]
-    lines += [_row(d.name, d.kind, d.backup, d.restore, model.size(d.size_bytes),
+             "| drill | kind | server | backup | restore | size | backup s | restore s "
+             "| verified | targets |",
+             "|---|---|---|---|---|---:|---:|---:|---|---|"]
+    lines += [_row(d.name, d.kind, d.server, d.backup, d.restore, model.size(d.size_bytes),
                    model.secs(d.backup_seconds), model.secs(d.restore_seconds),
                    "ok" if d.ok else "**FAILED**", model.summary(d.counts())) for d in rows]
     lines += ["", "## Targets", "", "| drill | target | status | measured | target value "
@@ -119,6 +119,12 @@ def _drill_sections(rows: list[model.DrillRow]) -> list[str]:
         lines += [f"- {_cell(p)}" for p in d.problems] + [""]
     if not troubled:
         lines += ["None.", ""]
+    noted = [d for d in rows if d.notes]
+    if noted:
+        lines += ["## Notes", "", "Checks that could not run, and what differs between "
+                  "source and target without failing (versions).", ""]
+    for d in noted:
+        lines += [f"### {_cell(d.name)}", ""] + [f"- {_cell(n)}" for n in d.notes] + [""]
     return lines
 
 

@@ -10,8 +10,14 @@ import psycopg
 
 from pgvdrill.verify import ann, fingerprint
 from pgvdrill.verify.indexes import amcheck, validity_problems
-from pgvdrill.verify.outcome import Check, Verification, run_check, timed
-from pgvdrill.verify.schema import SchemaFacts, compare_extensions, compare_schema
+from pgvdrill.verify.outcome import STATED, Check, Verification, run_check, timed
+from pgvdrill.verify.schema import (
+    SchemaFacts,
+    compare_extensions,
+    compare_schema,
+    extension_versions,
+    versions,
+)
 from pgvdrill.verify.session import reading
 from pgvdrill.verify.snapshot import Snapshot, read_facts, snapshot, table_scope
 
@@ -63,8 +69,7 @@ def verify(
     _schema_checks(checks, source, src_facts, tgt_facts, scope, sequence_slack=sequence_slack)
     _ann_checks(checks, source, src_facts, target, recall_threshold, recall_tolerance)
     with timed("amcheck", checks) as check:
-        check.problems, results = amcheck(target, tgt_facts)
-        check.details = dict(results)
+        amcheck(check, target, tgt_facts)
     return Verification(checks)
 
 
@@ -81,12 +86,19 @@ def _schema_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts
                                          sequence_window=source.sequence_window)
         check.details = {"tables": len(tgt_facts.tables), "indexes": len(tgt_facts.indexes),
                          "constraints": len(tgt_facts.constraints),
-                         "sequences": len(tgt_facts.sequences)}
+                         "sequences": len(tgt_facts.sequences),
+                         **_stated(versions(source.schema, tgt_facts))}
     with timed("extensions", checks) as check:
         check.problems += compare_extensions(source.schema, tgt_facts, partial=partial)
-        check.details = dict(tgt_facts.extensions)
+        check.details = {**tgt_facts.extensions,
+                         **_stated(extension_versions(source.schema, tgt_facts))}
     with timed("index_validity", checks) as check:
         check.problems += validity_problems(tgt_facts)
+
+
+def _stated(differences: list[str]) -> dict[str, object]:
+    """A check's `stated` detail: differences of versions, said but not failed."""
+    return {STATED: differences} if differences else {}
 
 
 def _unknown_tables(scope: frozenset[tuple[str, str]] | None, facts: SchemaFacts

@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from pgvdrill.capabilities import server_capabilities
+from pgvdrill.verify.outcome import Check
 from pgvdrill.verify.schema import SchemaFacts
 from pgvdrill.verify.session import STABLE_SETTINGS, set_local
 
@@ -23,47 +25,49 @@ def validity_problems(facts: SchemaFacts) -> list[str]:
     return problems
 
 
-def amcheck(conn: psycopg.Connection, facts: SchemaFacts) -> tuple[list[str], dict[str, str]]:
+def amcheck(check: Check, conn: psycopg.Connection, facts: SchemaFacts) -> None:
     """bt_index_check(heapallindexed => true) on every valid btree index of `facts` (of
-    partitioned tables: each partition's).
+    partitioned tables: each partition's), a verdict per index in `check.details`.
 
     Runs in a transaction that is rolled back, so an amcheck extension created for the
     check (in a schema of its own: the database's search_path may name no schema that
-    exists) is gone again afterwards. Returns the problems and a verdict per index.
+    exists) is gone again afterwards. A server without amcheck makes the check unknown,
+    with the reason: the indexes were not checked, which is no pass.
     """
     wanted = {k for k, i in facts.indexes.items() if i.method == "btree" and i.valid
               and facts.tables[i.table].kind != "p"}  # a partitioned index has no pages
-    results: dict[str, str] = {}
-    problems: list[str] = []
     with conn.transaction(force_rollback=True):
         schema = _amcheck_schema(conn)
         if schema is None:
+            offered = server_capabilities(conn).extension("amcheck")
+            if not offered.available:
+                check.unknown = f"btree indexes not checked: {offered.reason}"
+                return
             try:
                 with conn.transaction():
                     conn.execute(f"CREATE SCHEMA {AMCHECK_SCHEMA}; "
                                  f"CREATE EXTENSION amcheck SCHEMA {AMCHECK_SCHEMA}")
             except psycopg.Error as exc:
-                problems.append(f"amcheck is not available, btree indexes unchecked: "
-                                f"{exc.diag.message_primary or exc}")
-                return problems, results
+                check.unknown = ("btree indexes not checked: CREATE EXTENSION amcheck "
+                                 f"failed: {exc.diag.message_primary or exc}")
+                return
             schema = _amcheck_schema(conn)
         assert schema is not None
-        check = sql.SQL("SELECT {}.bt_index_check(%s::regclass, true)").format(
+        call = sql.SQL("SELECT {}.bt_index_check(%s::regclass, true)").format(
             sql.Identifier(schema))
         set_local(conn, STABLE_SETTINGS)
         for key in sorted(wanted):
             try:
                 with conn.transaction():
-                    conn.execute(check, (key,))
-                results[key] = "ok"
+                    conn.execute(call, (key,))
+                check.details[key] = "ok"
             except psycopg.Error as exc:
                 if conn.broken or conn.closed:
                     raise  # the server or the connection was lost: not the index's fault
                 message = exc.diag.message_primary or str(exc)
-                results[key] = message
-                problems.append(f"index {key} on {facts.indexes[key].table} fails amcheck: "
-                                f"{message}")
-    return problems, results
+                check.details[key] = message
+                check.problems.append(f"index {key} on {facts.indexes[key].table} fails "
+                                      f"amcheck: {message}")
 
 
 def _amcheck_schema(conn: psycopg.Connection) -> str | None:

@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field
 
 from pgvdrill.errors import VerificationError
 
+# a check's detail listing what differs but was not compared or failed (versions of the
+# servers, of an extension): said in the report, never silently dropped
+STATED = "stated"
+
 
 @dataclass
 class Check:

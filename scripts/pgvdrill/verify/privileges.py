@@ -39,6 +39,13 @@ _READ = f"""
                       AND d.objid = n.oid AND d.deptype = 'e')
 """
 
+_TYPES = """
+    SELECT CASE k WHEN 'r' THEN 'table' WHEN 's' THEN 'sequence' ELSE 'schema' END,
+           array_agg(DISTINCT x.privilege_type)
+    FROM unnest(ARRAY['r', 's', 'n']::"char"[]) k,
+         aclexplode(acldefault(k, 10::oid)) x GROUP BY k
+"""
+
 
 class Grant(NamedTuple):
     grantee: str  # a role name or PUBLIC
@@ -65,12 +72,14 @@ class Privileges:
     def label(self) -> str:
         return f"{self.kind} {self.name}"
 
-    def relative(self) -> dict[tuple[str, str, str, bool], Grant]:
-        """Grants keyed with the owner's name replaced, so that owners compare equal."""
+    def relative(self, known: Collection[str] | None = None
+                 ) -> dict[tuple[str, str, str, bool], Grant]:
+        """Grants keyed with the owner's name replaced, so that owners compare equal; only
+        those of privileges in `known` (None: all)."""
         def role(name: str) -> str:
             return "(owner)" if name == self.owner else name
         return {(role(g.grantee), g.privilege, role(g.grantor), g.grantable): g
-                for g in self.grants}
+                for g in self.grants if known is None or g.privilege in known}
 
 
 def read_privileges(conn: psycopg.Connection) -> dict[str, Privileges]:
@@ -89,17 +98,25 @@ def restricted(privileges: Mapping[str, Privileges], tables: Collection[str],
             if (p.schema if p.kind == "schema" else p.name) in keep[p.kind]}
 
 
-def compare_privileges(source: Mapping[str, Privileges], target: Mapping[str, Privileges]
-                       ) -> list[str]:
+def privilege_types(conn: psycopg.Connection) -> dict[str, frozenset[str]]:
+    """The privileges the server knows, per kind of object (MAINTAIN on tables from
+    PostgreSQL 17): those an owner holds by default."""
+    return {kind: frozenset(str(p) for p in found) for kind, found in conn.execute(_TYPES)}
+
+
+def compare_privileges(source: Mapping[str, Privileges], target: Mapping[str, Privileges],
+                       known: Mapping[str, Collection[str]] | None = None) -> list[str]:
     """Owners and grants that differ, for objects both sides have (presence is the schema
-    comparison's business)."""
+    comparison's business); `known`: per kind, the privileges both servers know (a
+    privilege only one server's version has is not compared: `versions` states it)."""
     problems = []
     for label in sorted(source.keys() & target.keys()):
         src, tgt = source[label], target[label]
         if src.owner != tgt.owner:
             problems.append(f"{label} is owned by {tgt.owner} in the target, {src.owner} in "
                             "the source")
-        s_grants, t_grants = src.relative(), tgt.relative()
+        kinds = None if known is None else known.get(src.kind)
+        s_grants, t_grants = src.relative(kinds), tgt.relative(kinds)
         only = [f"granted only in the {side}: "
                 + ", ".join(sorted(grants[k].describe(p.owner) for k in keys))
                 for side, grants, p, keys in (
@@ -108,3 +125,18 @@ def compare_privileges(source: Mapping[str, Privileges], target: Mapping[str, Pr
         if only:
             problems.append(f"{label} privileges differ: {'; '.join(only)}")
     return problems
+
+
+def versions(source: Mapping[str, frozenset[str]], target: Mapping[str, frozenset[str]],
+             servers: tuple[str, str]) -> list[str]:
+    """What differs in the privileges the two servers know (not compared), said."""
+    stated = []
+    for kind in sorted(source.keys() & target.keys()):
+        for side, only, other in (("source", source[kind] - target[kind], 1),
+                                  ("target", target[kind] - source[kind], 0)):
+            if only:
+                stated.append(
+                    f"privilege {', '.join(sorted(only))} on {kind}s exists only in the "
+                    f"{side}'s PostgreSQL {servers[1 - other]}, not in "
+                    f"{servers[other]}: not compared")
+    return stated

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from pgvdrill.capabilities import version_key
 from pgvdrill.verify import privileges as privs
 from pgvdrill.verify.objects import Definition, compare_objects, read_objects, restricted
 from pgvdrill.verify.session import USER_SCHEMA, ident, not_extension_member
@@ -117,6 +118,8 @@ class SchemaFacts:
     extensions: dict[str, str]  # name -> version
     privileges: dict[str, privs.Privileges] = field(default_factory=dict)  # by label
     objects: dict[str, Definition] = field(default_factory=dict)  # functions, views, ...
+    server: str = "?"  # server_version of the database's server
+    privilege_types: dict[str, frozenset[str]] = field(default_factory=dict)  # by kind
 
     def restricted(self, scope: Collection[tuple[str, str]] | None) -> SchemaFacts:
         """Only the tables in `scope` ((schema, name) pairs) and what belongs to them."""
@@ -214,7 +217,9 @@ def read_schema(conn: psycopg.Connection) -> SchemaFacts:
 
     return SchemaFacts(tables, indexes, constraints, _read_sequences(conn, by_oid),
                        dict(conn.execute("SELECT extname::text, extversion FROM pg_extension")),
-                       privs.read_privileges(conn), read_objects(conn))
+                       privs.read_privileges(conn), read_objects(conn),
+                       str(conn.execute("SHOW server_version").fetchone()[0]).split()[0],  # type: ignore[index]
+                       privs.privilege_types(conn))
 
 
 def read_sequences(conn: psycopg.Connection) -> dict[str, Sequence]:
@@ -283,19 +288,43 @@ def compare_schema(
         problems += _sequence(source.sequences[name], target.sequences[name], sequence_slack,
                               sequence_window)
     problems += compare_objects(source.objects, target.objects, partial=partial)
-    return problems + privs.compare_privileges(source.privileges, target.privileges)
+    known = {kind: source.privilege_types[kind] & target.privilege_types[kind]
+             for kind in source.privilege_types.keys() & target.privilege_types.keys()}
+    return problems + privs.compare_privileges(source.privileges, target.privileges, known)
+
+
+def versions(source: SchemaFacts, target: SchemaFacts) -> list[str]:
+    """What differs between the two servers' versions and so was not compared: said, never
+    silently dropped (a restore into another major or pgvector is a choice to state)."""
+    stated = []
+    if source.server != target.server:
+        stated.append(f"the source ran PostgreSQL {source.server}, the target "
+                      f"{target.server}")
+    stated += privs.versions(source.privilege_types, target.privilege_types,
+                             (source.server, target.server))
+    return stated
+
+
+def extension_versions(source: SchemaFacts, target: SchemaFacts) -> list[str]:
+    """Extensions at another version in the target, said (not a failure: a target's
+    pgvector is the one its server offers; the restore checks what the dump needs)."""
+    stated = []
+    for name, version in sorted(source.extensions.items()):
+        there = target.extensions.get(name)
+        if there is not None and there != version:
+            older = "older" if version_key(there) < version_key(version) else "newer"
+            stated.append(f"extension {name} is {there} in the target ({older}), {version} "
+                          "in the source")
+    return stated
 
 
 def compare_extensions(source: SchemaFacts, target: SchemaFacts, *, partial: bool = False
                        ) -> list[str]:
-    """Extensions missing, extra (unless `partial`) or at another version in the target."""
-    problems = []
-    for name, version in sorted(source.extensions.items()):
-        if name not in target.extensions:
-            problems.append(f"extension {name} {version} is missing in the target")
-        elif target.extensions[name] != version:
-            problems.append(f"extension {name} version differs: source {version}, "
-                            f"target {target.extensions[name]}")
+    """Extensions missing or extra (unless `partial`) in the target (another version is
+    stated: `extension_versions`)."""
+    problems = [f"extension {name} {version} is missing in the target"
+                for name, version in sorted(source.extensions.items())
+                if name not in target.extensions]
     if not partial:
         problems += [f"extension {name} {version} exists only in the target"
                      for name, version in sorted(target.extensions.items())
