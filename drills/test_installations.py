@@ -262,3 +262,12 @@ def test_a_dataset_built_on_that_pgvector_says_why(
     assert f"pgvector in {SIGILL_BUILD} uses CPU instructions this machine lacks (the " \
            "server process died of SIGILL" in result.stderr
     assert "EnvironmentFailure" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_installation_that_cannot_be_used_is_named(pgvdrill_cli: Cli) -> None:
+    result = pgvdrill_cli("installations", "--installation", "/nonexistent/bin")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "left out: --installation /nonexistent/bin: postgres not found in " \
+           "/nonexistent/bin" in result.stdout
+    assert "(embedded)" in result.stdout  # what was found is still listed
