@@ -134,7 +134,13 @@ def test_client_tools_older_than_the_server_are_refused(
                                                  f'pg_bin = "{PG15}"\n\n[repository]'))
 
     result = pgvdrill_cli("backup", "physical", "--config", config)
+    logical = pgvdrill_cli("backup", "logical", "--config", config)
 
     assert result.returncode == 2, result.stderr
-    assert "older than the server" in result.stderr and "pg_bin" in result.stderr
+    assert "needs PostgreSQL 18's pg_basebackup, pg_verifybackup and pg_waldump; the client " \
+           f"tools in {PG15.resolve()} are PostgreSQL 15." in result.stderr
+    assert "set [source] pg_bin to PostgreSQL 18's bin directory" in result.stderr
     assert not any((tmp_path / "repo" / "physical").iterdir())
+    assert logical.returncode == 2, logical.stderr
+    assert "older than the server" in logical.stderr and "pg_bin" in logical.stderr
+    assert not any((tmp_path / "repo" / "logical").iterdir())

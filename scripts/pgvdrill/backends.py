@@ -7,15 +7,19 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import psycopg
+
 from pgvdrill import installation, osuser
+from pgvdrill.capabilities import Capability, died_of_sigill
 from pgvdrill.cluster.directory import DirectoryBackend
 from pgvdrill.cluster.docker import DockerBackend
 from pgvdrill.cluster.docker_image import DEFAULT_TAG
 from pgvdrill.cluster.local import LocalBackend
-from pgvdrill.errors import ConfigError, cleanup
+from pgvdrill.errors import ConfigError, DrillError, cleanup
+from pgvdrill.installation import Found, find_installations, for_major, for_target
 
 BACKENDS = ("embedded", "system", "docker")
 
@@ -67,6 +71,45 @@ class BackendOptions:
     image: str | None
     workdir: Path
     cache_dir: Path
+    # more installations, by where each was named ("[drill] installations", ...)
+    installations: tuple[tuple[str, Path], ...] = ()
+    target_version: str | None = None  # logical restores' server (None: the backend's)
+
+
+def installations_of(options: BackendOptions) -> tuple[list[Found], list[str]]:
+    """Every installation `options` name, the backend's own first (its --pg-bin, else the
+    embedded one), and why each unusable one was left out."""
+    own: list[tuple[str, Path | None]] = [("embedded", None)]
+    if options.pg_bin is not None:
+        own.insert(0 if options.backend == "system" else 1,
+                   ("--pg-bin or [drill] pg_bin", options.pg_bin))
+    return find_installations([*own, *options.installations], osuser.server_user())
+
+
+def _on(options: BackendOptions, found: Found) -> BackendOptions:
+    if found.origin == "embedded":
+        return replace(options, backend="embedded")
+    return replace(options, backend="system", pg_bin=found.installation.bindir)
+
+
+def of_major(options: BackendOptions, major: int, why: str) -> BackendOptions:
+    """`options` with scratch servers of PostgreSQL `major` (a physical restore's: the
+    source's own); a ConfigError naming what was found when no installation has it.
+    Docker's image is left as it is (its server says its version)."""
+    if options.backend == "docker":
+        return options
+    found, problems = installations_of(options)
+    return _on(options, for_major(found, major, why, problems))
+
+
+def of_target(options: BackendOptions, why: str) -> BackendOptions:
+    """`options` with scratch servers of the logical restores' target version
+    (`target_version`; None: the backend's own)."""
+    if options.backend == "docker" or options.target_version is None:
+        return options
+    found, problems = installations_of(options)
+    return _on(options, for_target(found, options.target_version, why, problems))
+
 
 
 @contextmanager
@@ -79,3 +122,46 @@ def backend_for(options: BackendOptions, mounts: Sequence[Path] = ()
                            mounts=tuple(p.resolve() for p in mounts))
     with cleanup(backend.close, f"the {backend.name} backend"):
         yield backend
+
+
+PROBE_SQL = """
+CREATE EXTENSION vector;
+CREATE TABLE probe (id int PRIMARY KEY, v vector(64));
+INSERT INTO probe SELECT i, (SELECT array_agg(sin(i * d)::real ORDER BY d)
+                             FROM generate_series(1, 64) d)::vector
+    FROM generate_series(1, 200) i;
+CREATE INDEX probe_v_idx ON probe USING hnsw (v vector_l2_ops);
+SET enable_seqscan = off;
+"""
+PROBE_QUERY = ("SELECT id, v <-> (SELECT v FROM probe WHERE id = 7) FROM probe"
+               " ORDER BY v <-> (SELECT v FROM probe WHERE id = 7) LIMIT 1")
+
+
+def probe_pgvector(options: BackendOptions, found: Found) -> Capability:
+    """Whether pgvector works in a scratch server of `found`: CREATE EXTENSION vector in a
+    scratch database, 64-dimension vectors, an HNSW index built and answering a nearest-
+    neighbour query with the row itself at distance 0."""
+    inst = found.installation
+    name = "pgvector_works"
+    try:
+        with backend_for(_on(options, found)) as backend, backend.cluster("probe") as cluster:
+            cluster.query("CREATE DATABASE probe")
+            try:
+                with cluster.connect("probe") as conn:
+                    conn.execute(PROBE_SQL.encode())
+                    row = conn.execute(PROBE_QUERY).fetchone()
+            except psycopg.OperationalError as exc:
+                why = died_of_sigill(cluster, str(inst.bindir), inst.version)
+                return Capability(name, False, why or f"the server lost the connection: "
+                                  f"{_first_line(exc)}; its log: {cluster.server_log(5)}")
+    except (DrillError, psycopg.Error) as exc:
+        return Capability(name, False, f"pgvector in {inst.bindir} failed: {_first_line(exc)}")
+    if row is None or row[0] != 7 or row[1] != 0:
+        return Capability(name, False, f"pgvector in {inst.bindir} answered a nearest-"
+                                       f"neighbour query wrongly: {row} instead of (7, 0.0)")
+    return Capability(name, True, "CREATE EXTENSION vector, a 64-dimension distance and an "
+                                  "HNSW index answering a query worked")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

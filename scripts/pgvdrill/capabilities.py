@@ -8,12 +8,14 @@ other observable sign (which tar formats pg_verifybackup reads).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from pgvdrill.cluster.base import Cluster
 from pgvdrill.installation import Installation
 
 # pg_verifybackup reads tar-format backups from PostgreSQL 18 on (before: plain only)
@@ -22,6 +24,10 @@ VERIFYBACKUP_TAR_MAJOR = 18
 VECTOR_TYPES = ("vector", "halfvec", "sparsevec")
 # contrib extensions whose checks have no other source
 CHECK_EXTENSIONS = ("amcheck", "pg_walinspect")
+CRASH_LOG_WAIT = 5.0  # seconds the postmaster has to log the death of a backend it reaps
+# a server log's line when a backend died of SIGILL (an instruction the CPU lacks)
+_SIGILL = re.compile(r"([a-z][a-z ]*\(PID \d+\) was terminated by signal 4\b[^\n]*)"
+                     r"(?:\n[^\n]*Failed process was running: ([^\n]*))?")
 
 
 @dataclass(frozen=True)
@@ -163,3 +169,28 @@ def _row(conn: psycopg.Connection[Any], query: str) -> tuple[Any, ...]:
     row = conn.execute(query).fetchone()
     assert row is not None, query
     return tuple(row)
+
+
+def illegal_instruction(server_log: str, where: str, version: str) -> str | None:
+    """Why pgvector cannot run on this machine when `server_log` (of a PostgreSQL `version`
+    server whose programs are `where`, e.g. a bin directory) shows a backend killed by
+    SIGILL, as pgvector built for newer CPUs (AVX-512) dies on its first distance; None
+    when it shows none."""
+    match = _SIGILL.search(server_log)
+    if match is None:
+        return None
+    running = f" running {match.group(2)[:120]!r}" if match.group(2) else ""
+    return (f"pgvector in {where} uses CPU instructions this machine lacks (the server "
+            f"process died of SIGILL{running}; PostgreSQL {version}'s log: "
+            f"{match.group(1).strip()!r})")
+
+
+def died_of_sigill(cluster: Cluster, where: str, version: str) -> str | None:
+    """`illegal_instruction` of `cluster`'s log, once its postmaster logged the death of
+    the backend a connection was just lost to (or CRASH_LOG_WAIT passed)."""
+    deadline = time.monotonic() + CRASH_LOG_WAIT
+    while True:
+        log = cluster.server_log(200)
+        if "terminated by signal" in log or time.monotonic() > deadline:
+            return illegal_instruction(log, where, version)
+        time.sleep(0.1)

@@ -81,6 +81,9 @@ class S3Target:
 class Drill:
     backend: str = "embedded"
     pg_bin: Path | None = None
+    # more installations (bin directories): physical restores use the source's major's
+    installations: tuple[Path, ...] = ()
+    target_version: str | None = None  # logical restores' server, e.g. "18" or "18.3"
     targets: Path | None = None
     production_size: str | None = None
     reports_dir: Path = Path("reports")
@@ -156,11 +159,19 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 # Compression pgvdrill can read back (its tar reader, the embedded pg_restore): gzip or
 # none, in pg_dump's and pg_basebackup's --compress spellings; not lz4 or zstd.
 _LEVEL = r"(?::(?:level=)?[0-9])?"  # gzip levels 0-9
-FORMS: dict[tuple[str, str], tuple[re.Pattern[str], str]] = {
-    ("logical", "compress"): (re.compile(rf"\d|(?:none|gzip){_LEVEL}"),
-                              'write "gzip:1" (up to "gzip:9"), a level 0-9, or "none"'),
-    ("physical", "compress"): (re.compile(rf"\d|(?:(?:server|client)-)?(?:none|gzip){_LEVEL}"),
-                               'write "server-gzip", "client-gzip:1", or "none"'),
+VERSION = re.compile(r"[1-9]\d*(?:\.\d+)?")  # a PostgreSQL version: "18" or "18.3"
+_COMPRESSION = "not a compression pgvdrill can verify and restore"
+_UNSUPPORTED = " (lz4 and zstd are not supported yet)"
+FORMS: dict[tuple[str, str], tuple[re.Pattern[str], str, str]] = {
+    ("logical", "compress"): (
+        re.compile(rf"\d|(?:none|gzip){_LEVEL}"), _COMPRESSION,
+        'write "gzip:1" (up to "gzip:9"), a level 0-9, or "none"' + _UNSUPPORTED),
+    ("physical", "compress"): (
+        re.compile(rf"\d|(?:(?:server|client)-)?(?:none|gzip){_LEVEL}"), _COMPRESSION,
+        'write "server-gzip", "client-gzip:1", or "none"' + _UNSUPPORTED),
+    ("drill", "target_version"): (
+        VERSION, "not a PostgreSQL version",
+        'write a major version such as "18", or an exact one such as "18.3"'),
 }
 
 
@@ -182,6 +193,13 @@ class _Reader:
             raise self.error(where, f"not a {kind} >= {low:.15g} and <= {high:.15g}",
                              f"write a {kind} in that range, e.g. {example}")
 
+    def paths(self, where: str, value: Any) -> tuple[Path, ...]:
+        """A list of paths (strings), each relative one taken from the file's directory."""
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(where, "not a list of paths",
+                             'write a list of strings, e.g. ["/usr/lib/postgresql/16/bin"]')
+        return tuple(Path(v) if os.path.isabs(v) else self.path.parent / v for v in value)
+
     def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
         body = data.get(name, {})
         if not isinstance(body, dict):
@@ -199,7 +217,9 @@ class _Reader:
         for key, value in body.items():
             kind = str(known[key].type)
             where = f"[{section}] {key} = {value!r}"
-            if "Path" in kind:
+            if "tuple" in kind:
+                value = self.paths(where, value)
+            elif "Path" in kind:
                 if not isinstance(value, str) or not value:
                     raise self.error(where, "not a path", "write a path as a string")
                 value = Path(value)
@@ -211,15 +231,14 @@ class _Reader:
             elif not isinstance(value, str):
                 raise self.error(where, f"wrong type ({type(value).__name__})",
                                  "write a string in double quotes")
-            if isinstance(value, str | Path) and "\0" in str(value):
+            if any("\0" in str(v) for v in (value if isinstance(value, tuple) else [value])):
                 raise self.error(where, "contains a NUL character", "remove it")
             choices = CHOICES.get((section.split()[0].split(".")[0], key))
             if choices and value not in choices:
                 raise self.error(where, "not allowed", f"choose one of: {', '.join(choices)}")
             form = FORMS.get((section, key))
             if form and not form[0].fullmatch(value):
-                raise self.error(where, "not a compression pgvdrill can verify and restore",
-                                 f"{form[1]} (lz4 and zstd are not supported yet)")
+                raise self.error(where, form[1], form[2])
             values[key] = value
         missing = [f.name for f in fields(cls) if f.name not in values
                    and f.default is MISSING and f.default_factory is MISSING]
@@ -337,10 +356,11 @@ def load_config(path: Path) -> Config:
 
 def _require_trusted_programs(config: Config) -> None:
     """ConfigError unless every program the configuration names is trusted (trust.py)."""
-    for section, bindir in (("source", config.source.pg_bin if config.source else None),
-                            ("drill", config.drill.pg_bin)):
+    for where, bindir in (("[source] pg_bin", config.source.pg_bin if config.source else None),
+                          ("[drill] pg_bin", config.drill.pg_bin),
+                          *(("[drill] installations", b) for b in config.drill.installations)):
         if bindir is not None:
-            require_trusted_bindir(bindir, f"{config.path}: [{section}] pg_bin")
+            require_trusted_bindir(bindir, f"{config.path}: {where}")
     # procedures run with the drill's bin directory first on the caller's PATH (workspace.py)
     search = os.pathsep.join([*([str(config.drill.pg_bin)] if config.drill.pg_bin else []),
                               os.environ.get("PATH", os.defpath)])

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +124,72 @@ def _shared_copy(package_dir: Path) -> Path:
                            path.stat().st_mode | 0o444)
             (target / ".complete").touch()
     return bindir
+
+
+@dataclass(frozen=True)
+class Found:
+    """An installation and where the operator named it (`origin`: "embedded",
+    "[drill] pg_bin", "[drill] installations", "--pg-bin", "--installation", ...)."""
+
+    origin: str
+    installation: Installation
+
+
+def find_installations(named: Sequence[tuple[str, Path | None]], server_user: str | None
+                       ) -> tuple[list[Found], list[str]]:
+    """The installations `named` (origin, bin directory; None: the embedded one), each once
+    (by resolved bin directory, the first origin kept), in that order; and why each
+    unusable one was left out (an untrusted or missing directory, no embedded wheel)."""
+    found: list[Found] = []
+    problems: list[str] = []
+    for origin, bindir in named:
+        try:
+            inst = embedded(server_user) if bindir is None else from_bindir(bindir)
+        except ConfigError as exc:
+            problems.append(f"{origin if bindir is None else f'{origin} {bindir}'}: "
+                            f"{exc.message}")
+            continue
+        if all(f.installation.bindir != inst.bindir for f in found):
+            found.append(Found(origin, inst))
+    return found, problems
+
+
+def listed(found: Sequence[Found]) -> str:
+    """The installations found, as one phrase of an error message."""
+    return "; ".join(f"PostgreSQL {f.installation.version} in {f.installation.bindir} "
+                     f"({f.origin})" for f in found) or "none"
+
+
+def for_major(found: Sequence[Found], major: int, why: str,
+              problems: Sequence[str] = ()) -> Found:
+    """The first installation of PostgreSQL `major` in `found`; a `ConfigError` naming
+    what was found (and left out) and what to configure when there is none. `why`: what
+    needs that major, e.g. "restoring backup X of a PostgreSQL 16.2 source"."""
+    for f in found:
+        if f.installation.major == major:
+            return f
+    skipped = f" (left out: {'; '.join(problems)})" if problems else ""
+    raise ConfigError(
+        f"{why} needs PostgreSQL {major}'s own programs (a data directory and its WAL are "
+        f"read only by the same major version), and no installation of PostgreSQL {major} "
+        f"was found: {listed(found)}{skipped}",
+        f"install PostgreSQL {major} with pgvector and name its bin directory in [drill] "
+        f"installations = [\"/path/to/{major}/bin\"] (or pass --installation DIR); "
+        "pgvdrill installations lists what is found")
+
+
+def for_target(found: Sequence[Found], target: str, why: str,
+               problems: Sequence[str] = ()) -> Found:
+    """The installation a logical restore rehearses into: `target` is a major ("18") or
+    an exact version ("18.3"); a `ConfigError` naming what was found when none fits."""
+    for f in found:
+        version = f.installation.version
+        if version == target or (target.isdigit() and f.installation.major == int(target)):
+            return f
+    skipped = f" (left out: {'; '.join(problems)})" if problems else ""
+    raise ConfigError(
+        f"{why}: the target version is PostgreSQL {target}, and no installation of it was "
+        f"found: {listed(found)}{skipped}",
+        f"name the bin directory of a PostgreSQL {target} installation in [drill] "
+        "installations (or pass --installation DIR), or choose a --target-version among "
+        "those found (pgvdrill installations lists them)")

@@ -54,6 +54,10 @@ REPO = '[repository]\npath = "repo"\n'
     (REPO + '[logical]\ncompress = "lz4:3"\n', "lz4 and zstd are not supported yet"),
     (REPO + '[logical]\ncompress = "server-gzip"\n', "not a compression pgvdrill can"),
     (REPO + '[logical]\ncompress = "gzip:12"\n', "not a compression pgvdrill can"),
+    (REPO + '[drill]\ninstallations = "/usr/lib/postgresql/16/bin"\n', "not a list of paths"),
+    (REPO + '[drill]\ninstallations = ["/a", 16]\n', "not a list of paths"),
+    (REPO + '[drill]\ntarget_version = "eighteen"\n', "not a PostgreSQL version"),
+    (REPO + '[drill]\ntarget_version = 18\n', "wrong type (int)"),
 ])
 def test_configuration_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in _error(tmp_path, text)
@@ -80,3 +84,23 @@ def test_relative_repository_is_beside_the_file(tmp_path: Path) -> None:
     assert config.repository == tmp_path / "repo" and config.source is None
     with pytest.raises(ConfigError, match="no \\[source\\] section"):
         config.require_source()
+
+
+def test_installations_and_target_version(tmp_path: Path) -> None:
+    for name in ("pg16/bin", "pg17/bin"):
+        (tmp_path / name).mkdir(parents=True)
+    path = tmp_path / "pgvdrill.toml"
+    path.write_text(REPO + '[drill]\ninstallations = ["pg16/bin", "%s"]\n'
+                           'target_version = "18.3"\n' % (tmp_path / "pg17/bin"))
+
+    drill = load_config(path).drill
+
+    assert drill.installations == (tmp_path / "pg16/bin", tmp_path / "pg17/bin")
+    assert drill.target_version == "18.3"
+
+
+def test_an_installation_others_can_change_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir(mode=0o777)
+    (tmp_path / "shared").chmod(0o777)
+    message = _error(tmp_path, REPO + '[drill]\ninstallations = ["shared"]\n')
+    assert "[drill] installations" in message

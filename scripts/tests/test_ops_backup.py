@@ -55,14 +55,31 @@ def test_artifact_names() -> None:
     assert artifact_name("a/b", "directory") == "a_b.dir"
 
 
+def _facts(version: str) -> dict[str, object]:
+    """server_facts of a server of `version` ("18.1")."""
+    major, minor = version.split(".")
+    return {"describe": "db1:5432/vector_db", "server_version": version,
+            "server_version_num": int(major) * 10000 + int(minor)}
+
+
 def test_tools_older_than_the_server_are_refused() -> None:
-    facts = {"describe": "db1:5432/vector_db", "server_version": "18.1",
-             "server_version_num": 180001}
-    require_tools_for(facts, Installation(Path("/pg18/bin"), "18.0"))
-    require_tools_for(facts, Installation(Path("/pg19/bin"), "19.2"))
+    facts = _facts("18.1")
+    require_tools_for(facts, Installation(Path("/pg18/bin"), "18.0"), "logical")
+    require_tools_for(facts, Installation(Path("/pg19/bin"), "19.2"), "logical")
     with pytest.raises(ConfigError, match=r"PostgreSQL 17\.6, older than the server "
                                           r"db1:5432/vector_db \(PostgreSQL 18\.1\)"):
-        require_tools_for(facts, Installation(Path("/pg17/bin"), "17.6"))
+        require_tools_for(facts, Installation(Path("/pg17/bin"), "17.6"), "logical")
+
+
+def test_physical_backups_need_the_servers_own_major() -> None:
+    facts = _facts("16.2")
+    require_tools_for(facts, Installation(Path("/pg16/bin"), "16.9"), "physical")
+    require_tools_for(facts, Installation(Path("/pg18/bin"), "18.6"), "logical")
+    with pytest.raises(ConfigError, match=r"a physical backup of the server db1:5432/vector_db "
+                                          r"\(PostgreSQL 16\.2\) needs PostgreSQL 16's "
+                                          r"pg_basebackup.*/pg18/bin are PostgreSQL 18\.6") as got:
+        require_tools_for(facts, Installation(Path("/pg18/bin"), "18.6"), "physical")
+    assert "[drill] installations" in got.value.hint
 
 
 def test_tee_stderr_shows_it_as_it_comes_and_keeps_it(capfd: pytest.CaptureFixture[str]

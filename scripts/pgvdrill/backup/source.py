@@ -4,7 +4,7 @@ tools that back it up (those of [source] pg_bin, else the embedded PostgreSQL 18
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ import psycopg
 from pgvdrill.config import Config
 from pgvdrill.errors import ConfigError
 from pgvdrill.files.trust import require_trusted_bindir
-from pgvdrill.installation import Installation, embedded, from_bindir
+from pgvdrill.installation import Found, Installation, embedded, find_installations, from_bindir
 from pgvdrill.proc import runner
+from pgvdrill.repository import Entry
 from pgvdrill.server import CONNECT_HINT, ExternalServer
 
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
@@ -41,10 +42,40 @@ def config_tools(config: Config) -> Installation:
     return client_tools(config.source.pg_bin if config.source else None)
 
 
-def source_server(config: Config) -> ExternalServer:
-    """The configured [source], reached with its client tools (not connected yet)."""
+def source_server(config: Config, tools: Installation | None = None) -> ExternalServer:
+    """The configured [source], reached with `tools` (None: its configured client tools;
+    not connected yet)."""
     source = config.require_source()
-    return ExternalServer(source.conninfo, client_tools(source.pg_bin))
+    return ExternalServer(source.conninfo, tools or client_tools(source.pg_bin))
+
+
+def named_installations(config: Config, more: Sequence[Path] = ()
+                        ) -> list[tuple[str, Path | None]]:
+    """The installations the configuration names (the embedded one first, as None), then
+    `more` (--installation), by origin."""
+    drill = config.drill
+    return [("embedded", None), *(("[drill] pg_bin", p) for p in [drill.pg_bin] if p),
+            *(("[drill] installations", p) for p in drill.installations),
+            *(("--installation", p) for p in more)]
+
+
+def tools_for(config: Config, facts: dict[str, Any], kind: str,
+              found: Sequence[Found] | None = None) -> Installation:
+    """The client tools that back up the source `facts` describe (`kind` logical or
+    physical; physical also stands for reading its WAL): [source] pg_bin when set, else the
+    first installation of the source's major version in `found` (None: the embedded one,
+    [drill] pg_bin and [drill] installations), else the embedded ones; checked by
+    `require_tools_for`."""
+    if config.source is not None and config.source.pg_bin is not None:
+        tools = client_tools(config.source.pg_bin)
+    else:
+        if found is None:
+            found, _ = find_installations(named_installations(config), None)
+        major = int(facts["server_version_num"]) // 10000
+        tools = next((f.installation for f in found if f.installation.major == major),
+                     None) or embedded(None)
+    require_tools_for(facts, tools, kind)
+    return tools
 
 
 def server_facts(server: ExternalServer) -> dict[str, Any]:
@@ -75,16 +106,38 @@ def server_facts(server: ExternalServer) -> dict[str, Any]:
             "pgvector": row[3], "in_recovery": row[4], "database_oid": row[5]}
 
 
-def require_tools_for(facts: dict[str, Any], tools: Installation) -> None:
-    """ConfigError when the client tools are older than the server: an older pg_dump or
-    pg_basebackup refuses a newer server, or misses what it added."""
+def require_tools_for(facts: dict[str, Any], tools: Installation, kind: str) -> None:
+    """ConfigError when the client tools cannot back up the server `facts` describe: for a
+    logical backup tools older than the server (an older pg_dump refuses a newer server, or
+    misses what it added); for a physical one (and its WAL) tools of another major version
+    (pg_basebackup refuses a newer server and writes a backup another major's
+    pg_verifybackup and pg_waldump cannot read)."""
     major = int(facts["server_version_num"]) // 10000
-    if tools.major < major:
+    server = f"the server {facts['describe']} (PostgreSQL {facts['server_version']})"
+    if kind == "logical" and tools.major < major:
         raise ConfigError(
             f"the client tools in {tools.bindir} are PostgreSQL {tools.version}, older than "
-            f"the server {facts['describe']} (PostgreSQL {facts['server_version']})",
+            f"{server}",
             f"set [source] pg_bin to the bin directory of PostgreSQL {major} or newer "
             "client tools (or remove it to use the embedded PostgreSQL 18 tools)")
+    if kind != "logical" and tools.major != major:
+        raise ConfigError(
+            f"a physical backup of {server} needs PostgreSQL {major}'s pg_basebackup, "
+            f"pg_verifybackup and pg_waldump; the client tools in {tools.bindir} are "
+            f"PostgreSQL {tools.version}",
+            f"set [source] pg_bin to PostgreSQL {major}'s bin directory (or name it in "
+            f"[drill] installations and leave [source] pg_bin out)")
+
+
+def source_major(entry: Entry) -> int:
+    """The PostgreSQL major version of the server `entry` was taken from (its catalog
+    facts); a ConfigError when the entry does not say."""
+    number = entry.source.get("server_version_num")
+    if not isinstance(number, int) or number <= 0:
+        raise ConfigError(f"catalog entry {entry.id} does not record its source's PostgreSQL "
+                          "version (source.server_version_num)",
+                          "drill a backup taken by pgvdrill backup, which records it")
+    return number // 10000
 
 
 def tool_versions(tools: Installation, names: Iterable[str]) -> dict[str, str]:

@@ -27,10 +27,10 @@ from typing import Any
 import psycopg
 
 from pgvdrill.backup.source import (
-    require_tools_for,
     server_facts,
     source_server,
     tool_versions,
+    tools_for,
 )
 from pgvdrill.config import Config, Logical, Physical
 from pgvdrill.errors import BackupError, ConfigError, ToolError
@@ -174,9 +174,8 @@ def take_backup(config: Config, kind: str, say: Say, *, snapshot: str | None = N
     the catalog entry written for it. `snapshot`: a logical backup reads the snapshot
     another session exported (pg_dump --snapshot), e.g. to compare with it exactly."""
     repo = Repository(config.repository).ensure()
-    server = source_server(config)
-    facts = server_facts(server)
-    require_tools_for(facts, server.tools)
+    facts = server_facts(source_server(config))
+    server = source_server(config, tools_for(config, facts, kind))
     backup_id = repo.new_id(kind)
     directory = repo.backup_dir(kind, backup_id)
     artifact = directory / artifact_name(server.dbname, config.logical.format)

@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 from pgvdrill.backends import BACKENDS, BackendOptions, default_cache_dir, default_workdir
 from pgvdrill.cluster.docker_image import DEFAULT_TAG
-from pgvdrill.config import CONFIG_ENV, CONFIG_PLACES, Drill
+from pgvdrill.config import CONFIG_ENV, CONFIG_PLACES, VERSION, Drill
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler: TypeAlias = Callable[[argparse.Namespace], int]
@@ -61,6 +61,29 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                              "(default: ~/.cache/pgvdrill)")
 
 
+def add_installation_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--installation", type=Path, action="append", default=[],
+                        metavar="DIR",
+                        help="another PostgreSQL bin directory (repeatable; besides [drill] "
+                             "installations): physical restores use the one of the source's "
+                             "major version")
+
+
+def add_target_version_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target-version", type=target_version, metavar="VERSION",
+                        help="PostgreSQL version logical restores go into, e.g. 18 or 18.3, "
+                             "to rehearse an upgrade (default: [drill] target_version, else "
+                             "the backend's own)")
+
+
+def target_version(value: str) -> str:
+    """argparse type: a PostgreSQL version, major ("18") or exact ("18.3")."""
+    if VERSION.fullmatch(value):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is not a PostgreSQL version: write 18 or "
+                                     "18.3")
+
+
 def say(line: str) -> None:
     """Print one progress or result line at once (jobs' logs interleave with tools')."""
     print(line, flush=True)
@@ -77,6 +100,9 @@ def positive_int(value: str) -> int:
 def backend_options(args: argparse.Namespace, drill: Drill = DRILL_DEFAULTS) -> BackendOptions:
     """The backend options, resolved once: each from the command line, else from the
     configuration's [drill] (`drill`), else its default."""
-    return BackendOptions(args.backend or drill.backend, args.pg_bin or drill.pg_bin,
-                          args.image, args.workdir or default_workdir(),
-                          args.cache_dir or default_cache_dir())
+    return BackendOptions(
+        args.backend or drill.backend, args.pg_bin or drill.pg_bin,
+        args.image, args.workdir or default_workdir(), args.cache_dir or default_cache_dir(),
+        installations=(*(("--installation", p) for p in getattr(args, "installation", [])),
+                       *(("[drill] installations", p) for p in drill.installations)),
+        target_version=getattr(args, "target_version", None) or drill.target_version)

@@ -14,11 +14,19 @@ DESCRIPTION = """\
 The disaster-recovery drill of the configured source: its newest backups restored into
 scratch servers (the base backup recovering through the archived WAL to its end) and
 compared with it (read-only towards the source), judged against the targets. Writes
-reports/<run-id>/ (report.json, .md, .html, junit.xml, metrics.prom)."""
+reports/<run-id>/ (report.json, .md, .html, junit.xml, metrics.prom).
+
+A physical backup is restored with PostgreSQL of the source's own major version: the
+backend's installation when it is that version, else one of [drill] installations or
+--installation (pgvdrill installations lists them); none of that version is an error. A
+logical backup is restored into --target-version (default: [drill] target_version, else the
+backend's own), so the drill can rehearse an upgrade; the report states both versions."""
 EXAMPLES = """examples:
   pgvdrill dr-drill --config /etc/pgvdrill/pgvdrill.toml          # the newest backups
   pgvdrill dr-drill --config /etc/pgvdrill/pgvdrill.toml --take   # backups taken now
   pgvdrill dr-drill --kinds physical --fail-on unknown
+  pgvdrill dr-drill --installation /usr/lib/postgresql/16/bin   # a PostgreSQL 16 source
+  pgvdrill dr-drill --kinds logical --target-version 18         # rehearse the upgrade to 18
 """
 
 
@@ -29,6 +37,8 @@ def add_parser(sub: common.SubParsers) -> None:
         description=DESCRIPTION,
         epilog=EXAMPLES)
     common.add_backend_options(parser)
+    common.add_installation_option(parser)
+    common.add_target_version_option(parser)
     add_judging_options(parser, "[drill] reports_dir of the configuration, else ./reports")
     common.add_config_option(parser)
     add_dr_options(parser, "")

@@ -25,6 +25,7 @@ from pgvdrill.cli import (
     dr_drill,
     drill,
     image,
+    installations,
     procedure,
     restore,
     retention,
@@ -47,8 +48,9 @@ from pgvdrill.wal import walcmd
 
 # in the order an operator meets them
 COMMANDS = (
-    # first the drill, on a throw-away dataset, and what its settings mean
-    drill.COMMAND, settings.COMMAND,
+    # first the drill, on a throw-away dataset, what its settings mean, and the
+    # installations it can run on
+    drill.COMMAND, settings.COMMAND, installations.COMMAND,
     # then production's daily path: back up, archive WAL, check, copy off-site, expire,
     # and the schedule that runs all of it
     backup.COMMAND, Command("archive-wal", walcmd.add_archive_parser, walcmd.cmd_archive),

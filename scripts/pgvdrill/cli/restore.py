@@ -11,6 +11,7 @@ from pgvdrill.cli.common import (
     Command,
     SubParsers,
     add_config_option,
+    add_installation_option,
     add_switches,
     command_parser,
     positive_int,
@@ -88,14 +89,17 @@ postgresql.conf (Debian keeps it in /etc/postgresql/) is named, with what to cop
 Once the copy replaces the source: ALTER SYSTEM SET archive_mode = 'on', then restart.
 """
 PHYSICAL_EPILOG = """The base backup's files are checked against the catalog, then it is
-unpacked into DIR (tar archives extracted, a plain backup copied). DIR must be missing or
-empty; --force also takes a DIR holding other files (lost+found of a mount point) when it
-holds no PG_VERSION and none of the backup's names: nothing is ever deleted or replaced.
-The files take DIR's owner (its parent's when DIR is new): create DIR as the server's OS
-user. DIR is refused when it is /, a system or home directory, shared (world-writable or
-sticky), inside or around a cluster's data directory, tablespace or WAL directory, or the
-repository; a DIR pgvdrill did not create keeps its mode and owner. Then start it
-yourself: it replays the backup's own WAL to its end.
+unpacked into DIR (tar archives extracted, a plain backup copied) with the programs of the
+source's major version (as the catalog records it): [source] pg_bin, else the first of
+that major among the embedded PostgreSQL, [drill] pg_bin, [drill] installations and
+--installation; none of that major is an error (exit 2) naming what was found. DIR must be
+missing or empty; --force also takes a DIR holding other files (lost+found of a mount
+point) when it holds no PG_VERSION and none of the backup's names: nothing is ever deleted
+or replaced. The files take DIR's owner (its parent's when DIR is new): create DIR as the
+server's OS user. DIR is refused when it is /, a system or home directory, shared
+(world-writable or sticky), inside or around a cluster's data directory, tablespace or WAL
+directory, or the repository; a DIR pgvdrill did not create keeps its mode and owner. Then
+start it yourself: it replays the backup's own WAL to its end.
 
 """ + SAFE_START + """
 examples:
@@ -160,6 +164,7 @@ def _datadir_parser(kinds: SubParsers, name: str, help_text: str, epilog: str
                         help="allow a DIR holding other files (never a cluster, a shared, "
                              "system or home directory; nothing is replaced, its mode and "
                              "owner are kept)")
+    add_installation_option(parser)
     return parser
 
 
@@ -240,7 +245,8 @@ def _restore(args: argparse.Namespace, config: Config, repo: Repository) -> int:
     if args.backup == LATEST:
         say(f"latest: {entry.id} (finished {entry.finished}, end LSN {entry.end_lsn})")
     restore_base(config, repo, entry, args.pgdata.absolute(), target, force=args.force,
-                 timeline=getattr(args, "target_timeline", None), say=say)
+                 timeline=getattr(args, "target_timeline", None), say=say,
+                 installations=args.installation)
     return 0
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,15 @@ from typing import Any, cast
 import psycopg
 
 from pgvdrill import osuser
-from pgvdrill.backends import BackendOptions, backend_for, default_workdir
+from pgvdrill.backends import (
+    BackendOptions,
+    backend_for,
+    default_workdir,
+    installations_of,
+    of_major,
+    of_target,
+)
+from pgvdrill.backup.source import server_facts, source_major, source_server, tools_for
 from pgvdrill.backup.stored import artifact_path, base_backup_of, globals_path
 from pgvdrill.backup.take import take_backup
 from pgvdrill.cluster import Backend
@@ -39,7 +47,6 @@ from pgvdrill.drill.logical import restore_dump_and_verify
 from pgvdrill.drill.physical import ComparisonPoint, restore_backup_and_verify
 from pgvdrill.drill.record import DrillFailure, DrillResult
 from pgvdrill.errors import ConfigError, DrillError, clean_after
-from pgvdrill.installation import embedded, from_bindir
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
 from pgvdrill.logical.globals import dump_globals, restore_globals, withheld
@@ -74,20 +81,31 @@ def _failed(kind: str, entry: Entry, why: str | BaseException,
     return DrillFailure(
         f"{kind}:{entry.id}", kind, why, stage=None,
         backup={"setting": entry.id, "seconds": entry.seconds, "size_bytes": entry.size_bytes,
-                "finished": entry.finished},
+                "finished": entry.finished, **source_versions(entry)},
         more_evidence={"backup_age": {"kind": kind, "seconds": backup_age(entry)}},
         listed=tuple(more)).as_dict()
 
 
-def _with_age(drill: DrillResult, entry: Entry, more: Sequence[str] = ()) -> dict[str, Any]:
+def source_versions(entry: Entry) -> dict[str, Any]:
+    """What the catalog entry says of the source's versions, as a report records them."""
+    return {"source_postgresql": entry.source.get("server_version"),
+            "source_pgvector": entry.source.get("pgvector")}
+
+
+def _with_age(drill: DrillResult, entry: Entry, more: Sequence[str] = (),
+              into: dict[str, object] | None = None) -> dict[str, Any]:
     """The record of `drill`, a drill of `entry`: named by the catalog id, with the
-    backup's age; `more`: further problems (the WAL archive's), which fail it."""
+    backup's age and the versions of its source and of the server it was restored `into`
+    (the backend's facts); `more`: further problems (the WAL archive's), which fail it."""
     recorded = drill.entry()
     aged = replace(
         recorded, drill=f"{drill.kind}:{entry.id}",
         evidence={**(recorded.evidence or {}),
                   "backup_age": {"kind": drill.kind, "seconds": backup_age(entry)}},
-        backup={**(recorded.backup or {}), "catalog_id": entry.id})
+        backup={**(recorded.backup or {}), "catalog_id": entry.id, **source_versions(entry)},
+        restore={**(recorded.restore or {}),
+                 **({"into_postgresql": into.get("version"), "into_pgvector": into.get(
+                     "pgvector"), "into_backend": into.get("backend")} if into else {})})
     if more:
         aged = replace(aged, ok=False, problems=[*(aged.problems or []), *more])
     return aged.as_dict()
@@ -129,7 +147,7 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
     except FAILURES as exc:
         return _failed("logical", entry, exc)
     say(f"  restore logical {entry.id}: {drill.summary()}")
-    return _with_age(drill, entry)
+    return _with_age(drill, entry, into=backend.facts())
 
 
 def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: ExternalServer,
@@ -164,7 +182,7 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
             say(f"  restored copy: warning: {warning}")
     for problem in broken:
         say(f"  WAL archive: {problem}")
-    return _with_age(drill, entry, broken)
+    return _with_age(drill, entry, broken, into=backend.facts())
 
 
 def bootstrap_superuser(source: ExternalServer) -> str:
@@ -293,15 +311,20 @@ def run(config: Config, options: DrOptions, say: Say) -> int:
 def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Path,
                drills: list[dict[str, Any]], facts: dict[str, Any], say: Say) -> None:
     """Drill each of --kinds, appending each drill's record to `drills` as it ends and
-    what the report says about the servers to `facts`."""
+    what the report says about the servers to `facts`. The source is reached with client
+    tools of its own major version when a physical backup is taken now (its WAL is read);
+    each backup is restored on the installation `_restoring` picks."""
     source_conf = config.require_source()
-    with lock.shared(repo), backend_for(options.backend, [run_dir, repo.root]) as backend, \
+    with lock.shared(repo), ExitStack() as stack, \
             tempfile.TemporaryDirectory(prefix="pgvdrill-point-",
                                         dir=options.backend.workdir) as tmp:
-        tools = (from_bindir(source_conf.pg_bin) if source_conf.pg_bin
-                 else backend.tools() if isinstance(backend, LocalBackend)
-                 else embedded(osuser.server_user()))  # containers' tools cannot reach it
-        source = ExternalServer(source_conf.conninfo, tools)
+        live = server_facts(source_server(config))
+        found, _ = installations_of(options.backend)
+        reads_wal = options.take and "physical" in options.kinds  # ops.dr_point's pg_waldump
+        source = ExternalServer(source_conf.conninfo, tools_for(
+            config, live, "physical" if reads_wal else "logical", found))
+        backends: dict[BackendOptions, Backend] = {}
+        into: dict[str, dict[str, object]] = {}
         taken: dict[str, Entry] = {}
         snaps: dict[str, Snapshot] = {}  # each backup taken now: the source at its moment
         point = None
@@ -321,6 +344,19 @@ def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Pa
                 continue
             say(f"{kind} backup {entry.id}: finished {entry.finished}, "
                 f"{entry.size_bytes / 2**20:.1f} MiB, {backup_age(entry) / 3600:.1f} h old")
+            try:
+                chosen = _restoring(options.backend, kind, entry)
+                if chosen not in backends:
+                    backends[chosen] = stack.enter_context(
+                        backend_for(chosen, [run_dir, repo.root]))
+            except ConfigError as exc:
+                drills.append(_failed(kind, entry, exc))
+                say(f"  {kind} {entry.id}: FAILED: {exc}")
+                continue
+            backend = backends[chosen]
+            into[kind] = backend.facts()
+            say(f"  from PostgreSQL {entry.source.get('server_version')} into PostgreSQL "
+                f"{into[kind].get('version')} ({backend.name} backend)")
             compared = snaps.get(kind) or snap
             assert compared is not None
             drill = drill_logical(
@@ -331,8 +367,23 @@ def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Pa
             if "error" in drill:
                 say(f"  {kind} {entry.id}: FAILED: {drill['error']}")
             drills.append(drill)
-        facts["server"] = {**backend.facts(), "source": source.describe()}
+        facts["server"] = {**next(iter(into.values()), {}), "source": source.describe(),
+                           "source_postgresql": live["server_version"],
+                           "source_pgvector": live["pgvector"], "restored_into": into}
         facts["dataset"] = {"key": source.describe(), "bytes": _size(source)}
+
+
+def _restoring(options: BackendOptions, kind: str, entry: Entry) -> BackendOptions:
+    """Where backup `entry` is restored: a physical one on an installation of its source's
+    major version (no other can start its data directory or read its WAL), a logical one
+    on the target version (--target-version, [drill] target_version; else the backend's
+    own)."""
+    if kind == "logical":
+        return of_target(options, f"restoring logical backup {entry.id}")
+    return of_major(options, source_major(entry),
+                    f"restoring physical backup {entry.id} of a PostgreSQL "
+                    f"{entry.source.get('server_version')} source")
+
 
 def _missing(kind: str, repo: Repository) -> dict[str, Any]:
     return DrillFailure(f"{kind}:none", kind, f"no complete {kind} backup in {repo.root}",

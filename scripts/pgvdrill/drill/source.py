@@ -11,7 +11,9 @@ import psycopg
 from psycopg import sql
 
 from pgvdrill import dataset
+from pgvdrill.capabilities import died_of_sigill
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.dataset import Dataset, populate
 from pgvdrill.errors import ConfigError
 
@@ -53,6 +55,17 @@ def require_pgvector(backend: Backend) -> str:
     return version
 
 
+def require_runnable(backend: Backend, cluster: Cluster, exc: BaseException) -> None:
+    """A `ConfigError` saying so when `exc` (a lost connection) came from a server of
+    `backend` whose pgvector died of an instruction this CPU lacks (its log shows SIGILL)."""
+    where = (str(backend.installation.bindir) if isinstance(backend, LocalBackend)
+             else f"the {backend.name} backend")
+    reason = died_of_sigill(cluster, where, str(backend.facts().get("version", backend.major)))
+    if reason is not None:
+        raise ConfigError(reason, "use a pgvector built for this machine's CPU (pgvdrill "
+                                  "installations --probe checks each installation)") from exc
+
+
 def _loader_digest() -> str:
     """Changes whenever the dataset code or this module does, so a cached template is never
     stale."""
@@ -72,10 +85,14 @@ def dataset_template(backend: Backend, data: Dataset) -> tuple[str, float]:
     def build(cluster: Cluster) -> None:
         with cluster.connect() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SOURCE_DB)))
-        with cluster.connect(SOURCE_DB) as conn:
-            populate(conn, data)
-            add_neighbours(conn, data.spec.dim)
-            conn.execute("CHECKPOINT")
+        try:
+            with cluster.connect(SOURCE_DB) as conn:
+                populate(conn, data)
+                add_neighbours(conn, data.spec.dim)
+                conn.execute("CHECKPOINT")
+        except psycopg.OperationalError as exc:
+            require_runnable(backend, cluster, exc)
+            raise
 
     cached = backend.has_template(name)
     backend.ensure_template(name, build)

@@ -7,15 +7,21 @@ from __future__ import annotations
 import os
 import shlex
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from pgvdrill.backup.source import config_tools
+from pgvdrill.backup.source import (
+    client_tools,
+    named_installations,
+    require_tools_for,
+    source_major,
+)
 from pgvdrill.backup.stored import base_backup_of, has_wal, wal_reach
 from pgvdrill.cluster.wal_commands import restore_command
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.installation import Installation, find_installations, for_major
 from pgvdrill.ops.restore_choose import (
     choose_timeline,
     pitr_command,
@@ -52,15 +58,32 @@ def require_intact(repo: Repository, entry: Entry) -> None:
                           "--all), and find out what changed this one")
 
 
+def restore_tools(config: Config, entry: Entry, more: Sequence[Path] = ()) -> Installation:
+    """The programs that restore base backup `entry`: of its source's major version (no
+    other reads its WAL or starts its data directory), [source] pg_bin or the first of
+    that major among the embedded one, [drill] pg_bin, [drill] installations and `more`
+    (--installation); a ConfigError naming what to configure when none is."""
+    if config.source is not None and config.source.pg_bin is not None:
+        tools = client_tools(config.source.pg_bin)
+        require_tools_for(entry.source, tools, "physical")
+        return tools
+    found, problems = find_installations(named_installations(config, more), None)
+    return for_major(found, source_major(entry), f"restoring backup {entry.id} of a "
+                     f"PostgreSQL {entry.source.get('server_version')} source",
+                     problems).installation
+
+
 def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
                  target: Target | None, *, force: bool, timeline: str | None = None,
-                 say: Say) -> None:
+                 say: Say, installations: Sequence[Path] = ()) -> None:
     """Unpack base backup `entry` into `pgdata`, made safe to start beside the source, with
     recovery settings for `target` along `timeline` (--target-timeline; None: the source's
-    current one), saying what it does and what to do next."""
+    current one), saying what it does and what to do next; with the programs of the
+    source's major version (`restore_tools`, `installations`: --installation)."""
     if not pgdata.exists() and not pgdata.parent.is_dir():
         raise ConfigError(f"{pgdata.parent} does not exist",
                           "create the parent directory of --pgdata first")
+    tools = restore_tools(config, entry, installations)
     created = not pgdata.exists()
     refuse_unsafe_place(pgdata, repo.root)
     existing = existing_names(pgdata, force)
@@ -83,7 +106,7 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
         if not isinstance(reach, str):
             end = [] if target.kind == "end" else [
                 pitr_command(config, entry.id, pgdata, ["--target-timeline", followed])]
-            refuse_beyond_archive(config_tools(config), repo.wal, reach, target, *end)
+            refuse_beyond_archive(tools, repo.wal, reach, target, *end)
         seen = () if isinstance(reach, str) else reach.segments
         refuse_unreadable(repo.wal, seen, server_user)
         recovery = {"restore_command": wal_restore_command(repo.wal.resolve(), server_user,
@@ -91,7 +114,7 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
                     **target.settings()}
     require_intact(repo, entry)
     say(f"restoring {entry.id} ({entry.size_bytes / 2**20:.1f} MiB) into {pgdata}")
-    names = restore_datadir(config_tools(config), backup, pgdata, existing)
+    names = restore_datadir(tools, backup, pgdata, existing)
     say(f"restored {len(names)} item(s) into {pgdata}")
     safe = make_safe(pgdata, entry.id, recovery)
     say("made safe to start beside the source (its configuration kept otherwise):")
@@ -108,6 +131,9 @@ def restore_base(config: Config, repo: Repository, entry: Entry, pgdata: Path,
     for line in settle(pgdata, existing, server_user, created=created):
         say(f"warning: {line}")
     _next_steps(pgdata, entry, target, server_user, safe, say)
+    say(f"  with PostgreSQL {tools.major}'s programs (the backup's source is PostgreSQL "
+        f"{entry.source.get('server_version')}; no other major version can start it), "
+        f"e.g. those in {tools.bindir}")
 
 
 def wal_restore_command(wal: Path, server_user: str | None, expect: list[str]) -> str:
