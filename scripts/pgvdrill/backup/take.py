@@ -32,6 +32,7 @@ from pgvdrill.backup.source import (
     source_server,
     tool_versions,
 )
+from pgvdrill.capabilities import require_tool_major
 from pgvdrill.config import Config, Logical, Physical
 from pgvdrill.errors import BackupError, ConfigError, ToolError
 from pgvdrill.logical.archive import inspect
@@ -177,6 +178,10 @@ def take_backup(config: Config, kind: str, say: Say, *, snapshot: str | None = N
     server = source_server(config)
     facts = server_facts(server)
     require_tools_for(facts, server.tools)
+    if kind == "physical":  # its backup is checked, and restored, with tools of its major
+        for tool in PHYSICAL_TOOLS:
+            require_tool_major(server.tools, tool, int(facts["server_version_num"]) // 10000,
+                               f"the source {facts['describe']}")
     backup_id = repo.new_id(kind)
     directory = repo.backup_dir(kind, backup_id)
     artifact = directory / artifact_name(server.dbname, config.logical.format)

@@ -29,6 +29,8 @@ class DrillEntry:
     drill: str  # "<kind>:<what>", e.g. "logical:custom-z9->fresh", "physical:<catalog id>"
     kind: str  # logical, physical, pitr; run for a run that stopped
     ok: bool
+    # the server the drill restored into: {"postgresql": "16.2", "pgvector": "0.6.2", ...}
+    server: Record | None = None
     backup: Record | None = None  # its "setting" names the backup
     restore: Record | None = None  # its "setting" names the restore; "seconds" its time
     measures: Record | None = None
@@ -60,7 +62,7 @@ class DrillEntry:
             **{key: _parsed(key, found[key]) for key in _OPTIONAL if key in found})
 
 
-_MAPPINGS = ("backup", "restore", "measures", "evidence", "verification", "neutralised")
+_MAPPINGS = ("server", "backup", "restore", "measures", "evidence", "verification", "neutralised")
 _LISTS = ("phases", "items", "verdicts")
 _OPTIONAL = (*_MAPPINGS, *_LISTS, "problems", "error", "environment", "target_kind")
 
