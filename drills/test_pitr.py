@@ -109,10 +109,11 @@ def test_pitr_shutdown_then_recover_further(archived: Archived, restore_backup: 
     further = recover(cluster, Target("xid", str(archived.markers[9].xid)),
                       cluster.restore_command(archived.archive),
                       BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
-    record_drill(PitrDrill(f"{first.label()}; then {further.target.label()}",
-                           archived.backup_seconds, result.copy_seconds, further))
     assert further.state == "promoted"
     with cluster.connect(SOURCE_DB) as conn:
+        record_drill(PitrDrill(f"{first.label()}; then {further.target.label()}",
+                               archived.backup_seconds, result.copy_seconds, further,
+                               server=server_capabilities(conn).as_dict()))
         assert boundary_problems(conn, *archived.upto(10)) == []
 
 
@@ -199,7 +200,8 @@ def test_pitr_timeline_latest_follows_an_earlier_promotion(
         recovery = recover(cluster, target, fetch, point)
         with cluster.connect(SOURCE_DB) as conn:
             result = PitrDrill(target.label(), archived.backup_seconds, copy_seconds,
-                               recovery, boundary_problems(conn, present, absent))
+                               recovery, boundary_problems(conn, present, absent),
+                               server=server_capabilities(conn).as_dict())
         record_drill(result)
         assert result.boundary_problems == [], name
         assert recovery.timeline == 3, name  # 2 is taken, even when branching from 1
