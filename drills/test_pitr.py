@@ -213,6 +213,9 @@ def test_pitr_markers_found_by_pg_waldump_where_pg_walinspect_finds_them(
     """The fallback for servers without pg_walinspect (PostgreSQL 16.2 and 18.3 of PyPI),
     pg_waldump over the server's pg_wal, finds the commit records pg_walinspect finds."""
     cluster = make_cluster("pitr-markers", template=source_template)
+    cluster.configure(track_commit_timestamp=True)
+    cluster.stop()
+    cluster.start()
     with cluster.connect(SOURCE_DB) as conn, cluster.connect() as wal_conn:
         walinspect = server_capabilities(wal_conn).extension("pg_walinspect")
         if not walinspect.available:
