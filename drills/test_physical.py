@@ -17,12 +17,18 @@ from pathlib import Path
 import pytest
 
 from fixtures.clusters import shared_tmp
+from fixtures.options import DrillOptions
+from pgvdrill import installation, osuser
+from pgvdrill.capabilities import VERIFYBACKUP_TAR_MAJOR, server_capabilities
 from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.dataset import Dataset
 from pgvdrill.drill.physical import (
     SEQUENCE_SLACK,
     PhysicalDrill,
+    enable_summarize_wal,
     incremental_backup,
     restore_backup_and_verify,
+    run_physical,
 )
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import BackupError, ConfigError, RestoreError
@@ -34,6 +40,7 @@ from pgvdrill.physical.unpack import extract
 from pgvdrill.physical.verifybackup import check_backup
 from pgvdrill.proc.runner import ToolCall
 from pgvdrill.verify import Snapshot, same_ann_answers, snapshot, verify
+from pgvdrill.wal.records import check_records
 
 FULL_SETTINGS = [s for s in BASE_BACKUP_SETTINGS.values() if s.method != "incremental"]
 RUNBOOK = "tar-gz"  # taken as the runbook writes it: no --checkpoint=fast
@@ -41,11 +48,10 @@ RUNBOOK = "tar-gz"  # taken as the runbook writes it: no --checkpoint=fast
 
 @pytest.fixture(scope="module")
 def physical_source(backend: Backend, source_template: str) -> Iterator[Cluster]:
-    """A source of our own (base backups checkpoint and write WAL), summarize_wal on."""
+    """A source of our own (base backups checkpoint and write WAL), summarize_wal on where
+    the server has it."""
     with backend.cluster("physical-source", template=source_template) as cluster:
-        cluster.configure(summarize_wal=True)
-        cluster.stop()
-        cluster.start()
+        enable_summarize_wal(cluster)
         yield cluster
 
 
@@ -88,6 +94,9 @@ def test_physical_restore(
     drill.verification.raise_for_problems()
     assert drill.verification.check("ann_answers").details, "no vector index was compared"
     assert len(drill.checks) == (0 if setting.method == "low-level" else 1)
+    version = str(physical_source.query("SHOW server_version")[0][0]).split()[0]
+    server = drill.entry().server
+    assert server and server["postgresql"] == version and version.startswith(f"{backend.major}.")
     assert backup.end_lsn and backup.start_lsn and backup.size_bytes > 0
 
 
@@ -100,7 +109,6 @@ def test_physical_runbook_tar_gz_streams_wal_by_default(
         "backup_manifest", "base.tar.gz", "pg_wal.tar.gz"]
 
 
-@pytest.mark.server_version(17)
 def test_physical_incremental_equals_full_at_the_same_point(
     backend: Backend, make_cluster: Callable[..., Cluster], source_template: str,
     tmp_path: Path, record_drill: Callable[[PhysicalDrill], None],
@@ -108,9 +116,9 @@ def test_physical_incremental_equals_full_at_the_same_point(
     """A full backup, changes, an incremental backup and a full one right after it: the
     combined incremental restores to exactly what the full backup restores to."""
     source = make_cluster("incr-source", template=source_template)
-    source.configure(summarize_wal=True)
-    source.stop()
-    source.start()
+    summaries = enable_summarize_wal(source)
+    if not summaries.available:
+        pytest.skip(f"incremental backups need WAL summaries: {summaries.reason}")
     full = base_backup(source, BASE_BACKUP_SETTINGS["plain"], tmp_path / "full",
                        fast_checkpoint=True)
     incremental = incremental_backup(source, tmp_path, full, fast_checkpoint=True)
@@ -247,14 +255,104 @@ def test_physical_truncated_tar_backup_is_broken(
     backups: Callable[[BaseBackupSetting], BaseBackup], backend: Backend, tmp_path: Path,
     archive: str,
 ) -> None:
-    """pg_wal.tar.gz is in no manifest: pg_verifybackup -n passes it, the WAL parse does not."""
+    """pg_wal.tar.gz is in no manifest: pg_verifybackup -n passes it (where it reads tar),
+    the WAL parse does not."""
     copy = Path(shutil.copytree(backups(BASE_BACKUP_SETTINGS[RUNBOOK]).path, tmp_path / "t"))
     _truncate(copy / archive)
 
     with pytest.raises(BackupError, match=r"is broken|cannot extract"):
         check_backup(backend.tools(), copy)
-    if archive == "pg_wal.tar.gz":
+    if archive == "pg_wal.tar.gz" and backend.major >= VERIFYBACKUP_TAR_MAJOR:
         backend.tools().run_tool(ToolCall("pg_verifybackup", ["--no-parse-wal", copy]))
+
+
+def test_physical_incremental_is_not_applicable_without_wal_summaries(
+    backend: Backend, dataset: Dataset, physical_source: Cluster, tmp_path: Path
+) -> None:
+    """Before PostgreSQL 17 (no summarize_wal) `--physical incremental` is not drilled, and
+    says why, instead of failing to start the source."""
+    with physical_source.connect() as conn:
+        server = server_capabilities(conn)
+    if server.setting("summarize_wal").available:
+        pytest.skip(f"PostgreSQL {server.version} has summarize_wal: incremental is drilled")
+    said: list[str] = []
+
+    results = run_physical(backend, dataset, [BASE_BACKUP_SETTINGS["incremental"]], tmp_path,
+                           said.append)
+
+    assert server.major == backend.major < 17
+    assert results == []
+    assert said == ["  restore incremental: not applicable (incremental backups need WAL "
+                    f"summaries: PostgreSQL {server.version} has no summarize_wal setting)"]
+
+
+def _with_member_changed(archive: Path, name: str, out: Path) -> None:
+    """A copy of the tar `archive` at `out`, a byte in the middle of member `name` flipped."""
+    with tarfile.open(archive) as src, tarfile.open(out, "w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member) if member.isreg() else None
+            if data is not None and member.name == name:
+                content = bytearray(data.read())
+                content[len(content) // 2] ^= 0xFF
+                data = io.BytesIO(bytes(content))
+            dst.addfile(member, data)
+
+
+def test_physical_tar_backup_is_checked_by_the_tools_of_its_major(
+    backend: Backend, backups: Callable[[BaseBackupSetting], BaseBackup],
+    physical_source: Cluster, tmp_path: Path,
+) -> None:
+    """pg_verifybackup reads tar backups from PostgreSQL 18 on; an older one checks the
+    backup extracted into a plain copy: an intact backup passes, a changed file is named."""
+    backup = backups(BASE_BACKUP_SETTINGS["tar-stream"])
+    version_num = int(str(physical_source.query("SHOW server_version_num")[0][0]))
+
+    check = check_backup(backend.tools(), backup.path)
+
+    assert check.major == backend.major == version_num // 10000
+    assert check.extracted == (backend.major < 18) and check.wal_parsed
+    copy = tmp_path / "tar"
+    copy.mkdir()
+    for path in backup.path.iterdir():
+        if path.name != "base.tar":
+            shutil.copy(path, copy / path.name)
+    relfile = _relation_file(physical_source)
+    _with_member_changed(backup.path / "base.tar", relfile, copy / "base.tar")
+    with pytest.raises(BackupError, match=f"is broken .*{relfile}"):
+        check_backup(backend.tools(), copy)
+
+
+def _another_major(backend: Backend, options: DrillOptions) -> installation.Installation:
+    """Client tools of another PostgreSQL major than the backend's: the embedded
+    installation's, or one named with --drill-installations."""
+    for bindir in (installation.embedded(osuser.server_user()).bindir, *options.installations):
+        found = installation.from_bindir(bindir)
+        if found.major != backend.major:
+            return found
+    pytest.skip(f"no installation of another major than PostgreSQL {backend.major}: name one "
+                "with --drill-installations")
+
+
+@pytest.mark.parametrize("setting", ["plain", "tar-stream"])
+def test_physical_tools_of_another_major_are_refused_not_blamed_on_the_backup(
+    backend: Backend, backups: Callable[[BaseBackupSetting], BaseBackup],
+    options: DrillOptions, setting: str,
+) -> None:
+    """18's pg_waldump cannot read 16's WAL: a tool of another major is refused, saying
+    what to run instead, and never calls the backup broken."""
+    other = _another_major(backend, options)
+    backup = backups(BASE_BACKUP_SETTINGS[setting])
+
+    with pytest.raises(ConfigError) as caught:
+        check_backup(other, backup.path)
+
+    assert (f"pg_verifybackup is PostgreSQL {other.major}'s, base backup {backup.path} is "
+            f"PostgreSQL {backend.major}'s") in caught.value.message
+    assert f"client tools of PostgreSQL {backend.major}" in caught.value.hint
+    if setting == "plain":
+        with pytest.raises(ConfigError, match=f"pg_waldump is PostgreSQL {other.major}'s, the "
+                           f"WAL in .* is PostgreSQL {backend.major}'s"):
+            check_records(other, backup.path / "pg_wal")
 
 
 def test_physical_refuses_a_non_empty_target(

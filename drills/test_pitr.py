@@ -23,7 +23,8 @@ import pytest
 
 from fixtures.clusters import shared_tmp
 from pgvdrill import osuser
-from pgvdrill.cluster import Backend
+from pgvdrill.capabilities import server_capabilities
+from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.drill.pitr import (
     BEFORE_BACKUP,
     TARGETS,
@@ -34,7 +35,7 @@ from pgvdrill.drill.pitr import (
 )
 from pgvdrill.drill.pitr import pitr_drill as drill
 from pgvdrill.drill.source import SOURCE_DB
-from pgvdrill.errors import RestoreError
+from pgvdrill.errors import DrillError, RestoreError
 from pgvdrill.verify import verify
 from pgvdrill.wal.archiving import (
     switch_and_wait,
@@ -108,10 +109,11 @@ def test_pitr_shutdown_then_recover_further(archived: Archived, restore_backup: 
     further = recover(cluster, Target("xid", str(archived.markers[9].xid)),
                       cluster.restore_command(archived.archive),
                       BackupPoint.of(cluster.read_file("backup_manifest"), archived.archive))
-    record_drill(PitrDrill(f"{first.label()}; then {further.target.label()}",
-                           archived.backup_seconds, result.copy_seconds, further))
     assert further.state == "promoted"
     with cluster.connect(SOURCE_DB) as conn:
+        record_drill(PitrDrill(f"{first.label()}; then {further.target.label()}",
+                               archived.backup_seconds, result.copy_seconds, further,
+                               server=server_capabilities(conn).as_dict()))
         assert boundary_problems(conn, *archived.upto(10)) == []
 
 
@@ -183,7 +185,7 @@ def test_pitr_timeline_latest_follows_an_earlier_promotion(
                        track_commit_timestamp=True)
     assert recover(promoted, Target("xid", str(before[-1].xid)), fetch, point).timeline == 2
     with promoted.connect(SOURCE_DB) as conn, promoted.connect() as wal_conn:
-        writer = MarkerWriter(conn, wal_conn, seed=5)
+        writer = MarkerWriter.of(promoted, conn, wal_conn, seed=5)
         branch = [writer.write(i) for i in (101, 102, 103)]
     switch_and_wait(promoted, archive)
     promoted.stop()
@@ -198,11 +200,51 @@ def test_pitr_timeline_latest_follows_an_earlier_promotion(
         recovery = recover(cluster, target, fetch, point)
         with cluster.connect(SOURCE_DB) as conn:
             result = PitrDrill(target.label(), archived.backup_seconds, copy_seconds,
-                               recovery, boundary_problems(conn, present, absent))
+                               recovery, boundary_problems(conn, present, absent),
+                               server=server_capabilities(conn).as_dict())
         record_drill(result)
         assert result.boundary_problems == [], name
         assert recovery.timeline == 3, name  # 2 is taken, even when branching from 1
         cluster.destroy()
+
+
+def test_pitr_markers_found_by_pg_waldump_where_pg_walinspect_finds_them(
+        make_cluster: Callable[..., Cluster], source_template: str) -> None:
+    """The fallback for servers without pg_walinspect (PostgreSQL 16.2 and 18.3 of PyPI),
+    pg_waldump over the server's pg_wal, finds the commit records pg_walinspect finds."""
+    cluster = make_cluster("pitr-markers", template=source_template)
+    cluster.configure(track_commit_timestamp=True)
+    cluster.stop()
+    cluster.start()
+    with cluster.connect(SOURCE_DB) as conn, cluster.connect() as wal_conn:
+        walinspect = server_capabilities(wal_conn).extension("pg_walinspect")
+        if not walinspect.available:
+            pytest.skip(f"{walinspect.reason}: nothing to compare pg_waldump with (the "
+                        "lsn targets above were found by pg_waldump alone)")
+        writer = MarkerWriter.of(cluster, conn, wal_conn)
+        writer.create()
+        markers = [writer.write(i) for i in (1, 2, 3)]
+
+        writer.walinspect = False
+        assert [writer.commit_lsn(m.xid, markers[0].commit_lsn) for m in markers] == \
+            [m.commit_lsn for m in markers]
+
+
+def test_pitr_markers_without_pg_walinspect_or_pg_wal_fail_clearly(
+        make_cluster: Callable[..., Cluster], source_template: str) -> None:
+    """Without pg_walinspect and no pg_wal to read, the markers' commit records cannot be
+    located: a clear DrillError before anything is written, never a pass or a traceback."""
+    cluster = make_cluster("pitr-no-walinspect", template=source_template)
+    with cluster.connect(SOURCE_DB) as conn, cluster.connect() as wal_conn:
+        server = server_capabilities(wal_conn)
+        walinspect = server.extension("pg_walinspect")
+        if walinspect.available:
+            pytest.skip(f"PostgreSQL {server.version} offers pg_walinspect")
+
+        with pytest.raises(DrillError, match="cannot locate the markers' commit records: "
+                           f"PostgreSQL {server.version} does not offer the pg_walinspect"):
+            MarkerWriter(conn, wal_conn).create()
+        assert conn.execute("SELECT to_regclass('pitr_markers')").fetchone() == (None,)
 
 
 def test_pitr_cli_drill(wal_workdir: Path, tmp_path: Path,

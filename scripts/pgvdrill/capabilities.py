@@ -11,12 +11,17 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from pgvdrill.cluster.base import Cluster
+from pgvdrill.errors import ConfigError
 from pgvdrill.installation import Installation
+from pgvdrill.proc.runner import ToolCall
+
+if TYPE_CHECKING:
+    from pgvdrill.cluster.base import ToolRunner
 
 # pg_verifybackup reads tar-format backups from PostgreSQL 18 on (before: plain only)
 VERIFYBACKUP_TAR_MAJOR = 18
@@ -28,6 +33,10 @@ CRASH_LOG_WAIT = 5.0  # seconds the postmaster has to log the death of a backend
 # a server log's line when a backend died of SIGILL (an instruction the CPU lacks)
 _SIGILL = re.compile(r"([a-z][a-z ]*\(PID \d+\) was terminated by signal 4\b[^\n]*)"
                      r"(?:\n[^\n]*Failed process was running: ([^\n]*))?")
+# XLOG_PAGE_MAGIC (src/include/access/xlog_internal.h): the first two bytes of every WAL
+# page, little-endian; every major that changes the WAL format changes it
+WAL_PAGE_MAGIC = {0xD113: 16, 0xD116: 17, 0xD118: 18}
+_TOOL_VERSION = re.compile(r"\(PostgreSQL\) (\d+)")
 
 
 @dataclass(frozen=True)
@@ -194,3 +203,35 @@ def died_of_sigill(cluster: Cluster, where: str, version: str) -> str | None:
         if "terminated by signal" in log or time.monotonic() > deadline:
             return illegal_instruction(log, where, version)
         time.sleep(0.1)
+
+
+def tool_major(tools: ToolRunner, tool: str) -> int:
+    """The PostgreSQL major of `tool` as `tools` runs it (`tool --version`)."""
+    out = tools.run_tool(ToolCall(tool, ["--version"])).stdout
+    match = _TOOL_VERSION.search(out)
+    if match is None:
+        raise ConfigError(f"cannot read a PostgreSQL version from {tool} --version: {out!r}",
+                          f"check that {tool} is PostgreSQL's")
+    return int(match.group(1))
+
+
+def require_tool_major(tools: ToolRunner, tool: str, major: int | None, what: str) -> int:
+    """`tool`'s major if it is `major` (None: unknown, any will do), else a `ConfigError`:
+    pg_waldump, pg_verifybackup and pg_basebackup read only their own major's WAL and
+    backups (18's pg_waldump calls 16's WAL damaged), so another major's never judges one."""
+    found = tool_major(tools, tool)
+    if major is not None and found != major:
+        raise ConfigError(
+            f"{tool} is PostgreSQL {found}'s, {what} is PostgreSQL {major}'s: {tool} reads "
+            "only its own major's WAL and backups, so it cannot check this one (not judged)",
+            f"run pgvdrill with the client tools of PostgreSQL {major} (--pg-bin DIR of a "
+            f"PostgreSQL {major} installation, or install postgresql-client-{major})")
+    return found
+
+
+def wal_major(segment: Path) -> int | None:
+    """The major that wrote the WAL segment file `segment` (its first page's magic); None
+    for a magic of no major known here or a file too short to have one."""
+    with segment.open("rb") as f:
+        head = f.read(2)
+    return WAL_PAGE_MAGIC.get(int.from_bytes(head, "little")) if len(head) == 2 else None

@@ -32,6 +32,7 @@ from pgvdrill.backup.source import (
     tool_versions,
     tools_for,
 )
+from pgvdrill.capabilities import require_tool_major
 from pgvdrill.config import Config, Logical, Physical
 from pgvdrill.errors import BackupError, ConfigError, ToolError
 from pgvdrill.logical.archive import inspect
@@ -176,6 +177,10 @@ def take_backup(config: Config, kind: str, say: Say, *, snapshot: str | None = N
     repo = Repository(config.repository).ensure()
     facts = server_facts(source_server(config))
     server = source_server(config, tools_for(config, facts, kind))
+    if kind == "physical":  # its backup is checked, and restored, with tools of its major
+        for tool in PHYSICAL_TOOLS:
+            require_tool_major(server.tools, tool, int(facts["server_version_num"]) // 10000,
+                               f"the source {facts['describe']}")
     backup_id = repo.new_id(kind)
     directory = repo.backup_dir(kind, backup_id)
     artifact = directory / artifact_name(server.dbname, config.logical.format)

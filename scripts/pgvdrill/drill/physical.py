@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from pgvdrill import osuser
+from pgvdrill.capabilities import Capability, server_capabilities
 from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.cluster.restored import Neutralised
@@ -25,7 +26,7 @@ from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBac
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import unpack
 from pgvdrill.physical.verifybackup import BackupCheck, check_backup
-from pgvdrill.report.record import DrillEntry
+from pgvdrill.report.record import DrillEntry, Record
 from pgvdrill.repository.paths import copy_regular
 from pgvdrill.timing import Item, Phase, backup_measures, restore_phases
 from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
@@ -72,6 +73,7 @@ class PhysicalDrill:
     phases: RestorePhases      # result); none for a low-level copy, which has no manifest
     verification: Verification
     neutralised: Neutralised | None = None  # what the restored copy's start changed
+    server: Record | None = None  # the restored copy's (ServerCapabilities.as_dict())
     kind: ClassVar[str] = "physical"
 
     @property
@@ -106,7 +108,7 @@ class PhysicalDrill:
             measures.update(wal_replay_bytes=replay.bytes, wal_replay_segments=replay.segments,
                             wal_replay_seconds=replay.seconds)
         return DrillEntry(
-            self.name, self.kind, self.ok,
+            self.name, self.kind, self.ok, server=self.server,
             backup={**self.backup.as_dict(), "verifybackup": [c.as_dict() for c in self.checks]},
             restore={"setting": self.phases.unpack_step, **self.phases.as_dict()},
             measures=measures, phases=self.phases.phases(),
@@ -254,6 +256,7 @@ def restore_backup_and_verify(
         start_seconds = time.monotonic() - started
         started = time.monotonic()
         with cluster.connect(dbname) as conn, source.connect(dbname) as src:
+            server = server_capabilities(conn).as_dict()
             unlogged = unlogged_tables(conn)
             logged = None if not unlogged else [
                 _quoted(t.schema, t.name) for t in source_snapshot.schema.tables.values()
@@ -274,7 +277,7 @@ def restore_backup_and_verify(
         phases = RestorePhases(unpacked.step, unpacked.seconds, start_seconds,
                                time.monotonic() - started, replay_item(cluster.log_since(0)))
     neutralised = cluster.restored if isinstance(cluster, DirectoryCluster) else None
-    return PhysicalDrill(backup, checks, phases, verification, neutralised)
+    return PhysicalDrill(backup, checks, phases, verification, neutralised, server)
 
 
 UNLOGGED_SQL = """SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
@@ -316,18 +319,36 @@ def _answers_not_compared(check: Check) -> None:
 CHANGES_SQL = """
 UPDATE documents SET title = title || ' (changed)', embedding = embedding + embedding
     WHERE id % 25 = 0;
-INSERT INTO documents (id, title, body, metadata, created_at, embedding, embedding_half)
-    SELECT id + (SELECT max(id) FROM documents), title, body, metadata, now(),
-           embedding, embedding_half FROM documents WHERE id % 20 = 1;
+INSERT INTO documents (id, created_at, {copied})
+    SELECT id + (SELECT max(id) FROM documents), now(), {copied}
+    FROM documents WHERE id % 20 = 1;
 DELETE FROM account_behaviors WHERE id % 40 = 0;
 """
+COPIED_COLUMNS_SQL = """SELECT column_name FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = 'documents'
+    AND column_name NOT IN ('id', 'created_at') ORDER BY ordinal_position"""
 
 
 def change_source(source: Cluster) -> None:
-    """Updates, inserts (vector indexes included) and deletes between a full backup and an
+    """Updates, inserts (vector indexes included; the columns the schema has: no
+    embedding_half before pgvector 0.7) and deletes between a full backup and an
     incremental one, so the incremental has something to carry."""
     with source.connect(SOURCE_DB) as conn:
-        conn.execute(CHANGES_SQL.encode())
+        copied = sql.SQL(", ").join(sql.Identifier(str(r[0])) for r in conn.execute(
+            COPIED_COLUMNS_SQL).fetchall())
+        conn.execute(sql.SQL(CHANGES_SQL).format(copied=copied))
+
+
+def enable_summarize_wal(source: Cluster) -> Capability:
+    """summarize_wal on (restarting `source`) where the server has it, which incremental
+    backups need; the capability says why not elsewhere (before PostgreSQL 17)."""
+    with source.connect() as conn:
+        found = server_capabilities(conn).setting("summarize_wal")
+    if found.available:
+        source.configure(summarize_wal=True)
+        source.stop()
+        source.start()
+    return found
 
 
 def incremental_backup(source: Cluster, outdir: Path, parent: BaseBackup, *,
@@ -342,17 +363,16 @@ def run_physical(backend: Backend, data: Dataset, settings: Sequence[BaseBackupS
                  outdir: Path, progress: Progress, *, recall_threshold: float = 0.9,
                  fast_checkpoint: bool = False) -> list[DrillResult]:
     """Each setting's drill (none when `settings` is empty) on a source holding `data`
-    (summarize_wal on, for incremental backups, which change the source and so run last)."""
+    (summarize_wal on where the server has it, for incremental backups, which change the
+    source and so run last; without it they are not applicable, and say why)."""
     if not settings:
         return []
     template, _ = dataset_template(backend, data)
     with backend.cluster("physical-source", template=template) as source:
-        source.configure(summarize_wal=True)
-        source.stop()
-        source.start()
+        summaries = enable_summarize_wal(source)
+        incremental = summaries.available and any(s.method == "incremental" for s in settings)
         parent = (base_backup(source, BASE_BACKUP_SETTINGS["plain"], outdir / "incr-full",
-                              fast_checkpoint=fast_checkpoint)
-                  if any(s.method == "incremental" for s in settings) else None)
+                              fast_checkpoint=fast_checkpoint) if incremental else None)
         with source.connect(SOURCE_DB) as conn:
             snaps = [snapshot(conn)]  # the source as the next backup holds it
 
@@ -375,7 +395,10 @@ def run_physical(backend: Backend, data: Dataset, settings: Sequence[BaseBackupS
                                              recall_threshold=recall_threshold)
 
         return run_cases(sorted(settings, key=lambda s: s.method == "incremental"), drilled,
-                         failed_drill, progress, label=lambda setting: f"restore {setting.name}")
+                         failed_drill, progress, label=lambda setting: f"restore {setting.name}",
+                         skip=lambda setting: None if setting.method != "incremental" or
+                         summaries.available else f"incremental backups need WAL summaries: "
+                         f"{summaries.reason}")
 
 
 def failed_drill(setting: BaseBackupSetting, error: DrillError) -> DrillFailure:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pgvdrill import osuser
+from pgvdrill.capabilities import server_capabilities
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.drill.record import DrillFailure, DrillResult, Progress, run_cases
 from pgvdrill.drill.source import SOURCE_DB
@@ -23,7 +24,7 @@ from pgvdrill.errors import DrillError, clean_after, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
 from pgvdrill.physical.restore import restore_base_backup_timed
-from pgvdrill.report.record import DrillEntry
+from pgvdrill.report.record import DrillEntry, Record
 from pgvdrill.timing import Item, Phase, restore_phases
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.wal.archiving import (
@@ -86,7 +87,7 @@ def archive_markers(backend: Backend, template: str, workdir: Path) -> Archived:
         archive = make_archive_dir(workdir / "archive", osuser.server_user())
         enable_archiving(primary, archive, track_commit_timestamp=True)
         with primary.connect(SOURCE_DB) as conn, primary.connect() as wal_conn:
-            writer = MarkerWriter(conn, wal_conn)
+            writer = MarkerWriter.of(primary, conn, wal_conn)
             writer.create()
             for i in range(1, BEFORE_BACKUP + 1):
                 writer.write(i)
@@ -113,6 +114,7 @@ class PitrDrill:
     boundary_problems: list[str] = field(default_factory=list)
     verify_seconds: float = 0.0
     target_kind: str | None = None  # the `pgvdrill drill --pitr` kind it drills
+    server: Record | None = None  # the recovered copy's (ServerCapabilities.as_dict())
     kind: ClassVar[str] = "pitr"
 
     @property
@@ -162,7 +164,7 @@ class PitrDrill:
         phases = [Phase("copy", self.copy_seconds),
                   Phase("start", self.recovery.start_to_ready)]
         return DrillEntry(
-            self.name, self.kind, self.ok,
+            self.name, self.kind, self.ok, server=self.server,
             backup={"setting": "plain", "seconds": round(self.backup_seconds, 3)},
             restore={"setting": self.target, "seconds": round(self.restore_seconds, 3),
                      "copy_seconds": round(self.copy_seconds, 3), **self.recovery.as_dict()},
@@ -186,6 +188,7 @@ def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
     if recovery.state != "shut down":
         started = time.monotonic()
         with cluster.connect(SOURCE_DB) as conn:
+            result.server = server_capabilities(conn).as_dict()
             result.boundary_problems = boundary_problems(conn, *archived.upto(expected))
         result.verify_seconds = time.monotonic() - started
     return cluster, result

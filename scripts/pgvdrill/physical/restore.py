@@ -13,13 +13,11 @@ from pathlib import Path
 
 from pgvdrill.cluster import Backend, Cluster
 from pgvdrill.cluster.base import ToolRunner
-from pgvdrill.errors import BackupError, RestoreError
+from pgvdrill.errors import RestoreError
 from pgvdrill.physical.artifact import BaseBackup
-from pgvdrill.physical.unpack import extract
+from pgvdrill.physical.unpack import extract_backup
 from pgvdrill.physical.verifybackup import backup_format
 from pgvdrill.proc.runner import ToolCall
-
-ARCHIVES = ("base.tar", "base.tar.gz", "pg_wal.tar", "pg_wal.tar.gz")
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ def unpack(tools: ToolRunner, backup: BaseBackup, datadir: Path, *, force: bool 
         shutil.copytree(backup.path, datadir, symlinks=True, dirs_exist_ok=True)
     else:
         step = "extract"
-        _extract_tar(backup.path, datadir)
+        extract_backup(backup.path, datadir)
     return Unpacked(datadir, step, time.monotonic() - started)
 
 
@@ -100,20 +98,3 @@ def _chain(backup: BaseBackup) -> list[BaseBackup]:
         chain.append(current)
         current = current.parent
     return chain[::-1]
-
-
-def _extract_tar(path: Path, datadir: Path) -> None:
-    """base.tar(.gz) into the data directory, pg_wal.tar(.gz) into its pg_wal."""
-    others = sorted(p.name for p in path.iterdir()
-                    if p.name.endswith((".tar", ".tar.gz")) and p.name not in ARCHIVES)
-    if others:
-        raise RestoreError(f"{path} holds tablespace archives ({', '.join(others)})",
-                           "pgvdrill restores backups without tablespaces: restore those "
-                           "by hand, mapping each with tablespace_map")
-    base = path / "base.tar" if (path / "base.tar").is_file() else path / "base.tar.gz"
-    extract(base, datadir)
-    for name in ("pg_wal.tar", "pg_wal.tar.gz"):
-        if (path / name).is_file():
-            extract(path / name, datadir / "pg_wal")
-    if not (datadir / "PG_VERSION").is_file():
-        raise BackupError(f"{base} holds no PG_VERSION", "it is not a base backup archive")

@@ -20,7 +20,9 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from pgvdrill.errors import BackupError, classified
+from pgvdrill.errors import BackupError, RestoreError, classified
+
+ARCHIVES = ("base.tar", "base.tar.gz", "pg_wal.tar", "pg_wal.tar.gz")
 
 _OUT = ("refusing to extract it: a base backup only holds relative paths and files inside "
         "its directory; this archive was not written by pg_basebackup or has been tampered "
@@ -56,6 +58,45 @@ def extract(archive: Path, dest: Path, *, members: Callable[[str], bool] | None 
                           "the archive is truncated or corrupt: do not restore from this "
                           "backup, use another one") from exc
     return [m.name for m in chosen]
+
+
+def extract_backup(path: Path, datadir: Path) -> None:
+    """A tar-format base backup at `path` as a data directory: base.tar(.gz) into
+    `datadir`, pg_wal.tar(.gz) into its pg_wal."""
+    others = sorted(p.name for p in path.iterdir()
+                    if p.name.endswith((".tar", ".tar.gz")) and p.name not in ARCHIVES)
+    if others:
+        raise RestoreError(f"{path} holds tablespace archives ({', '.join(others)})",
+                           "pgvdrill restores backups without tablespaces: restore those "
+                           "by hand, mapping each with tablespace_map")
+    base = base_archive(path)
+    extract(base, datadir)
+    for name in ("pg_wal.tar", "pg_wal.tar.gz"):
+        if (path / name).is_file():
+            extract(path / name, datadir / "pg_wal")
+    if not (datadir / "PG_VERSION").is_file():
+        raise BackupError(f"{base} holds no PG_VERSION", "it is not a base backup archive")
+
+
+def base_archive(path: Path) -> Path:
+    """The base.tar or base.tar.gz of the tar-format backup at `path`."""
+    return path / "base.tar" if (path / "base.tar").is_file() else path / "base.tar.gz"
+
+
+def read_member(archive: Path, name: str) -> bytes | None:
+    """The content of the regular file `name` of `archive` (read as a stream, up to that
+    member), or None if it holds none; a corrupt archive is a `BackupError`."""
+    try:
+        with tarfile.open(archive, "r|*") as tar:
+            for member in tar:
+                if member.name == name and member.isreg():
+                    data = tar.extractfile(member)
+                    return None if data is None else data.read()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise BackupError(f"cannot read {archive}: {exc}",
+                          "the archive is truncated or corrupt: do not restore from this "
+                          "backup, use another one") from exc
+    return None
 
 
 def unsafe(archive: Path, member: tarfile.TarInfo) -> None:

@@ -1,10 +1,13 @@
 """pg_verifybackup on a base backup: every file against its manifest, and the WAL it needs
 parsed from start to end. A broken backup is a `BackupError` naming each bad file.
 
-pg_verifybackup cannot parse WAL inside tar files ("You must use -n/--no-parse-wal"), and
-WAL archives (pg_wal.tar) are not in the manifest, so for tar backups the manifest is
-checked with -n and the WAL is extracted and parsed with pg_waldump, as pg_verifybackup
-does for a plain backup.
+The tools must be of the backup's own major (a `ConfigError` otherwise: another major's
+tools cannot read it, which says nothing about the backup). pg_verifybackup reads tar
+backups from PostgreSQL 18 on, but cannot parse WAL inside tar files ("You must use
+-n/--no-parse-wal"), and WAL archives (pg_wal.tar) are not in the manifest: so the manifest
+is checked with -n and the WAL is extracted and parsed with pg_waldump, as pg_verifybackup
+does for a plain backup. An older pg_verifybackup checks a tar backup extracted (safely,
+unpack.py) into a plain copy in a temporary directory, WAL and all.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgvdrill.capabilities import VERIFYBACKUP_TAR_MAJOR, require_tool_major
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.errors import BackupError, ToolError
 from pgvdrill.files.gzipped import gzip_problem
 from pgvdrill.physical.manifest import manifest_ranges
-from pgvdrill.physical.unpack import extract
+from pgvdrill.physical.unpack import base_archive, extract, extract_backup, read_member
 from pgvdrill.proc.runner import ToolCall
 
 _QUOTED = re.compile(r'"([^"]+)"')
@@ -31,10 +35,13 @@ class BackupCheck:
     format: str  # tar or plain
     seconds: float
     wal_parsed: bool
+    major: int  # the backup's PostgreSQL major (PG_VERSION), the tools' too
+    extracted: bool = False  # a tar backup checked as the plain copy extracted from it
 
     def as_dict(self) -> dict[str, object]:
         return {"path": str(self.path), "format": self.format,
-                "seconds": round(self.seconds, 3), "wal_parsed": self.wal_parsed}
+                "seconds": round(self.seconds, 3), "wal_parsed": self.wal_parsed,
+                "postgresql_major": self.major, "extracted": self.extracted}
 
 
 def backup_format(path: Path) -> str:
@@ -47,19 +54,45 @@ def backup_format(path: Path) -> str:
                       "point at the directory pg_basebackup -D wrote")
 
 
+def backup_major(path: Path) -> int:
+    """The PostgreSQL major of the base backup at `path` (its PG_VERSION)."""
+    if backup_format(path) == "plain":
+        text: bytes | None = (path / "PG_VERSION").read_bytes()
+    else:
+        text = read_member(base_archive(path), "PG_VERSION")
+    try:
+        return int((text or b"").decode().strip())
+    except ValueError:
+        raise BackupError(f"base backup {path} has no readable PG_VERSION ({text!r})",
+                          "it is not a base backup, or a damaged one: take a new one"
+                          ) from None
+
+
 def check_backup(tools: ToolRunner, path: Path) -> BackupCheck:
-    """Run pg_verifybackup on the backup at `path` (plain or tar), and parse its WAL."""
+    """Run pg_verifybackup (of the backup's major) on the backup at `path` (plain or tar),
+    and parse its WAL."""
     fmt = backup_format(path)
+    if fmt == "tar":
+        _gzip_intact(path)
+    major = backup_major(path)
+    verifier = require_tool_major(tools, "pg_verifybackup", major, f"base backup {path}")
     started = time.monotonic()
+    extracted = fmt == "tar" and verifier < VERIFYBACKUP_TAR_MAJOR
     if fmt == "plain":
         _without_manifest(path)
         _verifybackup(tools, path, [])
+    elif extracted:
+        with tempfile.TemporaryDirectory(prefix="pgvdrill-verify-") as tmp:
+            copy = Path(tmp) / "data"
+            extract_backup(path, copy)
+            (copy / "backup_manifest").write_bytes((path / "backup_manifest").read_bytes())
+            _verifybackup(tools, copy, [], shown=path)
     else:
-        _gzip_intact(path)
         _verifybackup(tools, path, ["--no-parse-wal"])
+        require_tool_major(tools, "pg_waldump", major, f"base backup {path}")
         with tempfile.TemporaryDirectory(prefix="pgvdrill-wal-") as tmp:
             _parse_wal(tools, path, _tar_wal(path, Path(tmp)))
-    return BackupCheck(path, fmt, time.monotonic() - started, True)
+    return BackupCheck(path, fmt, time.monotonic() - started, True, major, extracted)
 
 
 def _gzip_intact(path: Path) -> None:
@@ -94,11 +127,16 @@ def _without_manifest(path: Path) -> None:
         "backups with pg_basebackup, which writes the manifest")
 
 
-def _verifybackup(tools: ToolRunner, path: Path, extra: list[str]) -> None:
+def _verifybackup(tools: ToolRunner, path: Path, extra: list[str], *,
+                  shown: Path | None = None) -> None:
+    """pg_verifybackup on `path`; a failure names `shown` (the tar backup `path` was
+    extracted from), the extracted copy's files being the archive's members."""
     result = tools.run_tool(ToolCall("pg_verifybackup", [*extra, path], check=False))
     if result.returncode != 0:
-        read = sorted(p.name for p in path.glob("*.tar*") if not p.name.startswith("pg_wal"))
-        raise broken(path, "pg_verifybackup", result.stderr, read)
+        shown = shown or path
+        read = sorted(p.name for p in shown.glob("*.tar*") if not p.name.startswith("pg_wal"))
+        stderr = result.stderr.replace(str(path), str(shown))
+        raise broken(shown, "pg_verifybackup", stderr, read)
 
 
 def broken(path: Path, tool: str, stderr: str, read: list[str]) -> BackupError:
@@ -120,8 +158,7 @@ def _tar_wal(path: Path, tmp: Path) -> Path:
         if (path / name).is_file():
             extract(path / name, tmp / "pg_wal")
             return tmp / "pg_wal"
-    base = path / ("base.tar" if (path / "base.tar").is_file() else "base.tar.gz")
-    extract(base, tmp, members=lambda n: n.startswith("pg_wal/"))
+    extract(base_archive(path), tmp, members=lambda n: n.startswith("pg_wal/"))
     return tmp / "pg_wal"
 
 

@@ -1,18 +1,28 @@
 """The marker workload: rows with vectors committed one per transaction, each remembered
 with its xid, commit time and commit record LSN, so that a point-in-time recovery can be
 checked exactly: every marker committed before the target present (bit-exact), every one
-after it absent, and the vector index answering like exact search over the expected set."""
+after it absent, and the vector index answering like exact search over the expected set.
+
+A commit record is found with pg_walinspect where the server offers it, else with
+pg_waldump (of the server's own installation) over the server's pg_wal."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
+from pgvdrill.capabilities import server_capabilities
+from pgvdrill.cluster.base import Cluster, ToolRunner
+from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.errors import DrillError
+from pgvdrill.proc.runner import ToolCall
 from pgvdrill.wal.names import format_lsn, parse_lsn
 
 TABLE = "pitr_markers"
@@ -22,6 +32,7 @@ CREATE TABLE {TABLE} (id int PRIMARY KEY, committed_at timestamptz NOT NULL,
                       xid xid8 NOT NULL, embedding vector({DIM}) NOT NULL);
 CREATE INDEX {TABLE}_embedding_idx ON {TABLE} USING hnsw (embedding vector_l2_ops);
 """
+_COMMIT_LINE = re.compile(r"lsn: ([0-9A-F]+/[0-9A-F]+), prev [0-9A-F/]+, desc: COMMIT ")
 
 
 @dataclass(frozen=True)
@@ -40,20 +51,42 @@ class Marker:
 
 
 class MarkerWriter:
-    """Writes markers into `conn`'s database; `wal_conn` (any database of the same server,
-    with pg_walinspect) finds their commit records. Needs track_commit_timestamp = on."""
+    """Writes markers into `conn`'s database; `wal_conn` (any database of the same server)
+    finds their commit records with pg_walinspect, or, where the server has none, pg_waldump
+    reads them from `pg_wal` (the tools of the server's installation, its pg_wal
+    directory). Needs track_commit_timestamp = on."""
 
     def __init__(self, conn: psycopg.Connection[Any], wal_conn: psycopg.Connection[Any],
-                 seed: int = 11) -> None:
+                 seed: int = 11, *, pg_wal: tuple[ToolRunner, Path] | None = None) -> None:
         self.conn = conn
         self.wal_conn = wal_conn
+        self.pg_wal = pg_wal
+        self.walinspect = False
         self.rng = np.random.default_rng(seed)
         self.written: list[Marker] = []
         register_vector(conn)
 
+    @classmethod
+    def of(cls, cluster: Cluster, conn: psycopg.Connection[Any],
+           wal_conn: psycopg.Connection[Any], seed: int = 11) -> MarkerWriter:
+        """A writer for `cluster`'s connections, reading its pg_wal where it can."""
+        pg_wal = ((cluster, cluster.datadir / "pg_wal")
+                  if isinstance(cluster, DirectoryCluster) else None)
+        return cls(conn, wal_conn, seed, pg_wal=pg_wal)
+
     def create(self) -> None:
+        """The marker table; pg_walinspect where offered, else a `DrillError` saying why
+        without pg_waldump's way in either."""
+        walinspect = server_capabilities(self.wal_conn).extension("pg_walinspect")
+        if not walinspect.available and self.pg_wal is None:
+            raise DrillError(f"cannot locate the markers' commit records: {walinspect.reason},"
+                             " and this server's pg_wal cannot be read with pg_waldump",
+                             "use a server with pg_walinspect, or a backend whose data "
+                             "directories are local (embedded or system)")
         self.conn.execute(DDL.encode())
-        self.wal_conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        if walinspect.available:
+            self.wal_conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        self.walinspect = walinspect.available
 
     def write(self, marker_id: int) -> Marker:
         """Commit one marker in its own transaction and locate its commit record."""
@@ -65,18 +98,38 @@ class MarkerWriter:
                 " RETURNING xid::text::bigint", (marker_id, vector)).fetchone()
         assert row is not None
         xid = int(row[0])
-        commit = self.wal_conn.execute(
-            "SELECT start_lsn::text, pg_xact_commit_timestamp(%s::text::xid) "
-            "FROM pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_flush_lsn()) "
-            "WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT' "
-            "AND xid = %s::text::xid", (xid, format_lsn(before), xid)).fetchone()
-        if commit is None or commit[1] is None:
+        lsn = self.commit_lsn(xid, before)
+        committed = self.wal_conn.execute(
+            "SELECT pg_xact_commit_timestamp(%s::text::xid)", (xid,)).fetchone()
+        if lsn is None or committed is None or committed[0] is None:
             raise RuntimeError(f"no commit record or timestamp for marker {marker_id} "
                                f"(xid {xid}): is track_commit_timestamp on?")
-        marker = Marker(marker_id, xid, commit[1], parse_lsn(commit[0]),
-                        tuple(float(v) for v in vector))
+        marker = Marker(marker_id, xid, committed[0], lsn, tuple(float(v) for v in vector))
         self.written.append(marker)
         return marker
+
+    def commit_lsn(self, xid: int, start: int) -> int | None:
+        """Where the commit record of transaction `xid` starts, searched from `start` to
+        the flushed end of WAL: with pg_walinspect if `walinspect`, else pg_waldump over
+        the server's pg_wal (the record is there: a commit is flushed)."""
+        if self.walinspect:
+            row = self.wal_conn.execute(
+                "SELECT start_lsn::text FROM pg_get_wal_records_info(%s::pg_lsn, "
+                "pg_current_wal_flush_lsn()) WHERE resource_manager = 'Transaction' "
+                "AND record_type = 'COMMIT' AND xid = %s::text::xid",
+                (format_lsn(start), xid)).fetchone()
+            return None if row is None else parse_lsn(str(row[0]))
+        assert self.pg_wal is not None
+        tools, pg_wal = self.pg_wal
+        end = self.wal_conn.execute("SELECT pg_current_wal_flush_lsn()::text, "
+                                    "pg_walfile_name(pg_current_wal_flush_lsn())").fetchone()
+        assert end is not None
+        out = tools.run_tool(ToolCall("pg_waldump", [
+            "--path", pg_wal, "--timeline", str(int(str(end[1])[:8], 16)),
+            "--start", format_lsn(start), "--end", str(end[0]), "--rmgr", "Transaction",
+            "--xid", str(xid % 2**32)])).stdout
+        found = _COMMIT_LINE.search(out)
+        return None if found is None else parse_lsn(found.group(1))
 
     def _lsn(self, expression: str) -> int:
         row = self.wal_conn.execute(f"SELECT {expression}::text").fetchone()

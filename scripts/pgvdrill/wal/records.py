@@ -5,7 +5,8 @@ middle as whole; pg_waldump decodes every record and checks its CRC. The archive
 per timeline in runs of consecutive segments (a gap ends a run: the segment after it starts
 mid-record, which pg_waldump skips to its first whole record). A run's last record may
 continue into a segment not archived yet: pg_waldump then asks for that file, which is the
-archive's end, not damage.
+archive's end, not damage. pg_waldump must be of the major that wrote the WAL (a
+`ConfigError` otherwise: another major's cannot read it, which says nothing about it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pgvdrill.capabilities import require_tool_major, wal_major
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.proc.runner import ToolCall
 from pgvdrill.wal.names import SEGMENT_RE, Segment, parse_lsn
@@ -43,7 +45,12 @@ def check_records(tools: ToolRunner, wal: Path) -> RecordCheck:
     end is a problem naming the first bad record and its segment."""
     started = time.monotonic()
     found = RecordCheck()
+    checked: set[int | None] = set()
     for run in runs(wal):
+        major = wal_major(wal / run[0].name)
+        if major not in checked:
+            require_tool_major(tools, "pg_waldump", major, f"the WAL in {wal}")
+            checked.add(major)
         found.segments += len(run)
         found.bytes += sum((wal / s.name).stat().st_size for s in run)
         result = tools.run_tool(ToolCall("pg_waldump", ["--quiet", "--path", wal, run[0].name,
