@@ -116,7 +116,9 @@ class UpgradeDrill:
         return sum(s.seconds for s in self.steps if s.phase not in PREPARATION)
 
     def summary(self) -> str:
-        steps = ", ".join(f"{s.phase} {s.seconds:.1f}s" for s in self.steps)
+        steps = ", ".join(f"{s.phase} {s.seconds:.1f}s"
+                          + (" beforehand" if s.phase in PREPARATION else "")
+                          for s in self.steps)
         return (f"PostgreSQL {self.source.get('postgresql')}/pgvector "
                 f"{self.source.get('pgvector')} -> {self.target.get('postgresql')}/pgvector "
                 f"{self.target.get('pgvector')}: downtime {self.downtime:.1f}s ({steps}); "

@@ -95,7 +95,8 @@ def pg_upgrade_upgrade(source_backend: LocalBackend, target_backend: LocalBacken
                 verification = verify_upgrade(before, planned, conn, same_answers=True,
                                               recall_threshold=plan.recall_threshold)
                 target_facts = server_capabilities(conn).as_dict()
-    notes = [note, f"data checksums {'on' if checksums else 'off'} on both clusters"]
+    notes = [note, f"data checksums {'on' if checksums else 'off'} in both clusters (as the "
+             "old one's pg_controldata says)"]
     return UpgradeDrill("pg_upgrade", source_facts, target_facts, steps, verification,
                         notes=notes)
 

@@ -6,7 +6,8 @@ and every column bit-exact: vectors by their binary send form), `indexes` (every
 index there, same definition, valid and ready), `ann` (each vector index answers the
 snapshot's queries with recall@10 against exact search; after pg_upgrade with the very
 same top-10), `planner` (the server's own plan for ORDER BY embedding <-> $q LIMIT 10 uses
-the HNSW index) and `settings` (nothing archives, streams or restores from elsewhere).
+the HNSW index; unknown when its estimate prefers a scan of a small table) and `settings`
+(nothing archives, streams or restores from elsewhere).
 """
 
 from __future__ import annotations
@@ -174,15 +175,18 @@ def _planner(check: Check, source: ann.AnnResult | None, target: ann.AnnResult |
         return
     check.details = {"source_default_plan_uses_index": source.default_plan_uses_index,
                      "target_default_plan_uses_index": None if target is None
-                     else target.default_plan_uses_index}
-    if not source.default_plan_uses_index:
-        check.unknown = (f"the source's planner does not choose {HNSW_L2} either (on a table "
-                         "this small a sequential scan is cheaper): nothing to compare")
-    elif target is None or not target.default_plan_uses_index:
-        check.problems.append(
-            f"the planner chose {HNSW_L2} for ORDER BY embedding <-> $q LIMIT {ann.K} before "
-            "the upgrade and does not after it, with the server's own settings "
-            "(statistics missing? run ANALYZE)")
+                     else target.default_plan_uses_index,
+                     "target_plan": None if target is None else target.plan}
+    query = f"ORDER BY embedding <-> $q LIMIT {ann.K}"
+    if target is None or not target.uses_index:
+        check.problems.append(f"the planner cannot use {HNSW_L2} for {query} after the "
+                              "upgrade, not even with enable_seqscan=off")
+    elif not target.default_plan_uses_index:
+        check.unknown = (
+            f"with the server's own settings the planner prefers another plan for {query} "
+            f"(the source's {'did' if source.default_plan_uses_index else 'did not'} choose "
+            f"{HNSW_L2}): its cost estimate finds a sequential scan cheaper on a table this "
+            "small; the index serves the query when chosen (enable_seqscan=off)")
 
 
 def _settings(check: Check, conn: Conn) -> None:
