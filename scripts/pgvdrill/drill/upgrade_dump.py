@@ -19,7 +19,7 @@ from pgvdrill.drill.record import Progress
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.drill.upgrade import Tamper, UpgradeDrill, UpgradePlan, version_key
 from pgvdrill.drill.upgrade_source import source_template
-from pgvdrill.drill.upgrade_verify import baseline, verify_upgrade
+from pgvdrill.drill.upgrade_verify import baseline, verify_upgraded
 from pgvdrill.installation import Installation
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
 from pgvdrill.logical.restore import RESTORE_SETTINGS, create_database, restore
@@ -112,12 +112,8 @@ def dump_upgrade(source_backend: LocalBackend, target_backend: LocalBackend,
         note = timed(steps, "extension-update",
                      lambda: update_extension(target, SOURCE_DB, plan.tamper))
         timed(steps, "analyze", lambda: analyze(target, SOURCE_DB))
-        if plan.tamper.after_upgrade is not None:
-            plan.tamper.after_upgrade(target, SOURCE_DB)
-        with target.connect(SOURCE_DB) as conn:
-            verification = verify_upgrade(before, planned, conn, same_answers=False,
-                                          recall_threshold=plan.recall_threshold)
-            target_facts = server_capabilities(conn).as_dict()
+        verification, target_facts = verify_upgraded(target, before, planned, plan,
+                                                     same_answers=False)
     backup = {**dumped.as_dict(), "tools": f"pg_dump {target_backend.installation.version}"}
     return UpgradeDrill("dump", source_facts, target_facts, steps, verification,
                         notes=[note, *dumped.toc_problems], backup=backup,

@@ -23,7 +23,7 @@ from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.drill.upgrade import UpgradeDrill, UpgradePlan
 from pgvdrill.drill.upgrade_dump import analyze, timed
 from pgvdrill.drill.upgrade_source import source_template
-from pgvdrill.drill.upgrade_verify import baseline, verify_upgrade
+from pgvdrill.drill.upgrade_verify import baseline, verify_upgraded
 from pgvdrill.errors import ConfigError, ToolError, cleanup
 from pgvdrill.proc import runner
 from pgvdrill.proc.runner import ToolCall
@@ -89,12 +89,8 @@ def pg_upgrade_upgrade(source_backend: LocalBackend, target_backend: LocalBacken
                     hint=f"applying {script} failed")))
                 note += ": applied"
             timed(steps, "analyze", lambda: analyze(new))
-            if plan.tamper.after_upgrade is not None:
-                plan.tamper.after_upgrade(new, SOURCE_DB)
-            with new.connect(SOURCE_DB) as conn:
-                verification = verify_upgrade(before, planned, conn, same_answers=True,
-                                              recall_threshold=plan.recall_threshold)
-                target_facts = server_capabilities(conn).as_dict()
+            verification, target_facts = verify_upgraded(new, before, planned, plan,
+                                                         same_answers=True)
     notes = [note, f"data checksums {'on' if checksums else 'off'} in both clusters (as the "
              "old one's pg_controldata says)"]
     return UpgradeDrill("pg_upgrade", source_facts, target_facts, steps, verification,

@@ -16,8 +16,10 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill.capabilities import vector_types
-from pgvdrill.drill.upgrade import version_key
+from pgvdrill.capabilities import server_capabilities, vector_types
+from pgvdrill.cluster import Cluster
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.drill.upgrade import UpgradePlan, version_key
 from pgvdrill.drill.upgrade_source import HNSW_L2
 from pgvdrill.verify import Check, Snapshot, Verification, ann, snapshot
 from pgvdrill.verify.compare import noise_margin, recall_floor
@@ -41,6 +43,19 @@ def baseline(conn: Conn) -> tuple[Snapshot, ann.AnnResult | None]:
     before = snapshot(conn)
     with reading(conn):
         return before, default_plan(conn, before)
+
+
+def verify_upgraded(cluster: Cluster, before: Snapshot, planned: ann.AnnResult | None,
+                    plan: UpgradePlan, *, same_answers: bool
+                    ) -> tuple[Verification, dict[str, Any]]:
+    """The meta-drill's `after_upgrade` (when set), then SOURCE_DB on the upgraded `cluster`
+    verified; with the server's facts as it reports them."""
+    if plan.tamper.after_upgrade is not None:
+        plan.tamper.after_upgrade(cluster, SOURCE_DB)
+    with cluster.connect(SOURCE_DB) as conn:
+        return (verify_upgrade(before, planned, conn, same_answers=same_answers,
+                               recall_threshold=plan.recall_threshold),
+                server_capabilities(conn).as_dict())
 
 
 def verify_upgrade(before: Snapshot, planned: ann.AnnResult | None, conn: Conn, *,
