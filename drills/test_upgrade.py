@@ -3,8 +3,9 @@ dump/restore and by pg_upgrade, each verified; a downgrade refused before anythi
 and meta-drills proving the verification catches an upgrade done wrong (an index lost,
 the extension update skipped).
 
-The older installation comes from --drill-installations (or is the session's own system
-backend when that is older than 18); scripts/install-installations.sh installs 16.2.
+The upgrade ends on the lane's installation (the session's backend), from an older one
+named by --drill-installations; a lane older than the embedded installation upgrades to
+that one. scripts/install-installations.sh installs 16.2.
 """
 
 from __future__ import annotations
@@ -28,31 +29,42 @@ from pgvdrill.drill.upgrade_run import run_upgrades
 from pgvdrill.drill.upgrade_source import HNSW_L2
 from pgvdrill.installation import Installation
 
-UPGRADED_TO = 18  # the embedded installation's major
 ROWS, DIM = 1000, 32  # small: the drills time steps, they do not benchmark them
 
 
-@pytest.fixture(scope="module")
-def old_installation(options: DrillOptions) -> Installation:
-    """An installation older than the embedded one, with pgvector: the upgrade's source."""
-    candidates = list(options.installations)
+def lane_installation(options: DrillOptions) -> Installation:
+    """The installation the session's servers run: the lane's."""
     if options.backend == "system" and options.pg_bin is not None:
-        candidates.append(options.pg_bin)
-    for bindir in candidates:
-        inst = installation.from_bindir(bindir)
-        if inst.major < UPGRADED_TO and inst.pgvector_version() is not None:
-            return inst
-    pytest.skip(f"no PostgreSQL older than {UPGRADED_TO} with pgvector to upgrade from "
-                f"(looked at {[str(c) for c in candidates] or 'nothing'}): pass "
-                "--drill-installations <its bin dir> (scripts/install-installations.sh "
-                "installs PostgreSQL 16.2 + pgvector 0.6.2)")
+        return installation.from_bindir(options.pg_bin)
+    return installation.embedded(osuser.server_user())
 
 
 @pytest.fixture(scope="module")
-def new_installation() -> Installation:
-    inst = installation.embedded(osuser.server_user())
-    assert inst.major == UPGRADED_TO, inst.version
-    return inst
+def installations(options: DrillOptions) -> tuple[Installation, Installation]:
+    """(from, to): an older installation with pgvector upgraded to the lane's, or the
+    lane's upgraded to the embedded one when the lane's is the older."""
+    lane = lane_installation(options)
+    others = [installation.from_bindir(b) for b in options.installations]
+    for inst in others:
+        if inst.major < lane.major and inst.pgvector_version() is not None:
+            return inst, lane
+    embedded = installation.embedded(osuser.server_user())
+    if lane.major < embedded.major:
+        return lane, embedded
+    named = [str(b) for b in options.installations] or "no --drill-installations"
+    pytest.skip(f"no PostgreSQL older than the lane's {lane.version} with pgvector to "
+                f"upgrade from (looked at {named}): pass --drill-installations <its bin dir> "
+                "(scripts/install-installations.sh installs PostgreSQL 16.2 + pgvector 0.6.2)")
+
+
+@pytest.fixture(scope="module")
+def old_installation(installations: tuple[Installation, Installation]) -> Installation:
+    return installations[0]
+
+
+@pytest.fixture(scope="module")
+def new_installation(installations: tuple[Installation, Installation]) -> Installation:
+    return installations[1]
 
 
 def local_backend(inst: Installation, options: DrillOptions, cache: Path) -> LocalBackend:
@@ -95,8 +107,9 @@ def test_dump_upgrade_by_the_cli(pgvdrill_cli: Cli, tmp_path: Path, cli_cache: P
                                  new_installation: Installation) -> None:
     """pgvdrill upgrade-drill --mode dump passes, and its report states each side's
     versions, every timed step and the downtime."""
-    done = pgvdrill_cli("upgrade-drill", "--from", old_installation.bindir, "--mode", "dump",
-                        "--rows", ROWS, "--dim", DIM, "--cache-dir", cli_cache)
+    done = pgvdrill_cli("upgrade-drill", "--from", old_installation.bindir, "--to",
+                        new_installation.bindir, "--mode", "dump", "--rows", ROWS, "--dim", DIM,
+                        "--cache-dir", cli_cache)
     assert done.returncode == 0, done.stdout + done.stderr
     [report] = (tmp_path / "reports").glob("*/report.json")
     [entry] = json.loads(report.read_text())["drills"]
@@ -176,10 +189,11 @@ def test_dump_restored_with_the_old_extension_version_is_caught(
     assert "extension vector is at 0.7.0 in the upgraded database" in problems, problems
 
 
-def test_downgrade_refused(pgvdrill_cli: Cli, tmp_path: Path,
-                           old_installation: Installation) -> None:
-    """18 -> 16 is refused before anything starts: exit 5, the reason, no report."""
-    done = pgvdrill_cli("upgrade-drill", "--from", "embedded", "--to",
+def test_downgrade_refused(pgvdrill_cli: Cli, tmp_path: Path, old_installation: Installation,
+                           new_installation: Installation) -> None:
+    """The newer to the older (e.g. 18 -> 16) is refused before anything starts: exit 5,
+    the reason, no report."""
+    done = pgvdrill_cli("upgrade-drill", "--from", new_installation.bindir, "--to",
                         old_installation.bindir)
     assert done.returncode == 5, done.stdout + done.stderr
     assert "is a downgrade" in done.stderr and "nothing was started" in done.stderr
@@ -188,10 +202,12 @@ def test_downgrade_refused(pgvdrill_cli: Cli, tmp_path: Path,
 
 
 @pytest.mark.bench
-def test_upgrade_at_production_size(pgvdrill_cli: Cli, tmp_path: Path, cli_cache: Path,
-                                    old_installation: Installation) -> None:
+def test_upgrade_at_production_size(pgvdrill_cli: Cli, cli_cache: Path,
+                                    old_installation: Installation,
+                                    new_installation: Installation) -> None:
     """Both modes at 100k x 768 (--drill-bench on): the report's per-step timings."""
-    done = pgvdrill_cli("upgrade-drill", "--from", old_installation.bindir, "--rows", 100000,
-                        "--dim", 768, "--cache-dir", cli_cache, timeout=7200)
+    done = pgvdrill_cli("upgrade-drill", "--from", old_installation.bindir, "--to",
+                        new_installation.bindir, "--rows", 100000, "--dim", 768,
+                        "--cache-dir", cli_cache, timeout=7200)
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr
