@@ -112,7 +112,10 @@ def test_dump_upgrade_by_the_cli(pgvdrill_cli: Cli, tmp_path: Path, cli_cache: P
                         "--cache-dir", cli_cache)
     assert done.returncode == 0, done.stdout + done.stderr
     [report] = (tmp_path / "reports").glob("*/report.json")
-    [entry] = json.loads(report.read_text())["drills"]
+    payload = json.loads(report.read_text())
+    assert payload["server"]["version"] == (f"{old_installation.version} -> "
+                                            f"{new_installation.version}")
+    [entry] = payload["drills"]
     assert entry["kind"] == "upgrade" and entry["ok"], entry
     measures = entry["measures"]
     assert measures["source"]["postgresql"] == old_installation.version

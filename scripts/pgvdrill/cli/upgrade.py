@@ -99,10 +99,10 @@ def run(args: argparse.Namespace) -> int:
     return report.finish(
         "pgvdrill upgrade-drill", run_dir, started, [d.as_dict() for d in drills], targets,
         args.fail_on, say,
-        server={"source": {"bindir": str(source.bindir), "version": source.version,
-                           "pgvector": source.pgvector_version()},
-                "target": {"bindir": str(target.bindir), "version": target.version,
-                           "pgvector": target.pgvector_version()}},
+        server={"backend": "system", "version": f"{source.version} -> {target.version}",
+                "pgvector": f"{source.pgvector_version()} -> {target.pgvector_version()}",
+                "source": {"bindir": str(source.bindir), "version": source.version},
+                "target": {"bindir": str(target.bindir), "version": target.version}},
         dataset={"key": spec.key(), "rows": spec.rows, "dim": spec.dim})
 
 
