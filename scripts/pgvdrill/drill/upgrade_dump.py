@@ -22,13 +22,16 @@ from pgvdrill.drill.upgrade_source import source_template
 from pgvdrill.drill.upgrade_verify import baseline, verify_upgraded
 from pgvdrill.installation import Installation
 from pgvdrill.logical.dump import DUMP_SETTINGS, dump
-from pgvdrill.logical.restore import RESTORE_SETTINGS, create_database, restore
+from pgvdrill.logical.restore import RestoreSetting, create_database, restore
 from pgvdrill.proc.runner import Result, ToolCall
 from pgvdrill.timing import Phase
 
 # fast gzip: an upgrade's dump is read once, at once (the runbook's -Z9 is for keeping)
 DUMP = DUMP_SETTINGS["custom-z1"]
-RESTORE = RESTORE_SETTINGS["parallel-j2"]
+# two jobs, each index build with room for its HNSW graph (at the server's default 64MB a
+# 100k x 768 graph spills and the build slows down many times over)
+RESTORE = RestoreSetting("upgrade-j2", jobs=2, session=(("maintenance_work_mem", "1GB"),),
+                         description="pg_restore -j2, maintenance_work_mem 1GB per session")
 
 
 @dataclass
