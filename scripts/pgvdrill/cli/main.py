@@ -32,6 +32,7 @@ from pgvdrill.cli import (
     schedule,
     settings,
     sync,
+    upgrade,
     verify,
 )
 from pgvdrill.cli import physical as physcmd
@@ -57,7 +58,7 @@ COMMANDS = (
     verify.COMMAND, physcmd.VERIFY_BACKUP, sync.COMMAND, retention.COMMAND, schedule.COMMAND,
     # then recovery: restore, its restore_command, the monthly DR drill that rehearses it
     restore.COMMAND, Command("restore-wal", walcmd.add_restore_parser, walcmd.cmd_restore),
-    dr_drill.COMMAND,
+    dr_drill.COMMAND, upgrade.COMMAND,
     # and the tools around them
     procedure.COMMAND, bench.COMMAND, image.COMMAND,
 )
