@@ -40,6 +40,10 @@ from fixtures.reporting import PROPERTY, RUN_PROPERTY
 def test_a_drill(record_property, entry):
     record_property(RUN_PROPERTY, json.dumps({{"server": {session!r}, "dataset": {{}}}}))
     record_property(PROPERTY, json.dumps(entry))
+
+
+def test_on_another_version():
+    pytest.skip("needs PostgreSQL 17 or later")
 """
 
 
@@ -55,17 +59,24 @@ def test_a_drill_on_another_installation_fails_its_test(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rf",
                                            f"--drill-reports={reports}")
 
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=1, failed=2, skipped=1)
     result.stdout.fnmatch_lines([
         "*a drill did not run on the lane's installation:*",
         "*drill logical:plain->fresh ran on PostgreSQL 18.6, not on the session's system "
         "backend (PostgreSQL 16.2, pgvector 0.6.2)*"])
     result.stdout.fnmatch_lines(["*drill physical:plain does not say which server it ran on*"])
     [report] = reports.glob("*/report.json")
-    outcomes = {d["test"].split("[")[1].rstrip("]"): d["ok"]
-                for d in json.loads(report.read_text())["drills"]}
+    payload = json.loads(report.read_text())
+    outcomes = {d["test"].split("[")[1].rstrip("]"): d["ok"] for d in payload["drills"]}
     assert outcomes == {"on_the_sessions_server": True, "on_embedded": False,
                         "saying_no_server": False}
+    # every test's outcome, a skip with its reason (the version table's input)
+    assert sorted((t["test"].split("::")[1], t["outcome"], t.get("reason"))
+                  for t in payload["tests"]) == [
+        ("test_a_drill[on_embedded]", "failed", None),
+        ("test_a_drill[on_the_sessions_server]", "passed", None),
+        ("test_a_drill[saying_no_server]", "failed", None),
+        ("test_on_another_version", "skipped", "needs PostgreSQL 17 or later")]
 
 
 def test_entry_problems_name_the_other_pgvector() -> None:

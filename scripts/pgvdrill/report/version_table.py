@@ -76,6 +76,8 @@ def _cell(tests: Sequence[Mapping[str, Any]]) -> str:
 
 def table(lanes: Sequence[Mapping[str, Any]]) -> str:
     """The Markdown table of `lanes` (summaries), then each lane's skips and unknowns."""
+    if not lanes:
+        return "No lane has reported yet: run the lanes of .ci/run, then .ci/version-table.\n"
     ordered = sorted(lanes, key=_order, reverse=True)
     files = sorted({_file(t["test"]) for lane in ordered for t in lane["tests"]})
     lines = ["| drill file | " + " | ".join(
