@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cli import Cli
+from fixtures.options import DrillOptions
 from fixtures.processes import read_to_first_backup, reaped, start_drill
 from pgvdrill.cluster import Backend
 from pgvdrill.errors import ConfigError
@@ -141,35 +143,34 @@ def test_port_in_use(backend: Backend) -> None:
             cluster.destroy()
 
 
-def test_unwritable_reports_dir(tmp_path: Path) -> None:
+def test_unwritable_reports_dir(tmp_path: Path, pgvdrill_cli: Cli) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    result = pgvdrill("drill", "--reports-dir", blocker / "reports", cwd=tmp_path)
+    result = pgvdrill_cli("drill", "--reports-dir", blocker / "reports")
     assert_clean_failure(result, 2, "cannot write reports to", "--reports-dir")
 
 
-def test_unwritable_workdir_leaves_nothing_running(tmp_path: Path) -> None:
+def test_unwritable_workdir_leaves_nothing_running(tmp_path: Path, pgvdrill_cli: Cli) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    result = pgvdrill("drill", "--workdir", blocker / "work", "--reports-dir", tmp_path / "r",
-                      cwd=tmp_path)
+    result = pgvdrill_cli("drill", "--workdir", blocker / "work", "--reports-dir", tmp_path / "r")
     assert_clean_failure(result, 2, "cannot write to the work directory", "--workdir")
     assert servers_under(blocker) == []
 
 
-def test_bad_dataset_file(tmp_path: Path) -> None:
+def test_bad_dataset_file(tmp_path: Path, pgvdrill_cli: Cli) -> None:
     bad = tmp_path / "vectors.npy"
     bad.write_bytes(b"not numpy")
-    result = pgvdrill("drill", "--dataset-file", bad, "--reports-dir", tmp_path / "r",
-                      cwd=tmp_path)
+    result = pgvdrill_cli("drill", "--dataset-file", bad, "--reports-dir", tmp_path / "r")
     assert_clean_failure(result, 2, str(bad))
 
 
-def test_interrupted_drill_leaves_nothing_running(workdir: Path, tmp_path: Path) -> None:
+def test_interrupted_drill_leaves_nothing_running(workdir: Path, tmp_path: Path,
+                                                  options: DrillOptions) -> None:
     """Ctrl-C in the middle of a drill stops every server it started (pgvdrill started
     with SIGINT at its default, whatever this test's launcher ignores)."""
     try:
-        with reaped(start_drill(workdir, tmp_path)) as proc:
+        with reaped(start_drill(options, workdir, tmp_path)) as proc:
             read_to_first_backup(proc)
             assert servers_under(workdir), "no server was running mid-drill"
             proc.send_signal(signal.SIGINT)

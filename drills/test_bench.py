@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cli import backend_args
 from fixtures.clusters import shared_tmp
 from fixtures.options import DrillOptions
 from pgvdrill.bench.modes import COMPARISONS, MODES
@@ -20,12 +21,8 @@ SIZES = ("500x16", "2000x32")
 
 
 def _backend_args(options: DrillOptions) -> list[str]:
-    args = ["--backend", options.backend]
-    if options.pg_bin is not None:
-        args += ["--pg-bin", str(options.pg_bin)]
-    if options.workdir is not None:
-        args += ["--workdir", str(options.workdir)]
-    return args
+    return [*backend_args(options),
+            *(["--workdir", str(options.workdir)] if options.workdir else [])]
 
 
 @pytest.mark.bench

@@ -250,9 +250,8 @@ def test_fault_procedure_script_another_user_owns_is_not_run_by_root(
                       f'name = "team"\nbackup = "sh {script} --format=custom '
                       '--file={backup} {dsn}"\nrestore = "pg_restore --dbname={target_dsn} '
                       '{backup}"\n')
-    backend = ["--backend", options.backend, "--cache-dir", str(cli_cache), "--rows",
-               str(options.rows), "--dim", str(options.dim),
-               *(["--pg-bin", str(options.pg_bin)] if options.pg_bin else [])]
+    backend = ["--cache-dir", str(cli_cache), "--rows", str(options.rows), "--dim",
+               str(options.dim)]  # pgvdrill_cli adds the session's backend
 
     result = pgvdrill_cli("procedures", "--config", config, "--reports-dir", "reports",
                           *backend)

@@ -26,6 +26,7 @@ import pytest
 
 from fixtures.cli import Cli, start_cli
 from fixtures.ops import conninfo
+from fixtures.options import DrillOptions
 from fixtures.processes import read_to_first_backup, reaped, start_drill, wait_while_running
 from pgvdrill import osuser
 from pgvdrill.cluster import Backend, Cluster
@@ -180,19 +181,24 @@ STREAMING = ("SELECT (SELECT count(*) FROM pg_stat_progress_basebackup WHERE pha
              "pg_replication_slots WHERE temporary)")
 
 
+# each point once by default, by pgvdrill's handler (SIGTERM) and by SIGKILL (the watchdog);
+# the other pairings repeat those paths (--drill-matrix full)
 @pytest.mark.parametrize(("point", "sig"), [
-    ("directory", signal.SIGTERM), ("directory", signal.SIGKILL),
-    ("streaming", signal.SIGINT), ("streaming", signal.SIGTERM), ("streaming", signal.SIGKILL),
+    pytest.param("directory", signal.SIGTERM, marks=pytest.mark.full),
+    ("directory", signal.SIGKILL),
+    pytest.param("streaming", signal.SIGINT, marks=pytest.mark.full),
+    ("streaming", signal.SIGTERM),
+    pytest.param("streaming", signal.SIGKILL, marks=pytest.mark.full),
 ], ids=lambda v: v.name if isinstance(v, signal.Signals) else v)
 def test_fault_backup_physical_interrupted(prod_source: Cluster, pgvdrill_cli: Cli,
-                                          tmp_path: Path, point: str, sig: signal.Signals
-                                          ) -> None:
+                                          options: DrillOptions, tmp_path: Path, point: str,
+                                          sig: signal.Signals) -> None:
     """pg_basebackup (throttled by max_rate) killed with pgvdrill as soon as the backup
     directory exists, or while it streams files and WAL through its temporary slot: its
     WAL-streaming child (a process of its group) goes too, and the slot with it."""
     repo = tmp_path / "repo"
     config = backup_config(tmp_path / "pgvdrill.toml", prod_source, repo, max_rate="32k")
-    with reaped(start_cli("backup", "physical", "--config", config, cwd=tmp_path)) as proc:
+    with reaped(start_cli(options, "backup", "physical", "--config", config, cwd=tmp_path)) as proc:
         if point == "directory":
             wait_for(_backup_dir_appeared(repo, "physical"), "the backup directory", proc)
         else:
@@ -204,9 +210,14 @@ def test_fault_backup_physical_interrupted(prod_source: Cluster, pgvdrill_cli: C
     assert_repository_consistent(repo, "physical", pgvdrill_cli, config)
 
 
-@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+# SIGINT by default (the operator's Ctrl-C); SIGTERM and SIGKILL take the paths the
+# physical case above drills (--drill-matrix full)
+@pytest.mark.parametrize("sig", [pytest.param(s, marks=[] if s == signal.SIGINT else
+                                              pytest.mark.full) for s in SIGNALS],
+                         ids=lambda s: s.name)
 def test_fault_backup_logical_interrupted(prod_source: Cluster, pgvdrill_cli: Cli,
-                                         tmp_path: Path, sig: signal.Signals) -> None:
+                                         options: DrillOptions, tmp_path: Path,
+                                         sig: signal.Signals) -> None:
     """pg_dump waiting for a table lock another session holds: pgvdrill ends it; its
     backend leaves the source once the lock is released (it finds its client gone)."""
     repo = tmp_path / "repo"
@@ -214,7 +225,8 @@ def test_fault_backup_logical_interrupted(prod_source: Cluster, pgvdrill_cli: Cl
     blocker = prod_source.connect(SOURCE_DB, autocommit=False)
     blocker.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
     try:
-        with reaped(start_cli("backup", "logical", "--config", config, cwd=tmp_path)) as proc:
+        with reaped(start_cli(options, "backup", "logical", "--config", config,
+                              cwd=tmp_path)) as proc:
             wait_for(lambda: prod_source.query(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
                 "AND wait_event_type = 'Lock'") == [(1,)], "pg_dump waiting for its lock",
@@ -230,7 +242,7 @@ def test_fault_backup_logical_interrupted(prod_source: Cluster, pgvdrill_cli: Cl
 
 def test_fault_restore_logical_interrupted(prod_source: Cluster, pgvdrill_cli: Cli,
                                           make_cluster: Callable[..., Cluster],
-                                          tmp_path: Path) -> None:
+                                          options: DrillOptions, tmp_path: Path) -> None:
     """restore logical --clean while pg_restore waits for a lock on the target, with each
     signal in turn: pgvdrill ends it; nothing of it stays on the target or in the process
     table, and the next restore works."""
@@ -249,7 +261,7 @@ def test_fault_restore_logical_interrupted(prod_source: Cluster, pgvdrill_cli: C
         blocker = target.connect("restored", autocommit=False)
         blocker.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
         try:
-            with reaped(start_cli("restore", "logical", "latest", "--target-dsn", dsn,
+            with reaped(start_cli(options, "restore", "logical", "latest", "--target-dsn", dsn,
                                   "--clean", copy, "--config", config, cwd=tmp_path)) as proc:
                 wait_for(lambda: target.query(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
@@ -267,16 +279,19 @@ def test_fault_restore_logical_interrupted(prod_source: Cluster, pgvdrill_cli: C
     assert again.returncode == 0, again.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
-def test_fault_drill_interrupted(backend: Backend, tmp_path: Path, sig: signal.Signals
-                                 ) -> None:
+# SIGKILL by default (the watchdog's case; SIGINT: test_bad_input); SIGTERM takes the
+# handler's path SIGINT does (--drill-matrix full)
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, marks=pytest.mark.full),
+                                 signal.SIGKILL], ids=lambda s: s.name)
+def test_fault_drill_interrupted(backend: Backend, options: DrillOptions, tmp_path: Path,
+                                 sig: signal.Signals) -> None:
     """`pgvdrill drill` killed once its first backup ran (SIGINT: test_bad_input): every
     scratch server and tool it started goes, also when pgvdrill itself is SIGKILLed (the
     watchdog ends the servers' process groups)."""
     base = Path("/var/tmp") if os.geteuid() == 0 else tmp_path  # the server user enters it
     workdir = Path(os.path.realpath(base)) / f"pgvdrill-interrupts-{os.getpid()}-{sig.name}"
     try:
-        with reaped(start_drill(workdir, tmp_path)) as proc:
+        with reaped(start_drill(options, workdir, tmp_path)) as proc:
             read_to_first_backup(proc)
             assert running(set(), str(workdir)), "no server was running mid-drill"
             groups, stderr = interrupt(proc, sig)

@@ -488,8 +488,19 @@ MISSING_COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
-@pytest.mark.parametrize("command", list(MISSING_COMMANDS))
-@pytest.mark.parametrize("missing", ["wal", "catalog", "logical", "physical"])
+def _missing_case(missing: str, command: str) -> Any:
+    """Every command without the catalog, verify without each directory, and each restore
+    without what it restores from run by default; the rest repeat those (full matrix)."""
+    default = missing == "catalog" or command == "verify" or (command, missing) in {
+        ("restore-logical", "logical"), ("restore-physical", "physical"),
+        ("restore-pitr", "wal"), ("sync", "wal")}
+    return pytest.param(missing, command, id=f"{missing}-{command}",
+                        marks=[] if default else [pytest.mark.full])
+
+
+@pytest.mark.parametrize(("missing", "command"), [
+    _missing_case(m, c) for c in MISSING_COMMANDS for m in ("wal", "catalog", "logical",
+                                                            "physical")])
 def test_fault_a_missing_repository_directory_is_named_not_a_traceback(
         repo: Path, tmp_path: Path, run: Cli, missing: str, command: str) -> None:
     """A directory of the repository gone (an unmounted disk, an operator's mv): every

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from fixtures.cli import Cli
+from fixtures.cli import Cli, run_cli
 from fixtures.clusters import shared_tmp
+from fixtures.options import DrillOptions
 from fixtures.production import (
     ADMIN,
     APP_OWNER,
@@ -139,7 +139,8 @@ class TakeRun:
 
 @pytest.fixture(scope="module")
 def take_under_writes(production: Production, tmp_path_factory: pytest.TempPathFactory,
-                      worker_id: str) -> Iterator[TakeRun]:
+                      worker_id: str, options: DrillOptions, request: pytest.FixtureRequest
+                      ) -> Iterator[TakeRun]:
     """`drill --config --take` (what the schedules run) while the application writes,
     once for the module's tests."""
     run_dir = tmp_path_factory.mktemp("take")
@@ -148,11 +149,9 @@ def take_under_writes(production: Production, tmp_path_factory: pytest.TempPathF
     before = production.fingerprint()
     writer = production.writer()
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pgvdrill.cli", "drill", "--config", str(config), "--take",
-             "--cache-dir", str(cache), "--reports-dir", "reports"], cwd=run_dir,
-            capture_output=True, text=True, timeout=900, check=False,
-            env={**os.environ, **production.env("pgpassword")})
+        result = run_cli(options, request, "drill", "--config", config, "--take",
+                         "--cache-dir", cache, "--reports-dir", "reports", cwd=run_dir,
+                         timeout=900, env={**os.environ, **production.env("pgpassword")})
     finally:
         written = writer.stop()
     assert list(run_dir.glob("reports/*/report.json")), result.stdout + result.stderr

@@ -8,15 +8,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
-import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from fixtures.clusters import shared_tmp
+from fixtures.cli import Cli
 from fixtures.options import DrillOptions
 from pgvdrill import installation, osuser
 from pgvdrill.capabilities import VERIFYBACKUP_TAR_MAJOR, server_capabilities
@@ -383,32 +381,26 @@ def test_physical_unsafe_tar_member_is_refused(tmp_path: Path, name: str) -> Non
     assert not (tmp_path / "escape").exists()
 
 
-def _pgvdrill(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pgvdrill.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600, check=False)
-
-
 def test_physical_cli_verify_backup(
-    backups: Callable[[BaseBackupSetting], BaseBackup], tmp_path: Path
+    backups: Callable[[BaseBackupSetting], BaseBackup], tmp_path: Path, pgvdrill_cli: Cli
 ) -> None:
     good = backups(BASE_BACKUP_SETTINGS["server-gzip"]).path
-    result = _pgvdrill("verify-backup", good, cwd=tmp_path)
+    result = pgvdrill_cli("verify-backup", good)
     assert result.returncode == 0, result.stderr
     assert "ok:" in result.stdout
 
     copy = Path(shutil.copytree(good, tmp_path / "broken"))
     _truncate(copy / "base.tar.gz")
-    result = _pgvdrill("verify-backup", copy, cwd=tmp_path)
+    result = pgvdrill_cli("verify-backup", copy)
     assert result.returncode == 4, result.stderr
     assert "Traceback" not in result.stderr and "base.tar.gz" in result.stderr
 
 
-def test_physical_cli_drill(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
-                            worker_id: str) -> None:
+def test_physical_cli_drill(tmp_path: Path, pgvdrill_cli: Cli, cli_cache: Path) -> None:
     """`pgvdrill drill --no-logical --physical ...`: the same drill from the command line."""
-    cache = shared_tmp(tmp_path_factory, worker_id) / "pgvdrill-cache"
-    result = _pgvdrill("drill", "--no-logical", "--physical", "low-level", "--fast-checkpoint",
-                       "--cache-dir", cache, "--reports-dir", tmp_path / "reports", cwd=tmp_path)
+    result = pgvdrill_cli("drill", "--no-logical", "--physical", "low-level",
+                          "--fast-checkpoint", "--cache-dir", cli_cache, "--reports-dir",
+                          tmp_path / "reports")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "restore low-level: copy" in result.stdout

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from fixtures.clusters import shared_tmp
+from fixtures.cli import Cli
 from pgvdrill import osuser
 from pgvdrill.capabilities import server_capabilities
 from pgvdrill.cluster import Backend, Cluster
@@ -247,16 +245,13 @@ def test_pitr_markers_without_pg_walinspect_or_pg_wal_fail_clearly(
         assert conn.execute("SELECT to_regclass('pitr_markers')").fetchone() == (None,)
 
 
-def test_pitr_cli_drill(wal_workdir: Path, tmp_path: Path,
-                        tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+def test_pitr_cli_drill(wal_workdir: Path, tmp_path: Path, pgvdrill_cli: Cli,
+                        cli_cache: Path) -> None:
     """`pgvdrill drill --no-logical --pitr lsn,immediate`: the same PITR drills (archive,
     base backup, markers, recovery, exact boundary) from the command line."""
-    cache = shared_tmp(tmp_path_factory, worker_id) / "pgvdrill-cache"
-    result = subprocess.run(
-        [sys.executable, "-m", "pgvdrill.cli", "drill", "--no-logical", "--pitr", "lsn,immediate",
-         "--workdir", str(wal_workdir), "--cache-dir", str(cache),
-         "--reports-dir", str(tmp_path / "reports")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    result = pgvdrill_cli("drill", "--no-logical", "--pitr", "lsn,immediate", "--workdir",
+                          wal_workdir, "--cache-dir", cli_cache, "--reports-dir",
+                          tmp_path / "reports")
 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()

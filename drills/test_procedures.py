@@ -58,11 +58,9 @@ RUNBOOK = {
 
 
 def _backend(options: DrillOptions, cache: Path) -> list[str]:
-    """The session's backend, template cache and dataset size, as command options."""
-    args = ["--backend", options.backend, "--cache-dir", str(cache),
-            "--rows", str(options.rows), "--dim", str(options.dim)]
-    if options.pg_bin is not None:
-        args += ["--pg-bin", str(options.pg_bin)]
+    """The session's template cache, dataset size and workdir, as command options
+    (pgvdrill_cli adds the session's backend)."""
+    args = ["--cache-dir", str(cache), "--rows", str(options.rows), "--dim", str(options.dim)]
     if options.workdir is not None:
         args += ["--workdir", str(options.workdir)]
     return args
