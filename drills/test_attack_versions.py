@@ -248,3 +248,114 @@ def test_restore_logical_of_halfvec_into_pgvector_0_6_is_refused_naming_halfvec(
         assert result.returncode == 5, said
         assert "halfvec" in result.stderr and "Traceback" not in said, said
         assert target.query(USER_TABLES, "restored") == [(0,)]
+
+
+# --- upgrade drills: subtle damage the verification must catch -------------------------
+# Each tamper runs on the upgraded cluster before verification (Tamper.after_upgrade, or
+# before_restore for the dump mode's empty database). The drill must fail (not pass, not
+# unknown) and its problems must name the damage.
+
+def _invalidate_hnsw(cluster: Cluster, db: str) -> None:
+    """An HNSW index left invalid (as a failed CREATE INDEX CONCURRENTLY leaves it)."""
+    cluster.query("UPDATE pg_index SET indisvalid = false WHERE indexrelid = "
+                  "'documents_embedding_hnsw_cos'::regclass", db)
+
+
+def _rebuild_hnsw_thinner(cluster: Cluster, db: str) -> None:
+    """Same name and column, built with m = 4: answers worse, definition different."""
+    cluster.query("DROP INDEX documents_embedding_hnsw_cos", db)
+    cluster.query("CREATE INDEX documents_embedding_hnsw_cos ON documents USING hnsw "
+                  "(embedding vector_cosine_ops) WITH (m = 4, ef_construction = 8)", db)
+
+
+def _drop_ivfflat(cluster: Cluster, db: str) -> None:
+    cluster.query("DROP INDEX account_behaviors_behavior_ivfflat_l2", db)
+
+
+def _nudge_one_vector(cluster: Cluster, db: str) -> None:
+    """One component of one vector off by a float32 ulp-sized step: not bit-exact."""
+    cluster.query("UPDATE documents SET embedding = (SELECT (array_agg(x) || ARRAY[]::real[])"
+                  "::real[]::vector FROM (SELECT CASE WHEN n = 1 THEN x + 1e-6 ELSE x END AS x"
+                  " FROM unnest(embedding::real[]) WITH ORDINALITY AS u(x, n)) s)"
+                  " WHERE id = (SELECT min(id) FROM documents WHERE embedding IS NOT NULL)", db)
+
+
+def _enabled_subscription(cluster: Cluster, db: str) -> None:
+    """An enabled subscription: its apply worker keeps connecting to 'production'."""
+    cluster.query("CREATE SUBSCRIPTION to_production CONNECTION 'host=127.0.0.1 port=1 "
+                  "dbname=vector_db' PUBLICATION p WITH (connect = false, "
+                  "create_slot = false, slot_name = 'to_production', enabled = false)", db)
+    cluster.query("ALTER SUBSCRIPTION to_production ENABLE", db)
+
+
+def _primary_conninfo(cluster: Cluster, db: str) -> None:
+    cluster.query("ALTER SYSTEM SET primary_conninfo = 'host=production.example'", db)
+    cluster.query("SELECT pg_reload_conf()", db)
+
+
+TAMPERS = {
+    "invalid-hnsw": (_invalidate_hnsw, "documents_embedding_hnsw_cos"),
+    "thinner-hnsw": (_rebuild_hnsw_thinner, "documents_embedding_hnsw_cos"),
+    "dropped-ivfflat": (_drop_ivfflat, "account_behaviors_behavior_ivfflat_l2"),
+    "one-vector-nudged": (_nudge_one_vector, "documents"),
+    "enabled-subscription": (_enabled_subscription, "subscription"),
+    "primary-conninfo": (_primary_conninfo, "primary_conninfo"),
+}
+
+
+def _upgrade(mode: str, damage: Callable[[Cluster, str], None] | None,
+             options: DrillOptions, cache: Path, outdir: Path) -> tuple[dict[str, Any], list[str]]:
+    """16.2/0.6.2 -> embedded 18.6/0.8.6 by `mode` (600 x 16), `damage` done to the upgraded
+    database before its verification; the drill's report entry and its progress lines."""
+    from pgvdrill import installation, osuser
+    from pgvdrill.cluster.local import LocalBackend
+    from pgvdrill.dataset import DatasetSpec, generate
+    from pgvdrill.drill.upgrade import Tamper, UpgradePlan
+    from pgvdrill.drill.upgrade_run import run_upgrades
+
+    old = installation.from_bindir(_installed(PG16))
+    new = installation.embedded(osuser.server_user())
+    assert (old.version, new.major) == ("16.2", 18)
+    workdir = options.workdir or default_workdir()
+    source = LocalBackend(old, workdir, cache, name="system")
+    target = LocalBackend(new, workdir, cache, name="system")
+    plan = UpgradePlan(generate(DatasetSpec(rows=600, dim=16)), (mode,),  # type: ignore[arg-type]
+                       tamper=Tamper(after_upgrade=damage))
+    said: list[str] = []
+    try:
+        [result] = run_upgrades(source, target, plan, outdir, said.append)
+    finally:
+        source.close()
+        target.close()
+    entry: dict[str, Any] = result.as_dict()
+    return entry, said
+
+
+@pytest.mark.parametrize("mode", ["pg_upgrade", "dump"])
+@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+def test_an_upgrade_damaged_after_the_fact_fails_its_verification(
+        tamper: str, mode: str, options: DrillOptions, tmp_path_factory: pytest.TempPathFactory,
+        worker_id: str, tmp_path: Path) -> None:
+    """Damage on the upgraded database that a careless upgrade (or operator) leaves: the
+    drill must fail, a problem naming it."""
+    damage, named = TAMPERS[tamper]
+    cache = shared_tmp(tmp_path_factory, worker_id) / f"pgvdrill-cache-attack-up-{worker_id}"
+
+    entry, said = _upgrade(mode, damage, options, cache, tmp_path)
+
+    assert entry["ok"] is False, (tamper, mode, said)
+    assert any(named in p for p in entry["problems"]), (named, entry["problems"])
+
+
+@pytest.mark.parametrize("mode", ["pg_upgrade", "dump"])
+def test_an_undamaged_upgrade_of_the_same_size_passes(
+        mode: str, options: DrillOptions, tmp_path_factory: pytest.TempPathFactory,
+        worker_id: str, tmp_path: Path) -> None:
+    """The control of the test above: without damage the same upgrade passes, so each
+    failure above is the damage's (and the drill gives no false failures at this size)."""
+    cache = shared_tmp(tmp_path_factory, worker_id) / f"pgvdrill-cache-attack-up-{worker_id}"
+
+    entry, said = _upgrade(mode, None, options, cache, tmp_path)
+
+    assert entry["ok"] is True, (entry["problems"], said)
+    assert _servers(entry) >= {("16.2", "0.6.2"), ("18.6", "0.8.6")}, _servers(entry)
