@@ -359,3 +359,56 @@ def test_an_undamaged_upgrade_of_the_same_size_passes(
 
     assert entry["ok"] is True, (entry["problems"], said)
     assert _servers(entry) >= {("16.2", "0.6.2"), ("18.6", "0.8.6")}, _servers(entry)
+
+
+# --- a 16 source's physical backup, judged by which tools? ------------------------------
+
+def _config(path: Path, cluster: Cluster, repo: Path, extra: str = "") -> Path:
+    path.write_text(f'[source]\nconninfo = "{conninfo(cluster)}"\n\n'
+                    f'[repository]\npath = "{repo}"\n\n[physical]\nformat = "tar"\n{extra}')
+    return path
+
+
+def _never_broken(result: subprocess.CompletedProcess[str]) -> None:
+    """A tool of the wrong major is pgvdrill's configuration problem, not the backup's."""
+    said = result.stdout + result.stderr
+    assert "Traceback" not in said
+    assert result.returncode in (0, 2), said
+    if result.returncode == 2:
+        assert "16" in result.stderr and "installation" in result.stderr.lower(), said
+
+
+def test_a_16_physical_backup_is_never_called_broken_by_18s_tools(
+        pgvdrill_cli: Cli, system_backend: Callable[[Path, str], Backend],
+        tmp_path: Path) -> None:
+    """A 16.2 source backed up by an operator whose configuration names no 16 tools: the
+    embedded 18's pg_waldump cannot read 16's WAL. Expected: `backup physical` and
+    `verify` either use 16.2's tools or refuse with exit 2 naming the PostgreSQL 16
+    installation to configure; never exit 4 ("the backup is broken") nor a traceback.
+    With [drill] installations naming 16.2, both succeed. And `verify --pg-bin <18>`
+    judging the 16 backup is refused as a mismatch (exit 2), not a pass nor exit 4."""
+    with system_backend(PG16, "pg16-prod").cluster("prod16") as prod:
+        assert prod.query("SHOW server_version")[0][0] == "16.2"
+        prod.query(f"CREATE DATABASE {SOURCE_DB}")
+        prod.query("CREATE EXTENSION vector; CREATE TABLE items (id int PRIMARY KEY, "
+                   "embedding vector(3)); INSERT INTO items SELECT i, ARRAY[i, 1, 2]::vector"
+                   " FROM generate_series(1, 100) i", SOURCE_DB)
+        bare = _config(tmp_path / "bare.toml", prod, tmp_path / "repo-bare")
+        taken = pgvdrill_cli("backup", "physical", "--config", bare)
+        _never_broken(taken)
+        if taken.returncode == 0:
+            _never_broken(pgvdrill_cli("verify", "--config", bare))
+
+        named = _config(tmp_path / "named.toml", prod, tmp_path / "repo-named",
+                        f'\n[drill]\ninstallations = ["{PG16}"]\n')
+        taken = pgvdrill_cli("backup", "physical", "--config", named)
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+        checked = pgvdrill_cli("verify", "--config", named)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+        from pgvdrill import installation, osuser
+        eighteen = installation.embedded(osuser.server_user()).bindir
+        judged = pgvdrill_cli("verify", "--config", named, "--pg-bin", eighteen)
+        said = judged.stdout + judged.stderr
+        assert judged.returncode == 2 and "Traceback" not in said, said
+        assert "16" in judged.stderr and "18" in judged.stderr, said
