@@ -412,3 +412,96 @@ def test_a_16_physical_backup_is_never_called_broken_by_18s_tools(
         said = judged.stdout + judged.stderr
         assert judged.returncode == 2 and "Traceback" not in said, said
         assert "16" in judged.stderr and "18" in judged.stderr, said
+
+
+# --- installations that lie about pgvector -----------------------------------------------
+
+def test_installations_probe_fails_the_sigill_build(pgvdrill_cli: Cli, cli_cache: Path
+                                                    ) -> None:
+    """`pgvdrill installations --probe` of the SIGILL build: exit 2, its probe FAILED with
+    the cause; the other installations listed are unaffected."""
+    bindir = _installed(SIGILL)
+
+    result = pgvdrill_cli("installations", "--installation", bindir, "--probe", "--json",
+                          "--cache-dir", cli_cache)
+
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in said, said
+    listing = json.loads(result.stdout)["installations"]
+    [bad] = [i for i in listing if i["bindir"] == str(bindir.resolve())]
+    assert bad["probe"]["available"] is False and "SIGILL" in bad["probe"]["reason"], bad
+    assert all(i["probe"]["available"] for i in listing if i is not bad), listing
+
+
+def _mislabelled(shared_dir: Path) -> Path:
+    """A copy of 16.2 whose vector.control and script say pgvector 0.8.2 (18.3's SQL)
+    while its vector.so is still 0.6.2's: no halfvec functions in the library."""
+    root = shared_dir / "pg16-mislabelled"
+    shutil.copytree(ROOT / "pg16.2", root, symlinks=True)
+    extension = root / "pgserver" / "pginstall" / "share" / "postgresql" / "extension"
+    new = PG183.parent / "share" / "postgresql" / "extension"
+    for path in extension.glob("vector*"):
+        path.unlink()
+    shutil.copy(new / "vector.control", extension / "vector.control")
+    shutil.copy(new / "vector--0.8.2.sql", extension / "vector--0.8.2.sql")
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+    return root / "pgserver" / "pginstall" / "bin"
+
+
+def test_a_vector_library_older_than_its_control_file_is_a_clear_error(
+        pgvdrill_cli: Cli, cli_cache: Path, shared_dir: Path) -> None:
+    """vector.control says 0.8.2, vector.so is 0.6.2: CREATE EXTENSION vector fails (no
+    halfvec_in in the library). Expected: `installations --probe` fails it (exit 2), and
+    a drill on it stops with exit 2 naming pgvector and the installation, no traceback,
+    not "the machine failed" (8) and not a broken backup (1/4)."""
+    _installed(PG16)
+    _installed(PG183)
+    bindir = _mislabelled(shared_dir)
+
+    probed = pgvdrill_cli("installations", "--installation", bindir, "--probe", "--json",
+                          "--cache-dir", cli_cache)
+    said = probed.stdout + probed.stderr
+    assert probed.returncode == 2 and "Traceback" not in said, said
+
+    result, report = _drill(pgvdrill_cli, bindir, cli_cache, *SMALL)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in said, said
+    assert "vector" in result.stderr and "pg16-mislabelled" in result.stderr, said
+    assert report is None or report["ok"] is False
+
+
+def test_the_dr_drill_of_a_16_source_restores_on_16_and_says_so(
+        pgvdrill_cli: Cli, system_backend: Callable[[Path, str], Backend],
+        tmp_path: Path, cli_cache: Path) -> None:
+    """A 16.2 source, [drill] installations naming 16.2, the default embedded 18.6 backend:
+    the DR drill's physical restore runs on 16.2 (the source's major: a base backup
+    starts only there) and its report entry says 16.2; the logical one restores where the
+    configuration says (the embedded 18.6 by default) and states the difference, without
+    false differences (MAINTAIN, extension version) failing it."""
+    with system_backend(PG16, "pg16-dr").cluster("dr16") as prod:
+        prod.query(f"CREATE DATABASE {SOURCE_DB}")
+        prod.query("CREATE EXTENSION vector; CREATE TABLE items (id int PRIMARY KEY, "
+                   "embedding vector(3)); INSERT INTO items SELECT i, ARRAY[i, 1, 2]::vector"
+                   " FROM generate_series(1, 100) i; CREATE INDEX ON items USING hnsw "
+                   "(embedding vector_l2_ops)", SOURCE_DB)
+        config = _config(tmp_path / "dr.toml", prod, tmp_path / "repo",
+                         f'\n[drill]\ninstallations = ["{PG16}"]\n').read_text()
+        path = tmp_path / "dr.toml"
+        path.write_text(config.replace('format = "tar"', 'format = "plain"'))
+        for kind in ("logical", "physical"):
+            taken = pgvdrill_cli("backup", kind, "--config", path)
+            assert taken.returncode == 0, taken.stdout + taken.stderr
+
+        result = pgvdrill_cli("dr-drill", "--config", path, "--backend", "embedded",
+                              "--cache-dir", cli_cache, "--reports-dir", "reports",
+                              "--fail-on", "none")
+
+        said = result.stdout + result.stderr
+        assert result.returncode == 0 and "Traceback" not in said, said
+        report = _report(result)
+        assert report is not None, said
+        physical = [e for e in report["drills"] if e["kind"] == "physical"]
+        assert physical and all(("16.2", "0.6.2") in _servers(e) for e in physical), physical
+        assert all(not any(v.startswith("18") for v, _ in _servers(e)) for e in physical)
