@@ -505,3 +505,96 @@ def test_the_dr_drill_of_a_16_source_restores_on_16_and_says_so(
         physical = [e for e in report["drills"] if e["kind"] == "physical"]
         assert physical and all(("16.2", "0.6.2") in _servers(e) for e in physical), physical
         assert all(not any(v.startswith("18") for v, _ in _servers(e)) for e in physical)
+
+
+# --- same PostgreSQL major, older pgvector API: what a restore must refuse, and not ----
+
+@pytest.fixture
+def old_api_backend(options: DrillOptions, system_backend: Callable[[Path, str], Backend],
+                    shared_dir: Path) -> Backend:
+    """A copy of the embedded PostgreSQL 18 whose pgvector installs as 0.6.2: 16.2's
+    vector--0.6.2.sql and control over the shipped library (which still has every 0.6.2
+    function). A target of the source's major with a pgvector that has no halfvec,
+    sparsevec, l2_normalize or vector || vector."""
+    from fixtures.installations import copy_installation
+    from pgvdrill import installation, osuser
+
+    if options.backend != "embedded":
+        pytest.skip("the doctored installation is a copy of the embedded one")
+    _installed(PG16)
+    shipped = installation.embedded(osuser.server_user()).bindir
+    bindir = copy_installation(shipped, shared_dir / "pg18-pgvector062", old_pgvector=None)
+    lib = bindir.parent / "lib"
+    shutil.copy(shipped.parent / "lib" / "vector.so", lib / "vector.so")
+    old = PG16.parent / "share" / "postgresql" / "extension"
+    for name in ("vector.control", "vector--0.6.2.sql"):
+        shutil.copy(old / name, bindir.parent / "share" / "extension" / name)
+    for path in [lib / "vector.so", *(bindir.parent / "share" / "extension").glob("vector*")]:
+        path.chmod(0o644)
+    backend = system_backend(bindir, "pgvector062")
+    assert backend.pgvector_version() == "0.6.2"
+    return backend
+
+
+def _vector_source(make_cluster: Callable[..., Cluster], extra_sql: str) -> Cluster:
+    """A session-backend source whose vector_db has a vector(3) table with an HNSW index
+    (0.5+ only), plus `extra_sql`."""
+    source = make_cluster("vector-source")
+    source.query(f"CREATE DATABASE {SOURCE_DB}")
+    source.query("CREATE EXTENSION vector; CREATE TABLE items (id int PRIMARY KEY, "
+                 "embedding vector(3)); INSERT INTO items SELECT i, ARRAY[i, i % 7, 1]"
+                 "::vector FROM generate_series(1, 200) i; CREATE INDEX items_hnsw ON items "
+                 "USING hnsw (embedding vector_l2_ops);" + extra_sql, SOURCE_DB)
+    return source
+
+
+def _restore_into(pgvdrill_cli: Cli, source: Cluster, target: Cluster, tmp_path: Path
+                  ) -> subprocess.CompletedProcess[str]:
+    config = _config(tmp_path / "pgvdrill.toml", source, tmp_path / "repo")
+    taken = pgvdrill_cli("backup", "logical", "--config", config)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    target.query("CREATE DATABASE restored TEMPLATE template0")
+    return pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
+                        conninfo(target, "restored"), "--config", config)
+
+
+def test_a_newer_pgvectors_dump_of_old_types_restores_into_0_6_2(
+        make_cluster: Callable[..., Cluster], old_api_backend: Backend, pgvdrill_cli: Cli,
+        tmp_path: Path) -> None:
+    """The dump (pgvector 0.8.6) uses only vector, hnsw and vector_l2_ops, all in 0.6.2:
+    Expected: restored (exit 0), the pgvector difference stated, rows and index there."""
+    source = _vector_source(make_cluster, "")
+    with old_api_backend.cluster("old-api") as target:
+        result = _restore_into(pgvdrill_cli, source, target, tmp_path)
+
+        said = result.stdout + result.stderr
+        assert result.returncode == 0, said
+        assert "0.6.2" in result.stdout, result.stdout
+        assert _pgvector(target, "restored") == "0.6.2"
+        assert target.query("SELECT count(*) FROM items", "restored") == [(200,)]
+        assert target.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'items_hnsw'",
+                            "restored") == [(1,)]
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ("CREATE TABLE halves (id int, h halfvec(3))", "halfvec"),
+    ("CREATE VIEW normalized AS SELECT id, l2_normalize(embedding) AS e FROM items",
+     "l2_normalize"),
+    ("CREATE VIEW doubled AS SELECT id, embedding || embedding AS e FROM items", "||"),
+    ("CREATE INDEX items_half ON items USING hnsw ((embedding::halfvec(3)) "
+     "halfvec_l2_ops)", "halfvec"),
+])
+def test_what_0_6_2_lacks_is_refused_before_restoring_naming_it(
+        extra: str, named: str, make_cluster: Callable[..., Cluster],
+        old_api_backend: Backend, pgvdrill_cli: Cli, tmp_path: Path) -> None:
+    """A dump using something pgvector 0.7+ added (a halfvec column, l2_normalize in a
+    view, vector concatenation, a halfvec expression index): refused before anything is
+    restored (exit 5) naming it; not a pg_restore failure halfway (exit 3)."""
+    source = _vector_source(make_cluster, extra)
+    with old_api_backend.cluster("old-api") as target:
+        result = _restore_into(pgvdrill_cli, source, target, tmp_path)
+
+        said = result.stdout + result.stderr
+        assert result.returncode == 5 and "Traceback" not in said, said
+        assert named in result.stderr, said
+        assert target.query(USER_TABLES, "restored") == [(0,)]
