@@ -154,7 +154,7 @@ def test_a_drill_on_16_2_named_18_states_16_2_and_drills_only_what_0_6_2_has(
     assert "unknown" in result.stdout  # the operator's summary says so too
     logical = next(e for e in report["drills"] if e["kind"] == "logical")
     sql = _schema_sql(PG16, Path(logical["backup"]["path"]))
-    assert " vector(" in sql and "USING hnsw" in sql, sql
+    assert "vector(" in sql and "USING hnsw" in sql, sql
     assert "halfvec" not in sql and "sparsevec" not in sql
 
 
