@@ -200,6 +200,17 @@ def _pgvector(cluster: Cluster, dbname: str = SOURCE_DB) -> str:
                              dbname)[0][0])
 
 
+def _latest_into(pgvdrill_cli: Cli, config: Path, target: Cluster, version: str
+                 ) -> subprocess.CompletedProcess[str]:
+    """A logical backup of `config`'s source restored into a new database `restored` of
+    `target` (PostgreSQL `version`): the restore's completed process."""
+    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
+    assert target.query("SHOW server_version")[0][0] == version
+    target.query("CREATE DATABASE restored TEMPLATE template0")
+    return pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
+                        conninfo(target, "restored"), "--config", config)
+
+
 def test_restore_logical_of_a_newer_pgvector_into_18_3_restores_and_says_so(
         prod_source: Cluster, ops_config: Callable[..., Path], pgvdrill_cli: Cli,
         system_backend: Callable[[Path, str], Backend]) -> None:
@@ -210,15 +221,9 @@ def test_restore_logical_of_a_newer_pgvector_into_18_3_restores_and_says_so(
     if not str(source_version).startswith("18.6"):
         pytest.skip(f"the source is PostgreSQL {source_version}: this attack needs 18.6 "
                     "(the embedded backend)")
-    config = ops_config()
-    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
     shipped = _pgvector(prod_source)
     with system_backend(PG183, "pg183").cluster("newer-dump") as target:
-        assert target.query("SHOW server_version")[0][0] == "18.3"
-        target.query("CREATE DATABASE restored TEMPLATE template0")
-
-        result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
-                              conninfo(target, "restored"), "--config", config)
+        result = _latest_into(pgvdrill_cli, ops_config(), target, "18.3")
 
         said = result.stdout + result.stderr
         assert result.returncode == 0, said
@@ -235,14 +240,8 @@ def test_restore_logical_of_halfvec_into_pgvector_0_6_is_refused_naming_halfvec(
     """The dump's tables use halfvec and sparsevec; 16.2's pgvector 0.6.2 has neither.
     Expected: refused before anything is restored (exit 5), the reason naming the missing
     type(s), not a pg_restore failure halfway (exit 3) nor a traceback."""
-    config = ops_config()
-    assert pgvdrill_cli("backup", "logical", "--config", config).returncode == 0
     with system_backend(PG16, "pg16").cluster("no-halfvec") as target:
-        assert target.query("SHOW server_version")[0][0] == "16.2"
-        target.query("CREATE DATABASE restored TEMPLATE template0")
-
-        result = pgvdrill_cli("restore", "logical", "latest", "--target-dsn",
-                              conninfo(target, "restored"), "--config", config)
+        result = _latest_into(pgvdrill_cli, ops_config(), target, "16.2")
 
         said = result.stdout + result.stderr
         assert result.returncode == 5, said
