@@ -86,7 +86,9 @@ def _assert_complete(report: dict[str, Any], result: subprocess.CompletedProcess
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("way", WAYS)
+# PGPASSWORD's whole DR drill is take_under_writes' below: here it repeats (full matrix)
+@pytest.mark.parametrize("way", [pytest.param(w, marks=pytest.mark.full) if w == "pgpassword"
+                                 else w for w in WAYS])
 def test_dr_drill_of_a_foreign_production_leaves_it_untouched(
         way: Way, production: Production, pgvdrill_cli: Cli, cli_cache: Path,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

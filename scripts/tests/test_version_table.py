@@ -73,3 +73,4 @@ def test_no_block_and_bad_input_are_clean_errors(tmp_path: Path) -> None:
     assert f"{bad}: not a report.json or summary" in done.stderr
     bad.write_text(json.dumps({"drills": []}))
     assert main([str(bad)]) == 2
+    assert main(["--save"]) == 2 and main(["--bogus", str(bad)]) == 2 and main([]) == 2

@@ -14,7 +14,6 @@ regenerated from files a test can read again:
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -120,28 +119,47 @@ def _read(path: Path) -> dict[str, Any]:
     return lane
 
 
+USAGE = ("usage: python3 -m pgvdrill.report.version_table [--save DIR] [--readme FILE] "
+         "REPORT.json...\n  --save DIR     write each lane's summary to "
+         "DIR/<backend>-<postgresql>-<pgvector>.json\n  --readme FILE  rewrite the table "
+         "between FILE's version-table markers (else print it)")
+
+
+def _arguments(argv: Sequence[str]) -> tuple[dict[str, Path], list[Path]]:
+    """(--save/--readme values, report paths); ValueError on a bad command line (a
+    report module parses its two options itself: argparse stays in cli/)."""
+    options: dict[str, Path] = {}
+    paths: list[Path] = []
+    words = iter(argv)
+    for word in words:
+        if word in ("--save", "--readme"):
+            value = next(words, None)
+            if value is None:
+                raise ValueError(f"{word} needs a value\n{USAGE}")
+            options[word] = Path(value)
+        elif word.startswith("-"):
+            raise ValueError(f"unknown option {word}\n{USAGE}")
+        else:
+            paths.append(Path(word))
+    if not paths:
+        raise ValueError(f"no report given\n{USAGE}")
+    return options, paths
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m pgvdrill.report.version_table",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("reports", nargs="+", type=Path,
-                        help="lanes' report.json files or summaries saved by --save")
-    parser.add_argument("--save", type=Path, metavar="DIR",
-                        help="write each lane's summary to "
-                             "DIR/<backend>-<postgresql>-<pgvector>.json")
-    parser.add_argument("--readme", type=Path, metavar="FILE",
-                        help="rewrite the table between FILE's version-table markers")
-    args = parser.parse_args(argv)
     try:
-        lanes = [_read(path) for path in args.reports]
-        if args.save:
-            args.save.mkdir(parents=True, exist_ok=True)
+        options, paths = _arguments(sys.argv[1:] if argv is None else argv)
+        lanes = [_read(path) for path in paths]
+        if "--save" in options:
+            options["--save"].mkdir(parents=True, exist_ok=True)
             for lane in lanes:
                 server = lane["server"]
                 name = f"{server['backend']}-{server['version']}-{server['pgvector']}.json"
-                (args.save / name).write_text(json.dumps(lane, indent=1) + "\n")
-        if args.readme:
-            args.readme.write_text(replace_block(args.readme.read_text(), table(lanes)))
-        elif not args.save:
+                (options["--save"] / name).write_text(json.dumps(lane, indent=1) + "\n")
+        if "--readme" in options:
+            readme = options["--readme"]
+            readme.write_text(replace_block(readme.read_text(), table(lanes)))
+        elif "--save" not in options:
             sys.stdout.write(table(lanes))
     except (OSError, ValueError) as exc:
         print(f"version_table: {exc}", file=sys.stderr)
