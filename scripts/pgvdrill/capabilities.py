@@ -8,7 +8,6 @@ other observable sign (which tar formats pg_verifybackup reads).
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from pgvdrill.cluster.base import Cluster
 from pgvdrill.errors import ConfigError
 from pgvdrill.installation import Installation
 from pgvdrill.proc.runner import ToolCall
+from pgvdrill.proc.wait import poll_until
 
 if TYPE_CHECKING:
     from pgvdrill.cluster.base import ToolRunner
@@ -197,12 +197,12 @@ def illegal_instruction(server_log: str, where: str, version: str) -> str | None
 def died_of_sigill(cluster: Cluster, where: str, version: str) -> str | None:
     """`illegal_instruction` of `cluster`'s log, once its postmaster logged the death of
     the backend a connection was just lost to (or CRASH_LOG_WAIT passed)."""
-    deadline = time.monotonic() + CRASH_LOG_WAIT
-    while True:
+    def crash_logged() -> str | None:
         log = cluster.server_log(200)
-        if "terminated by signal" in log or time.monotonic() > deadline:
-            return illegal_instruction(log, where, version)
-        time.sleep(0.1)
+        return log if "terminated by signal" in log else None
+
+    logged = poll_until(crash_logged, timeout=CRASH_LOG_WAIT)
+    return illegal_instruction(logged or cluster.server_log(200), where, version)
 
 
 def tool_major(tools: ToolRunner, tool: str) -> int:
