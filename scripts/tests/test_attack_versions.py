@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.installed import PG16
+from fixtures.installed import PG183 as PG18
 from pgvdrill import installation
 from pgvdrill.capabilities import installation_capabilities
 from pgvdrill.errors import ConfigError
 from pgvdrill.verify.outcome import Check, Verification
-
-ROOT = Path("/opt/pgvdrill-installations")
-PG16 = ROOT / "pg16.2" / "pgserver" / "pginstall" / "bin"
-PG18 = ROOT / "pg18.3" / "pgserver" / "pginstall" / "bin"
 
 needs_16 = pytest.mark.skipif(not PG16.is_dir(), reason=f"{PG16} is not installed "
                               "(scripts/install-installations.sh)")

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path("/opt/pgvdrill-installations")
-PG16 = ROOT / "pg16.2" / "pgserver" / "pginstall" / "bin"
-PG183 = ROOT / "pg18.3" / "pgserver" / "pginstall" / "bin"
+from fixtures.installed import PG16, PG183
 
 
 def _upgrade_drill(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
