@@ -17,7 +17,7 @@ from pgvdrill import installation, osuser
 from pgvdrill.cluster.base import Cluster
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.identifiers import parse_table_name
-from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
+from pgvdrill.verify import Snapshot, Verification, ann, same_ann_answers, snapshot, verify
 from pgvdrill.verify.objects import read_objects
 from pgvdrill.verify.schema import (
     SequenceWindow,
@@ -26,6 +26,7 @@ from pgvdrill.verify.schema import (
     extension_versions,
     versions,
 )
+from pgvdrill.verify.session import reading
 
 WORK = Path("/var/tmp/pgvdrill-vf-work")
 CACHE = Path("/var/tmp/pgvdrill-vf-cache")
@@ -390,6 +391,24 @@ def test_a_domain_not_null_reads_alike_on_every_major(server: Cluster) -> None:
         server.query("DROP DATABASE dom")
     assert before == "domain over integer NOT NULL CHECK ((VALUE > 0))"
     assert after == "domain over integer CHECK ((VALUE > 0))"
+
+
+def test_a_measurement_leaves_the_planner_settings_as_it_found_them(server: Cluster) -> None:
+    """Every index of a snapshot is measured in one transaction: each measurement's
+    enable_* settings are undone, so the next index's default plan is the server's own
+    (not planned with index scans off, which said "not used by default")."""
+    names = ("enable_seqscan", "enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan")
+    with server.connect("src") as conn, reading(conn):
+        before = [conn.execute("SHOW " + n).fetchone() for n in names]
+        indexes = ann.vector_indexes(conn)
+        first, second = indexes["public.items_emb_hnsw"], indexes["public.items_emb_l2"]
+        ann.measure(conn, first, ann.sample_queries(conn, first, 5))
+        assert [conn.execute("SHOW " + n).fetchone() for n in names] == before
+        queries = ann.sample_queries(conn, second, 5)
+        after_first = ann.measure(conn, second, queries).default_plan_uses_index
+    with server.connect("src") as conn, reading(conn):
+        alone = ann.measure(conn, second, queries).default_plan_uses_index
+    assert after_first == alone
 
 
 def test_partial_restore_scope(server: Cluster, source: Snapshot,
