@@ -53,3 +53,23 @@ def test_a_dump_using_only_vector_needs_no_newer_pgvector_object() -> None:
     assert uses(ddl, archive(("TABLE", "t"))) == {
         ("type", "vector"), ("index method", "hnsw"),
         ("operator class", "vector_cosine_ops for hnsw")}
+
+
+def test_every_operator_and_function_of_pgvector_counts_not_only_distances() -> None:
+    """Concatenation (0.7), arithmetic, aggregates and pgvector's own helper functions are
+    pgvector's too: each is named, so a target lacking it is refused before restoring; a
+    name of another extension in the same schema is not pgvector's business."""
+    ddl = ("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;\n"
+           "CREATE VIEW public.doubled AS SELECT id, (embedding OPERATOR(public.||) embedding)"
+           " AS e, (embedding OPERATOR(public.*) embedding) AS m FROM public.items;\n"
+           "CREATE VIEW public.totals AS SELECT public.sum(embedding) AS s,"
+           " public.vector_to_halfvec(embedding, 3, true) AS h FROM public.items;\n"
+           "CREATE VIEW public.similar AS SELECT public.similarity(title, 'x') AS s,"
+           " (title OPERATOR(public.%) 'x') AS m FROM public.items;\n"
+           "CREATE INDEX i ON public.items USING hnsw (embedding public.vector_l2_ops);\n")
+    own = archive(("TABLE", "items"), ("VIEW", "doubled"), ("VIEW", "totals"),
+                  ("VIEW", "similar"))
+    assert uses(ddl, own) == {
+        ("operator", "||"), ("operator", "*"), ("function", "sum"),
+        ("function", "vector_to_halfvec"), ("index method", "hnsw"),
+        ("operator class", "vector_l2_ops for hnsw")}

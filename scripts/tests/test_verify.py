@@ -17,7 +17,8 @@ from pgvdrill import installation, osuser
 from pgvdrill.cluster.base import Cluster
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.identifiers import parse_table_name
-from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
+from pgvdrill.verify import Snapshot, Verification, ann, same_ann_answers, snapshot, verify
+from pgvdrill.verify.objects import read_objects
 from pgvdrill.verify.schema import (
     SequenceWindow,
     compare_extensions,
@@ -25,6 +26,7 @@ from pgvdrill.verify.schema import (
     extension_versions,
     versions,
 )
+from pgvdrill.verify.session import reading
 
 WORK = Path("/var/tmp/pgvdrill-vf-work")
 CACHE = Path("/var/tmp/pgvdrill-vf-cache")
@@ -338,13 +340,75 @@ def test_privileges_of_another_major_are_stated_not_compared(source: Snapshot) -
                                                if g.privilege != "MAINTAIN"))
                     for k, p in facts.privileges.items()})
     assert compare_schema(old, facts) == []
-    assert versions(old, facts) == [
+    assert versions(old, facts)[:2] == [
         f"the source ran PostgreSQL 16.2, the target {facts.server}",
         f"privilege MAINTAIN on tables exists only in the target's PostgreSQL "
         f"{facts.server}, not in 16.2: not compared"]
     dropped = replace(facts, privileges={k: replace(p, grants=tuple(
         g for g in p.grants if g.privilege != "SELECT")) for k, p in facts.privileges.items()})
     assert any("SELECT" in p for p in compare_schema(old, dropped))  # the rest still counts
+
+
+def test_not_null_of_a_major_before_18_is_compared_as_nullability(source: Snapshot) -> None:
+    """PostgreSQL 18 records NOT NULL as constraints (items_label_not_null), 16 does not:
+    a 16 source restored into 18 does not differ for that, and says how it compared; a
+    NOT NULL really dropped in the target is still caught, by the column's nullability."""
+    facts = source.schema
+    assert facts.server.startswith("18"), facts.server
+    catalogued = {k: c for k, c in facts.constraints.items() if c.not_null}
+    assert ("public.items", "items_label_not_null") in catalogued, sorted(catalogued)
+    old = replace(facts, server="16.2", constraints={
+        k: c for k, c in facts.constraints.items() if not c.not_null})
+    assert compare_schema(old, facts) == []
+    assert compare_schema(facts, old) == []
+    assert any("NOT NULL constraints compared as column nullability" in s
+               for s in versions(old, facts))
+    items = facts.tables["public.items"]
+    nullable = replace(items, columns=tuple(replace(c, not_null=False) if c.name == "label"
+                                            else c for c in items.columns))
+    dropped = replace(facts, tables={**facts.tables, "public.items": nullable}, constraints={
+        k: c for k, c in facts.constraints.items() if k[1] != "items_label_not_null"})
+    assert compare_schema(old, dropped) == [
+        "column label of table public.items differs: source text NOT NULL, target text"]
+    assert compare_schema(facts, dropped) == [  # same major: the constraint is compared too
+        "column label of table public.items differs: source text NOT NULL, target text",
+        "constraint items_label_not_null on public.items is missing in the target"]
+
+
+def test_a_domain_not_null_reads_alike_on_every_major(server: Cluster) -> None:
+    """17+ catalogue a domain's NOT NULL as a constraint, 16 only as typnotnull: the
+    definition is read from typnotnull, so it is the same text on both, and a dropped
+    NOT NULL still changes it."""
+    server.query("CREATE DATABASE dom")
+    try:
+        with server.connect("dom") as conn:
+            assert conn.info.server_version >= 170000
+            conn.execute("CREATE DOMAIN positive AS int NOT NULL CHECK (VALUE > 0)")
+            before = read_objects(conn)["type public.positive"].text
+            conn.execute("ALTER DOMAIN positive DROP NOT NULL")
+            after = read_objects(conn)["type public.positive"].text
+    finally:
+        server.query("DROP DATABASE dom")
+    assert before == "domain over integer NOT NULL CHECK ((VALUE > 0))"
+    assert after == "domain over integer CHECK ((VALUE > 0))"
+
+
+def test_a_measurement_leaves_the_planner_settings_as_it_found_them(server: Cluster) -> None:
+    """Every index of a snapshot is measured in one transaction: each measurement's
+    enable_* settings are undone, so the next index's default plan is the server's own
+    (not planned with index scans off, which said "not used by default")."""
+    names = ("enable_seqscan", "enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan")
+    with server.connect("src") as conn, reading(conn):
+        before = [conn.execute("SHOW " + n).fetchone() for n in names]
+        indexes = ann.vector_indexes(conn)
+        first, second = indexes["public.items_emb_hnsw"], indexes["public.items_emb_l2"]
+        ann.measure(conn, first, ann.sample_queries(conn, first, 5))
+        assert [conn.execute("SHOW " + n).fetchone() for n in names] == before
+        queries = ann.sample_queries(conn, second, 5)
+        after_first = ann.measure(conn, second, queries).default_plan_uses_index
+    with server.connect("src") as conn, reading(conn):
+        alone = ann.measure(conn, second, queries).default_plan_uses_index
+    assert after_first == alone
 
 
 def test_partial_restore_scope(server: Cluster, source: Snapshot,

@@ -58,12 +58,27 @@ def require_pgvector(backend: Backend) -> str:
 def require_runnable(backend: Backend, cluster: Cluster, exc: BaseException) -> None:
     """A `ConfigError` saying so when `exc` (a lost connection) came from a server of
     `backend` whose pgvector died of an instruction this CPU lacks (its log shows SIGILL)."""
-    where = (str(backend.installation.bindir) if isinstance(backend, LocalBackend)
-             else f"the {backend.name} backend")
-    reason = died_of_sigill(cluster, where, str(backend.facts().get("version", backend.major)))
+    reason = died_of_sigill(cluster, _where(backend),
+                            str(backend.facts().get("version", backend.major)))
     if reason is not None:
         raise ConfigError(reason, "use a pgvector built for this machine's CPU (pgvdrill "
                                   "installations --probe checks each installation)") from exc
+
+
+def _dataset_refused(backend: Backend, exc: psycopg.Error) -> ConfigError:
+    """The `ConfigError` for a server of `backend` refusing to build the dataset (e.g. a
+    vector.so older than the SQL script CREATE EXTENSION runs), with the server's message."""
+    said = (exc.diag.message_primary or str(exc)).strip()
+    return ConfigError(
+        f"the drill dataset could not be created on {_where(backend)} (pgvector "
+        f"{backend.pgvector_version()}): the server said: {said}",
+        "check that installation's pgvector (its vector.so, control file and SQL scripts "
+        "must be of one build; pgvdrill installations --probe checks each installation)")
+
+
+def _where(backend: Backend) -> str:
+    return (str(backend.installation.bindir) if isinstance(backend, LocalBackend)
+            else f"the {backend.name} backend")
 
 
 def _loader_digest() -> str:
@@ -83,9 +98,9 @@ def dataset_template(backend: Backend, data: Dataset) -> tuple[str, float]:
     started = time.monotonic()
 
     def build(cluster: Cluster) -> None:
-        with cluster.connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SOURCE_DB)))
         try:
+            with cluster.connect() as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SOURCE_DB)))
             with cluster.connect(SOURCE_DB) as conn:
                 populate(conn, data)
                 add_neighbours(conn, data.spec.dim)
@@ -93,6 +108,8 @@ def dataset_template(backend: Backend, data: Dataset) -> tuple[str, float]:
         except psycopg.OperationalError as exc:
             require_runnable(backend, cluster, exc)
             raise
+        except psycopg.Error as exc:
+            raise _dataset_refused(backend, exc) from exc
 
     cached = backend.has_template(name)
     backend.ensure_template(name, build)

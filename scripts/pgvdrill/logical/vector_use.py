@@ -22,14 +22,20 @@ from pgvdrill.logical.archive import Archive
 from pgvdrill.proc.runner import ToolCall
 
 PROBE_SCHEMA = "pgvdrill_vector_probe"  # created and rolled back with the probe
-# pgvector's vocabulary: what a dump can use of it (names of other extensions in the same
-# schema are not pgvector's business)
+# pgvector's vocabulary (every type, operator, function and aggregate its 0.8 scripts
+# create; a name of pgvector's own pattern counts too, for what later versions add): what a
+# dump can use of it. Other names in the same schema (other extensions') are not
+# pgvector's business.
 TYPES = ("vector", "halfvec", "sparsevec")
 METHODS = ("hnsw", "ivfflat")
-OPERATORS = ("<->", "<#>", "<=>", "<+>", "<~>", "<%>")
-FUNCTIONS = ("l2_distance", "inner_product", "cosine_distance", "l1_distance",
-             "hamming_distance", "jaccard_distance", "vector_dims", "vector_norm", "l2_norm",
-             "l2_normalize", "binary_quantize", "subvector")
+OPERATORS = ("<->", "<#>", "<=>", "<+>", "<~>", "<%>", "||", "+", "-", "*",
+             "<", "<=", "=", "<>", ">=", ">")
+FUNCTIONS = (
+    "array_to_halfvec", "array_to_sparsevec", "array_to_vector", "avg", "binary_quantize",
+    "cosine_distance", "hamming_distance", "hnsw_bit_support", "hnswhandler",
+    "inner_product", "ivfflat_bit_support", "ivfflathandler", "jaccard_distance",
+    "l1_distance", "l2_distance", "l2_norm", "l2_normalize", "subvector", "sum")
+_OWN_NAME = re.compile(r"^(?:vector|halfvec|sparsevec)_\w+$|^(?:hnsw|ivfflat)_\w+_support$")
 _OPCLASS = re.compile(r"^(?:vector|halfvec|sparsevec|bit)_\w+_ops$")
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
 _EXTENSION = re.compile(rf"CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA ({_IDENT})")
@@ -86,7 +92,9 @@ def uses(script: str, archive: Archive, schema: str = "public") -> Used:
     found: set[tuple[str, str]] = set()
     for match in re.finditer(rf"{prefix}\.({_IDENT})", script):
         name = _unquoted(match.group(1))
-        kind = "type" if name in TYPES else "function" if name in FUNCTIONS else None
+        kind = ("type" if name in TYPES else "function"
+                if name in FUNCTIONS or (_OWN_NAME.match(name) and not _OPCLASS.match(name))
+                else None)
         if kind is not None and name not in own:
             found.add((kind, name))
     found |= {("operator", m.group(1)) for m in re.finditer(

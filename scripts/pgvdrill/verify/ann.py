@@ -110,7 +110,15 @@ def sample_queries(conn: psycopg.Connection, index: VectorIndex, n: int) -> list
 
 def measure(conn: psycopg.Connection, index: VectorIndex, queries: Sequence[str],
             k: int = K) -> AnnResult:
-    """Recall@k, plan and answers of `index` for `queries` (inside `session.reading`)."""
+    """Recall@k, plan and answers of `index` for `queries` (inside `session.reading`). The
+    enable_* settings it changes are undone (a savepoint rolled back) so that the next
+    measurement's default plan is the server's own."""
+    with conn.transaction(force_rollback=True):
+        return _measure(conn, index, queries, k)
+
+
+def _measure(conn: psycopg.Connection, index: VectorIndex, queries: Sequence[str], k: int
+             ) -> AnnResult:
     settings = {name: str(conn.execute("SELECT current_setting(%s, true)", (name,))
                           .fetchone()[0]) for name in SETTINGS}  # type: ignore[index]
     default_plan = _plan(conn, index, queries[0], k) if queries else []

@@ -1,6 +1,7 @@
 """Objects beside tables that a restore must bring back as they were: functions and
 procedures, view definitions, user-defined types (enums, domains, composites) and
-triggers, each compared by the definition the server prints for it."""
+triggers, each compared by the definition the server prints for it. A domain's NOT NULL
+is its typnotnull (a constraint row only from PostgreSQL 17: the same text on every major)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,11 @@ QUERIES = {
                                              ORDER BY e.enumsortorder)
                                      FROM pg_enum e WHERE e.enumtypid = t.oid) || ')'
                  WHEN 'd' THEN 'domain over ' || format_type(t.typbasetype, t.typtypmod)
+                      || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
                       || coalesce((SELECT ' ' || string_agg(pg_get_constraintdef(k.oid), ' '
                                                             ORDER BY k.conname)
-                                   FROM pg_constraint k WHERE k.contypid = t.oid), '')
+                                   FROM pg_constraint k WHERE k.contypid = t.oid
+                                     AND k.contype <> 'n'), '')
                  ELSE 'composite (' || (SELECT string_agg(format('%I %s', a.attname,
                                                format_type(a.atttypid, a.atttypmod)), ', '
                                                ORDER BY a.attnum)

@@ -78,6 +78,7 @@ class Constraint:
     table: str
     name: str
     definition: str
+    not_null: bool = False  # a NOT NULL constraint (catalogued as one from PostgreSQL 18)
 
 
 @dataclass(frozen=True)
@@ -207,13 +208,13 @@ def read_schema(conn: psycopg.Connection) -> SchemaFacts:
             indexes[key] = Index(key, by_oid[table_oid], method, definition, valid, ready)
 
     constraints: dict[tuple[str, str], Constraint] = {}
-    for table_oid, name, definition in conn.execute(
-        "SELECT conrelid::int8, conname, pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE conrelid <> 0"
+    for table_oid, name, definition, not_null in conn.execute(
+        "SELECT conrelid::int8, conname, pg_get_constraintdef(oid), contype = 'n'"
+        " FROM pg_constraint WHERE conrelid <> 0"
     ):
         if table_oid in by_oid:
             table = by_oid[table_oid]
-            constraints[(table, name)] = Constraint(table, name, definition)
+            constraints[(table, name)] = Constraint(table, name, definition, not_null)
 
     return SchemaFacts(tables, indexes, constraints, _read_sequences(conn, by_oid),
                        dict(conn.execute("SELECT extname::text, extversion FROM pg_extension")),
@@ -278,9 +279,10 @@ def compare_schema(
                           lambda k, i: f"index {k} on {i.table}")
     problems += _definitions(source.indexes, target.indexes,
                              lambda k, i: f"index {k} on {i.table}")
-    problems += _presence(source.constraints, target.constraints, partial,
+    constraints = _comparable_constraints(source, target)
+    problems += _presence(*constraints, partial,
                           lambda _, c: f"constraint {c.name} on {c.table}")
-    problems += _definitions(source.constraints, target.constraints,
+    problems += _definitions(*constraints,
                              lambda _, c: f"constraint {c.name} on {c.table}")
     problems += _presence(source.sequences, target.sequences, partial,
                           lambda k, _: f"sequence {k}")
@@ -302,7 +304,29 @@ def versions(source: SchemaFacts, target: SchemaFacts) -> list[str]:
                       f"{target.server}")
     stated += privs.versions(source.privilege_types, target.privilege_types,
                              (source.server, target.server))
+    if _catalogues_not_null(source) != _catalogues_not_null(target):
+        stated.append("NOT NULL constraints compared as column nullability (PostgreSQL "
+                      f"before 18 records them in no catalog of constraints): source "
+                      f"{source.server}, target {target.server}")
     return stated
+
+
+def _catalogues_not_null(facts: SchemaFacts) -> bool:
+    """Whether the facts' server records NOT NULL as constraints (PostgreSQL 18 and later;
+    an unknown server is taken to, so nothing is dropped from the comparison)."""
+    major = facts.server.split(".")[0]
+    return not major.isdigit() or int(major) >= 18
+
+
+def _comparable_constraints(source: SchemaFacts, target: SchemaFacts
+                            ) -> tuple[dict[tuple[str, str], Constraint],
+                                       dict[tuple[str, str], Constraint]]:
+    """The two sides' constraints, without NOT NULL ones when only one side's server records
+    them (compared by each column's nullability instead: `_columns`)."""
+    if _catalogues_not_null(source) == _catalogues_not_null(target):
+        return source.constraints, target.constraints
+    return ({k: c for k, c in source.constraints.items() if not c.not_null},
+            {k: c for k, c in target.constraints.items() if not c.not_null})
 
 
 def extension_versions(source: SchemaFacts, target: SchemaFacts) -> list[str]:
