@@ -93,7 +93,8 @@ def add_parser(sub: SubParsers) -> None:
                   "long as reading the archive takes; the cost is printed)"})
     parser.add_argument("--pg-bin", type=Path,
                         help="client tools to check with (default: [source] pg_bin, else "
-                             "the embedded PostgreSQL 18 tools)")
+                             "the embedded PostgreSQL 18 tools; a base backup of another "
+                             "major: the [drill] installations of its major)")
     add_config_option(parser)
 
 
