@@ -24,12 +24,14 @@ from fixtures.polling import assert_until
 from pgvdrill.cluster import Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.drill.physical import SEQUENCE_SLACK
+from pgvdrill.drill.record import ran_on
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.logical.dump import DUMP_SETTINGS, DumpResult, dump
 from pgvdrill.logical.restore import RESTORE_SETTINGS, create_database, restore
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup, cluster_size
 from pgvdrill.proc.background import Process
+from pgvdrill.report.record import Record
 from pgvdrill.verify import Snapshot, Verification, snapshot, verify
 
 BATCH_ROWS = 10
@@ -82,6 +84,7 @@ class LoadDrill:
     restore_seconds: float
     problems: list[str]
     verification: Verification
+    server: Record  # what the restored copy ran on (ran_on)
 
     @property
     def ok(self) -> bool:
@@ -121,7 +124,7 @@ class LoadDrill:
                 "load": {"before": self.before.as_dict(), "after": self.after.as_dict(),
                          "restored": self.restored.as_dict()},
                 "evidence": {}, "verification": self.verification.as_dict(),
-                "problems": self.problems}
+                "problems": self.problems, "server": self.server}
 
 
 class Writer:
@@ -212,9 +215,11 @@ def loaded_backup(cluster: DirectoryCluster, take: Callable[[], DumpResult | Bas
     return backup, before, after
 
 
-def check_dataset(restored: Server, dataset: Snapshot, **options: int) -> Verification:
+def check_dataset(restored: Server, dataset: Snapshot, **options: int
+                  ) -> tuple[Verification, Record]:
+    """The restored dataset verified, and the server it was restored on (ran_on)."""
     with restored.connect(SOURCE_DB) as conn:
-        return verify(dataset, conn, tables=list(dataset.schema.tables), **options)
+        return verify(dataset, conn, tables=list(dataset.schema.tables), **options), ran_on(conn)
 
 
 def test_load_logical_dump_is_one_consistent_snapshot(
@@ -233,7 +238,7 @@ def test_load_logical_dump_is_one_consistent_snapshot(
     restored = restore(target, dumped.archive, SOURCE_DB, RESTORE_SETTINGS["fresh"])
     tally, problems = consistency_problems(target, before, after)
     result = LoadDrill("logical", dumped, before, after, tally, restored.seconds, problems,
-                       check_dataset(target, dataset))
+                       *check_dataset(target, dataset))
     record_drill(result)
 
     assert result.problems == [], result.summary()
@@ -265,7 +270,7 @@ def test_load_base_backup_recovers_to_a_consistent_end(
     restore_seconds = copy_seconds + time.monotonic() - started
     tally, problems = consistency_problems(restored, before, after)
     result = LoadDrill("physical", backup, before, after, tally, restore_seconds, problems,
-                       check_dataset(restored, dataset, sequence_slack=SEQUENCE_SLACK))
+                       *check_dataset(restored, dataset, sequence_slack=SEQUENCE_SLACK))
     record_drill(result)
 
     assert result.problems == [], result.summary()

@@ -146,7 +146,7 @@ def test_restore_pitr_to_each_target_kind(
     config, repo = reachable_config(ops_config, tmp_path, reachable)
     enable_archiving(prod_source, repo.wal, track_commit_timestamp=True)
     with prod_source.connect(SOURCE_DB) as conn, prod_source.connect() as wal_conn:
-        writer = MarkerWriter(conn, wal_conn)
+        writer = MarkerWriter.of(prod_source, conn, wal_conn)
         writer.create()
         for i in range(1, 4):
             writer.write(i)

@@ -10,12 +10,14 @@ import json
 import shutil
 import tarfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fixtures.cli import Cli
 from fixtures.options import DrillOptions
+from fixtures.ran_on import entry_problems
 from pgvdrill import installation, osuser
 from pgvdrill.capabilities import VERIFYBACKUP_TAR_MAJOR, server_capabilities
 from pgvdrill.cluster import Backend, Cluster
@@ -28,6 +30,7 @@ from pgvdrill.drill.physical import (
     restore_backup_and_verify,
     run_physical,
 )
+from pgvdrill.drill.record import DrillFailure
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import BackupError, ConfigError, RestoreError
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
@@ -282,6 +285,22 @@ def test_physical_incremental_is_not_applicable_without_wal_summaries(
     assert results == []
     assert said == ["  restore incremental: not applicable (incremental backups need WAL "
                     f"summaries: PostgreSQL {server.version} has no summarize_wal setting)"]
+
+
+def test_a_physical_drill_that_fails_outright_says_which_server_it_ran_on(
+    backend: Backend, dataset: Dataset, tmp_path: Path
+) -> None:
+    """A base backup pg_basebackup refuses: the drill fails, and its report entry still
+    names the server it drilled (the session's ran-on check needs it)."""
+    plain = BASE_BACKUP_SETTINGS["plain"]
+    refused = replace(plain, name="refused", args=(*plain.args, "--no-such-option"))
+
+    [result] = run_physical(backend, dataset, [refused], tmp_path, lambda line: None)
+
+    assert isinstance(result, DrillFailure) and not result.ok
+    entry = result.entry().as_dict()
+    assert entry_problems(entry, backend.facts()) == [], entry
+    assert entry["server"]["postgresql"].split(".")[0] == str(backend.major), entry
 
 
 def _with_member_changed(archive: Path, name: str, out: Path) -> None:

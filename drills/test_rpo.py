@@ -24,9 +24,11 @@ from fixtures.clusters import source_copy
 from pgvdrill import osuser
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.directory import DirectoryCluster
+from pgvdrill.drill.record import ran_on
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
 from pgvdrill.physical.backup import base_backup
+from pgvdrill.report.record import Record
 from pgvdrill.wal.archiving import (
     enable_archiving,
     hand_to_server,
@@ -81,6 +83,7 @@ class RpoDrill:
     recovered: tuple[int, datetime]
     recovery: Recovery
     copy_seconds: float
+    server: Record  # what the recovered copy ran on (ran_on)
 
     def as_dict(self) -> dict[str, object]:
         lost = max(0.0, self.rpo_seconds)  # recovered past the last acknowledgement: none
@@ -92,7 +95,8 @@ class RpoDrill:
                 "last_recovered": {"id": self.recovered[0], "ts": self.recovered[1].isoformat()},
                 "restore": {"seconds": round(self.copy_seconds + self.recovery.start_to_ready, 3),
                             "copy_seconds": round(self.copy_seconds, 3),
-                            **self.recovery.as_dict()}}
+                            **self.recovery.as_dict()},
+                "server": self.server}
 
 
 rpo_source = source_copy("rpo-primary")
@@ -137,7 +141,10 @@ def recover_and_measure(mode: str, restore: Restore, backup: BaseBackup, wal: Pa
     assert count == last_id, f"recovered rows are not a prefix: {count} rows, max id {last_id}"
     assert isinstance(last_id, int) and isinstance(last_ts, datetime)
     rpo = (acknowledged[1] - last_ts).total_seconds()
-    return RpoDrill(mode, rpo, acknowledged, (last_id, last_ts), recovery, copy_seconds)
+    with cluster.connect(SOURCE_DB) as conn:
+        server = ran_on(conn)
+    return RpoDrill(mode, rpo, acknowledged, (last_id, last_ts), recovery, copy_seconds,
+                    server)
 
 
 def test_rpo_archive_command_is_bounded_by_archive_timeout(

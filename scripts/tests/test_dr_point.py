@@ -4,9 +4,14 @@ pg_waldump read every record up to the end it was given."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pgvdrill.drill.dr_point import snapshot_sees, stopped_at_end
+from pgvdrill.drill.dr_point import _target, snapshot_sees, stopped_at_end
+from pgvdrill.errors import ConfigError
+from pgvdrill.installation import embedded
+from pgvdrill.server import ExternalServer
 
 EPOCH = 2**32
 
@@ -45,3 +50,20 @@ def testsnapshot_sees_of_waldump_xids(xmin: int, xmax: int, running: set[int], x
 def test_waldump_stopping_at_the_end_is_told_from_missing_wal(stderr: str, stopped: bool
                                                               ) -> None:
     assert stopped_at_end(stderr, 0x4000028) is stopped
+
+
+def test_waldump_of_another_major_than_the_streamed_wal_is_refused(tmp_path: Path) -> None:
+    """The embedded 18's pg_waldump is not asked to read 16's WAL (it would call it
+    damaged): a ConfigError naming both majors, before any record is judged."""
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    (wal / "000000010000000000000003").write_bytes(
+        (0xD113).to_bytes(2, "little") + bytes(8190))  # a PostgreSQL 16 page magic
+    source = ExternalServer({"host": "127.0.0.1", "port": "1"}, embedded(None))
+    assert source.tools.major == 18
+
+    with pytest.raises(ConfigError) as caught:
+        _target(source, wal, 0x3000028, 0x3000100, 1, "750:760:")
+
+    assert "pg_waldump is PostgreSQL 18's" in caught.value.message
+    assert "PostgreSQL 16's" in caught.value.message

@@ -69,7 +69,9 @@ backup; a summary line last.
 
 exit codes:
   0  no problem (warnings allowed unless --strict)
-  2  bad configuration, an unknown BACKUP_ID, no repository
+  2  bad configuration, an unknown BACKUP_ID, no repository; or a base backup not
+     checked (unknown): no installation of its PostgreSQL major is configured ([drill]
+     installations), the other backups checked all the same
   3  a checking tool could not run
   4  a problem: a file missing, changed or added, a dump or base backup that does not
      read back (or a gzip file cut short), a gap in the archived WAL, a record
@@ -93,7 +95,8 @@ def add_parser(sub: SubParsers) -> None:
                   "long as reading the archive takes; the cost is printed)"})
     parser.add_argument("--pg-bin", type=Path,
                         help="client tools to check with (default: [source] pg_bin, else "
-                             "the embedded PostgreSQL 18 tools)")
+                             "the embedded PostgreSQL 18 tools; a base backup of another "
+                             "major: the [drill] installations of its major)")
     add_config_option(parser)
 
 

@@ -51,6 +51,7 @@ from typing import Self
 import psycopg
 
 from pgvdrill import osuser
+from pgvdrill.capabilities import require_tool_major, wal_major
 from pgvdrill.drill.physical import ComparisonPoint
 from pgvdrill.errors import DrillError, clean_after
 from pgvdrill.proc import runner
@@ -59,7 +60,7 @@ from pgvdrill.server import ExternalServer
 from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.verify.schema import Sequence, SequenceWindow, read_sequences
 from pgvdrill.verify.session import reading
-from pgvdrill.wal.names import format_lsn, parse_lsn
+from pgvdrill.wal.names import SEGMENT_RE, format_lsn, parse_lsn
 
 ATTEMPTS = 3
 POINT_SQL = "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text"
@@ -164,7 +165,13 @@ def comparison_point(source: ExternalServer, stream: WalStream, backup_end: int,
 def _target(source: ExternalServer, wal: Path, start: int, end: int, timeline: int,
             xids: str) -> tuple[int | None, str]:
     """The last WAL record from `start` to `end` before the first commit that the snapshot
-    `xids` does not see, or None and why when a commit it sees comes after that one."""
+    `xids` does not see, or None and why when a commit it sees comes after that one. A
+    `ConfigError` when the source's pg_waldump is not of the WAL's major (it cannot read it:
+    not the backup's fault)."""
+    segments = sorted(p for p in wal.iterdir() if SEGMENT_RE.fullmatch(p.name))
+    require_tool_major(source.tools, "pg_waldump",
+                       wal_major(segments[0]) if segments else None,
+                       f"the source's WAL streamed into {wal}")
     done = runner.run([source.tools.tool("pg_waldump"), "--path", wal, "--timeline",
                        str(timeline), "--start", format_lsn(start), "--end", format_lsn(end)],
                       check=False)

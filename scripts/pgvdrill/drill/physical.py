@@ -18,8 +18,8 @@ from pgvdrill.capabilities import Capability, server_capabilities
 from pgvdrill.cluster import Backend, Cluster, Server
 from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.cluster.restored import Neutralised
-from pgvdrill.dataset import Dataset
-from pgvdrill.drill.record import DrillFailure, DrillResult, Progress, run_cases
+from pgvdrill.dataset import Dataset, documents_copies_sql
+from pgvdrill.drill.record import DrillFailure, DrillResult, Progress, ran_on, run_cases
 from pgvdrill.drill.source import SOURCE_DB, dataset_template
 from pgvdrill.errors import DrillError, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup, BaseBackupSetting
@@ -256,7 +256,7 @@ def restore_backup_and_verify(
         start_seconds = time.monotonic() - started
         started = time.monotonic()
         with cluster.connect(dbname) as conn, source.connect(dbname) as src:
-            server = server_capabilities(conn).as_dict()
+            server = ran_on(conn)
             unlogged = unlogged_tables(conn)
             logged = None if not unlogged else [
                 _quoted(t.schema, t.name) for t in source_snapshot.schema.tables.values()
@@ -316,17 +316,9 @@ def _answers_not_compared(check: Check) -> None:
         "content, schema and recall were compared with the source's snapshot")
 
 
-CHANGES_SQL = """
-UPDATE documents SET title = title || ' (changed)', embedding = embedding + embedding
-    WHERE id % 25 = 0;
-INSERT INTO documents (id, created_at, {copied})
-    SELECT id + (SELECT max(id) FROM documents), now(), {copied}
-    FROM documents WHERE id % 20 = 1;
-DELETE FROM account_behaviors WHERE id % 40 = 0;
-"""
-COPIED_COLUMNS_SQL = """SELECT column_name FROM information_schema.columns
-    WHERE table_schema = current_schema() AND table_name = 'documents'
-    AND column_name NOT IN ('id', 'created_at') ORDER BY ordinal_position"""
+UPDATE_SQL = """UPDATE documents SET title = title || ' (changed)',
+    embedding = embedding + embedding WHERE id % 25 = 0"""
+DELETE_SQL = "DELETE FROM account_behaviors WHERE id % 40 = 0"
 
 
 def change_source(source: Cluster) -> None:
@@ -334,9 +326,9 @@ def change_source(source: Cluster) -> None:
     embedding_half before pgvector 0.7) and deletes between a full backup and an
     incremental one, so the incremental has something to carry."""
     with source.connect(SOURCE_DB) as conn:
-        copied = sql.SQL(", ").join(sql.Identifier(str(r[0])) for r in conn.execute(
-            COPIED_COLUMNS_SQL).fetchall())
-        conn.execute(sql.SQL(CHANGES_SQL).format(copied=copied))
+        conn.execute(UPDATE_SQL)
+        conn.execute(documents_copies_sql(conn, "id % 20 = 1"))
+        conn.execute(DELETE_SQL)
 
 
 def enable_summarize_wal(source: Cluster) -> Capability:
@@ -375,6 +367,7 @@ def run_physical(backend: Backend, data: Dataset, settings: Sequence[BaseBackupS
                               fast_checkpoint=fast_checkpoint) if incremental else None)
         with source.connect(SOURCE_DB) as conn:
             snaps = [snapshot(conn)]  # the source as the next backup holds it
+            server = ran_on(conn)  # a failed drill's (its copies run on the same)
 
         def drilled(setting: BaseBackupSetting) -> PhysicalDrill:
             if setting.method == "incremental":
@@ -395,13 +388,16 @@ def run_physical(backend: Backend, data: Dataset, settings: Sequence[BaseBackupS
                                              recall_threshold=recall_threshold)
 
         return run_cases(sorted(settings, key=lambda s: s.method == "incremental"), drilled,
-                         failed_drill, progress, label=lambda setting: f"restore {setting.name}",
+                         lambda setting, error: failed_drill(setting, error, server),
+                         progress, label=lambda setting: f"restore {setting.name}",
                          skip=lambda setting: None if setting.method != "incremental" or
                          summaries.available else f"incremental backups need WAL summaries: "
                          f"{summaries.reason}")
 
 
-def failed_drill(setting: BaseBackupSetting, error: DrillError) -> DrillFailure:
-    """A physical drill whose backup, check or restore failed outright."""
+def failed_drill(setting: BaseBackupSetting, error: DrillError,
+                 server: Record | None = None) -> DrillFailure:
+    """A physical drill whose backup, check or restore failed outright (`server`: ran_on
+    of the source it was drilling, where it was reached)."""
     return DrillFailure(f"physical:{setting.name}", "physical", error,
-                        backup={"setting": setting.name})
+                        backup={"setting": setting.name}, server=server)

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pgvdrill import osuser
-from pgvdrill.capabilities import server_capabilities
 from pgvdrill.cluster import Backend, Cluster
-from pgvdrill.drill.record import DrillFailure, DrillResult, Progress, run_cases
+from pgvdrill.drill.record import DrillFailure, DrillResult, Progress, ran_on, run_cases
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.errors import DrillError, clean_after, cleanup
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS, BaseBackup
@@ -67,6 +66,7 @@ class Archived:
     backup: BaseBackup
     markers: list[Marker]
     at_backup: Snapshot  # vector_db when the backup was taken
+    server: Record  # ran_on of the primary (its copies run on the same installation)
 
     @property
     def backup_seconds(self) -> float:
@@ -91,7 +91,7 @@ def archive_markers(backend: Backend, template: str, workdir: Path) -> Archived:
             writer.create()
             for i in range(1, BEFORE_BACKUP + 1):
                 writer.write(i)
-            at_backup = snapshot(conn)
+            at_backup, server = snapshot(conn), ran_on(conn)
             backup = base_backup(primary, BASE_BACKUP_SETTINGS["plain"], workdir / "base",
                                  fast_checkpoint=True)
             for i in range(BEFORE_BACKUP + 1, MARKERS + 1):
@@ -100,7 +100,7 @@ def archive_markers(backend: Backend, template: str, workdir: Path) -> Archived:
                     wal_conn.execute("SELECT pg_create_restore_point(%s)", (RESTORE_POINT[0],))
         switch_and_wait(primary, archive)
         primary.stop()
-        return Archived(archive, backup, writer.written, at_backup)
+        return Archived(archive, backup, writer.written, at_backup, server)
 
 
 @dataclass
@@ -188,7 +188,7 @@ def pitr_drill(archived: Archived, restore: Restore, target: Target, name: str,
     if recovery.state != "shut down":
         started = time.monotonic()
         with cluster.connect(SOURCE_DB) as conn:
-            result.server = server_capabilities(conn).as_dict()
+            result.server = ran_on(conn)
             result.boundary_problems = boundary_problems(conn, *archived.upto(expected))
         result.verify_seconds = time.monotonic() - started
     return cluster, result
@@ -223,7 +223,8 @@ def run_pitr(backend: Backend, template: str, kinds: list[str], workdir: Path,
             return drill
 
         def failed(kind: str, error: DrillError) -> DrillFailure:
-            return DrillFailure(f"pitr:{kind}", "pitr", error, target_kind=kind)
+            return DrillFailure(f"pitr:{kind}", "pitr", error, target_kind=kind,
+                                server=archived.server)
 
         def destroy_copies(kind: str, result: DrillResult) -> None:
             error = result.exception if isinstance(result, DrillFailure) else None

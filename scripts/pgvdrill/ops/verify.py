@@ -7,14 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgvdrill.backup.source import client_tools, config_tools
+from pgvdrill.backup.source import client_tools, config_tools, named_installations
 from pgvdrill.backup.stored import has_wal
 from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.config import Config
-from pgvdrill.errors import BackupError
+from pgvdrill.errors import BackupError, ConfigError
+from pgvdrill.installation import find_installations
 from pgvdrill.logical.archive import inspect
 from pgvdrill.ops.verify_repo import (
     Findings,
+    Tools,
     layout_problems,
     source_identity,
     source_timeline,
@@ -25,6 +27,7 @@ from pgvdrill.repository import Repository, lock
 from pgvdrill.wal.records import check_records
 
 PROBLEMS = BackupError.exit_code
+UNCHECKED = ConfigError.exit_code  # a backup no configured installation can read
 Say = Callable[[str], None]
 
 
@@ -32,7 +35,8 @@ Say = Callable[[str], None]
 class VerifyRequest:
     """What `pgvdrill verify` checks: `backups` (catalog ids; none: every one), `all` (the
     whole repository), `strict` (warnings fail too), `deep` (every archived WAL record),
-    with the client tools of `pg_bin` (None: the configuration's)."""
+    with the client tools of `pg_bin` (None: the configuration's, and for a base backup of
+    another major the configured installations of its major)."""
 
     backups: tuple[str, ...]
     all: bool
@@ -43,8 +47,11 @@ class VerifyRequest:
 
 def verify_backups(config: Config, args: VerifyRequest, say: Say) -> int:
     """Check what `args` names in the configuration's repository, saying each finding;
-    the exit code."""
-    tools = client_tools(args.pg_bin) if args.pg_bin else config_tools(config)
+    the exit code: problems first, then backups not checked (no installation of their
+    major), then warnings with --strict."""
+    tools = (Tools(client_tools(args.pg_bin)) if args.pg_bin else
+             Tools(config_tools(config),
+                   lambda: find_installations(named_installations(config), None)[0]))
     repo = Repository(config.repository)
     source, how = source_identity(config)
     with lock.shared(repo):
@@ -59,18 +66,22 @@ def verify_backups(config: Config, args: VerifyRequest, say: Say) -> int:
             findings.problems += timelines.problems
             findings.warnings += timelines.warnings
         if args.deep:
-            findings.notes += _deep(repo, tools, findings)
+            findings.notes += _deep(repo, tools.default, findings)
     for line in findings.checked + findings.notes:
         say(line)
     for problem in findings.problems:
         say(f"problem: {_one_line(problem)}")
+    for unchecked in findings.unchecked:
+        say(f"unknown: {unchecked}")
     for warning in findings.warnings:
         say(f"warning: {warning}")
     failed = bool(findings.problems or (args.strict and findings.warnings))
-    say(f"{'FAILED' if failed else 'ok'}: {len(findings.checked)} backup(s) ok, "
+    verdict = "FAILED" if failed else "unknown" if findings.unchecked else "ok"
+    say(f"{verdict}: {len(findings.checked)} backup(s) ok, "
+         f"{len(findings.unchecked)} not checked, "
          f"{len(findings.problems)} problem(s), {len(findings.warnings)} warning(s) in "
          f"{config.repository}")
-    return PROBLEMS if failed else 0
+    return PROBLEMS if failed else UNCHECKED if findings.unchecked else 0
 
 
 def _deep(repo: Repository, tools: ToolRunner, findings: Findings) -> list[str]:

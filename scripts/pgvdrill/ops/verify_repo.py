@@ -12,12 +12,15 @@ entry (warnings: a backup running now, or one that failed; pgvdrill never delete
 invalid catalog entries (schema.py), a symlinked root or directory, what in wal/ is not
 an archived WAL file of the right size (wal_files.py), symlinks and other non-regular files
 in a backup, and backups whose source is not the configured source (by system identifier).
+A base backup is read by the tools of its own major (`Tools`); one whose major no
+installation offers is listed as not checked, naming the installation to configure.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +28,13 @@ import psycopg
 
 from pgvdrill.backup.source import server_facts, source_server
 from pgvdrill.backup.stored import artifact_path, globals_path, has_wal, wal_reach
-from pgvdrill.cluster.base import ToolRunner
 from pgvdrill.config import Config
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.files.gzipped import gzip_problem
+from pgvdrill.installation import Found, Installation, listed
 from pgvdrill.logical.archive import inspect
 from pgvdrill.logical.globals import GLOBALS_FILE
-from pgvdrill.physical.verifybackup import check_backup
+from pgvdrill.physical.verifybackup import backup_major, check_backup
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import incomplete, read_catalog
 from pgvdrill.repository.layout import SUBDIRS
@@ -48,6 +51,36 @@ class Findings:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # backups no tools here can read
+
+
+@dataclass
+class Tools:
+    """The client tools verify reads backups with: `default` for dumps and base backups of
+    its major; for another major's base backup the first installation of that major in
+    `more()` (the configured installations, asked once on first need; none when the
+    operator named the tools, --pg-bin)."""
+
+    default: Installation
+    more: Callable[[], Sequence[Found]] = lambda: ()
+    _found: Sequence[Found] | None = field(default=None, init=False, repr=False)
+
+    def of_major(self, major: int) -> Installation | None:
+        """The tools of PostgreSQL `major`, or None when no installation here is one."""
+        if self.default.major == major:
+            return self.default
+        if self._found is None:
+            self._found = self.more()
+        return next((f.installation for f in self._found if f.installation.major == major),
+                    None)
+
+    def missing(self, major: int) -> str:
+        """Why a base backup of PostgreSQL `major` is not checked, and what to configure."""
+        looked = [Found("verify's client tools", self.default), *(self._found or ())]
+        return (f"it is PostgreSQL {major}'s, and only PostgreSQL {major}'s pg_verifybackup "
+                f"and pg_waldump read it; no installation of PostgreSQL {major} is "
+                f"configured (found: {listed(looked)}): name its bin directory in [drill] "
+                f"installations (or pass --pg-bin DIR of PostgreSQL {major})")
 
 
 def globals_problems(repo: Repository, entry: Entry) -> list[str]:
@@ -74,9 +107,9 @@ def globals_note(entry: Entry) -> list[str]:
             "roles on the target first, or restore with --no-owner --no-privileges"]
 
 
-def content_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[str]:
+def content_problems(repo: Repository, entry: Entry, tools: Tools) -> list[str]:
     """Every gzip file of the backup read to its end; a dump read back in full, or a base
-    backup through pg_verifybackup."""
+    backup through pg_verifybackup of its major (`NotChecked` when there is none)."""
     directory = repo.backup_dir(entry.kind, entry.id)
     cut = [p for p in (gzip_problem(directory / f.path) for f in entry.files
                        if f.path.endswith(".gz")) if p]
@@ -84,12 +117,20 @@ def content_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[
         return [f"{entry.id}: {problem}" for problem in cut]
     try:
         if entry.kind == "logical":
-            inspect(tools, artifact_path(repo, entry))
+            inspect(tools.default, artifact_path(repo, entry))
         else:
-            check_backup(tools, repo.backup_dir(entry.kind, entry.id))
+            major = backup_major(directory)
+            runner = tools.of_major(major)
+            if runner is None:
+                raise NotChecked(f"{entry.id}: not checked: {tools.missing(major)}")
+            check_backup(runner, directory)
     except BackupError as exc:
         return [f"{entry.id}: {exc.message}"]
     return []
+
+
+class NotChecked(Exception):
+    """A backup no tools here can read: neither good nor broken (`Findings.unchecked`)."""
 
 
 def wal_problems(repo: Repository, entry: Entry) -> list[str]:
@@ -101,7 +142,7 @@ def wal_problems(repo: Repository, entry: Entry) -> list[str]:
     return [f"{entry.id}: WAL archive {repo.wal}: {problem}"] if problem else []
 
 
-def backup_problems(repo: Repository, entry: Entry, tools: ToolRunner) -> list[str]:
+def backup_problems(repo: Repository, entry: Entry, tools: Tools) -> list[str]:
     """Everything wrong with one backup; its content is read only when its files are
     exactly those of its catalog entry."""
     problems = file_problems(repo, entry) or (content_problems(repo, entry, tools)
@@ -147,10 +188,11 @@ def source_problems(entries: list[Entry], source: dict[str, Any]) -> list[str]:
     return problems
 
 
-def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None,
+def verify_repository(repo: Repository, tools: Tools, ids: list[str] | None,
                       source: dict[str, Any] | None = None) -> Findings:
     """Check the backups `ids` (None: the whole repository, its wal/ too); `source`: the
-    configured source's server_facts, when it could be asked, for the backups' origin."""
+    configured source's server_facts, when it could be asked, for the backups' origin. A
+    backup no tools read is listed in `unchecked`, and the others are checked all the same."""
     if not repo.root.is_dir():
         raise ConfigError(f"backup repository {repo.root} does not exist",
                           "check [repository] path, or take a backup first (pgvdrill backup)")
@@ -177,11 +219,16 @@ def verify_repository(repo: Repository, tools: ToolRunner, ids: list[str] | None
         chosen = [by_id[i] for i in ids if i in by_id]
     origin = source_problems(chosen, source) if source else []
     for entry in chosen:
-        problems = backup_problems(repo, entry, tools) + [
-            p for p in origin if p.startswith(f"{entry.id}: ")]
+        try:
+            problems = backup_problems(repo, entry, tools)
+        except NotChecked as exc:
+            findings.unchecked.append(str(exc))
+            problems = wal_problems(repo, entry)  # its files are as catalogued
+        problems += [p for p in origin if p.startswith(f"{entry.id}: ")]
         findings.problems += problems
         findings.notes += globals_note(entry)
-        if not problems:
+        if not problems and not any(u.startswith(f"{entry.id}: ")
+                                    for u in findings.unchecked):
             findings.checked.append(
                 f"ok: {entry.id} ({entry.kind}, {len(entry.files)} file(s), "
                 f"{entry.size_bytes / 2**20:.1f} MiB, finished {entry.finished})")
