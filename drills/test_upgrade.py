@@ -129,6 +129,9 @@ def test_dump_upgrade_by_the_cli(pgvdrill_cli: Cli, tmp_path: Path, cli_cache: P
     assert checks["extension"]["details"]["installed"] == new_installation.pgvector_version()
     assert "halfvec" in checks["vector_types"]["details"]["present"]
     assert all(t["equal"] for t in checks["content"]["details"].values())
+    # started unable to run a subscription, and the check says none is enabled
+    assert checks["settings"]["details"]["max_logical_replication_workers"] == "0"
+    assert checks["settings"]["details"]["subscriptions"] == {}
 
 
 def test_pg_upgrade(backends: tuple[LocalBackend, LocalBackend], tmp_path: Path) -> None:
@@ -142,7 +145,8 @@ def test_pg_upgrade(backends: tuple[LocalBackend, LocalBackend], tmp_path: Path)
         "stop", "initdb", "check", "pg_upgrade", "start", "extension-update", "analyze"]
     ann = result.verification.check("ann").details
     assert any(HNSW_L2 in key for key in ann), ann
-    assert result.verification.check("settings").details["archive_mode"] == "off"
+    settings = result.verification.check("settings").details
+    assert (settings["archive_mode"], settings["max_logical_replication_workers"]) == ("off", "0")
 
 
 def test_pg_upgrade_without_the_extension_update_is_caught(

@@ -1,6 +1,8 @@
 """The dump/restore upgrade: the target's (newer) pg_dump reads the source, pg_restore -j2
-writes a new database on the target, the vector extension is brought to the target's
-version where the restore left it older, statistics are gathered; then verified."""
+writes a new database on the target (started on restored.SAFE_START: pg_dump writes
+subscriptions disabled, and no logical replication worker could run one), the vector
+extension is brought to the target's version where the restore left it older, statistics
+are gathered; then verified."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import psycopg
 from pgvdrill.capabilities import server_capabilities
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.local import LocalBackend
+from pgvdrill.cluster.restored import SAFE_START
 from pgvdrill.drill.record import Progress
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.drill.upgrade import Tamper, UpgradeDrill, UpgradePlan, version_key
@@ -99,6 +102,9 @@ def dump_upgrade(source_backend: LocalBackend, target_backend: LocalBackend,
     template = source_template(source_backend, plan.data)
     with source_backend.cluster("upgrade-source", template=template) as source, \
             target_backend.cluster("upgrade-target") as target:
+        target.configure(**SAFE_START)  # no worker for a restored (disabled) subscription
+        target.stop()
+        target.start()
         with source.connect(SOURCE_DB) as conn:
             before, planned = baseline(conn)
             source_facts = server_capabilities(conn).as_dict()

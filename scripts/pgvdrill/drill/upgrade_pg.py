@@ -2,7 +2,9 @@
 new cluster is initdb'd to match it (data checksums as pg_controldata reads them, the
 old bootstrap superuser, encoding and locale), `pg_upgrade --check` then `pg_upgrade`
 run as the server's OS user in a directory it owns, the new cluster starts on
-pgvdrill's own settings only (no archive_command: pg_upgrade carries no configuration),
+pgvdrill's own settings only (no archive_command: pg_upgrade carries no configuration)
+and restored.SAFE_START (no logical replication worker: a subscription pg_upgrade carried
+enabled from 17+ cannot connect to its publisher),
 the update_extensions.sql pg_upgrade wrote is applied, statistics gathered; then
 verified against the old cluster's snapshot."""
 
@@ -18,6 +20,7 @@ from pgvdrill.capabilities import server_capabilities
 from pgvdrill.cluster.base import LIBPQ_VARIABLES
 from pgvdrill.cluster.directory import publish_initdb
 from pgvdrill.cluster.local import LocalBackend, LocalCluster
+from pgvdrill.cluster.restored import SAFE_START
 from pgvdrill.drill.record import Progress
 from pgvdrill.drill.source import SOURCE_DB
 from pgvdrill.drill.upgrade import UpgradeDrill, UpgradePlan
@@ -76,6 +79,7 @@ def pg_upgrade_upgrade(source_backend: LocalBackend, target_backend: LocalBacken
                     "--new-port", str(new.port), "--socketdir", str(work)]
             timed(steps, "check", lambda: _pg_upgrade(new, work, [*args, "--check"]))
             timed(steps, "pg_upgrade", lambda: _pg_upgrade(new, work, args))
+            new.configure(**SAFE_START)  # a carried enabled subscription cannot start
             timed(steps, "start", new.start)
             script = work / UPDATE_SCRIPT
             note = (f"pg_upgrade wrote {UPDATE_SCRIPT}" if script.is_file()

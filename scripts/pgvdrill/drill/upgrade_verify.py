@@ -7,7 +7,8 @@ index there, same definition, valid and ready), `ann` (each vector index answers
 snapshot's queries with recall@10 against exact search; after pg_upgrade with the very
 same top-10), `planner` (the server's own plan for ORDER BY embedding <-> $q LIMIT 10 uses
 the HNSW index; unknown when its estimate prefers a scan of a small table) and `settings`
-(nothing archives, streams or restores from elsewhere).
+(nothing archives, streams, restores from elsewhere or preloads a library; no subscription
+in any database is enabled; foreign servers are stated).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from pgvdrill.verify.snapshot import read_facts
 
 Conn = psycopg.Connection[Any]
 HALFVEC_FROM = (0, 7, 0)  # halfvec and sparsevec arrived in pgvector 0.7.0
-# settings that would make the upgraded server reach another one
+# settings that would make the upgraded server reach another one: archive into an archive,
+# follow a primary, restore WAL, or run code at start (pgvdrill preloads nothing)
 QUIET = {"archive_mode": ("off",), "primary_conninfo": ("",), "restore_command": ("",),
-         "primary_slot_name": ("",)}
+         "primary_slot_name": ("",), "shared_preload_libraries": ("",)}
+# stated only: what archive_mode = on would run; whether subscriptions could start
+STATED = ("archive_command", "archive_library", "max_logical_replication_workers")
 
 
 def baseline(conn: Conn) -> tuple[Snapshot, ann.AnnResult | None]:
@@ -205,10 +209,32 @@ def _planner(check: Check, source: ann.AnnResult | None, target: ann.AnnResult |
 
 
 def _settings(check: Check, conn: Conn) -> None:
-    for name, allowed in QUIET.items():
+    for name in (*QUIET, *STATED):
         row = conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()
         value = None if row is None else row[0]
         check.details[name] = value
-        if value is not None and value not in allowed:
+        if value is not None and value not in QUIET.get(name, (value,)):
             check.problems.append(f"the upgraded server has {name} = {value!r}: it must not "
-                                  "archive into, stream from or restore from another server")
+                                  "archive into, stream from, restore from or reach out to "
+                                  "another server")
+    _subscriptions(check, conn)
+    check.details["foreign_servers"] = [  # postgres_fdw, dblink: stated, they connect on use
+        f"{name} ({wrapper})" for name, wrapper in conn.execute(
+            "SELECT s.srvname, w.fdwname FROM pg_catalog.pg_foreign_server s"
+            " JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw ORDER BY 1")]
+
+
+def _subscriptions(check: Check, conn: Conn) -> None:
+    """pg_subscription is shared: every database's subscriptions, enabled ones a problem
+    (their apply workers connect to the publisher and consume its slot)."""
+    rows = conn.execute(
+        "SELECT s.subname, d.datname, s.subenabled FROM pg_catalog.pg_subscription s"
+        " JOIN pg_catalog.pg_database d ON d.oid = s.subdbid ORDER BY 2, 1").fetchall()
+    check.details["subscriptions"] = {f"{db}.{name}": "enabled" if on else "disabled"
+                                      for name, db, on in rows}
+    for name, db, on in rows:
+        if on:
+            check.problems.append(
+                f"subscription {name} in database {db} is enabled in the upgraded cluster: "
+                "its apply worker connects to the publisher (production) and takes its "
+                f"slot; ALTER SUBSCRIPTION {name} DISABLE before the upgraded cluster starts")
