@@ -321,8 +321,14 @@ def _upgrade(mode: str, damage: Callable[[Cluster, str], None] | None,
     return entry, said
 
 
-@pytest.mark.parametrize("mode", ["pg_upgrade", "dump"])
-@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+# each damage in one mode by default (they alternate; the verification after the upgrade
+# is the same for both modes), in the other too with --drill-matrix full
+DAMAGE_CASES = [
+    pytest.param(tamper, mode, marks=() if (i + j) % 2 == 0 else (pytest.mark.full,))
+    for i, tamper in enumerate(sorted(TAMPERS)) for j, mode in enumerate(["pg_upgrade", "dump"])]
+
+
+@pytest.mark.parametrize(("tamper", "mode"), DAMAGE_CASES)
 def test_an_upgrade_damaged_after_the_fact_fails_its_verification(
         tamper: str, mode: str, options: DrillOptions, tmp_path_factory: pytest.TempPathFactory,
         worker_id: str, tmp_path: Path) -> None:
