@@ -28,6 +28,8 @@ from pgvdrill.installation import Installation, from_bindir
 from pgvdrill.proc import runner
 from pgvdrill.repository import Repository
 
+pytestmark = pytest.mark.installations("the DR drill, backup and restore choose the 16.2 "
+                                       "installation, or refuse, by the source's major")
 ADMIN = "ops16"
 ROWS = 300
 SOURCE_SQL = f"""
