@@ -77,8 +77,8 @@ def verify_backups(config: Config, args: VerifyRequest, say: Say) -> int:
         say(f"warning: {warning}")
     failed = bool(findings.problems or (args.strict and findings.warnings))
     verdict = "FAILED" if failed else "unknown" if findings.unchecked else "ok"
-    say(f"{verdict}: {len(findings.checked)} backup(s) ok, "
-         f"{len(findings.unchecked)} not checked, "
+    unchecked = f"{len(findings.unchecked)} not checked, " if findings.unchecked else ""
+    say(f"{verdict}: {len(findings.checked)} backup(s) ok, {unchecked}"
          f"{len(findings.problems)} problem(s), {len(findings.warnings)} warning(s) in "
          f"{config.repository}")
     return PROBLEMS if failed else UNCHECKED if findings.unchecked else 0
