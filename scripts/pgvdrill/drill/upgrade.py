@@ -9,11 +9,11 @@ downgrade is refused before anything starts.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from pgvdrill.capabilities import version_key
 from pgvdrill.cluster import Cluster
 from pgvdrill.dataset import Dataset
 from pgvdrill.drill.record import DrillFailure
@@ -47,11 +47,6 @@ class UpgradePlan:
     modes: tuple[Mode, ...] = MODES
     recall_threshold: float = 0.9
     tamper: Tamper = field(default_factory=Tamper)
-
-
-def version_key(text: str) -> tuple[int, ...]:
-    """A version's numbers ("0.8.6" -> (0, 8, 6), "16.2" -> (16, 2))."""
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("-")[0]))
 
 
 def refuse_downgrade(source: Installation, target: Installation, modes: tuple[Mode, ...]

@@ -14,13 +14,13 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill.capabilities import server_capabilities
+from pgvdrill.capabilities import server_capabilities, version_key
 from pgvdrill.cluster import Cluster
 from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.cluster.restored import SAFE_START
 from pgvdrill.drill.record import Progress
 from pgvdrill.drill.source import SOURCE_DB
-from pgvdrill.drill.upgrade import Tamper, UpgradeDrill, UpgradePlan, version_key
+from pgvdrill.drill.upgrade import Tamper, UpgradeDrill, UpgradePlan
 from pgvdrill.drill.upgrade_source import source_template
 from pgvdrill.drill.upgrade_verify import baseline, verify_upgraded
 from pgvdrill.installation import Installation

@@ -17,10 +17,10 @@ from typing import Any
 
 import psycopg
 
-from pgvdrill.capabilities import server_capabilities, vector_types
+from pgvdrill.capabilities import server_capabilities, vector_types, version_key
 from pgvdrill.cluster import Cluster
 from pgvdrill.drill.source import SOURCE_DB
-from pgvdrill.drill.upgrade import UpgradePlan, version_key
+from pgvdrill.drill.upgrade import UpgradePlan
 from pgvdrill.drill.upgrade_source import HNSW_L2
 from pgvdrill.verify import Check, Snapshot, Verification, ann, snapshot
 from pgvdrill.verify.compare import noise_margin, recall_floor
