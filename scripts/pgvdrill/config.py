@@ -115,10 +115,48 @@ class Procedure:
 
 
 @dataclass(frozen=True)
+class Provider:
+    """A backup tool whose backups the DR drill restores: `[provider.NAME]`, its `type`
+    (default: NAME) one of PROVIDER_KEYS; which keys each type takes and needs are there
+    (docs/providers/). Templates (command) are run through the shell as the caller."""
+
+    name: str
+    type: str
+    bin: Path | None = None  # the tool's bin directory; None: found on PATH
+    config: Path | None = None  # the tool's own configuration (barman.conf, pgbackrest.conf)
+    user: str = ""  # the OS user the tool runs as (root only); "": the caller
+    server: str = ""  # barman's and barman-cloud's server name
+    stanza: str = ""  # pgBackRest's
+    repo: int = 0  # pgBackRest's --repo (0: its default)
+    source_url: str = ""  # barman-cloud: s3://bucket/prefix
+    endpoint_url: str = ""  # barman-cloud: an S3-compatible endpoint ("": AWS)
+    cloud_provider: str = "aws-s3"  # barman-cloud: aws-s3, azure-blob-storage, google...
+    list: str = ""  # command: prints backups, one JSON object per line (docs/providers/)
+    restore: str = ""  # command: restores {backup_id} into the empty {datadir}
+    restore_command: str = ""  # command: fetches WAL file %f into %p (exit 0) or fails
+    check: str = ""  # command: the tool's own health check
+    verify: str = ""  # command: the tool's own check of {backup_id}
+    kind: str = "physical"  # command: physical (a data directory) or logical (a dump)
+    dumps: str = ""  # files: glob of dump files or directories, e.g. /backup/full_backup_*.dump
+    base_backups: str = ""  # files: glob of base backup directories
+    wal: Path | None = None  # files: the WAL archive the base backups recover through
+
+
+# per type: the keys it takes (besides name, type) and, first in each tuple, those it needs
+PROVIDER_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "barman": (("server",), ("bin", "config", "user")),
+    "barman-cloud": (("source_url", "server"), ("bin", "endpoint_url", "cloud_provider", "user")),
+    "pgbackrest": (("stanza",), ("bin", "config", "repo", "user")),
+    "command": (("restore",), ("list", "restore_command", "check", "verify", "kind")),
+    "files": ((), ("dumps", "base_backups", "wal")),
+}
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     source: Source | None
-    repository: Path
+    repository: Path | None  # None: only [provider.*] backups are drilled
     logical: Logical = field(default_factory=Logical)
     physical: Physical = field(default_factory=Physical)
     retention: Retention = field(default_factory=Retention)
@@ -127,10 +165,26 @@ class Config:
     drill: Drill = field(default_factory=Drill)
     procedures: tuple[Procedure, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    providers: tuple[Provider, ...] = ()
 
     @property
     def wal_dir(self) -> Path:
-        return self.repository / "wal"
+        return self.require_repository() / "wal"
+
+    def require_repository(self) -> Path:
+        if self.repository is None:
+            raise ConfigError(f"{self.path}: no [repository] section (it has only "
+                              "[provider.*] backups, which this command does not handle)",
+                              'add [repository] with path = "/backup/pgvdrill"')
+        return self.repository
+
+    def provider(self, name: str) -> Provider:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise ConfigError(f"{self.path}: no [provider.{name}]",
+                          "configured: " + (", ".join(p.name for p in self.providers)
+                                            or "none (see docs/providers/)"))
 
     def require_source(self) -> Source:
         if self.source is None:
@@ -147,6 +201,7 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("retention", "wal_days"): (0, 36500),
     ("retention", "monthly_months"): (0, 1200),
     ("limits", "tool_timeout"): (1, MAX_TOOL_TIMEOUT),
+    ("provider", "repo"): (1, 256),
 }
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("logical", "format"): ("custom", "directory"),
@@ -155,6 +210,9 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("physical", "wal_method"): ("stream", "fetch"),
     ("procedure", "kind"): ("logical", "physical"),
     ("drill", "backend"): ("embedded", "system"),
+    ("provider", "type"): tuple(PROVIDER_KEYS),
+    ("provider", "kind"): ("physical", "logical"),
+    ("provider", "cloud_provider"): ("aws-s3", "azure-blob-storage", "google-cloud-storage"),
 }
 # Compression pgvdrill can read back (its tar reader, the embedded pg_restore): gzip or
 # none, in pg_dump's and pg_basebackup's --compress spellings; not lz4 or zstd.
@@ -226,7 +284,7 @@ class _Reader:
                 if not value.is_absolute():
                     value = self.path.parent / value
             elif "int" in kind or "float" in kind:
-                self.number(where, value, *RANGES[section.split()[0], key],
+                self.number(where, value, *RANGES[section.split()[0].split(".")[0], key],
                             whole="float" not in kind)
             elif not isinstance(value, str):
                 raise self.error(where, f"wrong type ({type(value).__name__})",
@@ -282,7 +340,8 @@ def _searchable(found: Path) -> bool:
 
 
 SECTIONS = ("source", "repository", "logical", "physical", "retention", "sync", "drill",
-            "procedure", "limits")
+            "procedure", "limits", "provider")
+PROVIDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def load_config(path: Path) -> Config:
@@ -316,13 +375,8 @@ def load_config(path: Path) -> Config:
                                'write conninfo = "host=db1 dbname=vector_db user=backup"')
         extra = reader.build(Source, "source", {**body, "conninfo": "x"})
         source = Source(parse_conninfo(text, f"{path}: [source] conninfo"), extra.pg_bin)
-    repo = reader.table(data, "repository")
-    if set(repo) != {"path"} or not isinstance(repo.get("path"), str):
-        raise reader.error("[repository]", "needs exactly one key, path (a string)",
-                           'write [repository] then path = "/backup/pgvdrill"')
-    repository = Path(repo["path"])
-    if not repository.is_absolute():
-        repository = path.parent / repository
+    providers = _providers(reader, reader.table(data, "provider"))
+    repository = _repository(reader, data, bool(providers))
     sync = reader.table(data, "sync")
     unknown_sync = sorted(set(sync) - {"rsync", "s3"})
     if unknown_sync:
@@ -332,8 +386,6 @@ def load_config(path: Path) -> Config:
     if not isinstance(procedures, list):
         raise reader.error("procedure", "must be an array of tables",
                            "write each one as [[procedure]]")
-    if "\0" in repo["path"]:
-        raise reader.error("[repository] path", "contains a NUL character", "remove it")
     config = Config(
         path=path, source=source, repository=repository,
         logical=reader.build(Logical, "logical", reader.table(data, "logical")),
@@ -346,12 +398,58 @@ def load_config(path: Path) -> Config:
         procedures=tuple(reader.build(Procedure, f"procedure {i + 1}", p if isinstance(p, dict)
                                       else {"?": p}) for i, p in enumerate(procedures)),
         limits=_limits(reader, reader.table(data, "limits")),
+        providers=providers,
     )
     _require_trusted_programs(config)
-    require_trusted(config.repository, f"{config.path}: [repository] path", itself=False,
-                    stake="can put another directory in its place, where pgvdrill writes "
-                          "and deletes as {user}")
+    if config.repository is not None:
+        require_trusted(config.repository, f"{config.path}: [repository] path", itself=False,
+                        stake="can put another directory in its place, where pgvdrill "
+                              "writes and deletes as {user}")
     return config
+
+
+def _repository(reader: _Reader, data: dict[str, Any], optional: bool) -> Path | None:
+    """[repository] path; it may be left out when `optional` (providers are configured)."""
+    if "repository" not in data and optional:
+        return None
+    repo = reader.table(data, "repository")
+    if set(repo) != {"path"} or not isinstance(repo.get("path"), str):
+        raise reader.error("[repository]", "needs exactly one key, path (a string)",
+                           'write [repository] then path = "/backup/pgvdrill"')
+    if "\0" in repo["path"]:
+        raise reader.error("[repository] path", "contains a NUL character", "remove it")
+    repository = Path(repo["path"])
+    return repository if repository.is_absolute() else reader.path.parent / repository
+
+
+def _providers(reader: _Reader, body: dict[str, Any]) -> tuple[Provider, ...]:
+    """Each [provider.NAME] table, its keys checked against its type's (PROVIDER_KEYS)."""
+    found = []
+    for name, table in body.items():
+        section = f"provider.{name}"
+        if not PROVIDER_NAME.fullmatch(name):
+            raise reader.error(f"[{section}]", "not a provider name",
+                               "use 1-63 letters, digits, '.', '_' or '-'")
+        if not isinstance(table, dict):
+            raise reader.error(f"[{section}]", "must be a table",
+                               f"write [{section}] on its own line, then its keys")
+        kind = table.get("type", name)
+        if kind not in PROVIDER_KEYS:
+            raise reader.error(f"[{section}] type = {kind!r}", "not a provider type",
+                               f"choose one of: {', '.join(PROVIDER_KEYS)}")
+        needed, optional = PROVIDER_KEYS[kind]
+        unknown = sorted(set(table) - {"type", *needed, *optional})
+        if unknown:
+            raise reader.error(f"[{section}]", f"key(s) {', '.join(unknown)} are not "
+                               f"{kind}'s", f"{kind} takes: {', '.join((*needed, *optional))}")
+        missing = [key for key in needed if not table.get(key)]
+        if kind == "files" and not (table.get("dumps") or table.get("base_backups")):
+            missing.append("dumps or base_backups")
+        if missing:
+            raise reader.error(f"[{section}]", f"missing key(s) {', '.join(missing)}",
+                               f"see docs/providers/{kind}.md")
+        found.append(reader.build(Provider, section, {**table, "type": kind, "name": name}))
+    return tuple(found)
 
 
 def _require_trusted_programs(config: Config) -> None:
@@ -369,3 +467,11 @@ def _require_trusted_programs(config: Config) -> None:
             require_trusted_command(getattr(proc, key),
                                     f"{config.path}: [[procedure]] {proc.name!r} {key}",
                                     search)
+    for provider in config.providers:
+        where = f"{config.path}: [provider.{provider.name}]"
+        if provider.bin is not None:
+            require_trusted_bindir(provider.bin, f"{where} bin")
+        if provider.config is not None:  # the tool runs what its configuration says
+            require_trusted(provider.config, f"{where} config")
+        for key in ("list", "restore", "restore_command", "check", "verify"):
+            require_trusted_command(getattr(provider, key), f"{where} {key}", search)

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "capabilities",
         "timing", "statement_log", "server", "config", "cluster", "dataset", "backends",
     ),
-    ("logical", "physical", "wal", "verify", "repository"),
+    ("logical", "physical", "wal", "verify", "repository", "providers"),
     ("backup", "policy", "report"),
     ("drill",),
     ("ops", "bench", "procedures"),

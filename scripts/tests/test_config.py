@@ -58,6 +58,14 @@ REPO = '[repository]\npath = "repo"\n'
     (REPO + '[drill]\ninstallations = ["/a", 16]\n', "not a list of paths"),
     (REPO + '[drill]\ntarget_version = "eighteen"\n', "not a PostgreSQL version"),
     (REPO + '[drill]\ntarget_version = 18\n', "wrong type (int)"),
+    ('[provider.barman]\nconfig = "/etc/barman.conf"\n', "missing key(s) server"),
+    ('[provider.b]\ntype = "wal-g"\n', "not a provider type"),
+    ('[provider.barman]\nserver = "pg"\nstanza = "x"\n', "stanza are not barman's"),
+    ('[provider.files]\nwal = "/wal"\n', "missing key(s) dumps or base_backups"),
+    ('[provider.pgbackrest]\nstanza = "main"\nrepo = 0\n', "not a whole number >= 1"),
+    ('[provider."a b"]\nserver = "pg"\n', "not a provider name"),
+    ('[provider]\nbarman = 3\n', "must be a table"),
+    ('[provider.command]\nrestore = "cp -a /b {datadir}"\nkind = "diff"\n', "choose one of"),
 ])
 def test_configuration_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in _error(tmp_path, text)
@@ -84,6 +92,22 @@ def test_relative_repository_is_beside_the_file(tmp_path: Path) -> None:
     assert config.repository == tmp_path / "repo" and config.source is None
     with pytest.raises(ConfigError, match="no \\[source\\] section"):
         config.require_source()
+
+
+def test_providers_replace_the_repository(tmp_path: Path) -> None:
+    path = tmp_path / "pgvdrill.toml"
+    path.write_text('[provider.nightly]\ntype = "pgbackrest"\nstanza = "main"\nrepo = 2\n'
+                    '[provider.barman]\nserver = "pg"\n')
+
+    config = load_config(path)
+
+    assert [(p.name, p.type) for p in config.providers] == [
+        ("nightly", "pgbackrest"), ("barman", "barman")]
+    assert config.provider("nightly").repo == 2 and config.repository is None
+    with pytest.raises(ConfigError, match="no \\[repository\\] section"):
+        config.require_repository()
+    with pytest.raises(ConfigError, match="configured: nightly, barman"):
+        config.provider("wal-g")
 
 
 def test_installations_and_target_version(tmp_path: Path) -> None:

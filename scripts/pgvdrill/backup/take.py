@@ -174,7 +174,7 @@ def take_backup(config: Config, kind: str, say: Say, *, snapshot: str | None = N
     """Back up the configured source (`kind` logical or physical) into the repository;
     the catalog entry written for it. `snapshot`: a logical backup reads the snapshot
     another session exported (pg_dump --snapshot), e.g. to compare with it exactly."""
-    repo = Repository(config.repository).ensure()
+    repo = Repository(config.require_repository()).ensure()
     facts = server_facts(source_server(config))
     server = source_server(config, tools_for(config, facts, kind))
     if kind == "physical":  # its backup is checked, and restored, with tools of its major

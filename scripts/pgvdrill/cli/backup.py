@@ -60,7 +60,7 @@ def add_parser(sub: SubParsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = find_config(args.config)
-    with lock.shared(Repository(config.repository).ensure()):
+    with lock.shared(Repository(config.require_repository()).ensure()):
         take_backup(config, args.kind, say)
     return 0
 

@@ -223,7 +223,7 @@ def add_parser(sub: SubParsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = find_config(args.config)
-    repo = Repository(config.repository)
+    repo = Repository(config.require_repository())
     with lock.shared(repo):  # retention waits: the backup restored here stays
         return _restore(args, config, repo)
 

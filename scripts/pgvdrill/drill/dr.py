@@ -291,7 +291,7 @@ def run(config: Config, options: DrOptions, say: Say) -> int:
     `options.take`, backups taken now)."""
     source_conf = config.require_source()
     targets = load_targets(options.targets, options.production_size)
-    repo = Repository(config.repository)
+    repo = Repository(config.require_repository())
     run_dir = report.new_run_dir(options.reports_dir).resolve()
     started = datetime.now(UTC)
     drills: list[dict[str, Any]] = []

@@ -22,7 +22,7 @@ DELETE_FAILED = 1
 def apply_retention(config: Config, now: datetime, *, dry_run: bool, say: Say) -> int:
     """Apply [retention] to the configuration's repository as at `now` (with `dry_run`,
     only say what would go); the exit code."""
-    repo = Repository(config.repository)
+    repo = Repository(config.require_repository())
     with (lock.shared if dry_run else lock.exclusive)(repo):
         return _apply(repo, config.retention, now, dry_run, say)
 

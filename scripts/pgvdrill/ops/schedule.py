@@ -79,7 +79,7 @@ def jobs(config: Config, install: Install) -> list[Job]:
                           f"{reports} is relative to wherever a job starts)",
                           'add [drill] reports_dir = "/var/lib/pgvdrill/reports", a directory '
                           "the job's user owns")
-    repo = config.repository
+    repo = config.require_repository()
     backups = (repo, *_local_copy(config))
     return [
         Job("pgvdrill-backup-logical", "daily logical backup (pg_dump)",
@@ -301,7 +301,7 @@ def archiving_conf(config: Config, install: Install) -> str:
 def files(config: Config, install: Install, formats: list[str]) -> dict[str, str]:
     """File name -> text for `formats`."""
     for path in (install.bin, install.python, install.config, install.lock_dir,
-                 config.repository, config.drill.reports_dir, *_local_copy(config)):
+                 config.require_repository(), config.drill.reports_dir, *_local_copy(config)):
         if re.search(r'["\\\n\r]', str(path)):
             raise ConfigError(f"path {str(path)!r} holds a double quote, backslash or line "
                               "break, which units and crontabs cannot carry safely",

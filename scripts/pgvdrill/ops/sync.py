@@ -25,7 +25,7 @@ def stores(config: Config, to: str, *, download: bool) -> list[Store]:
     """The stores `--to` names; ConfigError when one is not configured."""
     found: list[Store] = []
     if to in ("rsync", "all") and config.rsync is not None:
-        found.append(RsyncStore(config.rsync, config.repository, config.path.parent))
+        found.append(RsyncStore(config.rsync, config.require_repository(), config.path.parent))
     if to in ("s3", "all") and config.s3 is not None:
         found.append(S3Store(config.s3, download=download))
     if not found:
@@ -54,7 +54,7 @@ def sync_to(store: Store, the_plan: Plan, *, dry_run: bool, say: Say) -> list[st
 def sync(config: Config, to: str, *, dry_run: bool, download: bool, say: Say) -> int:
     """Copy the configuration's repository to the stores `to` names (TARGETS) and verify
     the copies; the exit code (BackupError listing the problems found)."""
-    repo = Repository(config.repository)
+    repo = Repository(config.require_repository())
     if not repo.root.is_dir():
         raise ConfigError(f"backup repository {repo.root} does not exist",
                           "fix [repository] path in the configuration")

@@ -52,7 +52,7 @@ def verify_backups(config: Config, args: VerifyRequest, say: Say) -> int:
     tools = (Tools(client_tools(args.pg_bin)) if args.pg_bin else
              Tools(config_tools(config),
                    lambda: find_installations(named_installations(config), None)[0]))
-    repo = Repository(config.repository)
+    repo = Repository(config.require_repository())
     source, how = source_identity(config)
     with lock.shared(repo):
         findings = verify_repository(repo, tools,
@@ -80,7 +80,7 @@ def verify_backups(config: Config, args: VerifyRequest, say: Say) -> int:
     unchecked = f"{len(findings.unchecked)} not checked, " if findings.unchecked else ""
     say(f"{verdict}: {len(findings.checked)} backup(s) ok, {unchecked}"
          f"{len(findings.problems)} problem(s), {len(findings.warnings)} warning(s) in "
-         f"{config.repository}")
+         f"{config.require_repository()}")
     return PROBLEMS if failed else UNCHECKED if findings.unchecked else 0
 
 

@@ -1,0 +1,22 @@
+"""The provider of a [provider.NAME] section, by its type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pgvdrill import config
+from pgvdrill.errors import ConfigError
+from pgvdrill.providers.base import Provider
+
+# each type's constructor; a provider module adds its own line
+MAKERS: dict[str, Callable[[config.Provider], Provider]] = {
+}
+
+
+def make(conf: config.Provider) -> Provider:
+    """The provider `conf` configures; ConfigError when its type has none yet."""
+    maker = MAKERS.get(conf.type)
+    if maker is None:
+        raise ConfigError(f"[provider.{conf.name}]: type {conf.type!r} is not available",
+                          f"available: {', '.join(MAKERS) or 'none'}")
+    return maker(conf)
