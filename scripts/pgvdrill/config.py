@@ -140,6 +140,7 @@ class Provider:
     dumps: str = ""  # files: glob of dump files or directories, e.g. /backup/full_backup_*.dump
     base_backups: str = ""  # files: glob of base backup directories
     wal: Path | None = None  # files: the WAL archive the base backups recover through
+    repository: Path | None = None  # pgvdrill: another pgvdrill repository (an off-site copy)
 
 
 # per type: the keys it takes (besides name, type) and, first in each tuple, those it needs
@@ -149,6 +150,7 @@ PROVIDER_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "pgbackrest": (("stanza",), ("bin", "config", "repo", "user")),
     "command": (("restore",), ("list", "restore_command", "check", "verify", "kind")),
     "files": ((), ("dumps", "base_backups", "wal")),
+    "pgvdrill": (("repository",), ()),
 }
 
 

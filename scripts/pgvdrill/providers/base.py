@@ -105,7 +105,7 @@ class Provider(abc.ABC):
     raises a DrillError (ToolError, RestoreError, ConfigError) saying what to do."""
 
     name: str  # the configuration's NAME
-    type: str  # barman, barman-cloud, pgbackrest, command, files, pgvdrill
+    type: str  # a config.PROVIDER_KEYS type
 
     @abc.abstractmethod
     def version(self) -> str:
