@@ -69,10 +69,10 @@ def test_a_wal_segment_missing_from_the_archive_fails_naming_it(
         cli_cache: Path, tmp_path: Path) -> None:
     """Three segments of writes after the backup; the middle one gone from the team's copy
     of the archive: recovery would stop there, short of what the source archived."""
-    production.admin("CREATE TABLE IF NOT EXISTS after_backup (x int)")
+    production.admin("CREATE TABLE IF NOT EXISTS public.after_backup (x int)")
     segments = []
     for _ in range(3):
-        production.admin("INSERT INTO after_backup VALUES (1)")
+        production.admin("INSERT INTO public.after_backup VALUES (1)")
         segments.append(production.quiesce())
     archive = tmp_path / "archive"
     shutil.copytree(production.repository / "wal", archive)
@@ -90,10 +90,10 @@ def test_a_wal_segment_missing_from_the_archive_fails_naming_it(
 def test_a_pitr_target_time_stops_at_the_target(
         team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
-    production.admin("CREATE TABLE IF NOT EXISTS pitr_marks (x int)")
-    production.admin("INSERT INTO pitr_marks VALUES (1)")
+    production.admin("CREATE TABLE IF NOT EXISTS public.pitr_marks (x int)")
+    production.admin("INSERT INTO public.pitr_marks VALUES (1)")
     (target,) = production.admin("SELECT clock_timestamp()::text")[0]
-    production.admin("INSERT INTO pitr_marks VALUES (2)")
+    production.admin("INSERT INTO public.pitr_marks VALUES (2)")
     production.quiesce()
     config = team_backups.config(tmp_path)
     before = production.fingerprint()
