@@ -149,6 +149,10 @@ def test_without_a_listing_the_sources_archiver_tells(archive: Path, into: Path)
         unknown = fetched(said)
         assert unknown.problems("p") == []
         assert str(unknown.as_dict()["archive_end"]).startswith("unknown")
+    for path in into.iterdir():
+        path.unlink()
+    empty = fetch_archive(provider, 6 * SIZE, 1, into, SIZE, Segment(1, 9, SIZE).name)
+    assert empty.segments == () and empty.problems("p") == []  # not where it archives
 
 
 def test_a_segment_of_the_wrong_size_is_refused(archive: Path, into: Path) -> None:
