@@ -60,14 +60,8 @@ def _segment(root: Path, timeline: int, number: int, size: int = SIZE) -> str:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    root = tmp_path / "archive"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def into(tmp_path: Path) -> Path:
+    """Where the drill fetches to (`archive`, fixtures.wal: the provider's archive)."""
     path = tmp_path / "wal"
     path.mkdir()
     return path
