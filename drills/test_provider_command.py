@@ -5,6 +5,7 @@ copies and production's archive read by cp templates; production is only read.""
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,19 @@ def test_a_pitr_target_time_stops_at_the_target(
     assert "not compared" in checks["content"]["unknown"]
     assert drill["restore"]["recovery"]["target"]["kind"] == "time"
     assert_untouched(before, production.fingerprint())
+
+
+def test_a_target_beyond_the_archive_fails(
+        team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    """The deprecated `pgvdrill drill --config` runs the same drill."""
+    production.quiesce()
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    result = pgvdrill_cli("drill", "--config", team_backups.config(tmp_path), "--cache-dir",
+                          cli_cache, "--reports-dir", "reports", "--provider", "team",
+                          "--target-time", later)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    (drill,) = read_report(tmp_path)["drills"]
+    assert drill["ok"] is False
+    assert "the archive's WAL ends before the target" in _problems(drill), _problems(drill)
