@@ -126,3 +126,27 @@ def test_a_target_beyond_the_archive_fails(
     (drill,) = read_report(tmp_path)["drills"]
     assert drill["ok"] is False
     assert "the archive's WAL ends before the target" in _problems(drill), _problems(drill)
+
+
+def test_a_logical_backup_is_restored_and_compared(
+        team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    """kind = logical: the restore hands over one dump; no list: the newest is `latest`."""
+    production.quiesce()
+    dump = team_backups.dump()
+    config = team_backups.config(tmp_path)
+    with config.open("a") as toml:
+        toml.write(f'\n[provider.dumps]\ntype = "command"\nkind = "logical"\n'
+                   f'restore = "cp {dump} {{datadir}}/"\n')
+
+    code, output, report = _run(pgvdrill_cli, cli_cache, tmp_path, config,
+                                "--provider", "dumps")
+
+    assert code == 0, output
+    (drill,) = report["drills"]
+    assert (drill["drill"], drill["kind"], drill["ok"]) == \
+        ("provider:dumps:latest", "logical", True), _problems(drill)
+    assert all(check_results(drill).values()), check_results(drill)
+    assert drill["backup"]["tool_verify"]["status"] == "unknown"
+    assert {v["name"]: v["status"] for v in drill["verdicts"]}["backup_age.logical"] == \
+        "unknown"
