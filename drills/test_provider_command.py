@@ -4,6 +4,7 @@ copies and production's archive read by cp templates; production is only read.""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,16 +129,23 @@ def test_a_target_beyond_the_archive_fails(
     assert "the archive's WAL ends before the target" in _problems(drill), _problems(drill)
 
 
+def _dumps(team_backups: TeamBackups, tmp_path: Path, **keys: str) -> Path:
+    """The config with a second provider, `dumps`: kind = logical, the restore hands over
+    one dump, no list (the newest is `latest`)."""
+    config = team_backups.config(tmp_path)
+    section = {"type": "command", "kind": "logical",
+               "restore": f"cp {team_backups.dump()} {{datadir}}/", **keys}
+    with config.open("a") as toml:
+        toml.write("\n[provider.dumps]\n" + "".join(f"{k} = {json.dumps(v)}\n"
+                                                     for k, v in section.items()))
+    return config
+
+
 def test_a_logical_backup_is_restored_and_compared(
         team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
-    """kind = logical: the restore hands over one dump; no list: the newest is `latest`."""
     production.quiesce()
-    dump = team_backups.dump()
-    config = team_backups.config(tmp_path)
-    with config.open("a") as toml:
-        toml.write(f'\n[provider.dumps]\ntype = "command"\nkind = "logical"\n'
-                   f'restore = "cp {dump} {{datadir}}/"\n')
+    config = _dumps(team_backups, tmp_path)
 
     code, output, report = _run(pgvdrill_cli, cli_cache, tmp_path, config,
                                 "--provider", "dumps")
@@ -150,3 +158,20 @@ def test_a_logical_backup_is_restored_and_compared(
     assert drill["backup"]["tool_verify"]["status"] == "unknown"
     assert {v["name"]: v["status"] for v in drill["verdicts"]}["backup_age.logical"] == \
         "unknown"
+
+
+def test_the_tools_own_failed_check_fails_a_drill_that_verified(
+        team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    production.quiesce()
+    config = _dumps(team_backups, tmp_path, check="echo 'last dump 3 days old' >&2; exit 2")
+
+    code, output, report = _run(pgvdrill_cli, cli_cache, tmp_path, config,
+                                "--provider", "dumps")
+
+    assert code == 1, output
+    (drill,) = report["drills"]
+    assert drill["ok"] is False and all(check_results(drill).values())
+    assert "check (the tool's own check) failed: exit 2; last dump 3 days old" in \
+        _problems(drill), _problems(drill)
+    assert [c["status"] for c in report["provider"][0]["checks"]] == ["fail"]
