@@ -39,7 +39,7 @@ from pgvdrill.drill.pitr import KINDS as PITR_KINDS
 from pgvdrill.drill.pitr import run_pitr
 from pgvdrill.drill.record import DrillResult
 from pgvdrill.drill.source import dataset_template
-from pgvdrill.errors import DrillError, clean_after
+from pgvdrill.errors import ConfigError, DrillError, clean_after
 from pgvdrill.logical.dump import ALL_DUMP_SETTINGS, DUMP_SETTINGS
 from pgvdrill.logical.restore import ALL_RESTORE_SETTINGS, RESTORE_SETTINGS
 from pgvdrill.physical.artifact import BASE_BACKUP_SETTINGS
@@ -118,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None:
         print(DEPRECATED, file=sys.stderr, flush=True)
         return dr_drill.run(args)
+    given = [option for option, value in (
+        ("--provider", args.provider), ("--backup", args.backup),
+        ("--target-*", args.target_time or args.target_xid or args.target_lsn
+         or args.target_name or args.target)) if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: a provider's backups are drilled with "
+                          "--config", "run pgvdrill dr-drill --config CFG --provider NAME")
     targets = load_targets(args.targets, args.production_size)
     run_dir = report.new_run_dir(args.reports_dir or DRILL_DEFAULTS.reports_dir).resolve()
     data = _dataset(args)
