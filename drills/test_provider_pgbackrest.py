@@ -1,0 +1,189 @@
+"""The pgbackrest provider against the real pgBackRest 2.45 and Debian's PostgreSQL 15
+(fixtures/provider_pgbackrest.py): it lists the stanza's backup as pgBackRest took it,
+restores it into an empty directory, fetches its WAL, and a scratch server of 15 recovers
+from that to the end of the archive with the source's data; pgBackRest's own check and
+verify pass. Broken copies of the repository (a file of the backup removed, a WAL segment
+after the backup's end removed) make verify fail naming the file or the gap, and the
+listing of the archive shows the gap. The stand-in has no pgvector (Debian's 15 has none):
+its tables carry float8[] embeddings, so nothing here says anything about vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.production import ADMIN
+from fixtures.provider_pgbackrest import PG15, Stanza, pgbackrest_stanza  # noqa: F401
+from pgvdrill import config
+from pgvdrill.backends import default_workdir, make_backend
+from pgvdrill.cluster.wal_commands import restore_command
+from pgvdrill.errors import ConfigError, RestoreError
+from pgvdrill.osuser import server_user
+from pgvdrill.providers.base import ProviderBackup
+from pgvdrill.providers.pgbackrest import PgBackRest
+from pgvdrill.providers.registry import make
+from pgvdrill.wal.names import Segment, parse_lsn, recorded_segment_size
+from pgvdrill.wal.pitr import BackupPoint, Target, recover
+
+TABLES = ("public.documents", "public.events")
+CONTENT = "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY id)) FROM {} t"
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A directory of the test's own below the drill work directory (root's, 0711)."""
+    made = Path(tempfile.mkdtemp(prefix="pgbackrest-drill-", dir=default_workdir()))
+    made.chmod(0o711)
+    yield made
+    shutil.rmtree(made, ignore_errors=True)
+
+
+def provider(stanza: Stanza) -> PgBackRest:
+    made = make(stanza.provider())
+    assert isinstance(made, PgBackRest)
+    return made
+
+
+def newest(stanza: Stanza) -> ProviderBackup:
+    return provider(stanza).backups()[-1]
+
+
+def test_it_lists_the_backup_pgbackrest_took(pgbackrest_stanza: Stanza) -> None:
+    tool = provider(pgbackrest_stanza)
+    assert tool.version() == "pgbackrest 2.45"
+    (backup,) = tool.backups()
+    label = pgbackrest_stanza.run("info").stdout
+    assert f"full backup: {backup.id}" in label
+    assert backup.kind == "physical" and backup.source_version == "15"
+    assert backup.timeline == 1 and backup.size_bytes and backup.size_bytes > 0
+    assert backup.started and backup.finished and backup.started <= backup.finished
+    assert backup.start_lsn and backup.end_lsn
+    assert parse_lsn(backup.start_lsn) < parse_lsn(backup.end_lsn)
+    # the backup history file production archived names the same start
+    start = parse_lsn(backup.start_lsn)
+    history = f"{Segment.containing(start, 1).name}.{start % (16 << 20):08X}.backup"
+    assert history in (tool.wal_names() or [])
+
+
+def test_it_fetches_wal_and_says_what_is_not_there(pgbackrest_stanza: Stanza,
+                                                    workdir: Path) -> None:
+    tool = provider(pgbackrest_stanza)
+    names = tool.wal_names() or []
+    segment = str(newest(pgbackrest_stanza).details["archive_stop"])
+    assert segment in names
+    assert tool.fetch_wal(segment, workdir / "got") is True
+    got = (workdir / "got").read_bytes()
+    assert len(got) == 16 << 20 and recorded_segment_size(got) == 16 << 20
+    assert (workdir / "got").stat().st_uid == 0  # the drill's own file, not the tool user's
+    assert tool.fetch_wal("0000000100000000000000FE", workdir / "none") is False
+    assert not (workdir / "none").exists()
+    with pytest.raises(ConfigError, match="not a WAL file name"):
+        tool.fetch_wal("../../etc/passwd", workdir / "x")
+    assert sorted(p.name for p in workdir.iterdir()) == ["got"]
+
+
+def test_its_own_check_and_verify_pass(pgbackrest_stanza: Stanza) -> None:
+    tool = provider(pgbackrest_stanza)
+    (check,) = tool.checks()
+    assert (check.name, check.status) == ("pgbackrest check", "pass"), check.output
+    verified = tool.verify(newest(pgbackrest_stanza))
+    assert verified.status == "pass", verified.output
+    assert "is valid" in verified.output
+
+
+def test_the_restored_backup_recovers_to_the_sources_data(pgbackrest_stanza: Stanza,
+                                                          workdir: Path) -> None:
+    """Restore, fetch every archived WAL file into a directory the scratch server reads,
+    recover to the end with a `system` backend of 15: the source's rows, exactly. The
+    repository and production's configuration are what they were."""
+    production = pgbackrest_stanza.production
+    before_files = pgbackrest_stanza.files()
+    before = production.fingerprint()
+    tool = provider(pgbackrest_stanza)
+    backup = newest(pgbackrest_stanza)
+    (workdir / "data").mkdir()
+    restored = tool.restore(backup, workdir / "data")
+    print(f"pgbackrest restore of {backup.size_bytes} bytes: {restored.seconds:.2f}s")
+    assert restored.argv[-3:] == (f"--set={backup.id}", f"--pg1-path={workdir / 'data'}",
+                                  "--type=none")
+    auto = (workdir / "data" / "postgresql.auto.conf").read_text()
+    assert "restore_command" not in auto  # --type=none: nothing of pgBackRest's runs
+    wal = workdir / "wal"
+    wal.mkdir(mode=0o755)
+    for name in tool.wal_names() or []:
+        assert tool.fetch_wal(name, wal / name)
+        (wal / name).chmod(0o644)
+    assert backup.start_lsn and backup.end_lsn and backup.timeline
+    point = BackupPoint(parse_lsn(backup.start_lsn), backup.timeline,
+                        parse_lsn(backup.end_lsn), None)
+    backend = make_backend("system", pg_bin=PG15, workdir=workdir)
+    try:
+        cluster = backend.adopt("pgbackrest", workdir / "data", superuser=ADMIN)
+        try:
+            recover(cluster, Target("end"), restore_command(wal, server_user()), point,
+                    timeout=300)
+            for table in TABLES:
+                query = CONTENT.format(table)
+                assert cluster.query(query, "vector_db") == production.admin(query)
+            assert cluster.query("SELECT count(*) FROM pg_extension WHERE extname = "
+                                 "'vector'", "vector_db") == [(0,)]  # no vectors here
+        finally:
+            cluster.destroy()
+    finally:
+        backend.close()
+    assert pgbackrest_stanza.files() == before_files
+    assert production.fingerprint().unchanged_problems(before) == []
+
+
+def test_a_file_removed_from_the_backup_fails_verify_and_restore(
+        pgbackrest_stanza: Stanza, workdir: Path) -> None:
+    broken = pgbackrest_stanza.copy("file-removed")
+    backup = newest(broken)
+    documents = pgbackrest_stanza.production.admin(
+        "SELECT pg_relation_filepath('public.documents')")[0][0]
+    stored = broken.repo / "backup" / broken.name / backup.id / "pg_data" / f"{documents}.gz"
+    stored.unlink()
+    verified = provider(broken).verify(backup)
+    assert verified.status == "fail"
+    assert f"file missing '{backup.id}/pg_data/{documents}.gz'" in verified.output
+    assert f"backup {backup.id} is invalid" in verified.output
+    (workdir / "data").mkdir()
+    with pytest.raises(RestoreError, match=f"could not restore backup {backup.id}"):
+        provider(broken).restore(backup, workdir / "data")
+
+
+def test_a_wal_gap_after_the_backup_fails_verify_and_shows_in_the_listing(
+        pgbackrest_stanza: Stanza, workdir: Path) -> None:
+    broken = pgbackrest_stanza.copy("wal-removed")
+    backup = newest(broken)
+    stop = Segment.from_name(str(backup.details["archive_stop"]))
+    gone = Segment(stop.timeline, stop.number + 1).name
+    after = Segment(stop.timeline, stop.number + 2).name
+    digest = hashlib.sha256(pgbackrest_stanza.stored(after).read_bytes()).hexdigest()
+    broken.stored(gone).unlink()
+    tool = provider(broken)
+    names = tool.wal_names() or []
+    assert gone not in names and after in names
+    assert tool.fetch_wal(gone, workdir / "gone") is False
+    verified = tool.verify(backup)
+    assert verified.status == "fail", verified.output
+    assert f"WAL after {stop.name} up to {after} (exclusive) is missing" in verified.output
+    # the repository the stand-in archives into is untouched by all of it
+    assert hashlib.sha256(pgbackrest_stanza.stored(after).read_bytes()).hexdigest() == digest
+
+
+def test_a_misconfigured_provider_says_what_to_fix(pgbackrest_stanza: Stanza) -> None:
+    conf = pgbackrest_stanza.provider()
+    with pytest.raises(ConfigError, match="not a plain name"):
+        make(config.Provider(**{**conf.__dict__, "stanza": "--repo1-path=/"}))
+    with pytest.raises(ConfigError, match="no such OS user"):
+        make(config.Provider(**{**conf.__dict__, "user": "no-such-user-here"}))
+    wrong = make(config.Provider(**{**conf.__dict__, "stanza": "other"}))
+    with pytest.raises(Exception, match="missing stanza path") as caught:
+        wrong.backups()
+    assert "check" in str(caught.value)
