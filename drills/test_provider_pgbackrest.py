@@ -10,15 +10,19 @@ its tables carry float8[] embeddings, so nothing here says anything about vector
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from fixtures.production import ADMIN
-from fixtures.provider_pgbackrest import PG15, Stanza, pgbackrest_stanza  # noqa: F401
+from fixtures.cli import Cli
+from fixtures.ops import _toml
+from fixtures.production import ADMIN, connection_problems, read_report
+from fixtures.provider_pgbackrest import PG15, Stanza
 from pgvdrill import config
 from pgvdrill.backends import default_workdir, make_backend
 from pgvdrill.cluster.wal_commands import restore_command
@@ -187,3 +191,115 @@ def test_a_misconfigured_provider_says_what_to_fix(pgbackrest_stanza: Stanza) ->
     with pytest.raises(Exception, match="missing stanza path") as caught:
         wrong.backups()
     assert "check" in str(caught.value)
+
+
+# the DR drill end to end: `pgvdrill dr-drill --config` with [provider.pgbackrest]
+
+e2e = pytest.mark.installations("the DR drill restores a 15 source on Debian's 15, named in "
+                                "[drill] installations")
+
+
+def _dr_drill(cli: Cli, cli_cache: Path, tmp_path: Path, stanza: Stanza, *args: str
+              ) -> tuple[int, str, dict[str, Any]]:
+    conninfo, _ = stanza.production.conninfo("pgpass")
+    config_file = tmp_path / "pgvdrill.toml"
+    config_file.write_text(f"[source]\nconninfo = {_toml(conninfo)}\n\n{stanza.toml()}\n"
+                           f"[drill]\ninstallations = [{_toml(str(PG15))}]\n")
+    result = cli("dr-drill", "--config", config_file, "--cache-dir", cli_cache,
+                 "--reports-dir", "reports", *args, timeout=900)
+    output = result.stdout + result.stderr
+    assert list(tmp_path.glob("reports/*/report.json")), output
+    return result.returncode, output, read_report(tmp_path)
+
+
+def _problems(drill: dict[str, Any]) -> str:
+    return "\n".join([drill.get("error") or "", *(drill.get("problems") or [])])
+
+
+def repository_problems(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Files of the repository or its configuration changed or gone since `before`; new ones
+    other than WAL segments archived meanwhile (`pgbackrest check` makes the source switch
+    WAL and waits until it is archived)."""
+    archived = re.compile(r"archive/[^/]+/[0-9]+-[0-9]+/[0-9A-F]{16}/[0-9A-F]{24}-[0-9a-f]{40}"
+                          r"(\.gz)?")
+    problems = [f"{name} changed or vanished" for name, digest in before.items()
+                if after.get(name) != digest]
+    return problems + [f"{name} appeared" for name in sorted(set(after) - set(before))
+                       if not archived.fullmatch(name)]
+
+
+@e2e
+def test_the_dr_drill_passes_on_a_good_backup(pgbackrest_stanza: Stanza, pgvdrill_cli: Cli,
+                                              cli_cache: Path, tmp_path: Path) -> None:
+    production = pgbackrest_stanza.production
+    files = pgbackrest_stanza.files()
+    before = production.fingerprint()
+
+    code, output, report = _dr_drill(pgvdrill_cli, cli_cache, tmp_path, pgbackrest_stanza)
+
+    assert code == 0, output
+    (drill,) = report["drills"]
+    label = newest(pgbackrest_stanza).id
+    assert drill["drill"] == f"provider:pgbackrest:{label}" and drill["ok"] is True, \
+        _problems(drill)
+    assert drill["backup"]["tool_version"] == "pgbackrest 2.45"
+    assert drill["backup"]["tool_verify"]["status"] == "pass"
+    assert [c["status"] for c in drill["backup"]["tool_checks"]] == ["pass"]
+    assert drill["restore"]["major"] == 15 and drill["restore"]["wal"]["segments"] >= 1
+    print(f"pgbackrest restore in the DR drill: {drill['restore']['tool_seconds']}s, "
+          f"recovery {drill['restore']['recovery_seconds']}s")
+    checks = {c["name"]: c for c in drill["verification"]["checks"]}
+    assert checks["row_counts"]["ok"] and checks["fingerprints"]["ok"], checks
+    # no pgvector on Debian's 15: the vector checks measured nothing and say so
+    for name in ("ann_recall", "planner", "ann_answers"):
+        assert checks[name].get("unknown", "").startswith("not applicable"), checks[name]
+    assert drill["restore"]["pgvector"] is None
+    assert repository_problems(files, pgbackrest_stanza.files()) == []
+    after = production.fingerprint()
+    assert after.unchanged_problems(before) == []
+    # besides pgvdrill's own role: `pgbackrest check`, as pg1-user through the socket (it
+    # names itself by SET application_name, after the login line)
+    assert [line for line in connection_problems(after, before)
+            if not (f"user={ADMIN} " in line and "application_name" not in line)] == []
+
+
+@e2e
+def test_the_dr_drill_fails_on_a_file_removed_from_the_backup(
+        pgbackrest_stanza: Stanza, pgvdrill_cli: Cli, cli_cache: Path, tmp_path: Path) -> None:
+    label = newest(pgbackrest_stanza).id
+    documents = pgbackrest_stanza.production.admin(
+        "SELECT pg_relation_filepath('public.documents')")[0][0]
+    stored = (pgbackrest_stanza.repo / "backup" / pgbackrest_stanza.name / label / "pg_data"
+              / f"{documents}.gz")
+    aside = tmp_path / "aside.gz"
+    shutil.move(stored, aside)
+    try:
+        code, output, report = _dr_drill(pgvdrill_cli, cli_cache, tmp_path, pgbackrest_stanza)
+    finally:
+        shutil.move(aside, stored)
+    assert code == 1, output
+    (drill,) = report["drills"]
+    assert drill["ok"] is False
+    assert f"file missing '{label}/pg_data/{documents}.gz'" in _problems(drill), \
+        _problems(drill)
+    assert drill["backup"]["tool_verify"]["status"] == "fail"
+
+
+@e2e
+def test_the_dr_drill_fails_on_a_wal_segment_removed_after_the_backup(
+        pgbackrest_stanza: Stanza, pgvdrill_cli: Cli, cli_cache: Path, tmp_path: Path) -> None:
+    backup = newest(pgbackrest_stanza)
+    stop = Segment.from_name(str(backup.details["archive_stop"]))
+    gone = Segment(stop.timeline, stop.number + 1).name
+    stored = pgbackrest_stanza.stored(gone)
+    aside = tmp_path / "aside"
+    shutil.move(stored, aside)
+    try:
+        code, output, report = _dr_drill(pgvdrill_cli, cli_cache, tmp_path, pgbackrest_stanza)
+    finally:
+        shutil.move(aside, stored)
+    assert code == 1, output
+    (drill,) = report["drills"]
+    assert drill["ok"] is False
+    assert gone in _problems(drill), _problems(drill)
+    assert drill["backup"]["tool_verify"]["status"] == "fail"

@@ -200,7 +200,8 @@ class PgBackRest(Provider):
             problems.append(f"pgBackRest recorded page checksum errors in backup {backup.id}")
         summary = "; ".join(problems) if problems else f"backup {backup.id} is valid"
         return ToolCheck("pgbackrest verify", "fail" if problems else "pass", argv,
-                         f"{summary}\n{output}", seconds=result.seconds)
+                         f"{output}\n{summary}", reason=summary if problems else None,
+                         seconds=result.seconds)
 
 
 def _run_as(conf: config.Provider) -> str | None:
