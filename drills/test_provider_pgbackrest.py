@@ -21,7 +21,7 @@ import pytest
 
 from fixtures.cli import Cli
 from fixtures.ops import _toml
-from fixtures.production import ADMIN, connection_problems, read_report
+from fixtures.production import ADMIN, PROD_USER, connection_problems, read_report
 from fixtures.provider_pgbackrest import PG15, Stanza
 from pgvdrill import config
 from pgvdrill.backends import default_workdir, make_backend
@@ -228,6 +228,23 @@ def repository_problems(before: dict[str, str], after: dict[str, str]) -> list[s
                        if not archived.fullmatch(name)]
 
 
+def _failed_without(stored: Path, cli: Cli, cli_cache: Path, tmp_path: Path,
+                    stanza: Stanza) -> dict[str, Any]:
+    """The failed drill's entry of a DR drill run while the repository lacks `stored` (put
+    back afterwards); pgBackRest's own verify failed too."""
+    aside = tmp_path / "aside"
+    shutil.move(stored, aside)
+    try:
+        code, output, report = _dr_drill(cli, cli_cache, tmp_path, stanza)
+    finally:
+        shutil.move(aside, stored)
+    assert code == 1, output
+    (drill,) = report["drills"]
+    assert drill["ok"] is False
+    assert drill["backup"]["tool_verify"]["status"] == "fail", drill["backup"]["tool_verify"]
+    return dict(drill)
+
+
 @e2e
 def test_the_dr_drill_passes_on_a_good_backup(pgbackrest_stanza: Stanza, pgvdrill_cli: Cli,
                                               cli_cache: Path, tmp_path: Path) -> None:
@@ -271,18 +288,9 @@ def test_the_dr_drill_fails_on_a_file_removed_from_the_backup(
         "SELECT pg_relation_filepath('public.documents')")[0][0]
     stored = (pgbackrest_stanza.repo / "backup" / pgbackrest_stanza.name / label / "pg_data"
               / f"{documents}.gz")
-    aside = tmp_path / "aside.gz"
-    shutil.move(stored, aside)
-    try:
-        code, output, report = _dr_drill(pgvdrill_cli, cli_cache, tmp_path, pgbackrest_stanza)
-    finally:
-        shutil.move(aside, stored)
-    assert code == 1, output
-    (drill,) = report["drills"]
-    assert drill["ok"] is False
+    drill = _failed_without(stored, pgvdrill_cli, cli_cache, tmp_path, pgbackrest_stanza)
     assert f"file missing '{label}/pg_data/{documents}.gz'" in _problems(drill), \
         _problems(drill)
-    assert drill["backup"]["tool_verify"]["status"] == "fail"
 
 
 @e2e
@@ -291,15 +299,31 @@ def test_the_dr_drill_fails_on_a_wal_segment_removed_after_the_backup(
     backup = newest(pgbackrest_stanza)
     stop = Segment.from_name(str(backup.details["archive_stop"]))
     gone = Segment(stop.timeline, stop.number + 1).name
-    stored = pgbackrest_stanza.stored(gone)
-    aside = tmp_path / "aside"
-    shutil.move(stored, aside)
+    drill = _failed_without(pgbackrest_stanza.stored(gone), pgvdrill_cli, cli_cache,
+                            tmp_path, pgbackrest_stanza)
+    assert f"WAL segment {gone} is missing" in _problems(drill), _problems(drill)
+
+
+def test_a_backup_with_a_tablespace_is_refused_before_anything_is_restored(
+        pgbackrest_stanza: Stanza, workdir: Path) -> None:
+    """pgBackRest restores a tablespace to its original path, the source's own: refused
+    before pgBackRest runs. (Last in the module: it takes backups of the shared stand-in,
+    the newest again one without the tablespace.)"""
+    production = pgbackrest_stanza.production
+    space = production.directory / "space"
+    space.mkdir()
+    shutil.chown(space, PROD_USER, PROD_USER)
+    production.admin(f"CREATE TABLESPACE elsewhere LOCATION '{space}'", "postgres")
     try:
-        code, output, report = _dr_drill(pgvdrill_cli, cli_cache, tmp_path, pgbackrest_stanza)
+        pgbackrest_stanza.backup("incr")
+        listing = sorted(str(p) for p in space.rglob("*"))
+        backup = newest(pgbackrest_stanza)
+        (workdir / "data").mkdir()
+        with pytest.raises(RestoreError, match="holds tablespaces") as caught:
+            provider(pgbackrest_stanza).restore(backup, workdir / "data")
+        assert "without tablespaces" in caught.value.hint
+        assert list((workdir / "data").iterdir()) == []
+        assert sorted(str(p) for p in space.rglob("*")) == listing
     finally:
-        shutil.move(aside, stored)
-    assert code == 1, output
-    (drill,) = report["drills"]
-    assert drill["ok"] is False
-    assert gone in _problems(drill), _problems(drill)
-    assert drill["backup"]["tool_verify"]["status"] == "fail"
+        production.admin("DROP TABLESPACE elsewhere", "postgres")
+        pgbackrest_stanza.backup("incr")

@@ -50,15 +50,21 @@ def _get(obj: object, key: str, kind: type | tuple[type, ...], where: str, stanz
     return value
 
 
-def stanza_entry(text: str, stanza: str) -> dict[str, Any]:
-    """The object of `stanza` in `info --output=json`; BackupError when it is not there,
-    not readable, or its status is neither ok nor "no valid backups"."""
+def _json(text: str, kind: type, command: str, what: str, stanza: str) -> Any:
+    """`text` as JSON of type `kind` (`what`), or BackupError naming `command`."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise _fail(f"output that is not JSON ({exc})", stanza) from None
-    if not isinstance(data, list):
-        raise _fail("JSON that is not a list of stanzas", stanza)
+        raise _fail(f"{command}output that is not JSON ({exc})", stanza) from None
+    if not isinstance(data, kind):
+        raise _fail(f"{command}JSON that is not {what}", stanza)
+    return data
+
+
+def stanza_entry(text: str, stanza: str) -> dict[str, Any]:
+    """The object of `stanza` in `info --output=json`; BackupError when it is not there,
+    not readable, or its status is neither ok nor "no valid backups"."""
+    data = _json(text, list, "", "a list of stanzas", stanza)
     found = [s for s in data if isinstance(s, dict) and s.get("name") == stanza]
     if len(found) != 1:
         raise _fail(f"{len(found)} entries for stanza {stanza!r}", stanza)
@@ -177,12 +183,7 @@ def wal_names(text: str, stanza: str) -> list[str]:
     """The WAL file names `repo-ls --recurse --output=json archive/STANZA/ID` lists: files
     only, each where archive-get looks for it (a segment in its NAME[:16] directory,
     history files at the top); anything else is left out."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise _fail(f"(repo-ls) output that is not JSON ({exc})", stanza) from None
-    if not isinstance(data, dict):
-        raise _fail("(repo-ls) JSON that is not an object", stanza)
+    data = _json(text, dict, "(repo-ls) ", "an object", stanza)
     names = set()
     for path, entry in data.items():
         if not isinstance(entry, dict) or entry.get("type") != "file":
