@@ -5,6 +5,7 @@ copies and production's archive read by cp templates; production is only read.""
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,10 @@ def test_a_wal_segment_missing_from_the_archive_fails_naming_it(
         cli_cache: Path, tmp_path: Path) -> None:
     """Three segments of writes after the backup; the middle one gone from the team's copy
     of the archive: recovery would stop there, short of what the source archived."""
-    production.admin("CREATE TABLE IF NOT EXISTS after_backup (x int)")
+    production.admin("CREATE TABLE IF NOT EXISTS public.after_backup (x int)")
     segments = []
     for _ in range(3):
-        production.admin("INSERT INTO after_backup VALUES (1)")
+        production.admin("INSERT INTO public.after_backup VALUES (1)")
         segments.append(production.quiesce())
     archive = tmp_path / "archive"
     shutil.copytree(production.repository / "wal", archive)
@@ -90,10 +91,10 @@ def test_a_wal_segment_missing_from_the_archive_fails_naming_it(
 def test_a_pitr_target_time_stops_at_the_target(
         team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
-    production.admin("CREATE TABLE IF NOT EXISTS pitr_marks (x int)")
-    production.admin("INSERT INTO pitr_marks VALUES (1)")
+    production.admin("CREATE TABLE IF NOT EXISTS public.pitr_marks (x int)")
+    production.admin("INSERT INTO public.pitr_marks VALUES (1)")
     (target,) = production.admin("SELECT clock_timestamp()::text")[0]
-    production.admin("INSERT INTO pitr_marks VALUES (2)")
+    production.admin("INSERT INTO public.pitr_marks VALUES (2)")
     production.quiesce()
     config = team_backups.config(tmp_path)
     before = production.fingerprint()
@@ -109,3 +110,43 @@ def test_a_pitr_target_time_stops_at_the_target(
     assert "not compared" in checks["content"]["unknown"]
     assert drill["restore"]["recovery"]["target"]["kind"] == "time"
     assert_untouched(before, production.fingerprint())
+
+
+def test_a_target_beyond_the_archive_fails(
+        team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    """The deprecated `pgvdrill drill --config` runs the same drill."""
+    production.quiesce()
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    result = pgvdrill_cli("drill", "--config", team_backups.config(tmp_path), "--cache-dir",
+                          cli_cache, "--reports-dir", "reports", "--provider", "team",
+                          "--target-time", later)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    (drill,) = read_report(tmp_path)["drills"]
+    assert drill["ok"] is False
+    assert "the archive's WAL ends before the target" in _problems(drill), _problems(drill)
+
+
+def test_a_logical_backup_is_restored_and_compared(
+        team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    """kind = logical: the restore hands over one dump; no list: the newest is `latest`."""
+    production.quiesce()
+    dump = team_backups.dump()
+    config = team_backups.config(tmp_path)
+    with config.open("a") as toml:
+        toml.write(f'\n[provider.dumps]\ntype = "command"\nkind = "logical"\n'
+                   f'restore = "cp {dump} {{datadir}}/"\n')
+
+    code, output, report = _run(pgvdrill_cli, cli_cache, tmp_path, config,
+                                "--provider", "dumps")
+
+    assert code == 0, output
+    (drill,) = report["drills"]
+    assert (drill["drill"], drill["kind"], drill["ok"]) == \
+        ("provider:dumps:latest", "logical", True), _problems(drill)
+    assert all(check_results(drill).values()), check_results(drill)
+    assert drill["backup"]["tool_verify"]["status"] == "unknown"
+    assert {v["name"]: v["status"] for v in drill["verdicts"]}["backup_age.logical"] == \
+        "unknown"

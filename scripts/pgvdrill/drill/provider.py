@@ -111,10 +111,11 @@ def backup_age(backup: ProviderBackup) -> float | None:
 
 
 def failed(provider: Provider, backup: ProviderBackup, why: BaseException | str,
-           record: dict[str, Any], more: list[str]) -> dict[str, Any]:
-    """The entry of a provider drill that stopped on `why` (`more`: problems found before)."""
+           record: dict[str, Any], more: list[str], reached: dict[str, Any]) -> dict[str, Any]:
+    """The entry of a provider drill that stopped on `why` (`more`: problems found before;
+    `reached`: what its restore had done)."""
     return DrillFailure(f"provider:{provider.name}:{backup.id}", backup.kind, why, stage=None,
-                        backup=record, more_evidence={"backup_age": {
+                        backup=record, restore=reached or None, more_evidence={"backup_age": {
                             "kind": backup.kind, "seconds": backup_age(backup)}},
                         listed=tuple(more)).as_dict()
 
@@ -125,13 +126,17 @@ def drill_backup(provider: Provider, backup: ProviderBackup, record: dict[str, A
     its report entry, failed when `problems` (the tool's own failed checks) are not empty
     or anything on the way failed."""
     scene.say(f"provider {provider.name}: restoring {backup.kind} backup {backup.id}")
+    reached: dict[str, Any] = {"setting": provider.type}
     try:
         if backup.kind == "logical":
             entry = _logical(provider, backup, scene)
         else:
-            entry = _physical(provider, backup, scene)
+            entry = _physical(provider, backup, scene, reached)
     except FAILURES as exc:
-        return failed(provider, backup, exc, record, problems)
+        scene.say(f"  provider {provider.name} {backup.id}: FAILED: {exc}")
+        for problem in problems:
+            scene.say(f"    - {problem}")
+        return failed(provider, backup, exc, record, problems, reached)
     entry = replace(entry, drill=f"provider:{provider.name}:{backup.id}",
                     backup={**record, **(entry.backup or {})},
                     evidence={**(entry.evidence or {}),
@@ -162,21 +167,28 @@ def _logical(provider: Provider, backup: ProviderBackup, scene: Scene) -> DrillE
                                    "tool_seconds": round(restored.seconds, 3)})
 
 
-def _physical(provider: Provider, backup: ProviderBackup, scene: Scene) -> DrillEntry:
+def _physical(provider: Provider, backup: ProviderBackup, scene: Scene,
+              reached: dict[str, Any]) -> DrillEntry:
     """The data directory the tool restores, recovered through the WAL the drill fetched,
-    verified against the source."""
+    verified against the source; `reached` records each step as it ends."""
     with tempfile.TemporaryDirectory(prefix=f"provider-{provider.name}-",
                                      dir=scene.options.workdir) as tmp:
         Path(tmp).chmod(0o711)  # the scratch server's restore_command reads wal/
         restored = provider.restore(backup, _empty(Path(tmp) / "data"))
+        reached["tool_seconds"] = round(restored.seconds, 3)
         datadir = restored.path
-        major = source_major(datadir)
+        major = reached["source_major"] = source_major(datadir)
         backend = scene.backend(of_major(scene.options, major, f"restoring physical backup "
                                          f"{backup.id} of a PostgreSQL {major} source"))
+        reached.update(backend.facts())
         point, point_note = backup_point(backup, datadir)
+        reached["backup_point"] = {"start_lsn": format_lsn(point.start_lsn),
+                                   "timeline": point.timeline,
+                                   "end_lsn": format_lsn(point.end_lsn), "note": point_note}
         fetched = fetch_archive(provider, point.start_lsn, point.timeline,
                                 _empty(Path(tmp) / "wal"), segment_size(backend, datadir),
                                 last_archived(scene.source))
+        reached["wal"] = fetched.as_dict()
         osuser.chown_tree(fetched.directory, osuser.server_user())
         scene.say(f"  restored by {provider.type} in {restored.seconds:.1f}s (PostgreSQL "
                   f"{major}); WAL: {len(fetched.segments)} segment(s) fetched, "
@@ -184,13 +196,14 @@ def _physical(provider: Provider, backup: ProviderBackup, scene: Scene) -> Drill
         cluster = backend.adopt(f"restored-{provider.name}", datadir,
                                 superuser=bootstrap_superuser(scene.source))
         with cleanup(cluster.destroy, f"the restored copy {cluster.name}"):
-            gap = fetched.problems(provider.type)
+            gap = fetched.problems(f"provider {provider.name}")
             if gap:  # a WAL file missing from the archive: recovery would stop there
                 raise BackupError(gap[0], "restore the missing file into the archive from "
                                   "another copy; until then the backup recovers only up to it")
             recovery = recover(cluster, scene.target, cluster.restore_command(fetched.directory),
                                point, must_reach=fetched.reach()
                                if scene.target.kind == "end" else None)
+            reached["recovery"] = recovery.as_dict()
             started = time.monotonic()
             verification, server = _verified(cluster, recovery, scene)
             verify_seconds = time.monotonic() - started
@@ -199,14 +212,9 @@ def _physical(provider: Provider, backup: ProviderBackup, scene: Scene) -> Drill
     ok = verification.ok
     return DrillEntry(
         "provider", "physical", ok, server=server,
-        restore={"setting": provider.type, "seconds": round(rto, 3),
-                 "tool_seconds": round(restored.seconds, 3),
+        restore={**reached, "seconds": round(rto, 3),
                  "recovery_seconds": round(recovery.start_to_ready, 3),
-                 "verify_seconds": round(verify_seconds, 3), **backend.facts(),
-                 "recovery": recovery.as_dict(), "wal": fetched.as_dict(),
-                 "backup_point": {"start_lsn": format_lsn(point.start_lsn),
-                                  "timeline": point.timeline,
-                                  "end_lsn": format_lsn(point.end_lsn), "note": point_note}},
+                 "verify_seconds": round(verify_seconds, 3)},
         phases=[{"phase": f"{provider.type} restore", "seconds": round(restored.seconds, 3)},
                 {"phase": "recovery", "seconds": round(recovery.start_to_ready, 3)},
                 {"phase": "verify", "seconds": round(verify_seconds, 3)}],

@@ -9,7 +9,8 @@ end, or a gap. The archive's own listing (Provider.wal_names) tells which: a seg
 lists beyond the last one fetched, on that history, means the missing one is a WAL file
 missing from the archive. A tool that cannot list its archive leaves the source's word:
 the last segment its archiver archived (pg_stat_archiver), when that is on the history
-and beyond the missing one, was archived and is gone.
+and beyond the missing one, was archived and is gone (when the archive gave at least one
+segment: else it may not be where the source archives).
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def fetch_archive(provider: Provider, start_lsn: int, timeline: int, into: Path,
     if listed is not None:
         return FetchedWal(into, tuple(histories), tuple(segments), tried[0],
                           _beyond(listed, spans, number, segment_size), segment_size)
-    said = None if archived is None or not _on_path(archived, spans, segment_size) else \
+    # the archiver's word counts only for an archive that holds the backup's WAL
+    said = None if archived is None or not segments or \
+        not _on_path(archived, spans, segment_size) else \
         _beyond([archived], spans, number, segment_size)
     return FetchedWal(into, tuple(histories), tuple(segments), tried[0], said, segment_size,
                       f"the source's pg_stat_archiver (last archived: {archived})")
