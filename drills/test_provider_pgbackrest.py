@@ -218,10 +218,11 @@ def _problems(drill: dict[str, Any]) -> str:
 
 def repository_problems(before: dict[str, str], after: dict[str, str]) -> list[str]:
     """Files of the repository or its configuration changed or gone since `before`; new ones
-    other than WAL segments archived meanwhile (`pgbackrest check` makes the source switch
-    WAL and waits until it is archived)."""
-    archived = re.compile(r"archive/[^/]+/[0-9]+-[0-9]+/[0-9A-F]{16}/[0-9A-F]{24}-[0-9a-f]{40}"
-                          r"(\.gz)?")
+    other than segments of the source's timeline 1 archived meanwhile (`pgbackrest check`
+    makes the source switch WAL and waits until it is archived); a promoted copy archiving
+    into it would add timeline 2's history and segments."""
+    archived = re.compile(r"archive/[^/]+/[0-9]+-[0-9]+/00000001[0-9A-F]{8}/00000001[0-9A-F]{16}"
+                          r"-[0-9a-f]{40}(\.gz)?")
     problems = [f"{name} changed or vanished" for name, digest in before.items()
                 if after.get(name) != digest]
     return problems + [f"{name} appeared" for name in sorted(set(after) - set(before))
