@@ -26,7 +26,7 @@ from fixtures.provider_pgbackrest import PG15, Stanza
 from pgvdrill import config
 from pgvdrill.backends import default_workdir, make_backend
 from pgvdrill.cluster.wal_commands import restore_command
-from pgvdrill.errors import ConfigError, RestoreError
+from pgvdrill.errors import BackupError, ConfigError, RestoreError
 from pgvdrill.osuser import server_user
 from pgvdrill.providers.base import ProviderBackup
 from pgvdrill.providers.pgbackrest import PgBackRest
@@ -188,7 +188,7 @@ def test_a_misconfigured_provider_says_what_to_fix(pgbackrest_stanza: Stanza) ->
     with pytest.raises(ConfigError, match="no such OS user"):
         make(config.Provider(**{**conf.__dict__, "user": "no-such-user-here"}))
     wrong = make(config.Provider(**{**conf.__dict__, "stanza": "other"}))
-    with pytest.raises(Exception, match="missing stanza path") as caught:
+    with pytest.raises(BackupError, match="missing stanza path") as caught:
         wrong.backups()
     assert "check" in str(caught.value)
 
