@@ -14,5 +14,6 @@ pytest_plugins = [
     "fixtures.production",
     "fixtures.production_container",
     "fixtures.provider_command",
+    "fixtures.provider_pgbackrest",
     "fixtures.s3",
 ]

@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 from pgvdrill import config
 from pgvdrill.errors import ConfigError
+from pgvdrill.providers import pgbackrest
 from pgvdrill.providers.base import Provider
 from pgvdrill.providers.command import CommandProvider
 
 # each type's constructor; a provider module adds its own line
 MAKERS: dict[str, Callable[[config.Provider], Provider]] = {
     "command": CommandProvider,
+    "pgbackrest": pgbackrest.PgBackRest,
 }
 
 

@@ -177,6 +177,11 @@ def index_requirement(threshold: float, source_index_recall: float | None, sampl
                       "is wider than the figure")
 
 
+# what the ANN checks say of a source without a vector index (no pgvector, say): nothing
+# was measured, so they neither pass nor fail
+NO_VECTOR_INDEX = "not applicable: the source has no vector index to measure"
+
+
 def recall_floor(base: float, margin: float) -> float:
     """What a rebuilt index's recall must reach against `base` (the lower of the threshold
     and the source's figure): `base` less the noise margin, never below RELATIVE_FLOOR of it."""
@@ -186,6 +191,8 @@ def recall_floor(base: float, margin: float) -> float:
 def _ann_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
                 target: psycopg.Connection, threshold: float, tolerance: float) -> None:
     with timed("ann_recall", checks) as recall, reading(target):
+        if not source.ann:
+            recall.unknown = NO_VECTOR_INDEX
         indexes = ann.vector_indexes(target)
         results = {key: ann.measure(target, indexes[key], base.queries)
                    for key, base in sorted(source.ann.items())
@@ -217,6 +224,8 @@ def _ann_checks(checks: list[Check], source: Snapshot, src_facts: SchemaFacts,
                     f"{rule}; settings "
                     f"{_settings(result.settings)})" + _recall_hint(indexes[key]))
     with timed("planner", checks) as planner:
+        if not source.ann:
+            planner.unknown = NO_VECTOR_INDEX
         for key, result in results.items():
             base = source.ann[key].result
             planner.details[key] = {"target_plan": result.plan,
@@ -248,6 +257,9 @@ def same_ann_answers(source: psycopg.Connection, target: psycopg.Connection, *,
     with timed("ann_answers", checks) as check, reading(source), reading(target):
         src_indexes = ann.vector_indexes(source)
         tgt_indexes = ann.vector_indexes(target)
+        if not any(scope is None or index.table_ident in scope
+                   for index in src_indexes.values()):
+            check.unknown = NO_VECTOR_INDEX
         for key, index in sorted(src_indexes.items()):
             if scope is not None and index.table_ident not in scope:
                 continue

@@ -1,0 +1,222 @@
+"""pgBackRest as a provider ([provider.NAME] type = "pgbackrest"; docs/providers/pgbackrest.md).
+
+Every command is `pgbackrest [--config=CONFIG] --stanza=STANZA [--repo=N] COMMAND`, run
+as the configured OS user (`user`: pgBackRest must run as the data directory's owner;
+root runs it as that user, anyone else only as themselves). What it prints is parsed by
+pgbackrest_parse, untrusted. A restore is `restore --set=LABEL --pg1-path=INTO
+--type=none`: into the drill's empty directory instead of the configured pg1-path, with
+no recovery settings of pgBackRest's (no restore_command that would run the tool); a
+backup with tablespaces is refused before anything is restored (pgBackRest would write
+them to their original paths, the source's). WAL is fetched with `archive-get` into a
+private directory of the tool user's and copied from there into the drill's file.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from pgvdrill import config
+from pgvdrill.backends import default_workdir
+from pgvdrill.errors import ConfigError, DrillError, RestoreError, ToolError
+from pgvdrill.proc import runner
+from pgvdrill.providers import pgbackrest_parse as parse
+from pgvdrill.providers.base import (
+    BACKUP_ID,
+    Provider,
+    ProviderBackup,
+    Restored,
+    ToolCheck,
+    check_backup_id,
+)
+from pgvdrill.repository.paths import copy_regular
+from pgvdrill.wal.names import is_archive_name
+
+PROBE_TIMEOUT = 600.0  # info, repo-ls, archive-get, check: short commands
+NOT_FOUND = 1  # archive-get's exit code when the archive lacks the file (2.45)
+
+
+class PgBackRest(Provider):
+    """A stanza of a pgBackRest repository."""
+
+    type = "pgbackrest"
+
+    def __init__(self, conf: config.Provider) -> None:
+        self.name = conf.name
+        self.conf = conf
+        if not BACKUP_ID.fullmatch(conf.stanza):
+            raise ConfigError(f"[provider.{conf.name}] stanza = {conf.stanza!r:.80} is not a "
+                              "plain name", "use the stanza's name as pgbackrest.conf has it")
+        self.program = runner.which("pgbackrest", conf.bin)
+        self.user = _run_as(conf)
+
+    # running the tool
+    def argv(self, command: str, *args: str) -> list[str]:
+        argv = [str(self.program)]
+        if self.conf.config is not None:
+            argv.append(f"--config={self.conf.config}")
+        argv.append(f"--stanza={self.conf.stanza}")
+        if self.conf.repo:
+            argv.append(f"--repo={self.conf.repo}")
+        return [*argv, command, *args]
+
+    def run(self, command: str, *args: str, timeout: float | None = PROBE_TIMEOUT,
+            check: bool = True) -> runner.Result:
+        return runner.run(self.argv(command, *args), user=self.user, cwd="/",
+                          timeout=timeout, check=check,
+                          hint=f"pgBackRest's {command} failed for [provider.{self.name}]: "
+                               f"run `{' '.join(self.argv(command, *args))}` as "
+                               f"{self.user or 'yourself'} and fix what it says")
+
+    # the Provider interface
+    def version(self) -> str:
+        out = runner.run([self.program, "version"], user=self.user, cwd="/",
+                         timeout=PROBE_TIMEOUT).stdout.strip()
+        words = out.split()
+        if len(words) != 2 or words[0] != "pgBackRest" or not parse.VERSION.fullmatch(
+                words[1].split("dev")[0]):
+            raise ConfigError(f"{self.program} version printed {out[:80]!r}, not "
+                              "'pgBackRest X.Y'", "point [provider] bin at pgBackRest's")
+        return f"pgbackrest {words[1]}"
+
+    def _info(self, *args: str) -> str:
+        return self.run("info", "--output=json", *args).stdout
+
+    def backups(self) -> list[ProviderBackup]:
+        return parse.backups(self._info(), self.conf.stanza)
+
+    def restore(self, backup: ProviderBackup, into: Path) -> Restored:
+        label = check_backup_id(backup.id, parse.TOOL)
+        if into.is_symlink() or not into.is_dir() or any(into.iterdir()):
+            raise RestoreError(f"{into} is not an empty directory", "restore into a new one")
+        entry = parse.stanza_entry(self._info(f"--set={label}"), self.conf.stanza)
+        listed = [b for b in entry.get("backup") or [] if isinstance(b, dict)
+                  and b.get("label") == label]
+        if len(listed) != 1:
+            raise RestoreError(f"pgBackRest does not list backup {label} of stanza "
+                               f"{self.conf.stanza}", "choose one `pgvdrill` lists")
+        if listed[0].get("tablespace") or "tablespace" not in listed[0]:
+            raise RestoreError(
+                f"backup {label} holds tablespaces (or pgBackRest did not say): pgBackRest "
+                "restores them to their original paths, the source's own directories",
+                "pgvdrill drills pgBackRest backups without tablespaces")
+        if self.user is not None:
+            entry_user = pwd.getpwnam(self.user)
+            os.chown(into, entry_user.pw_uid, entry_user.pw_gid)
+        argv = self.argv("restore", f"--set={label}", f"--pg1-path={into}", "--type=none")
+        started = time.monotonic()
+        try:
+            self.run("restore", f"--set={label}", f"--pg1-path={into}", "--type=none",
+                     timeout=None)
+        except ToolError as exc:
+            raise RestoreError(f"pgBackRest could not restore backup {label}: {exc.message}",
+                               f"{exc.hint}; {into} must be reachable and writable by "
+                               f"{self.user or 'the caller'}") from exc
+        return Restored(into, time.monotonic() - started, tuple(argv))
+
+    def fetch_wal(self, name: str, dest: Path) -> bool:
+        if not is_archive_name(name):
+            raise ConfigError(f"not a WAL file name: {name[:80]!r}")
+        # the tool user's own directory: the drill's may be closed to it
+        staging = Path(tempfile.mkdtemp(prefix="pgbackrest-wal-", dir=default_workdir()))
+        try:
+            if self.user is not None:
+                entry = pwd.getpwnam(self.user)
+                os.chown(staging, entry.pw_uid, entry.pw_gid)
+            got = self.run("archive-get", name, str(staging / name), check=False)
+            if got.returncode == NOT_FOUND:
+                return False
+            if got.returncode != 0:
+                raise ToolError(got.argv, got.returncode, got.stderr,
+                                f"pgBackRest could not fetch {name} from its archive")
+            part = dest.with_name(f".{dest.name}.part")
+            try:
+                copy_regular(staging / name, part)  # never through a symlink
+            except OSError as exc:
+                raise ToolError(got.argv, 0, str(exc), f"archive-get left no regular file "
+                                f"{name}") from None
+            part.replace(dest)
+            return True
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def wal_names(self) -> list[str] | None:
+        names: list[str] = []
+        for archive_id in parse.archive_ids(self._info(), self.conf.stanza):
+            listing = self.run("repo-ls", "--recurse", "--output=json",
+                               f"archive/{self.conf.stanza}/{archive_id}").stdout
+            names += parse.wal_names(listing, self.conf.stanza)
+        return sorted(set(names))
+
+    def checks(self) -> list[ToolCheck]:
+        return [self._check("pgbackrest check", "check")]
+
+    def _check(self, name: str, command: str, *args: str) -> ToolCheck:
+        argv = tuple(self.argv(command, *args))
+        started = time.monotonic()
+        try:
+            result = self.run(command, *args, check=False, timeout=None)
+        except DrillError as exc:  # could not run at all (timeout, missing program)
+            return ToolCheck(name, "unknown", argv, reason=exc.message,
+                             seconds=time.monotonic() - started)
+        return ToolCheck(name, "pass" if result.returncode == 0 else "fail", argv,
+                         (result.stdout + result.stderr)[-4000:], seconds=result.seconds)
+
+    def verify(self, backup: ProviderBackup) -> ToolCheck:
+        """`pgbackrest verify` (the whole repository: 2.45 has no --set), judged for
+        `backup`: its own status, files the log names missing or invalid, WAL gaps after
+        its start, pgBackRest's page checksum errors, and verify's summary status."""
+        args = ("--output=text", "--verbose", "--log-level-console=off",
+                "--log-level-stderr=detail")
+        argv = tuple(self.argv("verify", *args))
+        try:
+            result = self.run("verify", *args, check=False, timeout=None)
+        except DrillError as exc:
+            return ToolCheck("pgbackrest verify", "unknown", argv, reason=exc.message)
+        output = (result.stdout + result.stderr)[-4000:]
+        if result.returncode != 0:
+            return ToolCheck("pgbackrest verify", "fail", argv, output,
+                             seconds=result.seconds)
+        details = backup.details
+        archive_id, start = details.get("archive_id"), details.get("archive_start")
+        if not isinstance(archive_id, str) or not isinstance(start, str):
+            return ToolCheck("pgbackrest verify", "unknown", argv, output,
+                             reason=f"backup {backup.id} was not listed by this provider")
+        seen = parse.verified(result.stdout, result.stderr, backup.id, archive_id, start)
+        if seen.status is None:
+            return ToolCheck("pgbackrest verify", "unknown", argv, output,
+                             reason="verify printed no summary status", seconds=result.seconds)
+        problems = list(seen.problems)
+        if seen.status != "ok":
+            problems.insert(0, f"verify's status is {seen.status!r}")
+        if seen.backup_status != "valid":
+            problems.append(f"verify says backup {backup.id} is "
+                            f"{seen.backup_status or 'not checked'}")
+        if details.get("page_checksum_error"):
+            problems.append(f"pgBackRest recorded page checksum errors in backup {backup.id}")
+        summary = "; ".join(problems) if problems else f"backup {backup.id} is valid"
+        return ToolCheck("pgbackrest verify", "fail" if problems else "pass", argv,
+                         f"{output}\n{summary}", reason=summary if problems else None,
+                         seconds=result.seconds)
+
+
+def _run_as(conf: config.Provider) -> str | None:
+    """The OS user to run pgBackRest as: `user` when root (None when unset), else None
+    (ourselves) and a ConfigError when another user is configured."""
+    if not conf.user:
+        return None
+    try:
+        pwd.getpwnam(conf.user)
+    except KeyError:
+        raise ConfigError(f"[provider.{conf.name}] user = {conf.user!r:.80}: no such OS user",
+                          "name the OS user that owns the data directory") from None
+    if os.geteuid() == 0:
+        return conf.user
+    if pwd.getpwuid(os.geteuid()).pw_name != conf.user:
+        raise ConfigError(f"[provider.{conf.name}] user = {conf.user!r}: only root can run "
+                          "pgBackRest as another user", f"run pgvdrill as {conf.user} or root")
+    return None
