@@ -1,5 +1,5 @@
 """The `files` provider on real backups: a BackupManager-style directory (a pg_dump -Fc
-dump, a pg_basebackup -Ft -z -X stream directory, wal/) made from a repository a real
+dump, a pg_basebackup -Ft -X stream directory, wal/) made from a repository a real
 source wrote; listed, verified, restored and its WAL fetched, and each kind of damage or
 planted file refused or failed by name."""
 
@@ -13,30 +13,17 @@ from pathlib import Path
 import pytest
 
 from fixtures.ops import ArchivedRepo
+from fixtures.provider_files import BASE, DUMP, backup_manager_dir
 from pgvdrill.config import Provider as ProviderConf
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.providers.files import FilesProvider, name_time
 from pgvdrill.providers.registry import make
-from pgvdrill.repository import Repository
-from pgvdrill.repository.catalog import read_entries
-
-DUMP = "full_backup_20251101_020000.dump"
-BASE = "physical_backup_20251102T010000Z"
 
 
 @pytest.fixture(scope="module")
 def backup_dir(archived_repo: ArchivedRepo, wal_workdir: Path) -> Path:
-    """/backup/postgres as the runbook's BackupManager leaves it, from a real repository."""
-    repo = Repository(archived_repo.repo)
-    entries = {e.kind: e for e in read_entries(repo)}
-    root = wal_workdir / "backup-postgres"
-    root.mkdir(mode=0o700)
-    logical = repo.backup_dir("logical", entries["logical"].id)
-    dump = next(p for p in logical.iterdir() if p.name != "globals.sql")
-    shutil.copy(dump, root / DUMP)
-    shutil.copytree(repo.backup_dir("physical", entries["physical"].id), root / BASE)
-    shutil.copytree(repo.wal, root / "wal")
-    return root
+    """/backup/postgres as BackupManager leaves it (read-only: copy it to damage it)."""
+    return backup_manager_dir(archived_repo, wal_workdir / "backup-postgres")
 
 
 def provider(root: Path, **keys: object) -> FilesProvider:
