@@ -90,6 +90,7 @@ class DrillRow:
     error: str | None
     server: str = "-"  # "PostgreSQL 16.2, pgvector 0.6.2": what the drill ran on
     notes: tuple[str, ...] = ()  # checks that could not run, differences stated
+    provider: str = "-"  # "barman (barman 3.19.1)": the tool whose backup was drilled
 
     def counts(self) -> dict[str, int]:
         return {s: sum(v.status == s for v in self.verdicts) for s in STATUSES}
@@ -153,7 +154,50 @@ def drill(data: object) -> DrillRow:
         error=entry.error,
         server=server_text(entry.server),
         notes=_notes(entry),
+        provider=drill_provider(backup),
     )
+
+
+def drill_provider(backup: Mapping[str, Any]) -> str:
+    """'barman (barman 3.19.1)' from a drill's backup section ('-' for pgvdrill's own)."""
+    name = backup.get("provider")
+    if not name:
+        return "-"
+    version = backup.get("tool_version")
+    return f"{name} ({version})" if version else str(name)
+
+
+@dataclass(frozen=True)
+class ProviderFacts:
+    """The run's provider (report.finish's `provider`): its name, type, the tool's version
+    and its own checks as (name, status, why) (status pass, fail or unknown)."""
+
+    name: str
+    type: str
+    version: str
+    checks: tuple[tuple[str, str, str], ...]
+
+    def text(self) -> str:
+        """'nightly (barman): barman 3.19.1; checks: barman check pass, ...'."""
+        checked = ", ".join(f"{n} {s}" + (f" ({why})" if s != "pass" and why else "")
+                            for n, s, why in self.checks) or "none recorded"
+        return f"{self.name} ({self.type}): {self.version}; checks: {checked}"
+
+
+def provider_facts(payload: Payload) -> ProviderFacts | None:
+    """The run's provider, None when it drilled pgvdrill's own backups."""
+    data = mapping(payload.get("provider"))
+    if not data:
+        return None
+    checks = []
+    for check in map(mapping, listing(data.get("checks"))):
+        status = check.get("status")
+        why = check.get("reason") or str(check.get("output") or "").strip().splitlines()[-1:]
+        checks.append((str(check.get("name") or "check"),
+                       status if status in STATUSES else "unknown",
+                       why if isinstance(why, str) else "".join(why)))
+    return ProviderFacts(str(data.get("name") or "?"), str(data.get("type") or "?"),
+                         str(data.get("version") or "version unknown"), tuple(checks))
 
 
 def server_text(server: Mapping[str, Any] | None) -> str:
@@ -325,7 +369,8 @@ def facts(payload: Payload) -> list[tuple[str, str]]:
                                   for k in ("environment", "server", "dataset", "targets"))
     production = num(mapping(targets.get("production")).get("size"))
     rows, dim = data.get("rows"), data.get("dim")
-    return [
+    provider = provider_facts(payload)
+    found = [
         ("When", f"{payload.get('started', '?')} to {payload.get('finished', '?')} (UTC)"),
         ("Source", str(payload.get("source") or "?")),
         ("Host", f"{env.get('host', '?')} ({env.get('platform', '?')}, "
@@ -338,3 +383,6 @@ def facts(payload: Payload) -> list[tuple[str, str]]:
         ("Targets", f"{targets.get('source') or '?'}; production size "
                     f"{size(production) if production else 'not declared'}"),
     ]
+    if provider is not None:  # after the source: whose backup of it was drilled
+        found.insert(2, ("Provider", provider.text()))
+    return found
