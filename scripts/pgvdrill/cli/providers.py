@@ -37,7 +37,7 @@ examples:
 
 output: per provider its backups and verdicts; "problem: ..." lines, then a summary.
 --json prints one JSON document instead (schema pgvdrill.providers/1, keys in
-docs/providers/README.md).
+docs/providers/health.md).
 
 exit codes:
   0  every check passed and no newest backup is older than its target

@@ -4,7 +4,7 @@ and with `check` also the tool's own checks and its verification of the newest b
 
 Each provider is judged on its own: one that cannot list its backups is a problem of
 that provider, the others are still judged. The JSON document (schema
-pgvdrill.providers/1, docs/providers/README.md) holds the same facts as the text.
+pgvdrill.providers/1, docs/providers/health.md) holds the same facts as the text.
 """
 
 from __future__ import annotations
