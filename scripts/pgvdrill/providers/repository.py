@@ -17,15 +17,7 @@ from pathlib import Path
 from pgvdrill import __version__, config
 from pgvdrill.errors import BackupError, DrillError
 from pgvdrill.logical.globals import GLOBALS_FILE
-from pgvdrill.providers import local
-from pgvdrill.providers.base import (
-    Kind,
-    Provider,
-    ProviderBackup,
-    Restored,
-    ToolCheck,
-    check_backup_id,
-)
+from pgvdrill.providers import base, local
 from pgvdrill.providers.files import restore_local, verify_local
 from pgvdrill.repository import Entry, Repository, file_problems
 from pgvdrill.repository.catalog import read_catalog, read_entries
@@ -34,7 +26,7 @@ from pgvdrill.wal.continuity import check_continuity, up_to_foreign
 from pgvdrill.wal.names import parse_lsn
 
 
-class RepositoryProvider(Provider):
+class RepositoryProvider(base.Provider):
     """[provider.NAME] type = "pgvdrill", repository = "/mnt/offsite/pgvdrill"
     (docs/providers/pgvdrill.md)."""
 
@@ -53,17 +45,17 @@ class RepositoryProvider(Provider):
     def _entries(self) -> dict[str, Entry]:
         return {e.id: e for e in read_entries(self.repo)}
 
-    def backups(self) -> list[ProviderBackup]:
+    def backups(self) -> list[base.ProviderBackup]:
         return [_backup(self.repo, e) for e in self._entries().values()]
 
-    def _entry(self, backup: ProviderBackup) -> Entry:
+    def _entry(self, backup: base.ProviderBackup) -> Entry:
         entry = self._entries().get(backup.id)
         if entry is None:
             raise BackupError(f"{self.repo.root}: backup {backup.id} has no catalog entry "
                               "(any more)", "list the backups again (pgvdrill providers)")
         return entry
 
-    def _intact(self, backup: ProviderBackup) -> Entry:
+    def _intact(self, backup: base.ProviderBackup) -> Entry:
         """Its catalog entry, once every file is exactly as the entry says (else the
         BackupError names each difference)."""
         entry = self._entry(backup)
@@ -75,11 +67,11 @@ class RepositoryProvider(Provider):
                               "one again from its origin")
         return entry
 
-    def restore(self, backup: ProviderBackup, into: Path) -> Restored:
+    def restore(self, backup: base.ProviderBackup, into: Path) -> base.Restored:
         started = time.monotonic()
         entry = self._intact(backup)
         restored = restore_local(_backup(self.repo, entry), into)
-        return Restored(restored.path, time.monotonic() - started, restored.argv)
+        return base.Restored(restored.path, time.monotonic() - started, restored.argv)
 
     def fetch_wal(self, name: str, dest: Path) -> bool:
         return local.fetch_wal(self.repo.wal, name, dest)
@@ -87,12 +79,12 @@ class RepositoryProvider(Provider):
     def wal_names(self) -> list[str] | None:
         return local.wal_names(self.repo.wal)
 
-    def checks(self) -> list[ToolCheck]:
+    def checks(self) -> list[base.ToolCheck]:
         """The catalog readable; the newest backup of each kind as its entry says; the
         archived WAL continuous from the newest base backup's start."""
         started = time.monotonic()
         entries, unreadable = read_catalog(self.repo)
-        found = [ToolCheck("catalog", "fail" if unreadable else "pass",
+        found = [base.ToolCheck("catalog", "fail" if unreadable else "pass",
                            ("read", str(self.repo.catalog)),
                            "\n".join(unreadable.values()) or f"{len(entries)} entries",
                            seconds=time.monotonic() - started)]
@@ -101,7 +93,7 @@ class RepositoryProvider(Provider):
             if entry is not None:
                 started = time.monotonic()
                 problems = file_problems(self.repo, entry)
-                found.append(ToolCheck(f"files of {entry.id}", "fail" if problems else "pass",
+                found.append(base.ToolCheck(f"files of {entry.id}", "fail" if problems else "pass",
                                        ("sha256sum", str(self.repo.backup_dir(kind, entry.id))),
                                        "\n".join(problems) or f"{len(entry.files)} files as "
                                        "cataloged", seconds=time.monotonic() - started))
@@ -109,20 +101,20 @@ class RepositoryProvider(Provider):
                     found.append(continuity(self.repo, entry))
         return found
 
-    def verify(self, backup: ProviderBackup) -> ToolCheck:
+    def verify(self, backup: base.ProviderBackup) -> base.ToolCheck:
         try:
             entry = self._intact(backup)
         except DrillError as exc:
-            return ToolCheck("catalog files", "fail", (), exc.message)
+            return base.ToolCheck("catalog files", "fail", (), exc.message)
         return verify_local(self.tools, _backup(self.repo, entry))
 
 
-def continuity(repo: Repository, entry: Entry) -> ToolCheck:
+def continuity(repo: Repository, entry: Entry) -> base.ToolCheck:
     """Every archived WAL segment from base backup `entry`'s start on, along the archive's
     latest timeline, up to the first of another database system: fail at a gap."""
     argv = ("ls", str(repo.wal))
     if entry.start_lsn is None or entry.timeline is None:
-        return ToolCheck("wal continuity", "unknown", argv,
+        return base.ToolCheck("wal continuity", "unknown", argv,
                          reason=f"{entry.id}'s catalog entry has no start LSN and timeline")
     try:
         reach = check_continuity(repo.wal, parse_lsn(entry.start_lsn), entry.timeline)
@@ -131,20 +123,20 @@ def continuity(repo: Repository, entry: Entry) -> ToolCheck:
             reach = up_to_foreign(reach, repo.wal, int(ident))
     except (BackupError, FileNotFoundError) as exc:
         why = exc.message if isinstance(exc, BackupError) else f"{repo.wal} is missing"
-        return ToolCheck("wal continuity", "fail", argv, why)
+        return base.ToolCheck("wal continuity", "fail", argv, why)
     said = (f"{len(reach.segments)} segments from {entry.id}'s start "
             f"{entry.start_lsn} on timeline {reach.timeline}")
-    return ToolCheck("wal continuity", "fail" if reach.gap else "pass", argv,
+    return base.ToolCheck("wal continuity", "fail" if reach.gap else "pass", argv,
                      reach.gap or said)
 
 
-def _backup(repo: Repository, entry: Entry) -> ProviderBackup:
+def _backup(repo: Repository, entry: Entry) -> base.ProviderBackup:
     """A catalog entry as a provider's backup; `path` the dump itself (a logical backup)
     or the base backup's directory."""
-    check_backup_id(entry.id, f"repository {repo.root}")
-    kind: Kind = "logical" if entry.kind == "logical" else "physical"
+    base.check_backup_id(entry.id, f"repository {repo.root}")
+    kind: base.Kind = "logical" if entry.kind == "logical" else "physical"
     directory = repo.backup_dir(entry.kind, entry.id)
-    return ProviderBackup(
+    return base.ProviderBackup(
         entry.id, kind, started=datetime.fromisoformat(entry.started),
         finished=entry.finished_at, start_lsn=entry.start_lsn, end_lsn=entry.end_lsn,
         timeline=entry.timeline, size_bytes=entry.size_bytes,

@@ -158,13 +158,13 @@ def _header(payload: Payload, rows: list[DrillRow], steps: list[ProcedureStep]) 
 
 
 def _provider(payload: Payload) -> str:
-    """The provider whose backup was drilled: its tool's version and its own checks."""
-    found = provider_facts(payload)
-    if found is None:
-        return ""
-    checks = " ".join(_badge(status, name, why) for name, status, why in found.checks)
-    return (f'<p class="summary" id="provider">Provider {_e(found.name)} ({_e(found.type)}): '
-            f"{_e(found.version)}; its checks: {checks or 'none recorded'}</p>")
+    """The providers whose backups were drilled: each tool's version and its own checks."""
+    return "".join(
+        f'<p class="summary provider" id="provider-{_e(p.name)}">Provider {_e(p.name)} '
+        f"({_e(p.type)}): {_e(p.version)}; its checks: "
+        + (" ".join(_badge(status, name, why) for name, status, why in p.checks)
+           or "none recorded") + "</p>"
+        for p in provider_facts(payload))
 
 
 def _procedures(steps: list[ProcedureStep]) -> str:

@@ -159,18 +159,21 @@ def drill(data: object) -> DrillRow:
 
 
 def drill_provider(backup: Mapping[str, Any]) -> str:
-    """'barman (barman 3.19.1)' from a drill's backup section ('-' for pgvdrill's own)."""
+    """'nightly (barman 3.19.1), its verification pass' from a drill's backup section ('-'
+    for pgvdrill's own backups)."""
     name = backup.get("provider")
     if not name:
         return "-"
     version = backup.get("tool_version")
-    return f"{name} ({version})" if version else str(name)
+    text = f"{name} ({version})" if version else str(name)
+    verified = mapping(backup.get("tool_verify")).get("status")
+    return text + (f", its verification {verified}" if verified else "")
 
 
 @dataclass(frozen=True)
 class ProviderFacts:
-    """The run's provider (report.finish's `provider`): its name, type, the tool's version
-    and its own checks as (name, status, why) (status pass, fail or unknown)."""
+    """A provider of the run (report.finish's `provider`): its name, type, the tool's
+    version and its own checks as (name, status, why) (status pass, fail or unknown)."""
 
     name: str
     type: str
@@ -184,20 +187,25 @@ class ProviderFacts:
         return f"{self.name} ({self.type}): {self.version}; checks: {checked}"
 
 
-def provider_facts(payload: Payload) -> ProviderFacts | None:
-    """The run's provider, None when it drilled pgvdrill's own backups."""
-    data = mapping(payload.get("provider"))
-    if not data:
-        return None
-    checks = []
-    for check in map(mapping, listing(data.get("checks"))):
-        status = check.get("status")
-        why = check.get("reason") or str(check.get("output") or "").strip().splitlines()[-1:]
-        checks.append((str(check.get("name") or "check"),
-                       status if status in STATUSES else "unknown",
-                       why if isinstance(why, str) else "".join(why)))
-    return ProviderFacts(str(data.get("name") or "?"), str(data.get("type") or "?"),
-                         str(data.get("version") or "version unknown"), tuple(checks))
+def provider_facts(payload: Payload) -> list[ProviderFacts]:
+    """The run's providers (a list, or one mapping); none when it drilled pgvdrill's own
+    backups."""
+    value = payload.get("provider")
+    found = []
+    for data in map(mapping, value if isinstance(value, list) else [value]):
+        if not data:
+            continue
+        checks = []
+        for check in map(mapping, listing(data.get("checks"))):
+            status = check.get("status")
+            why = check.get("reason") or "".join(
+                str(check.get("output") or "").strip().splitlines()[-1:])
+            checks.append((str(check.get("name") or "check"),
+                           status if status in STATUSES else "unknown", str(why)))
+        found.append(ProviderFacts(str(data.get("name") or "?"), str(data.get("type") or "?"),
+                                   str(data.get("version") or "version unknown"),
+                                   tuple(checks)))
+    return found
 
 
 def server_text(server: Mapping[str, Any] | None) -> str:
@@ -369,7 +377,7 @@ def facts(payload: Payload) -> list[tuple[str, str]]:
                                   for k in ("environment", "server", "dataset", "targets"))
     production = num(mapping(targets.get("production")).get("size"))
     rows, dim = data.get("rows"), data.get("dim")
-    provider = provider_facts(payload)
+    providers = provider_facts(payload)
     found = [
         ("When", f"{payload.get('started', '?')} to {payload.get('finished', '?')} (UTC)"),
         ("Source", str(payload.get("source") or "?")),
@@ -383,6 +391,5 @@ def facts(payload: Payload) -> list[tuple[str, str]]:
         ("Targets", f"{targets.get('source') or '?'}; production size "
                     f"{size(production) if production else 'not declared'}"),
     ]
-    if provider is not None:  # after the source: whose backup of it was drilled
-        found.insert(2, ("Provider", provider.text()))
+    found[2:2] = [("Provider", p.text()) for p in providers]  # whose backups, after the source
     return found
