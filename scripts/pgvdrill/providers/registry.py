@@ -7,11 +7,13 @@ from collections.abc import Callable
 from pgvdrill import config
 from pgvdrill.errors import ConfigError
 from pgvdrill.providers.base import Provider
+from pgvdrill.providers.command import CommandProvider
 from pgvdrill.providers.files import FilesProvider
 from pgvdrill.providers.repository import RepositoryProvider
 
 # each type's constructor; a provider module adds its own line
 MAKERS: dict[str, Callable[[config.Provider], Provider]] = {
+    "command": CommandProvider,
     "files": FilesProvider,
     "pgvdrill": RepositoryProvider,
 }
