@@ -121,14 +121,17 @@ def test_a_truncated_dump_fails_naming_it(cron: Cron, pgvdrill_cli: Cli, cli_cac
     data = (cron.root / cron.dump).read_bytes()
     (copy / cron.dump).write_bytes(data[:len(data) // 2])
     config = cron.config(tmp_path)
-    config.write_text(config.read_text().replace(str(cron.root), str(copy)))
+    dumps = str(cron.root / "full_backup_*.dump")
+    config.write_text(config.read_text().replace(dumps, str(copy / "full_backup_*.dump")))
 
-    code, output, report = _run(pgvdrill_cli, cli_cache, tmp_path, config)
+    code, output, report = _run(pgvdrill_cli, cli_cache, tmp_path, config,
+                                "--backup", cron.dump)
 
     assert code == 1, output
     (drill,) = report["drills"]
     assert drill["drill"] == f"provider:cron:{cron.dump}" and drill["ok"] is False
     assert cron.dump in _problems(drill), _problems(drill)
+    assert "could not read from input file: end of file" in _problems(drill)
 
 
 def test_a_base_backup_with_a_file_removed_fails_naming_it(
@@ -141,3 +144,37 @@ def test_a_base_backup_with_a_file_removed_fails_naming_it(
     (drill,) = report["drills"]
     assert drill["drill"] == f"provider:cron:{cron.broken}" and drill["ok"] is False
     assert documents_file(production) in _problems(drill), _problems(drill)
+
+
+def test_a_pgvdrill_repository_copy_passes_and_is_only_read(
+        production: Production, pgvdrill_cli: Cli, cli_cache: Path, tmp_path: Path) -> None:
+    """An off-site copy of a pgvdrill repository (`pgvdrill backup physical`, then the
+    archive copied beside it) drilled through the `pgvdrill` provider."""
+    conninfo, _ = production.conninfo("pgpass")
+    offsite = tmp_path / "offsite"
+    taking = tmp_path / "take.toml"
+    taking.write_text(f"[source]\nconninfo = {_toml(conninfo)}\n\n[repository]\n"
+                      f"path = {_toml(str(offsite))}\n")
+    taken = pgvdrill_cli("backup", "physical", "--config", taking)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    production.quiesce()
+    for segment in (production.repository / "wal").iterdir():
+        shutil.copy(segment, offsite / "wal" / segment.name)
+    config = tmp_path / "pgvdrill.toml"
+    config.write_text(f"[source]\nconninfo = {_toml(conninfo)}\n\n[provider.offsite]\n"
+                      f"type = \"pgvdrill\"\nrepository = {_toml(str(offsite))}\n")
+    before = production.fingerprint()
+    repo_before = sorted((str(p.relative_to(offsite)), p.stat().st_size, p.stat().st_mtime)
+                         for p in offsite.rglob("*"))
+
+    result = pgvdrill_cli("dr-drill", "--config", config, "--cache-dir", cli_cache,
+                          "--reports-dir", "reports")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    (drill,) = read_report(tmp_path)["drills"]
+    assert drill["ok"] is True and drill["backup"]["provider"] == "offsite", _problems(drill)
+    assert drill["backup"]["tool_verify"]["status"] == "pass"
+    assert drill["restore"]["wal"]["segments"] >= 1
+    assert_untouched(before, production.fingerprint())
+    assert repo_before == sorted((str(p.relative_to(offsite)), p.stat().st_size,
+                                  p.stat().st_mtime) for p in offsite.rglob("*"))
