@@ -29,15 +29,7 @@ from pgvdrill.errors import ConfigError, DrillError
 from pgvdrill.physical.manifest import label_range, manifest_ranges
 from pgvdrill.physical.unpack import base_archive, read_member
 from pgvdrill.physical.verifybackup import backup_format, backup_major
-from pgvdrill.providers import local
-from pgvdrill.providers.base import (
-    Kind,
-    Provider,
-    ProviderBackup,
-    Restored,
-    ToolCheck,
-    check_backup_id,
-)
+from pgvdrill.providers import base, local
 
 # 20251101_020000, 20251101-020000, 20251101T020000Z (UTC), 20251101020000,
 # 2025-11-01_02-00-00, 2025-11-01T02:00:00: local time unless it ends in Z
@@ -72,7 +64,7 @@ def writable_by_others(path: Path) -> str | None:
     return None
 
 
-class FilesProvider(Provider):
+class FilesProvider(base.Provider):
     """[provider.NAME] type = "files" (docs/providers/files.md)."""
 
     type = "files"
@@ -90,13 +82,13 @@ class FilesProvider(Provider):
     def version(self) -> str:
         return f"files (read with PostgreSQL {self.tools()[0].version}'s tools)"
 
-    def backups(self) -> list[ProviderBackup]:
+    def backups(self) -> list[base.ProviderBackup]:
         found = [self._backup(Path(p), "logical") for p in _matches(self.conf.dumps)]
         found += [self._backup(Path(p), "physical") for p in _matches(self.conf.base_backups)]
         return sorted(found, key=lambda b: (b.finished or datetime.min.replace(tzinfo=UTC),
                                             b.id))
 
-    def _backup(self, path: Path, kind: Kind) -> ProviderBackup:
+    def _backup(self, path: Path, kind: base.Kind) -> base.ProviderBackup:
         where = f"[provider.{self.name}] {'dumps' if kind == 'logical' else 'base_backups'}"
         if os.path.islink(path):
             raise ConfigError(f"refusing {where} match {path}: a symbolic link (to "
@@ -110,15 +102,15 @@ class FilesProvider(Provider):
         if kind == "physical" and not path.is_dir():
             raise ConfigError(f"{where} match {path} is not a directory",
                               "point base_backups at pg_basebackup's -D directories")
-        check_backup_id(path.name, f"[provider.{self.name}]")
+        base.check_backup_id(path.name, f"[provider.{self.name}]")
         stamp = name_time(path.name)
         details: dict[str, object] = {"finished_from": "file name" if stamp else "mtime"}
         finished = stamp or datetime.fromtimestamp(os.lstat(path).st_mtime, UTC)
-        backup = ProviderBackup(path.name, kind, finished=finished, path=path,
+        backup = base.ProviderBackup(path.name, kind, finished=finished, path=path,
                                 size_bytes=_size(path), details=details)
         return _with_lsns(backup) if kind == "physical" else backup
 
-    def restore(self, backup: ProviderBackup, into: Path) -> Restored:
+    def restore(self, backup: base.ProviderBackup, into: Path) -> base.Restored:
         return restore_local(backup, into)
 
     def fetch_wal(self, name: str, dest: Path) -> bool:
@@ -127,33 +119,33 @@ class FilesProvider(Provider):
     def wal_names(self) -> list[str] | None:
         return local.wal_names(self.conf.wal)
 
-    def checks(self) -> list[ToolCheck]:
+    def checks(self) -> list[base.ToolCheck]:
         """Each glob matches something; the newest dump's table of contents reads (the
         runbook's verify_backup: pg_restore -l); the WAL archive directory is there."""
-        found: list[ToolCheck] = []
+        found: list[base.ToolCheck] = []
         for key in ("dumps", "base_backups"):
             pattern = getattr(self.conf, key)
             if pattern:
                 matched = bool(_matches(pattern))
-                found.append(ToolCheck(f"{key} found", "pass" if matched else "fail",
+                found.append(base.ToolCheck(f"{key} found", "pass" if matched else "fail",
                                        ("glob", pattern),
                                        "" if matched else f"{pattern} matches nothing"))
         try:
             dump = local.newest(self.backups(), "logical")
         except DrillError as exc:
-            return [*found, ToolCheck("backups listed", "fail", (), exc.message)]
+            return [*found, base.ToolCheck("backups listed", "fail", (), exc.message)]
         if dump is not None and dump.path is not None:
             found.append(local.check_dump(self.tools, dump.path, f"newest dump {dump.id}"))
         if self.conf.base_backups:
             names = None if self.conf.wal is None else local.wal_names(self.conf.wal)
-            found.append(ToolCheck(
+            found.append(base.ToolCheck(
                 "wal archive", "pass" if names else "unknown", ("ls", str(self.conf.wal)),
                 f"{len(names or [])} WAL files" if names else "",
                 None if names else "no wal directory is configured, or it holds no WAL "
                 "file: base backups recover only to their end, and PITR is not possible"))
         return found
 
-    def verify(self, backup: ProviderBackup) -> ToolCheck:
+    def verify(self, backup: base.ProviderBackup) -> base.ToolCheck:
         return verify_local(self.tools, backup)
 
 
@@ -168,7 +160,7 @@ def _size(path: Path) -> int:
                for top, _, names in os.walk(path, followlinks=False) for n in names)
 
 
-def _with_lsns(backup: ProviderBackup) -> ProviderBackup:
+def _with_lsns(backup: base.ProviderBackup) -> base.ProviderBackup:
     """`backup` with its start/end LSN and timeline (backup_manifest, else backup_label)
     and its PostgreSQL major; what cannot be read is left None, the reason in `details`
     (the backup's verification and restore fail on it)."""
@@ -189,12 +181,12 @@ def _with_lsns(backup: ProviderBackup) -> ProviderBackup:
             start, timeline = first.start, first.timeline
     except (DrillError, OSError) as exc:
         details["problem"] = exc.message if isinstance(exc, DrillError) else str(exc)
-    return ProviderBackup(backup.id, "physical", finished=backup.finished, start_lsn=start,
+    return base.ProviderBackup(backup.id, "physical", finished=backup.finished, start_lsn=start,
                           end_lsn=end, timeline=timeline, size_bytes=backup.size_bytes,
                           source_version=version, path=path, details=details)
 
 
-def restore_local(backup: ProviderBackup, into: Path) -> Restored:
+def restore_local(backup: base.ProviderBackup, into: Path) -> base.Restored:
     """A backup on local disk restored into `into`: a dump copied below it (the drill
     reads its own copy: the team's job may rotate the file meanwhile, and its mode need
     not admit the scratch server's user), a base backup as a data directory (`into`)."""
@@ -203,12 +195,12 @@ def restore_local(backup: ProviderBackup, into: Path) -> Restored:
     if backup.kind == "logical":
         target = into / backup.path.name
         local.copy_tree(backup.path, target)
-        return Restored(target, time.monotonic() - started, ("cp", str(backup.path)))
+        return base.Restored(target, time.monotonic() - started, ("cp", str(backup.path)))
     local.restore_base_backup(backup.path, into)
-    return Restored(into, time.monotonic() - started, ("extract", str(backup.path)))
+    return base.Restored(into, time.monotonic() - started, ("extract", str(backup.path)))
 
 
-def verify_local(tools: local.Installations, backup: ProviderBackup) -> ToolCheck:
+def verify_local(tools: local.Installations, backup: base.ProviderBackup) -> base.ToolCheck:
     """A local backup read by PostgreSQL's tools: a dump in full (pg_restore), a base
     backup against its manifest (pg_verifybackup of its major)."""
     assert backup.path is not None
