@@ -180,3 +180,10 @@ def test_a_symlink_inside_a_plain_base_backup_is_never_copied(tmp_path: Path) ->
 def test_a_glob_matching_nothing_fails_the_check(tmp_path: Path) -> None:
     checks = provider(tmp_path, base_backups="", wal=None).checks()
     assert [(c.name, c.status) for c in checks] == [("dumps found", "fail")]
+
+
+def test_a_missing_wal_archive_fails_the_check(backup_dir: Path, tmp_path: Path) -> None:
+    checks = provider(backup_dir, wal=tmp_path / "unmounted").checks()
+
+    wal = {c.name: c for c in checks}["wal archive"]
+    assert wal.status == "fail" and "unmounted is missing" in wal.output

@@ -77,7 +77,11 @@ def health(conf: ProviderConf, targets: Targets, *, check: bool, now: datetime,
     for backup in newest:
         found.newest[backup.kind] = _judge_age(found, backup, targets, now)
     if check:
-        found.checks = provider.checks() + [provider.verify(b) for b in newest]
+        try:
+            found.checks = provider.checks() + [provider.verify(b) for b in newest]
+        except DrillError as exc:
+            found.problems.append(f"{conf.name}: its checks could not run: {exc.message}")
+            found.exit_code = exc.exit_code
         for tool_check in found.checks:
             if tool_check.status == "fail":
                 found.problems.append(f"{conf.name}: {tool_check.name} failed: "

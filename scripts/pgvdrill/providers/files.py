@@ -137,7 +137,11 @@ class FilesProvider(base.Provider):
         if dump is not None and dump.path is not None:
             found.append(local.check_dump(self.tools, dump.path, f"newest dump {dump.id}"))
         if self.conf.base_backups:
-            names = None if self.conf.wal is None else local.wal_names(self.conf.wal)
+            try:
+                names = local.wal_names(self.conf.wal)
+            except DrillError as exc:
+                return [*found, base.ToolCheck("wal archive", "fail", ("ls", str(self.conf.wal)),
+                                               exc.message)]
             found.append(base.ToolCheck(
                 "wal archive", "pass" if names else "unknown", ("ls", str(self.conf.wal)),
                 f"{len(names or [])} WAL files" if names else "",
