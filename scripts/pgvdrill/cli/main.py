@@ -27,6 +27,7 @@ from pgvdrill.cli import (
     image,
     installations,
     procedure,
+    providers,
     restore,
     retention,
     schedule,
@@ -55,7 +56,8 @@ COMMANDS = (
     # then production's daily path: back up, archive WAL, check, copy off-site, expire,
     # and the schedule that runs all of it
     backup.COMMAND, Command("archive-wal", walcmd.add_archive_parser, walcmd.cmd_archive),
-    verify.COMMAND, physcmd.VERIFY_BACKUP, sync.COMMAND, retention.COMMAND, schedule.COMMAND,
+    verify.COMMAND, physcmd.VERIFY_BACKUP, providers.COMMAND, sync.COMMAND, retention.COMMAND,
+    schedule.COMMAND,
     # then recovery: restore, its restore_command, the monthly DR drill that rehearses it
     restore.COMMAND, Command("restore-wal", walcmd.add_restore_parser, walcmd.cmd_restore),
     dr_drill.COMMAND, upgrade.COMMAND,

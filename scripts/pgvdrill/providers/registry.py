@@ -9,11 +9,15 @@ from pgvdrill.errors import ConfigError
 from pgvdrill.providers import pgbackrest
 from pgvdrill.providers.base import Provider
 from pgvdrill.providers.command import CommandProvider
+from pgvdrill.providers.files import FilesProvider
+from pgvdrill.providers.repository import RepositoryProvider
 
 # each type's constructor; a provider module adds its own line
 MAKERS: dict[str, Callable[[config.Provider], Provider]] = {
     "command": CommandProvider,
     "pgbackrest": pgbackrest.PgBackRest,
+    "files": FilesProvider,
+    "pgvdrill": RepositoryProvider,
 }
 
 

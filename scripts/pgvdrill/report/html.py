@@ -29,6 +29,7 @@ from pgvdrill.report.model import (
     num,
     procedure_summary,
     procedures,
+    provider_facts,
     run_ok,
     secs,
     size,
@@ -153,7 +154,17 @@ def _header(payload: Payload, rows: list[DrillRow], steps: list[ProcedureStep]) 
                f"{verified} of {len(rows)} drills restored and verified</p>"
                + (f'<p class="summary">Procedure steps: {drilled}</p>' if steps else "")
                + f'<p class="summary">Targets: {badges}</p>')
-            + "</header>")
+            + _provider(payload) + "</header>")
+
+
+def _provider(payload: Payload) -> str:
+    """The providers whose backups were drilled: each tool's version and its own checks."""
+    return "".join(
+        f'<p class="summary provider" id="provider-{_e(p.name)}">Provider {_e(p.name)} '
+        f"({_e(p.type)}): {_e(p.version)}; its checks: "
+        + (" ".join(_badge(status, name, why) for name, status, why in p.checks)
+           or "none recorded") + "</p>"
+        for p in provider_facts(payload))
 
 
 def _procedures(steps: list[ProcedureStep]) -> str:
@@ -184,9 +195,12 @@ def _facts(payload: Payload) -> str:
 
 
 def _drills(rows: list[DrillRow]) -> str:
-    head = [("drill", ""), ("kind", ""), ("server", ""), ("backup size", "num"),
-            ("backup s", "num"), ("restore s (RTO)", "num"), ("verified", ""), ("targets", "")]
-    body = [[_td(d.name, "name"), _td(d.kind), _td(d.server), _td(size(d.size_bytes), "num"),
+    provided = any(d.provider != "-" for d in rows)
+    head = [("drill", ""), ("kind", ""), ("server", ""), *([("provider", "")] if provided else []),
+            ("backup size", "num"), ("backup s", "num"), ("restore s (RTO)", "num"),
+            ("verified", ""), ("targets", "")]
+    body = [[_td(d.name, "name"), _td(d.kind), _td(d.server),
+             *([_td(d.provider)] if provided else []), _td(size(d.size_bytes), "num"),
              _td(secs(d.backup_seconds), "num"), _td(secs(d.restore_seconds), "num"),
              "<td>" + (_badge("pass", "ok") if d.ok else _badge("fail", "FAILED")) + "</td>",
              "<td>" + ("".join(_badge(v.status, v.name, v.detail) for v in d.verdicts)

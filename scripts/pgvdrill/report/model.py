@@ -90,6 +90,7 @@ class DrillRow:
     error: str | None
     server: str = "-"  # "PostgreSQL 16.2, pgvector 0.6.2": what the drill ran on
     notes: tuple[str, ...] = ()  # checks that could not run, differences stated
+    provider: str = "-"  # "barman (barman 3.19.1)": the tool whose backup was drilled
 
     def counts(self) -> dict[str, int]:
         return {s: sum(v.status == s for v in self.verdicts) for s in STATUSES}
@@ -153,7 +154,58 @@ def drill(data: object) -> DrillRow:
         error=entry.error,
         server=server_text(entry.server),
         notes=_notes(entry),
+        provider=drill_provider(backup),
     )
+
+
+def drill_provider(backup: Mapping[str, Any]) -> str:
+    """'nightly (barman 3.19.1), its verification pass' from a drill's backup section ('-'
+    for pgvdrill's own backups)."""
+    name = backup.get("provider")
+    if not name:
+        return "-"
+    version = backup.get("tool_version")
+    text = f"{name} ({version})" if version else str(name)
+    verified = mapping(backup.get("tool_verify")).get("status")
+    return text + (f", its verification {verified}" if verified else "")
+
+
+@dataclass(frozen=True)
+class ProviderFacts:
+    """A provider of the run (report.finish's `provider`): its name, type, the tool's
+    version and its own checks as (name, status, why) (status pass, fail or unknown)."""
+
+    name: str
+    type: str
+    version: str
+    checks: tuple[tuple[str, str, str], ...]
+
+    def text(self) -> str:
+        """'nightly (barman): barman 3.19.1; checks: barman check pass, ...'."""
+        checked = ", ".join(f"{n} {s}" + (f" ({why})" if s != "pass" and why else "")
+                            for n, s, why in self.checks) or "none recorded"
+        return f"{self.name} ({self.type}): {self.version}; checks: {checked}"
+
+
+def provider_facts(payload: Payload) -> list[ProviderFacts]:
+    """The run's providers (a list, or one mapping); none when it drilled pgvdrill's own
+    backups."""
+    value = payload.get("provider")
+    found = []
+    for data in map(mapping, value if isinstance(value, list) else [value]):
+        if not data:
+            continue
+        checks = []
+        for check in map(mapping, listing(data.get("checks"))):
+            status = check.get("status")
+            why = check.get("reason") or "".join(
+                str(check.get("output") or "").strip().splitlines()[-1:])
+            checks.append((str(check.get("name") or "check"),
+                           status if status in STATUSES else "unknown", str(why)))
+        found.append(ProviderFacts(str(data.get("name") or "?"), str(data.get("type") or "?"),
+                                   str(data.get("version") or "version unknown"),
+                                   tuple(checks)))
+    return found
 
 
 def server_text(server: Mapping[str, Any] | None) -> str:
@@ -325,7 +377,8 @@ def facts(payload: Payload) -> list[tuple[str, str]]:
                                   for k in ("environment", "server", "dataset", "targets"))
     production = num(mapping(targets.get("production")).get("size"))
     rows, dim = data.get("rows"), data.get("dim")
-    return [
+    providers = provider_facts(payload)
+    found = [
         ("When", f"{payload.get('started', '?')} to {payload.get('finished', '?')} (UTC)"),
         ("Source", str(payload.get("source") or "?")),
         ("Host", f"{env.get('host', '?')} ({env.get('platform', '?')}, "
@@ -338,3 +391,5 @@ def facts(payload: Payload) -> list[tuple[str, str]]:
         ("Targets", f"{targets.get('source') or '?'}; production size "
                     f"{size(production) if production else 'not declared'}"),
     ]
+    found[2:2] = [("Provider", p.text()) for p in providers]  # whose backups, after the source
+    return found

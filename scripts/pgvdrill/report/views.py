@@ -100,6 +100,10 @@ def _drill_sections(rows: list[model.DrillRow]) -> list[str]:
     lines += [_row(d.name, d.kind, d.server, d.backup, d.restore, model.size(d.size_bytes),
                    model.secs(d.backup_seconds), model.secs(d.restore_seconds),
                    "ok" if d.ok else "**FAILED**", model.summary(d.counts())) for d in rows]
+    provided = [d for d in rows if d.provider != "-"]
+    if provided:  # backups another tool took: which tool, which version
+        lines += ["", "## Providers", "", "| drill | provider (tool version) |", "|---|---|"]
+        lines += [_row(d.name, d.provider) for d in provided]
     lines += ["", "## Targets", "", "| drill | target | status | measured | target value "
               "| detail |", "|---|---|---|---:|---:|---|"]
     lines += [_row(d.name, v.name, v.status if v.status == "pass" else f"**{v.status}**",
