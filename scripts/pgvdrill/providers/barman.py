@@ -1,7 +1,9 @@
 """[provider.NAME] type barman: the backups a Barman server keeps (backup_method postgres
 or rsync), drilled through Barman's own commands: `list-backups`/`show-backup` (-f json),
-`recover` without a target (the drill writes its own recovery settings), `get-wal` to
-standard output, `list-files --target wal`, `check` and `verify-backup`.
+`recover --get-wal` without a target (the base backup only: no WAL is copied, every
+segment from the backup's begin_wal on reaches the drill through `fetch_wal`, the one way
+WAL is checked; the restore_command and recovery.signal Barman writes are replaced by the
+drill's), `get-wal` to standard output, `list-files --target wal`, `check` and `verify-backup`.
 
 Barman runs as `user` (root only) or as the caller; run by root, Barman itself drops to
 its `barman_user`, which therefore gets the empty restore directory (`diagnose` says who
@@ -88,7 +90,8 @@ class Barman(Provider):
             os.chown(into, entry.pw_uid, entry.pw_gid)
         started = time.monotonic()
         try:
-            result = self._run("recover", self.server, backup.id, into, timeout=None)
+            result = self._run("recover", "--get-wal", self.server, backup.id, into,
+                               timeout=None)
         except ToolError as exc:
             raise RestoreError(f"barman recover of backup {backup.id} failed: {exc}",
                                f"the directory must be writable by Barman's user {owner}; "
