@@ -13,5 +13,6 @@ pytest_plugins = [
     "fixtures.pgctl",
     "fixtures.production",
     "fixtures.production_container",
+    "fixtures.provider_command",
     "fixtures.s3",
 ]
