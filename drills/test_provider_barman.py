@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fixtures.cli import Cli
 from fixtures.clusters import shared_tmp
 from fixtures.installed import PG16, installed
-from fixtures.production import ADMIN, Production, build_production
+from fixtures.ops import _toml
+from fixtures.production import (
+    ADMIN,
+    BACKUP_ROLE,
+    Fingerprint,
+    Production,
+    build_production,
+    check_results,
+    connection_problems,
+    read_report,
+)
 from fixtures.provider_barman import BarmanSetup, barman_for
 from pgvdrill.backends import default_workdir, make_backend
 from pgvdrill.cluster import Backend
@@ -221,3 +234,153 @@ def test_a_16_server_backed_up_by_barman_restores_on_16(
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- the DR drill of Barman's backups: `pgvdrill dr-drill --config` with [provider.barman] ---
+
+def _drill(cli: Cli, cli_cache: Path, tmp_path: Path, config: Path, *args: str
+           ) -> tuple[int, str, dict[str, Any]]:
+    result = cli("dr-drill", "--config", config, "--cache-dir", cli_cache, "--reports-dir",
+                 "reports", *args)
+    output = result.stdout + result.stderr
+    assert list(tmp_path.glob("reports/*/report.json")), output
+    return result.returncode, output, read_report(tmp_path)
+
+
+def _problems(drill: dict[str, Any]) -> str:
+    return "\n".join([drill.get("error") or "", *(drill.get("problems") or [])])
+
+
+def _only_read(production: Production, before: Fingerprint, setup: BarmanSetup,
+               barman_before: dict[str, str]) -> None:
+    """Production's archive, configuration and ownership unchanged, its connections the
+    configured role's (Barman's own check connects as it too, as application 'barman'),
+    Barman's backups and WAL archive byte for byte the same."""
+    after = production.fingerprint()
+    assert after.archive_problems(before) == []
+    assert after.unchanged_problems(before) == []
+    assert [line for line in connection_problems(after, before)
+            if not re.search(rf"user={BACKUP_ROLE} .*application_name=barman", line)] == []
+    assert setup.fingerprint() == barman_before
+
+
+def _assert_passed(code: int, output: str, report: dict[str, Any], taken: Taken,
+                   major: int) -> dict[str, Any]:
+    assert code == 0, output
+    (drill,) = report["drills"]
+    assert drill["drill"] == f"provider:barman:{taken.backup_id}", drill["drill"]
+    assert drill["ok"] is True, _problems(drill)
+    assert all(check_results(drill).values()), check_results(drill)
+    assert drill["restore"]["source_major"] == major
+    assert drill["restore"]["wal"]["segments"] >= 2  # the backup's own and those after it
+    backup = drill["backup"]
+    assert (backup["provider"], backup["provider_type"]) == ("barman", "barman")
+    assert backup["tool_version"] == "barman 3.19.1"
+    assert backup["tool_verify"]["status"] == "pass"
+    (provider,) = report["provider"]
+    assert [c["status"] for c in provider["checks"]] == ["pass"]
+    return dict(drill)
+
+
+def test_dr_drill_of_a_good_barman_backup_passes_and_only_reads(
+        barman18: Taken, production: Production, backend: Backend, pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    """18.6: the newest Barman backup restored, the WAL Barman archived after it replayed,
+    verified against the source; production and Barman's archive only read."""
+    if backend.major != 18:
+        pytest.skip("the 18.6 stand-in's backup restores on 18: the 16.2 drill is below")
+    production.quiesce()
+    barman18.setup.switch()
+    config = barman18.setup.drill_config(tmp_path)
+    before, barman_before = production.fingerprint(), barman18.setup.fingerprint()
+
+    code, output, report = _drill(pgvdrill_cli, cli_cache, tmp_path, config)
+
+    drill = _assert_passed(code, output, report, barman18, 18)
+    assert drill["restore"]["tool_seconds"] > 0
+    _only_read(production, before, barman18.setup, barman_before)
+
+
+def test_dr_drill_fails_naming_a_file_removed_from_barmans_backup(
+        barman18: Taken, production: Production, backend: Backend, pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    """documents' first data file gone from Barman's copy of the backup: verify-backup
+    names it and the drill fails."""
+    if backend.major != 18:
+        pytest.skip("the 18.6 stand-in's backup restores on 18")
+    relative = str(production.admin("SELECT pg_relation_filepath('public.documents')")[0][0])
+    victim = barman18.setup.server_dir / "base" / barman18.backup_id / "data" / relative
+    shutil.move(victim, tmp_path / "aside")
+    try:
+        code, output, report = _drill(pgvdrill_cli, cli_cache, tmp_path,
+                                      barman18.setup.drill_config(tmp_path))
+    finally:
+        shutil.move(tmp_path / "aside", victim)
+    assert code == 1, output
+    (drill,) = report["drills"]
+    assert drill["ok"] is False
+    assert f'"{relative}" is present in the manifest but not on disk' in _problems(drill), \
+        _problems(drill)
+
+
+def test_dr_drill_fails_naming_a_wal_file_removed_from_barmans_archive(
+        barman18: Taken, production: Production, backend: Backend, pgvdrill_cli: Cli,
+        cli_cache: Path, tmp_path: Path) -> None:
+    """Three segments of writes after the backup; the middle one gone from Barman's wals/
+    (its xlog.db still lists it): recovery would stop short, the drill fails naming it."""
+    if backend.major != 18:
+        pytest.skip("the 18.6 stand-in's backup restores on 18")
+    production.admin("CREATE TABLE IF NOT EXISTS public.after_barman (x int)")
+    segments = []
+    for _ in range(3):
+        production.admin("INSERT INTO public.after_barman VALUES (1)")
+        segments.append(barman18.setup.switch())
+    victim = barman18.setup.server_dir / "wals" / segments[1][:16] / segments[1]
+    shutil.move(victim, tmp_path / "aside")
+    try:
+        code, output, report = _drill(pgvdrill_cli, cli_cache, tmp_path,
+                                      barman18.setup.drill_config(tmp_path))
+    finally:
+        shutil.move(tmp_path / "aside", victim)
+    assert code == 1, output
+    (drill,) = report["drills"]
+    assert drill["ok"] is False
+    assert f"WAL segment {segments[1]} is missing" in _problems(drill), _problems(drill)
+
+
+def test_dr_drill_reports_a_failing_barman_check(
+        barman18: Taken, backend: Backend, pgvdrill_cli: Cli, cli_cache: Path,
+        tmp_path: Path) -> None:
+    """receive-wal stopped: `barman check` fails; the report records it naming the check,
+    and the drill fails."""
+    if backend.major != 18:
+        pytest.skip("the 18.6 stand-in's backup restores on 18")
+    barman18.setup.stop()
+    try:
+        code, output, report = _drill(pgvdrill_cli, cli_cache, tmp_path,
+                                      barman18.setup.drill_config(tmp_path))
+    finally:
+        barman18.setup.start_receiving()
+    (provider,) = report["provider"]
+    (check,) = provider["checks"]
+    assert check["status"] == "fail" and "receive_wal_running: FAILED" in check["reason"]
+    assert code == 1, output
+    assert "receive_wal_running: FAILED" in output
+
+
+@pytest.mark.installations("the DR drill restores the 16.2 stand-in's Barman backup on "
+                           "the 16.2 installation [drill] installations names")
+def test_dr_drill_of_a_16_barman_backup_passes(
+        barman16: Taken, pgvdrill_cli: Cli, cli_cache: Path, tmp_path: Path) -> None:
+    """16.2: the same drill, on 16.2's programs, `[drill] installations` naming them."""
+    production = barman16.setup.production
+    production.quiesce()
+    barman16.setup.switch()
+    config = barman16.setup.drill_config(tmp_path, f"installations = [{_toml(PG16)}]")
+    before, barman_before = production.fingerprint(), barman16.setup.fingerprint()
+
+    code, output, report = _drill(pgvdrill_cli, cli_cache, tmp_path, config)
+
+    drill = _assert_passed(code, output, report, barman16, 16)
+    assert drill["server"]["postgresql"] == "16.2", drill["server"]
+    _only_read(production, before, barman16.setup, barman_before)

@@ -146,9 +146,11 @@ class Barman(Provider):
         if result.returncode == 0 and "backup successfully verified" in result.stdout:
             return ToolCheck(name, "pass", tuple(result.argv), said, None, result.seconds)
         cannot = _cannot_verify(said)
+        found = [line.split("error:", 1)[1].strip() for line in said.splitlines()
+                 if "pg_verifybackup: error:" in line]
         return ToolCheck(name, "unknown" if cannot else "fail", tuple(result.argv), said,
-                         cannot or "pg_verifybackup found the backup differs from its "
-                         "backup_manifest", result.seconds)
+                         cannot or "; ".join(found)[:1000] or "Barman said it failed",
+                         result.seconds)
 
 
 # what verify-backup says when it cannot verify at all (not: the backup is bad)
