@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from drills.test_provider_command import _problems
+from drills.test_provider_command import _run as _drill
 from fixtures.cli import Cli
 from fixtures.clusters import shared_tmp
 from fixtures.installed import PG16, installed
@@ -33,7 +35,6 @@ from fixtures.production import (
     build_production,
     check_results,
     connection_problems,
-    read_report,
 )
 from fixtures.provider_barman import BarmanSetup, barman_for
 from pgvdrill.backends import default_workdir, make_backend
@@ -238,17 +239,20 @@ def _sha(path: Path) -> str:
 
 # --- the DR drill of Barman's backups: `pgvdrill dr-drill --config` with [provider.barman] ---
 
-def _drill(cli: Cli, cli_cache: Path, tmp_path: Path, config: Path, *args: str
-           ) -> tuple[int, str, dict[str, Any]]:
-    result = cli("dr-drill", "--config", config, "--cache-dir", cli_cache, "--reports-dir",
-                 "reports", *args)
-    output = result.stdout + result.stderr
-    assert list(tmp_path.glob("reports/*/report.json")), output
-    return result.returncode, output, read_report(tmp_path)
-
-
-def _problems(drill: dict[str, Any]) -> str:
-    return "\n".join([drill.get("error") or "", *(drill.get("problems") or [])])
+def _fails_without(victim: Path, taken: Taken, cli: Cli, cli_cache: Path, tmp_path: Path
+                   ) -> str:
+    """The drill with `victim` moved out of Barman's home (back afterwards): it must fail;
+    its problems."""
+    shutil.move(victim, tmp_path / "aside")
+    try:
+        code, output, report = _drill(cli, cli_cache, tmp_path,
+                                      taken.setup.drill_config(tmp_path))
+    finally:
+        shutil.move(tmp_path / "aside", victim)
+    assert code == 1, output
+    (drill,) = report["drills"]
+    assert drill["ok"] is False
+    return _problems(drill)
 
 
 def _only_read(production: Production, before: Fingerprint, setup: BarmanSetup,
@@ -310,17 +314,8 @@ def test_dr_drill_fails_naming_a_file_removed_from_barmans_backup(
         pytest.skip("the 18.6 stand-in's backup restores on 18")
     relative = str(production.admin("SELECT pg_relation_filepath('public.documents')")[0][0])
     victim = barman18.setup.server_dir / "base" / barman18.backup_id / "data" / relative
-    shutil.move(victim, tmp_path / "aside")
-    try:
-        code, output, report = _drill(pgvdrill_cli, cli_cache, tmp_path,
-                                      barman18.setup.drill_config(tmp_path))
-    finally:
-        shutil.move(tmp_path / "aside", victim)
-    assert code == 1, output
-    (drill,) = report["drills"]
-    assert drill["ok"] is False
-    assert f'"{relative}" is present in the manifest but not on disk' in _problems(drill), \
-        _problems(drill)
+    problems = _fails_without(victim, barman18, pgvdrill_cli, cli_cache, tmp_path)
+    assert f'"{relative}" is present in the manifest but not on disk' in problems, problems
 
 
 def test_dr_drill_fails_naming_a_wal_file_removed_from_barmans_archive(
@@ -336,16 +331,8 @@ def test_dr_drill_fails_naming_a_wal_file_removed_from_barmans_archive(
         production.admin("INSERT INTO public.after_barman VALUES (1)")
         segments.append(barman18.setup.switch())
     victim = barman18.setup.server_dir / "wals" / segments[1][:16] / segments[1]
-    shutil.move(victim, tmp_path / "aside")
-    try:
-        code, output, report = _drill(pgvdrill_cli, cli_cache, tmp_path,
-                                      barman18.setup.drill_config(tmp_path))
-    finally:
-        shutil.move(tmp_path / "aside", victim)
-    assert code == 1, output
-    (drill,) = report["drills"]
-    assert drill["ok"] is False
-    assert f"WAL segment {segments[1]} is missing" in _problems(drill), _problems(drill)
+    problems = _fails_without(victim, barman18, pgvdrill_cli, cli_cache, tmp_path)
+    assert f"WAL segment {segments[1]} is missing" in problems, problems
 
 
 def test_dr_drill_reports_a_failing_barman_check(
