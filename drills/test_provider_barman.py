@@ -76,7 +76,13 @@ def _taken(setup: BarmanSetup) -> Taken:
 
 
 @pytest.fixture(scope="module")
-def barman18(production: Production) -> Iterator[Taken]:
+def barman18(backend: Backend, request: pytest.FixtureRequest) -> Iterator[Taken]:
+    """The 18.6 stand-in's Barman; skipped in a lane of another major (the 16.2 lane runs
+    the 16.2 drills only: the 18.6 stand-in's copies restore on 18)."""
+    if backend.major != 18:
+        pytest.skip(f"the lane's PostgreSQL is {backend.major}: the 18.6 drills run in the "
+                    "embedded lane")
+    production: Production = request.getfixturevalue("production")  # only when it runs
     with barman_for(default_workdir(), production) as setup:
         yield _taken(setup)
 
@@ -134,8 +140,6 @@ def test_a_restored_backup_starts_with_what_it_held(barman18: Taken, backend: Ba
                                                     ) -> None:
     """`barman recover` into an empty directory, adopted and started by pgvdrill's backend:
     the rows of the backup's moment, not those written after it (no WAL past its end)."""
-    if backend.major != 18:
-        pytest.skip("the stand-in is 18.6: its copy starts on 18 (the 16.2 case is below)")
     before = barman18.setup.fingerprint()
     rows, version = _restored_counts(barman18, backend)
     assert rows == barman18.events_at_backup
@@ -287,12 +291,10 @@ def _assert_passed(code: int, output: str, report: dict[str, Any], taken: Taken,
 
 
 def test_dr_drill_of_a_good_barman_backup_passes_and_only_reads(
-        barman18: Taken, production: Production, backend: Backend, pgvdrill_cli: Cli,
+        barman18: Taken, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
     """18.6: the newest Barman backup restored, the WAL Barman archived after it replayed,
     verified against the source; production and Barman's archive only read."""
-    if backend.major != 18:
-        pytest.skip("the 18.6 stand-in's backup restores on 18: the 16.2 drill is below")
     production.quiesce()
     barman18.setup.switch()
     config = barman18.setup.drill_config(tmp_path)
@@ -306,12 +308,10 @@ def test_dr_drill_of_a_good_barman_backup_passes_and_only_reads(
 
 
 def test_dr_drill_fails_naming_a_file_removed_from_barmans_backup(
-        barman18: Taken, production: Production, backend: Backend, pgvdrill_cli: Cli,
+        barman18: Taken, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
     """documents' first data file gone from Barman's copy of the backup: verify-backup
     names it and the drill fails."""
-    if backend.major != 18:
-        pytest.skip("the 18.6 stand-in's backup restores on 18")
     relative = str(production.admin("SELECT pg_relation_filepath('public.documents')")[0][0])
     victim = barman18.setup.server_dir / "base" / barman18.backup_id / "data" / relative
     problems = _fails_without(victim, barman18, pgvdrill_cli, cli_cache, tmp_path)
@@ -319,12 +319,10 @@ def test_dr_drill_fails_naming_a_file_removed_from_barmans_backup(
 
 
 def test_dr_drill_fails_naming_a_wal_file_removed_from_barmans_archive(
-        barman18: Taken, production: Production, backend: Backend, pgvdrill_cli: Cli,
+        barman18: Taken, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
     """Three segments of writes after the backup; the middle one gone from Barman's wals/
     (its xlog.db still lists it): recovery would stop short, the drill fails naming it."""
-    if backend.major != 18:
-        pytest.skip("the 18.6 stand-in's backup restores on 18")
     production.admin("CREATE TABLE IF NOT EXISTS public.after_barman (x int)")
     segments = []
     for _ in range(3):
@@ -336,12 +334,9 @@ def test_dr_drill_fails_naming_a_wal_file_removed_from_barmans_archive(
 
 
 def test_dr_drill_reports_a_failing_barman_check(
-        barman18: Taken, backend: Backend, pgvdrill_cli: Cli, cli_cache: Path,
-        tmp_path: Path) -> None:
+        barman18: Taken, pgvdrill_cli: Cli, cli_cache: Path, tmp_path: Path) -> None:
     """receive-wal stopped: `barman check` fails; the report records it naming the check,
     and the drill fails."""
-    if backend.major != 18:
-        pytest.skip("the 18.6 stand-in's backup restores on 18")
     barman18.setup.stop()
     try:
         code, output, report = _drill(pgvdrill_cli, cli_cache, tmp_path,
