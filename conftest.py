@@ -14,4 +14,5 @@ pytest_plugins = [
     "fixtures.production",
     "fixtures.production_container",
     "fixtures.s3",
+    "fixtures.provider_barman_cloud",
 ]
