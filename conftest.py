@@ -13,6 +13,7 @@ pytest_plugins = [
     "fixtures.pgctl",
     "fixtures.production",
     "fixtures.production_container",
+    "fixtures.provider_command",
     "fixtures.s3",
     "fixtures.provider_barman_cloud",
 ]

@@ -17,6 +17,7 @@ from pgvdrill.cli.common import (
     positive_int,
     say,
 )
+from pgvdrill.cli.drill_options import add_target_options
 from pgvdrill.config import Config, find_config
 from pgvdrill.errors import ConfigError
 from pgvdrill.ops.restore import require_intact, restore_base
@@ -202,16 +203,7 @@ def add_parser(sub: SubParsers) -> None:
                     PHYSICAL_EPILOG)
     pitr = _datadir_parser(kinds, "pitr", "a base backup plus recovery settings for a point "
                                           "in time", PITR_EPILOG)
-    targets = pitr.add_mutually_exclusive_group()
-    targets.add_argument("--target-time", metavar="T", help="recovery_target_time, with a zone")
-    targets.add_argument("--target-xid", metavar="X", help="recovery_target_xid")
-    targets.add_argument("--target-lsn", metavar="L", help="recovery_target_lsn")
-    targets.add_argument("--target-name", metavar="N",
-                         help="recovery_target_name (a pg_create_restore_point name)")
-    targets.add_argument("--target", choices=("immediate",),
-                         help="immediate: the backup's consistent point")
-    pitr.add_argument("--exclusive", action="store_true",
-                      help="stop just before the target (recovery_target_inclusive = off)")
+    add_target_options(pitr)
     pitr.add_argument("--target-action", choices=("promote", "pause", "shutdown"),
                       help="what the server does at the target (default promote)")
     pitr.add_argument("--target-timeline", type=timeline_option, metavar="N|current|latest",

@@ -18,14 +18,15 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 
+from pgvdrill import config as config_module
 from pgvdrill import osuser
 from pgvdrill.backends import (
     BackendOptions,
@@ -43,14 +44,11 @@ from pgvdrill.cluster.local import LocalBackend
 from pgvdrill.config import Config
 from pgvdrill.drill.archive_health import check_archive
 from pgvdrill.drill.dr_point import WalStream, comparison_point, sequences_now
-from pgvdrill.drill.logical import restore_dump_and_verify
+from pgvdrill.drill.dr_restore import FAILURES, bootstrap_superuser, restore_dump
 from pgvdrill.drill.physical import ComparisonPoint, restore_backup_and_verify
+from pgvdrill.drill.provider import Scene, drill_provider
 from pgvdrill.drill.record import DrillFailure, DrillResult
 from pgvdrill.errors import ConfigError, DrillError, clean_after
-from pgvdrill.logical.archive import inspect
-from pgvdrill.logical.dump import DumpResult, DumpSetting, Format
-from pgvdrill.logical.globals import dump_globals, restore_globals, withheld
-from pgvdrill.logical.restore import RESTORE_SETTINGS, make_room
 from pgvdrill.policy.fail_on import FailOn
 from pgvdrill.policy.targets import load_targets
 from pgvdrill.report import run_dir as report
@@ -61,17 +59,13 @@ from pgvdrill.verify import Snapshot, snapshot
 from pgvdrill.verify.schema import SequenceWindow
 from pgvdrill.verify.session import USER_SCHEMA, not_extension_member
 from pgvdrill.wal.names import parse_lsn
+from pgvdrill.wal.pitr import Target
 
 Say = Callable[[str], None]
 
 
 def backup_age(entry: Entry, now: datetime | None = None) -> float:
     return ((now or datetime.now(UTC)) - entry.finished_at).total_seconds()
-
-
-# what a drill of one backup may fail with: pgvdrill's own errors, a scratch server or the
-# source lost mid-way (psycopg), a file the machine would not give (OSError)
-FAILURES = (DrillError, psycopg.Error, OSError)
 
 
 def _failed(kind: str, entry: Entry, why: str | BaseException,
@@ -121,29 +115,11 @@ def drill_logical(backend: Backend, repo: Repository, entry: Entry, source: Exte
     if problems:
         return _failed("logical", entry, "; ".join(problems))
     try:
-        archive = inspect(backend.tools(), artifact_path(repo, entry))
-    except FAILURES as exc:
-        return _failed("logical", entry, exc)
-    dumped = DumpResult(DumpSetting(entry.id, cast(Format, archive.format),
-                                    description=f"catalog backup {entry.id}"),
-                        archive, entry.seconds, finished=entry.finished_at,
-                        source_bytes=entry.extra.get("source_bytes"))
-    try:
-        with backend.cluster("dr-logical") as target, \
-                tempfile.TemporaryDirectory(prefix="pgvdrill-globals-") as tmp:
-            kept = globals_path(repo, entry)
-            roles = kept or dump_globals(source, Path(tmp))
-            created = restore_globals(target, roles)
-            left = withheld(roles.read_text(), set(created))
-            say(f"  roles {', '.join(created) or '(none)'} created from "
-                + (f"the backup's {kept.name}" if kept else
-                   f"a live pg_dumpall --globals-only of {source.describe()} (backup "
-                   f"{entry.id} has no globals.sql)")
-                + (f", without {', '.join(left)}" if left else ""))
-            make_room(target, source.dbname)
-            drill = restore_dump_and_verify(dumped, target, source.dbname,
-                                            RESTORE_SETTINGS["parallel-j2"], source_snapshot,
-                                            recall_threshold=recall_threshold)
+        drill = restore_dump(backend, artifact_path(repo, entry), entry.id, entry.seconds,
+                             source, source_snapshot, recall_threshold=recall_threshold,
+                             say=say, finished=entry.finished_at,
+                             source_bytes=entry.extra.get("source_bytes"),
+                             kept=globals_path(repo, entry))
     except FAILURES as exc:
         return _failed("logical", entry, exc)
     say(f"  restore logical {entry.id}: {drill.summary()}")
@@ -183,12 +159,6 @@ def drill_physical(backend: Backend, repo: Repository, entry: Entry, source: Ext
     for problem in broken:
         say(f"  WAL archive: {problem}")
     return _with_age(drill, entry, broken, into=backend.facts())
-
-
-def bootstrap_superuser(source: ExternalServer) -> str:
-    """The source's bootstrap superuser (initdb -U), the only role a restored copy is
-    sure to have: the role pgvdrill logs into the copy as."""
-    return str(source.query("SELECT rolname FROM pg_roles WHERE oid = 10")[0][0])
 
 
 def take_logical(config: Config, source: ExternalServer, say: Say) -> tuple[Snapshot, Entry]:
@@ -269,6 +239,9 @@ def source_snapshot(source: ExternalServer, say: Say) -> Snapshot:
     return snap
 
 
+ARCHIVE_END = Target("end")
+
+
 @dataclass(frozen=True)
 class DrOptions:
     """The DR drill's options, resolved: which `kinds` of backup, `take` them now or use
@@ -284,20 +257,34 @@ class DrOptions:
     targets: Path | None
     production_size: str | None
     backend: BackendOptions
+    providers: tuple[str, ...] | None = None  # --provider: only these (None: every one)
+    backup: str | None = None  # --backup: the provider's backup to drill
+    target: Target = ARCHIVE_END  # where provider backups are recovered to
 
 
 def run(config: Config, options: DrOptions, say: Say) -> int:
     """`pgvdrill dr-drill`: drill the newest backup of each of `options.kinds` (with
-    `options.take`, backups taken now)."""
+    `options.take`, backups taken now) in the repository, and each configured provider's
+    (drill.provider; --provider: only those, and not the repository)."""
     source_conf = config.require_source()
+    providers = chosen_providers(config, options)
+    repo = None if options.providers is not None else (
+        Repository(config.require_repository()) if config.repository or not providers
+        else None)
+    if options.take and repo is None:
+        raise ConfigError("--take takes backups into the [repository]; the drill of "
+                          "--provider backups drills what their tools took",
+                          "leave out --take or --provider")
+    if (options.target.kind != "end" or options.backup) and repo is not None:
+        raise ConfigError("--backup and --target-* choose and recover a provider's backup",
+                          "add --provider NAME")
     targets = load_targets(options.targets, options.production_size)
-    repo = Repository(config.require_repository())
     run_dir = report.new_run_dir(options.reports_dir).resolve()
     started = datetime.now(UTC)
     drills: list[dict[str, Any]] = []
     facts: dict[str, Any] = {"server": {"source": describe_conninfo(source_conf.conninfo)}}
     try:
-        _drill_all(options, config, repo, run_dir, drills, facts, say)
+        _drill_all(options, config, repo, providers, run_dir, drills, facts, say)
     except (*FAILURES, KeyboardInterrupt) as exc:  # the report still says what was found
         drills.append(report.aborted(exc))
         clean_after(exc, lambda: report.finish("pgvdrill drill --config", run_dir, started,
@@ -308,14 +295,23 @@ def run(config: Config, options: DrOptions, say: Say) -> int:
                          options.fail_on, say, **facts)
 
 
-def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Path,
+def chosen_providers(config: Config, options: DrOptions) -> list[config_module.Provider]:
+    """The [provider.NAME] sections the drill drills: --provider's, else every one."""
+    if options.providers is None:
+        return list(config.providers)
+    return [config.provider(name) for name in options.providers]
+
+
+def _drill_all(options: DrOptions, config: Config, repo: Repository | None,
+               providers: Sequence[config_module.Provider], run_dir: Path,
                drills: list[dict[str, Any]], facts: dict[str, Any], say: Say) -> None:
-    """Drill each of --kinds, appending each drill's record to `drills` as it ends and
-    what the report says about the servers to `facts`. The source is reached with client
+    """Drill each of --kinds in `repo` (if any), then each of `providers`, appending each
+    drill's record to `drills` as it ends and what the report says about the servers
+    (and the providers) to `facts`. The source is reached with client
     tools of its own major version when a physical backup is taken now (its WAL is read);
     each backup is restored on the installation `_restoring` picks."""
     source_conf = config.require_source()
-    with lock.shared(repo), ExitStack() as stack, \
+    with (lock.shared(repo) if repo else nullcontext()), ExitStack() as stack, \
             tempfile.TemporaryDirectory(prefix="pgvdrill-point-",
                                         dir=options.backend.workdir) as tmp:
         live = server_facts(source_server(config))
@@ -334,9 +330,12 @@ def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Pa
             Path(tmp).chmod(0o711)  # the restored copy's restore_command reads the WAL
             snaps["physical"], point, taken["physical"] = take_physical(
                 config, source, Path(tmp) / "wal", say)
-        snap = None if set(options.kinds) <= snaps.keys() else source_snapshot(source, say)
-        entries = read_entries(repo)
-        for kind in options.kinds:
+        compare_now = (repo is not None and not set(options.kinds) <= snaps.keys()) or \
+            (bool(providers) and options.target.kind == "end")
+        snap = source_snapshot(source, say) if compare_now else None
+        entries = read_entries(repo) if repo is not None else []
+        for kind in options.kinds if repo is not None else ():
+            assert repo is not None
             entry = taken.get(kind) or newest(entries, kind)
             if entry is None:
                 drills.append(_missing(kind, repo))
@@ -367,6 +366,16 @@ def _drill_all(options: DrOptions, config: Config, repo: Repository, run_dir: Pa
             if "error" in drill:
                 say(f"  {kind} {entry.id}: FAILED: {drill['error']}")
             drills.append(drill)
+        if providers:
+            scene = Scene(source, snap, options.backend, stack, [run_dir], options.target,
+                          options.recall_threshold, say, {})
+            facts["provider"] = []
+            for conf in providers:
+                told, drilled = drill_provider(conf, scene, options.kinds, options.backup)
+                facts["provider"].append(told)
+                drills.extend(drilled)
+            for backend in scene.backends.values():
+                into.setdefault(f"provider ({backend.name})", backend.facts())
         facts["server"] = {**next(iter(into.values()), {}), "source": source.describe(),
                            "source_postgresql": live["server_version"],
                            "source_pgvector": live["pgvector"], "restored_into": into}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -255,22 +255,9 @@ def restore_backup_and_verify(
             replayed = replay_problems(cluster, backup, replay)
         start_seconds = time.monotonic() - started
         started = time.monotonic()
-        with cluster.connect(dbname) as conn, source.connect(dbname) as src:
-            server = ran_on(conn)
-            unlogged = unlogged_tables(conn)
-            logged = None if not unlogged else [
-                _quoted(t.schema, t.name) for t in source_snapshot.schema.tables.values()
-                if (t.schema, t.name) not in unlogged]
-            verification = verify(source_snapshot, conn, source_conn=src, tables=logged,
-                                  recall_threshold=recall_threshold,
-                                  sequence_slack=SEQUENCE_SLACK)
-            verification.checks.append(
-                same_ann_answers(src, conn, tables=logged) if point is None else
-                run_check("ann_answers", _answers_not_compared))
-            if unlogged:
-                verification.checks.append(run_check(
-                    "unlogged", lambda check: check.problems.extend(
-                        _unlogged_problems(conn, unlogged))))
+        verification, server = verify_restored(
+            cluster, source, source_snapshot, dbname=dbname, recall_threshold=recall_threshold,
+            answers=None if point is None else _answers_not_compared)
         if replayed is not None:
             verification.checks.append(run_check(
                 "wal_replay", lambda check: check.problems.extend(replayed)))
@@ -278,6 +265,32 @@ def restore_backup_and_verify(
                                time.monotonic() - started, replay_item(cluster.log_since(0)))
     neutralised = cluster.restored if isinstance(cluster, DirectoryCluster) else None
     return PhysicalDrill(backup, checks, phases, verification, neutralised, server)
+
+
+def verify_restored(cluster: Cluster, source: Server, source_snapshot: Snapshot, *,
+                    dbname: str, recall_threshold: float,
+                    answers: Callable[[Check], None] | None = None
+                    ) -> tuple[Verification, Record]:
+    """Verify the started physical copy `cluster` against `source_snapshot` (the live
+    `source` names differing rows and, unless `answers` says why not, must give the same
+    ANN answers): counts, fingerprints, vectors bit-exact, schema, indexes, recall, amcheck;
+    unlogged tables (a base backup holds none of their rows) left out and checked empty.
+    Also what the copy runs on (ran_on)."""
+    with cluster.connect(dbname) as conn, source.connect(dbname) as src:
+        server = ran_on(conn)
+        unlogged = unlogged_tables(conn)
+        logged = None if not unlogged else [
+            _quoted(t.schema, t.name) for t in source_snapshot.schema.tables.values()
+            if (t.schema, t.name) not in unlogged]
+        verification = verify(source_snapshot, conn, source_conn=src, tables=logged,
+                              recall_threshold=recall_threshold, sequence_slack=SEQUENCE_SLACK)
+        verification.checks.append(same_ann_answers(src, conn, tables=logged)
+                                   if answers is None else run_check("ann_answers", answers))
+        if unlogged:
+            verification.checks.append(run_check(
+                "unlogged", lambda check: check.problems.extend(
+                    _unlogged_problems(conn, unlogged))))
+    return verification, server
 
 
 UNLOGGED_SQL = """SELECT n.nspname, c.relname FROM pg_catalog.pg_class c

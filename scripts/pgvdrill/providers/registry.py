@@ -8,10 +8,12 @@ from pgvdrill import config
 from pgvdrill.errors import ConfigError
 from pgvdrill.providers import barman_cloud
 from pgvdrill.providers.base import Provider
+from pgvdrill.providers.command import CommandProvider
 
 # each type's constructor; a provider module adds its own line
 MAKERS: dict[str, Callable[[config.Provider], Provider]] = {
     "barman-cloud": barman_cloud.BarmanCloud,
+    "command": CommandProvider,
 }
 
 
