@@ -173,8 +173,10 @@ def test_the_dr_drill_passes_on_a_good_backup_and_only_reads(
     assert drill["restore"]["wal"]["segments"] >= 1
     (provider,) = report["provider"]
     assert [c["status"] for c in provider["checks"]] == ["pass", "pass"]
-    record_property("barman_cloud_restore", {k: drill["restore"][k] for k in (
-        "seconds", "tool_seconds", "recovery_seconds", "verify_seconds")})
+    timings = {k: drill["restore"][k] for k in (
+        "seconds", "tool_seconds", "recovery_seconds", "verify_seconds")}
+    record_property("barman_cloud_restore", timings)
+    print(f"barman-cloud dr-drill restore: {timings}")
     assert cloud_production.listing() == bucket
     assert_untouched(before, production.fingerprint())
 
