@@ -16,4 +16,5 @@ pytest_plugins = [
     "fixtures.provider_command",
     "fixtures.provider_pgbackrest",
     "fixtures.s3",
+    "fixtures.provider_barman_cloud",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from pgvdrill import config
 from pgvdrill.errors import ConfigError
-from pgvdrill.providers import barman, pgbackrest
+from pgvdrill.providers import barman, barman_cloud, pgbackrest
 from pgvdrill.providers.base import Provider
 from pgvdrill.providers.command import CommandProvider
 from pgvdrill.providers.files import FilesProvider
@@ -15,6 +15,7 @@ from pgvdrill.providers.repository import RepositoryProvider
 # each type's constructor; a provider module adds its own line
 MAKERS: dict[str, Callable[[config.Provider], Provider]] = {
     "barman": barman.Barman,
+    "barman-cloud": barman_cloud.BarmanCloud,
     "command": CommandProvider,
     "pgbackrest": pgbackrest.PgBackRest,
     "files": FilesProvider,
