@@ -48,15 +48,11 @@ def _providers(capsys: pytest.CaptureFixture[str], config: Path) -> tuple[int, s
     return code, out, err
 
 
-@pytest.mark.xfail(strict=True, reason="B1: a command list nested too deep is a RecursionError "
-                   "(a traceback), not a ToolError")
 def test_a_command_list_nested_too_deep_is_a_tool_error() -> None:
     with pytest.raises(DrillError, match="line 1"):
         command.parse_list(DEEP + "\n", "physical")
 
 
-@pytest.mark.xfail(strict=True, reason="B1: pgvdrill providers crashes with a RecursionError "
-                   "on a command list nested too deep")
 def test_providers_on_a_list_nested_too_deep_says_so_without_a_traceback(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _providers(capsys, _config(tmp_path, DEEP + "\n"))
@@ -104,7 +100,6 @@ def test_the_newest_backup_is_not_one_finished_in_the_future() -> None:
     assert chosen is not None and chosen.id == "last"
 
 
-@pytest.mark.xfail(strict=True, reason="B3: a command list naming one id twice is accepted")
 def test_a_command_list_naming_an_id_twice_is_refused() -> None:
     now = datetime.now(UTC)
     text = "".join(json.dumps({"id": "b1", "finished": (now - timedelta(hours=h)).isoformat(),
