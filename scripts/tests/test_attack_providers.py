@@ -109,8 +109,6 @@ def test_a_command_list_naming_an_id_twice_is_refused() -> None:
         command.parse_list(text, "physical")
 
 
-@pytest.mark.xfail(strict=True, reason="B4: a command list's timeline beyond PostgreSQL's "
-                   "32 bits is accepted")
 def test_a_command_list_timeline_beyond_32_bits_is_refused() -> None:
     with pytest.raises(DrillError, match="timeline"):
         command.parse_list(json.dumps({"id": "b1", "timeline": 2**32}) + "\n", "physical")

@@ -27,6 +27,7 @@ from pgvdrill.errors import ConfigError
 
 Kind = Literal["physical", "logical"]
 Status = Literal["pass", "fail", "unknown"]
+MAX_TIMELINE = 0xFFFFFFFF  # PostgreSQL's TimeLineID is 32 bits: a listed timeline's bound
 BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}")
 
 

@@ -23,6 +23,7 @@ from pgvdrill import config
 from pgvdrill.errors import ConfigError, RestoreError, ToolError
 from pgvdrill.proc import runner, template
 from pgvdrill.providers.base import (
+    MAX_TIMELINE,
     Kind,
     Provider,
     ProviderBackup,
@@ -98,9 +99,11 @@ def _backup(item: object, kind: Kind) -> ProviderBackup:
         if lsn is not None and not (isinstance(lsn, str) and _LSN.fullmatch(lsn.upper())):
             raise ValueError(f"{key} {lsn!r} is not an LSN like 0/3000028")
     timeline, size = item.get("timeline"), item.get("size_bytes")
-    for key, number in (("timeline", timeline), ("size_bytes", size)):
-        if number is not None and (type(number) is not int or number < (key == "timeline")):
-            raise ValueError(f"{key} {number!r} is not a whole number in range")
+    for key, number, top in (("timeline", timeline, MAX_TIMELINE), ("size_bytes", size, None)):
+        if number is not None and (type(number) is not int or number < (key == "timeline")
+                                   or (top is not None and number > top)):
+            raise ValueError(f"{key} {number!r} is not a whole number in range"
+                             + (f" (1..{top})" if top else ""))
     return ProviderBackup(
         check_backup_id(item["id"], "the list command"), listed,
         started=_time(item, "started"), finished=_time(item, "finished"),
