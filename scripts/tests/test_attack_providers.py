@@ -71,8 +71,6 @@ def test_barman_cloud_output_nested_too_deep_is_a_drill_error(parse: object) -> 
         parse(DEEP)
 
 
-@pytest.mark.xfail(strict=True, reason="B2: a backup finished in the future passes the age "
-                   "verdict of pgvdrill providers")
 def test_providers_never_pass_the_age_of_a_backup_finished_in_the_future(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The clock of the host that wrote it is wrong, or the listing is garbage: its age is
@@ -85,8 +83,6 @@ def test_providers_never_pass_the_age_of_a_backup_finished_in_the_future(
     assert code != 0
 
 
-@pytest.mark.xfail(strict=True, reason="B2: a backup listed with a finish time in the future "
-                   "is chosen as the newest over the one really taken last")
 def test_the_newest_backup_is_not_one_finished_in_the_future() -> None:
     now = datetime.now(UTC)
     listed = command.parse_list(
