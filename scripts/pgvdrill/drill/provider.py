@@ -297,8 +297,8 @@ def backup_point(backup: ProviderBackup, datadir: Path) -> tuple[BackupPoint, st
     """Where the backup's WAL starts and ends: from its tool's listing, else from the
     restored backup_label (then its end is unknown: the note says so)."""
     if backup.start_lsn and backup.timeline:
-        start = parse_lsn(backup.start_lsn)
-        end = parse_lsn(backup.end_lsn) if backup.end_lsn else start
+        start = _tool_lsn(backup, "start", backup.start_lsn)
+        end = _tool_lsn(backup, "end", backup.end_lsn) if backup.end_lsn else start
         return (BackupPoint(start, backup.timeline, end, backup.finished),
                 None if backup.end_lsn else "the tool lists no end LSN: the backup's end is "
                 "not checked before recovery ends")
@@ -316,6 +316,15 @@ def backup_point(backup: ProviderBackup, datadir: Path) -> tuple[BackupPoint, st
     lsn = parse_lsn(where.group(1))
     return (BackupPoint(lsn, int(line.group(1)), lsn, backup.finished),
             "from backup_label: the backup's end LSN is unknown (recovery reports it)")
+
+
+def _tool_lsn(backup: ProviderBackup, which: str, text: str) -> int:
+    """An LSN the tool listed for `backup` (untrusted), or BackupError."""
+    try:
+        return parse_lsn(text)
+    except ValueError:
+        raise BackupError(f"the tool listed {which} LSN {text[:40]!r} for backup {backup.id}: "
+                          "not an LSN", "inspect the tool's catalog of that backup") from None
 
 
 def _empty(path: Path) -> Path:
