@@ -196,8 +196,6 @@ def test_barman_cloud_run_as_another_user_fetches_wal_into_the_drills_directory(
         shutil.rmtree(work, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="B12: a base backup missing a file of another database "
-                   "than the one compared passes the drill")
 def test_a_backup_missing_a_file_of_another_database_fails(
         production: Production, pgvdrill_cli: Cli, cli_cache: Path, tmp_path: Path) -> None:
     """The meta-drill's "a file removed from the provider's backup", in the cluster's other
