@@ -114,8 +114,6 @@ def test_pgbackrest_checks_leave_the_repository_and_productions_wal_as_they_were
         {"lsn": [before_lsn, after_lsn], "new files": new[:5]})
 
 
-@pytest.mark.xfail(strict=True, reason="B8: the RTO of a provider drill leaves out the time "
-                   "the WAL fetch took")
 def test_the_rto_counts_the_time_spent_fetching_wal(
         team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
