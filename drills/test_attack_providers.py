@@ -35,8 +35,6 @@ def _with_source(config: Path, source: Production) -> Path:
     return config
 
 
-@pytest.mark.xfail(strict=True, reason="B5: a base backup of another server (another system "
-                   "identifier) with the same data passes the drill of the source")
 def test_a_backup_of_another_server_fails_the_drill_of_the_source(
         production: Production, make_production: Any, pgvdrill_cli: Cli, cli_cache: Path,
         tmp_path: Path) -> None:
@@ -62,8 +60,6 @@ def test_a_backup_of_another_server_fails_the_drill_of_the_source(
     assert "system identifier" in _problems(drill), _problems(drill)
 
 
-@pytest.mark.xfail(strict=True, reason="B6: a WAL gap passes when the tool cannot list its "
-                   "archive and the source's archiver does not say (stats reset)")
 def test_a_wal_gap_fails_even_when_the_archiver_statistics_were_reset(
         team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
