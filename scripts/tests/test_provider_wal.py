@@ -172,6 +172,11 @@ def test_without_a_listing_or_the_archivers_word_the_sources_wal_position_tells(
     silent = fetched(None)
     assert silent.problems("p") == [] and silent.unknown()
     assert str(silent.as_dict()["archive_end"]).startswith("unknown")
+    for path in into.iterdir():
+        path.unlink()
+    # an archive that gives nothing may be none of the source's: unknown, not a gap
+    nothing = fetch_archive(provider, 6 * SIZE, 1, into, SIZE, None, 9 * SIZE)
+    assert nothing.problems("p") == [] and "gave no WAL segment" in str(nothing.unknown())
 
 
 def test_a_segment_of_the_wrong_size_is_refused(archive: Path, into: Path) -> None:

@@ -14,7 +14,9 @@ segment: else it may not be where the source archives). Without a listing, the s
 WAL position read before the drill (pg_current_wal_lsn()) also tells: a missing segment
 more than one segment before the one the source was writing was due in the archive (the
 one just completed may still be on its way): WAL missing from the archive or never
-archived. When none of them can tell, the archive's end is unknown (`unknown`).
+archived (again only when the archive gave at least one segment: one that gives none may
+be no archive of the source's, or none at all). When none of them can tell, the archive's
+end is unknown (`unknown`).
 """
 
 from __future__ import annotations
@@ -66,17 +68,23 @@ class FetchedWal:
 
     def unknown(self) -> str | None:
         """Why the archive's end cannot be judged: no listing, no word from the source's
-        archiver and no WAL position of the source; None when it can."""
-        if self.beyond is None and self.source_lsn is None:
+        archiver and no WAL position of the source, or an archive that gave no segment;
+        None when it can."""
+        if self.beyond is not None:
+            return None
+        if not self.segments:
+            return (f"the archive gave no WAL segment from the backup's start ({self.missing}) "
+                    "on: none is configured, or it is not where the source archives; whether "
+                    "the WAL after the backup is archived is not judged")
+        if self.source_lsn is None:
             return ("neither the archive's listing, the source's archiver nor the source's WAL "
-                    "position can tell whether WAL after "
-                    f"{self.segments[-1] if self.segments else 'the backup'} was archived")
+                    f"position can tell whether WAL after {self.segments[-1]} was archived")
         return None
 
     def _behind(self) -> bool:
         """The source had completed WAL beyond the missing segment, one segment of slack
         (a segment just completed may still be on its way to the archive)."""
-        if self.source_lsn is None:
+        if self.source_lsn is None or not self.segments:
             return False
         missing = Segment.from_name(self.missing, self.segment_size).number
         return missing < self.source_lsn // self.segment_size - 1
