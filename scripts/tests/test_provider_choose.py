@@ -8,7 +8,7 @@ import pytest
 
 from pgvdrill.drill.provider_choose import named, newest
 from pgvdrill.errors import ConfigError, RestoreError
-from pgvdrill.providers.base import ProviderBackup
+from pgvdrill.providers.base import CLOCK_SKEW, ProviderBackup
 from pgvdrill.wal.pitr import Target
 
 END = Target("end")
@@ -63,3 +63,14 @@ def test_a_named_backup_or_the_newest_ids_listed() -> None:
     with pytest.raises(ConfigError, match="lists no backup 'b9'") as raised:
         named(BACKUPS, "b9", "p")
     assert "b2" in raised.value.hint
+
+
+def test_a_finish_within_the_clock_skew_is_believed_beyond_it_refused() -> None:
+    """B2: a tool clock a little ahead is fine; a backup finished later than the skew
+    allows is never taken as the newest (the drill says so, naming it)."""
+    now = datetime.now(UTC)
+    ahead = ProviderBackup("ahead", "physical", finished=now + CLOCK_SKEW / 2)
+    assert newest([BACKUPS[0], ahead], "physical", END, "p") == ahead
+    future = ProviderBackup("future", "physical", finished=now + 2 * CLOCK_SKEW)
+    with pytest.raises(RestoreError, match=r"backup future finished at .* in the future"):
+        newest([BACKUPS[0], future], "physical", END, "p")

@@ -149,6 +149,36 @@ def test_without_a_listing_the_sources_archiver_tells(archive: Path, into: Path)
     assert empty.segments == () and empty.problems("p") == []  # not where it archives
 
 
+def test_without_a_listing_or_the_archivers_word_the_sources_wal_position_tells(
+        archive: Path, into: Path) -> None:
+    """B6: segments 1, 2 and 4 archived, 3 gone, the archiver's statistics reset: a source
+    already writing segment 5 before the drill had completed 3 and 4, so the archive's end
+    at 3 is WAL missing (or never archived); a source writing 4 may still be archiving 3
+    (one segment of slack); no position either: unknown, said."""
+    [_segment(archive, 1, n) for n in (1, 2, 4)]
+    provider = DirectoryArchive(archive)
+
+    def fetched(source_lsn: int | None) -> FetchedWal:
+        for path in into.iterdir():
+            path.unlink()
+        return fetch_archive(provider, SIZE, 1, into, SIZE, None, source_lsn)
+
+    (gap,) = fetched(5 * SIZE + 40).problems("p")
+    assert f"WAL segment {Segment(1, 3, SIZE).name} is not in p's archive" in gap
+    assert "0/500028" in gap and fetched(5 * SIZE + 40).unknown() is None
+    lagging = fetched(4 * SIZE + 40)
+    assert lagging.problems("p") == [] and lagging.unknown() is None
+    assert "not in the archive" in str(lagging.as_dict()["archive_end"])
+    silent = fetched(None)
+    assert silent.problems("p") == [] and silent.unknown()
+    assert str(silent.as_dict()["archive_end"]).startswith("unknown")
+    for path in into.iterdir():
+        path.unlink()
+    # an archive that gives nothing may be none of the source's: unknown, not a gap
+    nothing = fetch_archive(provider, 6 * SIZE, 1, into, SIZE, None, 9 * SIZE)
+    assert nothing.problems("p") == [] and "gave no WAL segment" in str(nothing.unknown())
+
+
 def test_a_segment_of_the_wrong_size_is_refused(archive: Path, into: Path) -> None:
     _segment(archive, 1, 1)
     _segment(archive, 1, 2, size=SIZE - 1)

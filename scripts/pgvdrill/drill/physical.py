@@ -29,7 +29,14 @@ from pgvdrill.physical.verifybackup import BackupCheck, check_backup
 from pgvdrill.report.record import DrillEntry, Record
 from pgvdrill.repository.paths import copy_regular
 from pgvdrill.timing import Item, Phase, backup_measures, restore_phases
-from pgvdrill.verify import Snapshot, Verification, same_ann_answers, snapshot, verify
+from pgvdrill.verify import (
+    Snapshot,
+    Verification,
+    cluster_files,
+    same_ann_answers,
+    snapshot,
+    verify,
+)
 from pgvdrill.verify.outcome import Check, run_check
 from pgvdrill.wal.names import format_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, recover, resume
@@ -274,9 +281,12 @@ def verify_restored(cluster: Cluster, source: Server, source_snapshot: Snapshot,
     """Verify the started physical copy `cluster` against `source_snapshot` (the live
     `source` names differing rows and, unless `answers` says why not, must give the same
     ANN answers): counts, fingerprints, vectors bit-exact, schema, indexes, recall, amcheck;
-    unlogged tables (a base backup holds none of their rows) left out and checked empty.
+    unlogged tables (a base backup holds none of their rows) left out and checked empty;
+    the whole cluster's files (cluster_files: every database, every relation's file).
     Also what the copy runs on (ran_on)."""
     with cluster.connect(dbname) as conn, source.connect(dbname) as src:
+        whole = run_check("cluster_files", lambda check: _cluster_files(check, cluster, conn,
+                                                                        src))
         server = ran_on(conn)
         unlogged = unlogged_tables(conn)
         logged = None if not unlogged else [
@@ -290,7 +300,32 @@ def verify_restored(cluster: Cluster, source: Server, source_snapshot: Snapshot,
             verification.checks.append(run_check(
                 "unlogged", lambda check: check.problems.extend(
                     _unlogged_problems(conn, unlogged))))
+        verification.checks.append(whole)
     return verification, server
+
+
+def _cluster_files(check: Check, cluster: Cluster, conn: psycopg.Connection[Any],
+                   src: psycopg.Connection[Any]) -> None:
+    """The copy holds every database of the source and, in each database that allows
+    connections, every relation's file (cluster_files); unknown when the copy will not
+    show its files to the role the drill connects as."""
+    ours, theirs = cluster_files.databases(conn), cluster_files.databases(src)
+    check.problems.extend(f"database {name} of the source is not in the restored copy"
+                          for name in sorted(theirs - ours))
+    if ours - theirs:
+        check.details["not_in_source"] = sorted(ours - theirs)
+    names = cluster_files.connectable(conn)
+    check.details["databases"] = names
+    for name in names:
+        try:
+            with cluster.connect(name) as other:
+                check.problems.extend(cluster_files.missing_files(other, name))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            check.unknown = f"the copy's files are not readable: {str(exc).strip()[:200]}"
+            return
+        except psycopg.OperationalError as exc:
+            check.problems.append(f"database {name} of the restored copy cannot be entered: "
+                                  f"{str(exc).strip()[:300]}")
 
 
 UNLOGGED_SQL = """SELECT n.nspname, c.relname FROM pg_catalog.pg_class c

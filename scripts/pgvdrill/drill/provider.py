@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from pgvdrill import config, osuser
 from pgvdrill.backends import BackendOptions, backend_for, of_major, of_target
 from pgvdrill.cluster import Backend, Cluster
@@ -33,7 +31,8 @@ from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.drill.dr_restore import FAILURES, bootstrap_superuser, restore_dump
 from pgvdrill.drill.physical import SEQUENCE_SLACK, verify_restored
 from pgvdrill.drill.provider_choose import named, newest
-from pgvdrill.drill.provider_wal import fetch_archive
+from pgvdrill.drill.provider_source import read_source
+from pgvdrill.drill.provider_wal import FetchedWal, fetch_archive
 from pgvdrill.drill.record import DrillFailure, ran_on
 from pgvdrill.errors import BackupError, DrillError, cleanup
 from pgvdrill.proc.runner import ToolCall
@@ -174,6 +173,7 @@ def _physical(provider: Provider, backup: ProviderBackup, scene: Scene,
     with tempfile.TemporaryDirectory(prefix=f"provider-{provider.name}-",
                                      dir=scene.options.workdir) as tmp:
         Path(tmp).chmod(0o711)  # the scratch server's restore_command reads wal/
+        source = read_source(scene.source)  # before the restore: where its WAL was then
         restored = provider.restore(backup, _empty(Path(tmp) / "data"))
         reached["tool_seconds"] = round(restored.seconds, 3)
         datadir = restored.path
@@ -181,14 +181,18 @@ def _physical(provider: Provider, backup: ProviderBackup, scene: Scene,
         backend = scene.backend(of_major(scene.options, major, f"restoring physical backup "
                                          f"{backup.id} of a PostgreSQL {major} source"))
         reached.update(backend.facts())
+        control = controldata(backend, datadir)
+        reached["system_identifier"] = source.same_server(control, backup.id)
         point, point_note = backup_point(backup, datadir)
         reached["backup_point"] = {"start_lsn": format_lsn(point.start_lsn),
                                    "timeline": point.timeline,
                                    "end_lsn": format_lsn(point.end_lsn), "note": point_note}
+        started = time.monotonic()
         fetched = fetch_archive(provider, point.start_lsn, point.timeline,
-                                _empty(Path(tmp) / "wal"), segment_size(backend, datadir),
-                                last_archived(scene.source))
-        reached["wal"] = fetched.as_dict()
+                                _empty(Path(tmp) / "wal"), segment_size(control),
+                                source.last_archived, source.wal_lsn)
+        fetch_seconds = time.monotonic() - started
+        reached["wal"] = {**fetched.as_dict(), "seconds": round(fetch_seconds, 3)}
         osuser.chown_tree(fetched.directory, osuser.server_user())
         scene.say(f"  restored by {provider.type} in {restored.seconds:.1f}s (PostgreSQL "
                   f"{major}); WAL: {len(fetched.segments)} segment(s) fetched, "
@@ -208,7 +212,11 @@ def _physical(provider: Provider, backup: ProviderBackup, scene: Scene,
             verification, server = _verified(cluster, recovery, scene)
             verify_seconds = time.monotonic() - started
         neutralised = cluster.restored if isinstance(cluster, DirectoryCluster) else None
-    rto = restored.seconds + recovery.start_to_ready
+    # not known whose backup it is, or whether WAL is missing: the restore is not judged
+    unknown = _unknowns(reached["system_identifier"], fetched)
+    verification.checks.extend(unknown)
+    # a real recovery runs the restore_command for each segment: the fetch is in the RTO
+    rto = restored.seconds + fetch_seconds + recovery.start_to_ready
     ok = verification.ok
     return DrillEntry(
         "provider", "physical", ok, server=server,
@@ -216,12 +224,30 @@ def _physical(provider: Provider, backup: ProviderBackup, scene: Scene,
                  "recovery_seconds": round(recovery.start_to_ready, 3),
                  "verify_seconds": round(verify_seconds, 3)},
         phases=[{"phase": f"{provider.type} restore", "seconds": round(restored.seconds, 3)},
+                {"phase": f"{provider.type} WAL fetch", "seconds": round(fetch_seconds, 3)},
                 {"phase": "recovery", "seconds": round(recovery.start_to_ready, 3)},
                 {"phase": "verify", "seconds": round(verify_seconds, 3)}],
-        evidence={"restore": {"kind": "physical", "seconds": rto if ok else None,
-                              "why": None if ok else "the restore did not verify"}},
+        evidence={"restore": {"kind": "physical",
+                              "seconds": rto if ok and not unknown else None,
+                              "why": None if ok and not unknown else
+                              "the restore did not verify" if not ok else
+                              "unknown: " + "; ".join(f"{c.name}: {c.unknown}"
+                                                      for c in unknown)}},
         verification=verification.as_dict(), problems=verification.problems(),
         neutralised=None if neutralised is None else neutralised.as_dict())
+
+
+def _unknowns(identifier: dict[str, object], fetched: FetchedWal) -> list[Check]:
+    """What the drill could not judge, as unknown checks: whose backup it is (the system
+    identifiers) and whether WAL after the archive's end was missing (B6)."""
+    found = []
+    if identifier["status"] != "pass":
+        found.append(Check("system_identifier", True, [], 0.0, dict(identifier),
+                           unknown=f"not compared: {identifier.get('why')}"))
+    why = fetched.unknown()
+    if why:
+        found.append(Check("wal_continuity", True, [], 0.0, fetched.as_dict(), unknown=why))
+    return found
 
 
 def _verified(cluster: Cluster, recovery: Recovery, scene: Scene
@@ -257,16 +283,6 @@ def _verified(cluster: Cluster, recovery: Recovery, scene: Scene
                          *checks]), ran
 
 
-def last_archived(source: ExternalServer) -> str | None:
-    """The last WAL file the source's archiver archived (pg_stat_archiver; None when it
-    archived none, or will not say)."""
-    try:
-        row = source.query("SELECT last_archived_wal FROM pg_stat_archiver")
-    except psycopg.Error:
-        return None
-    return None if not row or row[0][0] is None else str(row[0][0])
-
-
 def source_major(datadir: Path) -> int:
     """The major version in the restored data directory's PG_VERSION (untrusted: digits
     only)."""
@@ -282,10 +298,14 @@ def source_major(datadir: Path) -> int:
     return int(text)
 
 
-def segment_size(backend: Backend, datadir: Path) -> int:
-    """The WAL segment size pg_controldata reads from the restored copy."""
-    found = _SEGMENT.search(backend.tools().run_tool(ToolCall("pg_controldata", [datadir],
-                                                              timeout=60)).stdout)
+def controldata(backend: Backend, datadir: Path) -> str:
+    """What pg_controldata prints of the restored copy (untrusted text)."""
+    return backend.tools().run_tool(ToolCall("pg_controldata", [datadir], timeout=60)).stdout
+
+
+def segment_size(control: str) -> int:
+    """The WAL segment size in the restored copy's pg_controldata output."""
+    found = _SEGMENT.search(control)
     size = int(found.group(1)) if found else DEFAULT_SEGMENT_SIZE
     if size not in SEGMENT_SIZES:
         raise BackupError(f"the restored copy's pg_control says a WAL segment is {size} bytes",
@@ -297,8 +317,8 @@ def backup_point(backup: ProviderBackup, datadir: Path) -> tuple[BackupPoint, st
     """Where the backup's WAL starts and ends: from its tool's listing, else from the
     restored backup_label (then its end is unknown: the note says so)."""
     if backup.start_lsn and backup.timeline:
-        start = parse_lsn(backup.start_lsn)
-        end = parse_lsn(backup.end_lsn) if backup.end_lsn else start
+        start = _tool_lsn(backup, "start", backup.start_lsn)
+        end = _tool_lsn(backup, "end", backup.end_lsn) if backup.end_lsn else start
         return (BackupPoint(start, backup.timeline, end, backup.finished),
                 None if backup.end_lsn else "the tool lists no end LSN: the backup's end is "
                 "not checked before recovery ends")
@@ -316,6 +336,15 @@ def backup_point(backup: ProviderBackup, datadir: Path) -> tuple[BackupPoint, st
     lsn = parse_lsn(where.group(1))
     return (BackupPoint(lsn, int(line.group(1)), lsn, backup.finished),
             "from backup_label: the backup's end LSN is unknown (recovery reports it)")
+
+
+def _tool_lsn(backup: ProviderBackup, which: str, text: str) -> int:
+    """An LSN the tool listed for `backup` (untrusted), or BackupError."""
+    try:
+        return parse_lsn(text)
+    except ValueError:
+        raise BackupError(f"the tool listed {which} LSN {text[:40]!r} for backup {backup.id}: "
+                          "not an LSN", "inspect the tool's catalog of that backup") from None
 
 
 def _empty(path: Path) -> Path:

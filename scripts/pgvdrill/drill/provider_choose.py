@@ -5,10 +5,10 @@ it (time: by its finish time; LSN: by its end LSN), which the target's WAL must 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pgvdrill.errors import ConfigError, RestoreError
-from pgvdrill.providers.base import ProviderBackup
+from pgvdrill.providers.base import ProviderBackup, finished_in_future
 from pgvdrill.wal.names import parse_lsn
 from pgvdrill.wal.pitr import Target
 
@@ -26,11 +26,19 @@ def named(backups: Sequence[ProviderBackup], backup_id: str, provider: str) -> P
 def newest(backups: Sequence[ProviderBackup], kind: str, target: Target, provider: str
            ) -> ProviderBackup | None:
     """The newest complete `kind` backup `target` can be recovered to from (None: it lists
-    no backup of that kind); RestoreError when it lists some, but none before the target.
-    Backups are ordered by their finish time where the tool says it, else as listed."""
+    no backup of that kind); RestoreError when it lists some, but none before the target,
+    or one that finished in the future (which is newest is then unknown). Backups are
+    ordered by their finish time where the tool says it, else as listed."""
     of_kind = [b for b in backups if b.kind == kind]
     if not of_kind:
         return None
+    now = datetime.now(UTC)
+    future = [why for b in of_kind if (why := finished_in_future(b, now))]
+    if future:
+        raise RestoreError(f"provider {provider}: {future[0]}; which {kind} backup is the "
+                           "newest is unknown",
+                           "fix the tool's clock or its catalog, or drill a backup by name "
+                           "with --backup")
     usable = [b for b in of_kind if before(b, target)]
     if not usable:
         raise RestoreError(

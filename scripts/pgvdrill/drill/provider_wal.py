@@ -10,7 +10,13 @@ lists beyond the last one fetched, on that history, means the missing one is a W
 missing from the archive. A tool that cannot list its archive leaves the source's word:
 the last segment its archiver archived (pg_stat_archiver), when that is on the history
 and beyond the missing one, was archived and is gone (when the archive gave at least one
-segment: else it may not be where the source archives).
+segment: else it may not be where the source archives). Without a listing, the source's
+WAL position read before the drill (pg_current_wal_lsn()) also tells: a missing segment
+more than one segment before the one the source was writing was due in the archive (the
+one just completed may still be on its way): WAL missing from the archive or never
+archived (again only when the archive gave at least one segment: one that gives none may
+be no archive of the source's, or none at all). When none of them can tell, the archive's
+end is unknown (`unknown`).
 """
 
 from __future__ import annotations
@@ -42,15 +48,46 @@ class FetchedWal:
     beyond: tuple[str, ...] | None
     segment_size: int
     witness: str = "its listing"
+    source_lsn: int | None = None  # without a listing: the source's WAL position before
 
     def problems(self, tool: str) -> list[str]:
-        """A WAL file missing from the archive: named, with what lies beyond it."""
-        if not self.beyond:
-            return []
+        """A WAL file missing from the archive: named, with what lies beyond it (or with
+        where the source's WAL already was)."""
         start = Segment.from_name(self.missing, self.segment_size).start
-        return [f"WAL segment {self.missing} is missing from {tool}'s archive, which holds "
-                f"later WAL ({self.beyond[0]} .. {self.beyond[-1]}, as {self.witness} says): "
-                f"recovery cannot get past {format_lsn(start)}"]
+        if self.beyond:
+            return [f"WAL segment {self.missing} is missing from {tool}'s archive, which "
+                    f"holds later WAL ({self.beyond[0]} .. {self.beyond[-1]}, as "
+                    f"{self.witness} says): recovery cannot get past {format_lsn(start)}"]
+        if self._behind():
+            assert self.source_lsn is not None
+            return [f"WAL segment {self.missing} is not in {tool}'s archive, which ends at "
+                    f"{format_lsn(start)}, while the source's WAL was already at "
+                    f"{format_lsn(self.source_lsn)} before the drill: WAL missing from the "
+                    f"archive or not archived; recovery cannot get past {format_lsn(start)}"]
+        return []
+
+    def unknown(self) -> str | None:
+        """Why the archive's end cannot be judged: no listing, no word from the source's
+        archiver and no WAL position of the source, or an archive that gave no segment;
+        None when it can."""
+        if self.beyond is not None:
+            return None
+        if not self.segments:
+            return (f"the archive gave no WAL segment from the backup's start ({self.missing}) "
+                    "on: none is configured, or it is not where the source archives; whether "
+                    "the WAL after the backup is archived is not judged")
+        if self.source_lsn is None:
+            return ("neither the archive's listing, the source's archiver nor the source's WAL "
+                    f"position can tell whether WAL after {self.segments[-1]} was archived")
+        return None
+
+    def _behind(self) -> bool:
+        """The source had completed WAL beyond the missing segment, one segment of slack
+        (a segment just completed may still be on its way to the archive)."""
+        if self.source_lsn is None or not self.segments:
+            return False
+        missing = Segment.from_name(self.missing, self.segment_size).number
+        return missing < self.source_lsn // self.segment_size - 1
 
     def reach(self) -> Reach | None:
         """Where recovery to the end must get: into the last segment fetched."""
@@ -66,18 +103,24 @@ class FetchedWal:
                 "first": self.segments[0] if self.segments else None,
                 "last": self.segments[-1] if self.segments else None,
                 "not_in_archive": self.missing,
-                "archive_end": "unknown: neither the archive nor the source's archiver can "
-                "tell whether later WAL was archived" if self.beyond is None else
-                f"a gap, as {self.witness} says" if self.beyond else
-                f"{self.missing} and after: not in the archive, as {self.witness} says"}
+                "source_wal_lsn": None if self.source_lsn is None else
+                format_lsn(self.source_lsn),
+                "archive_end": f"a gap, as {self.witness} says" if self.beyond else
+                "behind the source's WAL position" if self._behind() else
+                f"unknown: {self.unknown()}" if self.unknown() else
+                f"{self.missing} and after: not in the archive, as "
+                + (self.witness if self.beyond is not None else
+                   "the source's WAL position says")}
 
 
 def fetch_archive(provider: Provider, start_lsn: int, timeline: int, into: Path,
-                  segment_size: int, archived: str | None = None) -> FetchedWal:
+                  segment_size: int, archived: str | None = None,
+                  source_lsn: int | None = None) -> FetchedWal:
     """Fetch the WAL recovery from `start_lsn` on `timeline` reads (see the module
     docstring) into the empty directory `into` (`archived`: the source's last archived WAL
-    file, read before, untrusted); BackupError for a file the archive gave that cannot be
-    what its name says (a history file that does not parse, a segment of the wrong size)."""
+    file, `source_lsn`: its WAL position, both read before, untrusted); BackupError for a
+    file the archive gave that cannot be what its name says (a history file that does not
+    parse, a segment of the wrong size)."""
     listed = provider.wal_names()  # before fetching: what it lists must then be there
     histories = _histories(provider, timeline, into)
     latest = max([timeline, *(int(name[:8], 16) for name in histories)])
@@ -102,7 +145,7 @@ def fetch_archive(provider: Provider, start_lsn: int, timeline: int, into: Path,
         not _on_path(archived, spans, segment_size) else \
         _beyond([archived], spans, number, segment_size)
     return FetchedWal(into, tuple(histories), tuple(segments), tried[0], said, segment_size,
-                      f"the source's pg_stat_archiver (last archived: {archived})")
+                      f"the source's pg_stat_archiver (last archived: {archived})", source_lsn)
 
 
 def _histories(provider: Provider, timeline: int, into: Path) -> list[str]:

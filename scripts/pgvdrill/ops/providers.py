@@ -19,7 +19,7 @@ from pgvdrill.config import Provider as ProviderConf
 from pgvdrill.errors import BackupError, ConfigError, DrillError
 from pgvdrill.policy.fail_on import TARGETS_MISSED
 from pgvdrill.policy.targets import Targets
-from pgvdrill.providers.base import Provider, ProviderBackup, ToolCheck
+from pgvdrill.providers.base import Provider, ProviderBackup, ToolCheck, finished_in_future
 from pgvdrill.providers.registry import make
 
 SCHEMA = "pgvdrill.providers/1"
@@ -100,8 +100,11 @@ def _judge_age(found: Health, newest: ProviderBackup, targets: Targets, now: dat
                ) -> dict[str, Any]:
     limit = float(getattr(targets.backup_age, newest.kind))
     age = _age(newest, now)
-    status = "unknown" if age is None else "pass" if age <= limit else "fail"
-    if age is None:
+    future = finished_in_future(newest, now)
+    status = "unknown" if age is None or future else "pass" if age <= limit else "fail"
+    if future:  # its age is not known: a problem of the tool, never a pass
+        found.problems.append(f"{found.name}: {future}: its age is unknown")
+    elif age is None:
         found.unknown.append(f"{found.name}: {newest.id} has no finish time: its age is "
                              "unknown")
     elif age > limit:

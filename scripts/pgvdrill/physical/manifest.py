@@ -11,6 +11,8 @@ from pgvdrill.errors import BackupError
 
 _LABEL_START = re.compile(r"^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+)", re.M)
 _LABEL_TIMELINE = re.compile(r"^START TIMELINE: (\d+)", re.M)
+_LSN = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
+MAX_TIMELINE = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -29,17 +31,39 @@ def lsn_int(lsn: str) -> int:
 
 
 def manifest_ranges(manifest: Path) -> list[WalRange]:
-    """The WAL ranges of a pg_basebackup manifest, one per timeline, newest first."""
+    """The WAL ranges of a pg_basebackup manifest, one per timeline, newest first; a
+    manifest is untrusted: BackupError unless it lists at least one range, each with a
+    timeline in 1..2**32-1 and LSNs (upper case, like 0/3000028) with start <= end."""
     try:
         ranges = json.loads(manifest.read_text())["WAL-Ranges"]
-        return [WalRange(int(r["Timeline"]), r["Start-LSN"], r["End-LSN"]) for r in ranges]
+        found = [_range(r) for r in ranges]
     except FileNotFoundError:
         raise BackupError(f"{manifest} is missing",
                           "a pg_basebackup backup always has one: the backup is incomplete"
                           ) from None
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise BackupError(f"{manifest} is not a readable backup manifest ({exc})",
-                          "the backup is damaged: take a new one") from exc
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+        why = "JSON nested too deep" if isinstance(exc, RecursionError) else exc
+        raise BackupError(f"{manifest} is not a readable backup manifest ({why})",
+                          "the backup is damaged: take a new one") from None
+    if not found:
+        raise BackupError(f"{manifest} lists no WAL range",
+                          "the backup is damaged: take a new one")
+    return found
+
+
+def _range(item: object) -> WalRange:
+    """One manifest WAL-Ranges entry, checked (ValueError/TypeError/KeyError otherwise)."""
+    if not isinstance(item, dict):
+        raise TypeError(f"WAL range {str(item)[:80]!r} is not an object")
+    timeline, start, end = item["Timeline"], item["Start-LSN"], item["End-LSN"]
+    if type(timeline) is not int or not 0 < timeline <= MAX_TIMELINE:
+        raise ValueError(f"timeline {repr(timeline)[:40]} is not in 1..{MAX_TIMELINE}")
+    for lsn in (start, end):
+        if not (isinstance(lsn, str) and _LSN.fullmatch(lsn.upper())):
+            raise ValueError(f"{repr(lsn)[:40]} is not an LSN like 0/3000028")
+    if lsn_int(start) > lsn_int(end):
+        raise ValueError(f"the range starts at {start}, after its end {end}")
+    return WalRange(timeline, start.upper(), end.upper())
 
 
 def label_range(label: str, end: str) -> WalRange:

@@ -19,7 +19,7 @@ import abc
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +27,10 @@ from pgvdrill.errors import ConfigError
 
 Kind = Literal["physical", "logical"]
 Status = Literal["pass", "fail", "unknown"]
+MAX_TIMELINE = 0xFFFFFFFF  # PostgreSQL's TimeLineID is 32 bits: a listed timeline's bound
+# how far a tool's clock may run ahead of the drill host's before its finish times are not
+# believed (a backup "finished" later than now + this is the tool's clock or catalog wrong)
+CLOCK_SKEW = timedelta(minutes=5)
 BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}")
 
 
@@ -68,6 +72,17 @@ class ProviderBackup:
                 "source_version": self.source_version,
                 "path": None if self.path is None else str(self.path),
                 "details": dict(self.details)}
+
+
+def finished_in_future(backup: ProviderBackup, now: datetime) -> str | None:
+    """Why `backup`'s finish time cannot be believed: later than `now` + CLOCK_SKEW (its
+    age is then unknown, never within a target, and it is never taken as the newest);
+    None when it is not."""
+    if backup.finished is None or backup.finished <= now + CLOCK_SKEW:
+        return None
+    return (f"backup {backup.id} finished at {backup.finished.isoformat()}, in the future "
+            f"(now {now.isoformat(timespec='seconds')}): the tool's clock or its catalog is "
+            "wrong")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pgvdrill import config
 from pgvdrill.errors import ConfigError, RestoreError, ToolError
 from pgvdrill.proc import runner, template
 from pgvdrill.providers.base import (
+    MAX_TIMELINE,
     Kind,
     Provider,
     ProviderBackup,
@@ -58,19 +59,28 @@ def _percent(text: str, values: Mapping[str, str]) -> str:
 
 def parse_list(text: str, kind: Kind) -> list[ProviderBackup]:
     """The backups `list` printed: one JSON object per non-empty line (docs/providers/
-    command.md), oldest first by finish time; ToolError naming the line that is not one."""
-    found = []
+    command.md), each id once, oldest first by finish time; ToolError naming the line that
+    is not one."""
+    found: dict[str, tuple[int, ProviderBackup]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            found.append(_backup(json.loads(line), kind))
-        except (ValueError, TypeError, ConfigError) as exc:
-            why = exc.message if isinstance(exc, ConfigError) else str(exc)
-            raise ToolError(["list"], 0, f"line {number}: {line[:200]!r}: {why}",
-                            "make the list command print one JSON object per backup, "
-                            "see docs/providers/command.md") from None
-    return sorted(found, key=lambda b: b.finished or b.started or EPOCH)
+            backup = _backup(json.loads(line), kind)
+        except (ValueError, TypeError, RecursionError, ConfigError) as exc:
+            why = exc.message if isinstance(exc, ConfigError) else \
+                "JSON nested too deep" if isinstance(exc, RecursionError) else str(exc)
+            raise _bad_list(f"line {number}: {line[:200]!r}: {why}") from None
+        if backup.id in found:
+            raise _bad_list(f"lines {found[backup.id][0]} and {number} both list backup "
+                            f"{backup.id!r}: which one the restore restores is unknown")
+        found[backup.id] = (number, backup)
+    return sorted((b for _, b in found.values()), key=lambda b: b.finished or b.started or EPOCH)
+
+
+def _bad_list(why: str) -> ToolError:
+    return ToolError(["list"], 0, why, "make the list command print one JSON object per "
+                     "backup, each id once, see docs/providers/command.md")
 
 
 def _backup(item: object, kind: Kind) -> ProviderBackup:
@@ -89,9 +99,11 @@ def _backup(item: object, kind: Kind) -> ProviderBackup:
         if lsn is not None and not (isinstance(lsn, str) and _LSN.fullmatch(lsn.upper())):
             raise ValueError(f"{key} {lsn!r} is not an LSN like 0/3000028")
     timeline, size = item.get("timeline"), item.get("size_bytes")
-    for key, number in (("timeline", timeline), ("size_bytes", size)):
-        if number is not None and (type(number) is not int or number < (key == "timeline")):
-            raise ValueError(f"{key} {number!r} is not a whole number in range")
+    for key, number, top in (("timeline", timeline, MAX_TIMELINE), ("size_bytes", size, None)):
+        if number is not None and (type(number) is not int or number < (key == "timeline")
+                                   or (top is not None and number > top)):
+            raise ValueError(f"{key} {number!r} is not a whole number in range"
+                             + (f" (1..{top})" if top else ""))
     return ProviderBackup(
         check_backup_id(item["id"], "the list command"), listed,
         started=_time(item, "started"), finished=_time(item, "finished"),
