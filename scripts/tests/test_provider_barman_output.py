@@ -143,14 +143,7 @@ def test_a_path_that_is_not_a_wal_file_is_refused(line: str) -> None:
         output.wal_names(json.dumps({"_INFO": "000000010000000000000005"}))
 
 
-def test_barman_user_and_version() -> None:
-    assert output.barman_user(json.dumps({"global": {"config": {"barman_user": "pgvbarman"}}})
-                              ) == "pgvbarman"
-    assert output.barman_user(json.dumps({"global": {"config": {}}})) == "barman"
-    for hostile in ({"global": {"config": {"barman_user": "root; id"}}}, {"global": []},
-                    {"global": {"config": {"barman_user": 0}}}):
-        with pytest.raises(ValueError):
-            output.barman_user(json.dumps(hostile))
+def test_version() -> None:
     assert output.version("3.19.1 Barman by EnterpriseDB (www.enterprisedb.com)\n") == \
         "barman 3.19.1"
     with pytest.raises(ValueError):

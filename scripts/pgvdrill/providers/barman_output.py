@@ -162,15 +162,3 @@ def wal_names(text: str) -> list[str]:
         names.append(name)
     return names
 
-
-def barman_user(text: str) -> str:
-    """`diagnose`: the OS user Barman runs as (its barman_user; "barman" by default)."""
-    config: Any = _load(text)
-    for key in ("global", "config"):
-        config = config.get(key) if isinstance(config, dict) else None
-    if not isinstance(config, dict):
-        raise ValueError("no global.config object")
-    user = config.get("barman_user", "barman")
-    if not isinstance(user, str) or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}\$?", user):
-        raise ValueError(f"barman_user {_text(user)[:40]!r} is not a user name")
-    return user
