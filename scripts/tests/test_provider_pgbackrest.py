@@ -7,12 +7,15 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pgvdrill import config
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.providers import pgbackrest_parse as parse
+from pgvdrill.providers.pgbackrest import PgBackRest
 
 LABEL = "20261207-222038F"
 INFO: list[dict[str, Any]] = [{
@@ -217,3 +220,33 @@ def test_verify_without_the_wal_the_backup_starts_in() -> None:
 def test_verify_that_printed_nothing_readable_is_not_a_verdict() -> None:
     seen = parse.verified("garbage\nstatus: \n", "", LABEL, "15-1", START)
     assert seen.status is None and seen.backup_status is None
+
+
+@pytest.mark.parametrize("env", ["PGBACKREST_CONFIG_INCLUDE_PATH", "PGBACKREST_CONFIG_PATH",
+                                 None])
+def test_an_included_configuration_others_can_write_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None) -> None:
+    """pgBackRest reads every *.conf of its config-include-path (cmd-ssh, repo paths: what
+    it runs and restores) unless a --config is named and neither variable is set."""
+    base = tmp_path / "etc"
+    (base / "conf.d").mkdir(parents=True)
+    conf = base / "pgbackrest.conf"
+    conf.write_text("[global]\n")
+    loose = base / "conf.d" / "repo.conf"
+    loose.write_text("[global]\ncmd-ssh=/tmp/x\n")
+    loose.chmod(0o666)
+    (base / "conf.d" / "notes.txt").write_text("not read\n")
+    if env is not None:
+        monkeypatch.setenv(env, str(base / "conf.d" if env.endswith("INCLUDE_PATH") else base))
+    provider = config.Provider(name="p", type="pgbackrest", stanza="main", config=conf)
+    if env is None:
+        PgBackRest(provider)  # pgBackRest reads no include path: nothing to refuse
+        monkeypatch.setenv("PGBACKREST_CONFIG_PATH", str(base))
+        provider = config.Provider(name="p", type="pgbackrest", stanza="main")
+    with pytest.raises(ConfigError, match=r"included configuration .*repo\.conf"):
+        PgBackRest(provider)
+    loose.chmod(0o644)
+    PgBackRest(provider)
+    (base / "conf.d").chmod(0o777)
+    with pytest.raises(ConfigError, match="config-include-path"):
+        PgBackRest(provider)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import tempfile
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from pgvdrill import config
 from pgvdrill.backends import default_workdir
 from pgvdrill.errors import ConfigError, DrillError, RestoreError, ToolError
+from pgvdrill.files.trust import require_trusted
 from pgvdrill.proc import runner
 from pgvdrill.providers import pgbackrest_parse as parse
 from pgvdrill.providers.base import (
@@ -36,6 +38,9 @@ from pgvdrill.providers.base import (
 from pgvdrill.repository.paths import copy_regular
 from pgvdrill.wal.names import is_archive_name
 
+CONFIG_PATH = "/etc/pgbackrest"  # pgBackRest's --config-path default
+OLD_CONFIG = Path("/etc/pgbackrest.conf")  # read when the default config is missing
+INCLUDED = re.compile(r".+\.conf")  # what pgBackRest reads of --config-include-path
 PROBE_TIMEOUT = 600.0  # info, repo-ls, archive-get, check: short commands
 NOT_FOUND = 1  # archive-get's exit code when the archive lacks the file (2.45)
 
@@ -51,6 +56,7 @@ class PgBackRest(Provider):
         if not BACKUP_ID.fullmatch(conf.stanza):
             raise ConfigError(f"[provider.{conf.name}] stanza = {conf.stanza!r:.80} is not a "
                               "plain name", "use the stanza's name as pgbackrest.conf has it")
+        _require_trusted_configs(conf)
         self.program = runner.which("pgbackrest", conf.bin)
         self.user = _run_as(conf)
 
@@ -220,3 +226,36 @@ def _run_as(conf: config.Provider) -> str | None:
         raise ConfigError(f"[provider.{conf.name}] user = {conf.user!r}: only root can run "
                           "pgBackRest as another user", f"run pgvdrill as {conf.user} or root")
     return None
+
+
+def _require_trusted_configs(conf: config.Provider) -> None:
+    """ConfigError unless root and the caller alone can change every configuration file
+    pgBackRest reads (files/trust.py): --config (else $PGBACKREST_CONFIG, else
+    CONFIG_PATH/pgbackrest.conf or OLD_CONFIG) and the *.conf files of its
+    --config-include-path, which pgBackRest reads unless a config file is named and
+    neither $PGBACKREST_CONFIG_INCLUDE_PATH nor $PGBACKREST_CONFIG_PATH is set (2.45's
+    cfgFileLoad; pgvdrill passes no other option, the environment is passed on)."""
+    where = f"[provider.{conf.name}]"
+    stake = "chooses what pgBackRest runs and restores as {user}'s delegate"
+    env = os.environ
+    named = conf.config or (Path(env["PGBACKREST_CONFIG"]) if env.get("PGBACKREST_CONFIG")
+                            else None)
+    base = Path(env.get("PGBACKREST_CONFIG_PATH") or CONFIG_PATH)
+    main = named or base / "pgbackrest.conf"
+    if named is None and not main.exists() and str(base) == CONFIG_PATH:
+        main = OLD_CONFIG
+    if named is not None or main.exists():
+        require_trusted(main, f"{where}: pgBackRest's configuration", stake=stake)
+    if named is not None and not (env.get("PGBACKREST_CONFIG_INCLUDE_PATH")
+                                  or env.get("PGBACKREST_CONFIG_PATH")):
+        return
+    include = Path(env.get("PGBACKREST_CONFIG_INCLUDE_PATH") or base / "conf.d")
+    require_trusted(include, f"{where}: pgBackRest's config-include-path", stake=stake)
+    try:
+        names = sorted(os.listdir(include))
+    except OSError:
+        return  # missing: pgBackRest reads nothing there (its parents were checked)
+    for name in names:
+        if INCLUDED.fullmatch(name) and (include / name).is_file():
+            require_trusted(include / name, f"{where}: pgBackRest's included configuration",
+                            stake=stake)
