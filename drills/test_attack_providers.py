@@ -138,8 +138,6 @@ def test_the_rto_counts_the_time_spent_fetching_wal(
                                        + restore["recovery_seconds"] - 0.01, 3), (phases, restore)
 
 
-@pytest.mark.xfail(strict=True, reason="B9: the barman provider runs `barman recover` on a "
-                   "backup with tablespaces (restored to their original locations)")
 def test_barman_refuses_a_backup_with_tablespaces_before_recovering_it(
         make_production: Any) -> None:
     """`barman recover` without --tablespace puts each tablespace back at its original

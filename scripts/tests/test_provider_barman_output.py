@@ -53,6 +53,16 @@ def test_a_real_show_backup() -> None:
                          "20261207T222308").source_version == "16.2"
 
 
+
+def test_tablespaces_are_named_and_an_unsaid_list_is_none() -> None:
+    backup_id = "20261207T222308"
+    assert output.tablespaces(_show(tablespaces=[]), "prod", backup_id) == []
+    assert output.tablespaces(_show(tablespaces=[{"name": "ts1", "location": "/x",
+                                                  "oid": 16400}]), "prod", backup_id) == ["ts1"]
+    assert output.tablespaces(_show(), "prod", backup_id) is None  # SHOWN has none
+    with pytest.raises(ValueError):
+        output.tablespaces(_show(), "prod", "20261207T000000")
+
 def test_only_done_backups_are_listed() -> None:
     assert output.done_ids(json.dumps(LISTED), "prod") == ["20261207T222308",
                                                           "20261207T210000"]

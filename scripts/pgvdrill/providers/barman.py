@@ -4,6 +4,8 @@ or rsync), drilled through Barman's own commands: `list-backups`/`show-backup` (
 segment from the backup's begin_wal on reaches the drill through `fetch_wal`, the one way
 WAL is checked; the restore_command and recovery.signal Barman writes are replaced by the
 drill's), `get-wal` to standard output, `list-files --target wal`, `check` and `verify-backup`.
+A backup with tablespaces is refused before `recover` (Barman would put them back at their
+original locations, the source's own directories, without --tablespace).
 
 Barman runs as `user` (root only) or as the caller; run by root, Barman itself drops to
 its `barman_user`, which therefore gets the empty restore directory (read from the
@@ -89,6 +91,14 @@ class Barman(Provider):
     def restore(self, backup: ProviderBackup, into: Path) -> Restored:
         if any(into.iterdir()):
             raise RestoreError(f"{into} is not empty", "restore into an empty directory")
+        spaces = self._read(lambda text: output.tablespaces(text, self.server, backup.id),
+                            *JSON, "show-backup", self.server, backup.id)
+        if spaces is None or spaces:
+            named = ", ".join(spaces or ["or Barman did not say"])
+            raise RestoreError(f"backup {backup.id} has tablespaces ({named}): barman "
+                               "recover would put them back at their original locations, "
+                               "the source's own directories",
+                               "pgvdrill drills Barman backups without tablespaces")
         owner = self.user or barman_config.barman_user(self.main_config)
         if os.geteuid() == 0:
             entry = pwd.getpwnam(owner)
