@@ -93,8 +93,6 @@ def test_a_wal_gap_fails_even_when_the_archiver_statistics_were_reset(
     assert code != 0 and drill["ok"] is False, (output, wal)
 
 
-@pytest.mark.xfail(strict=True, reason="B7: the pgbackrest provider's own check (`pgbackrest "
-                   "check`) switches production's WAL and archives into the repository")
 def test_pgbackrest_checks_leave_the_repository_and_productions_wal_as_they_were(
         pgbackrest_stanza: Stanza) -> None:  # noqa: F811
     """Provider health runs without a restore; production and the tool's repository are

@@ -250,3 +250,44 @@ def test_an_included_configuration_others_can_write_is_refused(
     (base / "conf.d").chmod(0o777)
     with pytest.raises(ConfigError, match="config-include-path"):
         PgBackRest(provider)
+
+
+def test_health_of_a_good_stanza_is_read_from_info_alone() -> None:
+    assert parse.health(info(), "main") == [("stanza status", None),
+                                            ("repository status", None), ("archive", None)]
+
+
+def _problems(change: Any) -> dict[str, str | None]:
+    return dict(parse.health(info(change), "main"))
+
+
+def test_health_names_a_bad_stanza_repository_or_archive() -> None:
+    def unreachable(stanza: dict[str, Any], _: dict[str, Any]) -> None:
+        stanza["repo"][0]["status"] = {"code": 99, "message": "[PathOpenError] denied"}
+        stanza["status"] = {"code": 99, "message": "other"}
+    found = _problems(unreachable)
+    assert found["stanza status"] == "code 99: other"
+    assert found["repository status"] == "repo1: code 99: [PathOpenError] denied"
+
+    def short(stanza: dict[str, Any], _: dict[str, Any]) -> None:
+        stanza["archive"][0]["max"] = "000000010000000000000003"
+    assert "before 000000010000000000000004, where the newest backup" in str(
+        _problems(short)["archive"])
+
+    def none(stanza: dict[str, Any], _: dict[str, Any]) -> None:
+        stanza["archive"] = [{"database": {"id": 1, "repo-key": 1}, "id": "15-1",
+                              "max": None, "min": None}]
+        stanza["backup"] = []
+        stanza["status"] = {"code": 2, "message": "no valid backups"}
+    found = _problems(none)
+    assert found["stanza status"] == "code 2: no valid backups"
+    assert found["archive"] == "the archive holds no WAL of the stanza's current database"
+
+
+def test_health_of_hostile_info_is_a_backup_error() -> None:
+    def hostile(stanza: dict[str, Any], _: dict[str, Any]) -> None:
+        stanza["archive"][0]["max"] = "../../x"
+    with pytest.raises(BackupError, match="archive max"):
+        parse.health(info(hostile), "main")
+    with pytest.raises(BackupError):
+        parse.health("[" * 100_000, "main")

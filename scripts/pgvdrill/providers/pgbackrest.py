@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pgvdrill import config
 from pgvdrill.backends import default_workdir
-from pgvdrill.errors import ConfigError, DrillError, RestoreError, ToolError
+from pgvdrill.errors import BackupError, ConfigError, DrillError, RestoreError, ToolError
 from pgvdrill.files.trust import require_trusted
 from pgvdrill.proc import runner
 from pgvdrill.providers import pgbackrest_parse as parse
@@ -41,7 +41,7 @@ from pgvdrill.wal.names import is_archive_name
 CONFIG_PATH = "/etc/pgbackrest"  # pgBackRest's --config-path default
 OLD_CONFIG = Path("/etc/pgbackrest.conf")  # read when the default config is missing
 INCLUDED = re.compile(r".+\.conf")  # what pgBackRest reads of --config-include-path
-PROBE_TIMEOUT = 600.0  # info, repo-ls, archive-get, check: short commands
+PROBE_TIMEOUT = 600.0  # info, repo-ls, archive-get: short commands
 NOT_FOUND = 1  # archive-get's exit code when the archive lacks the file (2.45)
 
 
@@ -159,18 +159,28 @@ class PgBackRest(Provider):
         return sorted(set(names))
 
     def checks(self) -> list[ToolCheck]:
-        return [self._check("pgbackrest check", "check")]
-
-    def _check(self, name: str, command: str, *args: str) -> ToolCheck:
-        argv = tuple(self.argv(command, *args))
+        """Read-only evidence from `pgbackrest info` (parse.health): never `pgbackrest
+        check`, which makes the source switch WAL and archives a segment."""
+        argv = tuple(self.argv("info", "--output=json"))
         started = time.monotonic()
         try:
-            result = self.run(command, *args, check=False, timeout=None)
+            result = self.run("info", "--output=json", check=False)
         except DrillError as exc:  # could not run at all (timeout, missing program)
-            return ToolCheck(name, "unknown", argv, reason=exc.message,
-                             seconds=time.monotonic() - started)
-        return ToolCheck(name, "pass" if result.returncode == 0 else "fail", argv,
-                         (result.stdout + result.stderr)[-4000:], seconds=result.seconds)
+            return [ToolCheck("pgbackrest info", "unknown", argv, reason=exc.message,
+                              seconds=time.monotonic() - started)]
+        said = (result.stdout + result.stderr)[-4000:]
+        if result.returncode != 0:
+            return [ToolCheck("pgbackrest info", "fail", argv, said,
+                              f"pgbackrest info exited {result.returncode}: the repository "
+                              "cannot be read", result.seconds)]
+        try:
+            found = parse.health(result.stdout, self.conf.stanza)
+        except BackupError as exc:
+            return [ToolCheck("pgbackrest info", "unknown", argv, said, exc.message,
+                              result.seconds)]
+        return [ToolCheck(f"pgbackrest info: {what}", "fail" if problem else "pass", argv,
+                          problem or "ok", problem, result.seconds)
+                for what, problem in found]
 
     def verify(self, backup: ProviderBackup) -> ToolCheck:
         """`pgbackrest verify` (the whole repository: 2.45 has no --set), judged for
