@@ -46,7 +46,18 @@ def damaged(backup_dir: Path, tmp_path: Path) -> Path:
     ("x-20251101T020000Z", datetime(2025, 11, 1, 2, 0, 0, tzinfo=UTC)),
     ("b_2025-11-01_02-00-00.dump", datetime(2025, 11, 1, 2, 0, 0).astimezone()),
     ("b_20251101020000", datetime(2025, 11, 1, 2, 0, 0).astimezone()),
-    ("b_20251399_020000", None), ("nightly.dump", None), ("b_120251101_020000", None)])
+    ("b_20251399_020000", None), ("nightly.dump", None), ("b_120251101_020000", None),
+    # `date -Iseconds` and other zones: the instant the name says, wherever the drill runs
+    ("full_backup_2026-12-07T07:06:12+14:00.dump",
+     datetime(2026, 12, 6, 17, 6, 12, tzinfo=UTC)),
+    ("b_20261207T070612,5-0530", datetime(2026, 12, 7, 12, 36, 12, tzinfo=UTC)),
+    ("b_20261207_070612+0100", datetime(2026, 12, 7, 6, 6, 12, tzinfo=UTC)),
+    ("b_20261207_070612+2500", None),  # no zone: the mtime, never a guess
+    # no seconds, or a date alone: the end of that minute or day (the youngest reading)
+    ("full_backup_20251101_0200.dump", datetime(2025, 11, 1, 2, 0, 59).astimezone()),
+    ("full_backup_2025-11-01.dump", datetime(2025, 11, 1, 23, 59, 59).astimezone()),
+    ("b_20251101", datetime(2025, 11, 1, 23, 59, 59).astimezone()),
+    ("b_2025110102", None)])
 def test_the_time_in_a_file_name(name: str, when: datetime | None) -> None:
     assert name_time(name) == when
 
@@ -75,6 +86,19 @@ def test_a_name_without_a_time_takes_the_mtime(backup_dir: Path, tmp_path: Path)
 
     assert dump.finished == datetime.fromtimestamp(1_700_000_000, UTC)
     assert dump.details["finished_from"] == "mtime"
+
+
+def test_a_name_with_a_date_is_aged_by_it_whatever_its_mtime(backup_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """Last year's dump copied back (`cp` sets a new mtime): the name says its age."""
+    root = damaged(backup_dir, tmp_path)
+    (root / DUMP).rename(root / "full_backup_2025-11-01.dump")
+
+    dump = provider(root).backups()[0]
+
+    assert dump.finished == datetime(2025, 11, 1, 23, 59, 59).astimezone()
+    assert dump.details["finished_from"] == "file name"
+    assert "later than the name's time" in str(dump.details["mtime"])
 
 
 def test_good_backups_verify_restore_and_fetch_their_wal(backup_dir: Path,
