@@ -220,8 +220,6 @@ def _base_backup(tmp_path: Path, manifest: str) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="B14: a base backup's backup_manifest with no WAL range "
-                   "or nested too deep crashes the files provider's listing")
 @pytest.mark.parametrize("manifest", [json.dumps({"WAL-Ranges": []}), DEEP],
                          ids=["no WAL range", "nested too deep"])
 def test_providers_on_a_damaged_backup_manifest_say_so_without_a_traceback(
@@ -230,8 +228,6 @@ def test_providers_on_a_damaged_backup_manifest_say_so_without_a_traceback(
     assert "backup_manifest" in out + err, (code, out, err)
 
 
-@pytest.mark.xfail(strict=True, reason="B14: LSNs of a backup_manifest are listed unchecked; the "
-                   "drill's backup_point then raises a ValueError (a traceback)")
 def test_a_backup_manifest_lsn_that_is_no_lsn_is_not_listed_as_one(tmp_path: Path) -> None:
     config_path = _base_backup(tmp_path, json.dumps(
         {"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "zz", "End-LSN": "0/1"}]}))

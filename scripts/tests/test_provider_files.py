@@ -5,6 +5,7 @@ planted file refused or failed by name."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from fixtures.ops import ArchivedRepo
 from fixtures.provider_files import BASE, DUMP, backup_manager_dir
 from pgvdrill.config import Provider as ProviderConf
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.providers.files import FilesProvider, name_time
+from pgvdrill.providers.files import FilesProvider, _manifest_range, name_time
 from pgvdrill.providers.registry import make
 
 
@@ -211,3 +212,17 @@ def test_a_missing_wal_archive_fails_the_check(backup_dir: Path, tmp_path: Path)
 
     wal = {c.name: c for c in checks}["wal archive"]
     assert wal.status == "fail" and "unmounted is missing" in wal.output
+
+
+@pytest.mark.parametrize(("ranges", "said"), [
+    ([{"Timeline": 2**32, "Start-LSN": "0/2000028", "End-LSN": "0/3000000"}], "timeline"),
+    ([{"Timeline": 0, "Start-LSN": "0/2000028", "End-LSN": "0/3000000"}], "timeline"),
+    ([{"Timeline": 1, "Start-LSN": 5, "End-LSN": "0/3000000"}], "not an LSN"),
+    ([{"Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "zz"}], "not an LSN"),
+    ([], "no WAL range")])
+def test_a_damaged_manifest_range_is_named_not_listed(tmp_path: Path, ranges: object,
+                                                      said: str) -> None:
+    manifest = tmp_path / "backup_manifest"
+    manifest.write_text(json.dumps({"WAL-Ranges": ranges}))
+    with pytest.raises(BackupError, match=said):
+        _manifest_range(manifest)
