@@ -107,8 +107,10 @@ def test_a_restored_copy_replays_and_never_writes_to_the_bucket(
         backend: Backend, record_property: pytest.RecordProperty) -> None:
     """Restore with barman-cloud-restore, fetch its WAL with barman-cloud-wal-restore into
     a directory of the drill's own, adopt (neutralise) and recover to the archive's end:
-    the same rows as production; archive_mode off; the bucket's objects (keys, ETags)
-    unchanged although the copy was promoted onto a new timeline and switched WAL."""
+    the same rows as production; archive_mode off, no .ready file and nothing archived
+    after a WAL switch (seen at once, without waiting on an archiver); the bucket's
+    objects (keys, ETags) unchanged although the copy was promoted onto a new timeline
+    and switched WAL."""
     production = cloud_production.production
     before = cloud_production.listing()
     work = Path(tempfile.mkdtemp(prefix="cloud-restore-", dir=backend.workdir))
@@ -134,6 +136,12 @@ def test_a_restored_copy_replays_and_never_writes_to_the_bucket(
         assert cluster.query("SHOW archive_mode") == [("off",)]
         cluster.query("SELECT pg_switch_wal()")
         cluster.query("CHECKPOINT")
+        # what an archiving copy shows at once (no waiting on its archiver): a .ready file
+        # for the segment it just completed, or that segment already archived
+        assert cluster.query("SELECT count(*) FROM pg_ls_archive_statusdir() "
+                             "WHERE name LIKE '%.ready'") == [(0,)]
+        assert cluster.query("SELECT archived_count, failed_count FROM pg_stat_archiver"
+                             ) == [(0, 0)]
     assert cloud_production.listing() == before
 
 
