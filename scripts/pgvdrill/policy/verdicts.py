@@ -104,10 +104,13 @@ def rto_verdict(targets: Targets, kind: str, seconds: float | None,
     return _at_most(f"rto.{kind}", seconds, getattr(targets.rto, kind), f"{kind} restore", why)
 
 
-def rpo_verdict(targets: Targets, kind: str, seconds: float | None) -> Verdict:
-    """Data at risk: `seconds` between the last recoverable point and the failure."""
+def rpo_verdict(targets: Targets, kind: str, seconds: float | None,
+                why: str | None = None) -> Verdict:
+    """Data at risk: `seconds` between the last recoverable point and the failure; `why`
+    explains missing evidence."""
     _check_kind(kind, RPO_KINDS, "RPO")
-    return _at_most(f"rpo.{kind}", seconds, getattr(targets.rpo, kind), "data loss window")
+    return _at_most(f"rpo.{kind}", seconds, getattr(targets.rpo, kind), "data loss window",
+                    why)
 
 
 def backup_age_verdict(targets: Targets, kind: str, age_seconds: float | None) -> Verdict:
@@ -184,7 +187,8 @@ def evaluate(targets: Targets, measured: Mapping[str, Any] | None) -> list[Verdi
 
     - "restore": {"kind": "logical"|"physical"|"pitr", "seconds": float | None,
       "why": why seconds is None (optional)}
-    - "rpo": {"kind": "wal_archiving"|"daily_backup", "seconds": float | None}
+    - "rpo": {"kind": "wal_archiving"|"daily_backup", "seconds": float | None,
+      "why": why seconds is None (optional)}
     - "throughput": [{"kind": ..., "bytes": int | None, "seconds": float | None}, ...]
     - "backup_age": {"kind": "logical"|"physical", "seconds": float | None}
 
@@ -200,7 +204,7 @@ def evaluate(targets: Targets, measured: Mapping[str, Any] | None) -> list[Verdi
                                     restore.get("why")))
     rpo = measured.get("rpo")
     if rpo is not None:
-        verdicts.append(rpo_verdict(targets, rpo["kind"], rpo.get("seconds")))
+        verdicts.append(rpo_verdict(targets, rpo["kind"], rpo.get("seconds"), rpo.get("why")))
     for item in measured.get("throughput") or []:
         verdicts.append(
             throughput_verdict(targets, item["kind"], item.get("bytes"), item.get("seconds"))
