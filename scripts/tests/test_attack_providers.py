@@ -64,8 +64,6 @@ def test_providers_on_a_list_nested_too_deep_says_so_without_a_traceback(
     assert "line 1" in out + err
 
 
-@pytest.mark.xfail(strict=True, reason="B1: barman-cloud's catalog output nested too deep is a "
-                   "RecursionError, not a BackupError")
 @pytest.mark.parametrize("parse", [barman_cloud_catalog.parse_backups,
                                    barman_cloud_catalog.parse_wal_names,
                                    barman_cloud_catalog.parse_missing])
@@ -148,8 +146,6 @@ def test_a_barman_server_configuration_others_can_write_is_refused(
         make(load_config(path).provider("barman"))
 
 
-@pytest.mark.xfail(strict=True, reason="B4: barman-cloud's listed timeline beyond PostgreSQL's "
-                   "32 bits is accepted")
 def test_a_barman_cloud_timeline_beyond_32_bits_is_refused() -> None:
     data = json.loads((Path(__file__).parent / "data" / "barman_cloud_backup_list.json")
                       .read_text())
