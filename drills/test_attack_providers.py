@@ -171,8 +171,6 @@ def test_barman_refuses_a_backup_with_tablespaces_before_recovering_it(
     assert sorted((str(p), p.stat().st_mtime_ns) for p in location.rglob("*")) == before
 
 
-@pytest.mark.xfail(strict=True, reason="B11: barman-cloud run as `user` cannot write the WAL "
-                   "file into the drill's own directory: every fetch fails")
 def test_barman_cloud_run_as_another_user_fetches_wal_into_the_drills_directory(
         cloud_production: Any) -> None:
     """The drill fetches into a directory of its own (root's, mode 0700, as

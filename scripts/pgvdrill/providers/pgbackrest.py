@@ -16,16 +16,14 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from pgvdrill import config
-from pgvdrill.backends import default_workdir
 from pgvdrill.errors import BackupError, ConfigError, DrillError, RestoreError, ToolError
 from pgvdrill.files.trust import require_trusted
 from pgvdrill.proc import runner
+from pgvdrill.providers import local
 from pgvdrill.providers import pgbackrest_parse as parse
 from pgvdrill.providers.base import (
     BACKUP_ID,
@@ -35,7 +33,6 @@ from pgvdrill.providers.base import (
     ToolCheck,
     check_backup_id,
 )
-from pgvdrill.repository.paths import copy_regular
 from pgvdrill.wal.names import is_archive_name
 
 CONFIG_PATH = "/etc/pgbackrest"  # pgBackRest's --config-path default
@@ -127,28 +124,15 @@ class PgBackRest(Provider):
     def fetch_wal(self, name: str, dest: Path) -> bool:
         if not is_archive_name(name):
             raise ConfigError(f"not a WAL file name: {name[:80]!r}")
-        # the tool user's own directory: the drill's may be closed to it
-        staging = Path(tempfile.mkdtemp(prefix="pgbackrest-wal-", dir=default_workdir()))
-        try:
-            if self.user is not None:
-                entry = pwd.getpwnam(self.user)
-                os.chown(staging, entry.pw_uid, entry.pw_gid)
-            got = self.run("archive-get", name, str(staging / name), check=False)
+        with local.staging(self.user, "pgbackrest-wal-") as staged:
+            got = self.run("archive-get", name, str(staged / name), check=False)
             if got.returncode == NOT_FOUND:
                 return False
             if got.returncode != 0:
                 raise ToolError(got.argv, got.returncode, got.stderr,
                                 f"pgBackRest could not fetch {name} from its archive")
-            part = dest.with_name(f".{dest.name}.part")
-            try:
-                copy_regular(staging / name, part)  # never through a symlink
-            except OSError as exc:
-                raise ToolError(got.argv, 0, str(exc), f"archive-get left no regular file "
-                                f"{name}") from None
-            part.replace(dest)
+            local.deliver(staged / name, dest, got.argv)
             return True
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     def wal_names(self) -> list[str] | None:
         names: list[str] = []
