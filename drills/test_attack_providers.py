@@ -89,8 +89,6 @@ def test_a_wal_gap_fails_even_when_the_archiver_statistics_were_reset(
     assert code != 0 and drill["ok"] is False, (output, wal)
 
 
-@pytest.mark.xfail(strict=True, reason="B7: the pgbackrest provider's own check (`pgbackrest "
-                   "check`) switches production's WAL and archives into the repository")
 def test_pgbackrest_checks_leave_the_repository_and_productions_wal_as_they_were(
         pgbackrest_stanza: Stanza) -> None:  # noqa: F811
     """Provider health runs without a restore; production and the tool's repository are
@@ -132,8 +130,6 @@ def test_the_rto_counts_the_time_spent_fetching_wal(
                                        + restore["recovery_seconds"] - 0.01, 3), (phases, restore)
 
 
-@pytest.mark.xfail(strict=True, reason="B9: the barman provider runs `barman recover` on a "
-                   "backup with tablespaces (restored to their original locations)")
 def test_barman_refuses_a_backup_with_tablespaces_before_recovering_it(
         make_production: Any) -> None:
     """`barman recover` without --tablespace puts each tablespace back at its original
@@ -169,8 +165,6 @@ def test_barman_refuses_a_backup_with_tablespaces_before_recovering_it(
     assert sorted((str(p), p.stat().st_mtime_ns) for p in location.rglob("*")) == before
 
 
-@pytest.mark.xfail(strict=True, reason="B11: barman-cloud run as `user` cannot write the WAL "
-                   "file into the drill's own directory: every fetch fails")
 def test_barman_cloud_run_as_another_user_fetches_wal_into_the_drills_directory(
         cloud_production: Any) -> None:
     """The drill fetches into a directory of its own (root's, mode 0700, as

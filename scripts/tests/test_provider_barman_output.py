@@ -53,6 +53,16 @@ def test_a_real_show_backup() -> None:
                          "20261207T222308").source_version == "16.2"
 
 
+
+def test_tablespaces_are_named_and_an_unsaid_list_is_none() -> None:
+    backup_id = "20261207T222308"
+    assert output.tablespaces(_show(tablespaces=[]), "prod", backup_id) == []
+    assert output.tablespaces(_show(tablespaces=[{"name": "ts1", "location": "/x",
+                                                  "oid": 16400}]), "prod", backup_id) == ["ts1"]
+    assert output.tablespaces(_show(), "prod", backup_id) is None  # SHOWN has none
+    with pytest.raises(ValueError):
+        output.tablespaces(_show(), "prod", "20261207T000000")
+
 def test_only_done_backups_are_listed() -> None:
     assert output.done_ids(json.dumps(LISTED), "prod") == ["20261207T222308",
                                                           "20261207T210000"]
@@ -143,14 +153,7 @@ def test_a_path_that_is_not_a_wal_file_is_refused(line: str) -> None:
         output.wal_names(json.dumps({"_INFO": "000000010000000000000005"}))
 
 
-def test_barman_user_and_version() -> None:
-    assert output.barman_user(json.dumps({"global": {"config": {"barman_user": "pgvbarman"}}})
-                              ) == "pgvbarman"
-    assert output.barman_user(json.dumps({"global": {"config": {}}})) == "barman"
-    for hostile in ({"global": {"config": {"barman_user": "root; id"}}}, {"global": []},
-                    {"global": {"config": {"barman_user": 0}}}):
-        with pytest.raises(ValueError):
-            output.barman_user(json.dumps(hostile))
+def test_version() -> None:
     assert output.version("3.19.1 Barman by EnterpriseDB (www.enterprisedb.com)\n") == \
         "barman 3.19.1"
     with pytest.raises(ValueError):

@@ -5,6 +5,7 @@ planted file refused or failed by name."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from fixtures.ops import ArchivedRepo
 from fixtures.provider_files import BASE, DUMP, backup_manager_dir
 from pgvdrill.config import Provider as ProviderConf
 from pgvdrill.errors import BackupError, ConfigError
-from pgvdrill.providers.files import FilesProvider, name_time
+from pgvdrill.providers.files import FilesProvider, _manifest_range, name_time
 from pgvdrill.providers.registry import make
 
 
@@ -46,7 +47,18 @@ def damaged(backup_dir: Path, tmp_path: Path) -> Path:
     ("x-20251101T020000Z", datetime(2025, 11, 1, 2, 0, 0, tzinfo=UTC)),
     ("b_2025-11-01_02-00-00.dump", datetime(2025, 11, 1, 2, 0, 0).astimezone()),
     ("b_20251101020000", datetime(2025, 11, 1, 2, 0, 0).astimezone()),
-    ("b_20251399_020000", None), ("nightly.dump", None), ("b_120251101_020000", None)])
+    ("b_20251399_020000", None), ("nightly.dump", None), ("b_120251101_020000", None),
+    # `date -Iseconds` and other zones: the instant the name says, wherever the drill runs
+    ("full_backup_2026-12-07T07:06:12+14:00.dump",
+     datetime(2026, 12, 6, 17, 6, 12, tzinfo=UTC)),
+    ("b_20261207T070612,5-0530", datetime(2026, 12, 7, 12, 36, 12, tzinfo=UTC)),
+    ("b_20261207_070612+0100", datetime(2026, 12, 7, 6, 6, 12, tzinfo=UTC)),
+    ("b_20261207_070612+2500", None),  # no zone: the mtime, never a guess
+    # no seconds, or a date alone: the end of that minute or day (the youngest reading)
+    ("full_backup_20251101_0200.dump", datetime(2025, 11, 1, 2, 0, 59).astimezone()),
+    ("full_backup_2025-11-01.dump", datetime(2025, 11, 1, 23, 59, 59).astimezone()),
+    ("b_20251101", datetime(2025, 11, 1, 23, 59, 59).astimezone()),
+    ("b_2025110102", None)])
 def test_the_time_in_a_file_name(name: str, when: datetime | None) -> None:
     assert name_time(name) == when
 
@@ -75,6 +87,19 @@ def test_a_name_without_a_time_takes_the_mtime(backup_dir: Path, tmp_path: Path)
 
     assert dump.finished == datetime.fromtimestamp(1_700_000_000, UTC)
     assert dump.details["finished_from"] == "mtime"
+
+
+def test_a_name_with_a_date_is_aged_by_it_whatever_its_mtime(backup_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """Last year's dump copied back (`cp` sets a new mtime): the name says its age."""
+    root = damaged(backup_dir, tmp_path)
+    (root / DUMP).rename(root / "full_backup_2025-11-01.dump")
+
+    dump = provider(root).backups()[0]
+
+    assert dump.finished == datetime(2025, 11, 1, 23, 59, 59).astimezone()
+    assert dump.details["finished_from"] == "file name"
+    assert "later than the name's time" in str(dump.details["mtime"])
 
 
 def test_good_backups_verify_restore_and_fetch_their_wal(backup_dir: Path,
@@ -187,3 +212,17 @@ def test_a_missing_wal_archive_fails_the_check(backup_dir: Path, tmp_path: Path)
 
     wal = {c.name: c for c in checks}["wal archive"]
     assert wal.status == "fail" and "unmounted is missing" in wal.output
+
+
+@pytest.mark.parametrize(("ranges", "said"), [
+    ([{"Timeline": 2**32, "Start-LSN": "0/2000028", "End-LSN": "0/3000000"}], "timeline"),
+    ([{"Timeline": 0, "Start-LSN": "0/2000028", "End-LSN": "0/3000000"}], "timeline"),
+    ([{"Timeline": 1, "Start-LSN": 5, "End-LSN": "0/3000000"}], "not an LSN"),
+    ([{"Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "zz"}], "not an LSN"),
+    ([], "no WAL range")])
+def test_a_damaged_manifest_range_is_named_not_listed(tmp_path: Path, ranges: object,
+                                                      said: str) -> None:
+    manifest = tmp_path / "backup_manifest"
+    manifest.write_text(json.dumps({"WAL-Ranges": ranges}))
+    with pytest.raises(BackupError, match=said):
+        _manifest_range(manifest)

@@ -7,12 +7,15 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pgvdrill import config
 from pgvdrill.errors import BackupError, ConfigError
 from pgvdrill.providers import pgbackrest_parse as parse
+from pgvdrill.providers.pgbackrest import PgBackRest
 
 LABEL = "20261207-222038F"
 INFO: list[dict[str, Any]] = [{
@@ -217,3 +220,74 @@ def test_verify_without_the_wal_the_backup_starts_in() -> None:
 def test_verify_that_printed_nothing_readable_is_not_a_verdict() -> None:
     seen = parse.verified("garbage\nstatus: \n", "", LABEL, "15-1", START)
     assert seen.status is None and seen.backup_status is None
+
+
+@pytest.mark.parametrize("env", ["PGBACKREST_CONFIG_INCLUDE_PATH", "PGBACKREST_CONFIG_PATH",
+                                 None])
+def test_an_included_configuration_others_can_write_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None) -> None:
+    """pgBackRest reads every *.conf of its config-include-path (cmd-ssh, repo paths: what
+    it runs and restores) unless a --config is named and neither variable is set."""
+    base = tmp_path / "etc"
+    (base / "conf.d").mkdir(parents=True)
+    conf = base / "pgbackrest.conf"
+    conf.write_text("[global]\n")
+    loose = base / "conf.d" / "repo.conf"
+    loose.write_text("[global]\ncmd-ssh=/tmp/x\n")
+    loose.chmod(0o666)
+    (base / "conf.d" / "notes.txt").write_text("not read\n")
+    if env is not None:
+        monkeypatch.setenv(env, str(base / "conf.d" if env.endswith("INCLUDE_PATH") else base))
+    provider = config.Provider(name="p", type="pgbackrest", stanza="main", config=conf)
+    if env is None:
+        PgBackRest(provider)  # pgBackRest reads no include path: nothing to refuse
+        monkeypatch.setenv("PGBACKREST_CONFIG_PATH", str(base))
+        provider = config.Provider(name="p", type="pgbackrest", stanza="main")
+    with pytest.raises(ConfigError, match=r"included configuration .*repo\.conf"):
+        PgBackRest(provider)
+    loose.chmod(0o644)
+    PgBackRest(provider)
+    (base / "conf.d").chmod(0o777)
+    with pytest.raises(ConfigError, match="config-include-path"):
+        PgBackRest(provider)
+
+
+def test_health_of_a_good_stanza_is_read_from_info_alone() -> None:
+    assert parse.health(info(), "main") == [("stanza status", None),
+                                            ("repository status", None), ("archive", None)]
+
+
+def _problems(change: Any) -> dict[str, str | None]:
+    return dict(parse.health(info(change), "main"))
+
+
+def test_health_names_a_bad_stanza_repository_or_archive() -> None:
+    def unreachable(stanza: dict[str, Any], _: dict[str, Any]) -> None:
+        stanza["repo"][0]["status"] = {"code": 99, "message": "[PathOpenError] denied"}
+        stanza["status"] = {"code": 99, "message": "other"}
+    found = _problems(unreachable)
+    assert found["stanza status"] == "code 99: other"
+    assert found["repository status"] == "repo1: code 99: [PathOpenError] denied"
+
+    def short(stanza: dict[str, Any], _: dict[str, Any]) -> None:
+        stanza["archive"][0]["max"] = "000000010000000000000003"
+    assert "before 000000010000000000000004, where the newest backup" in str(
+        _problems(short)["archive"])
+
+    def none(stanza: dict[str, Any], _: dict[str, Any]) -> None:
+        stanza["archive"] = [{"database": {"id": 1, "repo-key": 1}, "id": "15-1",
+                              "max": None, "min": None}]
+        stanza["backup"] = []
+        stanza["status"] = {"code": 2, "message": "no valid backups"}
+    found = _problems(none)
+    assert found["stanza status"] == "code 2: no valid backups"
+    assert found["archive"] == "the archive holds no WAL of the stanza's current database"
+
+
+def test_health_of_hostile_info_is_a_backup_error() -> None:
+    def hostile(stanza: dict[str, Any], _: dict[str, Any]) -> None:
+        stanza["archive"][0]["max"] = "../../x"
+    with pytest.raises(BackupError, match="archive max"):
+        parse.health(info(hostile), "main")
+    with pytest.raises(BackupError):
+        parse.health("[" * 100_000, "main")

@@ -4,10 +4,14 @@ or rsync), drilled through Barman's own commands: `list-backups`/`show-backup` (
 segment from the backup's begin_wal on reaches the drill through `fetch_wal`, the one way
 WAL is checked; the restore_command and recovery.signal Barman writes are replaced by the
 drill's), `get-wal` to standard output, `list-files --target wal`, `check` and `verify-backup`.
+A backup with tablespaces is refused before `recover` (Barman would put them back at their
+original locations, the source's own directories, without --tablespace).
 
 Barman runs as `user` (root only) or as the caller; run by root, Barman itself drops to
-its `barman_user`, which therefore gets the empty restore directory (`diagnose` says who
-it is). What Barman prints is read by pgvdrill.providers.barman_output.
+its `barman_user`, which therefore gets the empty restore directory (read from the
+configuration Barman reads: pgvdrill.providers.barman_config, which also refuses those
+files when another user can change them). What Barman prints is read by
+pgvdrill.providers.barman_output.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import TypeVar
 from pgvdrill import config
 from pgvdrill.errors import ConfigError, RestoreError, ToolError
 from pgvdrill.proc import runner
+from pgvdrill.providers import barman_config
 from pgvdrill.providers import barman_output as output
 from pgvdrill.providers.base import Provider, ProviderBackup, Restored, ToolCheck
 
@@ -40,6 +45,8 @@ class Barman(Provider):
     def __init__(self, conf: config.Provider) -> None:
         self.name = conf.name
         self.server = conf.server
+        self.main_config = barman_config.require_trusted_files(conf.config,
+                                                               f"[provider.{conf.name}]")
         self.program = runner.which("barman", conf.bin)
         self.config = conf.config
         self.user = conf.user or None
@@ -84,7 +91,15 @@ class Barman(Provider):
     def restore(self, backup: ProviderBackup, into: Path) -> Restored:
         if any(into.iterdir()):
             raise RestoreError(f"{into} is not empty", "restore into an empty directory")
-        owner = self.user or self._read(output.barman_user, "diagnose")
+        spaces = self._read(lambda text: output.tablespaces(text, self.server, backup.id),
+                            *JSON, "show-backup", self.server, backup.id)
+        if spaces is None or spaces:
+            named = ", ".join(spaces or ["or Barman did not say"])
+            raise RestoreError(f"backup {backup.id} has tablespaces ({named}): barman "
+                               "recover would put them back at their original locations, "
+                               "the source's own directories",
+                               "pgvdrill drills Barman backups without tablespaces")
+        owner = self.user or barman_config.barman_user(self.main_config)
         if os.geteuid() == 0:
             entry = pwd.getpwnam(owner)
             os.chown(into, entry.pw_uid, entry.pw_gid)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import tempfile
 from pathlib import Path
 
 from pgvdrill import config
 from pgvdrill.errors import BackupError, ConfigError, RestoreError, ToolError
 from pgvdrill.proc import runner
 from pgvdrill.providers import barman_cloud_catalog as catalog
+from pgvdrill.providers import local
 from pgvdrill.providers.base import Provider, ProviderBackup, Restored, ToolCheck
 from pgvdrill.wal.names import is_archive_name
 
@@ -92,21 +92,21 @@ class BarmanCloud(Provider):
     def fetch_wal(self, name: str, dest: Path) -> bool:
         if not is_archive_name(name):
             raise ConfigError(f"not a WAL file name: {name[:80]!r}", "a pgvdrill bug")
-        with tempfile.TemporaryDirectory(prefix="pgvdrill-walspool-") as spool:
+        # the tool user's own directory (spool and file): the drill's may be closed to it
+        with local.staging(self.conf.user or None, "pgvdrill-walspool-") as staged:
+            spool = staged / "spool"
+            spool.mkdir()
             if self.conf.user:
-                entry = pwd.getpwnam(self.conf.user)
-                os.chown(spool, entry.pw_uid, entry.pw_gid)
+                shutil.chown(spool, self.conf.user, pwd.getpwnam(self.conf.user).pw_gid)
             argv = [self._tool("barman-cloud-wal-restore"), "--no-partial", "--spool-dir",
-                    spool, *self._where(), name, str(dest)]
+                    str(spool), *self._where(), name, str(staged / name)]
             done = self._run(argv, WAL_TIMEOUT, check=False)
-        if done.returncode == 1 and "does not exist" in done.stderr:
-            return False  # its OperationErrorExit, with the not-found message
-        if done.returncode != 0:
-            raise ToolError(done.argv, done.returncode, done.stderr,
-                            f"[provider.{self.name}]: barman-cloud could not fetch {name}")
-        if dest.is_symlink() or not dest.is_file():
-            raise ToolError(done.argv, 0, f"{dest} is not a regular file after the fetch",
-                            "check the barman-cloud installation")
+            if done.returncode == 1 and "does not exist" in done.stderr:
+                return False  # its OperationErrorExit, with the not-found message
+            if done.returncode != 0:
+                raise ToolError(done.argv, done.returncode, done.stderr,
+                                f"[provider.{self.name}]: barman-cloud could not fetch {name}")
+            local.deliver(staged / name, dest, done.argv)
         return True
 
     def _catalog(self, *mode: str) -> str:

@@ -63,7 +63,7 @@ def _bad(what: str, value: object) -> BackupError:
 def _json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for Python
         raise _bad(f"{what} that is not JSON:", text.strip()[:80]) from None
 
 
@@ -76,11 +76,11 @@ def _lsn(entry: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _int(entry: dict[str, Any], key: str, least: int) -> int | None:
+def _int(entry: dict[str, Any], key: str, least: int, most: int = 2**63 - 1) -> int | None:
     value = entry.get(key)
     if value is None:
         return None
-    if type(value) is not int or value < least:
+    if type(value) is not int or not least <= value <= most:
         raise _bad(f"a {key} of", value)
     return value
 
@@ -131,9 +131,10 @@ def _backup(entry: object) -> ProviderBackup | None:
         id=backup_id, kind="physical",
         started=_time(entry, "begin_time_iso"), finished=_time(entry, "end_time_iso"),
         start_lsn=_lsn(entry, "begin_xlog"), end_lsn=_lsn(entry, "end_xlog"),
-        timeline=_int(entry, "timeline", 1),
+        timeline=_int(entry, "timeline", 1, 0xFFFFFFFF),  # PostgreSQL's: 32 bits
         size_bytes=size if size is not None else _int(entry, "cluster_size", 0),
-        source_version=server_version(_int(entry, "version", 90000)), details=details)
+        source_version=server_version(_int(entry, "version", 90000, 999999)),
+        details=details)
 
 
 def parse_backups(text: str) -> list[ProviderBackup]:

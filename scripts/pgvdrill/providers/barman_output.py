@@ -127,6 +127,18 @@ def backup(text: str, server: str, backup_id: str) -> ProviderBackup:
         details=details)
 
 
+def tablespaces(text: str, server: str, backup_id: str) -> list[str] | None:
+    """`show-backup SERVER ID`: the names of the backup's tablespaces ([] for none); None
+    when Barman does not say (no `tablespaces` list)."""
+    shown = _server(text, server)
+    if not isinstance(shown, dict) or shown.get("backup_id") != backup_id:
+        raise ValueError(f"not backup {backup_id}")
+    listed = shown.get("tablespaces")
+    if not isinstance(listed, list):
+        return None
+    return [_text(item.get("name") if isinstance(item, dict) else item)[:64] or "?"
+            for item in listed]
+
 def checks(text: str, server: str) -> list[tuple[str, bool, str]]:
     """`check SERVER`: (check name, OK?, hint) per check, in Barman's order."""
     found = _server(text, server)
@@ -162,15 +174,3 @@ def wal_names(text: str) -> list[str]:
         names.append(name)
     return names
 
-
-def barman_user(text: str) -> str:
-    """`diagnose`: the OS user Barman runs as (its barman_user; "barman" by default)."""
-    config: Any = _load(text)
-    for key in ("global", "config"):
-        config = config.get(key) if isinstance(config, dict) else None
-    if not isinstance(config, dict):
-        raise ValueError("no global.config object")
-    user = config.get("barman_user", "barman")
-    if not isinstance(user, str) or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}\$?", user):
-        raise ValueError(f"barman_user {_text(user)[:40]!r} is not a user name")
-    return user

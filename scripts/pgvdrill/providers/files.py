@@ -6,12 +6,12 @@ base.tar.gz and pg_wal.tar.gz, and `wal/`), found by the globs `dumps` and `base
 Each match is one backup, its file name its id. A match that is a symbolic link, or that
 another user than its owner can write (group or others, or through a directory above
 it), is refused: the drill restores what it holds as a superuser. The owner itself (the
-backup job's user) is trusted for what the backup holds. A backup's time is the
-timestamp in its name (`TIMESTAMP`'s forms), else its file's modification time (its
-`details` say which). A dump is listed as found: whether it reads back is its check
-(`verify`: pg_restore reads every block; a truncated or corrupt dump fails there, and its
-restore fails the drill); a base backup's LSNs and timeline come from its backup_manifest
-(else its backup_label).
+backup job's user) is trusted for what the backup holds. A backup's time is the date and
+time in its name (`TIMESTAMP`'s forms; a date alone: the end of that day), else its
+file's modification time (its `details` say which). A dump is listed as found: whether
+it reads back is its check (`verify`: pg_restore reads every block; a truncated or
+corrupt dump fails there, and its restore fails the drill); a base backup's LSNs and
+timeline come from its backup_manifest (else its backup_label).
 """
 
 from __future__ import annotations
@@ -21,33 +21,53 @@ import os
 import re
 import stat
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from pgvdrill import config
-from pgvdrill.errors import ConfigError, DrillError
+from pgvdrill.errors import BackupError, ConfigError, DrillError
 from pgvdrill.physical.manifest import label_range, manifest_ranges
 from pgvdrill.physical.unpack import base_archive, read_member
 from pgvdrill.physical.verifybackup import backup_format, backup_major
 from pgvdrill.providers import base, local
+from pgvdrill.wal.names import parse_lsn
 
-# 20251101_020000, 20251101-020000, 20251101T020000Z (UTC), 20251101020000,
-# 2025-11-01_02-00-00, 2025-11-01T02:00:00: local time unless it ends in Z
-TIMESTAMP = re.compile(r"(?<!\d)(\d{4})(-?)(\d{2})\2(\d{2})[_T-]?(\d{2})([:-]?)(\d{2})\6"
-                       r"(\d{2})(Z?)(?!\d)")
+# A date, then optionally a time (HHMM or HHMMSS, with ":" or "-" between its parts or
+# none, a fraction) and a zone (Z, +HH, +HHMM, +HH:MM): 20251101_020000, 20251101T020000Z,
+# 2025-11-01_02-00-00, 2026-12-07T07:06:12+14:00 (`date -Iseconds`), 20251101_0200,
+# 2025-11-01 (`date +%F`). Without a zone: the drill host's local time, as cron writes it.
+TIMESTAMP = re.compile(r"""(?<!\d)(\d{4})(-?)(\d{2})\2(\d{2})
+    (?:[_T-]?(\d{2})([:-]?)(\d{2})(?:\6(\d{2})(?:[.,]\d{1,9})?)?
+       (Z|[+-]\d{2}(?::?\d{2})?)?)?(?!\d)""", re.VERBOSE)
+MTIME_SKEW = timedelta(days=1)  # an mtime this much later than the name's: said
 
 
 def name_time(name: str) -> datetime | None:
-    """The timestamp in a backup's file name (see TIMESTAMP), None when it has none."""
+    """The time in a backup's file name (see TIMESTAMP), None when it has none (or an
+    impossible date, time or zone). A name without seconds is read at the end of its
+    minute, a date alone at the end of its day (23:59:59): the youngest reading."""
     match = TIMESTAMP.search(name)
     if match is None:
         return None
-    year, _, month, day, hour, _, minute, second, zulu = match.groups()
+    year, _, month, day, hour, _, minute, second, zone = match.groups()
     try:
-        when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+        when = datetime(int(year), int(month), int(day), int(hour or 23),
+                        int(minute or 59), int(second or 59))
+        return when.replace(tzinfo=_zone(zone)) if zone else when.astimezone()
     except ValueError:
         return None
-    return when.replace(tzinfo=UTC) if zulu else when.astimezone()
+
+
+def _zone(text: str) -> timezone:
+    """Z, +HH, +HHMM or +HH:MM as a timezone; ValueError beyond +-23:59."""
+    if text == "Z":
+        return UTC
+    digits = text[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"no time zone: {text}")
+    offset = timedelta(hours=hours, minutes=minutes)
+    return timezone(-offset if text[0] == "-" else offset)
 
 
 def writable_by_others(path: Path) -> str | None:
@@ -104,8 +124,12 @@ class FilesProvider(base.Provider):
                               "point base_backups at pg_basebackup's -D directories")
         base.check_backup_id(path.name, f"[provider.{self.name}]")
         stamp = name_time(path.name)
+        mtime = datetime.fromtimestamp(os.lstat(path).st_mtime, UTC)
         details: dict[str, object] = {"finished_from": "file name" if stamp else "mtime"}
-        finished = stamp or datetime.fromtimestamp(os.lstat(path).st_mtime, UTC)
+        if stamp is not None and mtime - stamp > MTIME_SKEW:
+            details["mtime"] = (f"{mtime.isoformat()}, later than the name's time: a copy "
+                                "or a touch; the name's time is taken")
+        finished = stamp or mtime
         backup = base.ProviderBackup(path.name, kind, finished=finished, path=path,
                                 size_bytes=_size(path), details=details)
         return _with_lsns(backup) if kind == "physical" else backup
@@ -176,8 +200,7 @@ def _with_lsns(backup: base.ProviderBackup) -> base.ProviderBackup:
         details["format"] = backup_format(path)
         version = str(backup_major(path))
         if (path / "backup_manifest").is_file():
-            ranges = manifest_ranges(path / "backup_manifest")
-            start, end, timeline = ranges[-1].start, ranges[0].end, ranges[-1].timeline
+            start, end, timeline = _manifest_range(path / "backup_manifest")
         else:
             label = ((path / "backup_label").read_bytes() if details["format"] == "plain"
                      else read_member(base_archive(path), "backup_label")) or b""
@@ -188,6 +211,28 @@ def _with_lsns(backup: base.ProviderBackup) -> base.ProviderBackup:
     return base.ProviderBackup(backup.id, "physical", finished=backup.finished, start_lsn=start,
                           end_lsn=end, timeline=timeline, size_bytes=backup.size_bytes,
                           source_version=version, path=path, details=details)
+
+
+def _manifest_range(manifest: Path) -> tuple[str, str, int]:
+    """The start LSN, end LSN and timeline of the WAL a base backup needs, from its
+    backup_manifest (untrusted: the team's directory); BackupError naming it otherwise."""
+    def damaged(why: str) -> BackupError:
+        return BackupError(f"{manifest}: {why}", "the backup is damaged: take a new one")
+    try:
+        ranges = manifest_ranges(manifest)
+    except RecursionError:
+        raise damaged("not a readable backup manifest (JSON nested too deep)") from None
+    if not ranges:
+        raise damaged("the backup manifest lists no WAL range")
+    for lsn in (ranges[-1].start, ranges[0].end):
+        try:
+            parse_lsn(lsn if isinstance(lsn, str) else "")
+        except ValueError:
+            raise damaged(f"the backup manifest's {str(lsn)[:40]!r} is not an LSN") from None
+    timeline = ranges[-1].timeline
+    if not 0 < timeline <= 0xFFFFFFFF:
+        raise damaged(f"the backup manifest's timeline {timeline} is not one")
+    return ranges[-1].start, ranges[0].end, timeline
 
 
 def restore_local(backup: base.ProviderBackup, into: Path) -> base.Restored:

@@ -1,7 +1,9 @@
 """What the providers of backups on local disk share (`files`, `pgvdrill`): copying a
 dump or a base backup into the drill's directory without following a link, fetching a WAL
 file from an archive directory, and reading a backup with PostgreSQL's own tools
-(pg_restore, pg_verifybackup of the backup's major) as the provider's verification.
+(pg_restore, pg_verifybackup of the backup's major) as the provider's verification; and
+what the tools that fetch WAL as another OS user share (`pgbackrest`, `barman-cloud`): a
+staging directory of that user's, delivered into the drill's own directory.
 
 Everything found there is untrusted input: a symbolic link, FIFO or device is refused,
 never followed; a WAL name is checked before it names a file.
@@ -10,13 +12,18 @@ never followed; a WAL name is checked before it names a file.
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import stat
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pgvdrill import installation, osuser
-from pgvdrill.errors import BackupError, ConfigError, DrillError
+from pgvdrill.backends import default_workdir
+from pgvdrill.errors import BackupError, ConfigError, DrillError, ToolError
 from pgvdrill.installation import Installation
 from pgvdrill.logical.archive import inspect
 from pgvdrill.physical.unpack import extract_backup
@@ -152,3 +159,31 @@ def _run_check(name: str, argv: tuple[str, ...], check: Callable[[], str]) -> To
 def newest(backups: Sequence[ProviderBackup], kind: str) -> ProviderBackup | None:
     """The last of `backups` (oldest first) of `kind`."""
     return next((b for b in reversed(backups) if b.kind == kind), None)
+
+
+@contextmanager
+def staging(user: str | None, prefix: str) -> Iterator[Path]:
+    """A private directory (below the drill's work directory, owned by `user`; None: the
+    caller) for a tool run as `user` to write a WAL file into: the drill's own directory
+    may be closed to it. Removed afterwards."""
+    made = Path(tempfile.mkdtemp(prefix=prefix, dir=default_workdir()))
+    try:
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(made, entry.pw_uid, entry.pw_gid)
+        yield made
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def deliver(staged: Path, dest: Path, argv: Sequence[str]) -> None:
+    """Copy the regular file a tool (`argv`) left at `staged`, never through a symlink,
+    to `dest` through a partial file; ToolError when it left none."""
+    part = dest.with_name(f".{dest.name}.part")
+    try:
+        copy_regular(staged, part)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise ToolError(list(argv), 0, str(exc), f"{argv[0]} left no regular file "
+                        f"{staged.name}") from None
+    part.replace(dest)

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import tempfile
+import re
 import time
 from pathlib import Path
 
 from pgvdrill import config
-from pgvdrill.backends import default_workdir
-from pgvdrill.errors import ConfigError, DrillError, RestoreError, ToolError
+from pgvdrill.errors import BackupError, ConfigError, DrillError, RestoreError, ToolError
+from pgvdrill.files.trust import require_trusted
 from pgvdrill.proc import runner
+from pgvdrill.providers import local
 from pgvdrill.providers import pgbackrest_parse as parse
 from pgvdrill.providers.base import (
     BACKUP_ID,
@@ -33,10 +33,12 @@ from pgvdrill.providers.base import (
     ToolCheck,
     check_backup_id,
 )
-from pgvdrill.repository.paths import copy_regular
 from pgvdrill.wal.names import is_archive_name
 
-PROBE_TIMEOUT = 600.0  # info, repo-ls, archive-get, check: short commands
+CONFIG_PATH = "/etc/pgbackrest"  # pgBackRest's --config-path default
+OLD_CONFIG = Path("/etc/pgbackrest.conf")  # read when the default config is missing
+INCLUDED = re.compile(r".+\.conf")  # what pgBackRest reads of --config-include-path
+PROBE_TIMEOUT = 600.0  # info, repo-ls, archive-get: short commands
 NOT_FOUND = 1  # archive-get's exit code when the archive lacks the file (2.45)
 
 
@@ -51,6 +53,7 @@ class PgBackRest(Provider):
         if not BACKUP_ID.fullmatch(conf.stanza):
             raise ConfigError(f"[provider.{conf.name}] stanza = {conf.stanza!r:.80} is not a "
                               "plain name", "use the stanza's name as pgbackrest.conf has it")
+        _require_trusted_configs(conf)
         self.program = runner.which("pgbackrest", conf.bin)
         self.user = _run_as(conf)
 
@@ -121,28 +124,15 @@ class PgBackRest(Provider):
     def fetch_wal(self, name: str, dest: Path) -> bool:
         if not is_archive_name(name):
             raise ConfigError(f"not a WAL file name: {name[:80]!r}")
-        # the tool user's own directory: the drill's may be closed to it
-        staging = Path(tempfile.mkdtemp(prefix="pgbackrest-wal-", dir=default_workdir()))
-        try:
-            if self.user is not None:
-                entry = pwd.getpwnam(self.user)
-                os.chown(staging, entry.pw_uid, entry.pw_gid)
-            got = self.run("archive-get", name, str(staging / name), check=False)
+        with local.staging(self.user, "pgbackrest-wal-") as staged:
+            got = self.run("archive-get", name, str(staged / name), check=False)
             if got.returncode == NOT_FOUND:
                 return False
             if got.returncode != 0:
                 raise ToolError(got.argv, got.returncode, got.stderr,
                                 f"pgBackRest could not fetch {name} from its archive")
-            part = dest.with_name(f".{dest.name}.part")
-            try:
-                copy_regular(staging / name, part)  # never through a symlink
-            except OSError as exc:
-                raise ToolError(got.argv, 0, str(exc), f"archive-get left no regular file "
-                                f"{name}") from None
-            part.replace(dest)
+            local.deliver(staged / name, dest, got.argv)
             return True
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     def wal_names(self) -> list[str] | None:
         names: list[str] = []
@@ -153,18 +143,28 @@ class PgBackRest(Provider):
         return sorted(set(names))
 
     def checks(self) -> list[ToolCheck]:
-        return [self._check("pgbackrest check", "check")]
-
-    def _check(self, name: str, command: str, *args: str) -> ToolCheck:
-        argv = tuple(self.argv(command, *args))
+        """Read-only evidence from `pgbackrest info` (parse.health): never `pgbackrest
+        check`, which makes the source switch WAL and archives a segment."""
+        argv = tuple(self.argv("info", "--output=json"))
         started = time.monotonic()
         try:
-            result = self.run(command, *args, check=False, timeout=None)
+            result = self.run("info", "--output=json", check=False)
         except DrillError as exc:  # could not run at all (timeout, missing program)
-            return ToolCheck(name, "unknown", argv, reason=exc.message,
-                             seconds=time.monotonic() - started)
-        return ToolCheck(name, "pass" if result.returncode == 0 else "fail", argv,
-                         (result.stdout + result.stderr)[-4000:], seconds=result.seconds)
+            return [ToolCheck("pgbackrest info", "unknown", argv, reason=exc.message,
+                              seconds=time.monotonic() - started)]
+        said = (result.stdout + result.stderr)[-4000:]
+        if result.returncode != 0:
+            return [ToolCheck("pgbackrest info", "fail", argv, said,
+                              f"pgbackrest info exited {result.returncode}: the repository "
+                              "cannot be read", result.seconds)]
+        try:
+            found = parse.health(result.stdout, self.conf.stanza)
+        except BackupError as exc:
+            return [ToolCheck("pgbackrest info", "unknown", argv, said, exc.message,
+                              result.seconds)]
+        return [ToolCheck(f"pgbackrest info: {what}", "fail" if problem else "pass", argv,
+                          problem or "ok", problem, result.seconds)
+                for what, problem in found]
 
     def verify(self, backup: ProviderBackup) -> ToolCheck:
         """`pgbackrest verify` (the whole repository: 2.45 has no --set), judged for
@@ -220,3 +220,36 @@ def _run_as(conf: config.Provider) -> str | None:
         raise ConfigError(f"[provider.{conf.name}] user = {conf.user!r}: only root can run "
                           "pgBackRest as another user", f"run pgvdrill as {conf.user} or root")
     return None
+
+
+def _require_trusted_configs(conf: config.Provider) -> None:
+    """ConfigError unless root and the caller alone can change every configuration file
+    pgBackRest reads (files/trust.py): --config (else $PGBACKREST_CONFIG, else
+    CONFIG_PATH/pgbackrest.conf or OLD_CONFIG) and the *.conf files of its
+    --config-include-path, which pgBackRest reads unless a config file is named and
+    neither $PGBACKREST_CONFIG_INCLUDE_PATH nor $PGBACKREST_CONFIG_PATH is set (2.45's
+    cfgFileLoad; pgvdrill passes no other option, the environment is passed on)."""
+    where = f"[provider.{conf.name}]"
+    stake = "chooses what pgBackRest runs and restores as {user}'s delegate"
+    env = os.environ
+    named = conf.config or (Path(env["PGBACKREST_CONFIG"]) if env.get("PGBACKREST_CONFIG")
+                            else None)
+    base = Path(env.get("PGBACKREST_CONFIG_PATH") or CONFIG_PATH)
+    main = named or base / "pgbackrest.conf"
+    if named is None and not main.exists() and str(base) == CONFIG_PATH:
+        main = OLD_CONFIG
+    if named is not None or main.exists():
+        require_trusted(main, f"{where}: pgBackRest's configuration", stake=stake)
+    if named is not None and not (env.get("PGBACKREST_CONFIG_INCLUDE_PATH")
+                                  or env.get("PGBACKREST_CONFIG_PATH")):
+        return
+    include = Path(env.get("PGBACKREST_CONFIG_INCLUDE_PATH") or base / "conf.d")
+    require_trusted(include, f"{where}: pgBackRest's config-include-path", stake=stake)
+    try:
+        names = sorted(os.listdir(include))
+    except OSError:
+        return  # missing: pgBackRest reads nothing there (its parents were checked)
+    for name in names:
+        if INCLUDED.fullmatch(name) and (include / name).is_file():
+            require_trusted(include / name, f"{where}: pgBackRest's included configuration",
+                            stake=stake)

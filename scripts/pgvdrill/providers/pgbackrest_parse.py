@@ -61,23 +61,75 @@ def _json(text: str, kind: type, command: str, what: str, stanza: str) -> Any:
     return data
 
 
-def stanza_entry(text: str, stanza: str) -> dict[str, Any]:
-    """The object of `stanza` in `info --output=json`; BackupError when it is not there,
-    not readable, or its status is neither ok nor "no valid backups"."""
+def _entry(text: str, stanza: str) -> dict[str, Any]:
+    """The object of `stanza` in `info --output=json`, whatever its status."""
     data = _json(text, list, "", "a list of stanzas", stanza)
     found = [s for s in data if isinstance(s, dict) and s.get("name") == stanza]
     if len(found) != 1:
         raise _fail(f"{len(found)} entries for stanza {stanza!r}", stanza)
     entry: dict[str, Any] = found[0]
-    status = _get(entry, "status", dict, "stanza status", stanza)
-    code = _get(status, "code", int, "stanza status code", stanza)
+    return entry
+
+
+def _status(obj: object, where: str, stanza: str) -> tuple[int, str]:
+    """The (code, message) of `obj`'s "status" object (a stanza's, a repository's)."""
+    status = _get(obj, "status", dict, f"{where} status", stanza)
+    code = _get(status, "code", int, f"{where} status code", stanza)
+    message = status.get("message")
+    return code, message[:200] if isinstance(message, str) else "(no message)"
+
+
+def stanza_entry(text: str, stanza: str) -> dict[str, Any]:
+    """The object of `stanza` in `info --output=json`; BackupError when it is not there,
+    not readable, or its status is neither ok nor "no valid backups"."""
+    entry = _entry(text, stanza)
+    code, said = _status(entry, "stanza", stanza)
     if code not in (0, NO_BACKUP_YET):
-        message = status.get("message")
-        said = message[:200] if isinstance(message, str) else "(no message)"
         raise BackupError(f"pgBackRest says stanza {stanza!r} is not usable: code {code}, "
                           f"{said!r}", f"run `pgbackrest --stanza={stanza} check` and fix "
                           "what it reports (stanza-create, archive_command, the repository)")
     return entry
+
+
+def health(text: str, stanza: str) -> list[tuple[str, str | None]]:
+    """What `info --output=json` says of the stanza's health, read-only (pgBackRest's own
+    `check` switches the source's WAL and archives a segment: pgvdrill never runs it):
+    (what was checked, None when good else the problem) for the stanza's status, each
+    repository's status (reachable and sane) and the archive of its current database
+    (it holds WAL, and up to the newest backup's stop segment)."""
+    entry = _entry(text, stanza)
+    code, said = _status(entry, "stanza", stanza)
+    found: list[tuple[str, str | None]] = [
+        ("stanza status", None if code == 0 else f"code {code}: {said}")]
+    repos = _get(entry, "repo", list, "repository list", stanza)
+    bad = []
+    for repo in repos:
+        key = _get(repo, "key", int, "repository key", stanza)
+        repo_code, repo_said = _status(repo, f"repository {key}", stanza)
+        if repo_code != 0:
+            bad.append(f"repo{key}: code {repo_code}: {repo_said}")
+    found.append(("repository status", "; ".join(bad) or (None if repos else
+                                                          "pgBackRest lists no repository")))
+    dbs = _versions(entry, stanza)
+    current = max(dbs) if dbs else None
+    ranges = []
+    for item in _get(entry, "archive", list, "archive list", stanza):
+        db = _get(_get(item, "database", dict, "archive database", stanza), "id", int,
+                  "archive database id", stanza)
+        if db == current and item.get("min") is not None:
+            ranges.append((_segment(item.get("min"), "archive min", stanza),
+                           _segment(item.get("max"), "archive max", stanza)))
+    listed = backups(text, stanza) if code in (0, NO_BACKUP_YET) else []
+    stop = str(listed[-1].details["archive_stop"]) if listed else None
+    if not ranges:
+        problem: str | None = "the archive holds no WAL of the stanza's current database"
+    elif stop is not None and max(high for _, high in ranges) < stop:
+        problem = (f"the archive ends at {max(high for _, high in ranges)}, before "
+                   f"{stop}, where the newest backup ({listed[-1].id}) stops")
+    else:
+        problem = None
+    found.append(("archive", problem))
+    return found
 
 
 def _time(value: object, where: str, stanza: str) -> datetime:
