@@ -108,12 +108,13 @@ def test_pgbackrest_checks_leave_the_repository_and_productions_wal_as_they_were
         {"lsn": [before_lsn, after_lsn], "new files": new[:5]})
 
 
-def test_the_rto_counts_the_time_spent_fetching_wal(
+def test_the_rto_counts_the_wal_fetch_and_the_rpo_is_judged(
         team_backups: TeamBackups, production: Production, pgvdrill_cli: Cli,
         cli_cache: Path, tmp_path: Path) -> None:
-    """A real recovery runs the tool's restore_command for every segment while it replays;
-    the drill fetches them all before the server starts. That time belongs to the RTO (for
-    barman-cloud from S3 it can be most of it)."""
+    """B8: a real recovery runs the tool's restore_command for every segment while it
+    replays; the drill fetches them all before the server starts. That time belongs to the
+    RTO (for barman-cloud from S3 it can be most of it). B16: the data a restore would
+    lose is judged (rpo.wal_archiving: pass, fail, or unknown with why), never left out."""
     production.quiesce()
     config_path = team_backups.config(tmp_path)
 
@@ -128,6 +129,9 @@ def test_the_rto_counts_the_time_spent_fetching_wal(
     restore = drill["restore"]
     assert restore["seconds"] >= round(restore["tool_seconds"] + phases[wal[0]]
                                        + restore["recovery_seconds"] - 0.01, 3), (phases, restore)
+    rpo = [v for v in drill["verdicts"] if v["name"] == "rpo.wal_archiving"]
+    assert rpo and (rpo[0]["status"] != "unknown" or "archive_timeout" in rpo[0]["detail"]), (
+        drill["verdicts"])
 
 
 def test_barman_refuses_a_backup_with_tablespaces_before_recovering_it(

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pgvdrill.drill.provider_rpo import SourceAt, rpo_evidence
+from pgvdrill.drill.provider_rpo import rpo_evidence
+from pgvdrill.drill.provider_source import SourceWal
 from pgvdrill.policy.targets import load_targets
 from pgvdrill.policy.verdicts import evaluate
 
 SEGMENT = 16 * 2**20
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+def _source(lsn: int | None, archive_timeout: int | None) -> SourceWal:
+    return SourceWal("7", lsn, None, NOW, archive_timeout)
 
 
 def _verdict(evidence: dict[str, object]) -> tuple[str, str]:
@@ -18,7 +23,7 @@ def _verdict(evidence: dict[str, object]) -> tuple[str, str]:
 
 
 def test_an_archive_holding_all_but_the_open_segment_is_bounded_by_archive_timeout() -> None:
-    source = SourceAt(5 * SEGMENT + 100, NOW, 60)
+    source = _source(5 * SEGMENT + 100, 60)
 
     evidence = rpo_evidence(source, 4 * SEGMENT + 40, NOW - timedelta(hours=2), SEGMENT)
 
@@ -27,15 +32,15 @@ def test_an_archive_holding_all_but_the_open_segment_is_bounded_by_archive_timeo
 
 
 def test_without_archive_timeout_the_window_is_unknown_and_says_why() -> None:
-    evidence = rpo_evidence(SourceAt(5 * SEGMENT, NOW, 0), 5 * SEGMENT - 10, None, SEGMENT)
+    evidence = rpo_evidence(_source(5 * SEGMENT, 0), 5 * SEGMENT - 10, None, SEGMENT)
 
     status, detail = _verdict(evidence)
     assert evidence["seconds"] is None and status == "unknown"
-    assert "archive_timeout is 0" in detail
+    assert "archive_timeout is off" in detail
 
 
 def test_an_archive_missing_whole_segments_fails_by_the_time_since_the_last_commit() -> None:
-    source = SourceAt(9 * SEGMENT + 5, NOW, 60)
+    source = _source(9 * SEGMENT + 5, 60)
 
     evidence = rpo_evidence(source, 4 * SEGMENT + 40, NOW - timedelta(minutes=30), SEGMENT)
 
@@ -44,6 +49,7 @@ def test_an_archive_missing_whole_segments_fails_by_the_time_since_the_last_comm
 
 
 def test_no_word_from_the_source_or_recovery_is_unknown() -> None:
-    assert "source did not say" in _verdict(rpo_evidence(None, 1, None, SEGMENT))[1]
+    assert "source did not say" in _verdict(rpo_evidence(_source(None, 60), 1, None,
+                                                         SEGMENT))[1]
     assert "recovery did not say" in _verdict(
-        rpo_evidence(SourceAt(1, NOW, 60), None, None, SEGMENT))[1]
+        rpo_evidence(_source(1, 60), None, None, SEGMENT))[1]

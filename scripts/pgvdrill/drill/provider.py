@@ -31,6 +31,7 @@ from pgvdrill.cluster.directory import DirectoryCluster
 from pgvdrill.drill.dr_restore import FAILURES, bootstrap_superuser, restore_dump
 from pgvdrill.drill.physical import SEQUENCE_SLACK, verify_restored
 from pgvdrill.drill.provider_choose import named, newest
+from pgvdrill.drill.provider_rpo import rpo_evidence
 from pgvdrill.drill.provider_source import read_source
 from pgvdrill.drill.provider_wal import FetchedWal, fetch_archive
 from pgvdrill.drill.record import DrillFailure, ran_on
@@ -208,6 +209,8 @@ def _physical(provider: Provider, backup: ProviderBackup, scene: Scene,
                                point, must_reach=fetched.reach()
                                if scene.target.kind == "end" else None)
             reached["recovery"] = recovery.as_dict()
+            rpo = None if scene.target.kind != "end" else rpo_evidence(
+                source, recovery.replayed_to, last_replayed(cluster), segment_size(control))
             started = time.monotonic()
             verification, server = _verified(cluster, recovery, scene)
             verify_seconds = time.monotonic() - started
@@ -232,9 +235,17 @@ def _physical(provider: Provider, backup: ProviderBackup, scene: Scene,
                               "why": None if ok and not unknown else
                               "the restore did not verify" if not ok else
                               "unknown: " + "; ".join(f"{c.name}: {c.unknown}"
-                                                      for c in unknown)}},
+                                                      for c in unknown)},
+                  **({} if rpo is None else {"rpo": rpo})},
         verification=verification.as_dict(), problems=verification.problems(),
         neutralised=None if neutralised is None else neutralised.as_dict())
+
+
+def last_replayed(cluster: Cluster) -> datetime | None:
+    """When the last transaction the copy's recovery replayed committed (None: none)."""
+    row = cluster.query("SELECT pg_last_xact_replay_timestamp()")
+    found = row[0][0] if row else None
+    return found if isinstance(found, datetime) else None
 
 
 def _unknowns(identifier: dict[str, object], fetched: FetchedWal) -> list[Check]:

@@ -1,12 +1,14 @@
 """What a provider drill reads from the source before restoring (read-only queries, each
 on its own: one the source will not answer is None, said as unknown): its system
-identifier (whose backup the copy is), where its WAL is (how far the archive must reach)
-and the last WAL file its archiver archived."""
+identifier (whose backup the copy is), where its WAL is (how far the archive must reach),
+the last WAL file its archiver archived, its clock and archive_timeout (the RPO:
+drill/provider_rpo.py)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -27,6 +29,8 @@ class SourceWal:
     system_identifier: str | None
     wal_lsn: int | None
     last_archived: str | None
+    at: datetime | None = None  # the source's clock when read
+    archive_timeout: int | None = None  # seconds; 0: off
 
     def same_server(self, controldata: str, backup_id: str) -> dict[str, object]:
         """The restored copy's system identifier (from its pg_controldata output) against
@@ -59,8 +63,20 @@ def read_source(source: ExternalServer) -> SourceWal:
         wal_lsn = None if lsn is None else parse_lsn(lsn)
     except ValueError:
         wal_lsn = None
+    epoch = _one(source, "SELECT extract(epoch FROM now())::text")
+    timeout = _one(source, "SELECT setting FROM pg_catalog.pg_settings "
+                           "WHERE name = 'archive_timeout'")
     return SourceWal(ident if ident and ident.isdigit() else None, wal_lsn,
-                     _one(source, "SELECT last_archived_wal FROM pg_stat_archiver"))
+                     _one(source, "SELECT last_archived_wal FROM pg_stat_archiver"),
+                     _clock(epoch), int(timeout) if timeout and timeout.isdigit() else None)
+
+
+def _clock(epoch: str | None) -> datetime | None:
+    """The source's now(), from its epoch seconds."""
+    try:
+        return None if epoch is None else datetime.fromtimestamp(float(epoch), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _one(source: ExternalServer, query: str) -> str | None:
