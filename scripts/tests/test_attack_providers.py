@@ -143,6 +143,21 @@ def test_a_barman_cloud_timeline_beyond_32_bits_is_refused() -> None:
         barman_cloud_catalog.parse_backups(json.dumps(data))
 
 
+def _cron_dump(tmp_path: Path, capsys: pytest.CaptureFixture[str], stamp: str
+               ) -> tuple[int, str]:
+    """`pgvdrill providers --json` of a files provider holding full_backup_<stamp>.dump."""
+    backups = tmp_path / "backup"
+    backups.mkdir(mode=0o700)
+    dump = backups / f"full_backup_{stamp}.dump"
+    dump.write_bytes(b"PGDMP")
+    dump.chmod(0o600)
+    path = tmp_path / "pgvdrill.toml"
+    path.write_text(f'[provider.cron]\ntype = "files"\ndumps = "{backups}/full_backup_*.dump"\n')
+    path.chmod(0o600)
+    code, out, _ = _providers(capsys, path)
+    return code, out
+
+
 def test_a_dump_named_with_a_utc_offset_is_judged_by_its_real_age(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`pg_dump -Fc -f full_backup_$(date -Iseconds).dump` on a host at +14:00, 30 hours
@@ -150,16 +165,7 @@ def test_a_dump_named_with_a_utc_offset_is_judged_by_its_real_age(
     hours old and passes the 24 hour logical target it misses."""
     there = timezone(timedelta(hours=14))
     taken = (datetime.now(UTC) - timedelta(hours=30)).astimezone(there)
-    backups = tmp_path / "backup"
-    backups.mkdir(mode=0o700)
-    dump = backups / f"full_backup_{taken.replace(microsecond=0).isoformat()}.dump"
-    dump.write_bytes(b"PGDMP")
-    dump.chmod(0o600)
-    path = tmp_path / "pgvdrill.toml"
-    path.write_text(f'[provider.cron]\ntype = "files"\ndumps = "{backups}/full_backup_*.dump"\n')
-    path.chmod(0o600)
-
-    code, out, _ = _providers(capsys, path)
+    code, out = _cron_dump(tmp_path, capsys, taken.replace(microsecond=0).isoformat())
 
     (cron,) = json.loads(out)["providers"]
     newest_dump = cron["newest"]["logical"]
@@ -173,16 +179,7 @@ def test_a_dump_named_with_an_old_date_is_not_aged_by_its_mtime(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], stamp: str) -> None:
     """`full_backup_$(date +%F).dump` from last year, copied back with `cp` (a new mtime):
     its name says how old it is; its mtime says now."""
-    backups = tmp_path / "backup"
-    backups.mkdir(mode=0o700)
-    dump = backups / f"full_backup_{stamp}.dump"
-    dump.write_bytes(b"PGDMP")
-    dump.chmod(0o600)
-    path = tmp_path / "pgvdrill.toml"
-    path.write_text(f'[provider.cron]\ntype = "files"\ndumps = "{backups}/full_backup_*.dump"\n')
-    path.chmod(0o600)
-
-    code, out, _ = _providers(capsys, path)
+    code, out = _cron_dump(tmp_path, capsys, stamp)
 
     (cron,) = json.loads(out)["providers"]
     assert cron["newest"]["logical"]["status"] != "pass", cron["newest"]
