@@ -24,7 +24,7 @@ EPILOG = """what is shown, per provider:
   age:       the newest backup of each kind against [backup_age] of the targets
              (--targets, else [drill] targets, else the runbook's: logical 24 h,
              physical 7 days)
-  --check:   the tool's own checks (barman check, pgbackrest check, a files glob
+  --check:   the tool's own checks (barman check, pgbackrest info, a files glob
              matching, a pgvdrill repository's catalog and WAL continuity, ...) and its
              verification of the newest backup of each kind (barman verify-backup,
              pgbackrest verify, pg_verifybackup, pg_restore reading a dump in full);

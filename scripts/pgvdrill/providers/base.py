@@ -152,8 +152,9 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def checks(self) -> list[ToolCheck]:
-        """The tool's own health checks (no restore): `barman check`, `pgbackrest check`,
-        `barman-cloud-check-wal-archive`, a configured command."""
+        """The tool's own health checks (no restore; read-only: nothing that switches the
+        source's WAL or writes into the tool's archive): `barman check`, `pgbackrest
+        info`'s status codes, `barman-cloud-check-wal-archive`, a configured command."""
 
     @abc.abstractmethod
     def verify(self, backup: ProviderBackup) -> ToolCheck:
