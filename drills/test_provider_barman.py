@@ -46,6 +46,10 @@ from pgvdrill.providers.barman import Barman
 from pgvdrill.providers.base import ProviderBackup
 from pgvdrill.wal.names import Segment, is_archive_name, parse_lsn
 
+# the module's stand-in and tool set-up are built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("provider-barman")
+
+
 COUNT = "SELECT count(*) FROM public.events"
 
 

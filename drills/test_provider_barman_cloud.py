@@ -25,6 +25,10 @@ from pgvdrill.providers.base import Provider, ProviderBackup
 from pgvdrill.wal.names import SEGMENT_RE, parse_lsn
 from pgvdrill.wal.pitr import BackupPoint, Target, recover
 
+# the module's stand-in and tool set-up are built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("provider-barman-cloud")
+
+
 TABLES = ("public.documents", "public.events")
 
 

@@ -10,9 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fixtures.cli import Cli
 from fixtures.production import Production, assert_untouched, check_results, read_report
 from fixtures.provider_command import TeamBackups, documents_file
+
+# the module's stand-in and tool set-up are built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("provider-command")
 
 
 def _run(cli: Cli, cli_cache: Path, tmp_path: Path, config: Path, *args: str

@@ -23,6 +23,9 @@ from fixtures.provider_command import documents_file
 from pgvdrill.backends import default_workdir
 from pgvdrill.proc import runner
 
+# the module's stand-in and tool set-up are built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("provider-files")
+
 
 @dataclass(frozen=True)
 class Cron:

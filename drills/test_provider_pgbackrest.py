@@ -33,6 +33,10 @@ from pgvdrill.providers.registry import make
 from pgvdrill.wal.names import Segment, parse_lsn, recorded_segment_size
 from pgvdrill.wal.pitr import BackupPoint, Target, recover
 
+# the module's stand-in and tool set-up are built once, on one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("provider-pgbackrest")
+
+
 TABLES = ("public.documents", "public.events")
 CONTENT = "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY id)) FROM {} t"
 
