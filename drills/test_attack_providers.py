@@ -17,7 +17,7 @@ from drills.test_provider_command import _problems, _run
 from fixtures.cli import Cli
 from fixtures.ops import _toml
 from fixtures.production import PROD_USER, Production, _give
-from fixtures.provider_barman import BARMAN_BIN, SERVER, barman_for
+from fixtures.provider_barman import BARMAN_BIN, SERVER, barman_for, barman_or_skip
 from fixtures.provider_command import TeamBackups
 from fixtures.provider_pgbackrest import Stanza, pgbackrest_stanza  # noqa: F401
 from pgvdrill import config
@@ -139,6 +139,7 @@ def test_barman_refuses_a_backup_with_tablespaces_before_recovering_it(
     """`barman recover` without --tablespace puts each tablespace back at its original
     location: the source's own directory (or the same path on the Barman host). The
     pgbackrest and barman-cloud providers refuse such a backup before running the tool."""
+    barman_or_skip()
     staging: Production = make_production()
     location = staging.directory / "tblspc"
     location.mkdir()

@@ -36,7 +36,7 @@ from fixtures.production import (
     check_results,
     connection_problems,
 )
-from fixtures.provider_barman import BarmanSetup, barman_for
+from fixtures.provider_barman import BarmanSetup, barman_for, barman_or_skip
 from pgvdrill.backends import default_workdir, make_backend
 from pgvdrill.cluster import Backend
 from pgvdrill.dataset import Dataset
@@ -87,6 +87,7 @@ def barman18(backend: Backend, request: pytest.FixtureRequest) -> Iterator[Taken
     if backend.major != 18:
         pytest.skip(f"the lane's PostgreSQL is {backend.major}: the 18.6 drills run in the "
                     "embedded lane")
+    barman_or_skip()
     production: Production = request.getfixturevalue("production")  # only when it runs
     with barman_for(default_workdir(), production) as setup:
         yield _taken(setup)
@@ -220,6 +221,7 @@ def test_verify_backup_names_a_removed_file_and_cannot_run_without_a_manifest(
 
 @pytest.fixture(scope="module")
 def barman16(dataset: Dataset) -> Iterator[Taken]:
+    barman_or_skip()
     production = build_production(default_workdir(), dataset,
                                   installation=from_bindir(installed(PG16)))
     with cleanup(production.destroy, "the 16.2 stand-in"), \

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.backup_tools import tool_or_skip
 from fixtures.production import ensure_os_user
 from fixtures.provider_barman import BARMAN_BIN, BARMAN_USER
 from pgvdrill import config
@@ -226,8 +227,7 @@ def test_a_barman_restore_reaches_no_other_server_barman_manages() -> None:
     the others. `barman diagnose` (how restore() learns barman_user) runs each server's
     ssh_command and connects to each conninfo. Here another server's ssh_command leaves a
     mark instead of opening an SSH session to its production host."""
-    if not (BARMAN_BIN / "barman").is_file():
-        pytest.skip("Barman is not installed: run scripts/install-backup-tools.sh")
+    tool_or_skip((BARMAN_BIN / "barman").is_file(), "Barman")
     ensure_os_user(BARMAN_USER)
     root = Path(tempfile.mkdtemp(prefix="attack-barman-", dir=default_workdir()))
     try:
