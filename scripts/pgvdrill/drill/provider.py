@@ -36,6 +36,7 @@ from pgvdrill.drill.provider_source import read_source
 from pgvdrill.drill.provider_wal import FetchedWal, fetch_archive
 from pgvdrill.drill.record import DrillFailure, ran_on
 from pgvdrill.errors import BackupError, DrillError, cleanup
+from pgvdrill.physical.manifest import label_range
 from pgvdrill.proc.runner import ToolCall
 from pgvdrill.providers import registry
 from pgvdrill.providers.base import Provider, ProviderBackup, ToolCheck
@@ -48,8 +49,6 @@ from pgvdrill.wal.pitr import BackupPoint, Recovery, Target, recover
 
 Say = Callable[[str], None]
 LABEL_MAX = 64 * 1024  # backup_label is a few lines
-_START = re.compile(r"^START WAL LOCATION: ([0-9A-F]{1,8}/[0-9A-F]{1,8}) ", re.M)
-_TIMELINE = re.compile(r"^START TIMELINE: ([0-9]{1,10})$", re.M)
 _SEGMENT = re.compile(r"^Bytes per WAL segment:\s+([0-9]{1,12})$", re.M)
 # what a recovery stopped at its target logs (PostgreSQL's "recovery stopping ...")
 STOPPED = "recovery stopping"
@@ -340,12 +339,9 @@ def backup_point(backup: ProviderBackup, datadir: Path) -> tuple[BackupPoint, st
                           "the provider's restore did not produce a base backup")
     with label.open("rb") as handle:
         text = handle.read(LABEL_MAX).decode("utf-8", "replace")
-    where, line = _START.search(text), _TIMELINE.search(text)
-    if where is None or line is None or not 0 < int(line.group(1)) < 2**32:
-        raise BackupError(f"{label} names no START WAL LOCATION / START TIMELINE",
-                          "inspect the backup")
-    lsn = parse_lsn(where.group(1))
-    return (BackupPoint(lsn, int(line.group(1)), lsn, backup.finished),
+    first = label_range(text, "")  # BackupError unless it names both, checked
+    lsn = parse_lsn(first.start)
+    return (BackupPoint(lsn, first.timeline, lsn, backup.finished),
             "from backup_label: the backup's end LSN is unknown (recovery reports it)")
 
 

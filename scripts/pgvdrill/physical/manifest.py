@@ -9,10 +9,10 @@ from pathlib import Path
 
 from pgvdrill.errors import BackupError
 
-_LABEL_START = re.compile(r"^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+)", re.M)
-_LABEL_TIMELINE = re.compile(r"^START TIMELINE: (\d+)", re.M)
+_LABEL_START = re.compile(r"^START WAL LOCATION: ([0-9A-F]{1,8}/[0-9A-F]{1,8})", re.M)
+_LABEL_TIMELINE = re.compile(r"^START TIMELINE: ([0-9]{1,10})$", re.M)
 _LSN = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
-MAX_TIMELINE = 0xFFFFFFFF
+MAX_TIMELINE = 0xFFFFFFFF  # PostgreSQL's TimeLineID is 32 bits
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,10 @@ def _range(item: object) -> WalRange:
 
 
 def label_range(label: str, end: str) -> WalRange:
-    """The WAL range of a backup from its backup_label text and its end (pg_backup_stop's
-    location)."""
+    """The WAL range of a backup from its backup_label text (untrusted: a timeline in
+    1..2**32-1, an LSN) and its end (pg_backup_stop's location)."""
     start, timeline = _LABEL_START.search(label), _LABEL_TIMELINE.search(label)
-    if start is None or timeline is None:
-        raise BackupError(f"backup_label has no START WAL LOCATION/START TIMELINE:\n{label}",
-                          "the backup is damaged: take a new one")
+    if start is None or timeline is None or not 0 < int(timeline.group(1)) <= MAX_TIMELINE:
+        raise BackupError("backup_label has no START WAL LOCATION/START TIMELINE:\n"
+                          + label[:400], "the backup is damaged: take a new one")
     return WalRange(int(timeline.group(1)), start.group(1), end)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, TypeGuard
 
 from pgvdrill.errors import BackupError
+from pgvdrill.physical.manifest import MAX_TIMELINE
 from pgvdrill.providers.base import ProviderBackup, check_backup_id
 from pgvdrill.wal.names import SEGMENT_RE, is_archive_name
 
@@ -131,7 +132,7 @@ def _backup(entry: object) -> ProviderBackup | None:
         id=backup_id, kind="physical",
         started=_time(entry, "begin_time_iso"), finished=_time(entry, "end_time_iso"),
         start_lsn=_lsn(entry, "begin_xlog"), end_lsn=_lsn(entry, "end_xlog"),
-        timeline=_int(entry, "timeline", 1, 0xFFFFFFFF),  # PostgreSQL's: 32 bits
+        timeline=_int(entry, "timeline", 1, MAX_TIMELINE),  # PostgreSQL's: 32 bits
         size_bytes=size if size is not None else _int(entry, "cluster_size", 0),
         source_version=server_version(_int(entry, "version", 90000, 999999)),
         details=details)

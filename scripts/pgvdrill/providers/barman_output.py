@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from pgvdrill.physical.manifest import MAX_TIMELINE
 from pgvdrill.providers.base import ProviderBackup, check_backup_id
 from pgvdrill.wal.names import is_archive_name, parse_lsn
 
@@ -121,7 +122,7 @@ def backup(text: str, server: str, backup_id: str) -> ProviderBackup:
         id=backup_id, kind="physical",
         started=_time(base, "begin_time_timestamp"), finished=_time(base, "end_time_timestamp"),
         start_lsn=_lsn(base, "begin_lsn"), end_lsn=_lsn(base, "end_lsn"),
-        timeline=_int(base, "timeline", 1, 0xFFFFFFFF),
+        timeline=_int(base, "timeline", 1, MAX_TIMELINE),
         size_bytes=_int(base, "backup_size_bytes"),
         source_version=_server_version(_int(shown, "postgresql_version", 90000, 999999)),
         details=details)

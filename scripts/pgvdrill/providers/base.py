@@ -27,7 +27,6 @@ from pgvdrill.errors import ConfigError
 
 Kind = Literal["physical", "logical"]
 Status = Literal["pass", "fail", "unknown"]
-MAX_TIMELINE = 0xFFFFFFFF  # PostgreSQL's TimeLineID is 32 bits: a listed timeline's bound
 # how far a tool's clock may run ahead of the drill host's before its finish times are not
 # believed (a backup "finished" later than now + this is the tool's clock or catalog wrong)
 CLOCK_SKEW = timedelta(minutes=5)

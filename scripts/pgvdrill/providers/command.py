@@ -21,9 +21,9 @@ from pathlib import Path
 
 from pgvdrill import config
 from pgvdrill.errors import ConfigError, RestoreError, ToolError
+from pgvdrill.physical.manifest import MAX_TIMELINE
 from pgvdrill.proc import runner, template
 from pgvdrill.providers.base import (
-    MAX_TIMELINE,
     Kind,
     Provider,
     ProviderBackup,
