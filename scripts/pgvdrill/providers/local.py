@@ -28,7 +28,7 @@ from pgvdrill.installation import Installation
 from pgvdrill.logical.archive import inspect
 from pgvdrill.physical.unpack import extract_backup
 from pgvdrill.physical.verifybackup import backup_format, backup_major, check_backup
-from pgvdrill.providers.base import ProviderBackup, ToolCheck
+from pgvdrill.providers.base import ToolCheck
 from pgvdrill.repository.paths import copy_regular, what_is
 from pgvdrill.wal.names import is_archive_name
 
@@ -154,11 +154,6 @@ def _run_check(name: str, argv: tuple[str, ...], check: Callable[[], str]) -> To
         return ToolCheck(name, "unknown", argv, reason=exc.message,
                          seconds=time.monotonic() - started)
     return ToolCheck(name, "pass", argv, said, seconds=time.monotonic() - started)
-
-
-def newest(backups: Sequence[ProviderBackup], kind: str) -> ProviderBackup | None:
-    """The last of `backups` (oldest first) of `kind`."""
-    return next((b for b in reversed(backups) if b.kind == kind), None)
 
 
 @contextmanager
