@@ -246,12 +246,19 @@ def _failed_without(stored: Path, cli: Cli, cli_cache: Path, tmp_path: Path,
     return dict(drill)
 
 
+def _tool_logs(stanza: Stanza) -> dict[str, int]:
+    """pgBackRest's log files in the stand-in's log-path but the archiver's, with sizes."""
+    return {p.name: p.stat().st_size for p in (stanza.directory / "log").iterdir()
+            if "archive-push" not in p.name}
+
+
 @e2e
 def test_the_dr_drill_passes_on_a_good_backup(pgbackrest_stanza: Stanza, pgvdrill_cli: Cli,
                                               cli_cache: Path, tmp_path: Path) -> None:
     production = pgbackrest_stanza.production
     files = pgbackrest_stanza.files()
     before = production.fingerprint()
+    logs = _tool_logs(pgbackrest_stanza)
 
     code, output, report = _dr_drill(pgvdrill_cli, cli_cache, tmp_path, pgbackrest_stanza)
 
@@ -278,6 +285,9 @@ def test_the_dr_drill_passes_on_a_good_backup(pgbackrest_stanza: Stanza, pgvdril
     after = production.fingerprint()
     assert after.unchanged_problems(before) == []
     assert connection_problems(after, before) == []  # pgBackRest connected nowhere
+    # pgvdrill's runs of pgBackRest write no log into production's log-path (the
+    # archiver's own archive-push log is production's, left out)
+    assert _tool_logs(pgbackrest_stanza) == logs
 
 
 @e2e

@@ -62,7 +62,8 @@ class PgBackRest(Provider):
         argv = [str(self.program)]
         if self.conf.config is not None:
             argv.append(f"--config={self.conf.config}")
-        argv.append(f"--stanza={self.conf.stanza}")
+        # no log file: pgBackRest's log-path is production's (the operator's own runs log there)
+        argv += [f"--stanza={self.conf.stanza}", "--log-level-file=off"]
         if self.conf.repo:
             argv.append(f"--repo={self.conf.repo}")
         return [*argv, command, *args]
